@@ -1,0 +1,225 @@
+import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2'
+import { verifyHostKey } from './host-keys'
+import { backoffDelay, withRetries, type Sleep } from './retry'
+import type { Auth, Host, Settings } from './settings'
+
+/** Why a connection could not be made; `transient` ones are worth retrying. */
+export interface ConnectFailure {
+  kind: 'host-key' | 'auth' | 'timeout' | 'refused' | 'lost-before-handshake' | 'network' | 'protocol'
+  transient: boolean
+  message: string
+}
+
+export type ConnectOptions = Pick<
+  Settings,
+  'auth' | 'hostKeys' | 'connectTimeoutMs' | 'connectRetries' | 'keepaliveIntervalMs' | 'keepaliveCountMax'
+>
+
+type SshError = Error & { level?: string; code?: string }
+
+const TRANSIENT_SOCKET_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
+  'ENETUNREACH', 'ENETDOWN', 'EPIPE', 'EAI_AGAIN'
+])
+
+const THROTTLE_HINT =
+  'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists'
+
+/** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
+export function classifyConnectError(err: SshError, connectTimeoutMs: number): ConnectFailure {
+  switch (err.level) {
+    case 'client-authentication':
+    case 'agent':
+      return { kind: 'auth', transient: false, message: `authentication failed: ${err.message}` }
+    case 'client-timeout':
+      return {
+        kind: 'timeout',
+        transient: true,
+        message: `connection timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
+      }
+    case 'protocol':
+      // ssh2 raises this when the server drops the connection before its banner: sshd refusing
+      // unauthenticated connections past MaxStartups looks exactly like this.
+      return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` }
+    case 'client-socket': {
+      const code = err.code ?? ''
+      if (code === 'ECONNRESET') {
+        return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
+      }
+      if (code === 'ECONNREFUSED') return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' }
+      return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` }
+    }
+    default:
+      return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` }
+  }
+}
+
+/** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
+export class ChannelOpenError extends Error {
+  constructor(
+    message: string,
+    readonly refused: boolean
+  ) {
+    super(message)
+  }
+}
+
+/** One authenticated SSH connection to a host, reused by every step of that host. */
+export class Connection {
+  private lost?: string
+
+  constructor(
+    readonly client: Client,
+    private readonly keepalive: { intervalMs: number; countMax: number }
+  ) {
+    // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
+    // unhandled 'error' event would take the whole process down.
+    client.on('error', (err: SshError) => {
+      this.lost ??= this.describeLoss(err)
+    })
+    client.on('close', () => {
+      this.lost ??= 'connection closed by the remote host'
+    })
+  }
+
+  private describeLoss(err: SshError): string {
+    if (err.level === 'client-timeout') {
+      const { intervalMs, countMax } = this.keepalive
+      return `host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`
+    }
+    return `connection lost: ${err.code ?? err.message}`
+  }
+
+  /** Why the connection is gone, or undefined while it is up. */
+  get lostReason(): string | undefined {
+    return this.lost
+  }
+
+  /** Opens an exec channel. Rejects with ChannelOpenError. */
+  exec(command: string): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      if (this.lost) return reject(new ChannelOpenError(this.lost, false))
+      try {
+        this.client.exec(command, (err, channel) => {
+          if (err) {
+            // A numeric reason means the server answered CHANNEL_OPEN_FAILURE on a live connection.
+            const refused = typeof (err as { reason?: unknown }).reason === 'number' && !this.lost
+            reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused))
+          } else {
+            resolve(channel)
+          }
+        })
+      } catch (err) {
+        reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
+      }
+    })
+  }
+
+  /** Ends the connection; a peer that does not answer is cut after a second. */
+  close(): void {
+    this.lost ??= 'closed'
+    this.client.end()
+    setTimeout(() => this.client.destroy(), 1000).unref()
+  }
+}
+
+/** Authentication methods in the order tried: key, agent, password, keyboard-interactive. */
+function authMethods(username: string, auth: Auth): AnyAuthMethod[] {
+  const methods: AnyAuthMethod[] = []
+  // The key was parsed once up front; ssh2 accepts the parsed object here and does not parse it again.
+  if (auth.privateKey) methods.push({ type: 'publickey', username, key: auth.privateKey })
+  if (auth.agent) methods.push({ type: 'agent', username, agent: auth.agent })
+  const password = auth.password
+  if (password !== undefined) {
+    methods.push({ type: 'password', username, password })
+    methods.push({
+      type: 'keyboard-interactive',
+      username,
+      prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password))
+    })
+  }
+  return methods
+}
+
+/** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
+export function connectOnce(
+  host: Host,
+  options: ConnectOptions
+): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
+  return new Promise((resolve) => {
+    const client = new Client()
+    let refusal: string | undefined
+    let firstError: SshError | undefined
+    let settled = false
+    const settle = (value: { connection: Connection } | { failure: ConnectFailure }): void => {
+      if (settled) return
+      settled = true
+      if ('failure' in value) client.destroy()
+      resolve(value)
+    }
+    const connection = new Connection(client, {
+      intervalMs: options.keepaliveIntervalMs,
+      countMax: options.keepaliveCountMax
+    })
+    client.on('error', (err: SshError) => {
+      firstError ??= err
+      if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
+      else settle({ failure: classifyConnectError(err, options.connectTimeoutMs) })
+    })
+    client.on('close', () => {
+      settle({ failure: firstError ? classifyConnectError(firstError, options.connectTimeoutMs) : { kind: 'network', transient: true, message: 'connection closed before login completed' } })
+    })
+    client.on('ready', () => settle({ connection }))
+    const config: ConnectConfig = {
+      host: host.hostname,
+      port: host.port,
+      username: host.user,
+      authHandler: authMethods(host.user, options.auth),
+      readyTimeout: options.connectTimeoutMs,
+      keepaliveInterval: options.keepaliveIntervalMs,
+      keepaliveCountMax: options.keepaliveCountMax,
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(options.hostKeys, host, key)
+        if (!verdict.accepted) refusal = verdict.reason
+        return verdict.accepted
+      }
+    }
+    try {
+      client.connect(config)
+    } catch (err) {
+      settle({ failure: { kind: 'protocol', transient: false, message: (err as Error).message } })
+    }
+  })
+}
+
+export interface ConnectResult {
+  connection?: Connection
+  failure?: ConnectFailure
+  attempts: number
+  /** Failures that were retried, in order, for the warning annotation. */
+  retried: ConnectFailure[]
+}
+
+/** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
+export async function connect(
+  host: Host,
+  options: ConnectOptions,
+  deps: { sleep?: Sleep; random?: () => number } = {}
+): Promise<ConnectResult> {
+  const retried: ConnectFailure[] = []
+  const { outcome, attempts } = await withRetries(
+    () => connectOnce(host, options),
+    {
+      retries: options.connectRetries,
+      retryable: (o) => 'failure' in o && o.failure.transient,
+      delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
+      sleep: deps.sleep,
+      onRetry: (o) => {
+        if ('failure' in o) retried.push(o.failure)
+      }
+    }
+  )
+  return 'connection' in outcome
+    ? { connection: outcome.connection, attempts, retried }
+    : { failure: outcome.failure, attempts, retried }
+}

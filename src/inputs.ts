@@ -1,0 +1,169 @@
+import * as core from '@actions/core'
+import { existsSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
+import { utils, type ParsedKey } from 'ssh2'
+import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './host-keys'
+import { parseHosts, parsePort } from './inventory'
+import type { Auth, Settings } from './settings'
+
+/** A bad input value; main reports it as an error annotation naming the input. */
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    problem: string
+  ) {
+    super(`Invalid input '${input}': ${problem}`)
+    this.name = 'InputError'
+  }
+}
+
+/** Inputs that are masked; their values are never quoted in a message. */
+export const SECRET_INPUTS = ['private-key', 'passphrase', 'password'] as const
+
+type Env = NodeJS.ProcessEnv
+
+/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text)
+  if (!m) {
+    throw new Error(
+      text.startsWith('-') ? `'${text}' is negative` : `'${text}' is not a duration (seconds, or a number with s, m or h: 90, 90s, 10m)`
+    )
+  }
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h']
+  return Math.round(Number(m[1]) * unit)
+}
+
+/** Parses a whole number no smaller than `min`. */
+export function parseCount(text: string, min: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+    throw new Error(`'${text}' is not a whole number of at least ${min}`)
+  }
+  return Number(text)
+}
+
+/** Parses `NAME=value` lines (blank lines and `#` comments skipped). */
+export function parseEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) return
+    const eq = line.indexOf('=')
+    const name = eq > 0 ? line.slice(0, eq).trim() : ''
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new Error(`line ${i + 1} is not NAME=value with NAME made of letters, digits and _`)
+    }
+    env[name] = line.slice(eq + 1)
+  })
+  return env
+}
+
+/** Reads one input and converts it, turning a failure into an InputError that names the input. */
+function field<T>(name: string, parse: (text: string) => T, fallback: string): T {
+  const text = core.getInput(name) || fallback
+  try {
+    return parse(text)
+  } catch (err) {
+    throw new InputError(name, (err as Error).message)
+  }
+}
+
+function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
+  return (text) => {
+    if (!choices.includes(text as T)) throw new Error(`'${text}' is not one of ${choices.join(', ')}`)
+    return text as T
+  }
+}
+
+/** Registers every secret input with the runner's masker, before anything can be logged. */
+function maskSecrets(): void {
+  for (const name of SECRET_INPUTS) {
+    const value = core.getInput(name)
+    if (value === '') continue
+    core.setSecret(value)
+    // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
+    for (const line of value.split(/\r?\n/)) if (line.trim().length > 0) core.setSecret(line.trim())
+  }
+}
+
+function parsePrivateKey(text: string, passphrase: string): ParsedKey {
+  const parsed = utils.parseKey(text.trim() + '\n', passphrase || undefined)
+  if (parsed instanceof Error) {
+    const input = passphrase ? 'passphrase' : 'private-key'
+    throw new InputError(input, `the private key could not be read: ${parsed.message}`)
+  }
+  return Array.isArray(parsed) ? parsed[0] : parsed
+}
+
+function readAuth(env: Env): Auth {
+  const keyText = core.getInput('private-key')
+  const passphrase = core.getInput('passphrase')
+  const password = core.getInput('password')
+  const agentMode = field('agent', oneOf(['auto', 'true', 'false'] as const), 'auto')
+  const socket = env.SSH_AUTH_SOCK
+  if (agentMode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
+  if (passphrase && !keyText) throw new InputError('passphrase', 'given without private-key')
+  const auth: Auth = {
+    privateKey: keyText ? parsePrivateKey(keyText, passphrase) : undefined,
+    password: password || undefined,
+    agent: agentMode !== 'false' && socket ? socket : undefined
+  }
+  if (!auth.privateKey && !auth.password && !auth.agent) {
+    throw new InputError('private-key', 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)')
+  }
+  return auth
+}
+
+function readHostKeys(): HostKeyPolicy {
+  const mode = field('host-key-check', oneOf(['strict', 'off'] as const), 'strict')
+  let knownHosts: KnownHost[] = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '')
+  if (core.getInput('known-hosts') === '') {
+    const file = join(homedir(), '.ssh', 'known_hosts')
+    if (existsSync(file)) knownHosts = parseKnownHosts(readFileSync(file, 'utf8'), file, false)
+  }
+  const fingerprints = field('fingerprint', parseFingerprints, '')
+  return { mode, knownHosts, fingerprints }
+}
+
+/** Reads and validates every input. Throws InputError naming the first bad input. */
+export function getSettings(env: Env = process.env): Settings {
+  maskSecrets()
+  const username = core.getInput('username') || undefined
+  const port = field('port', parsePort, '22')
+  const hosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
+  const auth = readAuth(env)
+  const hostKeys = readHostKeys()
+  // The script must reach the host byte for byte: no trimming.
+  const script = core.getInput('run', { trimWhitespace: false })
+  if (script.trim() === '') throw new InputError('run', 'no script given')
+  const shell = field('shell', (t) => {
+    if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
+    return t.trim()
+  }, 'bash -e')
+  return {
+    hosts,
+    auth,
+    hostKeys,
+    steps: [
+      {
+        kind: 'run',
+        name: 'run',
+        script,
+        env: field('env', () => parseEnv(core.getInput('env', { trimWhitespace: false })), ''),
+        timeoutMs: field('timeout', parseDuration, '0'),
+        retries: field('retries', (t) => parseCount(t, 0), '0'),
+        retryDelayMs: field('retry-delay', parseDuration, '5s')
+      }
+    ],
+    shell,
+    concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
+    connectTimeoutMs: field('connect-timeout', (t) => {
+      const ms = parseDuration(t)
+      if (ms === 0) throw new Error(`'${t}' must be more than 0`)
+      return ms
+    }, '20s'),
+    connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
+    keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
+    keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')
+  }
+}

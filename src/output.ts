@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto'
+import { StringDecoder } from 'node:string_decoder'
+import type { Host } from './settings'
+
+export type StreamName = 'stdout' | 'stderr'
+
+/** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
+const MAX_LINE = 64 * 1024
+/** Lines of each stream kept per step for reports. */
+const TAIL_LINES = 20
+
+/** Splits a byte stream into lines (UTF-8 safe across chunks) and keeps a bounded tail of them. */
+export class LineSplitter {
+  private readonly decoder = new StringDecoder('utf8')
+  private pending = ''
+  private readonly tail: string[] = []
+
+  constructor(private readonly onLines: (lines: string[]) => void) {}
+
+  push(chunk: Buffer): void {
+    this.emit(this.decoder.write(chunk), false)
+  }
+
+  end(): void {
+    this.emit(this.decoder.end(), true)
+  }
+
+  /** The last lines seen, joined by newlines. */
+  tailText(): string {
+    return this.tail.join('\n')
+  }
+
+  private emit(text: string, final: boolean): void {
+    const parts = (this.pending + text).split('\n')
+    this.pending = final ? '' : (parts.pop() as string)
+    if (final && parts[parts.length - 1] === '') parts.pop()
+    while (this.pending.length > MAX_LINE) {
+      parts.push(this.pending.slice(0, MAX_LINE))
+      this.pending = this.pending.slice(MAX_LINE)
+    }
+    if (parts.length === 0) return
+    const lines = parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l))
+    this.tail.push(...lines.slice(-TAIL_LINES))
+    if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES)
+    this.onLines(lines)
+  }
+}
+
+/**
+ * The live log. With several hosts in flight every line carries its host; with one at a time each
+ * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
+ * prefix keeps `::` off the start of the line, and a group is fenced with stop-commands.
+ */
+export class FleetLog {
+  private readonly token = randomBytes(16).toString('hex')
+
+  constructor(
+    readonly grouped: boolean,
+    private readonly write: (text: string) => void = (text) => process.stdout.write(text)
+  ) {}
+
+  hostStarted(host: Host): void {
+    if (this.grouped) this.write(`::group::${host.name}\n::stop-commands::${this.token}\n`)
+  }
+
+  hostFinished(): void {
+    if (this.grouped) this.write(`::${this.token}::\n::endgroup::\n`)
+  }
+
+  /** Lines of remote (or local) output. stderr lines are marked. */
+  output(host: Host, stream: StreamName, lines: string[]): void {
+    const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '')
+    this.write(lines.map((line) => prefix + line + '\n').join(''))
+  }
+
+  /** A line of ssh-fleet's own about a host (connected, step finished, …). */
+  status(host: Host, message: string): void {
+    this.write(`${this.grouped ? '' : `[${host.name}] `}» ${message}\n`)
+  }
+}

@@ -1,0 +1,134 @@
+import * as core from '@actions/core'
+import { ANNOTATION_LIMIT, Outputs } from './constants'
+import type { HostResult } from './host-runner'
+
+/** Lines of stderr quoted in a failed host's annotation. */
+const ANNOTATION_STDERR_LINES = 5
+
+export interface Reporter {
+  error(message: string, title: string): void
+  warning(message: string, title: string): void
+  notice(message: string): void
+}
+
+const coreReporter: Reporter = {
+  error: (message, title) => core.error(message, { title }),
+  warning: (message, title) => core.warning(message, { title }),
+  notice: (message) => core.notice(message)
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`
+}
+
+function failed(r: HostResult): boolean {
+  return r.status === 'failed' || r.status === 'unreachable'
+}
+
+/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
+export function tally(results: HostResult[], elapsedMs: number): string {
+  const count = (s: HostResult['status']): number => results.filter((r) => r.status === s).length
+  const extras = (['failed', 'unreachable', 'skipped'] as const)
+    .filter((s) => count(s) > 0)
+    .map((s) => `${count(s)} ${s}`)
+  return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`
+}
+
+/**
+ * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
+ * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
+ */
+export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter): void {
+  const failures = results.filter(failed)
+  const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length
+  for (const r of failures.slice(0, shown)) {
+    const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? []
+    const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n')
+    reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`)
+  }
+  if (failures.length > shown) {
+    reporter.error(`${failures.length - shown} more hosts failed; the job summary lists every host`, `${failures.length} hosts failed`)
+  }
+  const retried = results.filter((r) => r.warnings.length > 0)
+  const warned = retried.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : retried.length
+  for (const r of retried.slice(0, warned)) reporter.warning(r.warnings.join('\n'), `${r.host}: needed retries`)
+  if (retried.length > warned) {
+    reporter.warning(`${retried.length - warned} more hosts needed retries; see the job summary`, `${retried.length} hosts needed retries`)
+  }
+  reporter.notice(tally(results, elapsedMs))
+}
+
+/** The `results` output: one object per host, in the order of `hosts`. */
+export function resultsJson(results: HostResult[]): string {
+  return JSON.stringify(
+    results.map((r) => ({
+      host: r.host,
+      status: r.status,
+      exitCode: r.exitCode,
+      durationMs: r.durationMs,
+      attempts: r.attempts,
+      error: r.error ?? null,
+      steps: r.steps.map((s) => ({
+        name: s.name,
+        status: s.status,
+        exitCode: s.exitCode,
+        signal: s.signal,
+        durationMs: s.durationMs,
+        attempts: s.attempts,
+        stdoutTail: s.stdoutTail,
+        stderrTail: s.stderrTail
+      }))
+    }))
+  )
+}
+
+export function setOutputs(results: HostResult[]): void {
+  core.setOutput(Outputs.Results, resultsJson(results))
+  core.setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'))
+  core.setOutput(Outputs.Failed, results.filter(failed).map((r) => r.host).join('\n'))
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+const STATUS_ICON: Record<HostResult['status'], string> = {
+  success: '✅ success',
+  failed: '❌ failed',
+  unreachable: '⛔ unreachable',
+  skipped: '⏭️ skipped'
+}
+
+/** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
+export function summaryMarkdown(results: HostResult[], elapsedMs: number): string {
+  const rows = results.map((r) => {
+    const done = r.steps.filter((s) => s.status === 'success').length
+    const stepCount = r.steps.length
+    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} |`
+  })
+  const lines = [
+    '## ssh-fleet',
+    '',
+    tally(results, elapsedMs),
+    '',
+    '| Host | Status | Steps done | Attempts | Duration | Exit code |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows
+  ]
+  const failures = results.filter(failed)
+  if (failures.length > 0) {
+    lines.push('', '### Failed hosts', '')
+    for (const r of failures) {
+      lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`)
+      const stderr = r.steps.at(-1)?.stderrTail
+      if (stderr) lines.push('', '  ```', ...stderr.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```')
+    }
+  }
+  return lines.join('\n') + '\n'
+}
+
+export async function writeSummary(results: HostResult[], elapsedMs: number): Promise<void> {
+  // Outside Actions (a local run) there is no summary file to write to.
+  if (!process.env.GITHUB_STEP_SUMMARY) return
+  await core.summary.addRaw(summaryMarkdown(results, elapsedMs)).write()
+}

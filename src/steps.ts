@@ -1,0 +1,160 @@
+import type { ClientChannel } from 'ssh2'
+import { ChannelOpenError, type Connection } from './connection'
+import { LineSplitter, type StreamName } from './output'
+import { backoffDelay, withRetries, type Sleep } from './retry'
+import type { RunStep } from './settings'
+
+export interface StepResult {
+  name: string
+  status: 'success' | 'failed'
+  exitCode: number | null
+  signal: string | null
+  durationMs: number
+  attempts: number
+  error?: string
+  /** True when the connection was lost under the step. */
+  lost: boolean
+  stdoutTail: string
+  stderrTail: string
+}
+
+/** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
+export const KILL_GRACE_MS = 5000
+/** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
+const CHANNEL_RETRIES = 6
+
+/** Quotes a string for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * The remote command. The script travels on stdin, not in the command line: no size limit, no
+ * quoting on the way, and it does not show in `ps`. A POSIX sh writes it to a private temp file,
+ * opens it, removes it, and execs the interpreter on the open file with stdin from /dev/null, so
+ * the script's own stdin is empty and its exit code or signal is the session's.
+ */
+export function remoteCommand(shell: string): string {
+  const bootstrap =
+    'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
+    '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+    `exec ${shell} /dev/fd/3 </dev/null`
+  return `sh -c ${shellQuote(bootstrap)}`
+}
+
+/** The bytes sent on stdin: one line of exports when env is set, then the script untouched. */
+export function scriptPayload(step: RunStep): string {
+  const names = Object.keys(step.env)
+  if (names.length === 0) return step.script
+  return `export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+}
+
+export interface StepContext {
+  connection: Connection
+  shell: string
+  output: (stream: StreamName, lines: string[]) => void
+  sleep?: Sleep
+}
+
+async function openChannel(ctx: StepContext, command: string): Promise<ClientChannel | ChannelOpenError> {
+  const { outcome } = await withRetries(
+    () => ctx.connection.exec(command).catch((err: ChannelOpenError) => err),
+    {
+      retries: CHANNEL_RETRIES,
+      retryable: (o) => o instanceof ChannelOpenError && o.refused,
+      delayMs: (retry) => backoffDelay(retry, 250, 4000),
+      sleep: ctx.sleep
+    }
+  )
+  return outcome
+}
+
+/** Runs a script step once. Never rejects: every outcome is a StepResult. */
+export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
+  const started = Date.now()
+  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => ({
+    name: step.name,
+    exitCode: null,
+    signal: null,
+    durationMs: Date.now() - started,
+    attempts: 1,
+    lost: false,
+    stdoutTail: '',
+    stderrTail: '',
+    ...fields
+  })
+  const channel = await openChannel(ctx, remoteCommand(ctx.shell))
+  if (channel instanceof ChannelOpenError) {
+    return result({ status: 'failed', error: channel.message, lost: !channel.refused })
+  }
+  return new Promise((resolve) => {
+    const stdout = new LineSplitter((lines) => ctx.output('stdout', lines))
+    const stderr = new LineSplitter((lines) => ctx.output('stderr', lines))
+    let exit: { code: number | null; signal: string | null } | undefined
+    let timedOut = false
+    let unkillable = false
+    let done = false
+    const timers: NodeJS.Timeout[] = []
+    const signal = (name: string): void => {
+      try {
+        channel.signal(name)
+      } catch {
+        // The channel is already gone; its close ends the step.
+      }
+    }
+    const finish = (): void => {
+      if (done) return
+      done = true
+      timers.forEach(clearTimeout)
+      stdout.end()
+      stderr.end()
+      const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() }
+      const exitCode = exit?.code ?? null
+      const signal = exit?.signal ?? null
+      if (timedOut) {
+        const limit = `${step.timeoutMs / 1000}s`
+        const error = unkillable
+          ? `timed out after ${limit}; the process did not end after TERM and KILL (the server may not support signals)`
+          : `timed out after ${limit}; the remote process was stopped`
+        return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }))
+      }
+      if (exit === undefined) {
+        const lost = ctx.connection.lostReason
+        const error = lost ? `connection lost during the step: ${lost}` : 'the step ended without an exit status'
+        return resolve(result({ status: 'failed', error, lost: lost !== undefined, ...tails }))
+      }
+      if (signal) return resolve(result({ status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails }))
+      if (exitCode === 0) return resolve(result({ status: 'success', exitCode, ...tails }))
+      resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }))
+    }
+    channel.on('data', (chunk: Buffer) => stdout.push(chunk))
+    channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+    channel.on('exit', (code: number | null, signal?: string) => {
+      exit = { code: code ?? null, signal: signal ?? null }
+    })
+    // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
+    channel.on('error', () => {})
+    channel.on('close', finish)
+    if (step.timeoutMs > 0) {
+      timers.push(
+        setTimeout(() => {
+          timedOut = true
+          signal('TERM')
+          timers.push(
+            setTimeout(() => {
+              signal('KILL')
+              timers.push(
+                setTimeout(() => {
+                  unkillable = true
+                  channel.close()
+                  finish()
+                }, KILL_GRACE_MS)
+              )
+            }, KILL_GRACE_MS)
+          )
+        }, step.timeoutMs)
+      )
+    }
+    channel.end(scriptPayload(step))
+  })
+}

@@ -1,0 +1,75 @@
+/** Runs the bundled action (dist/index.js) exactly as the runner does: INPUT_* variables and command files. */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+
+export const ACTION = resolve(__dirname, '../../dist/index.js')
+
+export interface ActionRun {
+  code: number | null
+  stdout: string
+  stderr: string
+  outputs: Record<string, string>
+  summary: string
+  results: Array<Record<string, any>>
+  /** Annotation lines (`::error …`, `::warning …`, `::notice …`). */
+  annotations: string[]
+  durationMs: number
+}
+
+/** Parses the GITHUB_OUTPUT file format (`name<<DELIM` … `DELIM`). */
+export function parseOutputFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const lines = text.split('\n')
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i])
+    if (!m) continue
+    const value: string[] = []
+    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i])
+    out[m[1]] = value.join('\n')
+  }
+  return out
+}
+
+export async function runAction(inputs: Record<string, string>, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<ActionRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-run-'))
+  const outputFile = join(dir, 'output')
+  const summaryFile = join(dir, 'summary')
+  writeFileSync(outputFile, '')
+  writeFileSync(summaryFile, '')
+  const inputEnv = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v]))
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_') && k !== 'SSH_AUTH_SOCK'))
+  const started = Date.now()
+  const child = spawn(process.execPath, [ACTION], {
+    env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, ...inputEnv, ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const code = await new Promise<number | null>((r) => child.on('close', r))
+  clearTimeout(timer)
+  const outputs = parseOutputFile(readFileSync(outputFile, 'utf8'))
+  const summary = readFileSync(summaryFile, 'utf8')
+  rmSync(dir, { recursive: true, force: true })
+  return {
+    code,
+    stdout,
+    stderr,
+    outputs,
+    summary,
+    results: outputs.results ? JSON.parse(outputs.results) : [],
+    annotations: stdout.split('\n').filter((l) => /^::(error|warning|notice)/.test(l)),
+    durationMs: Date.now() - started
+  }
+}
+
+/** The result object of one host from a run. */
+export function hostResult(run: ActionRun, host: string): Record<string, any> {
+  const r = run.results.find((x) => x.host === host)
+  if (!r) throw new Error(`no result for ${host} in ${JSON.stringify(run.results)}`)
+  return r
+}

@@ -1,0 +1,158 @@
+/**
+ * A real OpenSSH sshd on 127.0.0.1 for integration tests: temp config, its own host key, random
+ * free ports (one sshd can serve many "hosts", one per port). As root it logs in a dedicated
+ * unprivileged user (root's shell rc files here are slow and noisy); otherwise the current user.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect as tcpConnect } from 'node:net'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+
+export const SSHD = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/opt/homebrew/sbin/sshd'].find((p) => existsSync(p))
+const TEST_USER = 'sshfleet'
+export const isRoot = process.getuid?.() === 0
+
+export interface SshdOptions {
+  /** How many ports (hosts) it listens on. */
+  ports?: number
+  /** Extra sshd_config lines, e.g. `MaxStartups 2`. */
+  config?: string[]
+  /** Password for the test user (root only), enabling password authentication. */
+  password?: string
+}
+
+export interface Sshd {
+  ports: number[]
+  user: string
+  dir: string
+  /** The client private key (ed25519, unencrypted) authorised for `user`. */
+  clientKey: string
+  /** known_hosts lines for every port: `[127.0.0.1]:port ssh-ed25519 …`. */
+  knownHosts: string
+  /** `SHA256:…` of the host key. */
+  fingerprint: string
+  hostKeyType: string
+  /** Path where a test can drop files readable by the test user. */
+  shared: string
+  log(): string
+  stop(): Promise<void>
+}
+
+/** Ports the kernel says are free right now. */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+      const s = createServer()
+      s.listen(0, '127.0.0.1', () => resolve(s))
+    }))
+  )
+  const ports = servers.map((s) => (s.address() as { port: number }).port)
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
+  return ports
+}
+
+export function ensureTestUser(): string {
+  if (!isRoot) return userInfo().username
+  try {
+    execFileSync('id', [TEST_USER], { stdio: 'ignore' })
+  } catch {
+    execFileSync('useradd', ['-m', '-s', '/bin/bash', TEST_USER], { stdio: 'ignore' })
+  }
+  // With UsePAM no, sshd refuses a locked account ('!') even for keys: '*' is unlocked, no password.
+  execFileSync('usermod', ['-p', '*', TEST_USER], { stdio: 'ignore' })
+  return TEST_USER
+}
+
+function setPassword(user: string, password: string): void {
+  execFileSync('chpasswd', { input: `${user}:${password}\n` })
+}
+
+export function keygen(path: string, type = 'ed25519', passphrase = '', format?: 'PEM'): string {
+  rmSync(path, { force: true })
+  rmSync(`${path}.pub`, { force: true })
+  execFileSync('ssh-keygen', ['-q', '-t', type, '-N', passphrase, '-f', path, '-C', 'ssh-fleet-test', ...(format ? ['-m', format] : [])])
+  return readFileSync(path, 'utf8')
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tcpConnect(port, '127.0.0.1')
+    s.on('connect', () => { s.destroy(); resolve(true) })
+    s.on('error', () => resolve(false))
+  })
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
+  if (!SSHD) throw new Error('OpenSSH sshd not found: install it (apt-get install openssh-server); .ci/run does')
+  const user = ensureTestUser()
+  if (options.password) {
+    if (!isRoot) throw new Error('password tests need root to set the test user password')
+    setPassword(user, options.password)
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-sshd-'))
+  chmodSync(dir, 0o755) // the logged-in user reads authorized_keys from here
+  const shared = join(dir, 'shared')
+  mkdirSync(shared, { mode: 0o777 })
+  chmodSync(shared, 0o777)
+  if (isRoot) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 })
+  keygen(join(dir, 'host_ed25519'))
+  const clientKey = keygen(join(dir, 'client'))
+  writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')), { mode: 0o644 })
+  const ports = await freePorts(options.ports ?? 1)
+  const config = [
+    ...ports.map((p) => `ListenAddress 127.0.0.1:${p}`),
+    `HostKey ${join(dir, 'host_ed25519')}`,
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+    'UsePAM no',
+    'StrictModes no',
+    `PasswordAuthentication ${options.password ? 'yes' : 'no'}`,
+    'KbdInteractiveAuthentication no',
+    'PermitRootLogin no',
+    `AllowUsers ${user}`,
+    'LogLevel VERBOSE',
+    'MaxStartups 200',
+    'Subsystem sftp internal-sftp',
+    ...(options.config ?? [])
+  ]
+  writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n')
+  const logFile = join(dir, 'sshd.log')
+  writeFileSync(logFile, '')
+  const proc: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })
+  proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
+  const log = (): string => readFileSync(logFile, 'utf8')
+  const deadline = Date.now() + 10_000
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`sshd exited at start:\n${log()}`)
+    if ((await Promise.all(ports.map(portOpen))).every(Boolean)) break
+    if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  const hostPub = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8').trim().split(/\s+/)
+  const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host_ed25519.pub')], { encoding: 'utf8' }).split(/\s+/)[1]
+  return {
+    ports,
+    user,
+    dir,
+    clientKey,
+    knownHosts: ports.map((p) => `[127.0.0.1]:${p} ${hostPub[0]} ${hostPub[1]}`).join('\n'),
+    fingerprint,
+    hostKeyType: hostPub[0],
+    shared,
+    log,
+    stop: async () => {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r))
+        proc.kill('SIGTERM')
+        await exited
+      }
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** `user@127.0.0.1:port` for each port. */
+export function hostList(sshd: Sshd, ports = sshd.ports): string {
+  return ports.map((p) => `${sshd.user}@127.0.0.1:${p}`).join('\n')
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    // Integration tests share one machine's sshd processes and time keepalives: run files one at a time.
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    include: ['test/**/*.test.ts']
+  }
+})
