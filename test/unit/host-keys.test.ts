@@ -1,0 +1,116 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import { describe, expect, test } from 'vitest'
+import { describeKey, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/host-keys'
+
+/** A syntactically valid ssh-ed25519 public key blob. */
+function edKey(): Buffer {
+  const type = Buffer.from('ssh-ed25519')
+  const body = randomBytes(32)
+  const buf = Buffer.alloc(4 + type.length + 4 + body.length)
+  buf.writeUInt32BE(type.length, 0)
+  type.copy(buf, 4)
+  buf.writeUInt32BE(body.length, 4 + type.length)
+  body.copy(buf, 8 + type.length)
+  return buf
+}
+const line = (hosts: string, key: Buffer, marker = ''): string => `${marker}${marker ? ' ' : ''}${hosts} ssh-ed25519 ${key.toString('base64')}`
+const hashed = (name: string): string => {
+  const salt = randomBytes(20)
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`
+}
+const policy = (knownHosts: string, fingerprints = '', mode: 'strict' | 'off' = 'strict'): HostKeyPolicy => ({
+  mode,
+  knownHosts: parseKnownHosts(knownHosts, 'known-hosts', true),
+  fingerprints: parseFingerprints(fingerprints)
+})
+const web = { name: 'deploy@web1', hostname: 'web1', port: 22 }
+const web2222 = { name: 'web1:2222', hostname: 'web1', port: 2222 }
+
+describe('verifyHostKey', () => {
+  const key = edKey()
+  const other = edKey()
+
+  test('accepts a plain name on port 22 and refuses another key for it', () => {
+    expect(verifyHostKey(policy(line('web1', key)), web, key)).toMatchObject({ accepted: true, via: 'known-hosts line 1' })
+    const refused = verifyHostKey(policy(line('web1', key)), web, other)
+    expect(refused).toMatchObject({ accepted: false })
+    expect(refused.accepted === false && refused.reason).toContain(describeKey(other).fingerprint)
+    expect(refused.accepted === false && refused.reason).toContain('does not match the key known for web1')
+  })
+
+  test('needs [host]:port for other ports, as OpenSSH writes it', () => {
+    expect(verifyHostKey(policy(line('web1', key)), web2222, key).accepted).toBe(false)
+    expect(verifyHostKey(policy(line('[web1]:2222', key)), web2222, key).accepted).toBe(true)
+  })
+
+  test('matches hashed names, including [host]:port', () => {
+    expect(verifyHostKey(policy(line(hashed('web1'), key)), web, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line(hashed('[web1]:2222'), key)), web2222, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line(hashed('web2'), key)), web, key).accepted).toBe(false)
+  })
+
+  test('matches * and ? patterns, with negation', () => {
+    expect(verifyHostKey(policy(line('web?,db*', key)), web, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line('*,!web1', key)), web, key).accepted).toBe(false)
+    expect(verifyHostKey(policy(line('*.example.com', key)), web, key).accepted).toBe(false)
+  })
+
+  test('refuses a @revoked key even when a fingerprint accepts it', () => {
+    const fp = describeKey(key).fingerprint
+    const verdict = verifyHostKey(policy(`${line('*', key, '@revoked')}\n${line('web1', key)}`, fp), web, key)
+    expect(verdict).toMatchObject({ accepted: false })
+    expect(verdict.accepted === false && verdict.reason).toMatch(/@revoked \(known-hosts line 1\)/)
+  })
+
+  test('accepts pinned fingerprints, for all hosts or the named one', () => {
+    const fp = describeKey(key).fingerprint
+    expect(verifyHostKey(policy('', fp), web, key)).toMatchObject({ accepted: true, via: 'fingerprint' })
+    expect(verifyHostKey(policy('', `web1=${fp}`), web, key).accepted).toBe(true)
+    expect(verifyHostKey(policy('', `deploy@web1=${fp}`), web, key).accepted).toBe(true)
+    expect(verifyHostKey(policy('', `web2=${fp}`), web, key).accepted).toBe(false)
+    expect(verifyHostKey(policy('', describeKey(other).fingerprint), web, key).accepted).toBe(false)
+  })
+
+  test('an unknown key is refused with its type, fingerprint and how to pin it', () => {
+    const verdict = verifyHostKey(policy(''), web2222, key)
+    expect(verdict.accepted).toBe(false)
+    const reason = verdict.accepted === false ? verdict.reason : ''
+    expect(reason).toContain(`ssh-ed25519 ${describeKey(key).fingerprint} is not known`)
+    expect(reason).toContain(`'web1:2222=${describeKey(key).fingerprint}'`)
+    expect(reason).toContain('ssh-keyscan -p 2222 web1')
+  })
+
+  test('off accepts any key but still refuses a revoked one', () => {
+    expect(verifyHostKey(policy('', '', 'off'), web, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line('*', key, '@revoked'), '', 'off'), web, key).accepted).toBe(false)
+  })
+})
+
+describe('parsing', () => {
+  test('describeKey reads the type and SHA256 like ssh-keygen', () => {
+    const key = edKey()
+    const d = describeKey(key)
+    expect(d.type).toBe('ssh-ed25519')
+    expect(d.fingerprint).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/)
+  })
+
+  test('strict known-hosts parsing names the bad line; lenient parsing skips it', () => {
+    const key = edKey()
+    const text = `# comment\n\n${line('web1', key)}\nweb2 ssh-ed25519\nweb3 ssh-rsa ${key.toString('base64')}`
+    expect(() => parseKnownHosts(text, 'known-hosts', true)).toThrow(/known-hosts line 4: expected/)
+    expect(() => parseKnownHosts(`${line('web1', key)}\n@bogus ${line('a', key)}`, 'known-hosts', true)).toThrow(/line 2: unknown marker '@bogus'/)
+    expect(() => parseKnownHosts(`web3 ssh-rsa ${key.toString('base64')}`, 'known-hosts', true)).toThrow(/not a ssh-rsa key/)
+    expect(parseKnownHosts(text, '~/.ssh/known_hosts', false)).toHaveLength(1)
+  })
+
+  test('@cert-authority lines are accepted but vouch for no plain key', () => {
+    const key = edKey()
+    const p = policy(line('*', key, '@cert-authority'))
+    expect(p.knownHosts).toHaveLength(0)
+  })
+
+  test('fingerprint lines must be SHA256', () => {
+    expect(() => parseFingerprints('MD5:aa:bb')).toThrow(/line 1: expected SHA256/)
+    expect(() => parseFingerprints('SHA256:short')).toThrow(/line 1/)
+  })
+})

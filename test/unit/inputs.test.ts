@@ -1,0 +1,131 @@
+import { afterEach, describe, expect, test, vi } from 'vitest'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { InputError, getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
+
+describe('value parsers', () => {
+  test('durations take seconds or s/m/h', () => {
+    expect(parseDuration('90')).toBe(90_000)
+    expect(parseDuration('90s')).toBe(90_000)
+    expect(parseDuration('10m')).toBe(600_000)
+    expect(parseDuration('1.5h')).toBe(5_400_000)
+    expect(parseDuration('0')).toBe(0)
+    expect(() => parseDuration('-5s')).toThrow(/'-5s' is negative/)
+    expect(() => parseDuration('5d')).toThrow(/not a duration/)
+    expect(() => parseDuration('')).toThrow(/not a duration/)
+  })
+
+  test('counts are whole numbers from a minimum', () => {
+    expect(parseCount('3', 0)).toBe(3)
+    expect(() => parseCount('0', 1)).toThrow(/'0' is not a whole number of at least 1/)
+    expect(() => parseCount('1.5', 0)).toThrow(/whole number/)
+    expect(() => parseCount('-1', 0)).toThrow(/whole number/)
+  })
+
+  test('env lines keep the value exactly, = and spaces included', () => {
+    expect(parseEnv('A=1\n# c\n\nB = x=y \nC=')).toEqual({ A: '1', B: ' x=y ', C: '' })
+    expect(() => parseEnv('A=1\n1BAD=x')).toThrow(/line 2 is not NAME=value/)
+    expect(() => parseEnv('novalue')).toThrow(/line 1/)
+  })
+})
+
+describe('getSettings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-inputs-'))
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame', '-f', join(dir, 'enc')])
+  const encrypted = readFileSync(join(dir, 'enc'), 'utf8')
+  const base = { hosts: 'deploy@web1', 'private-key': encrypted, passphrase: 'sesame', run: 'true', 'known-hosts': '', fingerprint: '' }
+
+  const withInputs = (inputs: Record<string, string>): void => {
+    for (const [k, v] of Object.entries(inputs)) vi.stubEnv(`INPUT_${k.toUpperCase()}`, v)
+  }
+  afterEach(() => {
+    vi.unstubAllEnvs()
+  })
+
+  test('reads defaults into one typed object', () => {
+    withInputs(base)
+    const s = getSettings({})
+    expect(s.hosts).toHaveLength(1)
+    expect(s.auth.privateKey?.type).toBe('ssh-ed25519')
+    expect(s).toMatchObject({ shell: 'bash -e', concurrency: 10, connectTimeoutMs: 20_000, connectRetries: 4, keepaliveIntervalMs: 15_000, keepaliveCountMax: 3 })
+    expect(s.steps[0]).toMatchObject({ kind: 'run', script: 'true', timeoutMs: 0, retries: 0, retryDelayMs: 5000 })
+  })
+
+  test('keeps the script byte for byte, leading and trailing whitespace included', () => {
+    withInputs({ ...base, run: '  echo "a  b"\n\n' })
+    expect(getSettings({}).steps[0].script).toBe('  echo "a  b"\n\n')
+  })
+
+  test.each([
+    [{ concurrency: '0' }, /'concurrency': '0' is not a whole number of at least 1/],
+    [{ port: '70000' }, /'port': port 70000 is out of range/],
+    [{ hosts: 'u@web1 u@web1' }, /'hosts': 'u@web1' is listed twice/],
+    [{ hosts: 'web1' }, /'hosts': 'web1' has no user/],
+    [{ 'connect-timeout': '-1s' }, /'connect-timeout': '-1s' is negative/],
+    [{ 'connect-timeout': '0' }, /'connect-timeout': '0' must be more than 0/],
+    [{ 'keepalive-interval': 'soon' }, /'keepalive-interval': 'soon' is not a duration/],
+    [{ 'keepalive-count-max': '0' }, /'keepalive-count-max'/],
+    [{ 'host-key-check': 'loose' }, /'host-key-check': 'loose' is not one of strict, off/],
+    [{ agent: 'yes' }, /'agent': 'yes' is not one of auto, true, false/],
+    [{ agent: 'true' }, /'agent': 'true' but SSH_AUTH_SOCK is not set/],
+    [{ run: '  ' }, /'run': no script given/],
+    [{ env: 'A=1\n=2' }, /'env': line 2/],
+    [{ shell: 'bash\n-e' }, /'shell': must be one line/],
+    [{ 'known-hosts': 'web1 ssh-ed25519' }, /'known-hosts': known-hosts line 1/],
+    [{ fingerprint: 'SHA1:abc' }, /'fingerprint': line 1: expected SHA256/],
+    [{ timeout: '-3' }, /'timeout'/],
+    [{ retries: 'two' }, /'retries'/],
+    [{ 'retry-delay': '1d' }, /'retry-delay'/],
+    [{ passphrase: 'wrong' }, /'passphrase': the private key could not be read/],
+    [{ 'private-key': 'not a key', passphrase: '' }, /'private-key': the private key could not be read/],
+    [{ 'private-key': '', passphrase: '' }, /'private-key': no credentials/]
+  ])('refuses %o naming the input', (override, message) => {
+    withInputs({ ...base, ...override })
+    let error: unknown
+    try {
+      getSettings({})
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(InputError)
+    expect((error as Error).message).toMatch(message)
+  })
+
+  test('never quotes a secret in an error', () => {
+    withInputs({ ...base, passphrase: 'not-the-passphrase-XYZ' })
+    expect(() => getSettings({})).toThrow(InputError)
+    try {
+      getSettings({})
+    } catch (err) {
+      expect((err as Error).message).not.toContain('not-the-passphrase-XYZ')
+      expect((err as Error).message).not.toContain(encrypted.split('\n')[1])
+    }
+  })
+
+  test('registers each secret and each line of the key before parsing anything else', () => {
+    const writes: string[] = []
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      writes.push(String(chunk))
+      return true
+    })
+    withInputs({ ...base, password: 'pw-123', concurrency: 'bad' })
+    try {
+      expect(() => getSettings({})).toThrow(/concurrency/)
+    } finally {
+      spy.mockRestore()
+    }
+    const masked = writes.filter((w) => w.startsWith('::add-mask::')).map((w) => w.slice('::add-mask::'.length).trim())
+    expect(masked).toContain('sesame')
+    expect(masked).toContain('pw-123')
+    for (const keyLine of encrypted.trim().split('\n')) expect(masked).toContain(keyLine)
+  })
+
+  test('agent auto uses SSH_AUTH_SOCK only when set', () => {
+    withInputs({ ...base, 'private-key': '', passphrase: '' })
+    expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }).auth.agent).toBe('/tmp/agent.sock')
+    withInputs({ ...base, agent: 'false' })
+    expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }).auth.agent).toBeUndefined()
+  })
+})

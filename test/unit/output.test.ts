@@ -1,0 +1,54 @@
+import { describe, expect, test } from 'vitest'
+import { FleetLog, LineSplitter } from '../../src/output'
+import type { Host } from '../../src/settings'
+
+const host: Host = { name: 'web1', user: 'u', hostname: 'web1', port: 22, index: 0 }
+
+describe('LineSplitter', () => {
+  test('joins lines split across chunks, including a UTF-8 character cut in two', () => {
+    const lines: string[] = []
+    const s = new LineSplitter((l) => lines.push(...l))
+    const bytes = Buffer.from('héllo wörld\r\nsecond\nthird')
+    s.push(bytes.subarray(0, 2)) // cuts 'é' in half
+    s.push(bytes.subarray(2, 15))
+    s.push(bytes.subarray(15))
+    s.end()
+    expect(lines).toEqual(['héllo wörld', 'second', 'third'])
+  })
+
+  test('keeps only a bounded tail and cuts endless lines', () => {
+    const lines: string[] = []
+    const s = new LineSplitter((l) => lines.push(...l))
+    s.push(Buffer.from(Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join('')))
+    s.push(Buffer.alloc(200 * 1024, 'x'))
+    s.end()
+    expect(s.tailText().split('\n')).toHaveLength(20)
+    expect(lines.slice(100).every((l) => l.length <= 64 * 1024)).toBe(true)
+    expect(lines.slice(100).join('').length).toBe(200 * 1024)
+  })
+})
+
+describe('FleetLog', () => {
+  test('prefixes lines with the host and marks stderr when several hosts are in flight', () => {
+    let text = ''
+    const log = new FleetLog(false, (t) => (text += t))
+    log.hostStarted(host)
+    log.output(host, 'stdout', ['a', '::error::injected'])
+    log.output(host, 'stderr', ['b'])
+    log.hostFinished()
+    expect(text).toBe('[web1] a\n[web1] ::error::injected\n[web1] stderr| b\n')
+  })
+
+  test('groups one host at a time and fences its output against workflow commands', () => {
+    let text = ''
+    const log = new FleetLog(true, (t) => (text += t))
+    log.hostStarted(host)
+    log.output(host, 'stdout', ['::set-output name=x::y'])
+    log.hostFinished()
+    const lines = text.trim().split('\n')
+    expect(lines[0]).toBe('::group::web1')
+    const token = /^::stop-commands::([0-9a-f]{32})$/.exec(lines[1])?.[1]
+    expect(token).toBeDefined()
+    expect(lines.slice(2)).toEqual(['::set-output name=x::y', `::${token}::`, '::endgroup::'])
+  })
+})

@@ -1,0 +1,75 @@
+import { describe, expect, test } from 'vitest'
+import type { HostResult } from '../../src/host-runner'
+import { annotate, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report'
+
+function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {
+  return { host: name, status, exitCode: status === 'success' ? 0 : 3, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }
+}
+function recorder(): Reporter & { calls: Array<[string, string, string?]> } {
+  const calls: Array<[string, string, string?]> = []
+  return {
+    calls,
+    error: (m, t) => calls.push(['error', m, t]),
+    warning: (m, t) => calls.push(['warning', m, t]),
+    notice: (m) => calls.push(['notice', m])
+  }
+}
+
+describe('annotations', () => {
+  test('an error per failed host titled with host and step, with the last stderr lines', () => {
+    const r = recorder()
+    const failed = host('web2', 'failed', {
+      failedStep: 'run',
+      error: 'exit code 3',
+      steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 1, lost: false, stdoutTail: '', stderrTail: 'l1\nl2\nl3\nl4\nl5\nl6' }]
+    })
+    annotate([host('web1', 'success'), failed, host('db', 'unreachable', { error: 'connection refused' })], 34_200, r)
+    expect(r.calls).toEqual([
+      ['error', 'exit code 3\nstderr:\nl2\nl3\nl4\nl5\nl6', 'web2: run'],
+      ['error', 'connection refused', 'db: connect'],
+      ['notice', '1/3 hosts succeeded in 34.2s (1 failed, 1 unreachable)']
+    ])
+  })
+
+  test('past 9 failed hosts one more error says how many more and points to the summary', () => {
+    const r = recorder()
+    const results = Array.from({ length: 25 }, (_, i) => host(`h${i}`, 'failed', { error: 'boom' }))
+    annotate(results, 1000, r)
+    const errors = r.calls.filter((c) => c[0] === 'error')
+    expect(errors).toHaveLength(10)
+    expect(errors[9][1]).toBe('16 more hosts failed; the job summary lists every host')
+  })
+
+  test('exactly 10 failed hosts fit without an overflow line', () => {
+    const r = recorder()
+    annotate(Array.from({ length: 10 }, (_, i) => host(`h${i}`, 'failed')), 1000, r)
+    expect(r.calls.filter((c) => c[0] === 'error').every((c) => !c[1].includes('more hosts'))).toBe(true)
+  })
+
+  test('a warning for a host that needed retries', () => {
+    const r = recorder()
+    annotate([host('web1', 'success', { warnings: ['connected after 3 attempts; earlier attempts failed: connection lost before handshake: …MaxStartups…'] })], 1000, r)
+    expect(r.calls[0]).toEqual(['warning', expect.stringContaining('MaxStartups'), 'web1: needed retries'])
+  })
+})
+
+describe('outputs and summary', () => {
+  test('tally counts every outcome', () => {
+    expect(tally([host('a', 'success'), host('b', 'success')], 3456)).toBe('2/2 hosts succeeded in 3.5s')
+  })
+
+  test('results JSON has the documented shape', () => {
+    const json = JSON.parse(resultsJson([host('a', 'failed', { error: 'x', steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 2, lost: false, stdoutTail: 'o', stderrTail: 'e' }] })]))
+    expect(json).toEqual([
+      { host: 'a', status: 'failed', exitCode: 3, durationMs: 1234, attempts: 1, error: 'x', steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 2, stdoutTail: 'o', stderrTail: 'e' }] }
+    ])
+  })
+
+  test('summary lists every host and the failed ones with their reason, HTML escaped', () => {
+    const md = summaryMarkdown([host('web1', 'success'), host('<b>evil</b>', 'failed', { error: 'exit code 3 <oops>' })], 1000)
+    expect(md).toContain('| web1 | ✅ success |')
+    expect(md).toContain('| &lt;b&gt;evil&lt;/b&gt; | ❌ failed |')
+    expect(md).toContain('exit code 3 &lt;oops&gt;')
+    expect(md).not.toContain('<b>')
+  })
+})
