@@ -1,0 +1,266 @@
+/**
+ * The action (dist/index.js, run as the runner runs it) against a real OpenSSH sshd on loopback.
+ * One sshd listens on 8 ports: 8 hosts. A script tells hosts apart by the server port in SSH_CONNECTION.
+ */
+import { createHash } from 'node:crypto'
+import { execFileSync, spawn } from 'node:child_process'
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { hostResult, runAction } from '../helpers/action'
+import { hostList, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
+
+let sshd: Sshd
+const PASSWORD = 'Correct-Horse-9'
+const PORT = '${SSH_CONNECTION##* }'
+
+beforeAll(async () => {
+  sshd = await startSshd({ ports: 8, password: isRoot ? PASSWORD : undefined })
+})
+afterAll(async () => {
+  await sshd?.stop()
+})
+
+const base = (): Record<string, string> => ({
+  hosts: hostList(sshd),
+  'private-key': sshd.clientKey,
+  'known-hosts': sshd.knownHosts
+})
+const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+
+describe('running a script on a fleet', () => {
+  test('every host runs the script; outputs, summary and tally report it', async () => {
+    const run = await runAction({ ...base(), run: 'echo "hello from $USER on port ' + PORT + '"' })
+    expect(run.code).toBe(0)
+    expect(run.results).toHaveLength(8)
+    for (const port of sshd.ports) {
+      expect(hostResult(run, name(port))).toMatchObject({ status: 'success', exitCode: 0, attempts: 1, error: null })
+      expect(hostResult(run, name(port)).steps[0].stdoutTail).toBe(`hello from ${sshd.user} on port ${port}`)
+      expect(run.stdout).toContain(`[${name(port)}] hello from ${sshd.user} on port ${port}`)
+    }
+    expect(run.outputs.succeeded.split('\n').sort()).toEqual(sshd.ports.map(name).sort())
+    expect(run.outputs.failed).toBe('')
+    expect(run.annotations.find((a) => a.startsWith('::notice'))).toMatch(/::notice::8\/8 hosts succeeded in \d+\.\ds/)
+    expect(run.summary).toContain('8/8 hosts succeeded')
+    for (const port of sshd.ports) expect(run.summary).toContain(`| ${name(port)} | ✅ success | 1/1 | 1 |`)
+  })
+
+  test('exit codes and stderr per host; one failing host does not disturb the others', async () => {
+    const bad = sshd.ports[3]
+    const script = `if [ "${PORT}" = ${bad} ]; then echo "disk full" >&2; exit 3; fi\nsleep 0.3\necho done`
+    const run = await runAction({ ...base(), run: script })
+    expect(run.code).toBe(1)
+    expect(hostResult(run, name(bad))).toMatchObject({ status: 'failed', exitCode: 3, error: 'exit code 3' })
+    expect(hostResult(run, name(bad)).steps[0].stderrTail).toBe('disk full')
+    expect(run.results.filter((r) => r.status === 'success')).toHaveLength(7)
+    expect(run.outputs.failed).toBe(name(bad))
+    expect(run.stdout).toContain(`[${name(bad)}] stderr| disk full`)
+    const error = run.annotations.find((a) => a.startsWith('::error title='))
+    expect(error).toContain(`title=${name(bad).replace(/:/g, '%3A')}%3A run::exit code 3%0Astderr:%0Adisk full`)
+    expect(run.stdout).toContain(`::error::1 of 8 hosts failed: ${name(bad)}`)
+    expect(run.summary).toContain('### Failed hosts')
+    expect(run.summary).toContain(`**${name(bad)}** (step run): exit code 3`)
+  })
+
+  test('a signal is reported as a signal, not an exit code', async () => {
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), run: 'kill -USR1 $$' })
+    expect(hostResult(run, name(sshd.ports[0]))).toMatchObject({ status: 'failed', exitCode: null, error: 'killed by signal SIGUSR1' })
+    expect(hostResult(run, name(sshd.ports[0])).steps[0].signal).toBe('SIGUSR1')
+  })
+
+  test('env is exported to the script, values intact', async () => {
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), env: "GREETING=it's a \"test\" $HOME\nEMPTY=", run: 'printf "%s|%s|" "$GREETING" "${EMPTY-unset}"' })
+    expect(hostResult(run, name(sshd.ports[0])).steps[0].stdoutTail).toBe(`it's a "test" $HOME||`)
+  })
+
+  test('a 100 KB script with quotes, $VARS, backslashes, heredocs and UTF-8 arrives byte for byte', async () => {
+    const alphabet = `abc XYZ 'single' "double" \`tick\` $HOME \${X} \\n \\ % ! # ; & | < > ( ) { } é ü 日本 🚀\t`
+    let body = ''
+    while (Buffer.byteLength(body) < 100 * 1024) body += alphabet + '\n'
+    const script = `cat <<'__SSH_FLEET_END__' | sha256sum\n${body}__SSH_FLEET_END__\nread -r line || echo "stdin is empty"\n`
+    expect(Buffer.byteLength(script)).toBeGreaterThan(100 * 1024)
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[1]), shell: 'sh -e', run: script })
+    const expected = createHash('sha256').update(body).digest('hex')
+    expect(hostResult(run, name(sshd.ports[1])).steps[0].stdoutTail).toBe(`${expected}  -\nstdin is empty`)
+  })
+
+  test('at most concurrency hosts are in flight, measured on the server', async () => {
+    const file = join(sshd.shared, 'inflight.log')
+    writeFileSync(file, '', { mode: 0o666 })
+    chmodSync(file, 0o666)
+    const script = `echo "+ $(date +%s%N)" >> ${file}; sleep 0.5; echo "- $(date +%s%N)" >> ${file}`
+    const run = await runAction({ ...base(), concurrency: '3', run: script })
+    expect(run.code).toBe(0)
+    const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
+    events.sort((a, b) => (a.t === b.t ? a.delta - b.delta : a.t < b.t ? -1 : 1))
+    let now = 0
+    let peak = 0
+    for (const e of events) peak = Math.max(peak, (now += e.delta))
+    expect(events).toHaveLength(16)
+    expect(peak).toBe(3)
+  })
+
+  test('concurrency 1 runs hosts one at a time, each in a group', async () => {
+    const run = await runAction({ ...base(), hosts: hostList(sshd, sshd.ports.slice(0, 2)), concurrency: '1', run: 'echo one' })
+    const lines = run.stdout.split('\n')
+    expect(lines.filter((l) => l.startsWith('::group::'))).toEqual([`::group::${name(sshd.ports[0])}`, `::group::${name(sshd.ports[1])}`])
+    expect(lines.filter((l) => l === 'one')).toHaveLength(2)
+  })
+})
+
+describe('host keys', () => {
+  test('an unknown host key is refused before login, nothing runs, and the error names the key', async () => {
+    const marker = join(sshd.shared, 'should-not-exist')
+    const logins = (): number => (sshd.log().match(/Accepted publickey/g) ?? []).length
+    const before = logins()
+    const run = await runAction({ ...base(), 'known-hosts': '', run: `touch ${marker}` })
+    expect(run.code).toBe(1)
+    expect(existsSync(marker)).toBe(false)
+    for (const r of run.results) {
+      expect(r.status).toBe('failed')
+      expect(r.attempts).toBe(1)
+      expect(r.error).toContain(`${sshd.hostKeyType} ${sshd.fingerprint} is not known`)
+    }
+    // Refused before authentication: sshd logged no login at all.
+    expect(logins()).toBe(before)
+  })
+
+  test('a pinned fingerprint, host-scoped or not, is accepted; a wrong one is refused', async () => {
+    const hosts = hostList(sshd, sshd.ports.slice(0, 2))
+    const pinned = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: sshd.fingerprint, run: 'true' })
+    expect(pinned.results.map((r) => r.status)).toEqual(['success', 'success'])
+    const scoped = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: `${name(sshd.ports[0])}=${sshd.fingerprint}`, run: 'true' })
+    expect(scoped.results.map((r) => r.status)).toEqual(['success', 'failed'])
+    const wrong = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: 'SHA256:' + 'A'.repeat(43), run: 'true' })
+    expect(wrong.results.map((r) => r.status)).toEqual(['failed', 'failed'])
+    expect(wrong.results[0].error).toContain(sshd.fingerprint)
+  })
+
+  test('hashed known_hosts lines for [host]:port are accepted', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-kh-'))
+    const file = join(dir, 'known_hosts')
+    writeFileSync(file, sshd.knownHosts + '\n')
+    execFileSync('ssh-keygen', ['-H', '-f', file], { stdio: 'ignore' })
+    const hashed = readFileSync(file, 'utf8')
+    rmSync(dir, { recursive: true, force: true })
+    expect(hashed).toMatch(/^\|1\|/)
+    expect(hashed).not.toContain('127.0.0.1')
+    const run = await runAction({ ...base(), 'known-hosts': hashed, run: 'true' })
+    expect(run.results.every((r) => r.status === 'success')).toBe(true)
+  })
+
+  test('~/.ssh/known_hosts is read when known-hosts is empty', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ssh-fleet-home-'))
+    execFileSync('mkdir', ['-p', join(home, '.ssh')])
+    writeFileSync(join(home, '.ssh', 'known_hosts'), sshd.knownHosts + '\n')
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'known-hosts': '', run: 'true' }, { HOME: home })
+    rmSync(home, { recursive: true, force: true })
+    expect(run.results[0].status).toBe('success')
+  })
+
+  test('host-key-check off accepts any key with a warning annotation', async () => {
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'known-hosts': '', 'host-key-check': 'off', run: 'true' })
+    expect(run.results[0].status).toBe('success')
+    expect(run.annotations.some((a) => a.startsWith('::warning') && a.includes('host-key-check is off'))).toBe(true)
+  })
+})
+
+describe('authentication', () => {
+  const authorize = (key: string): void => {
+    appendFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${key}.pub`))
+  }
+
+  test.each([
+    ['ed25519', 'OpenSSH', undefined],
+    ['ecdsa', 'OpenSSH', undefined],
+    ['rsa', 'PEM', 'PEM'],
+    ['rsa', 'OpenSSH', undefined]
+  ] as const)('an encrypted %s key in %s format with its passphrase', async (type, _label, format) => {
+    const path = join(sshd.dir, `client-${type}-${format ?? 'openssh'}`)
+    const key = keygen(path, type, 'pass phrase!', format)
+    authorize(path)
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'private-key': key, passphrase: 'pass phrase!', run: 'echo in' })
+    expect(run.results[0]).toMatchObject({ status: 'success' })
+  })
+
+  test('a key the server does not know fails as authentication, at once and without retries', async () => {
+    const key = keygen(join(sshd.dir, 'stranger'))
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'private-key': key, run: 'true' })
+    expect(run.results[0]).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringContaining('authentication failed') })
+    expect(run.durationMs).toBeLessThan(10_000)
+  })
+
+  test('the SSH agent at SSH_AUTH_SOCK', async () => {
+    const sock = join(sshd.dir, 'agent.sock')
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' })
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 20))
+      execFileSync('ssh-add', [join(sshd.dir, 'client')], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
+      const run = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, run: 'echo via agent' }, { SSH_AUTH_SOCK: sock })
+      expect(run.results[0]).toMatchObject({ status: 'success' })
+      expect(run.results[0].steps[0].stdoutTail).toBe('via agent')
+    } finally {
+      agent.kill()
+    }
+  })
+
+  test.runIf(isRoot)('password authentication; a wrong password fails as authentication without retries', async () => {
+    const good = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, password: PASSWORD, run: 'echo pw' })
+    expect(good.results[0]).toMatchObject({ status: 'success' })
+    const bad = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, password: 'wrong-password', run: 'echo pw' })
+    expect(bad.results[0]).toMatchObject({ status: 'failed', attempts: 1, error: expect.stringContaining('authentication failed') })
+  })
+})
+
+describe('secrets', () => {
+  test('no secret reaches a log line, output or summary, debug included', async () => {
+    const path = join(sshd.dir, 'secret-key')
+    const key = keygen(path, 'ed25519', 'hunter2-passphrase')
+    appendFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
+    const run = await runAction(
+      { ...base(), 'private-key': key, passphrase: 'hunter2-passphrase', password: 'the-password-0', hosts: hostList(sshd, sshd.ports.slice(0, 2)), run: 'echo ok; exit 4' },
+      { RUNNER_DEBUG: '1', ACTIONS_STEP_DEBUG: 'true' }
+    )
+    expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed'])
+    const visible = [run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), run.stderr, JSON.stringify(run.outputs), run.summary].join('\n')
+    const secrets = ['hunter2-passphrase', 'the-password-0', ...key.trim().split('\n').filter((l) => !l.startsWith('-----'))]
+    for (const secret of secrets) expect(visible).not.toContain(secret)
+    const masked = run.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'))
+    expect(masked).toContain('::add-mask::hunter2-passphrase')
+    expect(masked).toContain('::add-mask::the-password-0')
+    // Masks are registered before anything else is printed.
+    expect(run.stdout.split('\n').findIndex((l) => !l.startsWith('::add-mask::'))).toBe(masked.length)
+  })
+})
+
+describe('invalid input', () => {
+  test.each([
+    [{ concurrency: '0' }, "Invalid input 'concurrency'"],
+    [{ port: '70000' }, "Invalid input 'port'"],
+    [{ 'host-key-check': 'maybe' }, "Invalid input 'host-key-check'"],
+    [{ 'connect-timeout': '-5' }, "Invalid input 'connect-timeout'"],
+    [{ env: 'not an assignment' }, "Invalid input 'env'"],
+    [{ 'private-key': 'garbage' }, "Invalid input 'private-key'"],
+    [{ run: '' }, "Invalid input 'run'"]
+  ])('%o fails the action before any connection', async (override, message) => {
+    let connections = 0
+    const server = createServer((s) => {
+      connections++
+      s.destroy()
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    try {
+      const run = await runAction({ ...base(), hosts: `u@127.0.0.1:${port} u@127.0.0.1:${sshd.ports[0]}`, run: 'true', ...override })
+      expect(run.code).toBe(1)
+      expect(run.stdout).toContain(`::error::${message}`)
+      expect(run.stdout).toContain('Nothing was run on any host')
+      expect(run.results).toEqual([])
+      expect(connections).toBe(0)
+    } finally {
+      server.close()
+    }
+  })
+})
