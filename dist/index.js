@@ -55320,6 +55320,63 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+;// CONCATENATED MODULE: ./src/handshake-gate.ts
+/**
+ * Caps the handshakes in progress towards one server address. sshd's MaxStartups drops new
+ * connections while too many are unauthenticated, so a fleet behind one address (ports on one
+ * machine, a load balancer, a NAT) that connects all at once mostly fails. Like TCP congestion
+ * control, the cap halves on each throttled handshake and grows by one per cap's worth of successes,
+ * so retries converge on what the server admits instead of storming it again.
+ */
+class HandshakeGate {
+    max;
+    active = 0;
+    limit;
+    waiting = [];
+    constructor(max) {
+        this.max = max;
+        this.limit = max;
+    }
+    /** Handshakes allowed at once now. */
+    get cap() {
+        return Math.floor(this.limit);
+    }
+    /** Waits for a slot; every acquire must be followed by one release. */
+    acquire() {
+        if (this.active < this.cap) {
+            this.active++;
+            return Promise.resolve();
+        }
+        return new Promise((resolve) => this.waiting.push(resolve));
+    }
+    /** Frees the slot and adapts the cap: `throttled` halves it, `ok` grows it by 1/cap. */
+    release(outcome) {
+        this.active--;
+        if (outcome === 'throttled')
+            this.limit = Math.max(1, Math.floor(this.limit / 2));
+        else if (outcome === 'ok')
+            this.limit = Math.min(this.max, this.limit + 1 / this.cap);
+        while (this.active < this.cap && this.waiting.length > 0) {
+            this.active++;
+            this.waiting.shift()();
+        }
+    }
+}
+/** One gate per server address, all with the same maximum. */
+class HandshakeGates {
+    max;
+    gates = new Map();
+    constructor(max) {
+        this.max = max;
+    }
+    for(address) {
+        let gate = this.gates.get(address);
+        if (!gate)
+            this.gates.set(address, (gate = new HandshakeGate(this.max)));
+        return gate;
+    }
+}
+
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
@@ -55656,14 +55713,23 @@ function connectOnce(host, options) {
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 async function connect(host, options, deps = {}) {
     const retried = [];
-    const { outcome, attempts } = await withRetries(() => connectOnce(host, options), {
+    const gate = deps.gates?.for(host.hostname.toLowerCase());
+    const attempt = async () => {
+        await gate?.acquire();
+        const outcome = await connectOnce(host, options);
+        gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other');
+        return outcome;
+    };
+    const { outcome, attempts } = await withRetries(attempt, {
         retries: options.connectRetries,
         retryable: (o) => 'failure' in o && o.failure.transient,
         delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
         sleep: deps.sleep,
-        onRetry: (o) => {
-            if ('failure' in o)
-                retried.push(o.failure);
+        onRetry: (o, retry, delayMs) => {
+            if (!('failure' in o))
+                return;
+            retried.push(o.failure);
+            deps.onRetry?.(o.failure, retry, delayMs);
         }
     });
     return 'connection' in outcome
@@ -55789,6 +55855,17 @@ async function openChannel(ctx, command) {
     });
     return outcome;
 }
+/**
+ * ssh2 1.17's channel.signal() is a silent no-op once stdin has been ended (it wants outgoing state
+ * 'open'), yet SSH allows a signal after EOF (RFC 4254 6.9) and sshd delivers it to the session's
+ * process group. We always end stdin at once, so send the request through the protocol ourselves.
+ * The step timeout integration test fails if this stops reaching the remote process.
+ */
+function sendSignal(channel, name) {
+    const ch = channel;
+    if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
+        ch._client._protocol.signal(ch.outgoing.id, name);
+}
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 async function runScript(step, ctx) {
     const started = Date.now();
@@ -55817,7 +55894,7 @@ async function runScript(step, ctx) {
         const timers = [];
         const signal = (name) => {
             try {
-                channel.signal(name);
+                sendSignal(channel, name);
             }
             catch {
                 // The channel is already gone; its close ends the step.
@@ -55900,7 +55977,10 @@ async function runHost(host, settings, log, deps = {}) {
         if (connection)
             log.status(host, `reconnecting: ${connection.lostReason}`);
         const attemptStart = Date.now();
-        const outcome = await connect(host, settings, deps);
+        const outcome = await connect(host, settings, {
+            ...deps,
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${formatSeconds(delayMs)}`)
+        });
         result.attempts += outcome.attempts;
         if (outcome.retried.length > 0)
             result.warnings.push(describeRetries(outcome.retried, outcome.attempts));
@@ -56612,6 +56692,7 @@ async function runFleet(hosts, concurrency, runOne) {
 
 
 
+
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     try {
@@ -56623,7 +56704,8 @@ async function run() {
         info(`ssh-fleet: ${hosts.length} host${hosts.length === 1 ? '' : 's'}, concurrency ${concurrency}`);
         const log = new FleetLog(concurrency === 1 || hosts.length === 1);
         const started = Date.now();
-        const results = await runFleet(hosts, concurrency, (host) => runHost(host, settings, log));
+        const gates = new HandshakeGates(concurrency);
+        const results = await runFleet(hosts, concurrency, (host) => runHost(host, settings, log, { gates }));
         const elapsed = Date.now() - started;
         annotate(results, elapsed);
         setOutputs(results);

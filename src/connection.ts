@@ -1,4 +1,5 @@
 import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2'
+import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, withRetries, type Sleep } from './retry'
 import type { Auth, Host, Settings } from './settings'
@@ -200,22 +201,39 @@ export interface ConnectResult {
   retried: ConnectFailure[]
 }
 
+export interface ConnectDeps {
+  sleep?: Sleep
+  random?: () => number
+  /** Shared by every host of the run, so handshakes towards one address adapt to its throttling. */
+  gates?: HandshakeGates
+  onRetry?: (failure: ConnectFailure, retry: number, delayMs: number) => void
+}
+
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 export async function connect(
   host: Host,
   options: ConnectOptions,
-  deps: { sleep?: Sleep; random?: () => number } = {}
+  deps: ConnectDeps = {}
 ): Promise<ConnectResult> {
   const retried: ConnectFailure[] = []
+  const gate = deps.gates?.for(host.hostname.toLowerCase())
+  const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
+    await gate?.acquire()
+    const outcome = await connectOnce(host, options)
+    gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
+    return outcome
+  }
   const { outcome, attempts } = await withRetries(
-    () => connectOnce(host, options),
+    attempt,
     {
       retries: options.connectRetries,
       retryable: (o) => 'failure' in o && o.failure.transient,
       delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
       sleep: deps.sleep,
-      onRetry: (o) => {
-        if ('failure' in o) retried.push(o.failure)
+      onRetry: (o, retry, delayMs) => {
+        if (!('failure' in o)) return
+        retried.push(o.failure)
+        deps.onRetry?.(o.failure, retry, delayMs)
       }
     }
   )

@@ -1,6 +1,6 @@
-import { connect, type ConnectFailure, type Connection } from './connection'
+import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
 import type { FleetLog } from './output'
-import { withRetries, type Sleep } from './retry'
+import { withRetries } from './retry'
 import type { Host, Settings } from './settings'
 import { runScript, type StepResult } from './steps'
 
@@ -22,10 +22,7 @@ export interface HostResult {
   warnings: string[]
 }
 
-export interface HostRunDeps {
-  sleep?: Sleep
-  random?: () => number
-}
+export type HostRunDeps = Omit<ConnectDeps, 'onRetry'>
 
 function formatSeconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`
@@ -47,7 +44,11 @@ export async function runHost(host: Host, settings: Settings, log: FleetLog, dep
     if (connection && connection.lostReason === undefined) return undefined
     if (connection) log.status(host, `reconnecting: ${connection.lostReason}`)
     const attemptStart = Date.now()
-    const outcome = await connect(host, settings, deps)
+    const outcome = await connect(host, settings, {
+      ...deps,
+      onRetry: (failure, retry, delayMs) =>
+        log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${formatSeconds(delayMs)}`)
+    })
     result.attempts += outcome.attempts
     if (outcome.retried.length > 0) result.warnings.push(describeRetries(outcome.retried, outcome.attempts))
     if (outcome.failure) return outcome.failure

@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { HandshakeGates } from './handshake-gate'
 import { runHost } from './host-runner'
 import { InputError, getSettings } from './inputs'
 import { FleetLog } from './output'
@@ -16,7 +17,8 @@ export async function run(): Promise<void> {
     core.info(`ssh-fleet: ${hosts.length} host${hosts.length === 1 ? '' : 's'}, concurrency ${concurrency}`)
     const log = new FleetLog(concurrency === 1 || hosts.length === 1)
     const started = Date.now()
-    const results = await runFleet(hosts, concurrency, (host) => runHost(host, settings, log))
+    const gates = new HandshakeGates(concurrency)
+    const results = await runFleet(hosts, concurrency, (host) => runHost(host, settings, log, { gates }))
     const elapsed = Date.now() - started
     annotate(results, elapsed)
     setOutputs(results)

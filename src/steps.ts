@@ -69,6 +69,22 @@ async function openChannel(ctx: StepContext, command: string): Promise<ClientCha
   return outcome
 }
 
+type ChannelInternals = {
+  outgoing: { id: number; state: string }
+  _client: { _protocol: { signal(id: number, name: string): void } }
+}
+
+/**
+ * ssh2 1.17's channel.signal() is a silent no-op once stdin has been ended (it wants outgoing state
+ * 'open'), yet SSH allows a signal after EOF (RFC 4254 6.9) and sshd delivers it to the session's
+ * process group. We always end stdin at once, so send the request through the protocol ourselves.
+ * The step timeout integration test fails if this stops reaching the remote process.
+ */
+function sendSignal(channel: ClientChannel, name: string): void {
+  const ch = channel as unknown as ChannelInternals
+  if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name)
+}
+
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
   const started = Date.now()
@@ -97,7 +113,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     const timers: NodeJS.Timeout[] = []
     const signal = (name: string): void => {
       try {
-        channel.signal(name)
+        sendSignal(channel, name)
       } catch {
         // The channel is already gone; its close ends the step.
       }

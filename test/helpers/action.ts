@@ -32,7 +32,15 @@ export function parseOutputFile(text: string): Record<string, string> {
   return out
 }
 
-export async function runAction(inputs: Record<string, string>, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<ActionRun> {
+export interface RunOptions {
+  env?: Record<string, string>
+  timeoutMs?: number
+  /** Called with each chunk of the action's stdout as it arrives. */
+  onStdout?: (text: string) => void
+}
+
+export async function runAction(inputs: Record<string, string>, options: RunOptions = {}): Promise<ActionRun> {
+  const { env = {}, timeoutMs = 120_000 } = options
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-run-'))
   const outputFile = join(dir, 'output')
   const summaryFile = join(dir, 'summary')
@@ -47,7 +55,10 @@ export async function runAction(inputs: Record<string, string>, env: Record<stri
   })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString()
+    options.onStdout?.(stdout)
+  })
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
   const code = await new Promise<number | null>((r) => child.on('close', r))

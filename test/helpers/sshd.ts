@@ -100,10 +100,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const clientKey = keygen(join(dir, 'client'))
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')), { mode: 0o644 })
   const ports = await freePorts(options.ports ?? 1)
-  const config = [
-    ...ports.map((p) => `ListenAddress 127.0.0.1:${p}`),
+  const defaults = [
     `HostKey ${join(dir, 'host_ed25519')}`,
-    `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
     'UsePAM no',
     'StrictModes no',
@@ -113,18 +111,33 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     `AllowUsers ${user}`,
     'LogLevel VERBOSE',
     'MaxStartups 200',
-    'Subsystem sftp internal-sftp',
-    ...(options.config ?? [])
+    'Subsystem sftp internal-sftp'
   ]
-  writeFileSync(join(dir, 'sshd_config'), config.join('\n') + '\n')
+  // A test's own lines replace the defaults of the same keyword (sshd keeps the first value of
+  // most keywords but the last of some, such as MaxStartups).
+  const keyword = (line: string): string => line.split(/\s+/)[0].toLowerCase()
+  const overridden = new Set((options.config ?? []).map(keyword))
+  const common = [...(options.config ?? []), ...defaults.filter((line) => !overridden.has(keyword(line)))]
+  // One sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS), so larger fleets get several.
+  const groups: number[][] = []
+  for (let i = 0; i < ports.length; i += 16) groups.push(ports.slice(i, i + 16))
   const logFile = join(dir, 'sshd.log')
   writeFileSync(logFile, '')
-  const proc: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] })
-  proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
   const log = (): string => readFileSync(logFile, 'utf8')
+  const procs: ChildProcess[] = groups.map((group, i) => {
+    const configFile = join(dir, `sshd_config.${i}`)
+    writeFileSync(configFile, [...group.map((p) => `ListenAddress 127.0.0.1:${p}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n')
+    const proc = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+    proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
+    return proc
+  })
   const deadline = Date.now() + 10_000
   for (;;) {
-    if (proc.exitCode !== null) throw new Error(`sshd exited at start:\n${log()}`)
+    if (procs.some((p) => p.exitCode !== null)) {
+      await new Promise((r) => setTimeout(r, 100)) // let its last words reach the log
+      procs.forEach((p) => p.kill())
+      throw new Error(`sshd exited at start:\n${log()}`)
+    }
     if ((await Promise.all(ports.map(portOpen))).every(Boolean)) break
     if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
     await new Promise((r) => setTimeout(r, 50))
@@ -142,11 +155,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     shared,
     log,
     stop: async () => {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r))
-        proc.kill('SIGTERM')
-        await exited
-      }
+      await Promise.all(
+        procs.map((proc) => {
+          if (proc.exitCode !== null) return undefined
+          const exited = new Promise((r) => proc.once('exit', r))
+          proc.kill('SIGTERM')
+          return exited
+        })
+      )
       rmSync(dir, { recursive: true, force: true })
     }
   }

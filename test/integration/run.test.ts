@@ -155,7 +155,7 @@ describe('host keys', () => {
     const home = mkdtempSync(join(tmpdir(), 'ssh-fleet-home-'))
     execFileSync('mkdir', ['-p', join(home, '.ssh')])
     writeFileSync(join(home, '.ssh', 'known_hosts'), sshd.knownHosts + '\n')
-    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'known-hosts': '', run: 'true' }, { HOME: home })
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'known-hosts': '', run: 'true' }, { env: { HOME: home } })
     rmSync(home, { recursive: true, force: true })
     expect(run.results[0].status).toBe('success')
   })
@@ -198,7 +198,7 @@ describe('authentication', () => {
     try {
       for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 20))
       execFileSync('ssh-add', [join(sshd.dir, 'client')], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
-      const run = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, run: 'echo via agent' }, { SSH_AUTH_SOCK: sock })
+      const run = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, run: 'echo via agent' }, { env: { SSH_AUTH_SOCK: sock } })
       expect(run.results[0]).toMatchObject({ status: 'success' })
       expect(run.results[0].steps[0].stdoutTail).toBe('via agent')
     } finally {
@@ -221,7 +221,7 @@ describe('secrets', () => {
     appendFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
     const run = await runAction(
       { ...base(), 'private-key': key, passphrase: 'hunter2-passphrase', password: 'the-password-0', hosts: hostList(sshd, sshd.ports.slice(0, 2)), run: 'echo ok; exit 4' },
-      { RUNNER_DEBUG: '1', ACTIONS_STEP_DEBUG: 'true' }
+      { env: { RUNNER_DEBUG: '1', ACTIONS_STEP_DEBUG: 'true' } }
     )
     expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed'])
     const visible = [run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), run.stderr, JSON.stringify(run.outputs), run.summary].join('\n')

@@ -1,0 +1,86 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a real sshd, for the network faults a real server cannot be
+ * made to show on cue: a NAT that kills idle connections, a path that black-holes a live connection,
+ * and connections cut at random points.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net'
+
+export interface ProxyOptions {
+  /** Close a connection after this long without bytes in either direction (an idle-killing NAT). */
+  idleKillMs?: number
+  /** This long after a connection is accepted, stop forwarding and drop its bytes; sockets stay open. */
+  blackholeAfterMs?: number
+  /** Destroy each connection after a random delay below this (a fault loop). */
+  cutWithinMs?: number
+  /** Random source for cutWithinMs, seedable for a reproducible loop. */
+  random?: () => number
+}
+
+export interface Proxy {
+  port: number
+  /** Connections accepted so far. */
+  accepted: number
+  close(): Promise<void>
+}
+
+export async function startProxy(targetPort: number, options: ProxyOptions = {}, listenPort = 0): Promise<Proxy> {
+  const sockets = new Set<Socket>()
+  const random = options.random ?? Math.random
+  const state = { accepted: 0 }
+  const server: Server = createServer((client) => {
+    state.accepted++
+    const upstream = connect(targetPort, '127.0.0.1')
+    const pair = [client, upstream]
+    pair.forEach((s) => {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        sockets.delete(s)
+        pair.forEach((o) => o.destroy())
+      })
+    })
+    let blackholed = false
+    let idle: NodeJS.Timeout | undefined
+    const touch = (): void => {
+      if (options.idleKillMs === undefined) return
+      clearTimeout(idle)
+      idle = setTimeout(() => pair.forEach((s) => s.destroy()), options.idleKillMs)
+    }
+    const forward = (from: Socket, to: Socket): void => {
+      from.on('data', (chunk) => {
+        if (blackholed) return
+        touch()
+        to.write(chunk)
+      })
+    }
+    forward(client, upstream)
+    forward(upstream, client)
+    touch()
+    if (options.blackholeAfterMs !== undefined) setTimeout(() => (blackholed = true), options.blackholeAfterMs)
+    if (options.cutWithinMs !== undefined) setTimeout(() => pair.forEach((s) => s.destroy()), random() * options.cutWithinMs)
+    client.on('close', () => clearTimeout(idle))
+  })
+  await new Promise<void>((resolve) => server.listen(listenPort, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as { port: number }).port,
+    get accepted() {
+      return state.accepted
+    },
+    close: async () => {
+      sockets.forEach((s) => s.destroy())
+      await new Promise((r) => server.close(r))
+    }
+  }
+}
+
+/** A small seeded PRNG (mulberry32), so a fault loop can be replayed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

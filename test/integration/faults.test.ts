@@ -1,0 +1,230 @@
+/**
+ * Hostile conditions against a real OpenSSH sshd: throttled handshakes (MaxStartups), nothing
+ * listening yet, idle-killing and black-holing paths (a TCP proxy of ours, since sshd cannot misbehave
+ * on the network on cue), a killed session, step timeouts, refused channels, flaky steps, random cuts.
+ */
+import { execFileSync } from 'node:child_process'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { hostResult, runAction } from '../helpers/action'
+import { freePorts, hostList, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { seeded, startProxy, type Proxy } from '../helpers/proxy'
+
+let sshd: Sshd
+beforeAll(async () => {
+  sshd = await startSshd({ ports: 4 })
+})
+afterAll(async () => {
+  await sshd?.stop()
+})
+
+const name = (port: number, user = sshd.user): string => `${user}@127.0.0.1:${port}`
+/** known_hosts lines for ports that lead to `sshd` through a proxy. */
+const knownFor = (s: Sshd, ports: number[]): string => {
+  const key = s.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')
+  return ports.map((p) => `[127.0.0.1]:${p} ${key}`).join('\n')
+}
+const inputs = (s: Sshd, ports: number[], extra: Record<string, string>): Record<string, string> => ({
+  hosts: ports.map((p) => name(p, s.user)).join('\n'),
+  'private-key': s.clientKey,
+  'known-hosts': knownFor(s, ports),
+  ...extra
+})
+async function withProxies<T>(count: number, target: number, options: Parameters<typeof startProxy>[1], body: (proxies: Proxy[]) => Promise<T>): Promise<T> {
+  const proxies = await Promise.all(Array.from({ length: count }, () => startProxy(target, options)))
+  try {
+    return await body(proxies)
+  } finally {
+    await Promise.all(proxies.map((p) => p.close()))
+  }
+}
+
+describe('connection retries', () => {
+  test('a handshake storm against MaxStartups 2: all 24 hosts get through, retries visible', async () => {
+    const throttled = await startSshd({ ports: 24, config: ['MaxStartups 2'] })
+    try {
+      const run = await runAction({ ...inputs(throttled, throttled.ports, { run: 'echo in' }), concurrency: '24' })
+      expect(run.results.filter((r) => r.status !== 'success')).toEqual([])
+      const retried = run.results.filter((r) => r.attempts > 1)
+      expect(retried.length).toBeGreaterThan(0)
+      expect(run.stdout).toMatch(/connection attempt 1 failed: connection (lost before handshake|reset during handshake).*MaxStartups/)
+      expect(run.annotations.filter((a) => a.startsWith('::warning')).length).toBeGreaterThan(0)
+      expect(run.annotations.find((a) => a.startsWith('::warning'))).toMatch(/needed retries::connected after \d+ attempts.*MaxStartups/)
+      // sshd confirms it turned connections away.
+      expect(throttled.log()).toMatch(/drop connection #\d+ from \[127.0.0.1\]:\d+ on \[127.0.0.1\]:\d+ past MaxStartups|exceeded MaxStartups/)
+    } finally {
+      await throttled.stop()
+    }
+  })
+
+  test('nothing listening, then listening: the retry connects', async () => {
+    const [port] = await freePorts(1)
+    let proxy: Proxy | undefined
+    const run = await runAction(inputs(sshd, [port], { run: 'echo finally', 'connect-retries': '6' }), {
+      // Start listening only once the action has seen the refusal and scheduled a retry.
+      onStdout: (text) => {
+        if (!proxy && text.includes('retrying in')) void startProxy(sshd.ports[0], {}, port).then((p) => (proxy = p))
+      }
+    })
+    await proxy?.close()
+    const r = hostResult(run, name(port))
+    expect(r).toMatchObject({ status: 'success' })
+    expect(r.attempts).toBeGreaterThan(1)
+    expect(run.stdout).toContain('connection attempt 1 failed: connection refused (ECONNREFUSED)')
+    expect(run.annotations.find((a) => a.startsWith('::warning'))).toContain('connection refused')
+  })
+
+  test('nothing ever listening: unreachable after all retries, reported as such', async () => {
+    const [port] = await freePorts(1)
+    const run = await runAction(inputs(sshd, [port], { run: 'true', 'connect-retries': '2' }))
+    expect(hostResult(run, name(port))).toMatchObject({ status: 'unreachable', attempts: 3, error: expect.stringContaining('connection refused') })
+    expect(run.outputs.failed).toBe(name(port))
+    expect(run.annotations.some((a) => a.includes('%3A connect::connection refused'))).toBe(true)
+  })
+
+  test('a wrong key fails at once, without retries', async () => {
+    const key = keygen(join(sshd.dir, 'unknown-key'))
+    const run = await runAction({ ...inputs(sshd, [sshd.ports[0]], { run: 'true' }), 'private-key': key, 'connect-retries': '4' })
+    expect(hostResult(run, name(sshd.ports[0]))).toMatchObject({ status: 'failed', attempts: 1 })
+    expect(run.stdout).not.toContain('retrying')
+    expect(run.durationMs).toBeLessThan(5000)
+  })
+})
+
+describe('keepalive and lost connections', () => {
+  test('idle-killing path: a silent 4 s step survives with keepalive, and fails as a lost connection without', async () => {
+    await withProxies(1, sshd.ports[0], { idleKillMs: 1500 }, async ([proxy]) => {
+      const script = 'sleep 4; echo survived'
+      const on = await runAction(inputs(sshd, [proxy.port], { run: script, 'keepalive-interval': '0.5s' }))
+      expect(hostResult(on, name(proxy.port))).toMatchObject({ status: 'success', exitCode: 0 })
+      expect(hostResult(on, name(proxy.port)).steps[0].stdoutTail).toBe('survived')
+      const off = await runAction(inputs(sshd, [proxy.port], { run: script, 'keepalive-interval': '0' }))
+      const r = hostResult(off, name(proxy.port))
+      expect(r).toMatchObject({ status: 'failed', exitCode: null })
+      expect(r.error).toMatch(/^connection lost during the step/)
+      expect(off.code).toBe(1)
+    })
+  })
+
+  test('black-holed path: that host fails within interval × (count + 1), another host passes', async () => {
+    await withProxies(1, sshd.ports[0], { blackholeAfterMs: 1500 }, async ([proxy]) => {
+      const healthy = sshd.ports[1]
+      const run = await runAction({
+        ...inputs(sshd, [proxy.port, healthy], { run: 'sleep 7; echo done' }),
+        'keepalive-interval': '1s',
+        'keepalive-count-max': '2'
+      })
+      expect(hostResult(run, name(healthy))).toMatchObject({ status: 'success' })
+      const dead = hostResult(run, name(proxy.port))
+      expect(dead).toMatchObject({ status: 'failed', exitCode: null })
+      expect(dead.error).toContain('host stopped answering keepalives (2 unanswered at 1s intervals)')
+      // Black hole ~1.5 s after accept (the step starts ~0.3 s in); detection 2-3 s later.
+      expect(dead.steps[0].durationMs).toBeGreaterThan(2000)
+      expect(dead.steps[0].durationMs).toBeLessThan(6000)
+    })
+  })
+
+  test('the session killed mid-step is a lost connection, never success', async () => {
+    // The script's parent is the session's sshd process ("sshd: user@notty").
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: 'echo before; sleep 0.5; kill -9 $PPID; sleep 5; echo after' }))
+    const r = hostResult(run, name(sshd.ports[0]))
+    expect(r).toMatchObject({ status: 'failed', exitCode: null })
+    expect(r.error).toMatch(/^connection lost during the step/)
+    expect(r.steps[0].stdoutTail).toBe('before')
+  })
+
+  test('a connection lost under a step is re-established for its retry', async () => {
+    const marker = join(sshd.shared, `killed-once-${Date.now()}`)
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `if [ ! -e ${marker} ]; then touch ${marker}; kill -9 $PPID; fi; echo second`, retries: '1', 'retry-delay': '0.2s' }))
+    const r = hostResult(run, name(sshd.ports[0]))
+    expect(r).toMatchObject({ status: 'success', attempts: 2 })
+    expect(r.steps[0]).toMatchObject({ attempts: 2, stdoutTail: 'second' })
+    expect(run.stdout).toContain('reconnecting: connection closed by the remote host')
+  })
+})
+
+/** Whether a process runs; a zombie counts as gone (PID 1 in a container may never reap it). */
+function alive(pid: string): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+describe('steps', () => {
+  test('a timeout stops the remote process and its children', async () => {
+    const pids = join(sshd.shared, `pids-${Date.now()}`)
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `sleep 60 & echo "$$ $!" > ${pids}; wait`, timeout: '2s' }))
+    const r = hostResult(run, name(sshd.ports[0]))
+    expect(r).toMatchObject({ status: 'failed', error: 'timed out after 2s; the remote process was stopped' })
+    expect(r.steps[0].signal).toBe('SIGTERM')
+    expect(r.steps[0].durationMs).toBeLessThan(4000)
+    const [shell, sleeper] = readFileSync(pids, 'utf8').trim().split(' ')
+    await new Promise((res) => setTimeout(res, 200))
+    for (const pid of [shell, sleeper]) expect(alive(pid)).toBe(false)
+  })
+
+  test('a flaky step passes on retry: attempts counted, warning given', async () => {
+    const counter = join(sshd.shared, `count-${Date.now()}`)
+    writeFileSync(counter, '0')
+    chmodSync(counter, 0o666)
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `n=$(($(cat ${counter}) + 1)); echo $n > ${counter}; echo "try $n"; [ $n -ge 3 ]`, retries: '3', 'retry-delay': '0.1s' }))
+    const r = hostResult(run, name(sshd.ports[0]))
+    expect(r).toMatchObject({ status: 'success', attempts: 1 })
+    expect(r.steps[0]).toMatchObject({ status: 'success', attempts: 3, stdoutTail: 'try 3' })
+    expect(run.annotations.find((a) => a.startsWith('::warning'))).toContain("step 'run' succeeded on attempt 3 of 4")
+  })
+
+  test('MaxSessions 1 still serves a step and its retries, one channel at a time', async () => {
+    const single = await startSshd({ config: ['MaxSessions 1'] })
+    try {
+      const run = await runAction(inputs(single, single.ports, { run: 'echo once; exit 1', retries: '2', 'retry-delay': '0' }))
+      const r = hostResult(run, name(single.ports[0], single.user))
+      expect(r.steps[0]).toMatchObject({ attempts: 3, exitCode: 1 })
+      expect(r.error).toBe('exit code 1')
+    } finally {
+      await single.stop()
+    }
+  })
+
+  test('MaxSessions 0 refuses every channel: retried, then a clear error', async () => {
+    const none = await startSshd({ config: ['MaxSessions 0'] })
+    try {
+      const run = await runAction(inputs(none, none.ports, { run: 'echo never' }))
+      const r = hostResult(run, name(none.ports[0], none.user))
+      expect(r).toMatchObject({ status: 'failed', exitCode: null })
+      expect(r.error).toMatch(/channel refused by the server.*MaxSessions/)
+    } finally {
+      await none.stop()
+    }
+  })
+})
+
+describe('robustness', () => {
+  test('a fault loop cutting connections at random points: every run ends with a result for every host', async () => {
+    for (const seed of [1, 2, 3]) {
+      await withProxies(12, sshd.ports[seed % 4], { cutWithinMs: 1500, random: seeded(seed) }, async (proxies) => {
+        const ports = proxies.map((p) => p.port)
+        const run = await runAction({
+          ...inputs(sshd, ports, { run: 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done', concurrency: '12', 'connect-retries': '1', retries: '1', 'retry-delay': '0' })
+        }, { timeoutMs: 60_000 })
+        expect(run.code === 0 || run.code === 1).toBe(true)
+        expect(run.stderr).not.toMatch(/Unhandled|TypeError|EPIPE|ECONNRESET/)
+        expect(run.results).toHaveLength(12)
+        for (const r of run.results) {
+          expect(['success', 'failed', 'unreachable']).toContain(r.status)
+          if (r.status === 'success') expect(r.steps[0]).toMatchObject({ exitCode: 0, stdoutTail: expect.stringContaining('tick 5') })
+          else expect(r.error).toBeTruthy()
+        }
+        expect(run.stdout).toMatch(/::notice::\d+\/12 hosts succeeded/)
+      })
+    }
+  })
+})
+
+test('sshd is still healthy after the faults', () => {
+  expect(execFileSync('ssh-keygen', ['-lf', join(sshd.dir, 'host_ed25519.pub')], { encoding: 'utf8' })).toContain(sshd.fingerprint)
+  expect(hostList(sshd)).toContain(String(sshd.ports[0]))
+})
