@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream'
 import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2'
 import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
@@ -145,7 +146,8 @@ function authMethods(username: string, auth: Auth): AnyAuthMethod[] {
 /** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
 export function connectOnce(
   host: Host,
-  options: ConnectOptions
+  options: ConnectOptions,
+  sock?: Duplex
 ): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
   return new Promise((resolve) => {
     const client = new Client()
@@ -174,6 +176,7 @@ export function connectOnce(
     const config: ConnectConfig = {
       host: host.hostname,
       port: host.port,
+      sock: sock as ConnectConfig['sock'],
       username: host.user,
       authHandler: authMethods(host.user, options.auth),
       readyTimeout: options.connectTimeoutMs,
@@ -207,6 +210,8 @@ export interface ConnectDeps {
   /** Shared by every host of the run, so handshakes towards one address adapt to its throttling. */
   gates?: HandshakeGates
   onRetry?: (failure: ConnectFailure, retry: number, delayMs: number) => void
+  /** Opens the byte stream to the host through a bastion (`proxy-jump`) instead of TCP. */
+  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure>
 }
 
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
@@ -218,8 +223,10 @@ export async function connect(
   const retried: ConnectFailure[] = []
   const gate = deps.gates?.for(host.hostname.toLowerCase())
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
+    const sock = deps.tunnel ? await deps.tunnel(host) : undefined
+    if (sock && 'kind' in sock) return { failure: sock }
     await gate?.acquire()
-    const outcome = await connectOnce(host, options)
+    const outcome = await connectOnce(host, options, sock)
     gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
     return outcome
   }

@@ -1,7 +1,7 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
 import type { FleetLog } from './output'
 import { withRetries } from './retry'
-import type { Host, Settings } from './settings'
+import type { Host, Settings, Step } from './settings'
 import { runScript, type StepResult } from './steps'
 
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
@@ -18,93 +18,166 @@ export interface HostResult {
   /** Name of the step that failed the host. */
   failedStep?: string
   steps: StepResult[]
-  /** Why the host needed retries, for warning annotations. */
+  /** Why the host needed retries or went on past a failure, for warning annotations. */
   warnings: string[]
 }
 
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'>
 
-function formatSeconds(ms: number): string {
+function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)}s`
 }
 
-function describeRetries(retried: ConnectFailure[], attempts: number): string {
-  const causes = [...new Set(retried.map((f) => f.message))]
-  return `connected after ${attempts} attempts; earlier attempts failed: ${causes.join('; ')}`
+function stepResult(step: Step, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
+  return { name: step.name, exitCode: null, signal: null, durationMs: 0, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
 }
 
-/** Takes one host through the whole plan on one connection (re-established if it drops between steps). */
-export async function runHost(host: Host, settings: Settings, log: FleetLog, deps: HostRunDeps = {}): Promise<HostResult> {
-  const started = Date.now()
-  const result: HostResult = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] }
-  let connection: Connection | undefined
+/**
+ * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
+ * (a migration finishes before anyone goes past it) and records the step as skipped.
+ */
+export class RunOnceSteps {
+  private readonly claims = new Map<string, { host: string; done: Promise<StepResult> }>()
 
-  /** Connects (again) when there is no live connection; returns the failure otherwise. */
-  const ensureConnected = async (): Promise<ConnectFailure | undefined> => {
-    if (connection && connection.lostReason === undefined) return undefined
-    if (connection) log.status(host, `reconnecting: ${connection.lostReason}`)
-    const attemptStart = Date.now()
-    const outcome = await connect(host, settings, {
-      ...deps,
-      onRetry: (failure, retry, delayMs) =>
-        log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${formatSeconds(delayMs)}`)
+  claim(step: Step, host: Host, run: () => Promise<StepResult>): { mine: boolean; host: string; done: Promise<StepResult> } {
+    const existing = this.claims.get(step.name)
+    if (existing) return { mine: false, ...existing }
+    const claim = { host: host.name, done: run() }
+    this.claims.set(step.name, claim)
+    return { mine: true, ...claim }
+  }
+}
+
+/** One host going through the plan on one connection, re-established if it drops between steps. */
+export class HostRun {
+  readonly result: HostResult
+  private connection?: Connection
+  private startedAt?: number
+
+  constructor(
+    readonly host: Host,
+    private readonly settings: Settings,
+    private readonly log: FleetLog,
+    private readonly runOnce: RunOnceSteps,
+    private readonly deps: HostRunDeps = {}
+  ) {
+    this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] }
+  }
+
+  /** Whether the host has failed (continue-on-error steps aside). */
+  get failed(): boolean {
+    return this.result.status === 'failed' || this.result.status === 'unreachable'
+  }
+
+  /** Connects when there is no live connection; returns the failure otherwise. */
+  private async ensureConnected(): Promise<ConnectFailure | undefined> {
+    if (this.connection && this.connection.lostReason === undefined) return undefined
+    const { host, log } = this
+    if (this.connection) log.status(host, `reconnecting: ${this.connection.lostReason}`)
+    const started = Date.now()
+    const outcome = await connect(host, this.settings, {
+      ...this.deps,
+      onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
     })
-    result.attempts += outcome.attempts
-    if (outcome.retried.length > 0) result.warnings.push(describeRetries(outcome.retried, outcome.attempts))
+    this.result.attempts += outcome.attempts
+    if (outcome.retried.length > 0) {
+      const causes = [...new Set(outcome.retried.map((f) => f.message))].join('; ')
+      this.result.warnings.push(`connected after ${outcome.attempts} attempts; earlier attempts failed: ${causes}`)
+    }
     if (outcome.failure) return outcome.failure
-    connection = outcome.connection
-    log.status(host, `connected as ${host.user} in ${formatSeconds(Date.now() - attemptStart)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`)
+    this.connection = outcome.connection
+    log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`)
     return undefined
   }
 
-  log.hostStarted(host)
-  try {
-    const failure = await ensureConnected()
-    if (failure) {
-      result.status = failure.kind === 'auth' || failure.kind === 'host-key' ? 'failed' : 'unreachable'
-      result.error = failure.message
-      log.status(host, `could not connect: ${failure.message}`)
-      return result
-    }
-    for (const step of settings.steps) {
-      const { outcome, attempts } = await withRetries(
-        async (): Promise<StepResult> => {
-          const lost = await ensureConnected()
-          if (lost) {
-            return { name: step.name, status: 'failed', exitCode: null, signal: null, durationMs: 0, attempts: 1, lost: true, error: `could not reconnect: ${lost.message}`, stdoutTail: '', stderrTail: '' }
-          }
-          return runScript(step, {
-            connection: connection as Connection,
-            shell: settings.shell,
-            output: (stream, lines) => log.output(host, stream, lines),
-            sleep: deps.sleep
-          })
-        },
-        {
-          retries: step.retries,
-          retryable: (r) => r.status === 'failed',
-          delayMs: () => step.retryDelayMs,
-          sleep: deps.sleep,
-          onRetry: (r, retry, delay) => log.status(host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${formatSeconds(delay)}`)
+  private async execute(step: Step): Promise<StepResult> {
+    const { outcome, attempts } = await withRetries(
+      async (): Promise<StepResult> => {
+        const lost = await this.ensureConnected()
+        if (lost) return stepResult(step, { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
+        return runScript(step, {
+          connection: this.connection as Connection,
+          shell: this.settings.shell,
+          output: (stream, lines) => this.log.output(this.host, stream, lines),
+          sleep: this.deps.sleep
+        })
+      },
+      {
+        retries: step.retries,
+        retryable: (r) => r.status === 'failed',
+        delayMs: () => step.retryDelayMs,
+        sleep: this.deps.sleep,
+        onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+      }
+    )
+    return { ...outcome, attempts }
+  }
+
+  /** Runs one step of the plan. Returns whether the host goes on to the next; never throws. */
+  async runStep(step: Step): Promise<boolean> {
+    const { host, log, result } = this
+    this.startedAt ??= Date.now()
+    log.hostStarted(host, step.name)
+    try {
+      const failure = await this.ensureConnected()
+      if (failure) {
+        const first = result.steps.length === 0
+        result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable'
+        result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`
+        if (!first) result.failedStep = step.name
+        log.status(host, `could not connect: ${failure.message}`)
+        return false
+      }
+      let outcome: StepResult
+      if (step.runOnce) {
+        const claim = this.runOnce.claim(step, host, () => this.execute(step))
+        outcome = await claim.done
+        if (!claim.mine) {
+          log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`)
+          result.steps.push(stepResult(step, { status: 'skipped', error: `run once, on ${claim.host}` }))
+          return true
         }
-      )
-      const stepResult = { ...outcome, attempts }
-      result.steps.push(stepResult)
-      result.exitCode = stepResult.exitCode
-      if (stepResult.status === 'failed') {
+      } else {
+        outcome = await this.execute(step)
+      }
+      result.steps.push(outcome)
+      result.exitCode = outcome.exitCode
+      if (outcome.status === 'failed') {
+        if (step.continueOnError) {
+          result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`)
+          log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`)
+          return true
+        }
         result.status = 'failed'
         result.failedStep = step.name
-        result.error = stepResult.error
-        log.status(host, `step '${step.name}' failed after ${formatSeconds(stepResult.durationMs)}: ${stepResult.error}`)
-        return result
+        result.error = outcome.error
+        log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`)
+        return false
       }
-      if (attempts > 1) result.warnings.push(`step '${step.name}' succeeded on attempt ${attempts} of ${step.retries + 1}`)
-      log.status(host, `step '${step.name}' succeeded in ${formatSeconds(stepResult.durationMs)}`)
+      if (outcome.attempts > 1) result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`)
+      log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`)
+      return true
+    } catch (err) {
+      result.status = 'failed'
+      result.failedStep = step.name
+      result.error = `internal error: ${(err as Error).message}`
+      return false
+    } finally {
+      log.hostFinished()
     }
-    return result
-  } finally {
-    connection?.close()
-    result.durationMs = Date.now() - started
-    log.hostFinished()
+  }
+
+  /** Stops the host before its next step, e.g. because too many hosts failed. */
+  skip(reason: string): void {
+    if (this.failed) return
+    this.result.status = 'skipped'
+    this.result.error = reason
+  }
+
+  /** Closes the connection and completes the result. */
+  finish(): HostResult {
+    this.connection?.close()
+    this.result.durationMs = this.startedAt === undefined ? 0 : Date.now() - this.startedAt
+    return this.result
   }
 }

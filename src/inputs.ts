@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './host-keys'
 import { parseHosts, parsePort } from './inventory'
-import type { Auth, Settings } from './settings'
+import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
+import type { Auth, ProxyJump, Settings, Step } from './settings'
 
 /** A bad input value; main reports it as an error annotation naming the input. */
 export class InputError extends Error {
@@ -19,7 +20,7 @@ export class InputError extends Error {
 }
 
 /** Inputs that are masked; their values are never quoted in a message. */
-export const SECRET_INPUTS = ['private-key', 'passphrase', 'password'] as const
+export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'] as const
 
 type Env = NodeJS.ProcessEnv
 
@@ -86,17 +87,17 @@ function maskSecrets(): void {
   }
 }
 
-function parsePrivateKey(text: string, passphrase: string): ParsedKey {
+function parsePrivateKey(input: string, text: string, passphrase: string): ParsedKey {
   const parsed = utils.parseKey(text.trim() + '\n', passphrase || undefined)
   if (parsed instanceof Error) {
-    const input = passphrase ? 'passphrase' : 'private-key'
-    throw new InputError(input, `the private key could not be read: ${parsed.message}`)
+    throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`)
   }
   return Array.isArray(parsed) ? parsed[0] : parsed
 }
 
-function readAuth(env: Env): Auth {
-  const keyText = core.getInput('private-key')
+/** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
+function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key'): Auth {
+  const keyText = core.getInput(keyInput) || core.getInput('private-key')
   const passphrase = core.getInput('passphrase')
   const password = core.getInput('password')
   const agentMode = field('agent', oneOf(['auto', 'true', 'false'] as const), 'auto')
@@ -104,12 +105,12 @@ function readAuth(env: Env): Auth {
   if (agentMode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
   if (passphrase && !keyText) throw new InputError('passphrase', 'given without private-key')
   const auth: Auth = {
-    privateKey: keyText ? parsePrivateKey(keyText, passphrase) : undefined,
+    privateKey: keyText ? parsePrivateKey(core.getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
     password: password || undefined,
     agent: agentMode !== 'false' && socket ? socket : undefined
   }
   if (!auth.privateKey && !auth.password && !auth.agent) {
-    throw new InputError('private-key', 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)')
+    throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)')
   }
   return auth
 }
@@ -125,36 +126,54 @@ function readHostKeys(): HostKeyPolicy {
   return { mode, knownHosts, fingerprints }
 }
 
+function readSteps(): Step[] {
+  const script = core.getInput('run', { trimWhitespace: false }) // byte for byte: no trimming
+  const yaml = core.getInput('steps', { trimWhitespace: false })
+  const defaults: StepDefaults = {
+    env: field('env', () => parseEnv(core.getInput('env', { trimWhitespace: false })), ''),
+    timeoutMs: field('timeout', parseDuration, '0'),
+    retries: field('retries', (t) => parseCount(t, 0), '0'),
+    retryDelayMs: field('retry-delay', parseDuration, '5s')
+  }
+  if (script.trim() !== '' && yaml.trim() !== '') throw new InputError('steps', 'give run or steps, not both')
+  if (yaml.trim() !== '') return field('steps', () => parseSteps(yaml, defaults, { duration: parseDuration, count: parseCount }), '')
+  if (script.trim() === '') throw new InputError('run', 'no script given: set run, or steps')
+  return [singleStep(script, defaults)]
+}
+
+function readProxyJump(env: Env, defaults: { user?: string }): ProxyJump | undefined {
+  const text = core.getInput('proxy-jump')
+  if (text === '') return undefined
+  const [host] = field('proxy-jump', (t) => parseHosts(t, { user: defaults.user, port: 22 }), '')
+  if (/[\s,]/.test(text)) throw new InputError('proxy-jump', `'${text}' must be one [user@]host[:port]`)
+  return { host, auth: readAuth(env, 'proxy-private-key') }
+}
+
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 export function getSettings(env: Env = process.env): Settings {
   maskSecrets()
   const username = core.getInput('username') || undefined
   const port = field('port', parsePort, '22')
-  const hosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
-  const auth = readAuth(env)
+  const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
+  const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''))
+  const auth = readAuth(env, 'private-key')
   const hostKeys = readHostKeys()
-  // The script must reach the host byte for byte: no trimming.
-  const script = core.getInput('run', { trimWhitespace: false })
-  if (script.trim() === '') throw new InputError('run', 'no script given')
+  const steps = readSteps()
+  const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
   const shell = field('shell', (t) => {
     if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
     return t.trim()
   }, 'bash -e')
   return {
     hosts,
+    batches: planBatches(hosts, batchSpec),
+    strategy: field('strategy', oneOf(['host', 'step'] as const), 'host'),
+    maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
+    dryRun: field('dry-run', (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
+    proxyJump: readProxyJump(env, { user: username }),
     auth,
     hostKeys,
-    steps: [
-      {
-        kind: 'run',
-        name: 'run',
-        script,
-        env: field('env', () => parseEnv(core.getInput('env', { trimWhitespace: false })), ''),
-        timeoutMs: field('timeout', parseDuration, '0'),
-        retries: field('retries', (t) => parseCount(t, 0), '0'),
-        retryDelayMs: field('retry-delay', parseDuration, '5s')
-      }
-    ],
+    steps,
     shell,
     concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
     connectTimeoutMs: field('connect-timeout', (t) => {

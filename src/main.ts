@@ -1,24 +1,36 @@
 import * as core from '@actions/core'
 import { HandshakeGates } from './handshake-gate'
-import { runHost } from './host-runner'
+import { HostRun, RunOnceSteps } from './host-runner'
 import { InputError, getSettings } from './inputs'
+import { JumpHost } from './jump-host'
 import { FleetLog } from './output'
-import { annotate, setOutputs, writeSummary } from './report'
+import { annotate, describePlan, setOutputs, writeSummary } from './report'
 import { runFleet } from './scheduler'
 
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
+  let jump: JumpHost | undefined
   try {
     const settings = getSettings()
+    const plan = describePlan(settings)
+    if (settings.dryRun) {
+      core.info(`${plan}\ndry-run: nothing was connected to.`)
+      const results = settings.hosts.map((h) => ({ host: h.name, status: 'skipped' as const, exitCode: null, durationMs: 0, attempts: 0, error: 'dry-run', steps: [], warnings: [] }))
+      setOutputs(results)
+      await writeSummary(results, 0, plan)
+      return
+    }
     if (settings.hostKeys.mode === 'off') {
       core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' })
     }
-    const { hosts, concurrency } = settings
-    core.info(`ssh-fleet: ${hosts.length} host${hosts.length === 1 ? '' : 's'}, concurrency ${concurrency}`)
-    const log = new FleetLog(concurrency === 1 || hosts.length === 1)
+    core.info(plan)
+    const gates = new HandshakeGates(settings.concurrency)
+    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }) : undefined
+    const tunnel = jump ? jump.tunnel.bind(jump) : undefined
+    const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
+    const runOnce = new RunOnceSteps()
     const started = Date.now()
-    const gates = new HandshakeGates(concurrency)
-    const results = await runFleet(hosts, concurrency, (host) => runHost(host, settings, log, { gates }))
+    const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel }))
     const elapsed = Date.now() - started
     annotate(results, elapsed)
     setOutputs(results)
@@ -31,5 +43,7 @@ export async function run(): Promise<void> {
     } else {
       core.setFailed(`ssh-fleet failed: ${(err as Error).message}`)
     }
+  } finally {
+    await jump?.close()
   }
 }

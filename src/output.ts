@@ -59,8 +59,9 @@ export class FleetLog {
     private readonly write: (text: string) => void = (text) => process.stdout.write(text)
   ) {}
 
-  hostStarted(host: Host): void {
-    if (this.grouped) this.write(`::group::${host.name}\n::stop-commands::${this.token}\n`)
+  /** A host starts a step: with one host at a time, a group opens for it. */
+  hostStarted(host: Host, step: string): void {
+    if (this.grouped) this.write(`::group::${host.name} › ${step}\n::stop-commands::${this.token}\n`)
   }
 
   hostFinished(): void {

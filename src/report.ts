@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
 import type { HostResult } from './host-runner'
+import type { Settings } from './settings'
 
 /** Lines of stderr quoted in a failed host's annotation. */
 const ANNOTATION_STDERR_LINES = 5
@@ -115,6 +116,21 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number): strin
     '| --- | --- | --- | --- | --- | --- |',
     ...rows
   ]
+  const multiStep = results.some((r) => r.steps.length > 1)
+  if (multiStep) {
+    lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |')
+    for (const r of results) {
+      for (const s of r.steps) {
+        lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`)
+      }
+    }
+    lines.push('', '</details>')
+  }
+  const skippedHosts = results.filter((r) => r.status === 'skipped')
+  if (skippedHosts.length > 0) {
+    lines.push('', '### Skipped hosts', '')
+    for (const r of skippedHosts) lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`)
+  }
   const failures = results.filter(failed)
   if (failures.length > 0) {
     lines.push('', '### Failed hosts', '')
@@ -127,8 +143,34 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number): strin
   return lines.join('\n') + '\n'
 }
 
-export async function writeSummary(results: HostResult[], elapsedMs: number): Promise<void> {
+/** The plan in words: batches with their hosts, steps with their options. */
+export function describePlan(settings: Settings): string {
+  const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings
+  const plural = (n: number, word: string, words = `${word}s`): string => `${n} ${n === 1 ? word : words}`
+  const lines = [
+    `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
+      `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
+  ]
+  if (batches.length > 1) batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
+  else lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`)
+  steps.forEach((s, i) => {
+    const options = [
+      s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
+      s.retries > 0 && `retries ${s.retries}`,
+      s.runOnce && 'run-once',
+      s.continueOnError && 'continue-on-error'
+    ].filter(Boolean)
+    const firstLine = s.script.trim().split('\n')[0]
+    lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${firstLine}${s.script.trim().includes('\n') ? ' …' : ''}`)
+  })
+  return lines.join('\n')
+}
+
+export async function writeSummary(results: HostResult[], elapsedMs: number, dryRunPlan?: string): Promise<void> {
   // Outside Actions (a local run) there is no summary file to write to.
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  await core.summary.addRaw(summaryMarkdown(results, elapsedMs)).write()
+  const text = dryRunPlan
+    ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
+    : summaryMarkdown(results, elapsedMs)
+  await core.summary.addRaw(text).write()
 }

@@ -1,35 +1,78 @@
 import pLimit from 'p-limit'
 import type { HostResult } from './host-runner'
-import type { Host } from './settings'
+import type { Host, Step } from './settings'
+
+/** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */
+export interface HostRunner {
+  readonly host: Host
+  readonly failed: boolean
+  /** Runs one step; false when the host stops here. Never throws. */
+  runStep(step: Step): Promise<boolean>
+  skip(reason: string): void
+  finish(): HostResult
+}
+
+export interface FleetPlan {
+  batches: Host[][]
+  steps: Step[]
+  strategy: 'host' | 'step'
+  concurrency: number
+  /** Failed hosts tolerated; one more and the remaining hosts are skipped. */
+  maxFailures: number
+}
+
+function skipped(host: Host, reason: string): HostResult {
+  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
+}
 
 /**
- * Runs every host with at most `concurrency` in flight. A host's failure is its result; even a
- * bug that throws inside one host becomes that host's failed result and never abandons the others.
+ * Runs the plan over the fleet: batch after batch, each with at most `concurrency` hosts in flight,
+ * either each host through the whole plan (`host`) or each step across the batch (`step`). Once more
+ * than `maxFailures` hosts have failed, hosts in flight stop before their next step and hosts not yet
+ * started are skipped. Results come back in the order of the hosts.
  */
-export async function runFleet(
-  hosts: Host[],
-  concurrency: number,
-  runOne: (host: Host) => Promise<HostResult>
-): Promise<HostResult[]> {
-  const limit = pLimit(concurrency)
-  return Promise.all(
-    hosts.map((host) =>
-      limit(async (): Promise<HostResult> => {
-        try {
-          return await runOne(host)
-        } catch (err) {
-          return {
-            host: host.name,
-            status: 'failed',
-            exitCode: null,
-            durationMs: 0,
-            attempts: 0,
-            error: `internal error: ${(err as Error).message}`,
-            steps: [],
-            warnings: []
-          }
-        }
-      })
-    )
-  )
+export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunner): Promise<HostResult[]> {
+  const results = new Map<Host, HostResult>()
+  const limit = pLimit(plan.concurrency)
+  let failures = 0
+  const exceeded = (): boolean => failures > plan.maxFailures
+  const stopReason = (): string => `skipped: more than ${plan.maxFailures} host${plan.maxFailures === 1 ? '' : 's'} failed (max-failures)`
+
+  /** Runs a step on a host, counting the host's failure at once so others can stop. */
+  const step = async (run: HostRunner, s: Step): Promise<boolean> => {
+    if (exceeded()) {
+      run.skip(stopReason())
+      return false
+    }
+    const goOn = await run.runStep(s)
+    if (run.failed) failures++
+    return goOn
+  }
+
+  for (const batch of plan.batches) {
+    if (exceeded()) {
+      for (const host of batch) results.set(host, skipped(host, stopReason()))
+      continue
+    }
+    if (plan.strategy === 'host') {
+      await Promise.all(
+        batch.map((host) =>
+          limit(async () => {
+            const run = start(host)
+            for (const s of plan.steps) if (!(await step(run, s))) break
+            results.set(host, run.finish())
+          })
+        )
+      )
+    } else {
+      let active = batch.map(start)
+      for (const s of plan.steps) {
+        const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))))
+        for (const run of active.filter((_, i) => !goOn[i])) results.set(run.host, run.finish())
+        active = active.filter((_, i) => goOn[i])
+      }
+      for (const run of active) results.set(run.host, run.finish())
+    }
+  }
+  return plan.batches.flat().map((host) => results.get(host) as HostResult)
 }

@@ -35,13 +35,33 @@ export interface RunStep {
   timeoutMs: number
   retries: number
   retryDelayMs: number
+  /** A failure of this step is recorded but does not fail the host. */
+  continueOnError: boolean
+  /** Runs on the first host that reaches it; the others wait for it and skip it. */
+  runOnce: boolean
 }
 
 export type Step = RunStep
 
+/** The bastion every connection goes through (`proxy-jump`). */
+export interface ProxyJump {
+  host: Host
+  auth: Auth
+}
+
 /** Everything the action needs, parsed and validated before any connection is made. */
 export interface Settings {
+  /** The hosts of this run: the `hosts` input, or this job's `shard` of it. */
   hosts: Host[]
+  /** `hosts` split into rolling batches (one batch without `batch`). */
+  batches: Host[][]
+  /** `host`: each host runs the whole plan on its own; `step`: each step finishes on the batch first. */
+  strategy: 'host' | 'step'
+  /** Failed hosts tolerated before the rest are skipped; Infinity for no limit. */
+  maxFailures: number
+  /** Validate and print the plan, connect to nothing. */
+  dryRun: boolean
+  proxyJump?: ProxyJump
   auth: Auth
   hostKeys: HostKeyPolicy
   steps: Step[]

@@ -6,7 +6,8 @@ import type { RunStep } from './settings'
 
 export interface StepResult {
   name: string
-  status: 'success' | 'failed'
+  /** `skipped`: a run-once step that ran on another host. */
+  status: 'success' | 'failed' | 'skipped'
   exitCode: number | null
   signal: string | null
   durationMs: number

@@ -105,7 +105,7 @@ describe('running a script on a fleet', () => {
   test('concurrency 1 runs hosts one at a time, each in a group', async () => {
     const run = await runAction({ ...base(), hosts: hostList(sshd, sshd.ports.slice(0, 2)), concurrency: '1', run: 'echo one' })
     const lines = run.stdout.split('\n')
-    expect(lines.filter((l) => l.startsWith('::group::'))).toEqual([`::group::${name(sshd.ports[0])}`, `::group::${name(sshd.ports[1])}`])
+    expect(lines.filter((l) => l.startsWith('::group::'))).toEqual([`::group::${name(sshd.ports[0])} › run`, `::group::${name(sshd.ports[1])} › run`])
     expect(lines.filter((l) => l === 'one')).toHaveLength(2)
   })
 })

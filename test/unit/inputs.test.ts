@@ -78,7 +78,17 @@ describe('getSettings', () => {
     [{ timeout: '-3' }, /'timeout'/],
     [{ retries: 'two' }, /'retries'/],
     [{ 'retry-delay': '1d' }, /'retry-delay'/],
-    [{ passphrase: 'wrong' }, /'passphrase': the private key could not be read/],
+    [{ steps: '- run: x' }, /'steps': give run or steps, not both/],
+    [{ run: '', steps: '- run: x\n  bogus: 1' }, /'steps': step 1: unknown key 'bogus'/],
+    [{ strategy: 'rolling' }, /'strategy': 'rolling' is not one of host, step/],
+    [{ batch: '0' }, /'batch'/],
+    [{ 'max-failures': 'some' }, /'max-failures'/],
+    [{ shard: '3/2' }, /'shard'/],
+    [{ 'dry-run': 'perhaps' }, /'dry-run'/],
+    [{ 'proxy-jump': 'bastion:0' }, /'proxy-jump'/],
+    [{ 'proxy-jump': 'a@b c@d' }, /'proxy-jump': 'a@b c@d' must be one/],
+    [{ 'proxy-jump': 'u@bastion', 'proxy-private-key': 'junk' }, /'proxy-private-key': the private key could not be read/],
+    [{ passphrase: 'wrong' }, /'private-key': the private key could not be read with the given passphrase/],
     [{ 'private-key': 'not a key', passphrase: '' }, /'private-key': the private key could not be read/],
     [{ 'private-key': '', passphrase: '' }, /'private-key': no credentials/]
   ])('refuses %o naming the input', (override, message) => {
@@ -120,6 +130,22 @@ describe('getSettings', () => {
     expect(masked).toContain('sesame')
     expect(masked).toContain('pw-123')
     for (const keyLine of encrypted.trim().split('\n')) expect(masked).toContain(keyLine)
+  })
+
+  test('plan inputs: steps, strategy, batches with max-failures 0 by default, shard, dry-run, proxy-jump', () => {
+    withInputs({ ...base, hosts: 'u@a u@b u@c u@d u@e', run: '', steps: '- name: A\n  run: x\n- run: y', strategy: 'step', batch: '1,50%', shard: '', 'proxy-jump': 'jump@bastion:2222', 'dry-run': 'true' })
+    const s = getSettings({})
+    expect(s.steps.map((x) => x.name)).toEqual(['A', 'step 2'])
+    expect(s.batches.map((b) => b.map((h) => h.hostname))).toEqual([['a'], ['b', 'c', 'd'], ['e']])
+    expect(s).toMatchObject({ strategy: 'step', maxFailures: 0, dryRun: true })
+    expect(s.proxyJump?.host).toMatchObject({ user: 'jump', hostname: 'bastion', port: 2222 })
+    expect(s.proxyJump?.auth.privateKey?.type).toBe('ssh-ed25519')
+    withInputs({ shard: '2/2', batch: '', 'max-failures': '40%' })
+    const sharded = getSettings({})
+    expect(sharded.hosts.map((h) => h.hostname)).toEqual(['b', 'd'])
+    expect(sharded.maxFailures).toBe(0) // 40% of 2 hosts
+    withInputs({ shard: '', 'max-failures': '' })
+    expect(getSettings({}).maxFailures).toBe(Infinity)
   })
 
   test('agent auto uses SSH_AUTH_SOCK only when set', () => {

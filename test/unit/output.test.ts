@@ -32,7 +32,7 @@ describe('FleetLog', () => {
   test('prefixes lines with the host and marks stderr when several hosts are in flight', () => {
     let text = ''
     const log = new FleetLog(false, (t) => (text += t))
-    log.hostStarted(host)
+    log.hostStarted(host, 'run')
     log.output(host, 'stdout', ['a', '::error::injected'])
     log.output(host, 'stderr', ['b'])
     log.hostFinished()
@@ -42,11 +42,11 @@ describe('FleetLog', () => {
   test('groups one host at a time and fences its output against workflow commands', () => {
     let text = ''
     const log = new FleetLog(true, (t) => (text += t))
-    log.hostStarted(host)
+    log.hostStarted(host, 'run')
     log.output(host, 'stdout', ['::set-output name=x::y'])
     log.hostFinished()
     const lines = text.trim().split('\n')
-    expect(lines[0]).toBe('::group::web1')
+    expect(lines[0]).toBe('::group::web1 › run')
     const token = /^::stop-commands::([0-9a-f]{32})$/.exec(lines[1])?.[1]
     expect(token).toBeDefined()
     expect(lines.slice(2)).toEqual(['::set-output name=x::y', `::${token}::`, '::endgroup::'])

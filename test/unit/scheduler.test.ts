@@ -1,32 +1,108 @@
 import { describe, expect, test } from 'vitest'
 import type { HostResult } from '../../src/host-runner'
-import { runFleet } from '../../src/scheduler'
-import type { Host } from '../../src/settings'
+import { planBatches, parseBatchSpec } from '../../src/plan'
+import { runFleet, type FleetPlan, type HostRunner } from '../../src/scheduler'
+import type { Host, Step } from '../../src/settings'
 
-const hosts: Host[] = Array.from({ length: 12 }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
-const ok = (host: Host): HostResult => ({ host: host.name, status: 'success', exitCode: 0, durationMs: 0, attempts: 1, steps: [], warnings: [] })
+const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
+const steps = (n: number): Step[] =>
+  Array.from({ length: n }, (_, i) => ({ kind: 'run', name: `s${i}`, script: 'x', env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }))
+
+/** A fake host run: records what ran when; fails where `fails` says. */
+function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, delayMs = 5) {
+  const events: Array<{ host: string; step: string; phase: 'start' | 'end'; at: number }> = []
+  let inFlight = 0
+  let peak = 0
+  let clock = 0
+  const start = (host: Host): HostRunner => {
+    const result: HostResult = { host: host.name, status: 'success', exitCode: 0, durationMs: 0, attempts: 1, steps: [], warnings: [] }
+    return {
+      host,
+      get failed() {
+        return result.status === 'failed'
+      },
+      async runStep(step) {
+        peak = Math.max(peak, ++inFlight)
+        events.push({ host: host.name, step: step.name, phase: 'start', at: clock++ })
+        await new Promise((r) => setTimeout(r, delayMs))
+        events.push({ host: host.name, step: step.name, phase: 'end', at: clock++ })
+        inFlight--
+        const bad = fails(host, step)
+        result.steps.push({ name: step.name, status: bad ? 'failed' : 'success', exitCode: bad ? 1 : 0, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' })
+        if (bad) result.status = 'failed'
+        return !bad
+      },
+      skip(reason) {
+        if (result.status !== 'failed') Object.assign(result, { status: 'skipped', error: reason })
+      },
+      finish: () => result
+    }
+  }
+  return { events, start, peak: () => peak }
+}
+
+const plan = (over: Partial<FleetPlan> & { hosts?: Host[] }): FleetPlan => {
+  const list = over.hosts ?? hosts(6)
+  return { batches: [list], steps: steps(1), strategy: 'host', concurrency: 10, maxFailures: Infinity, ...over }
+}
 
 describe('runFleet', () => {
   test('never has more than concurrency hosts in flight, and uses all of it', async () => {
-    let inFlight = 0
-    let peak = 0
-    const results = await runFleet(hosts, 3, async (host) => {
-      peak = Math.max(peak, ++inFlight)
-      await new Promise((r) => setTimeout(r, 10))
-      inFlight--
-      return ok(host)
-    })
-    expect(peak).toBe(3)
-    expect(results.map((r) => r.host)).toEqual(hosts.map((h) => h.name))
+    const fleet = fakeFleet()
+    const results = await runFleet(plan({ hosts: hosts(12), concurrency: 3, steps: steps(2) }), fleet.start)
+    expect(fleet.peak()).toBe(3)
+    expect(results.map((r) => r.host)).toEqual(hosts(12).map((h) => h.name))
+    expect(results.every((r) => r.steps.length === 2)).toBe(true)
   })
 
-  test('a host that throws becomes a failed result and the others still run', async () => {
-    const results = await runFleet(hosts, 4, async (host) => {
-      if (host.index === 2) throw new Error('bug')
-      await new Promise((r) => setTimeout(r, 5))
-      return ok(host)
-    })
-    expect(results[2]).toMatchObject({ status: 'failed', error: 'internal error: bug' })
-    expect(results.filter((r) => r.status === 'success')).toHaveLength(11)
+  test('host strategy: a host goes through the whole plan on its own', async () => {
+    const fleet = fakeFleet()
+    await runFleet(plan({ hosts: hosts(2), concurrency: 1, steps: steps(3) }), fleet.start)
+    expect(fleet.events.filter((e) => e.phase === 'start').map((e) => `${e.host}.${e.step}`)).toEqual(['h0.s0', 'h0.s1', 'h0.s2', 'h1.s0', 'h1.s1', 'h1.s2'])
+  })
+
+  test('step strategy: each step ends on every host before the next starts anywhere', async () => {
+    const fleet = fakeFleet(() => false, 1)
+    await runFleet(plan({ hosts: hosts(5), concurrency: 2, steps: steps(3), strategy: 'step' }), fleet.start)
+    for (const [before, after] of [['s0', 's1'], ['s1', 's2']]) {
+      const lastEnd = Math.max(...fleet.events.filter((e) => e.step === before && e.phase === 'end').map((e) => e.at))
+      const firstStart = Math.min(...fleet.events.filter((e) => e.step === after && e.phase === 'start').map((e) => e.at))
+      expect(lastEnd).toBeLessThan(firstStart)
+    }
+    expect(fleet.peak()).toBe(2)
+  })
+
+  test('a failed host stops; the others go on when max-failures allows', async () => {
+    const fleet = fakeFleet((h, s) => h.index === 1 && s.name === 's0')
+    const results = await runFleet(plan({ steps: steps(2) }), fleet.start)
+    expect(results.map((r) => r.status)).toEqual(['success', 'failed', 'success', 'success', 'success', 'success'])
+    expect(results[1].steps).toHaveLength(1)
+  })
+
+  test('a failing host in batch 2 of 1,50% stops batch 3, whose hosts are skipped', async () => {
+    const list = hosts(6)
+    const batches = planBatches(list, parseBatchSpec('1,50%'))
+    expect(batches.map((b) => b.length)).toEqual([1, 3, 2])
+    const fleet = fakeFleet((h) => h.index === 2)
+    const results = await runFleet(plan({ hosts: list, batches, maxFailures: 0 }), fleet.start)
+    expect(results.map((r) => r.status)).toEqual(['success', 'success', 'failed', 'success', 'skipped', 'skipped'])
+    expect(results[4].error).toBe('skipped: more than 0 hosts failed (max-failures)')
+    expect(fleet.events.some((e) => e.host === 'h4' || e.host === 'h5')).toBe(false)
+  })
+
+  test('past max-failures, hosts in flight finish their step and stop, queued hosts never start', async () => {
+    const fleet = fakeFleet((h) => h.index === 0, 20)
+    const results = await runFleet(plan({ hosts: hosts(4), concurrency: 2, steps: steps(3), maxFailures: 0 }), fleet.start)
+    expect(results[0].status).toBe('failed')
+    // h1 was in flight with h0: it finished step s0, then stopped.
+    expect(results[1]).toMatchObject({ status: 'skipped' })
+    expect(results[1].steps.map((s) => s.name)).toEqual(['s0'])
+    expect(results.slice(2).every((r) => r.status === 'skipped' && r.steps.length === 0)).toBe(true)
+  })
+
+  test('max-failures counts: 1 allows one failed host', async () => {
+    const fleet = fakeFleet((h) => h.index === 0 || h.index === 3)
+    const results = await runFleet(plan({ hosts: hosts(6), concurrency: 1, maxFailures: 1 }), fleet.start)
+    expect(results.map((r) => r.status)).toEqual(['failed', 'success', 'success', 'failed', 'skipped', 'skipped'])
   })
 })

@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest'
 import type { RunStep } from '../../src/settings'
 import { remoteCommand, scriptPayload, shellQuote } from '../../src/steps'
 
-const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0 })
+const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
 
 /** Runs the remote command locally the way sshd does: the login shell gets it as one -c string. */
 function runLikeSshd(payload: string, shell = 'bash -e'): string {

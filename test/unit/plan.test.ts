@@ -1,0 +1,90 @@
+import { describe, expect, test } from 'vitest'
+import { parseCount, parseDuration } from '../../src/inputs'
+import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan'
+import type { Host } from '../../src/settings'
+
+const defaults = { env: { GLOBAL: 'g' }, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
+const parsers = { duration: parseDuration, count: parseCount }
+const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
+const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
+
+describe('parseSteps', () => {
+  test('reads every field, with defaults from the inputs', () => {
+    const [pull, migrate, health] = steps(`
+- name: Pull
+  run: docker compose pull
+  timeout: 10m
+  retries: 2
+  retry-delay: 1s
+  env:
+    TAG: v1
+    N: 3
+- name: Migrate
+  run: ./migrate.sh
+  run-once: true
+- run: |
+    curl -fsS localhost:8080/health
+  continue-on-error: true
+`)
+    expect(pull).toMatchObject({ kind: 'run', name: 'Pull', script: 'docker compose pull', timeoutMs: 600_000, retries: 2, retryDelayMs: 1000, env: { GLOBAL: 'g', TAG: 'v1', N: '3' }, runOnce: false, continueOnError: false })
+    expect(migrate).toMatchObject({ name: 'Migrate', runOnce: true, retries: 0, retryDelayMs: 5000 })
+    expect(health).toMatchObject({ name: 'step 3', script: 'curl -fsS localhost:8080/health\n', continueOnError: true })
+  })
+
+  test('timeout as a bare number is seconds', () => {
+    expect(steps('- run: x\n  timeout: 90')[0].timeoutMs).toBe(90_000)
+  })
+
+  test.each([
+    ['- run: x\n  timout: 5m', /step 1: unknown key 'timout'/],
+    ['- name: A\n  run: x\n  retries: -1', /step 1 \('A'\), field 'retries': '-1' is not a whole number/],
+    ['- name: A\n  run: x\n- name: B\n  run: y\n  timeout: soon', /step 2 \('B'\), field 'timeout': 'soon' is not a duration/],
+    ['- name: A\n  run: x\n  continue-on-error: maybe', /field 'continue-on-error': must be true or false/],
+    ['- name: A\n  run: x\n  env: [A, B]', /field 'env': must be a map/],
+    ['- name: A\n  run: x\n  env:\n    1X: y', /'1X' is not a variable name/],
+    ['- name: A', /step 1 \('A'\): has no run:/],
+    ['- name: A\n  run: ""', /field 'run': is empty/],
+    ['- name: A\n  run: x\n- name: A\n  run: y', /step 2 \('A'\): the name 'A' is used by an earlier step/],
+    ['name: A\nrun: x', /must be a YAML list/],
+    ['- run: x\n - bad', /not valid YAML: All sequence items must start at the same column at line 2/],
+    ['- just a string', /step 1 must be a map/],
+    ['- reboot: true', /unknown key 'reboot'/]
+  ])('%j is refused: %s', (yaml, message) => {
+    expect(() => steps(yaml)).toThrow(message)
+  })
+})
+
+describe('batches, max-failures, shards', () => {
+  test('batch sizes: counts, percentages rounded up, the last repeating', () => {
+    expect(planBatches(hosts(10), parseBatchSpec('1,25%,100%')).map((b) => b.length)).toEqual([1, 3, 6])
+    expect(planBatches(hosts(10), parseBatchSpec('3')).map((b) => b.length)).toEqual([3, 3, 3, 1])
+    expect(planBatches(hosts(10), parseBatchSpec('10%')).map((b) => b.length)).toEqual(Array(10).fill(1))
+    expect(planBatches(hosts(3), undefined)).toHaveLength(1)
+    expect(planBatches(hosts(10), parseBatchSpec('2,5')).flat().map((h) => h.name)).toEqual(hosts(10).map((h) => h.name))
+  })
+
+  test.each([['0', /at least 1/], ['0%', /out of range/], ['101%', /out of range/], ['a', /not a number/], ['1,,2', /not a number/]])('batch %s is refused', (spec, message) => {
+    expect(() => parseBatchSpec(spec)).toThrow(message)
+  })
+
+  test('max-failures as a count or a percentage of the hosts', () => {
+    expect(parseMaxFailures('2', 10)).toBe(2)
+    expect(parseMaxFailures('25%', 10)).toBe(2)
+    expect(parseMaxFailures('0', 10)).toBe(0)
+    expect(() => parseMaxFailures('-1', 10)).toThrow()
+    expect(() => parseMaxFailures('150%', 10)).toThrow(/more than 100%/)
+  })
+
+  test('shards are disjoint, cover the fleet, and differ in size by at most one', () => {
+    const all = hosts(23)
+    const slices = [1, 2, 3, 4].map((k) => shardHosts(all, parseShard(`${k}/4`)))
+    expect(slices.flat().map((h) => h.name).sort()).toEqual(all.map((h) => h.name).sort())
+    expect(new Set(slices.flat().map((h) => h.name)).size).toBe(23)
+    expect(slices.map((s) => s.length)).toEqual([6, 6, 6, 5])
+    expect(shardHosts(all, parseShard('2/4'))).toEqual(shardHosts(all, parseShard('2/4')))
+  })
+
+  test.each(['0/3', '4/3', '1/0', 'a/b', '1-3'])('shard %s is refused', (text) => {
+    expect(() => parseShard(text)).toThrow()
+  })
+})
