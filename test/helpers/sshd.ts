@@ -20,6 +20,10 @@ export interface SshdOptions {
   config?: string[]
   /** Password for the test user (root only), enabling password authentication. */
   password?: string
+  /** Run inside this network namespace (root only), listening on `listen`. */
+  netns?: string
+  /** Explicit `address:port` listen addresses (default: `ports` random loopback ports). */
+  listen?: string[]
 }
 
 export interface Sshd {
@@ -99,7 +103,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   keygen(join(dir, 'host_ed25519'))
   const clientKey = keygen(join(dir, 'client'))
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')), { mode: 0o644 })
-  const ports = await freePorts(options.ports ?? 1)
+  const listen = options.listen ?? (await freePorts(options.ports ?? 1)).map((p) => `127.0.0.1:${p}`)
+  const ports = listen.map((a) => Number(a.slice(a.lastIndexOf(':') + 1)))
   const defaults = [
     `HostKey ${join(dir, 'host_ed25519')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
@@ -119,15 +124,18 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const overridden = new Set((options.config ?? []).map(keyword))
   const common = [...(options.config ?? []), ...defaults.filter((line) => !overridden.has(keyword(line)))]
   // One sshd listens on at most 16 addresses (MAX_LISTEN_SOCKS), so larger fleets get several.
-  const groups: number[][] = []
-  for (let i = 0; i < ports.length; i += 16) groups.push(ports.slice(i, i + 16))
+  const groups: string[][] = []
+  for (let i = 0; i < listen.length; i += 16) groups.push(listen.slice(i, i + 16))
   const logFile = join(dir, 'sshd.log')
   writeFileSync(logFile, '')
   const log = (): string => readFileSync(logFile, 'utf8')
   const procs: ChildProcess[] = groups.map((group, i) => {
     const configFile = join(dir, `sshd_config.${i}`)
-    writeFileSync(configFile, [...group.map((p) => `ListenAddress 127.0.0.1:${p}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n')
-    const proc = spawn(SSHD, ['-D', '-e', '-f', configFile], { stdio: ['ignore', 'ignore', 'pipe'] })
+    writeFileSync(configFile, [...group.map((a) => `ListenAddress ${a}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n')
+    const argv = [SSHD, '-D', '-e', '-f', configFile]
+    const proc = options.netns
+      ? spawn('ip', ['netns', 'exec', options.netns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
     proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
     return proc
   })
@@ -138,7 +146,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       procs.forEach((p) => p.kill())
       throw new Error(`sshd exited at start:\n${log()}`)
     }
-    if ((await Promise.all(ports.map(portOpen))).every(Boolean)) break
+    // Inside a namespace the ports are not ours to probe: sshd says when each one listens.
+    const listening = options.netns ? (log().match(/^Server listening on /gm) ?? []).length >= listen.length : (await Promise.all(ports.map(portOpen))).every(Boolean)
+    if (listening) break
     if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
     await new Promise((r) => setTimeout(r, 50))
   }
