@@ -10,14 +10,20 @@ const { tmpdir } = require('node:os')
 const { join, resolve } = require('node:path')
 const { startFleet } = require('./fleet')
 
-const PLAN = `echo "deploying release 1.4.2 to $DEMO_HOST"
-mkdir -p releases/1.4.2 && echo 1.4.2 > releases/1.4.2/VERSION
-if [ "$DEMO_HOST" = web-3 ]; then
-  echo "no space left on device: releases/1.4.2" >&2
-  exit 28
-fi
-ln -sfn releases/1.4.2 current
-echo "$DEMO_HOST now serves $(cat current/VERSION)"
+const PLAN = `- name: Deploy
+  run: |
+    echo "deploying release 1.4.2 to $DEMO_HOST"
+    mkdir -p releases/1.4.2 && echo 1.4.2 > releases/1.4.2/VERSION
+    if [ "$DEMO_HOST" = web-3 ]; then
+      echo "no space left on device: releases/1.4.2" >&2
+      exit 28
+    fi
+    ln -sfn releases/1.4.2 current
+- name: Reboot
+  reboot:
+    boot-id-command: cat "$HOME/.boot_id"
+- name: Verify
+  run: echo "$DEMO_HOST is back (boot id $(cut -c1-8 "$HOME/.boot_id")) and serves $(cat current/VERSION)"
 `
 
 function section(title) {
@@ -34,13 +40,13 @@ async function main() {
     hosts: fleet.hosts.map((h) => `deploy@127.0.0.1:${h.port}`).join('\n'),
     'private-key': fleet.privateKey,
     'known-hosts': fleet.hosts.map((h) => h.knownHost).join('\n'),
-    run: PLAN,
+    steps: PLAN,
     concurrency: '2',
     'connect-retries': '1'
   }
   section('plan')
   for (const h of fleet.hosts) console.log(`${h.name} = deploy@127.0.0.1:${h.port}`)
-  console.log(`concurrency ${inputs.concurrency}; web-3 fails on purpose\n\n${PLAN}`)
+  console.log(`concurrency ${inputs.concurrency}; web-3 fails on purpose; the others reboot (simulated)\n\n${PLAN}`)
   section('action log (dist/index.js, as the runner runs it)')
   const env = { ...process.env, GITHUB_OUTPUT: files.output, GITHUB_STEP_SUMMARY: files.summary }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
@@ -65,7 +71,7 @@ async function main() {
   console.log(`failed = ${failed ? failed[2] : '(missing)'}`)
   rmSync(dir, { recursive: true, force: true })
   const asExpected = code === 1 && failed && failed[2] === inputs.hosts.split('\n')[2]
-  section(asExpected ? 'demo finished: 3 hosts deployed, web-3 failed as planned, the action failed the job' : 'demo did not behave as expected')
+  section(asExpected ? 'demo finished: 3 hosts deployed and rebooted, web-3 failed as planned, the action failed the job' : 'demo did not behave as expected')
   process.exitCode = asExpected ? 0 : 1
 }
 

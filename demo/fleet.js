@@ -3,19 +3,47 @@
  * A local fleet of SSH servers built on ssh2's Server: each host runs the commands it is sent on
  * this machine with `sh`, in its own temp directory, with DEMO_HOST set to its name. It needs nothing
  * installed and listens on 127.0.0.1 only, accepting just the key it was started with.
+ *
+ * Hosts can "reboot": `shutdown` and `sudo` on their PATH ask the host to; it keeps answering for a
+ * moment (old boot id in ~/.boot_id), then drops every connection, refuses connections for a moment,
+ * and comes back on the same port with a new boot id.
  */
 const { spawn } = require('node:child_process')
-const { timingSafeEqual } = require('node:crypto')
-const { mkdtempSync, rmSync } = require('node:fs')
+const { randomUUID, timingSafeEqual } = require('node:crypto')
+const { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const { join } = require('node:path')
 const { Server, utils } = require('ssh2')
+
+const LINGER_MS = 1500
+const DOWN_MS = 1500
+
+function fakeCommands(home) {
+  const bin = join(home, '.bin')
+  mkdirSync(bin)
+  const scripts = {
+    shutdown: `#!/bin/sh\necho "$DEMO_HOST: rebooting ($*)"\ntouch "$HOME/.reboot-requested"\n`,
+    sudo: '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n'
+  }
+  for (const [name, text] of Object.entries(scripts)) {
+    writeFileSync(join(bin, name), text)
+    chmodSync(join(bin, name), 0o755)
+  }
+  return bin
+}
 
 function startHost(name, clientPublicKey) {
   const hostKey = utils.generateKeyPairSync('ed25519')
   const allowed = utils.parseKey(clientPublicKey)
   const home = mkdtempSync(join(tmpdir(), `ssh-fleet-demo-${name}-`))
+  const bin = fakeCommands(home)
+  writeFileSync(join(home, '.boot_id'), `${randomUUID()}\n`)
+  const clients = new Set()
+  const children = new Set()
+  let port
   const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    clients.add(client)
+    client.on('close', () => clients.delete(client))
     client.on('error', () => {})
     client.on('authentication', (ctx) => {
       const key = ctx.method === 'publickey' && ctx.key
@@ -32,11 +60,13 @@ function startHost(name, clientPublicKey) {
       })
       session.on('exec', (accept, _reject, info) => {
         const channel = accept()
-        child = spawn('sh', ['-c', info.command], { cwd: home, env: { ...process.env, DEMO_HOST: name, HOME: home } })
+        child = spawn('sh', ['-c', info.command], { cwd: home, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, DEMO_HOST: name, HOME: home } })
+        children.add(child)
         channel.pipe(child.stdin).on('error', () => {})
         child.stdout.pipe(channel, { end: false })
         child.stderr.pipe(channel.stderr, { end: false })
         child.on('close', (code, signal) => {
+          children.delete(child)
           if (signal) channel.exit(signal.replace(/^SIG/, ''), false, '')
           else channel.exit(code)
           channel.end()
@@ -44,16 +74,33 @@ function startHost(name, clientPublicKey) {
       })
     })
   })
+  server.on('error', () => {})
+  const reboots = setInterval(() => {
+    const request = join(home, '.reboot-requested')
+    if (!existsSync(request)) return
+    rmSync(request)
+    setTimeout(() => {
+      server.close()
+      for (const c of children) c.kill('SIGKILL')
+      for (const c of clients) c.end()
+      setTimeout(() => {
+        writeFileSync(join(home, '.boot_id'), `${randomUUID()}\n`)
+        server.listen(port, '127.0.0.1')
+      }, DOWN_MS)
+    }, LINGER_MS)
+  }, 50)
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
-      const port = server.address().port
+      port = server.address().port
       const pub = utils.parseKey(hostKey.public)
       resolve({
         name,
         port,
         knownHost: `[127.0.0.1]:${port} ${pub.type} ${pub.getPublicSSH().toString('base64')}`,
         stop: () => {
+          clearInterval(reboots)
           server.close()
+          for (const c of clients) c.end()
           rmSync(home, { recursive: true, force: true })
         }
       })

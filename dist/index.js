@@ -64606,11 +64606,120 @@ async function runScript(step, ctx) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/reboot.ts
+
+
+
+/** Each poll connection gets at most this long; a refused one costs nothing. */
+const POLL_CONNECT_TIMEOUT_MS = 5000;
+/** The boot id and test commands must answer within this. */
+const PROBE_TIMEOUT_MS = 30_000;
+function seconds(ms) {
+    return `${(ms / 1000).toFixed(1)}s`;
+}
+/** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
+function rebootCommand(step, user) {
+    return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now');
+}
+function probe(step, name, script, timeoutMs) {
+    return { kind: 'run', name, script, env: step.env, timeoutMs, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false };
+}
+/** Runs the boot id command; the id, or why there is none. */
+async function bootId(step, connection, shell) {
+    const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => { } });
+    const id = r.stdoutTail.trim();
+    if (r.status !== 'success')
+        return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` };
+    if (id === '')
+        return { error: 'boot-id-command printed nothing' };
+    return { id };
+}
+/**
+ * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
+ * (the connection dropping under it is success; a non-zero exit with the connection still up is
+ * failure, at once), close, then poll about once a second until the deadline. A host that answers
+ * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
+ */
+async function reboot(step, ctx) {
+    const sleep = ctx.sleep ?? realSleep;
+    const interval = ctx.pollIntervalMs ?? 1000;
+    const started = Date.now();
+    const result = (fields) => ({
+        name: step.name,
+        exitCode: null,
+        signal: null,
+        durationMs: Date.now() - started,
+        attempts: 1,
+        lost: false,
+        stdoutTail: '',
+        stderrTail: '',
+        ...fields
+    });
+    if (step.preDelayMs > 0)
+        await sleep(step.preDelayMs);
+    const before = await bootId(step, ctx.connection, ctx.shell);
+    if ('error' in before)
+        return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) };
+    const command = rebootCommand(step, ctx.host.user);
+    ctx.status(`boot id ${before.id}; rebooting: ${command}`);
+    const deadline = Date.now() + step.timeoutMs;
+    const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output });
+    const commandEnded = Date.now();
+    let wentDown = sent.lost ? commandEnded : undefined;
+    ctx.connection.close();
+    if (sent.status === 'failed' && !sent.lost) {
+        return {
+            result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
+        };
+    }
+    let last = 'no attempt yet';
+    while (Date.now() < deadline) {
+        const tick = Date.now();
+        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) });
+        if ('failure' in outcome) {
+            if (outcome.failure.kind === 'host-key')
+                return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
+            if (wentDown === undefined)
+                ctx.status(`down (${outcome.failure.message})`);
+            wentDown ??= tick;
+            last = outcome.failure.message;
+        }
+        else {
+            const after = await bootId(step, outcome.connection, ctx.shell);
+            const backAt = Date.now();
+            if ('error' in after) {
+                last = after.error;
+            }
+            else if (after.id === before.id) {
+                if (!last.includes('old boot id'))
+                    ctx.status('still up with the old boot id: it has not gone down yet');
+                last = 'the host answered with the old boot id: it had not gone down yet';
+            }
+            else {
+                const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output });
+                if (test.status === 'success') {
+                    const downtimeMs = backAt - (wentDown ?? commandEnded);
+                    ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`);
+                    if (step.postDelayMs > 0)
+                        await sleep(step.postDelayMs);
+                    const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail };
+                    return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection };
+                }
+                last = `back with a new boot id, but test-command failed: ${test.error}`;
+            }
+            outcome.connection.close();
+        }
+        await sleep(Math.max(0, tick + interval - Date.now()));
+    }
+    return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) };
+}
+
 ;// CONCATENATED MODULE: ./src/host-runner.ts
 
 
 
-function seconds(ms) {
+
+function host_runner_seconds(ms) {
     return `${(ms / 1000).toFixed(1)}s`;
 }
 function stepResult(step, fields) {
@@ -64663,7 +64772,7 @@ class HostRun {
         const started = Date.now();
         const outcome = await connect(host, this.settings, {
             ...this.deps,
-            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${host_runner_seconds(delayMs)}`)
         });
         this.result.attempts += outcome.attempts;
         if (outcome.retried.length > 0) {
@@ -64673,10 +64782,26 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
-        log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
+        log.status(host, `connected as ${host.user} in ${host_runner_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
         return undefined;
     }
+    async reboot(step) {
+        const outcome = await reboot(step, {
+            host: this.host,
+            connection: this.connection,
+            options: this.settings,
+            shell: this.settings.shell,
+            status: (message) => this.log.status(this.host, message),
+            output: (stream, lines) => this.log.output(this.host, stream, lines),
+            sleep: this.deps.sleep
+        });
+        if (outcome.connection)
+            this.connection = outcome.connection;
+        return outcome.result;
+    }
     async execute(step) {
+        if (step.kind === 'reboot')
+            return this.reboot(step);
         const { outcome, attempts } = await withRetries(async () => {
             const lost = await this.ensureConnected();
             if (lost)
@@ -64692,7 +64817,7 @@ class HostRun {
             retryable: (r) => r.status === 'failed',
             delayMs: () => step.retryDelayMs,
             sleep: this.deps.sleep,
-            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${host_runner_seconds(delay)}`)
         });
         return { ...outcome, attempts };
     }
@@ -64730,18 +64855,18 @@ class HostRun {
             if (outcome.status === 'failed') {
                 if (step.continueOnError) {
                     result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
-                    log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
+                    log.status(host, `step '${step.name}' failed after ${host_runner_seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
                     return true;
                 }
                 result.status = 'failed';
                 result.failedStep = step.name;
                 result.error = outcome.error;
-                log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`);
+                log.status(host, `step '${step.name}' failed after ${host_runner_seconds(outcome.durationMs)}: ${outcome.error}`);
                 return false;
             }
-            if (outcome.attempts > 1)
+            if (outcome.attempts > 1 && step.kind === 'run')
                 result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`);
-            log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`);
+            log.status(host, `step '${step.name}' succeeded in ${host_runner_seconds(outcome.durationMs)}`);
             return true;
         }
         catch (err) {
@@ -64854,7 +64979,6 @@ function parseHosts(text, defaults) {
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./src/plan.ts
 
-const RUN_KEYS = ['name', 'run', 'timeout', 'retries', 'retry-delay', 'env', 'continue-on-error', 'run-once'];
 function scalar(value, what) {
     if (typeof value === 'string')
         return value;
@@ -64884,6 +65008,31 @@ function envMap(value) {
 function singleStep(script, defaults) {
     return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults };
 }
+const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once'];
+const RUN_KEYS = [...COMMON_KEYS, 'run', 'timeout', 'retries', 'retry-delay'];
+const REBOOT_KEYS = [...COMMON_KEYS, 'reboot'];
+const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay'];
+/** Reads one field of a map, naming the field in any error. */
+function reader(raw, label) {
+    return (key, parse, fallback) => {
+        if (raw[key] === undefined)
+            return fallback;
+        try {
+            return parse(raw[key]);
+        }
+        catch (err) {
+            throw new Error(`${label}, field '${key}': ${err.message}`);
+        }
+    };
+}
+function nonEmpty(what) {
+    return (v) => {
+        const s = scalar(v, what);
+        if (s.trim() === '')
+            throw new Error('is empty');
+        return s;
+    };
+}
 /**
  * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
  * unknown key is an error, so a typo never silently does nothing.
@@ -64897,50 +65046,66 @@ function parseSteps(text, defaults, parsers) {
         throw new Error(`not valid YAML: ${err.message.split('\n')[0]}`);
     }
     if (!Array.isArray(doc) || doc.length === 0)
-        throw new Error('must be a YAML list of steps, each a map with run:');
+        throw new Error('must be a YAML list of steps, each a map with run: or reboot:');
     const names = new Set();
+    const duration = (key) => (v) => parsers.duration(scalar(v, key));
     return doc.map((item, i) => {
         const where = `step ${i + 1}`;
         if (item === null || typeof item !== 'object' || Array.isArray(item))
-            throw new Error(`${where} must be a map with run:`);
+            throw new Error(`${where} must be a map with run: or reboot:`);
         const raw = item;
         const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where;
+        const kind = 'reboot' in raw ? 'reboot' : 'run';
+        if (kind === 'reboot' && 'run' in raw)
+            throw new Error(`${label}: has both run: and reboot:; make them two steps`);
+        const allowed = kind === 'reboot' ? REBOOT_KEYS : RUN_KEYS;
         for (const key of Object.keys(raw)) {
-            if (!RUN_KEYS.includes(key))
-                throw new Error(`${label}: unknown key '${key}' (a step takes ${RUN_KEYS.join(', ')})`);
+            if (!allowed.includes(key))
+                throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`);
         }
-        const field = (key, parse, fallback) => {
-            if (raw[key] === undefined)
-                return fallback;
-            try {
-                return parse(raw[key]);
-            }
-            catch (err) {
-                throw new Error(`${label}, field '${key}': ${err.message}`);
-            }
-        };
-        const script = field('run', (v) => {
-            const s = scalar(v, 'run');
-            if (s.trim() === '')
-                throw new Error('is empty');
-            return s;
-        }, undefined);
-        if (script === undefined)
-            throw new Error(`${label}: has no run:`);
-        const name = field('name', (v) => scalar(v, 'name').trim() || `step ${i + 1}`, `step ${i + 1}`);
+        const field = reader(raw, label);
+        const name = field('name', (v) => scalar(v, 'name').trim() || where, kind === 'reboot' && raw.name === undefined ? `reboot ${i + 1}` : where);
         if (names.has(name))
             throw new Error(`${label}: the name '${name}' is used by an earlier step`);
         names.add(name);
-        return {
-            kind: 'run',
+        const common = {
             name,
-            script,
             env: { ...defaults.env, ...field('env', envMap, {}) },
-            timeoutMs: field('timeout', (v) => parsers.duration(scalar(v, 'timeout')), defaults.timeoutMs),
-            retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
-            retryDelayMs: field('retry-delay', (v) => parsers.duration(scalar(v, 'retry-delay')), defaults.retryDelayMs),
             continueOnError: field('continue-on-error', flag, false),
             runOnce: field('run-once', flag, false)
+        };
+        if (kind === 'run') {
+            const script = field('run', nonEmpty('run'), undefined);
+            if (script === undefined)
+                throw new Error(`${label}: has no run: or reboot:`);
+            return {
+                kind,
+                ...common,
+                script,
+                timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
+                retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
+                retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
+            };
+        }
+        const options = raw.reboot === true ? {} : raw.reboot;
+        if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+            throw new Error(`${label}, field 'reboot': must be true or a map of ${REBOOT_OPTIONS.join(', ')}`);
+        }
+        const opts = options;
+        for (const key of Object.keys(opts)) {
+            if (!REBOOT_OPTIONS.includes(key))
+                throw new Error(`${label}, field 'reboot': unknown option '${key}' (it takes ${REBOOT_OPTIONS.join(', ')})`);
+        }
+        const option = reader(opts, `${label}, reboot`);
+        return {
+            kind,
+            ...common,
+            command: option('command', nonEmpty('command'), undefined),
+            timeoutMs: option('timeout', duration('timeout'), 600_000),
+            bootIdCommand: option('boot-id-command', nonEmpty('boot-id-command'), 'cat /proc/sys/kernel/random/boot_id'),
+            testCommand: option('test-command', nonEmpty('test-command'), 'true'),
+            preDelayMs: option('pre-delay', duration('pre-delay'), 0),
+            postDelayMs: option('post-delay', duration('post-delay'), 0)
         };
     });
 }
@@ -65315,7 +65480,8 @@ function resultsJson(results) {
             durationMs: s.durationMs,
             attempts: s.attempts,
             stdoutTail: s.stdoutTail,
-            stderrTail: s.stderrTail
+            stderrTail: s.stderrTail,
+            ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {})
         }))
     })));
 }
@@ -65338,15 +65504,16 @@ function summaryMarkdown(results, elapsedMs) {
     const rows = results.map((r) => {
         const done = r.steps.filter((s) => s.status === 'success').length;
         const stepCount = r.steps.length;
-        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${report_seconds(r.durationMs)} | ${r.exitCode ?? ''} |`;
+        const downtime = r.steps.flatMap((s) => (s.reboot ? [report_seconds(s.reboot.downtimeMs)] : [])).join(', ');
+        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${report_seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`;
     });
     const lines = [
         '## ssh-fleet',
         '',
         tally(results, elapsedMs),
         '',
-        '| Host | Status | Steps done | Attempts | Duration | Exit code |',
-        '| --- | --- | --- | --- | --- | --- |',
+        '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
         ...rows
     ];
     const multiStep = results.some((r) => r.steps.length > 1);
@@ -65392,12 +65559,12 @@ function describePlan(settings) {
     steps.forEach((s, i) => {
         const options = [
             s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
-            s.retries > 0 && `retries ${s.retries}`,
+            s.kind === 'run' && s.retries > 0 && `retries ${s.retries}`,
             s.runOnce && 'run-once',
             s.continueOnError && 'continue-on-error'
         ].filter(Boolean);
-        const firstLine = s.script.trim().split('\n')[0];
-        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${firstLine}${s.script.trim().includes('\n') ? ' …' : ''}`);
+        const what = s.kind === 'run' ? s.script.trim() : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`;
+        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`);
     });
     return lines.join('\n');
 }

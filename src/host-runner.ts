@@ -1,7 +1,8 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
 import type { FleetLog } from './output'
 import { withRetries } from './retry'
-import type { Host, Settings, Step } from './settings'
+import { reboot } from './reboot'
+import type { Host, RebootStep, Settings, Step } from './settings'
 import { runScript, type StepResult } from './steps'
 
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
@@ -90,7 +91,22 @@ export class HostRun {
     return undefined
   }
 
+  private async reboot(step: RebootStep): Promise<StepResult> {
+    const outcome = await reboot(step, {
+      host: this.host,
+      connection: this.connection as Connection,
+      options: this.settings,
+      shell: this.settings.shell,
+      status: (message) => this.log.status(this.host, message),
+      output: (stream, lines) => this.log.output(this.host, stream, lines),
+      sleep: this.deps.sleep
+    })
+    if (outcome.connection) this.connection = outcome.connection
+    return outcome.result
+  }
+
   private async execute(step: Step): Promise<StepResult> {
+    if (step.kind === 'reboot') return this.reboot(step)
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
         const lost = await this.ensureConnected()
@@ -154,7 +170,7 @@ export class HostRun {
         log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`)
         return false
       }
-      if (outcome.attempts > 1) result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`)
+      if (outcome.attempts > 1 && step.kind === 'run') result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`)
       log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`)
       return true
     } catch (err) {

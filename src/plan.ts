@@ -15,8 +15,6 @@ export interface FieldParsers {
   count: (text: string, min: number) => number
 }
 
-const RUN_KEYS = ['name', 'run', 'timeout', 'retries', 'retry-delay', 'env', 'continue-on-error', 'run-once']
-
 function scalar(value: unknown, what: string): string {
   if (typeof value === 'string') return value
   if (typeof value === 'number' && Number.isFinite(value)) return String(value)
@@ -44,6 +42,31 @@ export function singleStep(script: string, defaults: StepDefaults): RunStep {
   return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults }
 }
 
+const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once']
+const RUN_KEYS = [...COMMON_KEYS, 'run', 'timeout', 'retries', 'retry-delay']
+const REBOOT_KEYS = [...COMMON_KEYS, 'reboot']
+const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay']
+
+/** Reads one field of a map, naming the field in any error. */
+function reader(raw: Record<string, unknown>, label: string) {
+  return <T>(key: string, parse: (v: unknown) => T, fallback: T): T => {
+    if (raw[key] === undefined) return fallback
+    try {
+      return parse(raw[key])
+    } catch (err) {
+      throw new Error(`${label}, field '${key}': ${(err as Error).message}`)
+    }
+  }
+}
+
+function nonEmpty(what: string): (v: unknown) => string {
+  return (v) => {
+    const s = scalar(v, what)
+    if (s.trim() === '') throw new Error('is empty')
+    return s
+  }
+}
+
 /**
  * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
  * unknown key is an error, so a typo never silently does nothing.
@@ -55,43 +78,60 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
   } catch (err) {
     throw new Error(`not valid YAML: ${(err as Error).message.split('\n')[0]}`)
   }
-  if (!Array.isArray(doc) || doc.length === 0) throw new Error('must be a YAML list of steps, each a map with run:')
+  if (!Array.isArray(doc) || doc.length === 0) throw new Error('must be a YAML list of steps, each a map with run: or reboot:')
   const names = new Set<string>()
-  return doc.map((item: unknown, i) => {
+  const duration = (key: string) => (v: unknown) => parsers.duration(scalar(v, key))
+  return doc.map((item: unknown, i): Step => {
     const where = `step ${i + 1}`
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be a map with run:`)
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be a map with run: or reboot:`)
     const raw = item as Record<string, unknown>
     const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where
+    const kind = 'reboot' in raw ? 'reboot' : 'run'
+    if (kind === 'reboot' && 'run' in raw) throw new Error(`${label}: has both run: and reboot:; make them two steps`)
+    const allowed = kind === 'reboot' ? REBOOT_KEYS : RUN_KEYS
     for (const key of Object.keys(raw)) {
-      if (!RUN_KEYS.includes(key)) throw new Error(`${label}: unknown key '${key}' (a step takes ${RUN_KEYS.join(', ')})`)
+      if (!allowed.includes(key)) throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`)
     }
-    const field = <T>(key: string, parse: (v: unknown) => T, fallback: T): T => {
-      if (raw[key] === undefined) return fallback
-      try {
-        return parse(raw[key])
-      } catch (err) {
-        throw new Error(`${label}, field '${key}': ${(err as Error).message}`)
-      }
-    }
-    const script = field('run', (v) => {
-      const s = scalar(v, 'run')
-      if (s.trim() === '') throw new Error('is empty')
-      return s
-    }, undefined)
-    if (script === undefined) throw new Error(`${label}: has no run:`)
-    const name = field('name', (v) => scalar(v, 'name').trim() || `step ${i + 1}`, `step ${i + 1}`)
+    const field = reader(raw, label)
+    const name = field('name', (v) => scalar(v, 'name').trim() || where, kind === 'reboot' && raw.name === undefined ? `reboot ${i + 1}` : where)
     if (names.has(name)) throw new Error(`${label}: the name '${name}' is used by an earlier step`)
     names.add(name)
-    return {
-      kind: 'run',
+    const common = {
       name,
-      script,
       env: { ...defaults.env, ...field('env', envMap, {}) },
-      timeoutMs: field('timeout', (v) => parsers.duration(scalar(v, 'timeout')), defaults.timeoutMs),
-      retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
-      retryDelayMs: field('retry-delay', (v) => parsers.duration(scalar(v, 'retry-delay')), defaults.retryDelayMs),
       continueOnError: field('continue-on-error', flag, false),
       runOnce: field('run-once', flag, false)
+    }
+    if (kind === 'run') {
+      const script = field('run', nonEmpty('run'), undefined)
+      if (script === undefined) throw new Error(`${label}: has no run: or reboot:`)
+      return {
+        kind,
+        ...common,
+        script,
+        timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
+        retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
+        retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
+      }
+    }
+    const options = raw.reboot === true ? {} : raw.reboot
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+      throw new Error(`${label}, field 'reboot': must be true or a map of ${REBOOT_OPTIONS.join(', ')}`)
+    }
+    const opts = options as Record<string, unknown>
+    for (const key of Object.keys(opts)) {
+      if (!REBOOT_OPTIONS.includes(key)) throw new Error(`${label}, field 'reboot': unknown option '${key}' (it takes ${REBOOT_OPTIONS.join(', ')})`)
+    }
+    const option = reader(opts, `${label}, reboot`)
+    return {
+      kind,
+      ...common,
+      command: option('command', nonEmpty('command'), undefined),
+      timeoutMs: option('timeout', duration('timeout'), 600_000),
+      bootIdCommand: option('boot-id-command', nonEmpty('boot-id-command'), 'cat /proc/sys/kernel/random/boot_id'),
+      testCommand: option('test-command', nonEmpty('test-command'), 'true'),
+      preDelayMs: option('pre-delay', duration('pre-delay'), 0),
+      postDelayMs: option('post-delay', duration('post-delay'), 0)
     }
   })
 }

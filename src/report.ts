@@ -77,7 +77,8 @@ export function resultsJson(results: HostResult[]): string {
         durationMs: s.durationMs,
         attempts: s.attempts,
         stdoutTail: s.stdoutTail,
-        stderrTail: s.stderrTail
+        stderrTail: s.stderrTail,
+        ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {})
       }))
     }))
   )
@@ -105,15 +106,16 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number): strin
   const rows = results.map((r) => {
     const done = r.steps.filter((s) => s.status === 'success').length
     const stepCount = r.steps.length
-    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} |`
+    const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')
+    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`
   })
   const lines = [
     '## ssh-fleet',
     '',
     tally(results, elapsedMs),
     '',
-    '| Host | Status | Steps done | Attempts | Duration | Exit code |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
     ...rows
   ]
   const multiStep = results.some((r) => r.steps.length > 1)
@@ -156,12 +158,12 @@ export function describePlan(settings: Settings): string {
   steps.forEach((s, i) => {
     const options = [
       s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
-      s.retries > 0 && `retries ${s.retries}`,
+      s.kind === 'run' && s.retries > 0 && `retries ${s.retries}`,
       s.runOnce && 'run-once',
       s.continueOnError && 'continue-on-error'
     ].filter(Boolean)
-    const firstLine = s.script.trim().split('\n')[0]
-    lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${firstLine}${s.script.trim().includes('\n') ? ' …' : ''}`)
+    const what = s.kind === 'run' ? s.script.trim() : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`
+    lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`)
   })
   return lines.join('\n')
 }

@@ -41,7 +41,24 @@ export interface RunStep {
   runOnce: boolean
 }
 
-export type Step = RunStep
+/** Reboot the host and wait until it is back with a new boot id (SPEC 3). */
+export interface RebootStep {
+  kind: 'reboot'
+  name: string
+  env: Record<string, string>
+  /** The reboot command; undefined means `shutdown -r now`, behind `sudo -n` for users other than root. */
+  command?: string
+  /** The whole wait, from the command until the host is back and passes the test command. */
+  timeoutMs: number
+  bootIdCommand: string
+  testCommand: string
+  preDelayMs: number
+  postDelayMs: number
+  continueOnError: boolean
+  runOnce: boolean
+}
+
+export type Step = RunStep | RebootStep
 
 /** The bastion every connection goes through (`proxy-jump`). */
 export interface ProxyJump {

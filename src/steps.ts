@@ -17,6 +17,8 @@ export interface StepResult {
   lost: boolean
   stdoutTail: string
   stderrTail: string
+  /** For a reboot step: went down → accepting logins, and the whole reboot. */
+  reboot?: { downtimeMs: number; totalMs: number }
 }
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */

@@ -24,6 +24,10 @@ export interface SshdOptions {
   netns?: string
   /** Explicit `address:port` listen addresses (default: `ports` random loopback ports). */
   listen?: string[]
+  /** Wraps the sshd command line, e.g. to run it in namespaces of its own. */
+  wrap?: (argv: string[]) => string[]
+  /** Called with the fixture's directory before sshd first starts. */
+  prepare?: (dir: string) => void
 }
 
 export interface Sshd {
@@ -40,6 +44,10 @@ export interface Sshd {
   /** Path where a test can drop files readable by the test user. */
   shared: string
   log(): string
+  /** Starts the sshd processes again after kill(). */
+  start(): Promise<void>
+  /** SIGKILLs the sshd processes (with `wrap: unshare --kill-child`, everything inside dies too). */
+  kill(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -129,29 +137,50 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const logFile = join(dir, 'sshd.log')
   writeFileSync(logFile, '')
   const log = (): string => readFileSync(logFile, 'utf8')
-  const procs: ChildProcess[] = groups.map((group, i) => {
+  const configs = groups.map((group, i) => {
     const configFile = join(dir, `sshd_config.${i}`)
     writeFileSync(configFile, [...group.map((a) => `ListenAddress ${a}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n')
-    const argv = [SSHD, '-D', '-e', '-f', configFile]
-    const proc = options.netns
-      ? spawn('ip', ['netns', 'exec', options.netns, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] })
-      : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
-    proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
-    return proc
+    return configFile
   })
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    if (procs.some((p) => p.exitCode !== null)) {
-      await new Promise((r) => setTimeout(r, 100)) // let its last words reach the log
-      procs.forEach((p) => p.kill())
-      throw new Error(`sshd exited at start:\n${log()}`)
+  let procs: ChildProcess[] = []
+  const start = async (): Promise<void> => {
+    const listenedBefore = (log().match(/^Server listening on /gm) ?? []).length
+    procs = configs.map((configFile) => {
+      let argv = [SSHD, '-D', '-e', '-f', configFile]
+      if (options.wrap) argv = options.wrap(argv)
+      if (options.netns) argv = ['ip', 'netns', 'exec', options.netns, ...argv]
+      const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+      proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
+      return proc
+    })
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      if (procs.some((p) => p.exitCode !== null)) {
+        await new Promise((r) => setTimeout(r, 100)) // let its last words reach the log
+        procs.forEach((p) => p.kill())
+        throw new Error(`sshd exited at start:\n${log()}`)
+      }
+      // Inside a namespace the ports are not ours to probe: sshd says when each one listens.
+      const listening = options.netns
+        ? (log().match(/^Server listening on /gm) ?? []).length - listenedBefore >= listen.length
+        : (await Promise.all(ports.map(portOpen))).every(Boolean)
+      if (listening) return
+      if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
+      await new Promise((r) => setTimeout(r, 20))
     }
-    // Inside a namespace the ports are not ours to probe: sshd says when each one listens.
-    const listening = options.netns ? (log().match(/^Server listening on /gm) ?? []).length >= listen.length : (await Promise.all(ports.map(portOpen))).every(Boolean)
-    if (listening) break
-    if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
-    await new Promise((r) => setTimeout(r, 50))
   }
+  const kill = async (signal: NodeJS.Signals): Promise<void> => {
+    await Promise.all(
+      procs.map((proc) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return undefined
+        const exited = new Promise((r) => proc.once('exit', r))
+        proc.kill(signal)
+        return exited
+      })
+    )
+  }
+  options.prepare?.(dir)
+  await start()
   const hostPub = readFileSync(join(dir, 'host_ed25519.pub'), 'utf8').trim().split(/\s+/)
   const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host_ed25519.pub')], { encoding: 'utf8' }).split(/\s+/)[1]
   return {
@@ -164,15 +193,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     hostKeyType: hostPub[0],
     shared,
     log,
+    start,
+    kill: () => kill('SIGKILL'),
     stop: async () => {
-      await Promise.all(
-        procs.map((proc) => {
-          if (proc.exitCode !== null) return undefined
-          const exited = new Promise((r) => proc.once('exit', r))
-          proc.kill('SIGTERM')
-          return exited
-        })
-      )
+      // unshare --fork ignores SIGTERM while it waits for its child; only SIGKILL ends it (and, with
+      // --kill-child, everything inside).
+      await kill(options.wrap ? 'SIGKILL' : 'SIGTERM')
       rmSync(dir, { recursive: true, force: true })
     }
   }

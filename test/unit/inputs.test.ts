@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InputError, getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
+import type { RunStep } from '../../src/settings'
 
 describe('value parsers', () => {
   test('durations take seconds or s/m/h', () => {
@@ -55,7 +56,7 @@ describe('getSettings', () => {
 
   test('keeps the script byte for byte, leading and trailing whitespace included', () => {
     withInputs({ ...base, run: '  echo "a  b"\n\n' })
-    expect(getSettings({}).steps[0].script).toBe('  echo "a  b"\n\n')
+    expect((getSettings({}).steps[0] as RunStep).script).toBe('  echo "a  b"\n\n')
   })
 
   test.each([

@@ -31,6 +31,12 @@ describe('parseSteps', () => {
     expect(health).toMatchObject({ name: 'step 3', script: 'curl -fsS localhost:8080/health\n', continueOnError: true })
   })
 
+  test('reboot steps: true for the defaults, or a map of options', () => {
+    const [plain, custom] = steps('- reboot: true\n- name: Kernel\n  reboot:\n    command: systemctl reboot\n    timeout: 5m\n    boot-id-command: cat /tmp/id\n    test-command: systemctl is-system-running\n    pre-delay: 2s\n    post-delay: 10s\n  continue-on-error: true')
+    expect(plain).toMatchObject({ kind: 'reboot', name: 'reboot 1', command: undefined, timeoutMs: 600_000, bootIdCommand: 'cat /proc/sys/kernel/random/boot_id', testCommand: 'true', preDelayMs: 0, postDelayMs: 0 })
+    expect(custom).toMatchObject({ kind: 'reboot', name: 'Kernel', command: 'systemctl reboot', timeoutMs: 300_000, bootIdCommand: 'cat /tmp/id', testCommand: 'systemctl is-system-running', preDelayMs: 2000, postDelayMs: 10_000, continueOnError: true })
+  })
+
   test('timeout as a bare number is seconds', () => {
     expect(steps('- run: x\n  timeout: 90')[0].timeoutMs).toBe(90_000)
   })
@@ -48,7 +54,11 @@ describe('parseSteps', () => {
     ['name: A\nrun: x', /must be a YAML list/],
     ['- run: x\n - bad', /not valid YAML: All sequence items must start at the same column at line 2/],
     ['- just a string', /step 1 must be a map/],
-    ['- reboot: true', /unknown key 'reboot'/]
+    ['- reboot: true\n  run: x', /has both run: and reboot:/],
+    ['- reboot: true\n  retries: 2', /unknown key 'retries' \(a reboot step takes/],
+    ['- reboot:\n    timout: 5m', /field 'reboot': unknown option 'timout'/],
+    ['- reboot:\n    timeout: soon', /step 1, reboot, field 'timeout': 'soon' is not a duration/],
+    ['- reboot: yes', /field 'reboot': must be true or a map/]
   ])('%j is refused: %s', (yaml, message) => {
     expect(() => steps(yaml)).toThrow(message)
   })

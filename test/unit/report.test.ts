@@ -68,6 +68,7 @@ describe('outputs and summary', () => {
   test('summary lists every host and the failed ones with their reason, HTML escaped', () => {
     const md = summaryMarkdown([host('web1', 'success'), host('<b>evil</b>', 'failed', { error: 'exit code 3 <oops>' })], 1000)
     expect(md).toContain('| web1 | ✅ success |')
+    expect(md).toContain('| Reboot downtime |')
     expect(md).toContain('| &lt;b&gt;evil&lt;/b&gt; | ❌ failed |')
     expect(md).toContain('exit code 3 &lt;oops&gt;')
     expect(md).not.toContain('<b>')

@@ -1,0 +1,121 @@
+import { connectOnce, type ConnectOptions, type Connection } from './connection'
+import type { StreamName } from './output'
+import { realSleep, type Sleep } from './retry'
+import type { Host, RebootStep, RunStep } from './settings'
+import { runScript, type StepResult } from './steps'
+
+/** Each poll connection gets at most this long; a refused one costs nothing. */
+const POLL_CONNECT_TIMEOUT_MS = 5000
+/** The boot id and test commands must answer within this. */
+const PROBE_TIMEOUT_MS = 30_000
+
+export interface RebootContext {
+  host: Host
+  connection: Connection
+  /** For the poll connections: the same host key check and credentials as any connection. */
+  options: ConnectOptions
+  shell: string
+  status: (message: string) => void
+  output: (stream: StreamName, lines: string[]) => void
+  sleep?: Sleep
+  pollIntervalMs?: number
+}
+
+export interface RebootOutcome {
+  result: StepResult
+  /** The connection to the rebooted host, for the steps after this one. */
+  connection?: Connection
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`
+}
+
+/** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
+export function rebootCommand(step: RebootStep, user: string): string {
+  return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now')
+}
+
+function probe(step: RebootStep, name: string, script: string, timeoutMs: number): RunStep {
+  return { kind: 'run', name, script, env: step.env, timeoutMs, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }
+}
+
+/** Runs the boot id command; the id, or why there is none. */
+async function bootId(step: RebootStep, connection: Connection, shell: string): Promise<{ id: string } | { error: string }> {
+  const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => {} })
+  const id = r.stdoutTail.trim()
+  if (r.status !== 'success') return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` }
+  if (id === '') return { error: 'boot-id-command printed nothing' }
+  return { id }
+}
+
+/**
+ * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
+ * (the connection dropping under it is success; a non-zero exit with the connection still up is
+ * failure, at once), close, then poll about once a second until the deadline. A host that answers
+ * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
+ */
+export async function reboot(step: RebootStep, ctx: RebootContext): Promise<RebootOutcome> {
+  const sleep = ctx.sleep ?? realSleep
+  const interval = ctx.pollIntervalMs ?? 1000
+  const started = Date.now()
+  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => ({
+    name: step.name,
+    exitCode: null,
+    signal: null,
+    durationMs: Date.now() - started,
+    attempts: 1,
+    lost: false,
+    stdoutTail: '',
+    stderrTail: '',
+    ...fields
+  })
+  if (step.preDelayMs > 0) await sleep(step.preDelayMs)
+  const before = await bootId(step, ctx.connection, ctx.shell)
+  if ('error' in before) return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
+  const command = rebootCommand(step, ctx.host.user)
+  ctx.status(`boot id ${before.id}; rebooting: ${command}`)
+  const deadline = Date.now() + step.timeoutMs
+  const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output })
+  const commandEnded = Date.now()
+  let wentDown = sent.lost ? commandEnded : undefined
+  ctx.connection.close()
+  if (sent.status === 'failed' && !sent.lost) {
+    return {
+      result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
+    }
+  }
+  let last = 'no attempt yet'
+  while (Date.now() < deadline) {
+    const tick = Date.now()
+    const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) })
+    if ('failure' in outcome) {
+      if (outcome.failure.kind === 'host-key') return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
+      if (wentDown === undefined) ctx.status(`down (${outcome.failure.message})`)
+      wentDown ??= tick
+      last = outcome.failure.message
+    } else {
+      const after = await bootId(step, outcome.connection, ctx.shell)
+      const backAt = Date.now()
+      if ('error' in after) {
+        last = after.error
+      } else if (after.id === before.id) {
+        if (!last.includes('old boot id')) ctx.status('still up with the old boot id: it has not gone down yet')
+        last = 'the host answered with the old boot id: it had not gone down yet'
+      } else {
+        const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output })
+        if (test.status === 'success') {
+          const downtimeMs = backAt - (wentDown ?? commandEnded)
+          ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`)
+          if (step.postDelayMs > 0) await sleep(step.postDelayMs)
+          const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail }
+          return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection }
+        }
+        last = `back with a new boot id, but test-command failed: ${test.error}`
+      }
+      outcome.connection.close()
+    }
+    await sleep(Math.max(0, tick + interval - Date.now()))
+  }
+  return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) }
+}
