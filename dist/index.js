@@ -64393,6 +64393,10 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
 ;// CONCATENATED MODULE: ./src/output.ts
 
 
+/** A duration as people read it in a log: `34.2s`. */
+function seconds(ms) {
+    return `${(ms / 1000).toFixed(1)}s`;
+}
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
 const MAX_LINE = 64 * 1024;
 /** Lines of each stream kept per step for reports. */
@@ -64518,20 +64522,14 @@ function sendSignal(channel, name) {
     if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
         ch._client._protocol.signal(ch.outgoing.id, name);
 }
+/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
+function stepResult(name, startedAt, fields) {
+    return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
+}
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 async function runScript(step, ctx) {
     const started = Date.now();
-    const result = (fields) => ({
-        name: step.name,
-        exitCode: null,
-        signal: null,
-        durationMs: Date.now() - started,
-        attempts: 1,
-        lost: false,
-        stdoutTail: '',
-        stderrTail: '',
-        ...fields
-    });
+    const result = (fields) => stepResult(step.name, started, fields);
     const channel = await openChannel(ctx, remoteCommand(ctx.shell));
     if (channel instanceof ChannelOpenError) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
@@ -64610,13 +64608,11 @@ async function runScript(step, ctx) {
 
 
 
+
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000;
 /** The boot id and test commands must answer within this. */
 const PROBE_TIMEOUT_MS = 30_000;
-function seconds(ms) {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
 /** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
 function rebootCommand(step, user) {
     return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now');
@@ -64644,17 +64640,7 @@ async function reboot(step, ctx) {
     const sleep = ctx.sleep ?? realSleep;
     const interval = ctx.pollIntervalMs ?? 1000;
     const started = Date.now();
-    const result = (fields) => ({
-        name: step.name,
-        exitCode: null,
-        signal: null,
-        durationMs: Date.now() - started,
-        attempts: 1,
-        lost: false,
-        stdoutTail: '',
-        stderrTail: '',
-        ...fields
-    });
+    const result = (fields) => stepResult(step.name, started, fields);
     if (step.preDelayMs > 0)
         await sleep(step.preDelayMs);
     const before = await bootId(step, ctx.connection, ctx.shell);
@@ -64719,12 +64705,7 @@ async function reboot(step, ctx) {
 
 
 
-function host_runner_seconds(ms) {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
-function stepResult(step, fields) {
-    return { name: step.name, exitCode: null, signal: null, durationMs: 0, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
-}
+
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
  * (a migration finishes before anyone goes past it) and records the step as skipped.
@@ -64772,7 +64753,7 @@ class HostRun {
         const started = Date.now();
         const outcome = await connect(host, this.settings, {
             ...this.deps,
-            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${host_runner_seconds(delayMs)}`)
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
         });
         this.result.attempts += outcome.attempts;
         if (outcome.retried.length > 0) {
@@ -64782,7 +64763,7 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
-        log.status(host, `connected as ${host.user} in ${host_runner_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
+        log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
         return undefined;
     }
     async reboot(step) {
@@ -64805,7 +64786,7 @@ class HostRun {
         const { outcome, attempts } = await withRetries(async () => {
             const lost = await this.ensureConnected();
             if (lost)
-                return stepResult(step, { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
+                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
             return runScript(step, {
                 connection: this.connection,
                 shell: this.settings.shell,
@@ -64817,7 +64798,7 @@ class HostRun {
             retryable: (r) => r.status === 'failed',
             delayMs: () => step.retryDelayMs,
             sleep: this.deps.sleep,
-            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${host_runner_seconds(delay)}`)
+            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
         });
         return { ...outcome, attempts };
     }
@@ -64843,7 +64824,7 @@ class HostRun {
                 outcome = await claim.done;
                 if (!claim.mine) {
                     log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`);
-                    result.steps.push(stepResult(step, { status: 'skipped', error: `run once, on ${claim.host}` }));
+                    result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }));
                     return true;
                 }
             }
@@ -64855,18 +64836,18 @@ class HostRun {
             if (outcome.status === 'failed') {
                 if (step.continueOnError) {
                     result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
-                    log.status(host, `step '${step.name}' failed after ${host_runner_seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
+                    log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
                     return true;
                 }
                 result.status = 'failed';
                 result.failedStep = step.name;
                 result.error = outcome.error;
-                log.status(host, `step '${step.name}' failed after ${host_runner_seconds(outcome.durationMs)}: ${outcome.error}`);
+                log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`);
                 return false;
             }
             if (outcome.attempts > 1 && step.kind === 'run')
                 result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`);
-            log.status(host, `step '${step.name}' succeeded in ${host_runner_seconds(outcome.durationMs)}`);
+            log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`);
             return true;
         }
         catch (err) {
@@ -65418,6 +65399,7 @@ const ANNOTATION_LIMIT = 10;
 ;// CONCATENATED MODULE: ./src/report.ts
 
 
+
 /** Lines of stderr quoted in a failed host's annotation. */
 const ANNOTATION_STDERR_LINES = 5;
 const coreReporter = {
@@ -65425,9 +65407,7 @@ const coreReporter = {
     warning: (message, title) => warning(message, { title }),
     notice: (message) => notice(message)
 };
-function report_seconds(ms) {
-    return `${(ms / 1000).toFixed(1)}s`;
-}
+/** Failed or unreachable: what fails the action. */
 function failed(r) {
     return r.status === 'failed' || r.status === 'unreachable';
 }
@@ -65437,7 +65417,7 @@ function tally(results, elapsedMs) {
     const extras = ['failed', 'unreachable', 'skipped']
         .filter((s) => count(s) > 0)
         .map((s) => `${count(s)} ${s}`);
-    return `${count('success')}/${results.length} hosts succeeded in ${report_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+    return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
 /**
  * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
@@ -65504,8 +65484,8 @@ function summaryMarkdown(results, elapsedMs) {
     const rows = results.map((r) => {
         const done = r.steps.filter((s) => s.status === 'success').length;
         const stepCount = r.steps.length;
-        const downtime = r.steps.flatMap((s) => (s.reboot ? [report_seconds(s.reboot.downtimeMs)] : [])).join(', ');
-        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${report_seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`;
+        const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ');
+        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`;
     });
     const lines = [
         '## ssh-fleet',
@@ -65521,7 +65501,7 @@ function summaryMarkdown(results, elapsedMs) {
         lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
         for (const r of results) {
             for (const s of r.steps) {
-                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${report_seconds(s.durationMs)} | ${s.attempts} |`);
+                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
             }
         }
         lines.push('', '</details>');
@@ -65915,9 +65895,9 @@ async function run() {
         annotate(results, elapsed);
         setOutputs(results);
         await writeSummary(results, elapsed);
-        const failed = results.filter((r) => r.status === 'failed' || r.status === 'unreachable');
-        if (failed.length > 0)
-            setFailed(`${failed.length} of ${results.length} hosts failed: ${failed.map((r) => r.host).join(', ')}`);
+        const failures = results.filter(failed);
+        if (failures.length > 0)
+            setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`);
     }
     catch (err) {
         if (err instanceof InputError) {

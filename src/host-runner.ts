@@ -1,9 +1,9 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
-import type { FleetLog } from './output'
+import { seconds, type FleetLog } from './output'
 import { withRetries } from './retry'
 import { reboot } from './reboot'
 import type { Host, RebootStep, Settings, Step } from './settings'
-import { runScript, type StepResult } from './steps'
+import { runScript, stepResult, type StepResult } from './steps'
 
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
 
@@ -25,13 +25,6 @@ export interface HostResult {
 
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'>
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)}s`
-}
-
-function stepResult(step: Step, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
-  return { name: step.name, exitCode: null, signal: null, durationMs: 0, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
-}
 
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
@@ -110,7 +103,7 @@ export class HostRun {
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
         const lost = await this.ensureConnected()
-        if (lost) return stepResult(step, { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
+        if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
         return runScript(step, {
           connection: this.connection as Connection,
           shell: this.settings.shell,
@@ -150,7 +143,7 @@ export class HostRun {
         outcome = await claim.done
         if (!claim.mine) {
           log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`)
-          result.steps.push(stepResult(step, { status: 'skipped', error: `run once, on ${claim.host}` }))
+          result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }))
           return true
         }
       } else {

@@ -4,7 +4,7 @@ import { HostRun, RunOnceSteps } from './host-runner'
 import { InputError, getSettings } from './inputs'
 import { JumpHost } from './jump-host'
 import { FleetLog } from './output'
-import { annotate, describePlan, setOutputs, writeSummary } from './report'
+import { annotate, describePlan, failed, setOutputs, writeSummary } from './report'
 import { runFleet } from './scheduler'
 
 /** settings → fleet run → report. The only place that decides the action failed. */
@@ -35,8 +35,8 @@ export async function run(): Promise<void> {
     annotate(results, elapsed)
     setOutputs(results)
     await writeSummary(results, elapsed)
-    const failed = results.filter((r) => r.status === 'failed' || r.status === 'unreachable')
-    if (failed.length > 0) core.setFailed(`${failed.length} of ${results.length} hosts failed: ${failed.map((r) => r.host).join(', ')}`)
+    const failures = results.filter(failed)
+    if (failures.length > 0) core.setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`)
   } catch (err) {
     if (err instanceof InputError) {
       core.setFailed(`${err.message}. Nothing was run on any host.`)

@@ -4,6 +4,11 @@ import type { Host } from './settings'
 
 export type StreamName = 'stdout' | 'stderr'
 
+/** A duration as people read it in a log: `34.2s`. */
+export function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)}s`
+}
+
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
 const MAX_LINE = 64 * 1024
 /** Lines of each stream kept per step for reports. */

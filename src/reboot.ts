@@ -1,8 +1,8 @@
 import { connectOnce, type ConnectOptions, type Connection } from './connection'
-import type { StreamName } from './output'
+import { seconds, type StreamName } from './output'
 import { realSleep, type Sleep } from './retry'
 import type { Host, RebootStep, RunStep } from './settings'
-import { runScript, type StepResult } from './steps'
+import { runScript, stepResult, type StepResult } from './steps'
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000
@@ -27,9 +27,6 @@ export interface RebootOutcome {
   connection?: Connection
 }
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)}s`
-}
 
 /** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
 export function rebootCommand(step: RebootStep, user: string): string {
@@ -59,17 +56,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const sleep = ctx.sleep ?? realSleep
   const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
-  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => ({
-    name: step.name,
-    exitCode: null,
-    signal: null,
-    durationMs: Date.now() - started,
-    attempts: 1,
-    lost: false,
-    stdoutTail: '',
-    stderrTail: '',
-    ...fields
-  })
+  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
   const before = await bootId(step, ctx.connection, ctx.shell)
   if ('error' in before) return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }

@@ -1,6 +1,7 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
 import type { HostResult } from './host-runner'
+import { seconds } from './output'
 import type { Settings } from './settings'
 
 /** Lines of stderr quoted in a failed host's annotation. */
@@ -18,11 +19,9 @@ const coreReporter: Reporter = {
   notice: (message) => core.notice(message)
 }
 
-function seconds(ms: number): string {
-  return `${(ms / 1000).toFixed(1)}s`
-}
 
-function failed(r: HostResult): boolean {
+/** Failed or unreachable: what fails the action. */
+export function failed(r: HostResult): boolean {
   return r.status === 'failed' || r.status === 'unreachable'
 }
 

@@ -88,20 +88,15 @@ function sendSignal(channel: ClientChannel, name: string): void {
   if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name)
 }
 
+/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
+export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
+  return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
+}
+
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
   const started = Date.now()
-  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => ({
-    name: step.name,
-    exitCode: null,
-    signal: null,
-    durationMs: Date.now() - started,
-    attempts: 1,
-    lost: false,
-    stdoutTail: '',
-    stderrTail: '',
-    ...fields
-  })
+  const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const channel = await openChannel(ctx, remoteCommand(ctx.shell))
   if (channel instanceof ChannelOpenError) {
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })
