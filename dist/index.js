@@ -64352,6 +64352,9 @@ function connectOnce(host, options, sock) {
         };
         try {
             client.connect(config);
+            // ssh2 leaves Nagle's algorithm on; with delayed ACKs every handshake round trip and every
+            // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
+            client.setNoDelay(true);
         }
         catch (err) {
             settle({ failure: { kind: 'protocol', transient: false, message: err.message } });
@@ -64445,11 +64448,29 @@ class LineSplitter {
  */
 class FleetLog {
     grouped;
-    write;
+    sink;
     token = (0,external_node_crypto_.randomBytes)(16).toString('hex');
-    constructor(grouped, write = (text) => process.stdout.write(text)) {
+    waiting = [];
+    constructor(grouped, sink = process.stdout) {
         this.grouped = grouped;
-        this.write = write;
+        this.sink = sink;
+    }
+    write(text) {
+        return this.sink.write(text);
+    }
+    /**
+     * Calls `resume` once the log has drained. A reader of the job log slower than the hosts' output
+     * must slow the hosts down (their channels pause), not fill this process's memory.
+     */
+    whenDrained(resume) {
+        this.waiting.push(resume);
+        if (this.waiting.length > 1)
+            return;
+        this.sink.once('drain', () => {
+            const waiting = this.waiting;
+            this.waiting = [];
+            waiting.forEach((f) => f());
+        });
     }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
@@ -64460,10 +64481,10 @@ class FleetLog {
         if (this.grouped)
             this.write(`::${this.token}::\n::endgroup::\n`);
     }
-    /** Lines of remote (or local) output. stderr lines are marked. */
+    /** Lines of remote (or local) output. stderr lines are marked. False when the log is backed up. */
     output(host, stream, lines) {
         const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '');
-        this.write(lines.map((line) => prefix + line + '\n').join(''));
+        return this.write(lines.map((line) => prefix + line + '\n').join(''));
     }
     /** A line of ssh-fleet's own about a host (connected, step finished, …). */
     status(host, message) {
@@ -64485,12 +64506,15 @@ function shellQuote(text) {
 }
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
- * quoting on the way, and it does not show in `ps`. A POSIX sh writes it to a private temp file,
- * opens it, removes it, and execs the interpreter on the open file with stdin from /dev/null, so
- * the script's own stdin is empty and its exit code or signal is the session's.
+ * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
+ * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
+ * session's. When stdin is a pipe (OpenSSH on Linux and the BSDs) fd 3 is that pipe: no extra
+ * process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux) a POSIX sh stages the
+ * script in a private temp file, opens it and removes it first.
  */
 function remoteCommand(shell) {
-    const bootstrap = 'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
+    const bootstrap = `if [ -p /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
+        'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
         '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
         `exec ${shell} /dev/fd/3 </dev/null`;
     return `sh -c ${shellQuote(bootstrap)}`;
@@ -64535,8 +64559,31 @@ async function runScript(step, ctx) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
     }
     return new Promise((resolve) => {
-        const stdout = new LineSplitter((lines) => ctx.output('stdout', lines));
-        const stderr = new LineSplitter((lines) => ctx.output('stderr', lines));
+        // When the log backs up, pause the channel: ssh2 stops granting window, the host stops sending,
+        // and memory stays flat however much a step prints.
+        let paused = false;
+        const pushTo = (splitter) => (chunk) => {
+            splitter.push(chunk);
+            if (!congested || paused)
+                return;
+            paused = true;
+            channel.pause();
+            channel.stderr.pause();
+            ctx.whenDrained(() => {
+                congested = paused = false;
+                channel.resume();
+                channel.stderr.resume();
+            });
+        };
+        let congested = false;
+        const stdout = new LineSplitter((lines) => {
+            if (!ctx.output('stdout', lines))
+                congested = true;
+        });
+        const stderr = new LineSplitter((lines) => {
+            if (!ctx.output('stderr', lines))
+                congested = true;
+        });
         let exit;
         let timedOut = false;
         let unkillable = false;
@@ -64578,8 +64625,8 @@ async function runScript(step, ctx) {
                 return resolve(result({ status: 'success', exitCode, ...tails }));
             resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }));
         };
-        channel.on('data', (chunk) => stdout.push(chunk));
-        channel.stderr.on('data', (chunk) => stderr.push(chunk));
+        channel.on('data', pushTo(stdout));
+        channel.stderr.on('data', pushTo(stderr));
         channel.on('exit', (code, signal) => {
             exit = { code: code ?? null, signal: signal ?? null };
         });
@@ -64622,7 +64669,7 @@ function probe(step, name, script, timeoutMs) {
 }
 /** Runs the boot id command; the id, or why there is none. */
 async function bootId(step, connection, shell) {
-    const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => { } });
+    const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => true, whenDrained: (resume) => resume() });
     const id = r.stdoutTail.trim();
     if (r.status !== 'success')
         return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` };
@@ -64649,7 +64696,7 @@ async function reboot(step, ctx) {
     const command = rebootCommand(step, ctx.host.user);
     ctx.status(`boot id ${before.id}; rebooting: ${command}`);
     const deadline = Date.now() + step.timeoutMs;
-    const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output });
+    const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained });
     const commandEnded = Date.now();
     let wentDown = sent.lost ? commandEnded : undefined;
     ctx.connection.close();
@@ -64682,7 +64729,7 @@ async function reboot(step, ctx) {
                 last = 'the host answered with the old boot id: it had not gone down yet';
             }
             else {
-                const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output });
+                const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained });
                 if (test.status === 'success') {
                     const downtimeMs = backAt - (wentDown ?? commandEnded);
                     ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`);
@@ -64774,6 +64821,7 @@ class HostRun {
             shell: this.settings.shell,
             status: (message) => this.log.status(this.host, message),
             output: (stream, lines) => this.log.output(this.host, stream, lines),
+            whenDrained: (resume) => this.log.whenDrained(resume),
             sleep: this.deps.sleep
         });
         if (outcome.connection)
@@ -64791,6 +64839,7 @@ class HostRun {
                 connection: this.connection,
                 shell: this.settings.shell,
                 output: (stream, lines) => this.log.output(this.host, stream, lines),
+                whenDrained: (resume) => this.log.whenDrained(resume),
                 sleep: this.deps.sleep
             });
         }, {

@@ -190,6 +190,9 @@ export function connectOnce(
     }
     try {
       client.connect(config)
+      // ssh2 leaves Nagle's algorithm on; with delayed ACKs every handshake round trip and every
+      // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
+      client.setNoDelay(true)
     } catch (err) {
       settle({ failure: { kind: 'protocol', transient: false, message: (err as Error).message } })
     }

@@ -92,6 +92,7 @@ export class HostRun {
       shell: this.settings.shell,
       status: (message) => this.log.status(this.host, message),
       output: (stream, lines) => this.log.output(this.host, stream, lines),
+      whenDrained: (resume) => this.log.whenDrained(resume),
       sleep: this.deps.sleep
     })
     if (outcome.connection) this.connection = outcome.connection
@@ -108,6 +109,7 @@ export class HostRun {
           connection: this.connection as Connection,
           shell: this.settings.shell,
           output: (stream, lines) => this.log.output(this.host, stream, lines),
+          whenDrained: (resume) => this.log.whenDrained(resume),
           sleep: this.deps.sleep
         })
       },

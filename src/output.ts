@@ -51,6 +51,12 @@ export class LineSplitter {
   }
 }
 
+/** Where the log goes: process.stdout, or a test's capture. */
+export interface LogSink {
+  write(text: string): boolean
+  once(event: 'drain', listener: () => void): unknown
+}
+
 /**
  * The live log. With several hosts in flight every line carries its host; with one at a time each
  * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
@@ -58,11 +64,30 @@ export class LineSplitter {
  */
 export class FleetLog {
   private readonly token = randomBytes(16).toString('hex')
+  private waiting: Array<() => void> = []
 
   constructor(
     readonly grouped: boolean,
-    private readonly write: (text: string) => void = (text) => process.stdout.write(text)
+    private readonly sink: LogSink = process.stdout
   ) {}
+
+  private write(text: string): boolean {
+    return this.sink.write(text)
+  }
+
+  /**
+   * Calls `resume` once the log has drained. A reader of the job log slower than the hosts' output
+   * must slow the hosts down (their channels pause), not fill this process's memory.
+   */
+  whenDrained(resume: () => void): void {
+    this.waiting.push(resume)
+    if (this.waiting.length > 1) return
+    this.sink.once('drain', () => {
+      const waiting = this.waiting
+      this.waiting = []
+      waiting.forEach((f) => f())
+    })
+  }
 
   /** A host starts a step: with one host at a time, a group opens for it. */
   hostStarted(host: Host, step: string): void {
@@ -73,10 +98,10 @@ export class FleetLog {
     if (this.grouped) this.write(`::${this.token}::\n::endgroup::\n`)
   }
 
-  /** Lines of remote (or local) output. stderr lines are marked. */
-  output(host: Host, stream: StreamName, lines: string[]): void {
+  /** Lines of remote (or local) output. stderr lines are marked. False when the log is backed up. */
+  output(host: Host, stream: StreamName, lines: string[]): boolean {
     const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '')
-    this.write(lines.map((line) => prefix + line + '\n').join(''))
+    return this.write(lines.map((line) => prefix + line + '\n').join(''))
   }
 
   /** A line of ssh-fleet's own about a host (connected, step finished, …). */

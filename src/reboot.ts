@@ -16,7 +16,8 @@ export interface RebootContext {
   options: ConnectOptions
   shell: string
   status: (message: string) => void
-  output: (stream: StreamName, lines: string[]) => void
+  output: (stream: StreamName, lines: string[]) => boolean
+  whenDrained: (resume: () => void) => void
   sleep?: Sleep
   pollIntervalMs?: number
 }
@@ -39,7 +40,7 @@ function probe(step: RebootStep, name: string, script: string, timeoutMs: number
 
 /** Runs the boot id command; the id, or why there is none. */
 async function bootId(step: RebootStep, connection: Connection, shell: string): Promise<{ id: string } | { error: string }> {
-  const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => {} })
+  const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => true, whenDrained: (resume) => resume() })
   const id = r.stdoutTail.trim()
   if (r.status !== 'success') return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` }
   if (id === '') return { error: 'boot-id-command printed nothing' }
@@ -63,7 +64,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const command = rebootCommand(step, ctx.host.user)
   ctx.status(`boot id ${before.id}; rebooting: ${command}`)
   const deadline = Date.now() + step.timeoutMs
-  const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output })
+  const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained })
   const commandEnded = Date.now()
   let wentDown = sent.lost ? commandEnded : undefined
   ctx.connection.close()
@@ -90,7 +91,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
         if (!last.includes('old boot id')) ctx.status('still up with the old boot id: it has not gone down yet')
         last = 'the host answered with the old boot id: it had not gone down yet'
       } else {
-        const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output })
+        const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained })
         if (test.status === 'success') {
           const downtimeMs = backAt - (wentDown ?? commandEnded)
           ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`)

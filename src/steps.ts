@@ -33,12 +33,15 @@ export function shellQuote(text: string): string {
 
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
- * quoting on the way, and it does not show in `ps`. A POSIX sh writes it to a private temp file,
- * opens it, removes it, and execs the interpreter on the open file with stdin from /dev/null, so
- * the script's own stdin is empty and its exit code or signal is the session's.
+ * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
+ * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
+ * session's. When stdin is a pipe (OpenSSH on Linux and the BSDs) fd 3 is that pipe: no extra
+ * process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux) a POSIX sh stages the
+ * script in a private temp file, opens it and removes it first.
  */
 export function remoteCommand(shell: string): string {
   const bootstrap =
+    `if [ -p /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
     'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
     '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
     `exec ${shell} /dev/fd/3 </dev/null`
@@ -55,7 +58,10 @@ export function scriptPayload(step: RunStep): string {
 export interface StepContext {
   connection: Connection
   shell: string
-  output: (stream: StreamName, lines: string[]) => void
+  /** Writes lines to the log; false when the log is backed up. */
+  output: (stream: StreamName, lines: string[]) => boolean
+  /** Calls back once a backed-up log has drained. */
+  whenDrained: (resume: () => void) => void
   sleep?: Sleep
 }
 
@@ -102,8 +108,28 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })
   }
   return new Promise((resolve) => {
-    const stdout = new LineSplitter((lines) => ctx.output('stdout', lines))
-    const stderr = new LineSplitter((lines) => ctx.output('stderr', lines))
+    // When the log backs up, pause the channel: ssh2 stops granting window, the host stops sending,
+    // and memory stays flat however much a step prints.
+    let paused = false
+    const pushTo = (splitter: LineSplitter) => (chunk: Buffer): void => {
+      splitter.push(chunk)
+      if (!congested || paused) return
+      paused = true
+      channel.pause()
+      channel.stderr.pause()
+      ctx.whenDrained(() => {
+        congested = paused = false
+        channel.resume()
+        channel.stderr.resume()
+      })
+    }
+    let congested = false
+    const stdout = new LineSplitter((lines) => {
+      if (!ctx.output('stdout', lines)) congested = true
+    })
+    const stderr = new LineSplitter((lines) => {
+      if (!ctx.output('stderr', lines)) congested = true
+    })
     let exit: { code: number | null; signal: string | null } | undefined
     let timedOut = false
     let unkillable = false
@@ -141,8 +167,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       if (exitCode === 0) return resolve(result({ status: 'success', exitCode, ...tails }))
       resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }))
     }
-    channel.on('data', (chunk: Buffer) => stdout.push(chunk))
-    channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
+    channel.on('data', pushTo(stdout))
+    channel.stderr.on('data', pushTo(stderr))
     channel.on('exit', (code: number | null, signal?: string) => {
       exit = { code: code ?? null, signal: signal ?? null }
     })

@@ -86,6 +86,11 @@ describe('running a script on a fleet', () => {
     expect(hostResult(run, name(sshd.ports[1])).steps[0].stdoutTail).toBe(`${expected}  -\nstdin is empty`)
   })
 
+  test('OpenSSH gives the session a pipe: the script is read from it, no temp file', async () => {
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), run: 'readlink /proc/$$/fd/3; readlink /proc/$$/fd/0' })
+    expect(hostResult(run, name(sshd.ports[0])).steps[0].stdoutTail).toMatch(/^pipe:\[\d+\]\n\/dev\/null$/)
+  })
+
   test('at most concurrency hosts are in flight, measured on the server', async () => {
     const file = join(sshd.shared, 'inflight.log')
     writeFileSync(file, '', { mode: 0o666 })

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import { FleetLog, LineSplitter } from '../../src/output'
+import { EventEmitter } from 'node:events'
+import { FleetLog, LineSplitter, type LogSink } from '../../src/output'
 import type { Host } from '../../src/settings'
 
 const host: Host = { name: 'web1', user: 'u', hostname: 'web1', port: 22, index: 0 }
@@ -28,27 +29,56 @@ describe('LineSplitter', () => {
   })
 })
 
+/** A sink that records text and reports backpressure while `full` is set. */
+function capture(): LogSink & EventEmitter & { text: string; full: boolean } {
+  const sink = Object.assign(new EventEmitter(), { text: '', full: false }) as EventEmitter & { text: string; full: boolean }
+  return Object.assign(sink, {
+    write(t: string) {
+      sink.text += t
+      return !sink.full
+    }
+  })
+}
+
 describe('FleetLog', () => {
   test('prefixes lines with the host and marks stderr when several hosts are in flight', () => {
-    let text = ''
-    const log = new FleetLog(false, (t) => (text += t))
+    const sink = capture()
+    const log = new FleetLog(false, sink)
     log.hostStarted(host, 'run')
     log.output(host, 'stdout', ['a', '::error::injected'])
     log.output(host, 'stderr', ['b'])
     log.hostFinished()
-    expect(text).toBe('[web1] a\n[web1] ::error::injected\n[web1] stderr| b\n')
+    expect(sink.text).toBe('[web1] a\n[web1] ::error::injected\n[web1] stderr| b\n')
   })
 
   test('groups one host at a time and fences its output against workflow commands', () => {
-    let text = ''
-    const log = new FleetLog(true, (t) => (text += t))
+    const sink = capture()
+    const log = new FleetLog(true, sink)
     log.hostStarted(host, 'run')
     log.output(host, 'stdout', ['::set-output name=x::y'])
     log.hostFinished()
-    const lines = text.trim().split('\n')
+    const lines = sink.text.trim().split('\n')
     expect(lines[0]).toBe('::group::web1 › run')
     const token = /^::stop-commands::([0-9a-f]{32})$/.exec(lines[1])?.[1]
     expect(token).toBeDefined()
     expect(lines.slice(2)).toEqual(['::set-output name=x::y', `::${token}::`, '::endgroup::'])
+  })
+
+  test('reports backpressure and calls every waiter back once on drain', () => {
+    const sink = capture()
+    const log = new FleetLog(false, sink)
+    expect(log.output(host, 'stdout', ['a'])).toBe(true)
+    sink.full = true
+    expect(log.output(host, 'stdout', ['b'])).toBe(false)
+    const resumed: string[] = []
+    log.whenDrained(() => resumed.push('one'))
+    log.whenDrained(() => resumed.push('two'))
+    expect(sink.listenerCount('drain')).toBe(1)
+    expect(resumed).toEqual([])
+    sink.full = false
+    sink.emit('drain')
+    expect(resumed).toEqual(['one', 'two'])
+    sink.emit('drain')
+    expect(resumed).toEqual(['one', 'two'])
   })
 })

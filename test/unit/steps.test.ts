@@ -1,13 +1,32 @@
 import { execFileSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readdirSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import type { RunStep } from '../../src/settings'
 import { remoteCommand, scriptPayload, shellQuote } from '../../src/steps'
 
 const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
 
-/** Runs the remote command locally the way sshd does: the login shell gets it as one -c string. */
-function runLikeSshd(payload: string, shell = 'bash -e'): string {
-  return execFileSync('/bin/sh', ['-c', remoteCommand(shell)], { input: payload, encoding: 'utf8' })
+/** The remote command behind a real pipe(2), as OpenSSH on Linux gives it (node's own stdio is a socketpair). */
+function piped(shell: string): string {
+  return `cat | { ${remoteCommand(shell)}; }`
+}
+
+/**
+ * Runs the remote command locally the way sshd does: the login shell gets it as one -c string, and
+ * stdin is a pipe (OpenSSH on Linux) or something else (here a file: the temp-file path).
+ */
+function runLikeSshd(payload: string, shell = 'bash -e', via: 'pipe' | 'file' = 'pipe'): string {
+  if (via === 'pipe') return execFileSync('/bin/sh', ['-c', piped(shell)], { input: payload, encoding: 'utf8' })
+  const file = join(mkdtempSync(join(tmpdir(), 'ssh-fleet-stdin-')), 'stdin')
+  writeFileSync(file, payload)
+  const fd = openSync(file, 'r')
+  try {
+    return execFileSync('/bin/sh', ['-c', remoteCommand(shell)], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' })
+  } finally {
+    closeSync(fd)
+  }
 }
 
 // These run the remote command in a local POSIX sh, which Windows runners do not have.
@@ -17,15 +36,45 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     expect(execFileSync('/bin/sh', ['-c', `printf %s ${shellQuote(nasty)}`], { encoding: 'utf8' })).toBe(nasty)
   })
 
-  test('the script runs byte for byte with empty stdin, and env values arrive intact', () => {
+  test.each(['pipe', 'file'] as const)('stdin a %s: the script runs byte for byte with empty stdin, env values intact', (via) => {
     const script = `printf '%s|' "$A" "$B" "$(cat)" 'x y'\ncat <<'EOF'\n$NOT_EXPANDED héllo\nEOF\n`
-    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' })))
+    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' })), 'bash -e', via)
     expect(out).toBe(`it's|a\nb $HOME||x y|$NOT_EXPANDED héllo\n`)
   })
 
-  test('the exit code of the script is the exit code of the session', () => {
-    expect(() => runLikeSshd('exit 7')).toThrow(expect.objectContaining({ status: 7 }))
-    expect(() => runLikeSshd('false\necho unreachable', 'sh -e')).toThrow(expect.objectContaining({ status: 1 }))
+  test.each(['pipe', 'file'] as const)('stdin a %s: the exit code of the script is the exit code of the session', (via) => {
+    expect(() => runLikeSshd('exit 7', 'bash -e', via)).toThrow(expect.objectContaining({ status: 7 }))
+    expect(() => runLikeSshd('false\necho unreachable', 'sh -e', via)).toThrow(expect.objectContaining({ status: 1 }))
+  })
+
+  test('the temp-file path leaves no file behind', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-tmpdir-'))
+    const file = join(dir, 'stdin')
+    writeFileSync(file, 'ls "$TMPDIR" | wc -l')
+    const fd = openSync(file, 'r')
+    const staging = mkdtempSync(join(tmpdir(), 'ssh-fleet-staging-'))
+    try {
+      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
+      expect(out.trim()).toBe('0')
+      expect(readdirSync(staging)).toEqual([])
+    } finally {
+      closeSync(fd)
+    }
+  })
+
+  test('a pipe needs no temp file; anything else is staged in TMPDIR (exit 125 when that fails)', () => {
+    const env = { ...process.env, TMPDIR: '/nonexistent-ssh-fleet' }
+    expect(execFileSync('/bin/sh', ['-c', piped('sh -e')], { input: 'echo piped', encoding: 'utf8', env })).toBe('piped\n')
+    const file = join(mkdtempSync(join(tmpdir(), 'ssh-fleet-stdin-')), 'stdin')
+    writeFileSync(file, 'echo staged')
+    const fd = openSync(file, 'r')
+    try {
+      expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
+        expect.objectContaining({ status: 125, stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file') })
+      )
+    } finally {
+      closeSync(fd)
+    }
   })
 
   test('no env means the payload is the script itself', () => {

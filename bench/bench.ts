@@ -1,0 +1,185 @@
+/**
+ * npm run bench: a loopback fleet of real OpenSSH sshd (hosts are ports; 16 per sshd process), and the
+ * same work done by (a) the action (dist/index.js with INPUT_*), (b) the OpenSSH client, one `ssh` per
+ * host per step through `xargs -P`, and (c) a minimal ssh2 loop, the floor of our stack. Prints wall
+ * time, client CPU time and peak RSS, and the target ratios. `--smoke` runs a tiny version.
+ */
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { startSshd, type Sshd } from '../test/helpers/sshd'
+
+const ROOT = resolve(__dirname, '..')
+const RUSAGE = join(__dirname, 'rusage.cjs')
+
+export interface Measure {
+  wallMs: number
+  cpuMs: number
+  maxRssKb?: number
+  ok: boolean
+}
+
+function run(argv: string[], env: NodeJS.ProcessEnv, collect?: (chunk: Buffer) => void): Promise<{ code: number | null; wallMs: number; stderr: string }> {
+  const started = process.hrtime.bigint()
+  return new Promise((done) => {
+    const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => collect?.(d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    child.on('close', (code) => done({ code, wallMs: Number(process.hrtime.bigint() - started) / 1e6, stderr }))
+  })
+}
+
+/** Runs a node script with the rusage preload. */
+async function node(script: string[], env: NodeJS.ProcessEnv, dir: string, collect?: (chunk: Buffer) => void): Promise<Measure & { code: number | null }> {
+  const file = join(dir, `rusage-${Math.random().toString(36).slice(2)}.json`)
+  const r = await run([process.execPath, '-r', RUSAGE, ...script], { ...env, BENCH_RUSAGE: file }, collect)
+  const u = JSON.parse(readFileSync(file, 'utf8')) as { cpuMs: number; maxRssKb: number }
+  return { wallMs: r.wallMs, cpuMs: u.cpuMs, maxRssKb: u.maxRssKb, ok: r.code === 0, code: r.code }
+}
+
+interface Fleet {
+  sshd: Sshd
+  hosts: Array<{ user: string; port: number }>
+  dir: string
+  keyFile: string
+  knownHostsFile: string
+}
+
+async function startFleet(count: number): Promise<Fleet> {
+  const sshd = await startSshd({ ports: count, config: ['MaxStartups 1000', 'MaxSessions 100'] })
+  const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-bench-'))
+  const keyFile = join(dir, 'key')
+  writeFileSync(keyFile, sshd.clientKey, { mode: 0o600 })
+  const knownHostsFile = join(dir, 'known_hosts')
+  writeFileSync(knownHostsFile, sshd.knownHosts + '\n')
+  return { sshd, hosts: sshd.ports.map((port) => ({ user: sshd.user, port })), dir, keyFile, knownHostsFile }
+}
+
+const COMMAND = 'echo ok'
+
+async function action(fleet: Fleet, hosts: number, steps: number, concurrency: number, extra: Record<string, string> = {}, collect?: (chunk: Buffer) => void): Promise<Measure> {
+  const list = fleet.hosts.slice(0, hosts).map((h) => `${h.user}@127.0.0.1:${h.port}`).join('\n')
+  const plan = Array.from({ length: steps }, (_, i) => `- name: s${i}\n  run: ${COMMAND}`).join('\n')
+  const inputs: Record<string, string> = {
+    hosts: list,
+    'private-key': fleet.sshd.clientKey,
+    'known-hosts': fleet.sshd.knownHosts,
+    concurrency: String(concurrency),
+    ...(steps === 1 ? { run: COMMAND } : { steps: plan }),
+    ...extra
+  }
+  // As on a runner: outputs and summary go to files (without them @actions/core prints to stdout).
+  const files = { GITHUB_OUTPUT: join(fleet.dir, 'output'), GITHUB_STEP_SUMMARY: join(fleet.dir, 'summary') }
+  Object.values(files).forEach((f) => writeFileSync(f, ''))
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: fleet.dir, ...files }
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
+  return node([join(ROOT, 'dist/index.js')], env, fleet.dir, collect ?? (() => {}))
+}
+
+async function openssh(fleet: Fleet, hosts: number, steps: number, concurrency: number): Promise<Measure> {
+  const jobs = []
+  for (let s = 0; s < steps; s++) for (const h of fleet.hosts.slice(0, hosts)) jobs.push(`${h.port}`)
+  const list = join(fleet.dir, 'jobs')
+  writeFileSync(list, jobs.join('\n') + '\n')
+  const ssh = `ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fleet.knownHostsFile} -i ${fleet.keyFile} -p {} ${fleet.sshd.user}@127.0.0.1 '${COMMAND}'`
+  // bash's `times` reports the CPU time of every child: all the ssh processes.
+  const script = `xargs -P ${concurrency} -I{} sh -c "${ssh} >/dev/null" < ${list}; rc=$?; times >&2; exit $rc`
+  const r = await run(['bash', '-c', script], { PATH: process.env.PATH, HOME: fleet.dir })
+  const children = r.stderr.trim().split('\n').pop() as string
+  const cpuMs = children.split(/\s+/).map((t) => {
+    const m = /(\d+)m([\d.]+)s/.exec(t)
+    return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0
+  }).reduce((a, b) => a + b, 0)
+  return { wallMs: r.wallMs, cpuMs, ok: r.code === 0 }
+}
+
+async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: number): Promise<Measure> {
+  const file = join(fleet.dir, 'floor-hosts.json')
+  writeFileSync(file, JSON.stringify({ hosts: fleet.hosts.slice(0, hosts), key: fleet.sshd.clientKey }))
+  return node([join(__dirname, 'floor.mjs'), file, String(concurrency), String(steps), COMMAND], { PATH: process.env.PATH, HOME: fleet.dir }, fleet.dir)
+}
+
+/** The median run of `n` by wall time, so one noisy run does not decide a ratio. */
+async function median(n: number, measure: () => Promise<Measure>): Promise<Measure> {
+  const runs: Measure[] = []
+  for (let i = 0; i < n; i++) runs.push(await measure())
+  runs.sort((a, b) => a.wallMs - b.wallMs)
+  return { ...runs[Math.floor(n / 2)], ok: runs.every((r) => r.ok) }
+}
+
+export interface BenchReport {
+  rows: Array<{ work: string; tool: string } & Measure>
+  ratios: Array<{ target: string; value: number; limit: number; met: boolean }>
+  text: string
+}
+
+export async function bench(options: { smoke?: boolean; repeats?: number } = {}): Promise<BenchReport> {
+  const smoke = options.smoke ?? false
+  const repeats = options.repeats ?? (smoke ? 1 : 3)
+  const sizes = smoke
+    ? { small: 4, large: 6, c: 2, cLarge: 3, volumeHosts: 2, volumeMb: 1, dryRun: 50 }
+    : { small: 64, large: 256, c: 16, cLarge: 64, volumeHosts: 8, volumeMb: 50, dryRun: 1000 }
+  const fleet = await startFleet(sizes.large)
+  const rows: BenchReport['rows'] = []
+  try {
+    const cases: Array<[string, number, number, number]> = [
+      [`${sizes.small} hosts × 1 step, c${sizes.c}`, sizes.small, 1, sizes.c],
+      [`${sizes.small} hosts × 5 steps, c${sizes.c}`, sizes.small, 5, sizes.c],
+      [`${sizes.large} hosts × 1 step, c${sizes.cLarge}`, sizes.large, 1, sizes.cLarge]
+    ]
+    for (const [work, hosts, steps, c] of cases) {
+      rows.push({ work, tool: 'ssh-fleet', ...(await median(repeats, () => action(fleet, hosts, steps, c))) })
+      rows.push({ work, tool: 'OpenSSH ssh × xargs -P', ...(await median(repeats, () => openssh(fleet, hosts, steps, c))) })
+      rows.push({ work, tool: 'ssh2 floor', ...(await median(repeats, () => floor(fleet, hosts, steps, c))) })
+    }
+    // Start-up: a dry-run of many hosts (they need not exist).
+    const many = Array.from({ length: sizes.dryRun }, (_, i) => `deploy@10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`).join('\n')
+    const dry = await median(repeats, () =>
+      node([join(ROOT, 'dist/index.js')], { PATH: process.env.PATH, HOME: fleet.dir, INPUT_HOSTS: many, 'INPUT_PRIVATE-KEY': fleet.sshd.clientKey, INPUT_RUN: 'true', 'INPUT_DRY-RUN': 'true' }, fleet.dir)
+    )
+    rows.push({ work: `dry-run of ${sizes.dryRun} hosts`, tool: 'ssh-fleet', ...dry })
+    // Output volume: every host prints many MB; memory must not follow, lines must stay whole.
+    let pending = ''
+    let lines = 0
+    let malformed = 0
+    const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet|  hosts|  step|::)/
+    const volume = await action(fleet, sizes.volumeHosts, 1, sizes.volumeHosts, { run: `yes "$(printf 'x%.0s' $(seq 100))" | head -n $((${sizes.volumeMb} * 1024 * 1024 / 101)) | awk '{ print NR " " $0 }'` }, (chunk) => {
+      const parts = (pending + chunk.toString()).split('\n')
+      pending = parts.pop() as string
+      for (const line of parts) {
+        lines++
+        if (!linePattern.test(line) && malformed++ < 5) console.error(`malformed output line: ${JSON.stringify(line.slice(0, 200))}`)
+      }
+    })
+    rows.push({ work: `${sizes.volumeHosts} hosts × ${sizes.volumeMb} MB of output (${lines} lines, ${malformed} malformed)`, tool: 'ssh-fleet', ...volume, ok: volume.ok && malformed === 0 && lines > sizes.volumeHosts * sizes.volumeMb * 10_000 })
+  } finally {
+    await fleet.sshd.stop()
+    rmSync(fleet.dir, { recursive: true, force: true })
+  }
+  const find = (work: string, tool: string): Measure => rows.find((r) => r.work.startsWith(work) && r.tool === tool) as Measure
+  const w1 = `${sizes.small} hosts × 1 step`
+  const w5 = `${sizes.small} hosts × 5 steps`
+  const wl = `${sizes.large} hosts × 1 step`
+  const ratio = (target: string, value: number, limit: number) => ({ target, value, limit, met: value <= limit })
+  const ratios = [
+    ratio(`${w1}: ssh-fleet / OpenSSH wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'OpenSSH ssh × xargs -P').wallMs, 0.4),
+    ratio(`${w1}: ssh-fleet / ssh2 floor wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'ssh2 floor').wallMs, 1.3),
+    ratio(`${w5} / ${w1}: ssh-fleet wall`, find(w5, 'ssh-fleet').wallMs / find(w1, 'ssh-fleet').wallMs, 1.5),
+    ratio(`${wl}: ssh-fleet / ssh2 floor peak RSS`, (find(wl, 'ssh-fleet').maxRssKb ?? 0) / (find(wl, 'ssh2 floor').maxRssKb ?? 1), 1.3),
+    ratio(`dry-run of ${sizes.dryRun} hosts: seconds`, find('dry-run', 'ssh-fleet').wallMs / 1000, 0.5)
+  ]
+  const pad = (s: string, n: number): string => s.padEnd(n)
+  const num = (n: number | undefined, unit: string): string => (n === undefined ? 'n/a' : `${n.toFixed(0)} ${unit}`)
+  const text = [
+    `ssh-fleet bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, median of ${repeats}`,
+    '',
+    `${pad('work', 46)} ${pad('tool', 24)} ${pad('wall', 10)} ${pad('client CPU', 12)} ${pad('peak RSS', 12)} ok`,
+    ...rows.map((r) => `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`),
+    '',
+    'targets:',
+    ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
+  ].join('\n')
+  return { rows, ratios, text }
+}
