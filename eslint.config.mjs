@@ -12,7 +12,7 @@ export default tseslint.config(
     }
   },
   {
-    files: ['demo/**/*.js', 'bench/**/*.js'],
+    files: ['demo/**/*.js', 'bench/**/*.js', 'bench/**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
       globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly', Buffer: 'readonly', setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly' }

@@ -144,7 +144,7 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
     let pending = ''
     let lines = 0
     let malformed = 0
-    const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet|  hosts|  step|::)/
+    const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet| {2}hosts| {2}step|::)/
     const volume = await action(fleet, sizes.volumeHosts, 1, sizes.volumeHosts, { run: `yes "$(printf 'x%.0s' $(seq 100))" | head -n $((${sizes.volumeMb} * 1024 * 1024 / 101)) | awk '{ print NR " " $0 }'` }, (chunk) => {
       const parts = (pending + chunk.toString()).split('\n')
       pending = parts.pop() as string

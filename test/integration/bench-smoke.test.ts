@@ -1,0 +1,20 @@
+/** A small run of npm run bench, so the benchmark cannot rot. Timings are printed, never asserted. */
+import { expect, test } from 'vitest'
+import { bench } from '../../bench/bench'
+
+test('the benchmark runs end to end on a tiny fleet and every tool does the work', async () => {
+  const report = await bench({ smoke: true })
+  console.log(report.text)
+  expect(report.rows.map((r) => r.tool)).toEqual([
+    ...Array(3).fill(['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor']).flat(),
+    'ssh-fleet',
+    'ssh-fleet'
+  ])
+  for (const row of report.rows) {
+    expect(row.ok, `${row.work} / ${row.tool}`).toBe(true)
+    expect(row.wallMs).toBeGreaterThan(0)
+    expect(row.cpuMs).toBeGreaterThan(0)
+  }
+  expect(report.ratios).toHaveLength(5)
+  expect(report.text).toContain('targets:')
+}, 180_000)
