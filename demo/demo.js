@@ -5,15 +5,20 @@
  * host failing on purpose, then prints the log, the summary and the outputs.
  */
 const { spawn } = require('node:child_process')
-const { mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs')
+const { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const { join, resolve } = require('node:path')
 const { startFleet } = require('./fleet')
 
-const PLAN = `- name: Deploy
+const PLAN = `- name: Drain
+  local: 'echo "load balancer - draining $FLEET_HOST:$FLEET_PORT (host $FLEET_HOST_INDEX)"'
+- name: Ship
+  upload:
+    from: release
+    to: releases/1.4.2
+- name: Switch
   run: |
-    echo "deploying release 1.4.2 to $DEMO_HOST"
-    mkdir -p releases/1.4.2 && echo 1.4.2 > releases/1.4.2/VERSION
+    echo "switching $DEMO_HOST to release $(cat releases/1.4.2/VERSION)"
     if [ "$DEMO_HOST" = web-3 ]; then
       echo "no space left on device: releases/1.4.2" >&2
       exit 28
@@ -32,8 +37,21 @@ function section(title) {
 
 async function main() {
   const fleet = await startFleet(4)
+  try {
+    await demo(fleet)
+  } finally {
+    fleet.stop()
+  }
+}
+
+async function demo(fleet) {
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-demo-run-'))
   const files = { output: join(dir, 'output'), summary: join(dir, 'summary') }
+  // The runner's workspace, with the build the plan ships.
+  const workspace = join(dir, 'workspace')
+  mkdirSync(join(workspace, 'release', 'bin'), { recursive: true })
+  writeFileSync(join(workspace, 'release', 'VERSION'), '1.4.2\n')
+  writeFileSync(join(workspace, 'release', 'bin', 'app'), '#!/bin/sh\necho app 1.4.2\n', { mode: 0o755 })
   writeFileSync(files.output, '')
   writeFileSync(files.summary, '')
   const inputs = {
@@ -48,7 +66,7 @@ async function main() {
   for (const h of fleet.hosts) console.log(`${h.name} = deploy@127.0.0.1:${h.port}`)
   console.log(`concurrency ${inputs.concurrency}; web-3 fails on purpose; the others reboot (simulated)\n\n${PLAN}`)
   section('action log (dist/index.js, as the runner runs it)')
-  const env = { ...process.env, GITHUB_OUTPUT: files.output, GITHUB_STEP_SUMMARY: files.summary }
+  const env = { ...process.env, GITHUB_OUTPUT: files.output, GITHUB_STEP_SUMMARY: files.summary, GITHUB_WORKSPACE: workspace }
   for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
   const child = spawn(process.execPath, [resolve(__dirname, '../dist/index.js')], { env, stdio: ['ignore', 'pipe', 'inherit'] })
   let log = ''
@@ -58,7 +76,6 @@ async function main() {
     process.stdout.write(String(d).split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'))
   })
   const code = await new Promise((r) => child.on('close', r))
-  fleet.stop()
   section('annotations')
   console.log(log.split('\n').filter((l) => /^::(error|warning|notice)/.test(l)).join('\n'))
   section('job summary (GITHUB_STEP_SUMMARY)')
@@ -71,7 +88,7 @@ async function main() {
   console.log(`failed = ${failed ? failed[2] : '(missing)'}`)
   rmSync(dir, { recursive: true, force: true })
   const asExpected = code === 1 && failed && failed[2] === inputs.hosts.split('\n')[2]
-  section(asExpected ? 'demo finished: 3 hosts deployed and rebooted, web-3 failed as planned, the action failed the job' : 'demo did not behave as expected')
+  section(asExpected ? 'demo finished: 3 hosts drained, shipped, switched and rebooted; web-3 failed as planned; the action failed the job' : 'demo did not behave as expected')
   process.exitCode = asExpected ? 0 : 1
 }
 

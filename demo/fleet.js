@@ -10,10 +10,57 @@
  */
 const { spawn } = require('node:child_process')
 const { randomUUID, timingSafeEqual } = require('node:crypto')
-const { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const { join } = require('node:path')
+const fs = require('node:fs')
 const { Server, utils } = require('ssh2')
+
+const { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } = fs
+const { OPEN_MODE, STATUS_CODE } = utils.sftp
+
+/**
+ * Just enough of an SFTP server for uploads into the host's directory: open/write/close,
+ * chmod, mkdir, stat, rename, remove. Paths are relative to the host's home.
+ */
+function serveSftp(sftp, home) {
+  const handles = new Map()
+  let next = 0
+  const path = (p) => (p.startsWith('/') ? p : join(home, p))
+  const ok = (id) => sftp.status(id, STATUS_CODE.OK)
+  const fail = (id, err) => sftp.status(id, err && err.code === 'ENOENT' ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, err ? err.message : '')
+  const attrs = (st) => ({ mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, atime: Math.floor(st.atimeMs / 1000), mtime: Math.floor(st.mtimeMs / 1000) })
+  sftp.on('OPEN', (id, filename, flags, a) => {
+    if (!(flags & OPEN_MODE.WRITE)) return sftp.status(id, STATUS_CODE.OP_UNSUPPORTED)
+    fs.open(path(filename), 'w', a.mode ?? 0o644, (err, fd) => {
+      if (err) return fail(id, err)
+      const handle = Buffer.alloc(4)
+      handle.writeUInt32BE(next++)
+      handles.set(handle.toString('hex'), fd)
+      sftp.handle(id, handle)
+    })
+  })
+  sftp.on('WRITE', (id, handle, offset, data) => {
+    fs.write(handles.get(handle.toString('hex')), data, 0, data.length, offset, (err) => (err ? fail(id, err) : ok(id)))
+  })
+  sftp.on('CLOSE', (id, handle) => {
+    const fd = handles.get(handle.toString('hex'))
+    handles.delete(handle.toString('hex'))
+    fs.close(fd, (err) => (err ? fail(id, err) : ok(id)))
+  })
+  sftp.on('FSETSTAT', (id, handle, a) => {
+    if (a.mode === undefined) return ok(id)
+    fs.fchmod(handles.get(handle.toString('hex')), a.mode, (err) => (err ? fail(id, err) : ok(id)))
+  })
+  sftp.on('SETSTAT', (id, p, a) => {
+    if (a.mode === undefined) return ok(id)
+    fs.chmod(path(p), a.mode, (err) => (err ? fail(id, err) : ok(id)))
+  })
+  sftp.on('MKDIR', (id, p) => fs.mkdir(path(p), (err) => (err ? fail(id, err) : ok(id))))
+  for (const op of ['STAT', 'LSTAT']) sftp.on(op, (id, p) => fs.stat(path(p), (err, st) => (err ? fail(id, err) : sftp.attrs(id, attrs(st)))))
+  sftp.on('RENAME', (id, from, to) => fs.rename(path(from), path(to), (err) => (err ? fail(id, err) : ok(id))))
+  sftp.on('REMOVE', (id, p) => fs.unlink(path(p), (err) => (err ? fail(id, err) : ok(id))))
+  sftp.on('EXTENDED', (id) => sftp.status(id, STATUS_CODE.OP_UNSUPPORTED))
+}
 
 const LINGER_MS = 1500
 const DOWN_MS = 1500
@@ -42,6 +89,7 @@ function startHost(name, clientPublicKey) {
   const children = new Set()
   let port
   const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    client.setNoDelay(true) // as sshd does; Nagle would slow every small SFTP reply
     clients.add(client)
     client.on('close', () => clients.delete(client))
     client.on('error', () => {})
@@ -58,6 +106,7 @@ function startHost(name, clientPublicKey) {
         if (accept) accept()
         if (child) child.kill(`SIG${info.name}`)
       })
+      session.on('sftp', (accept) => serveSftp(accept(), home))
       session.on('exec', (accept, _reject, info) => {
         const channel = accept()
         child = spawn('sh', ['-c', info.command], { cwd: home, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, DEMO_HOST: name, HOME: home } })

@@ -64233,17 +64233,27 @@ class Connection {
     client;
     keepalive;
     lost;
+    lostWaiters = [];
     constructor(client, keepalive) {
         this.client = client;
         this.keepalive = keepalive;
         // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
         // unhandled 'error' event would take the whole process down.
-        client.on('error', (err) => {
-            this.lost ??= this.describeLoss(err);
-        });
-        client.on('close', () => {
-            this.lost ??= 'connection closed by the remote host';
-        });
+        client.on('error', (err) => this.markLost(this.describeLoss(err)));
+        client.on('close', () => this.markLost('connection closed by the remote host'));
+    }
+    markLost(reason) {
+        if (this.lost !== undefined)
+            return;
+        this.lost = reason;
+        this.lostWaiters.splice(0).forEach((f) => f(reason));
+    }
+    /**
+     * Resolves with the reason once the connection is gone. Work that ssh2 may leave pending when the
+     * connection dies (an SFTP transfer's callbacks never fire) races against this.
+     */
+    whenLost() {
+        return this.lost !== undefined ? Promise.resolve(this.lost) : new Promise((resolve) => this.lostWaiters.push(resolve));
     }
     describeLoss(err) {
         if (err.level === 'client-timeout') {
@@ -64278,9 +64288,22 @@ class Connection {
             }
         });
     }
+    /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
+    sftp() {
+        return new Promise((resolve, reject) => {
+            if (this.lost)
+                return reject(new ChannelOpenError(this.lost, false));
+            try {
+                this.client.sftp((err, sftp) => (err ? reject(new ChannelOpenError(this.lost ?? err.message, false)) : resolve(sftp)));
+            }
+            catch (err) {
+                reject(new ChannelOpenError(this.lost ?? err.message, false));
+            }
+        });
+    }
     /** Ends the connection; a peer that does not answer is cut after a second. */
     close() {
-        this.lost ??= 'closed';
+        this.markLost('closed');
         this.client.end();
         setTimeout(() => this.client.destroy(), 1000).unref();
     }
@@ -64391,6 +64414,8 @@ async function connect(host, options, deps = {}) {
         : { failure: outcome.failure, attempts, retried };
 }
 
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 ;// CONCATENATED MODULE: ./src/output.ts
@@ -64651,6 +64676,95 @@ async function runScript(step, ctx) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/local.ts
+
+
+
+/** The variables a local step sees about the host it runs for. */
+function fleetEnv(host) {
+    return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) };
+}
+/**
+ * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
+ * its own process group so a timeout stops the command and everything it started. @actions/exec has
+ * no way to stop what it started, so this spawns directly. Never rejects.
+ */
+function runLocal(step, host, ctx) {
+    const started = Date.now();
+    const windows = process.platform === 'win32';
+    return new Promise((resolve) => {
+        const child = windows
+            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
+            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] });
+        let congested = false;
+        let paused = false;
+        const splitter = (stream) => new LineSplitter((lines) => {
+            if (!ctx.output(stream, lines))
+                congested = true;
+        });
+        const out = splitter('stdout');
+        const err = splitter('stderr');
+        const feed = (s) => (chunk) => {
+            s.push(chunk);
+            if (!congested || paused)
+                return;
+            paused = true;
+            child.stdout.pause();
+            child.stderr.pause();
+            ctx.whenDrained(() => {
+                congested = paused = false;
+                child.stdout.resume();
+                child.stderr.resume();
+            });
+        };
+        child.stdout.on('data', feed(out));
+        child.stderr.on('data', feed(err));
+        const timers = [];
+        let timedOut = false;
+        const kill = (signal) => {
+            if (child.pid === undefined)
+                return;
+            try {
+                if (windows)
+                    (0,external_node_child_process_namespaceObject.spawn)('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' }).on('error', () => { });
+                else
+                    process.kill(-child.pid, signal);
+            }
+            catch {
+                // already gone
+            }
+        };
+        if (step.timeoutMs > 0) {
+            timers.push(setTimeout(() => {
+                timedOut = true;
+                kill('SIGTERM');
+                timers.push(setTimeout(() => kill('SIGKILL'), KILL_GRACE_MS));
+            }, step.timeoutMs));
+        }
+        let done = false;
+        const finish = (code, signal, spawnError) => {
+            if (done)
+                return; // 'error' and 'close' both come when the spawn fails
+            done = true;
+            timers.forEach(clearTimeout);
+            out.end();
+            err.end();
+            const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() };
+            if (spawnError)
+                return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
+            if (timedOut)
+                return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }));
+            if (signal)
+                return resolve(stepResult(step.name, started, { status: 'failed', signal, error: `killed by signal ${signal}`, ...tails }));
+            if (code === 0)
+                return resolve(stepResult(step.name, started, { status: 'success', exitCode: 0, ...tails }));
+            resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, error: `exit code ${code}`, ...tails }));
+        };
+        child.on('error', (e) => finish(null, null, e));
+        child.on('close', (code, signal) => finish(code, signal));
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/reboot.ts
 
 
@@ -64747,866 +64861,10 @@ async function reboot(step, ctx) {
     return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) };
 }
 
-;// CONCATENATED MODULE: ./src/host-runner.ts
-
-
-
-
-
-/**
- * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
- * (a migration finishes before anyone goes past it) and records the step as skipped.
- */
-class RunOnceSteps {
-    claims = new Map();
-    claim(step, host, run) {
-        const existing = this.claims.get(step.name);
-        if (existing)
-            return { mine: false, ...existing };
-        const claim = { host: host.name, done: run() };
-        this.claims.set(step.name, claim);
-        return { mine: true, ...claim };
-    }
-}
-/** One host going through the plan on one connection, re-established if it drops between steps. */
-class HostRun {
-    host;
-    settings;
-    log;
-    runOnce;
-    deps;
-    result;
-    connection;
-    startedAt;
-    constructor(host, settings, log, runOnce, deps = {}) {
-        this.host = host;
-        this.settings = settings;
-        this.log = log;
-        this.runOnce = runOnce;
-        this.deps = deps;
-        this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] };
-    }
-    /** Whether the host has failed (continue-on-error steps aside). */
-    get failed() {
-        return this.result.status === 'failed' || this.result.status === 'unreachable';
-    }
-    /** Connects when there is no live connection; returns the failure otherwise. */
-    async ensureConnected() {
-        if (this.connection && this.connection.lostReason === undefined)
-            return undefined;
-        const { host, log } = this;
-        if (this.connection)
-            log.status(host, `reconnecting: ${this.connection.lostReason}`);
-        const started = Date.now();
-        const outcome = await connect(host, this.settings, {
-            ...this.deps,
-            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
-        });
-        this.result.attempts += outcome.attempts;
-        if (outcome.retried.length > 0) {
-            const causes = [...new Set(outcome.retried.map((f) => f.message))].join('; ');
-            this.result.warnings.push(`connected after ${outcome.attempts} attempts; earlier attempts failed: ${causes}`);
-        }
-        if (outcome.failure)
-            return outcome.failure;
-        this.connection = outcome.connection;
-        log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
-        return undefined;
-    }
-    async reboot(step) {
-        const outcome = await reboot(step, {
-            host: this.host,
-            connection: this.connection,
-            options: this.settings,
-            shell: this.settings.shell,
-            status: (message) => this.log.status(this.host, message),
-            output: (stream, lines) => this.log.output(this.host, stream, lines),
-            whenDrained: (resume) => this.log.whenDrained(resume),
-            sleep: this.deps.sleep
-        });
-        if (outcome.connection)
-            this.connection = outcome.connection;
-        return outcome.result;
-    }
-    async execute(step) {
-        if (step.kind === 'reboot')
-            return this.reboot(step);
-        const { outcome, attempts } = await withRetries(async () => {
-            const lost = await this.ensureConnected();
-            if (lost)
-                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
-            return runScript(step, {
-                connection: this.connection,
-                shell: this.settings.shell,
-                output: (stream, lines) => this.log.output(this.host, stream, lines),
-                whenDrained: (resume) => this.log.whenDrained(resume),
-                sleep: this.deps.sleep
-            });
-        }, {
-            retries: step.retries,
-            retryable: (r) => r.status === 'failed',
-            delayMs: () => step.retryDelayMs,
-            sleep: this.deps.sleep,
-            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
-        });
-        return { ...outcome, attempts };
-    }
-    /** Runs one step of the plan. Returns whether the host goes on to the next; never throws. */
-    async runStep(step) {
-        const { host, log, result } = this;
-        this.startedAt ??= Date.now();
-        log.hostStarted(host, step.name);
-        try {
-            const failure = await this.ensureConnected();
-            if (failure) {
-                const first = result.steps.length === 0;
-                result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable';
-                result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`;
-                if (!first)
-                    result.failedStep = step.name;
-                log.status(host, `could not connect: ${failure.message}`);
-                return false;
-            }
-            let outcome;
-            if (step.runOnce) {
-                const claim = this.runOnce.claim(step, host, () => this.execute(step));
-                outcome = await claim.done;
-                if (!claim.mine) {
-                    log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`);
-                    result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }));
-                    return true;
-                }
-            }
-            else {
-                outcome = await this.execute(step);
-            }
-            result.steps.push(outcome);
-            result.exitCode = outcome.exitCode;
-            if (outcome.status === 'failed') {
-                if (step.continueOnError) {
-                    result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
-                    log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
-                    return true;
-                }
-                result.status = 'failed';
-                result.failedStep = step.name;
-                result.error = outcome.error;
-                log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`);
-                return false;
-            }
-            if (outcome.attempts > 1 && step.kind === 'run')
-                result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`);
-            log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`);
-            return true;
-        }
-        catch (err) {
-            result.status = 'failed';
-            result.failedStep = step.name;
-            result.error = `internal error: ${err.message}`;
-            return false;
-        }
-        finally {
-            log.hostFinished();
-        }
-    }
-    /** Stops the host before its next step, e.g. because too many hosts failed. */
-    skip(reason) {
-        if (this.failed)
-            return;
-        this.result.status = 'skipped';
-        this.result.error = reason;
-    }
-    /** Closes the connection and completes the result. */
-    finish() {
-        this.connection?.close();
-        this.result.durationMs = this.startedAt === undefined ? 0 : Date.now() - this.startedAt;
-        return this.result;
-    }
-}
-
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = require("node:os");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./src/inventory.ts
-
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
-const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
-/** Parses a port number written in an input; throws with the reason. */
-function parsePort(text) {
-    if (!/^\d+$/.test(text))
-        throw new Error(`port '${text}' is not a number`);
-    const port = Number(text);
-    if (port < 1 || port > 65535)
-        throw new Error(`port ${text} is out of range 1-65535`);
-    return port;
-}
-/** Splits one `[user@]host[:port]` entry (IPv6 in brackets) into its parts. */
-function parseHostEntry(entry) {
-    const at = entry.lastIndexOf('@');
-    const user = at >= 0 ? entry.slice(0, at) : undefined;
-    const rest = at >= 0 ? entry.slice(at + 1) : entry;
-    if (user !== undefined && !USER.test(user))
-        throw new Error(`'${entry}' has an invalid user name '${user}'`);
-    let hostname;
-    let port;
-    const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
-    if (bracketed) {
-        hostname = bracketed[1];
-        port = bracketed[2];
-        if ((0,external_node_net_.isIP)(hostname) !== 6)
-            throw new Error(`'${entry}': only an IPv6 address goes in brackets`);
-    }
-    else if ((0,external_node_net_.isIP)(rest) === 6) {
-        hostname = rest; // bare IPv6 without a port
-    }
-    else {
-        const colon = rest.indexOf(':');
-        hostname = colon >= 0 ? rest.slice(0, colon) : rest;
-        port = colon >= 0 ? rest.slice(colon + 1) : undefined;
-        if (!HOSTNAME.test(hostname))
-            throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`);
-    }
-    if (port !== undefined) {
-        try {
-            parsePort(port);
-        }
-        catch (err) {
-            throw new Error(`'${entry}': ${err.message}`);
-        }
-    }
-    return { user, hostname, port };
-}
-/**
- * Resolves the `hosts` input (newlines, commas or spaces between entries) to hosts with user and port.
- * Throws on a malformed entry, a missing user or a duplicate.
- */
-function parseHosts(text, defaults) {
-    const entries = text.split(/[\s,]+/).filter((e) => e !== '');
-    if (entries.length === 0)
-        throw new Error('no hosts given');
-    const seen = new Map();
-    return entries.map((name, index) => {
-        const parsed = parseHostEntry(name);
-        const user = parsed.user ?? defaults.user;
-        if (!user)
-            throw new Error(`'${name}' has no user: write user@host or set the input username`);
-        const port = parsed.port !== undefined ? Number(parsed.port) : defaults.port;
-        const key = `${user}@${parsed.hostname.toLowerCase()}:${port}`;
-        const earlier = seen.get(key);
-        if (earlier !== undefined)
-            throw new Error(`'${name}' is listed twice (same as '${earlier}')`);
-        seen.set(key, name);
-        return { name, user, hostname: parsed.hostname, port, index };
-    });
-}
-
-// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
-var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./src/plan.ts
-
-function scalar(value, what) {
-    if (typeof value === 'string')
-        return value;
-    if (typeof value === 'number' && Number.isFinite(value))
-        return String(value);
-    throw new Error(`${what} must be a single value, not ${JSON.stringify(value)}`);
-}
-function flag(value) {
-    if (value === true || value === 'true')
-        return true;
-    if (value === false || value === 'false')
-        return false;
-    throw new Error(`must be true or false, not ${JSON.stringify(value)}`);
-}
-function envMap(value) {
-    if (value === null || typeof value !== 'object' || Array.isArray(value))
-        throw new Error('must be a map of NAME: value');
-    const env = {};
-    for (const [name, v] of Object.entries(value)) {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
-            throw new Error(`'${name}' is not a variable name`);
-        env[name] = v === null ? '' : typeof v === 'boolean' ? String(v) : scalar(v, `'${name}'`);
-    }
-    return env;
-}
-/** The `run` input as a plan of one step. */
-function singleStep(script, defaults) {
-    return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults };
-}
-const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once'];
-const RUN_KEYS = [...COMMON_KEYS, 'run', 'timeout', 'retries', 'retry-delay'];
-const REBOOT_KEYS = [...COMMON_KEYS, 'reboot'];
-const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay'];
-/** Reads one field of a map, naming the field in any error. */
-function reader(raw, label) {
-    return (key, parse, fallback) => {
-        if (raw[key] === undefined)
-            return fallback;
-        try {
-            return parse(raw[key]);
-        }
-        catch (err) {
-            throw new Error(`${label}, field '${key}': ${err.message}`);
-        }
-    };
-}
-function nonEmpty(what) {
-    return (v) => {
-        const s = scalar(v, what);
-        if (s.trim() === '')
-            throw new Error('is empty');
-        return s;
-    };
-}
-/**
- * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
- * unknown key is an error, so a typo never silently does nothing.
- */
-function parseSteps(text, defaults, parsers) {
-    let doc;
-    try {
-        doc = (0,dist/* parse */.qg)(text);
-    }
-    catch (err) {
-        throw new Error(`not valid YAML: ${err.message.split('\n')[0]}`);
-    }
-    if (!Array.isArray(doc) || doc.length === 0)
-        throw new Error('must be a YAML list of steps, each a map with run: or reboot:');
-    const names = new Set();
-    const duration = (key) => (v) => parsers.duration(scalar(v, key));
-    return doc.map((item, i) => {
-        const where = `step ${i + 1}`;
-        if (item === null || typeof item !== 'object' || Array.isArray(item))
-            throw new Error(`${where} must be a map with run: or reboot:`);
-        const raw = item;
-        const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where;
-        const kind = 'reboot' in raw ? 'reboot' : 'run';
-        if (kind === 'reboot' && 'run' in raw)
-            throw new Error(`${label}: has both run: and reboot:; make them two steps`);
-        const allowed = kind === 'reboot' ? REBOOT_KEYS : RUN_KEYS;
-        for (const key of Object.keys(raw)) {
-            if (!allowed.includes(key))
-                throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`);
-        }
-        const field = reader(raw, label);
-        const name = field('name', (v) => scalar(v, 'name').trim() || where, kind === 'reboot' && raw.name === undefined ? `reboot ${i + 1}` : where);
-        if (names.has(name))
-            throw new Error(`${label}: the name '${name}' is used by an earlier step`);
-        names.add(name);
-        const common = {
-            name,
-            env: { ...defaults.env, ...field('env', envMap, {}) },
-            continueOnError: field('continue-on-error', flag, false),
-            runOnce: field('run-once', flag, false)
-        };
-        if (kind === 'run') {
-            const script = field('run', nonEmpty('run'), undefined);
-            if (script === undefined)
-                throw new Error(`${label}: has no run: or reboot:`);
-            return {
-                kind,
-                ...common,
-                script,
-                timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
-                retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
-                retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
-            };
-        }
-        const options = raw.reboot === true ? {} : raw.reboot;
-        if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-            throw new Error(`${label}, field 'reboot': must be true or a map of ${REBOOT_OPTIONS.join(', ')}`);
-        }
-        const opts = options;
-        for (const key of Object.keys(opts)) {
-            if (!REBOOT_OPTIONS.includes(key))
-                throw new Error(`${label}, field 'reboot': unknown option '${key}' (it takes ${REBOOT_OPTIONS.join(', ')})`);
-        }
-        const option = reader(opts, `${label}, reboot`);
-        return {
-            kind,
-            ...common,
-            command: option('command', nonEmpty('command'), undefined),
-            timeoutMs: option('timeout', duration('timeout'), 600_000),
-            bootIdCommand: option('boot-id-command', nonEmpty('boot-id-command'), 'cat /proc/sys/kernel/random/boot_id'),
-            testCommand: option('test-command', nonEmpty('test-command'), 'true'),
-            preDelayMs: option('pre-delay', duration('pre-delay'), 0),
-            postDelayMs: option('post-delay', duration('post-delay'), 0)
-        };
-    });
-}
-/** Parses `N`, `N%` or a list such as `1,25%,100%`. */
-function parseBatchSpec(text) {
-    return text.split(',').map((part) => {
-        const m = /^\s*(\d+)(%?)\s*$/.exec(part);
-        if (!m)
-            throw new Error(`'${part.trim()}' is not a number of hosts or a percentage (1,25%,100%)`);
-        const n = Number(m[1]);
-        if (m[2] === '%') {
-            if (n < 1 || n > 100)
-                throw new Error(`${n}% is out of range 1-100%`);
-            return { percent: n };
-        }
-        if (n < 1)
-            throw new Error('a batch needs at least 1 host');
-        return { count: n };
-    });
-}
-/** Splits hosts into consecutive batches; the last size repeats. Without a spec, one batch. */
-function planBatches(hosts, spec) {
-    if (!spec || hosts.length === 0)
-        return [hosts];
-    const batches = [];
-    for (let start = 0, i = 0; start < hosts.length; i++) {
-        const size = spec[Math.min(i, spec.length - 1)];
-        const n = 'count' in size ? size.count : Math.max(1, Math.ceil((size.percent * hosts.length) / 100));
-        batches.push(hosts.slice(start, start + n));
-        start += n;
-    }
-    return batches;
-}
-/** Parses `count` or `N%` of `total` hosts into the number of hosts that may fail. */
-function parseMaxFailures(text, total) {
-    const m = /^(\d+)(%?)$/.exec(text.trim());
-    if (!m)
-        throw new Error(`'${text}' is not a number of hosts or a percentage`);
-    const n = Number(m[1]);
-    if (m[2] !== '%')
-        return n;
-    if (n > 100)
-        throw new Error(`${n}% is more than 100%`);
-    return Math.floor((n * total) / 100);
-}
-/** Parses `k/n` and keeps every n-th host starting at the k-th: even, stable slices of one list. */
-function parseShard(text) {
-    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
-    if (!m)
-        throw new Error(`'${text}' is not k/n, e.g. 1/4`);
-    const index = Number(m[1]);
-    const count = Number(m[2]);
-    if (count < 1 || index < 1 || index > count)
-        throw new Error(`'${text}': k must be from 1 to n`);
-    return { index, count };
-}
-function shardHosts(hosts, shard) {
-    return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
-}
-
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-
-
-
-
-
-
-/** A bad input value; main reports it as an error annotation naming the input. */
-class InputError extends Error {
-    input;
-    constructor(input, problem) {
-        super(`Invalid input '${input}': ${problem}`);
-        this.input = input;
-        this.name = 'InputError';
-    }
-}
-/** Inputs that are masked; their values are never quoted in a message. */
-const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'];
-/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
-function parseDuration(text) {
-    const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text);
-    if (!m) {
-        throw new Error(text.startsWith('-') ? `'${text}' is negative` : `'${text}' is not a duration (seconds, or a number with s, m or h: 90, 90s, 10m)`);
-    }
-    const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase()];
-    return Math.round(Number(m[1]) * unit);
-}
-/** Parses a whole number no smaller than `min`. */
-function parseCount(text, min) {
-    if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
-        throw new Error(`'${text}' is not a whole number of at least ${min}`);
-    }
-    return Number(text);
-}
-/** Parses `NAME=value` lines (blank lines and `#` comments skipped). */
-function parseEnv(text) {
-    const env = {};
-    text.split(/\r?\n/).forEach((line, i) => {
-        if (line.trim() === '' || line.trimStart().startsWith('#'))
-            return;
-        const eq = line.indexOf('=');
-        const name = eq > 0 ? line.slice(0, eq).trim() : '';
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-            throw new Error(`line ${i + 1} is not NAME=value with NAME made of letters, digits and _`);
-        }
-        env[name] = line.slice(eq + 1);
-    });
-    return env;
-}
-/** Reads one input and converts it, turning a failure into an InputError that names the input. */
-function field(name, parse, fallback) {
-    const text = getInput(name) || fallback;
-    try {
-        return parse(text);
-    }
-    catch (err) {
-        throw new InputError(name, err.message);
-    }
-}
-function oneOf(choices) {
-    return (text) => {
-        if (!choices.includes(text))
-            throw new Error(`'${text}' is not one of ${choices.join(', ')}`);
-        return text;
-    };
-}
-/** Registers every secret input with the runner's masker, before anything can be logged. */
-function maskSecrets() {
-    for (const name of SECRET_INPUTS) {
-        const value = getInput(name);
-        if (value === '')
-            continue;
-        core_setSecret(value);
-        // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
-        for (const line of value.split(/\r?\n/))
-            if (line.trim().length > 0)
-                core_setSecret(line.trim());
-    }
-}
-function parsePrivateKey(input, text, passphrase) {
-    const parsed = lib.utils.parseKey(text.trim() + '\n', passphrase || undefined);
-    if (parsed instanceof Error) {
-        throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`);
-    }
-    return Array.isArray(parsed) ? parsed[0] : parsed;
-}
-/** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
-function readAuth(env, keyInput) {
-    const keyText = getInput(keyInput) || getInput('private-key');
-    const passphrase = getInput('passphrase');
-    const password = getInput('password');
-    const agentMode = field('agent', oneOf(['auto', 'true', 'false']), 'auto');
-    const socket = env.SSH_AUTH_SOCK;
-    if (agentMode === 'true' && !socket)
-        throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
-    if (passphrase && !keyText)
-        throw new InputError('passphrase', 'given without private-key');
-    const auth = {
-        privateKey: keyText ? parsePrivateKey(getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
-        password: password || undefined,
-        agent: agentMode !== 'false' && socket ? socket : undefined
-    };
-    if (!auth.privateKey && !auth.password && !auth.agent) {
-        throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)');
-    }
-    return auth;
-}
-function readHostKeys() {
-    const mode = field('host-key-check', oneOf(['strict', 'off']), 'strict');
-    let knownHosts = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '');
-    if (getInput('known-hosts') === '') {
-        const file = (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts');
-        if ((0,external_node_fs_namespaceObject.existsSync)(file))
-            knownHosts = parseKnownHosts((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'), file, false);
-    }
-    const fingerprints = field('fingerprint', parseFingerprints, '');
-    return { mode, knownHosts, fingerprints };
-}
-function readSteps() {
-    const script = getInput('run', { trimWhitespace: false }); // byte for byte: no trimming
-    const yaml = getInput('steps', { trimWhitespace: false });
-    const defaults = {
-        env: field('env', () => parseEnv(getInput('env', { trimWhitespace: false })), ''),
-        timeoutMs: field('timeout', parseDuration, '0'),
-        retries: field('retries', (t) => parseCount(t, 0), '0'),
-        retryDelayMs: field('retry-delay', parseDuration, '5s')
-    };
-    if (script.trim() !== '' && yaml.trim() !== '')
-        throw new InputError('steps', 'give run or steps, not both');
-    if (yaml.trim() !== '')
-        return field('steps', () => parseSteps(yaml, defaults, { duration: parseDuration, count: parseCount }), '');
-    if (script.trim() === '')
-        throw new InputError('run', 'no script given: set run, or steps');
-    return [singleStep(script, defaults)];
-}
-function readProxyJump(env, defaults) {
-    const text = getInput('proxy-jump');
-    if (text === '')
-        return undefined;
-    const [host] = field('proxy-jump', (t) => parseHosts(t, { user: defaults.user, port: 22 }), '');
-    if (/[\s,]/.test(text))
-        throw new InputError('proxy-jump', `'${text}' must be one [user@]host[:port]`);
-    return { host, auth: readAuth(env, 'proxy-private-key') };
-}
-/** Reads and validates every input. Throws InputError naming the first bad input. */
-function getSettings(env = process.env) {
-    maskSecrets();
-    const username = getInput('username') || undefined;
-    const port = field('port', parsePort, '22');
-    const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '');
-    const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''));
-    const auth = readAuth(env, 'private-key');
-    const hostKeys = readHostKeys();
-    const steps = readSteps();
-    const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
-    const shell = field('shell', (t) => {
-        if (/[\r\n]/.test(t) || t.trim() === '')
-            throw new Error('must be one line, e.g. bash -e or sh -e');
-        return t.trim();
-    }, 'bash -e');
-    return {
-        hosts,
-        batches: planBatches(hosts, batchSpec),
-        strategy: field('strategy', oneOf(['host', 'step']), 'host'),
-        maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
-        dryRun: field('dry-run', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
-        proxyJump: readProxyJump(env, { user: username }),
-        auth,
-        hostKeys,
-        steps,
-        shell,
-        concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
-        connectTimeoutMs: field('connect-timeout', (t) => {
-            const ms = parseDuration(t);
-            if (ms === 0)
-                throw new Error(`'${t}' must be more than 0`);
-            return ms;
-        }, '20s'),
-        connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
-        keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
-        keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')
-    };
-}
-
-;// CONCATENATED MODULE: ./src/jump-host.ts
-
-/**
- * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
- * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
- * connect retries as any host, and is connected again when it drops.
- */
-class JumpHost {
-    jump;
-    options;
-    deps;
-    connecting;
-    constructor(jump, options, deps = {}) {
-        this.jump = jump;
-        this.options = options;
-        this.deps = deps;
-    }
-    /** The live bastion connection, connecting (again) when there is none. */
-    async bastion() {
-        const pending = this.connecting;
-        const current = await pending;
-        if (current && !('kind' in current) && current.lostReason === undefined)
-            return current;
-        // Hosts that waited on the same attempt share one new attempt rather than each starting one.
-        if (this.connecting === pending) {
-            this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => r.connection ?? r.failure);
-        }
-        return this.connecting;
-    }
-    /** A stream to `host` through the bastion, or why there is none. */
-    async tunnel(host) {
-        const bastion = await this.bastion();
-        if ('kind' in bastion) {
-            return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` };
-        }
-        return new Promise((resolve) => {
-            const fail = (why) => resolve({ kind: 'network', transient: true, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` });
-            try {
-                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? fail(err.message) : resolve(stream)));
-            }
-            catch (err) {
-                fail(err.message);
-            }
-        });
-    }
-    async close() {
-        const current = await this.connecting;
-        if (current && !('kind' in current))
-            current.close();
-    }
-}
-
-;// CONCATENATED MODULE: ./src/constants.ts
-/** Output names, as declared in action.yml. */
-var Outputs;
-(function (Outputs) {
-    Outputs["Results"] = "results";
-    Outputs["Succeeded"] = "succeeded";
-    Outputs["Failed"] = "failed";
-})(Outputs || (Outputs = {}));
-/** GitHub shows at most this many annotations of one kind per step. */
-const ANNOTATION_LIMIT = 10;
-
-;// CONCATENATED MODULE: ./src/report.ts
-
-
-
-/** Lines of stderr quoted in a failed host's annotation. */
-const ANNOTATION_STDERR_LINES = 5;
-const coreReporter = {
-    error: (message, title) => error(message, { title }),
-    warning: (message, title) => warning(message, { title }),
-    notice: (message) => notice(message)
-};
-/** Failed or unreachable: what fails the action. */
-function failed(r) {
-    return r.status === 'failed' || r.status === 'unreachable';
-}
-/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
-function tally(results, elapsedMs) {
-    const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'skipped']
-        .filter((s) => count(s) > 0)
-        .map((s) => `${count(s)} ${s}`);
-    return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
-}
-/**
- * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
- * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
- */
-function annotate(results, elapsedMs, reporter = coreReporter) {
-    const failures = results.filter(failed);
-    const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length;
-    for (const r of failures.slice(0, shown)) {
-        const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? [];
-        const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n');
-        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
-    }
-    if (failures.length > shown) {
-        reporter.error(`${failures.length - shown} more hosts failed; the job summary lists every host`, `${failures.length} hosts failed`);
-    }
-    const retried = results.filter((r) => r.warnings.length > 0);
-    const warned = retried.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : retried.length;
-    for (const r of retried.slice(0, warned))
-        reporter.warning(r.warnings.join('\n'), `${r.host}: needed retries`);
-    if (retried.length > warned) {
-        reporter.warning(`${retried.length - warned} more hosts needed retries; see the job summary`, `${retried.length} hosts needed retries`);
-    }
-    reporter.notice(tally(results, elapsedMs));
-}
-/** The `results` output: one object per host, in the order of `hosts`. */
-function resultsJson(results) {
-    return JSON.stringify(results.map((r) => ({
-        host: r.host,
-        status: r.status,
-        exitCode: r.exitCode,
-        durationMs: r.durationMs,
-        attempts: r.attempts,
-        error: r.error ?? null,
-        steps: r.steps.map((s) => ({
-            name: s.name,
-            status: s.status,
-            exitCode: s.exitCode,
-            signal: s.signal,
-            durationMs: s.durationMs,
-            attempts: s.attempts,
-            stdoutTail: s.stdoutTail,
-            stderrTail: s.stderrTail,
-            ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {})
-        }))
-    })));
-}
-function setOutputs(results) {
-    setOutput(Outputs.Results, resultsJson(results));
-    setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
-    setOutput(Outputs.Failed, results.filter(failed).map((r) => r.host).join('\n'));
-}
-function escapeHtml(text) {
-    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
-const STATUS_ICON = {
-    success: '✅ success',
-    failed: '❌ failed',
-    unreachable: '⛔ unreachable',
-    skipped: '⏭️ skipped'
-};
-/** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
-function summaryMarkdown(results, elapsedMs) {
-    const rows = results.map((r) => {
-        const done = r.steps.filter((s) => s.status === 'success').length;
-        const stepCount = r.steps.length;
-        const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ');
-        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`;
-    });
-    const lines = [
-        '## ssh-fleet',
-        '',
-        tally(results, elapsedMs),
-        '',
-        '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime |',
-        '| --- | --- | --- | --- | --- | --- | --- |',
-        ...rows
-    ];
-    const multiStep = results.some((r) => r.steps.length > 1);
-    if (multiStep) {
-        lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
-        for (const r of results) {
-            for (const s of r.steps) {
-                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
-            }
-        }
-        lines.push('', '</details>');
-    }
-    const skippedHosts = results.filter((r) => r.status === 'skipped');
-    if (skippedHosts.length > 0) {
-        lines.push('', '### Skipped hosts', '');
-        for (const r of skippedHosts)
-            lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`);
-    }
-    const failures = results.filter(failed);
-    if (failures.length > 0) {
-        lines.push('', '### Failed hosts', '');
-        for (const r of failures) {
-            lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`);
-            const stderr = r.steps.at(-1)?.stderrTail;
-            if (stderr)
-                lines.push('', '  ```', ...stderr.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
-        }
-    }
-    return lines.join('\n') + '\n';
-}
-/** The plan in words: batches with their hosts, steps with their options. */
-function describePlan(settings) {
-    const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings;
-    const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
-    const lines = [
-        `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
-            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
-    ];
-    if (batches.length > 1)
-        batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
-    else
-        lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
-    steps.forEach((s, i) => {
-        const options = [
-            s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
-            s.kind === 'run' && s.retries > 0 && `retries ${s.retries}`,
-            s.runOnce && 'run-once',
-            s.continueOnError && 'continue-on-error'
-        ].filter(Boolean);
-        const what = s.kind === 'run' ? s.script.trim() : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`;
-        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`);
-    });
-    return lines.join('\n');
-}
-async function writeSummary(results, elapsedMs, dryRunPlan) {
-    // Outside Actions (a local run) there is no summary file to write to.
-    if (!process.env.GITHUB_STEP_SUMMARY)
-        return;
-    const text = dryRunPlan
-        ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
-        : summaryMarkdown(results, elapsedMs);
-    await summary.addRaw(text).write();
-}
-
 ;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
 /*
 How it works:
@@ -65849,6 +65107,1134 @@ function validateConcurrency(concurrency) {
 	}
 }
 
+;// CONCATENATED MODULE: ./src/upload.ts
+
+
+
+
+
+
+/** Transfers in flight per host, and requests in flight per file (ssh2 fastPut pipelining). */
+const FILES_AT_ONCE = 4;
+const REQUESTS_PER_FILE = 64;
+const MAGIC = /[*?[]/;
+function toPosix(path) {
+    return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
+}
+/** Every file and directory below `root`, relative to it, with / separators. */
+function walk(root) {
+    const files = [];
+    const dirs = [];
+    const visit = (dir) => {
+        for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
+            const stat = (0,external_node_fs_namespaceObject.statSync)(path); // follows symbolic links: the host gets what they point to
+            const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
+            if (stat.isDirectory()) {
+                dirs.push(rel);
+                visit(path);
+            }
+            else if (stat.isFile()) {
+                files.push({ local: path, relative: rel, size: stat.size });
+            }
+        }
+    };
+    visit(root);
+    return { files, dirs };
+}
+/** `*` and `?` within a path segment, `**` across segments. */
+function globRegExp(pattern) {
+    let re = '';
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern[i];
+        if (c === '*' && pattern[i + 1] === '*') {
+            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
+            i += pattern[i + 2] === '/' ? 2 : 1;
+        }
+        else if (c === '*')
+            re += '[^/]*';
+        else if (c === '?')
+            re += '[^/]';
+        else
+            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+}
+/**
+ * Resolves an upload's `from` on the runner (relative to `workspace`): a file, a directory (its
+ * contents), or a glob (matches, relative to the glob's directory part). Throws when nothing is there.
+ */
+function resolveUpload(from, to, workspace) {
+    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
+    if (MAGIC.test(from)) {
+        const segments = toPosix(path).split('/');
+        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
+        const base = segments.slice(0, firstMagic).join('/') || '/';
+        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
+        let found;
+        try {
+            found = walk(base);
+        }
+        catch {
+            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
+        }
+        const files = found.files.filter((f) => pattern.test(f.relative));
+        if (files.length === 0)
+            throw new Error(`'${from}' matches no file (looked in ${base})`);
+        return { files, dirs: [] };
+    }
+    let stat;
+    try {
+        stat = (0,external_node_fs_namespaceObject.statSync)(path);
+    }
+    catch {
+        throw new Error(`'${from}' does not exist (resolved to ${path})`);
+    }
+    if (stat.isDirectory())
+        return walk(path);
+    if (!stat.isFile())
+        throw new Error(`'${from}' is not a file or directory`);
+    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size }], dirs: [] };
+}
+/** Joins remote path parts with /, `to` first. */
+function remote(to, rel) {
+    const root = to.replace(/^~\//, '').replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.');
+    return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`;
+}
+function upload_parent(path) {
+    const i = path.lastIndexOf('/');
+    return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
+}
+function call(fn) {
+    return new Promise((res, rej) => fn((err, value) => (err ? rej(err) : res(value))));
+}
+/** mkdir -p over SFTP; `made` remembers what exists so each directory costs one round trip. */
+async function mkdirs(sftp, dir, made) {
+    if (dir === '.' || dir === '/' || dir === '')
+        return;
+    let pending = made.get(dir);
+    if (!pending) {
+        pending = (async () => {
+            await mkdirs(sftp, upload_parent(dir), made);
+            try {
+                await call((cb) => sftp.mkdir(dir, cb));
+            }
+            catch (err) {
+                const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
+                if (!stat?.isDirectory())
+                    throw new Error(`cannot create directory ${dir}: ${err.message}`);
+            }
+        })();
+        made.set(dir, pending);
+    }
+    return pending;
+}
+/** Renames over an existing file: atomically with OpenSSH's posix-rename, else remove then rename. */
+async function replace(sftp, from, to) {
+    try {
+        await call((cb) => sftp.ext_openssh_rename(from, to, cb));
+    }
+    catch {
+        await call((cb) => sftp.unlink(to, cb)).catch(() => undefined);
+        await call((cb) => sftp.rename(from, to, cb));
+    }
+}
+/** Every path below `dir` on the host, files and directories apart; nothing when it does not exist. */
+async function remoteTree(sftp, dir, rel = '') {
+    const tree = { files: [], dirs: [] };
+    let entries;
+    try {
+        entries = await call((cb) => sftp.readdir(rel ? `${dir}/${rel}` : dir, cb));
+    }
+    catch {
+        return tree;
+    }
+    for (const e of entries) {
+        const path = rel ? `${rel}/${e.filename}` : e.filename;
+        if (e.attrs.isDirectory()) {
+            const below = await remoteTree(sftp, dir, path);
+            tree.files.push(...below.files);
+            tree.dirs.push(...below.dirs, path);
+        }
+        else {
+            tree.files.push(path);
+        }
+    }
+    return tree;
+}
+/**
+ * Uploads a step's files over the host's connection. Each file is written to a temporary name
+ * beside its destination (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the
+ * destination is either the old file or the whole new one. Never rejects.
+ */
+async function upload(step, connection, status) {
+    const started = Date.now();
+    let sftp;
+    try {
+        sftp = await connection.sftp();
+    }
+    catch (err) {
+        return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${err.message}` });
+    }
+    let timer;
+    const timeout = new Promise((_, reject) => {
+        if (step.timeoutMs > 0)
+            timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), step.timeoutMs);
+    });
+    const bytes = step.files.reduce((n, f) => n + f.size, 0);
+    const work = async () => {
+        const made = new Map();
+        const single = step.files.length === 1 && step.files[0].relative === '';
+        if (!single)
+            await mkdirs(sftp, remote(step.to, ''), made);
+        for (const dir of step.dirs)
+            await mkdirs(sftp, remote(step.to, dir), made);
+        const limit = pLimit(FILES_AT_ONCE);
+        await Promise.all(step.files.map((file) => limit(async () => {
+            const target = remote(step.to, file.relative);
+            const dir = upload_parent(target);
+            await mkdirs(sftp, dir, made);
+            // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
+            const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
+            const mode = step.mode ?? (0,external_node_fs_namespaceObject.statSync)(file.local).mode & 0o777;
+            try {
+                await call((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb));
+                await call((cb) => sftp.chmod(part, mode, cb));
+                await replace(sftp, part, target);
+            }
+            catch (err) {
+                // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
+                sftp.unlink(part, () => { });
+                throw new Error(`${file.relative || (0,external_node_path_namespaceObject.basename)(file.local)} → ${target}: ${err.message}`);
+            }
+        })));
+        if (step.delete && !single) {
+            const root = remote(step.to, '');
+            const keepFiles = new Set(step.files.map((f) => f.relative));
+            const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))]);
+            const tree = await remoteTree(sftp, root);
+            const stale = tree.files.filter((f) => !keepFiles.has(f));
+            for (const f of stale)
+                await call((cb) => sftp.unlink(`${root}/${f}`, cb));
+            const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d));
+            for (const d of staleDirs)
+                await call((cb) => sftp.rmdir(`${root}/${d}`, cb));
+            if (stale.length + staleDirs.length > 0)
+                status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`);
+        }
+    };
+    try {
+        const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)));
+        await Promise.race([work(), timeout, lost]);
+        const ms = Date.now() - started;
+        const rate = bytes / Math.max(ms / 1000, 0.001);
+        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s)`);
+        return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate) } });
+    }
+    catch (err) {
+        const lost = connection.lostReason;
+        return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${err.message}` });
+    }
+    finally {
+        clearTimeout(timer);
+        sftp.end();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/host-runner.ts
+
+
+
+
+
+
+
+/**
+ * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
+ * (a migration finishes before anyone goes past it) and records the step as skipped.
+ */
+class RunOnceSteps {
+    claims = new Map();
+    claim(step, host, run) {
+        const existing = this.claims.get(step.name);
+        if (existing)
+            return { mine: false, ...existing };
+        const claim = { host: host.name, done: run() };
+        this.claims.set(step.name, claim);
+        return { mine: true, ...claim };
+    }
+}
+/** One host going through the plan on one connection, re-established if it drops between steps. */
+class HostRun {
+    host;
+    settings;
+    log;
+    runOnce;
+    deps;
+    result;
+    connection;
+    startedAt;
+    constructor(host, settings, log, runOnce, deps = {}) {
+        this.host = host;
+        this.settings = settings;
+        this.log = log;
+        this.runOnce = runOnce;
+        this.deps = deps;
+        this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] };
+    }
+    /** Whether the host has failed (continue-on-error steps aside). */
+    get failed() {
+        return this.result.status === 'failed' || this.result.status === 'unreachable';
+    }
+    /** Connects when there is no live connection; returns the failure otherwise. */
+    async ensureConnected() {
+        if (this.connection && this.connection.lostReason === undefined)
+            return undefined;
+        const { host, log } = this;
+        if (this.connection)
+            log.status(host, `reconnecting: ${this.connection.lostReason}`);
+        const started = Date.now();
+        const outcome = await connect(host, this.settings, {
+            ...this.deps,
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
+        });
+        this.result.attempts += outcome.attempts;
+        if (outcome.retried.length > 0 && outcome.connection) {
+            const causes = [...new Set(outcome.retried.map((f) => f.message))].join('; ');
+            this.result.warnings.push(`connected after ${outcome.attempts} attempts; earlier attempts failed: ${causes}`);
+        }
+        if (outcome.failure)
+            return outcome.failure;
+        this.connection = outcome.connection;
+        log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
+        return undefined;
+    }
+    async reboot(step) {
+        const outcome = await reboot(step, {
+            host: this.host,
+            connection: this.connection,
+            options: this.settings,
+            shell: this.settings.shell,
+            status: (message) => this.log.status(this.host, message),
+            output: (stream, lines) => this.log.output(this.host, stream, lines),
+            whenDrained: (resume) => this.log.whenDrained(resume),
+            sleep: this.deps.sleep
+        });
+        if (outcome.connection)
+            this.connection = outcome.connection;
+        return outcome.result;
+    }
+    async execute(step) {
+        if (step.kind === 'reboot')
+            return this.reboot(step);
+        const output = (stream, lines) => this.log.output(this.host, stream, lines);
+        const whenDrained = (resume) => this.log.whenDrained(resume);
+        const { outcome, attempts } = await withRetries(async () => {
+            if (step.kind === 'local')
+                return runLocal(step, this.host, { output, whenDrained, cwd: this.deps.workspace ?? process.cwd() });
+            const lost = await this.ensureConnected();
+            if (lost)
+                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
+            const connection = this.connection;
+            if (step.kind === 'upload')
+                return upload(step, connection, (message) => this.log.status(this.host, message));
+            return runScript(step, { connection, shell: this.settings.shell, output, whenDrained, sleep: this.deps.sleep });
+        }, {
+            retries: step.retries,
+            retryable: (r) => r.status === 'failed',
+            delayMs: () => step.retryDelayMs,
+            sleep: this.deps.sleep,
+            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+        });
+        return { ...outcome, attempts };
+    }
+    /** Runs one step of the plan. Returns whether the host goes on to the next; never throws. */
+    async runStep(step) {
+        const { host, log, result } = this;
+        this.startedAt ??= Date.now();
+        log.hostStarted(host, step.name);
+        try {
+            // A local step runs on the runner: it needs no connection (say, to drain a host that is down).
+            const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
+            if (failure) {
+                const first = this.connection === undefined;
+                result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable';
+                result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`;
+                if (!first)
+                    result.failedStep = step.name;
+                log.status(host, `could not connect: ${failure.message}`);
+                return false;
+            }
+            let outcome;
+            if (step.runOnce) {
+                const claim = this.runOnce.claim(step, host, () => this.execute(step));
+                outcome = await claim.done;
+                if (!claim.mine) {
+                    log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`);
+                    result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }));
+                    return true;
+                }
+            }
+            else {
+                outcome = await this.execute(step);
+            }
+            result.steps.push(outcome);
+            result.exitCode = outcome.exitCode;
+            if (outcome.status === 'failed') {
+                if (step.continueOnError) {
+                    result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
+                    log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
+                    return true;
+                }
+                result.status = 'failed';
+                result.failedStep = step.name;
+                result.error = outcome.error;
+                log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`);
+                return false;
+            }
+            if (outcome.attempts > 1 && step.kind === 'run')
+                result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`);
+            log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`);
+            return true;
+        }
+        catch (err) {
+            result.status = 'failed';
+            result.failedStep = step.name;
+            result.error = `internal error: ${err.message}`;
+            return false;
+        }
+        finally {
+            log.hostFinished();
+        }
+    }
+    /** Stops the host before its next step, e.g. because too many hosts failed. */
+    skip(reason) {
+        if (this.failed)
+            return;
+        this.result.status = 'skipped';
+        this.result.error = reason;
+    }
+    /** Closes the connection and completes the result. */
+    finish() {
+        this.connection?.close();
+        this.result.durationMs = this.startedAt === undefined ? 0 : Date.now() - this.startedAt;
+        return this.result;
+    }
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/inventory.ts
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
+/** Parses a port number written in an input; throws with the reason. */
+function parsePort(text) {
+    if (!/^\d+$/.test(text))
+        throw new Error(`port '${text}' is not a number`);
+    const port = Number(text);
+    if (port < 1 || port > 65535)
+        throw new Error(`port ${text} is out of range 1-65535`);
+    return port;
+}
+/** Splits one `[user@]host[:port]` entry (IPv6 in brackets) into its parts. */
+function parseHostEntry(entry) {
+    const at = entry.lastIndexOf('@');
+    const user = at >= 0 ? entry.slice(0, at) : undefined;
+    const rest = at >= 0 ? entry.slice(at + 1) : entry;
+    if (user !== undefined && !USER.test(user))
+        throw new Error(`'${entry}' has an invalid user name '${user}'`);
+    let hostname;
+    let port;
+    const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
+    if (bracketed) {
+        hostname = bracketed[1];
+        port = bracketed[2];
+        if ((0,external_node_net_.isIP)(hostname) !== 6)
+            throw new Error(`'${entry}': only an IPv6 address goes in brackets`);
+    }
+    else if ((0,external_node_net_.isIP)(rest) === 6) {
+        hostname = rest; // bare IPv6 without a port
+    }
+    else {
+        const colon = rest.indexOf(':');
+        hostname = colon >= 0 ? rest.slice(0, colon) : rest;
+        port = colon >= 0 ? rest.slice(colon + 1) : undefined;
+        if (!HOSTNAME.test(hostname))
+            throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`);
+    }
+    if (port !== undefined) {
+        try {
+            parsePort(port);
+        }
+        catch (err) {
+            throw new Error(`'${entry}': ${err.message}`);
+        }
+    }
+    return { user, hostname, port };
+}
+/**
+ * Resolves the `hosts` input (newlines, commas or spaces between entries) to hosts with user and port.
+ * Throws on a malformed entry, a missing user or a duplicate.
+ */
+function parseHosts(text, defaults) {
+    const entries = text.split(/[\s,]+/).filter((e) => e !== '');
+    if (entries.length === 0)
+        throw new Error('no hosts given');
+    const seen = new Map();
+    return entries.map((name, index) => {
+        const parsed = parseHostEntry(name);
+        const user = parsed.user ?? defaults.user;
+        if (!user)
+            throw new Error(`'${name}' has no user: write user@host or set the input username`);
+        const port = parsed.port !== undefined ? Number(parsed.port) : defaults.port;
+        const key = `${user}@${parsed.hostname.toLowerCase()}:${port}`;
+        const earlier = seen.get(key);
+        if (earlier !== undefined)
+            throw new Error(`'${name}' is listed twice (same as '${earlier}')`);
+        seen.set(key, name);
+        return { name, user, hostname: parsed.hostname, port, index };
+    });
+}
+
+// EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
+var dist = __nccwpck_require__(8815);
+;// CONCATENATED MODULE: ./src/plan.ts
+
+function scalar(value, what) {
+    if (typeof value === 'string')
+        return value;
+    if (typeof value === 'number' && Number.isFinite(value))
+        return String(value);
+    throw new Error(`${what} must be a single value, not ${JSON.stringify(value)}`);
+}
+function flag(value) {
+    if (value === true || value === 'true')
+        return true;
+    if (value === false || value === 'false')
+        return false;
+    throw new Error(`must be true or false, not ${JSON.stringify(value)}`);
+}
+function envMap(value) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+        throw new Error('must be a map of NAME: value');
+    const env = {};
+    for (const [name, v] of Object.entries(value)) {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+            throw new Error(`'${name}' is not a variable name`);
+        env[name] = v === null ? '' : typeof v === 'boolean' ? String(v) : scalar(v, `'${name}'`);
+    }
+    return env;
+}
+/** The `run` input as a plan of one step. */
+function singleStep(script, defaults) {
+    return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults };
+}
+const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once'];
+const RETRY_KEYS = ['timeout', 'retries', 'retry-delay'];
+/** The key that names a step's kind, and every key that kind takes. */
+const KINDS = {
+    run: [...COMMON_KEYS, ...RETRY_KEYS, 'run'],
+    reboot: [...COMMON_KEYS, 'reboot'],
+    local: [...COMMON_KEYS, ...RETRY_KEYS, 'local'],
+    upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
+};
+const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay'];
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete'];
+/** A file mode written as octal digits: 644, 0644, "0755". */
+function fileMode(value) {
+    const text = scalar(value, 'mode');
+    if (!/^0?[0-7]{3}$/.test(text))
+        throw new Error(`'${text}' is not an octal file mode such as 0644`);
+    return parseInt(text, 8);
+}
+/** Reads one field of a map, naming the field in any error. */
+function reader(raw, label) {
+    return (key, parse, fallback) => {
+        if (raw[key] === undefined)
+            return fallback;
+        try {
+            return parse(raw[key]);
+        }
+        catch (err) {
+            throw new Error(`${label}, field '${key}': ${err.message}`);
+        }
+    };
+}
+function nonEmpty(what) {
+    return (v) => {
+        const s = scalar(v, what);
+        if (s.trim() === '')
+            throw new Error('is empty');
+        return s;
+    };
+}
+/**
+ * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
+ * unknown key is an error, so a typo never silently does nothing.
+ */
+function parseSteps(text, defaults, parsers) {
+    let doc;
+    try {
+        doc = (0,dist/* parse */.qg)(text);
+    }
+    catch (err) {
+        throw new Error(`not valid YAML: ${err.message.split('\n')[0].replace(/:$/, '')}`);
+    }
+    if (!Array.isArray(doc) || doc.length === 0)
+        throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:');
+    const names = new Set();
+    const duration = (key) => (v) => parsers.duration(scalar(v, key));
+    return doc.map((item, i) => {
+        const where = `step ${i + 1}`;
+        const expected = `a map with one of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`;
+        if (item === null || typeof item !== 'object' || Array.isArray(item))
+            throw new Error(`${where} must be ${expected}`);
+        const raw = item;
+        const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where;
+        const kinds = Object.keys(KINDS).filter((k) => k in raw);
+        if (kinds.length === 0)
+            throw new Error(`${label}: has none of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`);
+        if (kinds.length > 1)
+            throw new Error(`${label}: has both ${kinds.map((k) => `${k}:`).join(' and ')}; make them separate steps`);
+        const kind = kinds[0];
+        const allowed = KINDS[kind];
+        for (const key of Object.keys(raw)) {
+            if (!allowed.includes(key))
+                throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`);
+        }
+        const field = reader(raw, label);
+        const name = field('name', (v) => scalar(v, 'name').trim() || where, raw.name === undefined && kind !== 'run' ? `${kind} ${i + 1}` : where);
+        if (names.has(name))
+            throw new Error(`${label}: the name '${name}' is used by an earlier step`);
+        names.add(name);
+        const common = {
+            name,
+            env: { ...defaults.env, ...field('env', envMap, {}) },
+            continueOnError: field('continue-on-error', flag, false),
+            runOnce: field('run-once', flag, false)
+        };
+        const retrying = () => ({
+            timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
+            retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
+            retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
+        });
+        if (kind === 'run')
+            return { kind, ...common, ...retrying(), script: field('run', nonEmpty('run'), '') };
+        if (kind === 'local')
+            return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), '') };
+        const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind];
+        const known = kind === 'reboot' ? REBOOT_OPTIONS : UPLOAD_OPTIONS;
+        if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+            throw new Error(`${label}, field '${kind}': must be ${kind === 'reboot' ? 'true or ' : ''}a map of ${known.join(', ')}`);
+        }
+        const opts = options;
+        for (const key of Object.keys(opts)) {
+            if (!known.includes(key))
+                throw new Error(`${label}, field '${kind}': unknown option '${key}' (it takes ${known.join(', ')})`);
+        }
+        const option = reader(opts, `${label}, ${kind}`);
+        if (kind === 'upload') {
+            const from = option('from', nonEmpty('from'), undefined);
+            const to = option('to', nonEmpty('to'), undefined);
+            if (from === undefined || to === undefined)
+                throw new Error(`${label}, field 'upload': needs from: and to:`);
+            const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] });
+            return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: option('delete', flag, false) };
+        }
+        return {
+            kind,
+            ...common,
+            command: option('command', nonEmpty('command'), undefined),
+            timeoutMs: option('timeout', duration('timeout'), 600_000),
+            bootIdCommand: option('boot-id-command', nonEmpty('boot-id-command'), 'cat /proc/sys/kernel/random/boot_id'),
+            testCommand: option('test-command', nonEmpty('test-command'), 'true'),
+            preDelayMs: option('pre-delay', duration('pre-delay'), 0),
+            postDelayMs: option('post-delay', duration('post-delay'), 0)
+        };
+    });
+}
+/** Parses `N`, `N%` or a list such as `1,25%,100%`. */
+function parseBatchSpec(text) {
+    return text.split(',').map((part) => {
+        const m = /^\s*(\d+)(%?)\s*$/.exec(part);
+        if (!m)
+            throw new Error(`'${part.trim()}' is not a number of hosts or a percentage (1,25%,100%)`);
+        const n = Number(m[1]);
+        if (m[2] === '%') {
+            if (n < 1 || n > 100)
+                throw new Error(`${n}% is out of range 1-100%`);
+            return { percent: n };
+        }
+        if (n < 1)
+            throw new Error('a batch needs at least 1 host');
+        return { count: n };
+    });
+}
+/** Splits hosts into consecutive batches; the last size repeats. Without a spec, one batch. */
+function planBatches(hosts, spec) {
+    if (!spec || hosts.length === 0)
+        return [hosts];
+    const batches = [];
+    for (let start = 0, i = 0; start < hosts.length; i++) {
+        const size = spec[Math.min(i, spec.length - 1)];
+        const n = 'count' in size ? size.count : Math.max(1, Math.ceil((size.percent * hosts.length) / 100));
+        batches.push(hosts.slice(start, start + n));
+        start += n;
+    }
+    return batches;
+}
+/** Parses `count` or `N%` of `total` hosts into the number of hosts that may fail. */
+function parseMaxFailures(text, total) {
+    const m = /^(\d+)(%?)$/.exec(text.trim());
+    if (!m)
+        throw new Error(`'${text}' is not a number of hosts or a percentage`);
+    const n = Number(m[1]);
+    if (m[2] !== '%')
+        return n;
+    if (n > 100)
+        throw new Error(`${n}% is more than 100%`);
+    return Math.floor((n * total) / 100);
+}
+/** Parses `k/n` and keeps every n-th host starting at the k-th: even, stable slices of one list. */
+function parseShard(text) {
+    const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+    if (!m)
+        throw new Error(`'${text}' is not k/n, e.g. 1/4`);
+    const index = Number(m[1]);
+    const count = Number(m[2]);
+    if (count < 1 || index < 1 || index > count)
+        throw new Error(`'${text}': k must be from 1 to n`);
+    return { index, count };
+}
+function shardHosts(hosts, shard) {
+    return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
+}
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+
+
+
+
+
+
+
+
+
+/** A bad input value; main reports it as an error annotation naming the input. */
+class InputError extends Error {
+    input;
+    constructor(input, problem) {
+        super(`Invalid input '${input}': ${problem}`);
+        this.input = input;
+        this.name = 'InputError';
+    }
+}
+/** Inputs that are masked; their values are never quoted in a message. */
+const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'];
+/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
+function parseDuration(text) {
+    const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text);
+    if (!m) {
+        throw new Error(text.startsWith('-') ? `'${text}' is negative` : `'${text}' is not a duration (seconds, or a number with s, m or h: 90, 90s, 10m)`);
+    }
+    const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase()];
+    return Math.round(Number(m[1]) * unit);
+}
+/** Parses a whole number no smaller than `min`. */
+function parseCount(text, min) {
+    if (!/^\d+$/.test(text) || Number(text) < min || !Number.isSafeInteger(Number(text))) {
+        throw new Error(`'${text}' is not a whole number of at least ${min}`);
+    }
+    return Number(text);
+}
+/** Parses `NAME=value` lines (blank lines and `#` comments skipped). */
+function parseEnv(text) {
+    const env = {};
+    text.split(/\r?\n/).forEach((line, i) => {
+        if (line.trim() === '' || line.trimStart().startsWith('#'))
+            return;
+        const eq = line.indexOf('=');
+        const name = eq > 0 ? line.slice(0, eq).trim() : '';
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+            throw new Error(`line ${i + 1} is not NAME=value with NAME made of letters, digits and _`);
+        }
+        env[name] = line.slice(eq + 1);
+    });
+    return env;
+}
+/** Reads one input and converts it, turning a failure into an InputError that names the input. */
+function field(name, parse, fallback) {
+    const text = getInput(name) || fallback;
+    try {
+        return parse(text);
+    }
+    catch (err) {
+        throw new InputError(name, err.message);
+    }
+}
+function oneOf(choices) {
+    return (text) => {
+        if (!choices.includes(text))
+            throw new Error(`'${text}' is not one of ${choices.join(', ')}`);
+        return text;
+    };
+}
+/** Registers every secret input with the runner's masker, before anything can be logged. */
+function maskSecrets() {
+    for (const name of SECRET_INPUTS) {
+        const value = getInput(name);
+        if (value === '')
+            continue;
+        core_setSecret(value);
+        // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
+        for (const line of value.split(/\r?\n/))
+            if (line.trim().length > 0)
+                core_setSecret(line.trim());
+    }
+}
+function parsePrivateKey(input, text, passphrase) {
+    const parsed = lib.utils.parseKey(text.trim() + '\n', passphrase || undefined);
+    if (parsed instanceof Error) {
+        throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`);
+    }
+    return Array.isArray(parsed) ? parsed[0] : parsed;
+}
+/** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
+function readAuth(env, keyInput) {
+    const keyText = getInput(keyInput) || getInput('private-key');
+    const passphrase = getInput('passphrase');
+    const password = getInput('password');
+    const agentMode = field('agent', oneOf(['auto', 'true', 'false']), 'auto');
+    const socket = env.SSH_AUTH_SOCK;
+    if (agentMode === 'true' && !socket)
+        throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
+    if (passphrase && !keyText)
+        throw new InputError('passphrase', 'given without private-key');
+    const auth = {
+        privateKey: keyText ? parsePrivateKey(getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
+        password: password || undefined,
+        agent: agentMode !== 'false' && socket ? socket : undefined
+    };
+    if (!auth.privateKey && !auth.password && !auth.agent) {
+        throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)');
+    }
+    return auth;
+}
+function readHostKeys() {
+    const mode = field('host-key-check', oneOf(['strict', 'off']), 'strict');
+    let knownHosts = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '');
+    if (getInput('known-hosts') === '') {
+        const file = (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts');
+        if ((0,external_node_fs_namespaceObject.existsSync)(file))
+            knownHosts = parseKnownHosts((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'), file, false);
+    }
+    const fingerprints = field('fingerprint', parseFingerprints, '');
+    return { mode, knownHosts, fingerprints };
+}
+function readSteps(env) {
+    const script = getInput('run', { trimWhitespace: false }); // byte for byte: no trimming
+    const yaml = getInput('steps', { trimWhitespace: false });
+    const defaults = {
+        env: field('env', () => parseEnv(getInput('env', { trimWhitespace: false })), ''),
+        timeoutMs: field('timeout', parseDuration, '0'),
+        retries: field('retries', (t) => parseCount(t, 0), '0'),
+        retryDelayMs: field('retry-delay', parseDuration, '5s')
+    };
+    if (script.trim() !== '' && yaml.trim() !== '')
+        throw new InputError('steps', 'give run or steps, not both');
+    const workspace = env.GITHUB_WORKSPACE || process.cwd();
+    const parsers = { duration: parseDuration, count: parseCount, upload: (from, to) => resolveUpload(from, to, workspace) };
+    if (yaml.trim() !== '')
+        return field('steps', () => parseSteps(yaml, defaults, parsers), '');
+    if (script.trim() === '')
+        throw new InputError('run', 'no script given: set run, or steps');
+    return [singleStep(script, defaults)];
+}
+function readProxyJump(env, defaults) {
+    const text = getInput('proxy-jump');
+    if (text === '')
+        return undefined;
+    const [host] = field('proxy-jump', (t) => parseHosts(t, { user: defaults.user, port: 22 }), '');
+    if (/[\s,]/.test(text))
+        throw new InputError('proxy-jump', `'${text}' must be one [user@]host[:port]`);
+    return { host, auth: readAuth(env, 'proxy-private-key') };
+}
+/** Reads and validates every input. Throws InputError naming the first bad input. */
+function getSettings(env = process.env) {
+    maskSecrets();
+    const username = getInput('username') || undefined;
+    const port = field('port', parsePort, '22');
+    const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '');
+    const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''));
+    const auth = readAuth(env, 'private-key');
+    const hostKeys = readHostKeys();
+    const steps = readSteps(env);
+    const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
+    const shell = field('shell', (t) => {
+        if (/[\r\n]/.test(t) || t.trim() === '')
+            throw new Error('must be one line, e.g. bash -e or sh -e');
+        return t.trim();
+    }, 'bash -e');
+    return {
+        hosts,
+        batches: planBatches(hosts, batchSpec),
+        strategy: field('strategy', oneOf(['host', 'step']), 'host'),
+        maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
+        dryRun: field('dry-run', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
+        proxyJump: readProxyJump(env, { user: username }),
+        auth,
+        hostKeys,
+        steps,
+        shell,
+        concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
+        connectTimeoutMs: field('connect-timeout', (t) => {
+            const ms = parseDuration(t);
+            if (ms === 0)
+                throw new Error(`'${t}' must be more than 0`);
+            return ms;
+        }, '20s'),
+        connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
+        keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
+        keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')
+    };
+}
+
+;// CONCATENATED MODULE: ./src/jump-host.ts
+
+/**
+ * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
+ * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
+ * connect retries as any host, and is connected again when it drops.
+ */
+class JumpHost {
+    jump;
+    options;
+    deps;
+    connecting;
+    constructor(jump, options, deps = {}) {
+        this.jump = jump;
+        this.options = options;
+        this.deps = deps;
+    }
+    /** The live bastion connection, connecting (again) when there is none. */
+    async bastion() {
+        const pending = this.connecting;
+        const current = await pending;
+        if (current && !('kind' in current) && current.lostReason === undefined)
+            return current;
+        // Hosts that waited on the same attempt share one new attempt rather than each starting one.
+        if (this.connecting === pending) {
+            this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => r.connection ?? r.failure);
+        }
+        return this.connecting;
+    }
+    /** A stream to `host` through the bastion, or why there is none. */
+    async tunnel(host) {
+        const bastion = await this.bastion();
+        if ('kind' in bastion) {
+            return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` };
+        }
+        return new Promise((resolve) => {
+            const fail = (why) => resolve({ kind: 'network', transient: true, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` });
+            try {
+                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? fail(err.message) : resolve(stream)));
+            }
+            catch (err) {
+                fail(err.message);
+            }
+        });
+    }
+    async close() {
+        const current = await this.connecting;
+        if (current && !('kind' in current))
+            current.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/constants.ts
+/** Output names, as declared in action.yml. */
+var Outputs;
+(function (Outputs) {
+    Outputs["Results"] = "results";
+    Outputs["Succeeded"] = "succeeded";
+    Outputs["Failed"] = "failed";
+})(Outputs || (Outputs = {}));
+/** GitHub shows at most this many annotations of one kind per step. */
+const ANNOTATION_LIMIT = 10;
+
+;// CONCATENATED MODULE: ./src/report.ts
+
+
+
+/** Lines of stderr quoted in a failed host's annotation. */
+const ANNOTATION_STDERR_LINES = 5;
+const coreReporter = {
+    error: (message, title) => error(message, { title }),
+    warning: (message, title) => warning(message, { title }),
+    notice: (message) => notice(message)
+};
+/** Failed or unreachable: what fails the action. */
+function failed(r) {
+    return r.status === 'failed' || r.status === 'unreachable';
+}
+/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
+function tally(results, elapsedMs) {
+    const count = (s) => results.filter((r) => r.status === s).length;
+    const extras = ['failed', 'unreachable', 'skipped']
+        .filter((s) => count(s) > 0)
+        .map((s) => `${count(s)} ${s}`);
+    return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+}
+/**
+ * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
+ * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
+ */
+function annotate(results, elapsedMs, reporter = coreReporter) {
+    const failures = results.filter(failed);
+    const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length;
+    for (const r of failures.slice(0, shown)) {
+        const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? [];
+        const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n');
+        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
+    }
+    if (failures.length > shown) {
+        reporter.error(`${failures.length - shown} more hosts failed; the job summary lists every host`, `${failures.length} hosts failed`);
+    }
+    const retried = results.filter((r) => r.warnings.length > 0);
+    const warned = retried.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : retried.length;
+    for (const r of retried.slice(0, warned))
+        reporter.warning(r.warnings.join('\n'), `${r.host}: needed retries`);
+    if (retried.length > warned) {
+        reporter.warning(`${retried.length - warned} more hosts needed retries; see the job summary`, `${retried.length} hosts needed retries`);
+    }
+    reporter.notice(tally(results, elapsedMs));
+}
+/** The `results` output: one object per host, in the order of `hosts`. */
+function resultsJson(results) {
+    return JSON.stringify(results.map((r) => ({
+        host: r.host,
+        status: r.status,
+        exitCode: r.exitCode,
+        durationMs: r.durationMs,
+        attempts: r.attempts,
+        error: r.error ?? null,
+        steps: r.steps.map((s) => ({
+            name: s.name,
+            status: s.status,
+            exitCode: s.exitCode,
+            signal: s.signal,
+            durationMs: s.durationMs,
+            attempts: s.attempts,
+            stdoutTail: s.stdoutTail,
+            stderrTail: s.stderrTail,
+            ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
+            ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond } : {})
+        }))
+    })));
+}
+function setOutputs(results) {
+    setOutput(Outputs.Results, resultsJson(results));
+    setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
+    setOutput(Outputs.Failed, results.filter(failed).map((r) => r.host).join('\n'));
+}
+function escapeHtml(text) {
+    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+const STATUS_ICON = {
+    success: '✅ success',
+    failed: '❌ failed',
+    unreachable: '⛔ unreachable',
+    skipped: '⏭️ skipped'
+};
+/** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
+function summaryMarkdown(results, elapsedMs) {
+    const rows = results.map((r) => {
+        const done = r.steps.filter((s) => s.status === 'success').length;
+        const stepCount = r.steps.length;
+        const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ');
+        const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
+        const uploaded = moved.length
+            ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB`
+            : '';
+        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} | ${uploaded} |`;
+    });
+    const lines = [
+        '## ssh-fleet',
+        '',
+        tally(results, elapsedMs),
+        '',
+        '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- |',
+        ...rows
+    ];
+    const multiStep = results.some((r) => r.steps.length > 1);
+    if (multiStep) {
+        lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
+        for (const r of results) {
+            for (const s of r.steps) {
+                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
+            }
+        }
+        lines.push('', '</details>');
+    }
+    const skippedHosts = results.filter((r) => r.status === 'skipped');
+    if (skippedHosts.length > 0) {
+        lines.push('', '### Skipped hosts', '');
+        for (const r of skippedHosts)
+            lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`);
+    }
+    const failures = results.filter(failed);
+    if (failures.length > 0) {
+        lines.push('', '### Failed hosts', '');
+        for (const r of failures) {
+            lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`);
+            const stderr = r.steps.at(-1)?.stderrTail;
+            if (stderr)
+                lines.push('', '  ```', ...stderr.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
+        }
+    }
+    return lines.join('\n') + '\n';
+}
+/** The plan in words: batches with their hosts, steps with their options. */
+function describePlan(settings) {
+    const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings;
+    const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
+    const lines = [
+        `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
+            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
+    ];
+    if (batches.length > 1)
+        batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
+    else
+        lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
+    steps.forEach((s, i) => {
+        const options = [
+            s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
+            s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
+            s.runOnce && 'run-once',
+            s.continueOnError && 'continue-on-error'
+        ].filter(Boolean);
+        const what = s.kind === 'run' ? s.script.trim()
+            : s.kind === 'local' ? `on the runner: ${s.command}`
+                : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+                    : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`;
+        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`);
+    });
+    return lines.join('\n');
+}
+async function writeSummary(results, elapsedMs, dryRunPlan) {
+    // Outside Actions (a local run) there is no summary file to write to.
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return;
+    const text = dryRunPlan
+        ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
+        : summaryMarkdown(results, elapsedMs);
+    await summary.addRaw(text).write();
+}
+
 ;// CONCATENATED MODULE: ./src/scheduler.ts
 
 function skipped(host, reason) {
@@ -65919,6 +66305,13 @@ async function runFleet(plan, start) {
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     let jump;
+    let finished = false;
+    // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
+    // without an outcome, that must be a failure, never a silent success.
+    process.once('beforeExit', () => {
+        if (!finished)
+            setFailed('ssh-fleet stopped before every host had a result (internal error)');
+    });
     try {
         const settings = getSettings();
         const plan = describePlan(settings);
@@ -65939,7 +66332,7 @@ async function run() {
         const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
         const runOnce = new RunOnceSteps();
         const started = Date.now();
-        const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel }));
+        const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }));
         const elapsed = Date.now() - started;
         annotate(results, elapsed);
         setOutputs(results);
@@ -65957,6 +66350,7 @@ async function run() {
         }
     }
     finally {
+        finished = true;
         await jump?.close();
     }
 }

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig } from 'ssh2'
+import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
 import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, withRetries, type Sleep } from './retry'
@@ -69,6 +69,7 @@ export class ChannelOpenError extends Error {
 /** One authenticated SSH connection to a host, reused by every step of that host. */
 export class Connection {
   private lost?: string
+  private readonly lostWaiters: Array<(reason: string) => void> = []
 
   constructor(
     readonly client: Client,
@@ -76,12 +77,22 @@ export class Connection {
   ) {
     // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
     // unhandled 'error' event would take the whole process down.
-    client.on('error', (err: SshError) => {
-      this.lost ??= this.describeLoss(err)
-    })
-    client.on('close', () => {
-      this.lost ??= 'connection closed by the remote host'
-    })
+    client.on('error', (err: SshError) => this.markLost(this.describeLoss(err)))
+    client.on('close', () => this.markLost('connection closed by the remote host'))
+  }
+
+  private markLost(reason: string): void {
+    if (this.lost !== undefined) return
+    this.lost = reason
+    this.lostWaiters.splice(0).forEach((f) => f(reason))
+  }
+
+  /**
+   * Resolves with the reason once the connection is gone. Work that ssh2 may leave pending when the
+   * connection dies (an SFTP transfer's callbacks never fire) races against this.
+   */
+  whenLost(): Promise<string> {
+    return this.lost !== undefined ? Promise.resolve(this.lost) : new Promise((resolve) => this.lostWaiters.push(resolve))
   }
 
   private describeLoss(err: SshError): string {
@@ -117,9 +128,21 @@ export class Connection {
     })
   }
 
+  /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
+  sftp(): Promise<SFTPWrapper> {
+    return new Promise((resolve, reject) => {
+      if (this.lost) return reject(new ChannelOpenError(this.lost, false))
+      try {
+        this.client.sftp((err, sftp) => (err ? reject(new ChannelOpenError(this.lost ?? err.message, false)) : resolve(sftp)))
+      } catch (err) {
+        reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
+      }
+    })
+  }
+
   /** Ends the connection; a peer that does not answer is cut after a second. */
   close(): void {
-    this.lost ??= 'closed'
+    this.markLost('closed')
     this.client.end()
     setTimeout(() => this.client.destroy(), 1000).unref()
   }

@@ -1,9 +1,11 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
-import { seconds, type FleetLog } from './output'
+import { runLocal } from './local'
+import { seconds, type FleetLog, type StreamName } from './output'
 import { withRetries } from './retry'
 import { reboot } from './reboot'
 import type { Host, RebootStep, Settings, Step } from './settings'
 import { runScript, stepResult, type StepResult } from './steps'
+import { upload } from './upload'
 
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
 
@@ -23,7 +25,10 @@ export interface HostResult {
   warnings: string[]
 }
 
-export type HostRunDeps = Omit<ConnectDeps, 'onRetry'>
+export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
+  /** Where local steps run and relative paths resolve: GITHUB_WORKSPACE on a runner. */
+  workspace?: string
+}
 
 
 /**
@@ -74,7 +79,7 @@ export class HostRun {
       onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
     })
     this.result.attempts += outcome.attempts
-    if (outcome.retried.length > 0) {
+    if (outcome.retried.length > 0 && outcome.connection) {
       const causes = [...new Set(outcome.retried.map((f) => f.message))].join('; ')
       this.result.warnings.push(`connected after ${outcome.attempts} attempts; earlier attempts failed: ${causes}`)
     }
@@ -101,17 +106,16 @@ export class HostRun {
 
   private async execute(step: Step): Promise<StepResult> {
     if (step.kind === 'reboot') return this.reboot(step)
+    const output = (stream: StreamName, lines: string[]): boolean => this.log.output(this.host, stream, lines)
+    const whenDrained = (resume: () => void): void => this.log.whenDrained(resume)
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
+        if (step.kind === 'local') return runLocal(step, this.host, { output, whenDrained, cwd: this.deps.workspace ?? process.cwd() })
         const lost = await this.ensureConnected()
         if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
-        return runScript(step, {
-          connection: this.connection as Connection,
-          shell: this.settings.shell,
-          output: (stream, lines) => this.log.output(this.host, stream, lines),
-          whenDrained: (resume) => this.log.whenDrained(resume),
-          sleep: this.deps.sleep
-        })
+        const connection = this.connection as Connection
+        if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message))
+        return runScript(step, { connection, shell: this.settings.shell, output, whenDrained, sleep: this.deps.sleep })
       },
       {
         retries: step.retries,
@@ -130,9 +134,10 @@ export class HostRun {
     this.startedAt ??= Date.now()
     log.hostStarted(host, step.name)
     try {
-      const failure = await this.ensureConnected()
+      // A local step runs on the runner: it needs no connection (say, to drain a host that is down).
+      const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
       if (failure) {
-        const first = result.steps.length === 0
+        const first = this.connection === undefined
         result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable'
         result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`
         if (!first) result.failedStep = step.name

@@ -7,6 +7,7 @@ import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost 
 import { parseHosts, parsePort } from './inventory'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, ProxyJump, Settings, Step } from './settings'
+import { resolveUpload } from './upload'
 
 /** A bad input value; main reports it as an error annotation naming the input. */
 export class InputError extends Error {
@@ -126,7 +127,7 @@ function readHostKeys(): HostKeyPolicy {
   return { mode, knownHosts, fingerprints }
 }
 
-function readSteps(): Step[] {
+function readSteps(env: Env): Step[] {
   const script = core.getInput('run', { trimWhitespace: false }) // byte for byte: no trimming
   const yaml = core.getInput('steps', { trimWhitespace: false })
   const defaults: StepDefaults = {
@@ -136,7 +137,9 @@ function readSteps(): Step[] {
     retryDelayMs: field('retry-delay', parseDuration, '5s')
   }
   if (script.trim() !== '' && yaml.trim() !== '') throw new InputError('steps', 'give run or steps, not both')
-  if (yaml.trim() !== '') return field('steps', () => parseSteps(yaml, defaults, { duration: parseDuration, count: parseCount }), '')
+  const workspace = env.GITHUB_WORKSPACE || process.cwd()
+  const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string) => resolveUpload(from, to, workspace) }
+  if (yaml.trim() !== '') return field('steps', () => parseSteps(yaml, defaults, parsers), '')
   if (script.trim() === '') throw new InputError('run', 'no script given: set run, or steps')
   return [singleStep(script, defaults)]
 }
@@ -158,7 +161,7 @@ export function getSettings(env: Env = process.env): Settings {
   const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''))
   const auth = readAuth(env, 'private-key')
   const hostKeys = readHostKeys()
-  const steps = readSteps()
+  const steps = readSteps(env)
   const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
   const shell = field('shell', (t) => {
     if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')

@@ -10,6 +10,12 @@ import { runFleet } from './scheduler'
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
   let jump: JumpHost | undefined
+  let finished = false
+  // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
+  // without an outcome, that must be a failure, never a silent success.
+  process.once('beforeExit', () => {
+    if (!finished) core.setFailed('ssh-fleet stopped before every host had a result (internal error)')
+  })
   try {
     const settings = getSettings()
     const plan = describePlan(settings)
@@ -30,7 +36,7 @@ export async function run(): Promise<void> {
     const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
     const runOnce = new RunOnceSteps()
     const started = Date.now()
-    const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel }))
+    const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }))
     const elapsed = Date.now() - started
     annotate(results, elapsed)
     setOutputs(results)
@@ -44,6 +50,7 @@ export async function run(): Promise<void> {
       core.setFailed(`ssh-fleet failed: ${(err as Error).message}`)
     }
   } finally {
+    finished = true
     await jump?.close()
   }
 }

@@ -1,5 +1,5 @@
 import { parse as parseYaml } from 'yaml'
-import type { Host, RunStep, Step } from './settings'
+import type { Host, RunStep, Step, UploadFile } from './settings'
 
 /** Options a step inherits from the action's inputs when it does not set them. */
 export interface StepDefaults {
@@ -13,6 +13,8 @@ export interface StepDefaults {
 export interface FieldParsers {
   duration: (text: string) => number
   count: (text: string, min: number) => number
+  /** Finds an upload's local files now, so a missing source is an input error. */
+  upload: (from: string, to: string) => { files: UploadFile[]; dirs: string[] }
 }
 
 function scalar(value: unknown, what: string): string {
@@ -43,9 +45,24 @@ export function singleStep(script: string, defaults: StepDefaults): RunStep {
 }
 
 const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once']
-const RUN_KEYS = [...COMMON_KEYS, 'run', 'timeout', 'retries', 'retry-delay']
-const REBOOT_KEYS = [...COMMON_KEYS, 'reboot']
+const RETRY_KEYS = ['timeout', 'retries', 'retry-delay']
+/** The key that names a step's kind, and every key that kind takes. */
+const KINDS = {
+  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run'],
+  reboot: [...COMMON_KEYS, 'reboot'],
+  local: [...COMMON_KEYS, ...RETRY_KEYS, 'local'],
+  upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
+} as const
+type Kind = keyof typeof KINDS
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay']
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete']
+
+/** A file mode written as octal digits: 644, 0644, "0755". */
+function fileMode(value: unknown): number {
+  const text = scalar(value, 'mode')
+  if (!/^0?[0-7]{3}$/.test(text)) throw new Error(`'${text}' is not an octal file mode such as 0644`)
+  return parseInt(text, 8)
+}
 
 /** Reads one field of a map, naming the field in any error. */
 function reader(raw: Record<string, unknown>, label: string) {
@@ -76,24 +93,27 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
   try {
     doc = parseYaml(text)
   } catch (err) {
-    throw new Error(`not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+    throw new Error(`not valid YAML: ${(err as Error).message.split('\n')[0].replace(/:$/, '')}`)
   }
-  if (!Array.isArray(doc) || doc.length === 0) throw new Error('must be a YAML list of steps, each a map with run: or reboot:')
+  if (!Array.isArray(doc) || doc.length === 0) throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:')
   const names = new Set<string>()
   const duration = (key: string) => (v: unknown) => parsers.duration(scalar(v, key))
   return doc.map((item: unknown, i): Step => {
     const where = `step ${i + 1}`
-    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be a map with run: or reboot:`)
+    const expected = `a map with one of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be ${expected}`)
     const raw = item as Record<string, unknown>
     const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where
-    const kind = 'reboot' in raw ? 'reboot' : 'run'
-    if (kind === 'reboot' && 'run' in raw) throw new Error(`${label}: has both run: and reboot:; make them two steps`)
-    const allowed = kind === 'reboot' ? REBOOT_KEYS : RUN_KEYS
+    const kinds = (Object.keys(KINDS) as Kind[]).filter((k) => k in raw)
+    if (kinds.length === 0) throw new Error(`${label}: has none of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`)
+    if (kinds.length > 1) throw new Error(`${label}: has both ${kinds.map((k) => `${k}:`).join(' and ')}; make them separate steps`)
+    const kind = kinds[0]
+    const allowed: readonly string[] = KINDS[kind]
     for (const key of Object.keys(raw)) {
       if (!allowed.includes(key)) throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`)
     }
     const field = reader(raw, label)
-    const name = field('name', (v) => scalar(v, 'name').trim() || where, kind === 'reboot' && raw.name === undefined ? `reboot ${i + 1}` : where)
+    const name = field('name', (v) => scalar(v, 'name').trim() || where, raw.name === undefined && kind !== 'run' ? `${kind} ${i + 1}` : where)
     if (names.has(name)) throw new Error(`${label}: the name '${name}' is used by an earlier step`)
     names.add(name)
     const common = {
@@ -102,27 +122,30 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       continueOnError: field('continue-on-error', flag, false),
       runOnce: field('run-once', flag, false)
     }
-    if (kind === 'run') {
-      const script = field('run', nonEmpty('run'), undefined)
-      if (script === undefined) throw new Error(`${label}: has no run: or reboot:`)
-      return {
-        kind,
-        ...common,
-        script,
-        timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
-        retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
-        retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
-      }
-    }
-    const options = raw.reboot === true ? {} : raw.reboot
+    const retrying = () => ({
+      timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
+      retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
+      retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
+    })
+    if (kind === 'run') return { kind, ...common, ...retrying(), script: field('run', nonEmpty('run'), '') }
+    if (kind === 'local') return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), '') }
+    const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind]
+    const known = kind === 'reboot' ? REBOOT_OPTIONS : UPLOAD_OPTIONS
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw new Error(`${label}, field 'reboot': must be true or a map of ${REBOOT_OPTIONS.join(', ')}`)
+      throw new Error(`${label}, field '${kind}': must be ${kind === 'reboot' ? 'true or ' : ''}a map of ${known.join(', ')}`)
     }
     const opts = options as Record<string, unknown>
     for (const key of Object.keys(opts)) {
-      if (!REBOOT_OPTIONS.includes(key)) throw new Error(`${label}, field 'reboot': unknown option '${key}' (it takes ${REBOOT_OPTIONS.join(', ')})`)
+      if (!known.includes(key)) throw new Error(`${label}, field '${kind}': unknown option '${key}' (it takes ${known.join(', ')})`)
     }
-    const option = reader(opts, `${label}, reboot`)
+    const option = reader(opts, `${label}, ${kind}`)
+    if (kind === 'upload') {
+      const from = option('from', nonEmpty('from'), undefined)
+      const to = option('to', nonEmpty('to'), undefined)
+      if (from === undefined || to === undefined) throw new Error(`${label}, field 'upload': needs from: and to:`)
+      const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] })
+      return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: option('delete', flag, false) }
+    }
     return {
       kind,
       ...common,

@@ -77,7 +77,8 @@ export function resultsJson(results: HostResult[]): string {
         attempts: s.attempts,
         stdoutTail: s.stdoutTail,
         stderrTail: s.stderrTail,
-        ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {})
+        ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
+        ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond } : {})
       }))
     }))
   )
@@ -106,15 +107,19 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number): strin
     const done = r.steps.filter((s) => s.status === 'success').length
     const stepCount = r.steps.length
     const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')
-    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} |`
+    const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
+    const uploaded = moved.length
+      ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB`
+      : ''
+    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} | ${uploaded} |`
   })
   const lines = [
     '## ssh-fleet',
     '',
     tally(results, elapsedMs),
     '',
-    '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows
   ]
   const multiStep = results.some((r) => r.steps.length > 1)
@@ -157,11 +162,15 @@ export function describePlan(settings: Settings): string {
   steps.forEach((s, i) => {
     const options = [
       s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
-      s.kind === 'run' && s.retries > 0 && `retries ${s.retries}`,
+      s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
       s.runOnce && 'run-once',
       s.continueOnError && 'continue-on-error'
     ].filter(Boolean)
-    const what = s.kind === 'run' ? s.script.trim() : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`
+    const what =
+      s.kind === 'run' ? s.script.trim()
+      : s.kind === 'local' ? `on the runner: ${s.command}`
+      : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+      : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`
     lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`)
   })
   return lines.join('\n')

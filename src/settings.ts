@@ -58,7 +58,53 @@ export interface RebootStep {
   runOnce: boolean
 }
 
-export type Step = RunStep | RebootStep
+/** A command run on the runner, once for each host at that point of its plan. */
+export interface LocalStep {
+  kind: 'local'
+  name: string
+  /** A command line for the runner's shell: sh -c on Linux and macOS, cmd /c on Windows. */
+  command: string
+  env: Record<string, string>
+  timeoutMs: number
+  retries: number
+  retryDelayMs: number
+  continueOnError: boolean
+  runOnce: boolean
+}
+
+/** One local file of an upload, and where it lands relative to the upload's `to`. */
+export interface UploadFile {
+  local: string
+  /** Path relative to `to`, with / separators; empty when `to` names the file itself. */
+  relative: string
+  size: number
+}
+
+/** Files from the runner to the host over its connection (SFTP). */
+export interface UploadStep {
+  kind: 'upload'
+  name: string
+  /** The `from` as written, for messages. */
+  from: string
+  /** Remote destination: a directory, or a file path when one file goes to a name of its own. */
+  to: string
+  /** Resolved before any connection, so a missing source is an input error. */
+  files: UploadFile[]
+  /** Remote directories to create, relative to `to` (empty directories of the source included). */
+  dirs: string[]
+  /** File mode to set, e.g. 0o644; undefined keeps the local file's mode. */
+  mode?: number
+  /** Remove remote files under `to` that are not in `from`. */
+  delete: boolean
+  env: Record<string, string>
+  timeoutMs: number
+  retries: number
+  retryDelayMs: number
+  continueOnError: boolean
+  runOnce: boolean
+}
+
+export type Step = RunStep | RebootStep | LocalStep | UploadStep
 
 /** The bastion every connection goes through (`proxy-jump`). */
 export interface ProxyJump {

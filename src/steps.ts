@@ -19,6 +19,8 @@ export interface StepResult {
   stderrTail: string
   /** For a reboot step: went down → accepting logins, and the whole reboot. */
   reboot?: { downtimeMs: number; totalMs: number }
+  /** For an upload step: what was moved. */
+  transfer?: { files: number; bytes: number; bytesPerSecond: number }
 }
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */

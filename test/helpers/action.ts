@@ -16,6 +16,8 @@ export interface ActionRun {
   /** Annotation lines (`::error …`, `::warning …`, `::notice …`). */
   annotations: string[]
   durationMs: number
+  /** With `rusage`: the action process's peak RSS (KiB) and CPU time. */
+  usage?: { maxRssKb: number; cpuMs: number }
 }
 
 /** Parses the GITHUB_OUTPUT file format (`name<<DELIM` … `DELIM`). */
@@ -37,6 +39,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** Called with each chunk of the action's stdout as it arrives. */
   onStdout?: (text: string) => void
+  /** Measure the action process's peak RSS and CPU (bench/rusage.cjs preloaded). */
+  rusage?: boolean
 }
 
 export async function runAction(inputs: Record<string, string>, options: RunOptions = {}): Promise<ActionRun> {
@@ -49,8 +53,10 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
   const inputEnv = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v]))
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_') && k !== 'SSH_AUTH_SOCK'))
   const started = Date.now()
-  const child = spawn(process.execPath, [ACTION], {
-    env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, ...inputEnv, ...env },
+  const usageFile = join(dir, 'rusage.json')
+  const preload = options.rusage ? ['-r', resolve(__dirname, '../../bench/rusage.cjs')] : []
+  const child = spawn(process.execPath, [...preload, ACTION], {
+    env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, BENCH_RUSAGE: usageFile, ...inputEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stdout = ''
@@ -65,6 +71,7 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
   clearTimeout(timer)
   const outputs = parseOutputFile(readFileSync(outputFile, 'utf8'))
   const summary = readFileSync(summaryFile, 'utf8')
+  const usage = options.rusage ? JSON.parse(readFileSync(usageFile, 'utf8')) : undefined
   rmSync(dir, { recursive: true, force: true })
   return {
     code,
@@ -74,7 +81,8 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
     summary,
     results: outputs.results ? JSON.parse(outputs.results) : [],
     annotations: stdout.split('\n').filter((l) => /^::(error|warning|notice)/.test(l)),
-    durationMs: Date.now() - started
+    durationMs: Date.now() - started,
+    usage
   }
 }
 

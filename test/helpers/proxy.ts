@@ -14,6 +14,10 @@ export interface ProxyOptions {
   cutWithinMs?: number
   /** Random source for cutWithinMs, seedable for a reproducible loop. */
   random?: () => number
+  /** Destroy a connection once this many bytes went from client to server (mid-upload). */
+  cutAfterBytes?: number
+  /** Only the first N connections get cutAfterBytes (so a retry can get through). */
+  cutConnections?: number
 }
 
 export interface Proxy {
@@ -51,6 +55,14 @@ export async function startProxy(targetPort: number, options: ProxyOptions = {},
         if (blackholed) return
         touch()
         to.write(chunk)
+      })
+    }
+    let sent = 0
+    const cuts = options.cutAfterBytes !== undefined && state.accepted <= (options.cutConnections ?? Infinity)
+    if (cuts) {
+      client.on('data', (chunk: Buffer) => {
+        sent += chunk.length
+        if (sent >= (options.cutAfterBytes as number)) pair.forEach((s) => s.destroy())
       })
     }
     forward(client, upstream)

@@ -2,9 +2,18 @@ import { describe, expect, test } from 'vitest'
 import { parseCount, parseDuration } from '../../src/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan'
 import type { Host } from '../../src/settings'
+import { resolveUpload } from '../../src/upload'
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** A small tree for uploads: app/bin/run, app/lib/a.js, app/lib/b.js, app/empty/, notes.txt. */
+const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-plan-'))
+for (const dir of ['app/bin', 'app/lib', 'app/empty']) mkdirSync(join(fixtures, dir), { recursive: true })
+for (const [file, text] of [['app/bin/run', '#!/bin/sh\n'], ['app/lib/a.js', 'a'], ['app/lib/b.js', 'bb'], ['notes.txt', 'n']]) writeFileSync(join(fixtures, file), text)
 
 const defaults = { env: { GLOBAL: 'g' }, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
-const parsers = { duration: parseDuration, count: parseCount }
+const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string) => resolveUpload(from, to, fixtures) }
 const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
 const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 
@@ -37,6 +46,28 @@ describe('parseSteps', () => {
     expect(custom).toMatchObject({ kind: 'reboot', name: 'Kernel', command: 'systemctl reboot', timeoutMs: 300_000, bootIdCommand: 'cat /tmp/id', testCommand: 'systemctl is-system-running', preDelayMs: 2000, postDelayMs: 10_000, continueOnError: true })
   })
 
+  test('local steps: a command line with the retry options', () => {
+    const [drain] = steps('- name: Drain\n  local: ./lb drain "$FLEET_HOST"\n  timeout: 30s\n  retries: 2')
+    expect(drain).toMatchObject({ kind: 'local', name: 'Drain', command: './lb drain "$FLEET_HOST"', timeoutMs: 30_000, retries: 2, env: { GLOBAL: 'g' } })
+  })
+
+  test('upload steps: sources resolved now, mode in octal, delete', () => {
+    const [tree, one, glob] = steps(`
+- upload:
+    from: app
+    to: /srv/app
+    mode: 0640
+    delete: true
+- upload: { from: notes.txt, to: /etc/notes.txt }
+- upload: { from: "app/**/*.js", to: /srv/js/ }
+`)
+    expect(tree).toMatchObject({ kind: 'upload', name: 'upload 1', from: 'app', to: '/srv/app', mode: 0o640, delete: true })
+    expect(tree.kind === 'upload' && tree.files.map((f) => f.relative)).toEqual(['bin/run', 'lib/a.js', 'lib/b.js'])
+    expect(tree.kind === 'upload' && tree.dirs).toEqual(['bin', 'empty', 'lib'])
+    expect(one.kind === 'upload' && one.files.map((f) => [f.relative, f.size])).toEqual([['', 1]])
+    expect(glob.kind === 'upload' && glob.files.map((f) => f.relative)).toEqual(['lib/a.js', 'lib/b.js'])
+  })
+
   test('timeout as a bare number is seconds', () => {
     expect(steps('- run: x\n  timeout: 90')[0].timeoutMs).toBe(90_000)
   })
@@ -48,13 +79,22 @@ describe('parseSteps', () => {
     ['- name: A\n  run: x\n  continue-on-error: maybe', /field 'continue-on-error': must be true or false/],
     ['- name: A\n  run: x\n  env: [A, B]', /field 'env': must be a map/],
     ['- name: A\n  run: x\n  env:\n    1X: y', /'1X' is not a variable name/],
-    ['- name: A', /step 1 \('A'\): has no run:/],
+    ['- name: A', /step 1 \('A'\): has none of run:/],
     ['- name: A\n  run: ""', /field 'run': is empty/],
     ['- name: A\n  run: x\n- name: A\n  run: y', /step 2 \('A'\): the name 'A' is used by an earlier step/],
     ['name: A\nrun: x', /must be a YAML list/],
     ['- run: x\n - bad', /not valid YAML: All sequence items must start at the same column at line 2/],
     ['- just a string', /step 1 must be a map/],
     ['- reboot: true\n  run: x', /has both run: and reboot:/],
+    ['- local: ""', /field 'local': is empty/],
+    ['- local: x\n  run: y', /has both run: and local:/],
+    ['- upload: { from: app }', /field 'upload': needs from: and to:/],
+    ['- upload: { from: missing-dir, to: /x }', /step 1, upload, field 'from': 'missing-dir' does not exist/],
+    ['- upload: { from: "*.nothing", to: /x }', /'\*\.nothing' matches no file/],
+    ['- upload: { from: app, to: /x, mode: 999 }', /field 'mode': '999' is not an octal file mode/],
+    ['- upload: { from: app, to: /x, chmod: 644 }', /unknown option 'chmod'/],
+    ['- upload: app', /field 'upload': must be a map of from, to, mode, delete/],
+    ['- name: x', /has none of run:, reboot:, local:, upload:/],
     ['- reboot: true\n  retries: 2', /unknown key 'retries' \(a reboot step takes/],
     ['- reboot:\n    timout: 5m', /field 'reboot': unknown option 'timout'/],
     ['- reboot:\n    timeout: soon', /step 1, reboot, field 'timeout': 'soon' is not a duration/],

@@ -1,0 +1,90 @@
+import { spawn } from 'node:child_process'
+import type { StreamName } from './output'
+import { LineSplitter } from './output'
+import type { Host, LocalStep } from './settings'
+import { KILL_GRACE_MS, stepResult, type StepResult } from './steps'
+
+export interface LocalContext {
+  output: (stream: StreamName, lines: string[]) => boolean
+  whenDrained: (resume: () => void) => void
+  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
+  cwd: string
+}
+
+/** The variables a local step sees about the host it runs for. */
+export function fleetEnv(host: Host): Record<string, string> {
+  return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
+}
+
+/**
+ * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
+ * its own process group so a timeout stops the command and everything it started. @actions/exec has
+ * no way to stop what it started, so this spawns directly. Never rejects.
+ */
+export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promise<StepResult> {
+  const started = Date.now()
+  const windows = process.platform === 'win32'
+  return new Promise((resolve) => {
+    const child = windows
+      ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let congested = false
+    let paused = false
+    const splitter = (stream: StreamName): LineSplitter =>
+      new LineSplitter((lines) => {
+        if (!ctx.output(stream, lines)) congested = true
+      })
+    const out = splitter('stdout')
+    const err = splitter('stderr')
+    const feed = (s: LineSplitter) => (chunk: Buffer): void => {
+      s.push(chunk)
+      if (!congested || paused) return
+      paused = true
+      child.stdout.pause()
+      child.stderr.pause()
+      ctx.whenDrained(() => {
+        congested = paused = false
+        child.stdout.resume()
+        child.stderr.resume()
+      })
+    }
+    child.stdout.on('data', feed(out))
+    child.stderr.on('data', feed(err))
+    const timers: NodeJS.Timeout[] = []
+    let timedOut = false
+    const kill = (signal: NodeJS.Signals): void => {
+      if (child.pid === undefined) return
+      try {
+        if (windows) spawn('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' }).on('error', () => {})
+        else process.kill(-child.pid, signal)
+      } catch {
+        // already gone
+      }
+    }
+    if (step.timeoutMs > 0) {
+      timers.push(
+        setTimeout(() => {
+          timedOut = true
+          kill('SIGTERM')
+          timers.push(setTimeout(() => kill('SIGKILL'), KILL_GRACE_MS))
+        }, step.timeoutMs)
+      )
+    }
+    let done = false
+    const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
+      if (done) return // 'error' and 'close' both come when the spawn fails
+      done = true
+      timers.forEach(clearTimeout)
+      out.end()
+      err.end()
+      const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() }
+      if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
+      if (timedOut) return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }))
+      if (signal) return resolve(stepResult(step.name, started, { status: 'failed', signal, error: `killed by signal ${signal}`, ...tails }))
+      if (code === 0) return resolve(stepResult(step.name, started, { status: 'success', exitCode: 0, ...tails }))
+      resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, error: `exit code ${code}`, ...tails }))
+    }
+    child.on('error', (e) => finish(null, null, e))
+    child.on('close', (code, signal) => finish(code, signal))
+  })
+}

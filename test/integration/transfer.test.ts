@@ -1,0 +1,216 @@
+/**
+ * upload and local steps against a real sshd: a tree with nested directories, binary files, unicode
+ * names and modes; a 200 MB file with flat memory; mirroring with delete; a connection cut
+ * mid-upload (our TCP proxy); local commands seeing their host, in order with the plan.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { hostResult, runAction } from '../helpers/action'
+import { startProxy } from '../helpers/proxy'
+import { hostList, startSshd, type Sshd } from '../helpers/sshd'
+
+let sshd: Sshd
+let workspace: string
+beforeAll(async () => {
+  sshd = await startSshd({ ports: 3 })
+  workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-workspace-'))
+})
+afterAll(async () => {
+  await sshd?.stop()
+  rmSync(workspace, { recursive: true, force: true })
+})
+
+const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
+const env = (): { env: Record<string, string> } => ({ env: { GITHUB_WORKSPACE: workspace } })
+const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex')
+/** A directory on the "host" (same machine) the test user may write to. */
+function remoteDir(label: string): string {
+  const dir = join(sshd.shared, `${label}-${Math.random().toString(36).slice(2)}`)
+  mkdirSync(dir, { mode: 0o777 })
+  chmodSync(dir, 0o777)
+  return dir
+}
+/** Every file below `root` with its hash and mode. */
+function tree(root: string): Record<string, { sha: string; mode: number }> {
+  const out: Record<string, { sha: string; mode: number }> = {}
+  const visit = (dir: string, rel: string): void => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name)
+      const r = rel ? `${rel}/${e.name}` : e.name
+      if (e.isDirectory()) visit(path, r)
+      else out[r] = { sha: sha(path), mode: statSync(path).mode & 0o777 }
+    }
+  }
+  visit(root, '')
+  return out
+}
+/** A file of `mb` MiB written 1 MiB at a time (random, repeated), without holding it in memory. */
+function bigFile(path: string, mb: number): void {
+  const block = randomBytes(1024 * 1024)
+  const fd = openSync(path, 'w')
+  for (let i = 0; i < mb; i++) {
+    block[0] = i & 0xff
+    writeSync(fd, block)
+  }
+  closeSync(fd)
+}
+
+describe('upload', () => {
+  test('a tree: nested directories, binary files, unicode names, modes kept; reported per host', async () => {
+    const src = join(workspace, 'release')
+    mkdirSync(join(src, 'bin'), { recursive: true })
+    mkdirSync(join(src, 'assets/img/ünïcödé 日本'), { recursive: true })
+    mkdirSync(join(src, 'empty-dir'), { recursive: true })
+    writeFileSync(join(src, 'bin/start'), '#!/bin/sh\necho start\n', { mode: 0o755 })
+    writeFileSync(join(src, 'assets/img/ünïcödé 日本/logo ✓.bin'), randomBytes(300_000))
+    writeFileSync(join(src, 'config.json'), '{"a":1}', { mode: 0o600 })
+    chmodSync(join(src, 'config.json'), 0o600)
+    chmodSync(join(src, 'bin/start'), 0o755)
+    const targets = sshd.ports.slice(0, 2).map(() => remoteDir('tree'))
+    // Each host gets its own directory through env: one plan, the host picks its target.
+    const run = await runAction({ ...base(sshd.ports.slice(0, 2)), steps: `- upload: { from: release, to: ${targets[0]}/app }\n` }, env())
+    expect(run.code).toBe(0)
+    expect(tree(join(targets[0], 'app'))).toEqual(tree(src))
+    expect(existsSync(join(targets[0], 'app/empty-dir'))).toBe(true)
+    expect(statSync(join(targets[0], 'app/bin/start')).mode & 0o777).toBe(0o755)
+    expect(readdirSync(join(targets[0], 'app/bin')).some((f) => f.includes('ssh-fleet-part'))).toBe(false)
+    for (const port of sshd.ports.slice(0, 2)) {
+      const step = hostResult(run, name(port)).steps[0]
+      expect(step).toMatchObject({ status: 'success', files: 3, bytes: 300_000 + 21 + 7 })
+      expect(step.bytesPerSecond).toBeGreaterThan(0)
+    }
+    expect(run.stdout).toMatch(/uploaded 3 files, 0\.3 MB in \d+\.\ds \([\d.]+ MB\/s\)/)
+    expect(run.summary).toContain('| 3 files, 0.3 MB |')
+  })
+
+  test('mode applies to every file; a single file can land under a name of its own', async () => {
+    writeFileSync(join(workspace, 'motd'), 'hello\n')
+    const dir = remoteDir('single')
+    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: motd, to: ${dir}/etc/motd.txt, mode: "0640" }` }, env())
+    expect(run.code).toBe(0)
+    expect(readFileSync(join(dir, 'etc/motd.txt'), 'utf8')).toBe('hello\n')
+    expect(statSync(join(dir, 'etc/motd.txt')).mode & 0o777).toBe(0o640)
+  })
+
+  test('a 200 MB file streams through with flat memory', async () => {
+    const big = join(workspace, 'big.bin')
+    bigFile(big, 200)
+    const dir = remoteDir('big')
+    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: big.bin, to: ${dir}/ }` }, { ...env(), rusage: true })
+    expect(run.code).toBe(0)
+    expect(sha(join(dir, 'big.bin'))).toBe(sha(big))
+    const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
+    console.log(`200 MB upload: peak RSS ${rssMb.toFixed(0)} MB, ${hostResult(run, name(sshd.ports[0])).steps[0].bytesPerSecond / 1e6} MB/s`)
+    expect(rssMb).toBeLessThan(150)
+    rmSync(big)
+  })
+
+  test('delete: true mirrors: remote files and directories not in from are removed', async () => {
+    const src = join(workspace, 'mirror')
+    mkdirSync(join(src, 'keep'), { recursive: true })
+    writeFileSync(join(src, 'keep/a.txt'), 'a')
+    writeFileSync(join(src, 'b.txt'), 'b')
+    const dir = remoteDir('mirror')
+    mkdirSync(join(dir, 'old/deeper'), { recursive: true })
+    writeFileSync(join(dir, 'old/deeper/stale.txt'), 'x')
+    writeFileSync(join(dir, 'stale.txt'), 'x')
+    writeFileSync(join(dir, 'keep-but-change.txt'), 'x')
+    mkdirSync(join(dir, 'keep'), { recursive: true })
+    writeFileSync(join(dir, 'keep/stale-too.txt'), 'x')
+    execChmodR(dir)
+    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: mirror, to: ${dir}, delete: true }` }, env())
+    expect(run.code).toBe(0)
+    expect(Object.keys(tree(dir)).sort()).toEqual(['b.txt', 'keep/a.txt'])
+    expect(existsSync(join(dir, 'old'))).toBe(false)
+    expect(run.stdout).toContain('removed 4 files and 2 directories not in mirror')
+  })
+
+  test('a connection cut mid-upload leaves no file at the final name; the retry completes it', async () => {
+    const file = join(workspace, 'cut.bin')
+    bigFile(file, 30)
+    const proxy = await startProxy(sshd.ports[0], { cutAfterBytes: 10 * 1024 * 1024, cutConnections: 1 })
+    const again = await startProxy(sshd.ports[0], { cutAfterBytes: 10 * 1024 * 1024 })
+    const known = (port: number): string => `[127.0.0.1]:${port} ${sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')}`
+    try {
+      const failed = remoteDir('cut')
+      const noRetry = await runAction({ hosts: name(again.port), 'private-key': sshd.clientKey, 'known-hosts': known(again.port), steps: `- upload: { from: cut.bin, to: ${failed}/ }` }, env())
+      const r = hostResult(noRetry, name(again.port))
+      expect(r.status).toBe('failed')
+      expect(r.error).toMatch(/^connection lost during the upload/)
+      expect(existsSync(join(failed, 'cut.bin'))).toBe(false)
+      const dir = remoteDir('cut-retry')
+      const run = await runAction({ hosts: name(proxy.port), 'private-key': sshd.clientKey, 'known-hosts': known(proxy.port), steps: `- upload: { from: cut.bin, to: ${dir}/ }\n  retries: 1\n  retry-delay: 0.2s` }, env())
+      expect(hostResult(run, name(proxy.port))).toMatchObject({ status: 'success', attempts: 2 })
+      expect(hostResult(run, name(proxy.port)).steps[0].attempts).toBe(2)
+      expect(sha(join(dir, 'cut.bin'))).toBe(sha(file))
+    } finally {
+      await proxy.close()
+      await again.close()
+      rmSync(file)
+    }
+  })
+
+  test('a missing from is refused before any connection', async () => {
+    const logins = (): number => (sshd.log().match(/Accepted publickey/g) ?? []).length
+    const before = logins()
+    const run = await runAction({ ...base(), steps: '- run: echo hi\n- upload: { from: dist-that-was-never-built, to: /tmp/x }' }, env())
+    expect(run.code).toBe(1)
+    expect(run.stdout).toContain("::error::Invalid input 'steps': step 2, upload, field 'from': 'dist-that-was-never-built' does not exist")
+    expect(logins()).toBe(before)
+  })
+})
+
+/** The test user must be able to delete what the test (root) created. */
+function execChmodR(dir: string): void {
+  chmodSync(dir, 0o777)
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, e.name)
+    if (e.isDirectory()) execChmodR(path)
+    else chmodSync(path, 0o666)
+  }
+}
+
+describe('local', () => {
+  test('runs on the runner once per host, with its variables, in order with the plan', async () => {
+    const log = join(remoteDir('order'), 'log')
+    writeFileSync(log, '')
+    chmodSync(log, 0o666)
+    const steps = `
+- name: Drain
+  local: echo "drain $FLEET_HOST $FLEET_PORT $FLEET_USER $FLEET_HOST_INDEX $STAGE" >> ${log}
+  env:
+    STAGE: blue
+- name: Deploy
+  run: echo "deploy \${SSH_CONNECTION##* }" >> ${log}
+- name: Enable
+  local: echo "enable $FLEET_PORT" >> ${log}; echo "local out for $FLEET_PORT"; echo "local err" >&2
+`
+    const run = await runAction({ ...base(), steps, concurrency: '1' }, env())
+    expect(run.code).toBe(0)
+    const expected = sshd.ports.flatMap((p, i) => [`drain 127.0.0.1 ${p} ${sshd.user} ${i} blue`, `deploy ${p}`, `enable ${p}`])
+    expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(expected)
+    expect(run.stdout).toContain(`local out for ${sshd.ports[0]}`)
+    expect(run.stdout).toContain('stderr| local err')
+    expect(hostResult(run, name(sshd.ports[0])).steps[2]).toMatchObject({ status: 'success', exitCode: 0, stdoutTail: `local out for ${sshd.ports[0]}`, stderrTail: 'local err' })
+  })
+
+  test('a failing local command fails that host only; a timeout stops it', async () => {
+    const bad = sshd.ports[1]
+    const run = await runAction({ ...base(), steps: `- local: '[ "$FLEET_PORT" != ${bad} ] || { echo "lb refused" >&2; exit 4; }'\n- run: echo deployed` }, env())
+    expect(hostResult(run, name(bad))).toMatchObject({ status: 'failed', exitCode: 4, error: 'exit code 4' })
+    expect(hostResult(run, name(bad)).steps).toHaveLength(1)
+    expect(run.results.filter((r) => r.status === 'success')).toHaveLength(2)
+    const pidFile = join(workspace, 'local-pids')
+    const slow = await runAction({ ...base([sshd.ports[0]]), steps: `- local: 'sleep 30 & echo $$ $! > ${pidFile}; wait'\n  timeout: 1s` }, env())
+    expect(hostResult(slow, name(sshd.ports[0]))).toMatchObject({ status: 'failed', error: 'timed out after 1s; the local command was stopped' })
+    await new Promise((r) => setTimeout(r, 200))
+    for (const pid of readFileSync(pidFile, 'utf8').trim().split(' ')) {
+      const state = existsSync(`/proc/${pid}/status`) ? readFileSync(`/proc/${pid}/status`, 'utf8') : 'State: gone'
+      expect(state).toMatch(/State:\s+(Z|gone)/)
+    }
+  })
+})
