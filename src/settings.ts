@@ -24,28 +24,34 @@ export interface Auth {
   agent?: string
 }
 
-/** A script run on the host. Later plans add more kinds beside it. */
-export interface RunStep {
-  kind: 'run'
+/** What every step has. */
+interface StepBase {
   name: string
-  script: string
-  /** Extra environment for this step, exported before the script. */
+  /** Extra environment for this step (the `env` input, then the step's own). */
   env: Record<string, string>
-  /** 0 means no limit. */
-  timeoutMs: number
-  retries: number
-  retryDelayMs: number
   /** A failure of this step is recorded but does not fail the host. */
   continueOnError: boolean
   /** Runs on the first host that reaches it; the others wait for it and skip it. */
   runOnce: boolean
 }
 
+/** What steps that can be retried have. */
+interface Retried {
+  /** 0 means no limit. */
+  timeoutMs: number
+  retries: number
+  retryDelayMs: number
+}
+
+/** A script run on the host. */
+export interface RunStep extends StepBase, Retried {
+  kind: 'run'
+  script: string
+}
+
 /** Reboot the host and wait until it is back with a new boot id (SPEC 3). */
-export interface RebootStep {
+export interface RebootStep extends StepBase {
   kind: 'reboot'
-  name: string
-  env: Record<string, string>
   /** The reboot command; undefined means `shutdown -r now`, behind `sudo -n` for users other than root. */
   command?: string
   /** The whole wait, from the command until the host is back and passes the test command. */
@@ -54,22 +60,13 @@ export interface RebootStep {
   testCommand: string
   preDelayMs: number
   postDelayMs: number
-  continueOnError: boolean
-  runOnce: boolean
 }
 
 /** A command run on the runner, once for each host at that point of its plan. */
-export interface LocalStep {
+export interface LocalStep extends StepBase, Retried {
   kind: 'local'
-  name: string
   /** A command line for the runner's shell: sh -c on Linux and macOS, cmd /c on Windows. */
   command: string
-  env: Record<string, string>
-  timeoutMs: number
-  retries: number
-  retryDelayMs: number
-  continueOnError: boolean
-  runOnce: boolean
 }
 
 /** One local file of an upload, and where it lands relative to the upload's `to`. */
@@ -81,9 +78,8 @@ export interface UploadFile {
 }
 
 /** Files from the runner to the host over its connection (SFTP). */
-export interface UploadStep {
+export interface UploadStep extends StepBase, Retried {
   kind: 'upload'
-  name: string
   /** The `from` as written, for messages. */
   from: string
   /** Remote destination: a directory, or a file path when one file goes to a name of its own. */
@@ -96,12 +92,6 @@ export interface UploadStep {
   mode?: number
   /** Remove remote files under `to` that are not in `from`. */
   delete: boolean
-  env: Record<string, string>
-  timeoutMs: number
-  retries: number
-  retryDelayMs: number
-  continueOnError: boolean
-  runOnce: boolean
 }
 
 export type Step = RunStep | RebootStep | LocalStep | UploadStep
