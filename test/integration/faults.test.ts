@@ -153,6 +153,24 @@ function alive(pid: string): boolean {
   }
 }
 
+test('a connection found dead between steps is re-established before the next step', async () => {
+  // Step 1 leaves a job that kills the connection's sshd process after the step has ended; step 2
+  // runs on the runner meanwhile; step 3 must reconnect.
+  const steps = `
+- name: Arm
+  run: nohup sh -c 'sleep 0.3; kill -9 "$0"' $PPID >/dev/null 2>&1 &
+- name: Wait
+  local: sleep 1
+- name: After
+  run: echo "on a new connection"
+`
+  const run = await runAction(inputs(sshd, [sshd.ports[0]], { steps }))
+  const r = hostResult(run, name(sshd.ports[0]))
+  expect(r).toMatchObject({ status: 'success', attempts: 2 })
+  expect(r.steps[2]).toMatchObject({ status: 'success', stdoutTail: 'on a new connection' })
+  expect(run.stdout).toContain('reconnecting: connection closed by the remote host')
+})
+
 describe('steps', () => {
   test('a timeout stops the remote process and its children', async () => {
     const pids = join(sshd.shared, `pids-${Date.now()}`)

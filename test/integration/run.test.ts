@@ -219,6 +219,45 @@ describe('authentication', () => {
   })
 })
 
+test('keyboard-interactive is answered with the password (ssh2 Server: sshd without PAM cannot prompt)', async () => {
+  const { Server, utils } = await import('ssh2')
+  const hostKey = utils.generateKeyPairSync('ed25519')
+  const prompts: string[] = []
+  const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+    client.on('error', () => {})
+    client.on('authentication', (ctx) => {
+      if (ctx.method !== 'keyboard-interactive') return ctx.reject(['keyboard-interactive'])
+      ctx.prompt([{ prompt: 'Password: ', echo: false }], (answers) => {
+        prompts.push('Password: ')
+        if (answers[0] === 'kbd-secret') ctx.accept()
+        else ctx.reject()
+      })
+    })
+    client.on('session', (accept) => {
+      accept().on('exec', (acceptExec) => {
+        const channel = acceptExec()
+        channel.on('data', () => {}).on('end', () => {
+          channel.write('interactive ok\n')
+          channel.exit(0)
+          channel.end()
+        })
+      })
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const port = (server.address() as { port: number }).port
+  const pub = utils.parseKey(hostKey.public) as import('ssh2').ParsedKey
+  try {
+    const known = `[127.0.0.1]:${port} ${pub.type} ${pub.getPublicSSH().toString('base64')}`
+    const run = await runAction({ hosts: `u@127.0.0.1:${port}`, password: 'kbd-secret', 'known-hosts': known, run: 'echo' })
+    expect(run.results[0]).toMatchObject({ status: 'success' })
+    expect(run.results[0].steps[0].stdoutTail).toBe('interactive ok')
+    expect(prompts).toEqual(['Password: '])
+  } finally {
+    server.close()
+  }
+})
+
 describe('secrets', () => {
   test('no secret reaches a log line, output or summary, debug included', async () => {
     const path = join(sshd.dir, 'secret-key')
