@@ -66150,25 +66150,36 @@ const STATUS_ICON = {
     skipped: '⏭️ skipped'
 };
 /** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
-function summaryMarkdown(results, elapsedMs) {
-    const rows = results.map((r) => {
-        const done = r.steps.filter((s) => s.status === 'success').length;
-        const stepCount = r.steps.length;
-        const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ');
-        const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
-        const uploaded = moved.length
-            ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB`
-            : '';
-        return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} | ${uploaded} |`;
-    });
+function summaryMarkdown(results, elapsedMs, planSteps) {
+    const columns = [
+        ['Host', (r) => escapeHtml(r.host)],
+        ['Status', (r) => STATUS_ICON[r.status]],
+        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
+        ['Attempts', (r) => String(r.attempts)],
+        ['Duration', (r) => seconds(r.durationMs)],
+        ['Exit code', (r) => String(r.exitCode ?? '')]
+    ];
+    // Columns for kinds of steps the plan has.
+    if (results.some((r) => r.steps.some((s) => s.reboot))) {
+        columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')]);
+    }
+    if (results.some((r) => r.steps.some((s) => s.transfer))) {
+        columns.push([
+            'Uploaded',
+            (r) => {
+                const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
+                return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB` : '';
+            }
+        ]);
+    }
     const lines = [
         '## ssh-fleet',
         '',
         tally(results, elapsedMs),
         '',
-        '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- |',
-        ...rows
+        `| ${columns.map(([title]) => title).join(' | ')} |`,
+        `| ${columns.map(() => '---').join(' | ')} |`,
+        ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
     ];
     const multiStep = results.some((r) => r.steps.length > 1);
     if (multiStep) {
@@ -66225,13 +66236,13 @@ function describePlan(settings) {
     });
     return lines.join('\n');
 }
-async function writeSummary(results, elapsedMs, dryRunPlan) {
+async function writeSummary(results, elapsedMs, planSteps, dryRunPlan) {
     // Outside Actions (a local run) there is no summary file to write to.
     if (!process.env.GITHUB_STEP_SUMMARY)
         return;
     const text = dryRunPlan
         ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
-        : summaryMarkdown(results, elapsedMs);
+        : summaryMarkdown(results, elapsedMs, planSteps);
     await summary.addRaw(text).write();
 }
 
@@ -66319,7 +66330,7 @@ async function run() {
             info(`${plan}\ndry-run: nothing was connected to.`);
             const results = settings.hosts.map((h) => ({ host: h.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: 'dry-run', steps: [], warnings: [] }));
             setOutputs(results);
-            await writeSummary(results, 0, plan);
+            await writeSummary(results, 0, settings.steps.length, plan);
             return;
         }
         if (settings.hostKeys.mode === 'off') {
@@ -66336,7 +66347,7 @@ async function run() {
         const elapsed = Date.now() - started;
         annotate(results, elapsed);
         setOutputs(results);
-        await writeSummary(results, elapsed);
+        await writeSummary(results, elapsed, settings.steps.length);
         const failures = results.filter(failed);
         if (failures.length > 0)
             setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`);

@@ -23,7 +23,7 @@ export async function run(): Promise<void> {
       core.info(`${plan}\ndry-run: nothing was connected to.`)
       const results = settings.hosts.map((h) => ({ host: h.name, status: 'skipped' as const, exitCode: null, durationMs: 0, attempts: 0, error: 'dry-run', steps: [], warnings: [] }))
       setOutputs(results)
-      await writeSummary(results, 0, plan)
+      await writeSummary(results, 0, settings.steps.length, plan)
       return
     }
     if (settings.hostKeys.mode === 'off') {
@@ -40,7 +40,7 @@ export async function run(): Promise<void> {
     const elapsed = Date.now() - started
     annotate(results, elapsed)
     setOutputs(results)
-    await writeSummary(results, elapsed)
+    await writeSummary(results, elapsed, settings.steps.length)
     const failures = results.filter(failed)
     if (failures.length > 0) core.setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`)
   } catch (err) {

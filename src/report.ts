@@ -102,25 +102,36 @@ const STATUS_ICON: Record<HostResult['status'], string> = {
 }
 
 /** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
-export function summaryMarkdown(results: HostResult[], elapsedMs: number): string {
-  const rows = results.map((r) => {
-    const done = r.steps.filter((s) => s.status === 'success').length
-    const stepCount = r.steps.length
-    const downtime = r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')
-    const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
-    const uploaded = moved.length
-      ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB`
-      : ''
-    return `| ${escapeHtml(r.host)} | ${STATUS_ICON[r.status]} | ${done}/${stepCount} | ${r.attempts} | ${seconds(r.durationMs)} | ${r.exitCode ?? ''} | ${downtime} | ${uploaded} |`
-  })
+export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSteps: number): string {
+  const columns: Array<[string, (r: HostResult) => string]> = [
+    ['Host', (r) => escapeHtml(r.host)],
+    ['Status', (r) => STATUS_ICON[r.status]],
+    ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
+    ['Attempts', (r) => String(r.attempts)],
+    ['Duration', (r) => seconds(r.durationMs)],
+    ['Exit code', (r) => String(r.exitCode ?? '')]
+  ]
+  // Columns for kinds of steps the plan has.
+  if (results.some((r) => r.steps.some((s) => s.reboot))) {
+    columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')])
+  }
+  if (results.some((r) => r.steps.some((s) => s.transfer))) {
+    columns.push([
+      'Uploaded',
+      (r) => {
+        const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
+        return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB` : ''
+      }
+    ])
+  }
   const lines = [
     '## ssh-fleet',
     '',
     tally(results, elapsedMs),
     '',
-    '| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...rows
+    `| ${columns.map(([title]) => title).join(' | ')} |`,
+    `| ${columns.map(() => '---').join(' | ')} |`,
+    ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
   ]
   const multiStep = results.some((r) => r.steps.length > 1)
   if (multiStep) {
@@ -176,11 +187,11 @@ export function describePlan(settings: Settings): string {
   return lines.join('\n')
 }
 
-export async function writeSummary(results: HostResult[], elapsedMs: number, dryRunPlan?: string): Promise<void> {
+export async function writeSummary(results: HostResult[], elapsedMs: number, planSteps: number, dryRunPlan?: string): Promise<void> {
   // Outside Actions (a local run) there is no summary file to write to.
   if (!process.env.GITHUB_STEP_SUMMARY) return
   const text = dryRunPlan
     ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
-    : summaryMarkdown(results, elapsedMs)
+    : summaryMarkdown(results, elapsedMs, planSteps)
   await core.summary.addRaw(text).write()
 }

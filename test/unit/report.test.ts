@@ -54,6 +54,13 @@ describe('annotations', () => {
 })
 
 describe('outputs and summary', () => {
+  test('reboot and upload columns appear when the plan has such steps', () => {
+    const step = { name: 's', status: 'success' as const, exitCode: 0, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' }
+    const md = summaryMarkdown([host('web1', 'success', { steps: [{ ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } }, { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1 } }] })], 1000, 2)
+    expect(md).toContain('| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |')
+    expect(md).toContain('| web1 | ✅ success | 2/2 | 1 | 1.2s | 0 | 2.1s | 3 files, 2.5 MB |')
+  })
+
   test('tally counts every outcome', () => {
     expect(tally([host('a', 'success'), host('b', 'success')], 3456)).toBe('2/2 hosts succeeded in 3.5s')
   })
@@ -66,9 +73,10 @@ describe('outputs and summary', () => {
   })
 
   test('summary lists every host and the failed ones with their reason, HTML escaped', () => {
-    const md = summaryMarkdown([host('web1', 'success'), host('<b>evil</b>', 'failed', { error: 'exit code 3 <oops>' })], 1000)
-    expect(md).toContain('| web1 | ✅ success |')
-    expect(md).toContain('| Reboot downtime |')
+    const md = summaryMarkdown([host('web1', 'success'), host('<b>evil</b>', 'failed', { error: 'exit code 3 <oops>' })], 1000, 2)
+    expect(md).toContain('| web1 | ✅ success | 0/2 |')
+    expect(md).not.toContain('Reboot downtime')
+    expect(md).not.toContain('Uploaded')
     expect(md).toContain('| &lt;b&gt;evil&lt;/b&gt; | ❌ failed |')
     expect(md).toContain('exit code 3 &lt;oops&gt;')
     expect(md).not.toContain('<b>')
