@@ -64658,6 +64658,8 @@ async function runScript(step, ctx) {
         // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
         channel.on('error', () => { });
         channel.on('close', finish);
+        // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
+        void ctx.connection.whenLost().then(() => setImmediate(finish));
         if (step.timeoutMs > 0) {
             timers.push(setTimeout(() => {
                 timedOut = true;
@@ -65349,6 +65351,14 @@ async function upload(step, connection, status) {
 
 
 
+/** The result of a host that did not run (more of) the plan, with why. */
+function skippedResult(host, reason) {
+    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+}
+/** Failed or unreachable: what fails the action. */
+function hostFailed(r) {
+    return r.status === 'failed' || r.status === 'unreachable';
+}
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
  * (a migration finishes before anyone goes past it) and records the step as skipped.
@@ -65384,7 +65394,7 @@ class HostRun {
     }
     /** Whether the host has failed (continue-on-error steps aside). */
     get failed() {
-        return this.result.status === 'failed' || this.result.status === 'unreachable';
+        return hostFailed(this.result);
     }
     /** Connects when there is no live connection; returns the failure otherwise. */
     async ensureConnected() {
@@ -66069,6 +66079,7 @@ const ANNOTATION_LIMIT = 10;
 
 
 
+
 /** Lines of stderr quoted in a failed host's annotation. */
 const ANNOTATION_STDERR_LINES = 5;
 const coreReporter = {
@@ -66076,10 +66087,6 @@ const coreReporter = {
     warning: (message, title) => warning(message, { title }),
     notice: (message) => notice(message)
 };
-/** Failed or unreachable: what fails the action. */
-function failed(r) {
-    return r.status === 'failed' || r.status === 'unreachable';
-}
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 function tally(results, elapsedMs) {
     const count = (s) => results.filter((r) => r.status === s).length;
@@ -66093,7 +66100,7 @@ function tally(results, elapsedMs) {
  * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
  */
 function annotate(results, elapsedMs, reporter = coreReporter) {
-    const failures = results.filter(failed);
+    const failures = results.filter(hostFailed);
     const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length;
     for (const r of failures.slice(0, shown)) {
         const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? [];
@@ -66138,7 +66145,7 @@ function resultsJson(results) {
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
-    setOutput(Outputs.Failed, results.filter(failed).map((r) => r.host).join('\n'));
+    setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
 }
 function escapeHtml(text) {
     return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -66197,7 +66204,7 @@ function summaryMarkdown(results, elapsedMs, planSteps) {
         for (const r of skippedHosts)
             lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`);
     }
-    const failures = results.filter(failed);
+    const failures = results.filter(hostFailed);
     if (failures.length > 0) {
         lines.push('', '### Failed hosts', '');
         for (const r of failures) {
@@ -66248,9 +66255,7 @@ async function writeSummary(results, elapsedMs, planSteps, dryRunPlan) {
 
 ;// CONCATENATED MODULE: ./src/scheduler.ts
 
-function skipped(host, reason) {
-    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
-}
+
 /**
  * Runs the plan over the fleet: batch after batch, each with at most `concurrency` hosts in flight,
  * either each host through the whole plan (`host`) or each step across the batch (`step`). Once more
@@ -66277,7 +66282,7 @@ async function runFleet(plan, start) {
     for (const batch of plan.batches) {
         if (exceeded()) {
             for (const host of batch)
-                results.set(host, skipped(host, stopReason()));
+                results.set(host, skippedResult(host, stopReason()));
             continue;
         }
         if (plan.strategy === 'host') {
@@ -66328,7 +66333,7 @@ async function run() {
         const plan = describePlan(settings);
         if (settings.dryRun) {
             info(`${plan}\ndry-run: nothing was connected to.`);
-            const results = settings.hosts.map((h) => ({ host: h.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: 'dry-run', steps: [], warnings: [] }));
+            const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'));
             setOutputs(results);
             await writeSummary(results, 0, settings.steps.length, plan);
             return;
@@ -66348,7 +66353,7 @@ async function run() {
         annotate(results, elapsed);
         setOutputs(results);
         await writeSummary(results, elapsed, settings.steps.length);
-        const failures = results.filter(failed);
+        const failures = results.filter(hostFailed);
         if (failures.length > 0)
             setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`);
     }

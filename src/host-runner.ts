@@ -30,6 +30,15 @@ export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
   workspace?: string
 }
 
+/** The result of a host that did not run (more of) the plan, with why. */
+export function skippedResult(host: Host, reason: string): HostResult {
+  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
+}
+
+/** Failed or unreachable: what fails the action. */
+export function hostFailed(r: HostResult): boolean {
+  return r.status === 'failed' || r.status === 'unreachable'
+}
 
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
@@ -65,7 +74,7 @@ export class HostRun {
 
   /** Whether the host has failed (continue-on-error steps aside). */
   get failed(): boolean {
-    return this.result.status === 'failed' || this.result.status === 'unreachable'
+    return hostFailed(this.result)
   }
 
   /** Connects when there is no live connection; returns the failure otherwise. */

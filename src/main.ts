@@ -1,10 +1,10 @@
 import * as core from '@actions/core'
 import { HandshakeGates } from './handshake-gate'
-import { HostRun, RunOnceSteps } from './host-runner'
+import { HostRun, RunOnceSteps, hostFailed, skippedResult } from './host-runner'
 import { InputError, getSettings } from './inputs'
 import { JumpHost } from './jump-host'
 import { FleetLog } from './output'
-import { annotate, describePlan, failed, setOutputs, writeSummary } from './report'
+import { annotate, describePlan, setOutputs, writeSummary } from './report'
 import { runFleet } from './scheduler'
 
 /** settings → fleet run → report. The only place that decides the action failed. */
@@ -21,7 +21,7 @@ export async function run(): Promise<void> {
     const plan = describePlan(settings)
     if (settings.dryRun) {
       core.info(`${plan}\ndry-run: nothing was connected to.`)
-      const results = settings.hosts.map((h) => ({ host: h.name, status: 'skipped' as const, exitCode: null, durationMs: 0, attempts: 0, error: 'dry-run', steps: [], warnings: [] }))
+      const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'))
       setOutputs(results)
       await writeSummary(results, 0, settings.steps.length, plan)
       return
@@ -41,7 +41,7 @@ export async function run(): Promise<void> {
     annotate(results, elapsed)
     setOutputs(results)
     await writeSummary(results, elapsed, settings.steps.length)
-    const failures = results.filter(failed)
+    const failures = results.filter(hostFailed)
     if (failures.length > 0) core.setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`)
   } catch (err) {
     if (err instanceof InputError) {

@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
-import type { HostResult } from './host-runner'
+import { hostFailed, type HostResult } from './host-runner'
 import { seconds } from './output'
 import type { Settings } from './settings'
 
@@ -20,10 +20,6 @@ const coreReporter: Reporter = {
 }
 
 
-/** Failed or unreachable: what fails the action. */
-export function failed(r: HostResult): boolean {
-  return r.status === 'failed' || r.status === 'unreachable'
-}
 
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 export function tally(results: HostResult[], elapsedMs: number): string {
@@ -39,7 +35,7 @@ export function tally(results: HostResult[], elapsedMs: number): string {
  * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
  */
 export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter): void {
-  const failures = results.filter(failed)
+  const failures = results.filter(hostFailed)
   const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length
   for (const r of failures.slice(0, shown)) {
     const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? []
@@ -87,7 +83,7 @@ export function resultsJson(results: HostResult[]): string {
 export function setOutputs(results: HostResult[]): void {
   core.setOutput(Outputs.Results, resultsJson(results))
   core.setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'))
-  core.setOutput(Outputs.Failed, results.filter(failed).map((r) => r.host).join('\n'))
+  core.setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'))
 }
 
 function escapeHtml(text: string): string {
@@ -148,7 +144,7 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
     lines.push('', '### Skipped hosts', '')
     for (const r of skippedHosts) lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`)
   }
-  const failures = results.filter(failed)
+  const failures = results.filter(hostFailed)
   if (failures.length > 0) {
     lines.push('', '### Failed hosts', '')
     for (const r of failures) {

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import type { HostResult } from './host-runner'
+import { skippedResult, type HostResult } from './host-runner'
 import type { Host, Step } from './settings'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */
@@ -19,10 +19,6 @@ export interface FleetPlan {
   concurrency: number
   /** Failed hosts tolerated; one more and the remaining hosts are skipped. */
   maxFailures: number
-}
-
-function skipped(host: Host, reason: string): HostResult {
-  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
 }
 
 /**
@@ -51,7 +47,7 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
 
   for (const batch of plan.batches) {
     if (exceeded()) {
-      for (const host of batch) results.set(host, skipped(host, stopReason()))
+      for (const host of batch) results.set(host, skippedResult(host, stopReason()))
       continue
     }
     if (plan.strategy === 'host') {

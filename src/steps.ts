@@ -177,6 +177,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
     channel.on('error', () => {})
     channel.on('close', finish)
+    // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
+    void ctx.connection.whenLost().then(() => setImmediate(finish))
     if (step.timeoutMs > 0) {
       timers.push(
         setTimeout(() => {
