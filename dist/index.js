@@ -64467,6 +64467,37 @@ class LineSplitter {
     }
 }
 /**
+ * Feeds a remote channel's or a local child's stdout and stderr into the log line by line. While the
+ * log is backed up both sources pause (for an SSH channel, ssh2 stops granting window and the host
+ * stops sending), so memory stays flat however much a step prints. Returns the splitters for the
+ * tails and the final flush.
+ */
+function streamOutput(source, sink) {
+    let congested = false;
+    let paused = false;
+    const splitter = (stream) => new LineSplitter((lines) => {
+        if (!sink.output(stream, lines))
+            congested = true;
+    });
+    const splitters = { stdout: splitter('stdout'), stderr: splitter('stderr') };
+    for (const stream of ['stdout', 'stderr']) {
+        source[stream].on('data', (chunk) => {
+            splitters[stream].push(chunk);
+            if (!congested || paused)
+                return;
+            paused = true;
+            source.stdout.pause();
+            source.stderr.pause();
+            sink.whenDrained(() => {
+                congested = paused = false;
+                source.stdout.resume();
+                source.stderr.resume();
+            });
+        });
+    }
+    return splitters;
+}
+/**
  * The live log. With several hosts in flight every line carries its host; with one at a time each
  * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
  * prefix keeps `::` off the start of the line, and a group is fenced with stop-commands.
@@ -64584,31 +64615,7 @@ async function runScript(step, ctx) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
     }
     return new Promise((resolve) => {
-        // When the log backs up, pause the channel: ssh2 stops granting window, the host stops sending,
-        // and memory stays flat however much a step prints.
-        let paused = false;
-        const pushTo = (splitter) => (chunk) => {
-            splitter.push(chunk);
-            if (!congested || paused)
-                return;
-            paused = true;
-            channel.pause();
-            channel.stderr.pause();
-            ctx.whenDrained(() => {
-                congested = paused = false;
-                channel.resume();
-                channel.stderr.resume();
-            });
-        };
-        let congested = false;
-        const stdout = new LineSplitter((lines) => {
-            if (!ctx.output('stdout', lines))
-                congested = true;
-        });
-        const stderr = new LineSplitter((lines) => {
-            if (!ctx.output('stderr', lines))
-                congested = true;
-        });
+        const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
         let exit;
         let timedOut = false;
         let unkillable = false;
@@ -64650,8 +64657,6 @@ async function runScript(step, ctx) {
                 return resolve(result({ status: 'success', exitCode, ...tails }));
             resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }));
         };
-        channel.on('data', pushTo(stdout));
-        channel.stderr.on('data', pushTo(stderr));
         channel.on('exit', (code, signal) => {
             exit = { code: code ?? null, signal: signal ?? null };
         });
@@ -64698,29 +64703,7 @@ function runLocal(step, host, ctx) {
         const child = windows
             ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
             : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] });
-        let congested = false;
-        let paused = false;
-        const splitter = (stream) => new LineSplitter((lines) => {
-            if (!ctx.output(stream, lines))
-                congested = true;
-        });
-        const out = splitter('stdout');
-        const err = splitter('stderr');
-        const feed = (s) => (chunk) => {
-            s.push(chunk);
-            if (!congested || paused)
-                return;
-            paused = true;
-            child.stdout.pause();
-            child.stderr.pause();
-            ctx.whenDrained(() => {
-                congested = paused = false;
-                child.stdout.resume();
-                child.stderr.resume();
-            });
-        };
-        child.stdout.on('data', feed(out));
-        child.stderr.on('data', feed(err));
+        const { stdout: out, stderr: err } = streamOutput(child, ctx);
         const timers = [];
         let timedOut = false;
         const kill = (signal) => {
@@ -65384,6 +65367,8 @@ class HostRun {
     result;
     connection;
     startedAt;
+    /** This host's output in the log. */
+    sink;
     constructor(host, settings, log, runOnce, deps = {}) {
         this.host = host;
         this.settings = settings;
@@ -65391,6 +65376,7 @@ class HostRun {
         this.runOnce = runOnce;
         this.deps = deps;
         this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] };
+        this.sink = { output: (stream, lines) => log.output(host, stream, lines), whenDrained: (resume) => log.whenDrained(resume) };
     }
     /** Whether the host has failed (continue-on-error steps aside). */
     get failed() {
@@ -65426,8 +65412,7 @@ class HostRun {
             options: this.settings,
             shell: this.settings.shell,
             status: (message) => this.log.status(this.host, message),
-            output: (stream, lines) => this.log.output(this.host, stream, lines),
-            whenDrained: (resume) => this.log.whenDrained(resume),
+            ...this.sink,
             sleep: this.deps.sleep
         });
         if (outcome.connection)
@@ -65437,18 +65422,16 @@ class HostRun {
     async execute(step) {
         if (step.kind === 'reboot')
             return this.reboot(step);
-        const output = (stream, lines) => this.log.output(this.host, stream, lines);
-        const whenDrained = (resume) => this.log.whenDrained(resume);
         const { outcome, attempts } = await withRetries(async () => {
             if (step.kind === 'local')
-                return runLocal(step, this.host, { output, whenDrained, cwd: this.deps.workspace ?? process.cwd() });
+                return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd() });
             const lost = await this.ensureConnected();
             if (lost)
                 return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
             const connection = this.connection;
             if (step.kind === 'upload')
                 return upload(step, connection, (message) => this.log.status(this.host, message));
-            return runScript(step, { connection, shell: this.settings.shell, output, whenDrained, sleep: this.deps.sleep });
+            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep });
         }, {
             retries: step.retries,
             retryable: (r) => r.status === 'failed',

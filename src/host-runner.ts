@@ -1,6 +1,6 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
 import { runLocal } from './local'
-import { seconds, type FleetLog, type StreamName } from './output'
+import { seconds, type FleetLog, type OutputSink } from './output'
 import { withRetries } from './retry'
 import { reboot } from './reboot'
 import type { Host, RebootStep, Settings, Step } from './settings'
@@ -61,6 +61,8 @@ export class HostRun {
   readonly result: HostResult
   private connection?: Connection
   private startedAt?: number
+  /** This host's output in the log. */
+  private readonly sink: OutputSink
 
   constructor(
     readonly host: Host,
@@ -70,6 +72,7 @@ export class HostRun {
     private readonly deps: HostRunDeps = {}
   ) {
     this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] }
+    this.sink = { output: (stream, lines) => log.output(host, stream, lines), whenDrained: (resume) => log.whenDrained(resume) }
   }
 
   /** Whether the host has failed (continue-on-error steps aside). */
@@ -105,8 +108,7 @@ export class HostRun {
       options: this.settings,
       shell: this.settings.shell,
       status: (message) => this.log.status(this.host, message),
-      output: (stream, lines) => this.log.output(this.host, stream, lines),
-      whenDrained: (resume) => this.log.whenDrained(resume),
+      ...this.sink,
       sleep: this.deps.sleep
     })
     if (outcome.connection) this.connection = outcome.connection
@@ -115,16 +117,14 @@ export class HostRun {
 
   private async execute(step: Step): Promise<StepResult> {
     if (step.kind === 'reboot') return this.reboot(step)
-    const output = (stream: StreamName, lines: string[]): boolean => this.log.output(this.host, stream, lines)
-    const whenDrained = (resume: () => void): void => this.log.whenDrained(resume)
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
-        if (step.kind === 'local') return runLocal(step, this.host, { output, whenDrained, cwd: this.deps.workspace ?? process.cwd() })
+        if (step.kind === 'local') return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd() })
         const lost = await this.ensureConnected()
         if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
         const connection = this.connection as Connection
         if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message))
-        return runScript(step, { connection, shell: this.settings.shell, output, whenDrained, sleep: this.deps.sleep })
+        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep })
       },
       {
         retries: step.retries,

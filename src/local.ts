@@ -1,13 +1,9 @@
 import { spawn } from 'node:child_process'
-import type { StreamName } from './output'
-import { LineSplitter } from './output'
+import { streamOutput, type OutputSink } from './output'
 import type { Host, LocalStep } from './settings'
 import { KILL_GRACE_MS, stepResult, type StepResult } from './steps'
 
-export interface LocalContext {
-  output: (stream: StreamName, lines: string[]) => boolean
-  whenDrained: (resume: () => void) => void
-  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
+export interface LocalContext extends OutputSink {  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
   cwd: string
 }
 
@@ -28,28 +24,7 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
     const child = windows
       ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let congested = false
-    let paused = false
-    const splitter = (stream: StreamName): LineSplitter =>
-      new LineSplitter((lines) => {
-        if (!ctx.output(stream, lines)) congested = true
-      })
-    const out = splitter('stdout')
-    const err = splitter('stderr')
-    const feed = (s: LineSplitter) => (chunk: Buffer): void => {
-      s.push(chunk)
-      if (!congested || paused) return
-      paused = true
-      child.stdout.pause()
-      child.stderr.pause()
-      ctx.whenDrained(() => {
-        congested = paused = false
-        child.stdout.resume()
-        child.stderr.resume()
-      })
-    }
-    child.stdout.on('data', feed(out))
-    child.stderr.on('data', feed(err))
+    const { stdout: out, stderr: err } = streamOutput(child, ctx)
     const timers: NodeJS.Timeout[] = []
     let timedOut = false
     const kill = (signal: NodeJS.Signals): void => {

@@ -51,6 +51,48 @@ export class LineSplitter {
   }
 }
 
+/** Where a step's output goes, and how it learns the log has drained. */
+export interface OutputSink {
+  /** Writes lines to the log; false when the log is backed up. */
+  output: (stream: StreamName, lines: string[]) => boolean
+  /** Calls back once a backed-up log has drained. */
+  whenDrained: (resume: () => void) => void
+}
+
+/**
+ * Feeds a remote channel's or a local child's stdout and stderr into the log line by line. While the
+ * log is backed up both sources pause (for an SSH channel, ssh2 stops granting window and the host
+ * stops sending), so memory stays flat however much a step prints. Returns the splitters for the
+ * tails and the final flush.
+ */
+export function streamOutput(
+  source: { stdout: NodeJS.ReadableStream; stderr: NodeJS.ReadableStream },
+  sink: OutputSink
+): { stdout: LineSplitter; stderr: LineSplitter } {
+  let congested = false
+  let paused = false
+  const splitter = (stream: StreamName): LineSplitter =>
+    new LineSplitter((lines) => {
+      if (!sink.output(stream, lines)) congested = true
+    })
+  const splitters = { stdout: splitter('stdout'), stderr: splitter('stderr') }
+  for (const stream of ['stdout', 'stderr'] as const) {
+    source[stream].on('data', (chunk: Buffer) => {
+      splitters[stream].push(chunk)
+      if (!congested || paused) return
+      paused = true
+      source.stdout.pause()
+      source.stderr.pause()
+      sink.whenDrained(() => {
+        congested = paused = false
+        source.stdout.resume()
+        source.stderr.resume()
+      })
+    })
+  }
+  return splitters
+}
+
 /** Where the log goes: process.stdout, or a test's capture. */
 export interface LogSink {
   write(text: string): boolean

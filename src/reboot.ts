@@ -1,5 +1,5 @@
 import { connectOnce, type ConnectOptions, type Connection } from './connection'
-import { seconds, type StreamName } from './output'
+import { seconds, type OutputSink } from './output'
 import { realSleep, type Sleep } from './retry'
 import type { Host, RebootStep, RunStep } from './settings'
 import { runScript, stepResult, type StepResult } from './steps'
@@ -9,15 +9,13 @@ const POLL_CONNECT_TIMEOUT_MS = 5000
 /** The boot id and test commands must answer within this. */
 const PROBE_TIMEOUT_MS = 30_000
 
-export interface RebootContext {
+export interface RebootContext extends OutputSink {
   host: Host
   connection: Connection
   /** For the poll connections: the same host key check and credentials as any connection. */
   options: ConnectOptions
   shell: string
   status: (message: string) => void
-  output: (stream: StreamName, lines: string[]) => boolean
-  whenDrained: (resume: () => void) => void
   sleep?: Sleep
   pollIntervalMs?: number
 }

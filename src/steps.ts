@@ -1,6 +1,6 @@
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from './connection'
-import { LineSplitter, type StreamName } from './output'
+import { streamOutput, type OutputSink } from './output'
 import { backoffDelay, withRetries, type Sleep } from './retry'
 import type { RunStep } from './settings'
 
@@ -57,13 +57,9 @@ export function scriptPayload(step: RunStep): string {
   return `export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
 }
 
-export interface StepContext {
+export interface StepContext extends OutputSink {
   connection: Connection
   shell: string
-  /** Writes lines to the log; false when the log is backed up. */
-  output: (stream: StreamName, lines: string[]) => boolean
-  /** Calls back once a backed-up log has drained. */
-  whenDrained: (resume: () => void) => void
   sleep?: Sleep
 }
 
@@ -110,28 +106,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })
   }
   return new Promise((resolve) => {
-    // When the log backs up, pause the channel: ssh2 stops granting window, the host stops sending,
-    // and memory stays flat however much a step prints.
-    let paused = false
-    const pushTo = (splitter: LineSplitter) => (chunk: Buffer): void => {
-      splitter.push(chunk)
-      if (!congested || paused) return
-      paused = true
-      channel.pause()
-      channel.stderr.pause()
-      ctx.whenDrained(() => {
-        congested = paused = false
-        channel.resume()
-        channel.stderr.resume()
-      })
-    }
-    let congested = false
-    const stdout = new LineSplitter((lines) => {
-      if (!ctx.output('stdout', lines)) congested = true
-    })
-    const stderr = new LineSplitter((lines) => {
-      if (!ctx.output('stderr', lines)) congested = true
-    })
+    const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx)
     let exit: { code: number | null; signal: string | null } | undefined
     let timedOut = false
     let unkillable = false
@@ -169,8 +144,6 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       if (exitCode === 0) return resolve(result({ status: 'success', exitCode, ...tails }))
       resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }))
     }
-    channel.on('data', pushTo(stdout))
-    channel.stderr.on('data', pushTo(stderr))
     channel.on('exit', (code: number | null, signal?: string) => {
       exit = { code: code ?? null, signal: signal ?? null }
     })

@@ -221,7 +221,8 @@ describe('authentication', () => {
 
 test('keyboard-interactive is answered with the password (ssh2 Server: sshd without PAM cannot prompt)', async () => {
   const { Server, utils } = await import('ssh2')
-  const hostKey = utils.generateKeyPairSync('ed25519')
+  const { generateKey } = await import('../../demo/fleet.js')
+  const hostKey = generateKey()
   const prompts: string[] = []
   const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
     client.on('error', () => {})
