@@ -1,6 +1,6 @@
-import { afterEach, describe, expect, test, vi } from 'vitest'
+import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InputError, getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
@@ -34,6 +34,7 @@ describe('value parsers', () => {
 
 describe('getSettings', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-inputs-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame', '-f', join(dir, 'enc')])
   const encrypted = readFileSync(join(dir, 'enc'), 'utf8')
   const base = { hosts: 'deploy@web1', 'private-key': encrypted, passphrase: 'sesame', run: 'true', 'known-hosts': '', fingerprint: '' }

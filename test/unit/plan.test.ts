@@ -1,14 +1,15 @@
-import { describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import { parseCount, parseDuration } from '../../src/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan'
 import type { Host } from '../../src/settings'
 import { resolveUpload } from '../../src/upload'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 /** A small tree for uploads: app/bin/run, app/lib/a.js, app/lib/b.js, app/empty/, notes.txt. */
 const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-plan-'))
+afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
 for (const dir of ['app/bin', 'app/lib', 'app/empty']) mkdirSync(join(fixtures, dir), { recursive: true })
 for (const [file, text] of [['app/bin/run', '#!/bin/sh\n'], ['app/lib/a.js', 'a'], ['app/lib/b.js', 'bb'], ['notes.txt', 'n']]) writeFileSync(join(fixtures, file), text)
 

@@ -1,12 +1,16 @@
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readdirSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, test } from 'vitest'
+import { afterAll, describe, expect, test } from 'vitest'
 import type { RunStep } from '../../src/settings'
 import { remoteCommand, scriptPayload, shellQuote } from '../../src/steps'
 
 const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
+
+/** Every temporary file of these tests lives here, and goes at the end. */
+const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-steps-'))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /** The remote command behind a real pipe(2), as OpenSSH on Linux gives it (node's own stdio is a socketpair). */
 function piped(shell: string): string {
@@ -19,7 +23,7 @@ function piped(shell: string): string {
  */
 function runLikeSshd(payload: string, shell = 'bash -e', via: 'pipe' | 'file' = 'pipe'): string {
   if (via === 'pipe') return execFileSync('/bin/sh', ['-c', piped(shell)], { input: payload, encoding: 'utf8' })
-  const file = join(mkdtempSync(join(tmpdir(), 'ssh-fleet-stdin-')), 'stdin')
+  const file = join(mkdtempSync(join(scratch, 'stdin-')), 'stdin')
   writeFileSync(file, payload)
   const fd = openSync(file, 'r')
   try {
@@ -48,11 +52,11 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
   })
 
   test('the temp-file path leaves no file behind', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-tmpdir-'))
+    const dir = mkdtempSync(join(scratch, 'tmpdir-'))
     const file = join(dir, 'stdin')
     writeFileSync(file, 'ls "$TMPDIR" | wc -l')
     const fd = openSync(file, 'r')
-    const staging = mkdtempSync(join(tmpdir(), 'ssh-fleet-staging-'))
+    const staging = mkdtempSync(join(scratch, 'staging-'))
     try {
       const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
       expect(out.trim()).toBe('0')
@@ -65,7 +69,7 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
   test('a pipe needs no temp file; anything else is staged in TMPDIR (exit 125 when that fails)', () => {
     const env = { ...process.env, TMPDIR: '/nonexistent-ssh-fleet' }
     expect(execFileSync('/bin/sh', ['-c', piped('sh -e')], { input: 'echo piped', encoding: 'utf8', env })).toBe('piped\n')
-    const file = join(mkdtempSync(join(tmpdir(), 'ssh-fleet-stdin-')), 'stdin')
+    const file = join(mkdtempSync(join(scratch, 'stdin-')), 'stdin')
     writeFileSync(file, 'echo staged')
     const fd = openSync(file, 'r')
     try {
