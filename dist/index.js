@@ -64024,6 +64024,17 @@ class HandshakeGates {
     }
 }
 
+;// CONCATENATED MODULE: ./src/constants.ts
+/** Output names, as declared in action.yml. */
+var Outputs;
+(function (Outputs) {
+    Outputs["Results"] = "results";
+    Outputs["Succeeded"] = "succeeded";
+    Outputs["Failed"] = "failed";
+})(Outputs || (Outputs = {}));
+/** GitHub shows at most this many annotations of one kind per step. */
+const ANNOTATION_LIMIT = 10;
+
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
@@ -66047,17 +66058,6 @@ class JumpHost {
     }
 }
 
-;// CONCATENATED MODULE: ./src/constants.ts
-/** Output names, as declared in action.yml. */
-var Outputs;
-(function (Outputs) {
-    Outputs["Results"] = "results";
-    Outputs["Succeeded"] = "succeeded";
-    Outputs["Failed"] = "failed";
-})(Outputs || (Outputs = {}));
-/** GitHub shows at most this many annotations of one kind per step. */
-const ANNOTATION_LIMIT = 10;
-
 ;// CONCATENATED MODULE: ./src/report.ts
 
 
@@ -66078,29 +66078,41 @@ function tally(results, elapsedMs) {
         .map((s) => `${count(s)} ${s}`);
     return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
+/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
+const HOST_ERRORS = ANNOTATION_LIMIT - 1;
 /**
- * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
- * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
+ * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
+ * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
+ * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
+ * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
  */
-function annotate(results, elapsedMs, reporter = coreReporter) {
-    const failures = results.filter(hostFailed);
-    const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length;
-    for (const r of failures.slice(0, shown)) {
+function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = ANNOTATION_LIMIT) {
+    for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
         const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? [];
         const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n');
         reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
     }
-    if (failures.length > shown) {
-        reporter.error(`${failures.length - shown} more hosts failed; the job summary lists every host`, `${failures.length} hosts failed`);
-    }
-    const retried = results.filter((r) => r.warnings.length > 0);
-    const warned = retried.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : retried.length;
-    for (const r of retried.slice(0, warned))
-        reporter.warning(r.warnings.join('\n'), `${r.host}: needed retries`);
-    if (retried.length > warned) {
-        reporter.warning(`${retried.length - warned} more hosts needed retries; see the job summary`, `${retried.length} hosts needed retries`);
+    const warned = results.filter((r) => r.warnings.length > 0);
+    const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length;
+    for (const r of warned.slice(0, shown))
+        reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`);
+    if (warned.length > shown) {
+        reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`);
     }
     reporter.notice(tally(results, elapsedMs));
+}
+/**
+ * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
+ * have annotations of their own, how many more and where to find them.
+ */
+function failureMessage(results) {
+    const failures = results.filter(hostFailed);
+    if (failures.length === 0)
+        return undefined;
+    const head = `${failures.length} of ${results.length} hosts failed`;
+    if (failures.length <= HOST_ERRORS)
+        return `${head}: ${failures.map((r) => r.host).join(', ')}`;
+    return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
 }
 /** The `results` output: one object per host, in the order of `hosts`. */
 function resultsJson(results) {
@@ -66301,6 +66313,7 @@ async function runFleet(plan, start) {
 
 
 
+
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     let jump;
@@ -66321,7 +66334,8 @@ async function run() {
             await writeSummary(results, 0, settings.steps.length, plan);
             return;
         }
-        if (settings.hostKeys.mode === 'off') {
+        const keysUnchecked = settings.hostKeys.mode === 'off';
+        if (keysUnchecked) {
             warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' });
         }
         info(plan);
@@ -66333,12 +66347,12 @@ async function run() {
         const started = Date.now();
         const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }));
         const elapsed = Date.now() - started;
-        annotate(results, elapsed);
+        annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0));
         setOutputs(results);
         await writeSummary(results, elapsed, settings.steps.length);
-        const failures = results.filter(hostFailed);
-        if (failures.length > 0)
-            setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`);
+        const failure = failureMessage(results);
+        if (failure)
+            setFailed(failure);
     }
     catch (err) {
         if (err instanceof InputError) {

@@ -1,10 +1,11 @@
 import * as core from '@actions/core'
 import { HandshakeGates } from './handshake-gate'
-import { HostRun, RunOnceSteps, hostFailed, skippedResult } from './host-runner'
+import { ANNOTATION_LIMIT } from './constants'
+import { HostRun, RunOnceSteps, skippedResult } from './host-runner'
 import { InputError, getSettings } from './inputs'
 import { JumpHost } from './jump-host'
 import { FleetLog } from './output'
-import { annotate, describePlan, setOutputs, writeSummary } from './report'
+import { annotate, describePlan, failureMessage, setOutputs, writeSummary } from './report'
 import { runFleet } from './scheduler'
 
 /** settings → fleet run → report. The only place that decides the action failed. */
@@ -26,7 +27,8 @@ export async function run(): Promise<void> {
       await writeSummary(results, 0, settings.steps.length, plan)
       return
     }
-    if (settings.hostKeys.mode === 'off') {
+    const keysUnchecked = settings.hostKeys.mode === 'off'
+    if (keysUnchecked) {
       core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' })
     }
     core.info(plan)
@@ -38,11 +40,11 @@ export async function run(): Promise<void> {
     const started = Date.now()
     const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }))
     const elapsed = Date.now() - started
-    annotate(results, elapsed)
+    annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0))
     setOutputs(results)
     await writeSummary(results, elapsed, settings.steps.length)
-    const failures = results.filter(hostFailed)
-    if (failures.length > 0) core.setFailed(`${failures.length} of ${results.length} hosts failed: ${failures.map((r) => r.host).join(', ')}`)
+    const failure = failureMessage(results)
+    if (failure) core.setFailed(failure)
   } catch (err) {
     if (err instanceof InputError) {
       core.setFailed(`${err.message}. Nothing was run on any host.`)

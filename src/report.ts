@@ -30,28 +30,40 @@ export function tally(results: HostResult[], elapsedMs: number): string {
   return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`
 }
 
+/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
+const HOST_ERRORS = ANNOTATION_LIMIT - 1
+
 /**
- * Annotations: an error per failed host, a warning per host that needed retries, a notice with the
- * tally. Past the per-kind cap GitHub would drop them silently, so the last slot says how many more.
+ * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
+ * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
+ * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
+ * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
  */
-export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter): void {
-  const failures = results.filter(hostFailed)
-  const shown = failures.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : failures.length
-  for (const r of failures.slice(0, shown)) {
+export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter, warningSlots = ANNOTATION_LIMIT): void {
+  for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
     const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? []
     const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n')
     reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`)
   }
-  if (failures.length > shown) {
-    reporter.error(`${failures.length - shown} more hosts failed; the job summary lists every host`, `${failures.length} hosts failed`)
-  }
-  const retried = results.filter((r) => r.warnings.length > 0)
-  const warned = retried.length > ANNOTATION_LIMIT ? ANNOTATION_LIMIT - 1 : retried.length
-  for (const r of retried.slice(0, warned)) reporter.warning(r.warnings.join('\n'), `${r.host}: needed retries`)
-  if (retried.length > warned) {
-    reporter.warning(`${retried.length - warned} more hosts needed retries; see the job summary`, `${retried.length} hosts needed retries`)
+  const warned = results.filter((r) => r.warnings.length > 0)
+  const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length
+  for (const r of warned.slice(0, shown)) reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`)
+  if (warned.length > shown) {
+    reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`)
   }
   reporter.notice(tally(results, elapsedMs))
+}
+
+/**
+ * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
+ * have annotations of their own, how many more and where to find them.
+ */
+export function failureMessage(results: HostResult[]): string | undefined {
+  const failures = results.filter(hostFailed)
+  if (failures.length === 0) return undefined
+  const head = `${failures.length} of ${results.length} hosts failed`
+  if (failures.length <= HOST_ERRORS) return `${head}: ${failures.map((r) => r.host).join(', ')}`
+  return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`
 }
 
 /** The `results` output: one object per host, in the order of `hosts`. */

@@ -50,7 +50,7 @@ describe('connection retries', () => {
       expect(retried.length).toBeGreaterThan(0)
       expect(run.stdout).toMatch(/connection attempt 1 failed: connection (lost before handshake|reset during handshake).*MaxStartups/)
       expect(run.annotations.filter((a) => a.startsWith('::warning')).length).toBeGreaterThan(0)
-      expect(run.annotations.find((a) => a.startsWith('::warning'))).toMatch(/needed retries::connected after \d+ attempts.*MaxStartups/)
+      expect(run.annotations.find((a) => a.startsWith('::warning'))).toMatch(/%3A warning::connected after \d+ attempts.*MaxStartups/)
       // sshd confirms it turned connections away.
       expect(throttled.log()).toMatch(/drop connection #\d+ from \[127.0.0.1\]:\d+ on \[127.0.0.1\]:\d+ past MaxStartups|exceeded MaxStartups/)
     } finally {

@@ -64,6 +64,20 @@ describe('running a script on a fleet', () => {
     expect(run.summary).toContain(`**${name(bad)}** (step run): exit code 3`)
   })
 
+  test('12 failed hosts: 9 error annotations of their own, and the failure line says 3 more', async () => {
+    const many = await startSshd({ ports: 12 })
+    try {
+      const run = await runAction({ hosts: hostList(many), 'private-key': many.clientKey, 'known-hosts': many.knownHosts, run: 'echo broken >&2; exit 2' })
+      const errors = run.annotations.filter((a) => a.startsWith('::error'))
+      expect(errors).toHaveLength(10)
+      expect(errors.filter((a) => a.startsWith('::error title='))).toHaveLength(9)
+      expect(errors[9]).toBe('::error::12 of 12 hosts failed; 3 more than the annotations above show: the job summary lists every host')
+      expect(run.summary.match(/❌ failed/g)).toHaveLength(12)
+    } finally {
+      await many.stop()
+    }
+  })
+
   test('a signal is reported as a signal, not an exit code', async () => {
     const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), run: 'kill -USR1 $$' })
     expect(hostResult(run, name(sshd.ports[0]))).toMatchObject({ status: 'failed', exitCode: null, error: 'killed by signal SIGUSR1' })

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import type { HostResult } from '../../src/host-runner'
-import { annotate, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report'
+import { annotate, failureMessage, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report'
 
 function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {
   return { host: name, status, exitCode: status === 'success' ? 0 : 3, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }
@@ -31,25 +31,32 @@ describe('annotations', () => {
     ])
   })
 
-  test('past 9 failed hosts one more error says how many more and points to the summary', () => {
+  test('past 9 failed hosts, the failure line of the action is the tenth error: how many more, and where', () => {
     const r = recorder()
     const results = Array.from({ length: 25 }, (_, i) => host(`h${i}`, 'failed', { error: 'boom' }))
     annotate(results, 1000, r)
-    const errors = r.calls.filter((c) => c[0] === 'error')
-    expect(errors).toHaveLength(10)
-    expect(errors[9][1]).toBe('16 more hosts failed; the job summary lists every host')
+    expect(r.calls.filter((c) => c[0] === 'error')).toHaveLength(9)
+    expect(failureMessage(results)).toBe('25 of 25 hosts failed; 16 more than the annotations above show: the job summary lists every host')
   })
 
-  test('exactly 10 failed hosts fit without an overflow line', () => {
+  test('up to 9 failed hosts: an error each, and the failure line names them', () => {
     const r = recorder()
-    annotate(Array.from({ length: 10 }, (_, i) => host(`h${i}`, 'failed')), 1000, r)
-    expect(r.calls.filter((c) => c[0] === 'error').every((c) => !c[1].includes('more hosts'))).toBe(true)
+    const results = Array.from({ length: 9 }, (_, i) => host(`h${i}`, i < 3 ? 'failed' : 'success'))
+    annotate(results, 1000, r)
+    expect(r.calls.filter((c) => c[0] === 'error')).toHaveLength(3)
+    expect(failureMessage(results)).toBe('3 of 9 hosts failed: h0, h1, h2')
+    expect(failureMessage([host('a', 'success')])).toBeUndefined()
   })
 
-  test('a warning for a host that needed retries', () => {
+  test('a warning for a host that needed retries; past the slots left, one line says how many more', () => {
     const r = recorder()
     annotate([host('web1', 'success', { warnings: ['connected after 3 attempts; earlier attempts failed: connection lost before handshake: …MaxStartups…'] })], 1000, r)
-    expect(r.calls[0]).toEqual(['warning', expect.stringContaining('MaxStartups'), 'web1: needed retries'])
+    expect(r.calls[0]).toEqual(['warning', expect.stringContaining('MaxStartups'), 'web1: warning'])
+    const many = recorder()
+    annotate(Array.from({ length: 12 }, (_, i) => host(`h${i}`, 'success', { warnings: ['w'] })), 1000, many, 9)
+    const warnings = many.calls.filter((c) => c[0] === 'warning')
+    expect(warnings).toHaveLength(9)
+    expect(warnings[8][1]).toBe('4 more hosts have warnings; the job summary lists every host')
   })
 })
 
