@@ -72,7 +72,9 @@ export function ensureTestUser(): string {
     execFileSync('useradd', ['-m', '-s', '/bin/bash', TEST_USER], { stdio: 'ignore' })
   }
   // With UsePAM no, sshd refuses a locked account ('!') even for keys: '*' is unlocked, no password.
-  execFileSync('usermod', ['-p', '*', TEST_USER], { stdio: 'ignore' })
+  // Only a locked account is changed, so a password another fixture set stays.
+  const hash = execFileSync('getent', ['shadow', TEST_USER], { encoding: 'utf8' }).split(':')[1] ?? ''
+  if (hash.startsWith('!') || hash === '') execFileSync('usermod', ['-p', '*', TEST_USER], { stdio: 'ignore' })
   return TEST_USER
 }
 
