@@ -64277,21 +64277,20 @@ class Connection {
     get lostReason() {
         return this.lost;
     }
-    /** Opens an exec channel. Rejects with ChannelOpenError. */
-    exec(command) {
+    /**
+     * Opens a channel with ssh2's `open`, rejecting with ChannelOpenError: `refused` when the server
+     * answered CHANNEL_OPEN_FAILURE (a numeric reason) on a live connection, e.g. past MaxSessions.
+     */
+    channel(open) {
         return new Promise((resolve, reject) => {
             if (this.lost)
                 return reject(new ChannelOpenError(this.lost, false));
             try {
-                this.client.exec(command, (err, channel) => {
-                    if (err) {
-                        // A numeric reason means the server answered CHANNEL_OPEN_FAILURE on a live connection.
-                        const refused = typeof err.reason === 'number' && !this.lost;
-                        reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused));
-                    }
-                    else {
-                        resolve(channel);
-                    }
+                open((err, value) => {
+                    if (!err)
+                        return resolve(value);
+                    const refused = typeof err.reason === 'number' && !this.lost;
+                    reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused));
                 });
             }
             catch (err) {
@@ -64299,18 +64298,13 @@ class Connection {
             }
         });
     }
+    /** Opens an exec channel. Rejects with ChannelOpenError. */
+    exec(command) {
+        return this.channel((cb) => this.client.exec(command, cb));
+    }
     /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
     sftp() {
-        return new Promise((resolve, reject) => {
-            if (this.lost)
-                return reject(new ChannelOpenError(this.lost, false));
-            try {
-                this.client.sftp((err, sftp) => (err ? reject(new ChannelOpenError(this.lost ?? err.message, false)) : resolve(sftp)));
-            }
-            catch (err) {
-                reject(new ChannelOpenError(this.lost ?? err.message, false));
-            }
-        });
+        return this.channel((cb) => this.client.sftp(cb));
     }
     /** Ends the connection; a peer that does not answer is cut after a second. */
     close() {
@@ -64617,6 +64611,14 @@ function sendSignal(channel, name) {
 function stepResult(name, startedAt, fields) {
     return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
 }
+/** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
+function exitResult(name, startedAt, exitCode, signal, tails) {
+    if (signal)
+        return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails });
+    if (exitCode === 0)
+        return stepResult(name, startedAt, { status: 'success', exitCode, ...tails });
+    return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails });
+}
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 async function runScript(step, ctx) {
     const started = Date.now();
@@ -64662,11 +64664,7 @@ async function runScript(step, ctx) {
                 const error = lost ? `connection lost during the step: ${lost}` : 'the step ended without an exit status';
                 return resolve(result({ status: 'failed', error, lost: lost !== undefined, ...tails }));
             }
-            if (signal)
-                return resolve(result({ status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails }));
-            if (exitCode === 0)
-                return resolve(result({ status: 'success', exitCode, ...tails }));
-            resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }));
+            resolve(exitResult(step.name, started, exitCode, signal, tails));
         };
         channel.on('exit', (code, signal) => {
             exit = { code: code ?? null, signal: signal ?? null };
@@ -64711,9 +64709,10 @@ function runLocal(step, host, ctx) {
     const started = Date.now();
     const windows = process.platform === 'win32';
     return new Promise((resolve) => {
+        const options = { cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] };
         const child = windows
-            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
-            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] });
+            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
+            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
         const { stdout: out, stderr: err } = streamOutput(child, ctx);
         const timers = [];
         let timedOut = false;
@@ -64750,11 +64749,7 @@ function runLocal(step, host, ctx) {
                 return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
             if (timedOut)
                 return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }));
-            if (signal)
-                return resolve(stepResult(step.name, started, { status: 'failed', signal, error: `killed by signal ${signal}`, ...tails }));
-            if (code === 0)
-                return resolve(stepResult(step.name, started, { status: 'success', exitCode: 0, ...tails }));
-            resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, error: `exit code ${code}`, ...tails }));
+            resolve(exitResult(step.name, started, code, signal, tails));
         };
         child.on('error', (e) => finish(null, null, e));
         child.on('close', (code, signal) => finish(code, signal));
@@ -64774,12 +64769,11 @@ const PROBE_TIMEOUT_MS = 30_000;
 function rebootCommand(step, user) {
     return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now');
 }
-function probe(step, name, script, timeoutMs) {
-    return { kind: 'run', name, script, env: step.env, timeoutMs, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false };
-}
+/** The boot id is read, not shown. */
+const QUIET = { output: () => true, whenDrained: (resume) => resume() };
 /** Runs the boot id command; the id, or why there is none. */
-async function bootId(step, connection, shell) {
-    const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => true, whenDrained: (resume) => resume() });
+async function bootId(step, connection, probe) {
+    const r = await probe(connection, 'boot id', step.bootIdCommand, QUIET);
     const id = r.stdoutTail.trim();
     if (r.status !== 'success')
         return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` };
@@ -64798,15 +64792,19 @@ async function reboot(step, ctx) {
     const interval = ctx.pollIntervalMs ?? 1000;
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
+    const probe = (connection, name, script, sink = ctx) => {
+        const run = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false };
+        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained });
+    };
     if (step.preDelayMs > 0)
         await sleep(step.preDelayMs);
-    const before = await bootId(step, ctx.connection, ctx.shell);
+    const before = await bootId(step, ctx.connection, probe);
     if ('error' in before)
         return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) };
     const command = rebootCommand(step, ctx.host.user);
     ctx.status(`boot id ${before.id}; rebooting: ${command}`);
     const deadline = Date.now() + step.timeoutMs;
-    const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained });
+    const sent = await probe(ctx.connection, step.name, command);
     const commandEnded = Date.now();
     let wentDown = sent.lost ? commandEnded : undefined;
     ctx.connection.close();
@@ -64828,7 +64826,7 @@ async function reboot(step, ctx) {
             last = outcome.failure.message;
         }
         else {
-            const after = await bootId(step, outcome.connection, ctx.shell);
+            const after = await bootId(step, outcome.connection, probe);
             const backAt = Date.now();
             if ('error' in after) {
                 last = after.error;
@@ -64839,7 +64837,7 @@ async function reboot(step, ctx) {
                 last = 'the host answered with the old boot id: it had not gone down yet';
             }
             else {
-                const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained });
+                const test = await probe(outcome.connection, 'test-command', step.testCommand);
                 if (test.status === 'success') {
                     const downtimeMs = backAt - (wentDown ?? commandEnded);
                     ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`);
@@ -65131,7 +65129,7 @@ function walk(root) {
                 visit(path);
             }
             else if (stat.isFile()) {
-                files.push({ local: path, relative: rel, size: stat.size });
+                files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 });
             }
         }
     };
@@ -65190,7 +65188,7 @@ function resolveUpload(from, to, workspace) {
         return walk(path);
     if (!stat.isFile())
         throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size }], dirs: [] };
+    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] };
 }
 /** Joins remote path parts with /, `to` first. */
 function remote(to, rel) {
@@ -65292,7 +65290,7 @@ async function upload(step, connection, status) {
             await mkdirs(sftp, dir, made);
             // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
             const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
-            const mode = step.mode ?? (0,external_node_fs_namespaceObject.statSync)(file.local).mode & 0o777;
+            const mode = step.mode ?? file.mode;
             try {
                 await call((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb));
                 await call((cb) => sftp.chmod(part, mode, cb));

@@ -108,19 +108,18 @@ export class Connection {
     return this.lost
   }
 
-  /** Opens an exec channel. Rejects with ChannelOpenError. */
-  exec(command: string): Promise<ClientChannel> {
+  /**
+   * Opens a channel with ssh2's `open`, rejecting with ChannelOpenError: `refused` when the server
+   * answered CHANNEL_OPEN_FAILURE (a numeric reason) on a live connection, e.g. past MaxSessions.
+   */
+  private channel<T>(open: (cb: (err: Error | undefined, value: T) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => {
       if (this.lost) return reject(new ChannelOpenError(this.lost, false))
       try {
-        this.client.exec(command, (err, channel) => {
-          if (err) {
-            // A numeric reason means the server answered CHANNEL_OPEN_FAILURE on a live connection.
-            const refused = typeof (err as { reason?: unknown }).reason === 'number' && !this.lost
-            reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused))
-          } else {
-            resolve(channel)
-          }
+        open((err, value) => {
+          if (!err) return resolve(value)
+          const refused = typeof (err as { reason?: unknown }).reason === 'number' && !this.lost
+          reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused))
         })
       } catch (err) {
         reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
@@ -128,16 +127,14 @@ export class Connection {
     })
   }
 
+  /** Opens an exec channel. Rejects with ChannelOpenError. */
+  exec(command: string): Promise<ClientChannel> {
+    return this.channel((cb) => this.client.exec(command, cb))
+  }
+
   /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
   sftp(): Promise<SFTPWrapper> {
-    return new Promise((resolve, reject) => {
-      if (this.lost) return reject(new ChannelOpenError(this.lost, false))
-      try {
-        this.client.sftp((err, sftp) => (err ? reject(new ChannelOpenError(this.lost ?? err.message, false)) : resolve(sftp)))
-      } catch (err) {
-        reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
-      }
-    })
+    return this.channel((cb) => this.client.sftp(cb))
   }
 
   /** Ends the connection; a peer that does not answer is cut after a second. */

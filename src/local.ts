@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process'
 import { streamOutput, type OutputSink } from './output'
 import type { Host, LocalStep } from './settings'
-import { KILL_GRACE_MS, stepResult, type StepResult } from './steps'
+import { KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './steps'
 
-export interface LocalContext extends OutputSink {  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
+export interface LocalContext extends OutputSink {
+  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
   cwd: string
 }
 
@@ -21,9 +22,10 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
   const started = Date.now()
   const windows = process.platform === 'win32'
   return new Promise((resolve) => {
+    const options = { cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
     const child = windows
-      ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { windowsVerbatimArguments: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn('/bin/sh', ['-c', step.command], { detached: true, cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
+      : spawn('/bin/sh', ['-c', step.command], { ...options, detached: true })
     const { stdout: out, stderr: err } = streamOutput(child, ctx)
     const timers: NodeJS.Timeout[] = []
     let timedOut = false
@@ -55,9 +57,7 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() }
       if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
       if (timedOut) return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }))
-      if (signal) return resolve(stepResult(step.name, started, { status: 'failed', signal, error: `killed by signal ${signal}`, ...tails }))
-      if (code === 0) return resolve(stepResult(step.name, started, { status: 'success', exitCode: 0, ...tails }))
-      resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, error: `exit code ${code}`, ...tails }))
+      resolve(exitResult(step.name, started, code, signal, tails))
     }
     child.on('error', (e) => finish(null, null, e))
     child.on('close', (code, signal) => finish(code, signal))

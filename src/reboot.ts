@@ -32,13 +32,15 @@ export function rebootCommand(step: RebootStep, user: string): string {
   return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now')
 }
 
-function probe(step: RebootStep, name: string, script: string, timeoutMs: number): RunStep {
-  return { kind: 'run', name, script, env: step.env, timeoutMs, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }
-}
+/** Runs one of the reboot's commands (boot id, reboot, test) on a connection, into `sink`. */
+type Probe = (connection: Connection, name: string, script: string, sink?: OutputSink) => Promise<StepResult>
+
+/** The boot id is read, not shown. */
+const QUIET: OutputSink = { output: () => true, whenDrained: (resume) => resume() }
 
 /** Runs the boot id command; the id, or why there is none. */
-async function bootId(step: RebootStep, connection: Connection, shell: string): Promise<{ id: string } | { error: string }> {
-  const r = await runScript(probe(step, 'boot id', step.bootIdCommand, PROBE_TIMEOUT_MS), { connection, shell, output: () => true, whenDrained: (resume) => resume() })
+async function bootId(step: RebootStep, connection: Connection, probe: Probe): Promise<{ id: string } | { error: string }> {
+  const r = await probe(connection, 'boot id', step.bootIdCommand, QUIET)
   const id = r.stdoutTail.trim()
   if (r.status !== 'success') return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` }
   if (id === '') return { error: 'boot-id-command printed nothing' }
@@ -56,13 +58,17 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
+  const probe: Probe = (connection, name, script, sink = ctx) => {
+    const run: RunStep = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }
+    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained })
+  }
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
-  const before = await bootId(step, ctx.connection, ctx.shell)
+  const before = await bootId(step, ctx.connection, probe)
   if ('error' in before) return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
   const command = rebootCommand(step, ctx.host.user)
   ctx.status(`boot id ${before.id}; rebooting: ${command}`)
   const deadline = Date.now() + step.timeoutMs
-  const sent = await runScript(probe(step, step.name, command, PROBE_TIMEOUT_MS), { connection: ctx.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained })
+  const sent = await probe(ctx.connection, step.name, command)
   const commandEnded = Date.now()
   let wentDown = sent.lost ? commandEnded : undefined
   ctx.connection.close()
@@ -81,7 +87,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       wentDown ??= tick
       last = outcome.failure.message
     } else {
-      const after = await bootId(step, outcome.connection, ctx.shell)
+      const after = await bootId(step, outcome.connection, probe)
       const backAt = Date.now()
       if ('error' in after) {
         last = after.error
@@ -89,7 +95,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
         if (!last.includes('old boot id')) ctx.status('still up with the old boot id: it has not gone down yet')
         last = 'the host answered with the old boot id: it had not gone down yet'
       } else {
-        const test = await runScript(probe(step, 'test-command', step.testCommand, PROBE_TIMEOUT_MS), { connection: outcome.connection, shell: ctx.shell, output: ctx.output, whenDrained: ctx.whenDrained })
+        const test = await probe(outcome.connection, 'test-command', step.testCommand)
         if (test.status === 'success') {
           const downtimeMs = backAt - (wentDown ?? commandEnded)
           ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`)

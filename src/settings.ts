@@ -75,6 +75,8 @@ export interface UploadFile {
   /** Path relative to `to`, with / separators; empty when `to` names the file itself. */
   relative: string
   size: number
+  /** Permission bits on the runner, kept on the host unless the step sets `mode`. */
+  mode: number
 }
 
 /** Files from the runner to the host over its connection (SFTP). */

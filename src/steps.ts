@@ -97,6 +97,13 @@ export function stepResult(name: string, startedAt: number, fields: Partial<Step
   return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
 }
 
+/** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
+export function exitResult(name: string, startedAt: number, exitCode: number | null, signal: string | null, tails: Pick<StepResult, 'stdoutTail' | 'stderrTail'>): StepResult {
+  if (signal) return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails })
+  if (exitCode === 0) return stepResult(name, startedAt, { status: 'success', exitCode, ...tails })
+  return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails })
+}
+
 /** Runs a script step once. Never rejects: every outcome is a StepResult. */
 export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
   const started = Date.now()
@@ -140,9 +147,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
         const error = lost ? `connection lost during the step: ${lost}` : 'the step ended without an exit status'
         return resolve(result({ status: 'failed', error, lost: lost !== undefined, ...tails }))
       }
-      if (signal) return resolve(result({ status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails }))
-      if (exitCode === 0) return resolve(result({ status: 'success', exitCode, ...tails }))
-      resolve(result({ status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails }))
+      resolve(exitResult(step.name, started, exitCode, signal, tails))
     }
     channel.on('exit', (code: number | null, signal?: string) => {
       exit = { code: code ?? null, signal: signal ?? null }

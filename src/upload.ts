@@ -31,7 +31,7 @@ function walk(root: string): { files: UploadFile[]; dirs: string[] } {
         dirs.push(rel)
         visit(path)
       } else if (stat.isFile()) {
-        files.push({ local: path, relative: rel, size: stat.size })
+        files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 })
       }
     }
   }
@@ -83,7 +83,7 @@ export function resolveUpload(from: string, to: string, workspace: string): { fi
   }
   if (stat.isDirectory()) return walk(path)
   if (!stat.isFile()) throw new Error(`'${from}' is not a file or directory`)
-  return { files: [{ local: path, relative: to.endsWith('/') ? basename(path) : '', size: stat.size }], dirs: [] }
+  return { files: [{ local: path, relative: to.endsWith('/') ? basename(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] }
 }
 
 /** Joins remote path parts with /, `to` first. */
@@ -184,7 +184,7 @@ export async function upload(step: UploadStep, connection: Connection, status: (
           await mkdirs(sftp, dir, made)
           // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
           const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const mode = step.mode ?? statSync(file.local).mode & 0o777
+          const mode = step.mode ?? file.mode
           try {
             await call<void>((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb))
             await call<void>((cb) => sftp.chmod(part, mode, cb))
