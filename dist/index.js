@@ -64166,6 +64166,82 @@ function verifyHostKey(policy, host, key) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/auth.ts
+
+/** What one connection attempt offered the server, and what the server said it accepts. */
+class AuthTrail {
+    offered = [];
+    /** The methods the server listed in its last refusal; undefined until it refused one. */
+    serverAccepts;
+    /** `deploy@web1: publickey ssh-ed25519 SHA256:… refused; server accepts: publickey,password`. */
+    describe(user, host) {
+        const offered = this.offered.length ? `${[...new Set(this.offered)].join(', ')} refused` : 'no method the server accepts was configured';
+        const accepts = this.serverAccepts ? `; server accepts: ${this.serverAccepts.join(',') || 'nothing'}` : '';
+        return `${user}@${host}: ${offered}${accepts}`;
+    }
+}
+/** What a method offers, as the message names it. */
+function keyText(key) {
+    const { type, fingerprint } = describeKey(key.getPublicSSH());
+    return `${type} ${fingerprint}`;
+}
+/**
+ * ssh2 1.17 signs RSA user keys with rsa-sha2-256 whenever the server lists it, and never tries
+ * rsa-sha2-512, so a server that accepts only the latter refuses the key. This key signs with
+ * SHA-512, and `offerAs512` makes ssh2's protocol name the algorithm rsa-sha2-512 for it.
+ */
+function sha512Variant(key) {
+    return Object.create(key, { sign: { value: (data) => key.sign(data, 'sha512') } });
+}
+function offerAs512(client, variant) {
+    const proto = client._protocol;
+    const authPK = proto.authPK;
+    proto.authPK = function (user, key, keyAlgo, cb) {
+        return authPK.call(this, user, key, key === variant ? 'rsa-sha2-512' : keyAlgo, cb);
+    };
+}
+/**
+ * The methods tried, in order: key (an RSA key again with rsa-sha2-512 when refused), agent,
+ * password, keyboard-interactive. Methods the server does not list are skipped. Every offer goes
+ * into `trail`, so an authentication failure can say what was refused.
+ */
+function authHandler(client, username, auth, trail) {
+    const queue = [];
+    const key = auth.privateKey;
+    if (key) {
+        const offered = `publickey ${keyText(key)}`;
+        queue.push({ method: { type: 'publickey', username, key }, offered });
+        if (key.type === 'ssh-rsa') {
+            const sha512 = sha512Variant(key);
+            queue.push({ method: { type: 'publickey', username, key: sha512 }, offered, sha512 });
+        }
+    }
+    if (auth.agent)
+        queue.push({ method: { type: 'agent', username, agent: auth.agent }, offered: 'the keys of the agent at SSH_AUTH_SOCK' });
+    const password = auth.password;
+    if (password !== undefined) {
+        queue.push({ method: { type: 'password', username, password }, offered: 'password' });
+        queue.push({
+            method: { type: 'keyboard-interactive', username, prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password)) },
+            offered: 'keyboard-interactive (password)'
+        });
+    }
+    return (methodsLeft) => {
+        if (methodsLeft)
+            trail.serverAccepts = methodsLeft;
+        for (let next = queue.shift(); next; next = queue.shift()) {
+            const wire = next.method.type === 'agent' ? 'publickey' : next.method.type;
+            if (methodsLeft && !methodsLeft.includes(wire))
+                continue;
+            if (next.sha512)
+                offerAs512(client, next.sha512);
+            trail.offered.push(next.offered);
+            return next.method;
+        }
+        return false;
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/retry.ts
 const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
@@ -64194,6 +64270,7 @@ async function withRetries(attempt, options) {
 }
 
 ;// CONCATENATED MODULE: ./src/connection.ts
+
 
 
 
@@ -64313,25 +64390,6 @@ class Connection {
         setTimeout(() => this.client.destroy(), 1000).unref();
     }
 }
-/** Authentication methods in the order tried: key, agent, password, keyboard-interactive. */
-function authMethods(username, auth) {
-    const methods = [];
-    // The key was parsed once up front; ssh2 accepts the parsed object here and does not parse it again.
-    if (auth.privateKey)
-        methods.push({ type: 'publickey', username, key: auth.privateKey });
-    if (auth.agent)
-        methods.push({ type: 'agent', username, agent: auth.agent });
-    const password = auth.password;
-    if (password !== undefined) {
-        methods.push({ type: 'password', username, password });
-        methods.push({
-            type: 'keyboard-interactive',
-            username,
-            prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password))
-        });
-    }
-    return methods;
-}
 /** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
 function connectOnce(host, options, sock) {
     return new Promise((resolve) => {
@@ -64347,6 +64405,11 @@ function connectOnce(host, options, sock) {
                 client.destroy();
             resolve(value);
         };
+        const trail = new AuthTrail();
+        const classify = (err) => {
+            const failure = classifyConnectError(err, options.connectTimeoutMs);
+            return failure.kind === 'auth' ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` } : failure;
+        };
         const connection = new Connection(client, {
             intervalMs: options.keepaliveIntervalMs,
             countMax: options.keepaliveCountMax
@@ -64356,10 +64419,10 @@ function connectOnce(host, options, sock) {
             if (refusal !== undefined)
                 settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } });
             else
-                settle({ failure: classifyConnectError(err, options.connectTimeoutMs) });
+                settle({ failure: classify(err) });
         });
         client.on('close', () => {
-            settle({ failure: firstError ? classifyConnectError(firstError, options.connectTimeoutMs) : { kind: 'network', transient: true, message: 'connection closed before login completed' } });
+            settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } });
         });
         client.on('ready', () => settle({ connection }));
         const config = {
@@ -64367,7 +64430,7 @@ function connectOnce(host, options, sock) {
             port: host.port,
             sock: sock,
             username: host.user,
-            authHandler: authMethods(host.user, options.auth),
+            authHandler: authHandler(client, host.user, options.auth, trail),
             readyTimeout: options.connectTimeoutMs,
             keepaliveInterval: options.keepaliveIntervalMs,
             keepaliveCountMax: options.keepaliveCountMax,
@@ -64557,6 +64620,7 @@ class FleetLog {
 
 
 
+
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 const KILL_GRACE_MS = 5000;
 /** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
@@ -64566,19 +64630,47 @@ function shellQuote(text) {
     return `'${text.replace(/'/g, `'\\''`)}'`;
 }
 /**
+ * Every process of a step has this variable in its environment, with the step's own token as value:
+ * it is how a timeout finds the step's processes where a signal does not reach them.
+ */
+const STEP_ID_VAR = 'FLEET_STEP_ID';
+/**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
  * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
- * session's. When stdin is a pipe (OpenSSH on Linux and the BSDs) fd 3 is that pipe: no extra
- * process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux) a POSIX sh stages the
- * script in a private temp file, opens it and removes it first.
+ * session's. When stdin is a pipe this user may reopen (OpenSSH on Linux and the BSDs) fd 3 is that
+ * pipe: no extra process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux, or
+ * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
+ * makes it 0600), opens it and removes it first.
  */
-function remoteCommand(shell) {
-    const bootstrap = `if [ -p /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-        'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
+function remoteCommand(shell, stepId) {
+    const bootstrap = `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+        `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
+        'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
         '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
         `exec ${shell} /dev/fd/3 </dev/null`;
     return `sh -c ${shellQuote(bootstrap)}`;
+}
+/**
+ * A command that sends `signal` to every process of this user carrying the step's id, and prints
+ * `found: <pids>` (`unknown` where it cannot look). Where the session's signal does not reach the script (dropbear signals only its direct
+ * child; sshd refuses signals to a ForceCommand session) this stops it, children included. The id is
+ * written in two pieces so this command's own processes never match it.
+ */
+function stopCommand(stepId, signal) {
+    if (!/^[0-9a-f]{16}$/.test(stepId))
+        throw new Error(`invalid step id '${stepId}'`);
+    const script = `v=${STEP_ID_VAR}=; v="\${v}${stepId}"; ` +
+        // Never an empty or partial pattern: that would match every process of the user.
+        `[ \${#v} -eq ${STEP_ID_VAR.length + 1 + stepId.length} ] || exit 2; ` +
+        'if [ -r /proc/self/environ ]; then ' +
+        'p=$(grep -l -F "$v" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); ' +
+        // No /proc (macOS, the BSDs): ps -E appends each process's environment to its command.
+        'elif o=$(ps -A -E -ww -o pid= -o command= 2>/dev/null); then ' +
+        `p=$(printf '%s\\n' "$o" | awk '{ if (index($0, " ${STEP_ID_VAR}=" "${stepId}")) print $1 }'); ` +
+        'else echo unknown; exit 0; fi; ' +
+        `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`;
+    return `sh -c ${shellQuote(script)}`;
 }
 /** The bytes sent on stdin: one line of exports when env is set, then the script untouched. */
 function scriptPayload(step) {
@@ -64607,6 +64699,17 @@ function sendSignal(channel, name) {
     if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
         ch._client._protocol.signal(ch.outgoing.id, name);
 }
+/** Runs a short command on a channel of its own; its stdout, or undefined when it could not run. */
+function execOutput(connection, command) {
+    return connection.exec(command).then((ch) => new Promise((resolve) => {
+        const out = [];
+        ch.on('error', () => { });
+        ch.stderr.resume();
+        ch.on('data', (d) => out.push(d));
+        ch.on('close', () => resolve(Buffer.concat(out).toString('utf8')));
+        ch.end();
+    }), () => undefined);
+}
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 function stepResult(name, startedAt, fields) {
     return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
@@ -64623,25 +64726,20 @@ function exitResult(name, startedAt, exitCode, signal, tails) {
 async function runScript(step, ctx) {
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
-    const channel = await openChannel(ctx, remoteCommand(ctx.shell));
+    const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    const channel = await openChannel(ctx, remoteCommand(ctx.shell, stepId));
     if (channel instanceof ChannelOpenError) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
     }
     return new Promise((resolve) => {
         const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
         let exit;
-        let timedOut = false;
-        let unkillable = false;
+        /** After a timeout: whether what the step started is known to have ended. */
+        let stopped;
+        let closed = false;
+        let stopping = false;
         let done = false;
         const timers = [];
-        const signal = (name) => {
-            try {
-                sendSignal(channel, name);
-            }
-            catch {
-                // The channel is already gone; its close ends the step.
-            }
-        };
         const finish = () => {
             if (done)
                 return;
@@ -64652,11 +64750,11 @@ async function runScript(step, ctx) {
             const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() };
             const exitCode = exit?.code ?? null;
             const signal = exit?.signal ?? null;
-            if (timedOut) {
+            if (stopped !== undefined) {
                 const limit = `${step.timeoutMs / 1000}s`;
-                const error = unkillable
-                    ? `timed out after ${limit}; the process did not end after TERM and KILL (the server may not support signals)`
-                    : `timed out after ${limit}; the remote process was stopped`;
+                const error = stopped
+                    ? `timed out after ${limit}; the remote process was stopped`
+                    : `timed out after ${limit}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`;
                 return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }));
             }
             if (exit === undefined) {
@@ -64666,28 +64764,55 @@ async function runScript(step, ctx) {
             }
             resolve(exitResult(step.name, started, exitCode, signal, tails));
         };
+        let whenClosed = () => { };
+        const channelClosed = new Promise((r) => (whenClosed = r));
         channel.on('exit', (code, signal) => {
             exit = { code: code ?? null, signal: signal ?? null };
         });
         // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
         channel.on('error', () => { });
-        channel.on('close', finish);
+        channel.on('close', () => {
+            closed = true;
+            whenClosed();
+            // After a timeout the stop sequence decides when the step is over.
+            if (!stopping)
+                finish();
+        });
         // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
         void ctx.connection.whenLost().then(() => setImmediate(finish));
-        if (step.timeoutMs > 0) {
-            timers.push(setTimeout(() => {
-                timedOut = true;
-                signal('TERM');
-                timers.push(setTimeout(() => {
-                    signal('KILL');
-                    timers.push(setTimeout(() => {
-                        unkillable = true;
-                        channel.close();
-                        finish();
-                    }, KILL_GRACE_MS));
-                }, KILL_GRACE_MS));
-            }, step.timeoutMs));
-        }
+        /**
+         * A timeout: TERM, then KILL, each both as the session's signal and by step id on a channel of
+         * its own (one of them reaches the script on any server). The channel's close alone is no proof
+         * (dropbear closes it when its direct child ends), so a last look by step id must find nothing.
+         */
+        const stopAfterTimeout = async () => {
+            stopping = true;
+            /** Sends `name` by step id; true when a look found none of the step's processes left. */
+            const noneLeft = async (name) => {
+                const answer = await execOutput(ctx.connection, stopCommand(stepId, name));
+                // No answer (a server that allows one session) or no way to look leaves the close as the only word.
+                return answer === undefined || /^(found:\s*|unknown)$/m.test(answer);
+            };
+            for (const name of ['TERM', 'KILL']) {
+                try {
+                    sendSignal(channel, name);
+                }
+                catch {
+                    // The channel is already gone.
+                }
+                await noneLeft(name);
+                await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, KILL_GRACE_MS)))]);
+                if (closed && (await noneLeft(name))) {
+                    stopped = true;
+                    return finish();
+                }
+            }
+            stopped = false;
+            channel.close();
+            finish();
+        };
+        if (step.timeoutMs > 0)
+            timers.push(setTimeout(() => void stopAfterTimeout(), step.timeoutMs));
         channel.end(scriptPayload(step));
     });
 }
@@ -65101,6 +65226,205 @@ function validateConcurrency(concurrency) {
 	}
 }
 
+;// CONCATENATED MODULE: ./src/remote-files.ts
+
+
+
+/** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
+const REQUESTS_PER_FILE = 64;
+/** A closing SFTP channel gets this long to confirm before the next step opens its own. */
+const CLOSE_WAIT_MS = 5000;
+function remote_files_parent(path) {
+    const i = path.lastIndexOf('/');
+    return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
+}
+function call(fn) {
+    return new Promise((res, rej) => fn((err, value) => (err ? rej(err) : res(value))));
+}
+/** mkdir -p with each directory asked for once, however many files go into it. */
+function onceEach(make) {
+    const made = new Map();
+    const mkdirs = (dir) => {
+        if (dir === '.' || dir === '/' || dir === '')
+            return Promise.resolve();
+        let pending = made.get(dir);
+        if (!pending)
+            made.set(dir, (pending = make(dir)));
+        return pending;
+    };
+    return mkdirs;
+}
+/** Ends a channel and resolves once the host confirms it closed (or the wait is over). */
+function remote_files_closed(channel, connection) {
+    return new Promise((resolve) => {
+        const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        const done = () => {
+            clearTimeout(timer);
+            resolve();
+        };
+        channel.on('close', done);
+        void connection.whenLost().then(done);
+        channel.end();
+    });
+}
+class SftpFiles {
+    sftp;
+    connection;
+    transport = 'sftp';
+    mkdirs;
+    constructor(sftp, connection) {
+        this.sftp = sftp;
+        this.connection = connection;
+        this.mkdirs = onceEach(async (dir) => {
+            await this.mkdirs(remote_files_parent(dir));
+            try {
+                await call((cb) => sftp.mkdir(dir, cb));
+            }
+            catch (err) {
+                const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
+                if (!stat?.isDirectory())
+                    throw new Error(`cannot create directory ${dir}: ${err.message}`);
+            }
+        });
+    }
+    async put(file, part, target, mode) {
+        const { sftp } = this;
+        try {
+            await call((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb));
+            await call((cb) => sftp.chmod(part, mode, cb));
+            // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
+            await call((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
+                await call((cb) => sftp.unlink(target, cb)).catch(() => undefined);
+                await call((cb) => sftp.rename(part, target, cb));
+            });
+        }
+        catch (err) {
+            // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
+            sftp.unlink(part, () => { });
+            throw err;
+        }
+    }
+    async tree(dir, rel = '') {
+        const tree = { files: [], dirs: [] };
+        let entries;
+        try {
+            entries = await call((cb) => this.sftp.readdir(rel ? `${dir}/${rel}` : dir, cb));
+        }
+        catch {
+            return tree;
+        }
+        for (const e of entries) {
+            const path = rel ? `${rel}/${e.filename}` : e.filename;
+            if (e.attrs.isDirectory()) {
+                const below = await this.tree(dir, path);
+                tree.files.push(...below.files);
+                tree.dirs.push(...below.dirs, path);
+            }
+            else {
+                tree.files.push(path);
+            }
+        }
+        return tree;
+    }
+    async remove(root, files, dirs) {
+        for (const f of files)
+            await call((cb) => this.sftp.unlink(`${root}/${f}`, cb));
+        for (const d of dirs)
+            await call((cb) => this.sftp.rmdir(`${root}/${d}`, cb));
+    }
+    close() {
+        // dropbear refuses a new exec while this channel is still closing: wait for its close.
+        return remote_files_closed(this.sftp, this.connection);
+    }
+}
+class ExecFiles {
+    connection;
+    transport = 'exec';
+    mkdirs;
+    constructor(connection) {
+        this.connection = connection;
+        this.mkdirs = onceEach(async (dir) => {
+            await this.must(`mkdir -p -- ${shellQuote(dir)}`, `cannot create directory ${dir}`);
+        });
+    }
+    /** Runs a POSIX sh script with `input` on its stdin (nothing when undefined). */
+    async sh(script, input) {
+        let channel;
+        try {
+            channel = await this.connection.exec(`sh -c ${shellQuote(script)}`);
+        }
+        catch (err) {
+            throw new Error(err.message);
+        }
+        return new Promise((resolve, reject) => {
+            const out = [];
+            const err = [];
+            let code = null;
+            channel.on('data', (d) => out.push(d));
+            channel.stderr.on('data', (d) => err.push(d));
+            channel.on('exit', (c) => (code = c ?? null));
+            channel.on('error', () => { });
+            channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8').trim() }));
+            if (input === undefined || typeof input === 'string')
+                channel.end(input);
+            else
+                input.on('error', (e) => { channel.close(); reject(e); }).pipe(channel);
+        });
+    }
+    async must(script, what, input) {
+        const answer = await this.sh(script, input);
+        if (answer.code !== 0) {
+            const lost = this.connection.lostReason;
+            throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}`);
+        }
+        return answer;
+    }
+    async put(file, part, target, mode) {
+        const p = shellQuote(part);
+        // The size check keeps a cut stream (EOF before the end) from being renamed into place.
+        const script = `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${file.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+            `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`;
+        await this.must(script, 'upload', (0,external_node_fs_namespaceObject.createReadStream)(file.local));
+    }
+    async tree(dir) {
+        // NUL-separated, so any file name comes back as it is; a missing directory is an empty tree.
+        const script = `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
+            `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`;
+        const { stdout } = await this.must(script, `cannot list ${dir}`);
+        const tree = { files: [], dirs: [] };
+        for (const entry of stdout.toString('utf8').split('\0')) {
+            if (entry.length < 3)
+                continue;
+            (entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)); // drop the kind and './'
+        }
+        tree.dirs.sort((a, b) => b.length - a.length); // deepest first, for rmdir
+        return tree;
+    }
+    async remove(root, files, dirs) {
+        const path = (p) => shellQuote(`${root}/${p}`);
+        // The list goes on stdin: no command line limit, however many files.
+        const script = [...files.map((f) => `rm -f -- ${path(f)}`), ...dirs.map((d) => `rmdir -- ${path(d)}`)].join(' &&\n');
+        await this.must('exec sh', 'could not remove what is not in from', `${script}\n`);
+    }
+    async close() { }
+}
+/**
+ * The transport for an upload: SFTP, or exec channels when the host has no SFTP server (the subsystem
+ * is refused or exits at once, as on dropbear without sftp-server). `note` says why when it falls back.
+ */
+async function openRemoteFiles(connection, note) {
+    try {
+        return new SftpFiles(await connection.sftp(), connection);
+    }
+    catch (err) {
+        // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
+        if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined)
+            throw err;
+        note(`no SFTP on this host (${err.message}): uploading over exec channels with POSIX sh`);
+        return new ExecFiles(connection);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/upload.ts
 
 
@@ -65108,9 +65432,9 @@ function validateConcurrency(concurrency) {
 
 
 
-/** Transfers in flight per host, and requests in flight per file (ssh2 fastPut pipelining). */
+
+/** Files in flight per host. */
 const FILES_AT_ONCE = 4;
-const REQUESTS_PER_FILE = 64;
 const MAGIC = /[*?[]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
@@ -65195,77 +65519,17 @@ function remote(to, rel) {
     const root = to.replace(/^~\//, '').replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.');
     return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`;
 }
-function upload_parent(path) {
-    const i = path.lastIndexOf('/');
-    return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
-}
-function call(fn) {
-    return new Promise((res, rej) => fn((err, value) => (err ? rej(err) : res(value))));
-}
-/** mkdir -p over SFTP; `made` remembers what exists so each directory costs one round trip. */
-async function mkdirs(sftp, dir, made) {
-    if (dir === '.' || dir === '/' || dir === '')
-        return;
-    let pending = made.get(dir);
-    if (!pending) {
-        pending = (async () => {
-            await mkdirs(sftp, upload_parent(dir), made);
-            try {
-                await call((cb) => sftp.mkdir(dir, cb));
-            }
-            catch (err) {
-                const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
-                if (!stat?.isDirectory())
-                    throw new Error(`cannot create directory ${dir}: ${err.message}`);
-            }
-        })();
-        made.set(dir, pending);
-    }
-    return pending;
-}
-/** Renames over an existing file: atomically with OpenSSH's posix-rename, else remove then rename. */
-async function replace(sftp, from, to) {
-    try {
-        await call((cb) => sftp.ext_openssh_rename(from, to, cb));
-    }
-    catch {
-        await call((cb) => sftp.unlink(to, cb)).catch(() => undefined);
-        await call((cb) => sftp.rename(from, to, cb));
-    }
-}
-/** Every path below `dir` on the host, files and directories apart; nothing when it does not exist. */
-async function remoteTree(sftp, dir, rel = '') {
-    const tree = { files: [], dirs: [] };
-    let entries;
-    try {
-        entries = await call((cb) => sftp.readdir(rel ? `${dir}/${rel}` : dir, cb));
-    }
-    catch {
-        return tree;
-    }
-    for (const e of entries) {
-        const path = rel ? `${rel}/${e.filename}` : e.filename;
-        if (e.attrs.isDirectory()) {
-            const below = await remoteTree(sftp, dir, path);
-            tree.files.push(...below.files);
-            tree.dirs.push(...below.dirs, path);
-        }
-        else {
-            tree.files.push(path);
-        }
-    }
-    return tree;
-}
 /**
- * Uploads a step's files over the host's connection. Each file is written to a temporary name
- * beside its destination (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the
- * destination is either the old file or the whole new one. Never rejects.
+ * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
+ * SFTP server). Each file is written to a temporary name beside its destination
+ * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
+ * or the whole new one. Never rejects.
  */
 async function upload(step, connection, status) {
     const started = Date.now();
-    let sftp;
+    let files;
     try {
-        sftp = await connection.sftp();
+        files = await openRemoteFiles(connection, status);
     }
     catch (err) {
         return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${err.message}` });
@@ -65277,28 +65541,22 @@ async function upload(step, connection, status) {
     });
     const bytes = step.files.reduce((n, f) => n + f.size, 0);
     const work = async () => {
-        const made = new Map();
         const single = step.files.length === 1 && step.files[0].relative === '';
         if (!single)
-            await mkdirs(sftp, remote(step.to, ''), made);
+            await files.mkdirs(remote(step.to, ''));
         for (const dir of step.dirs)
-            await mkdirs(sftp, remote(step.to, dir), made);
+            await files.mkdirs(remote(step.to, dir));
         const limit = pLimit(FILES_AT_ONCE);
         await Promise.all(step.files.map((file) => limit(async () => {
             const target = remote(step.to, file.relative);
-            const dir = upload_parent(target);
-            await mkdirs(sftp, dir, made);
+            const dir = remote_files_parent(target);
+            await files.mkdirs(dir);
             // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
             const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
-            const mode = step.mode ?? file.mode;
             try {
-                await call((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb));
-                await call((cb) => sftp.chmod(part, mode, cb));
-                await replace(sftp, part, target);
+                await files.put(file, part, target, step.mode ?? file.mode);
             }
             catch (err) {
-                // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
-                sftp.unlink(part, () => { });
                 throw new Error(`${file.relative || (0,external_node_path_namespaceObject.basename)(file.local)} → ${target}: ${err.message}`);
             }
         })));
@@ -65306,13 +65564,10 @@ async function upload(step, connection, status) {
             const root = remote(step.to, '');
             const keepFiles = new Set(step.files.map((f) => f.relative));
             const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))]);
-            const tree = await remoteTree(sftp, root);
+            const tree = await files.tree(root);
             const stale = tree.files.filter((f) => !keepFiles.has(f));
-            for (const f of stale)
-                await call((cb) => sftp.unlink(`${root}/${f}`, cb));
             const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d));
-            for (const d of staleDirs)
-                await call((cb) => sftp.rmdir(`${root}/${d}`, cb));
+            await files.remove(root, stale, staleDirs);
             if (stale.length + staleDirs.length > 0)
                 status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`);
         }
@@ -65322,8 +65577,8 @@ async function upload(step, connection, status) {
         await Promise.race([work(), timeout, lost]);
         const ms = Date.now() - started;
         const rate = bytes / Math.max(ms / 1000, 0.001);
-        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s)`);
-        return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate) } });
+        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
+        return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } });
     }
     catch (err) {
         const lost = connection.lostReason;
@@ -65331,7 +65586,7 @@ async function upload(step, connection, status) {
     }
     finally {
         clearTimeout(timer);
-        sftp.end();
+        await files.close();
     }
 }
 
@@ -66006,6 +66261,8 @@ function getSettings(env = process.env) {
 
 ;// CONCATENATED MODULE: ./src/jump-host.ts
 
+/** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
+const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
 /**
  * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
  * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
@@ -66040,9 +66297,18 @@ class JumpHost {
             return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` };
         }
         return new Promise((resolve) => {
-            const fail = (why) => resolve({ kind: 'network', transient: true, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` });
+            const fail = (why, transient = true) => resolve({ kind: 'network', transient, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` });
+            const refused = (err) => {
+                // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
+                if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
+                    fail('the bastion refused to forward (administratively prohibited): AllowTcpForwarding is off there, or PermitOpen excludes this host', false);
+                }
+                else {
+                    fail(err.message);
+                }
+            };
             try {
-                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? fail(err.message) : resolve(stream)));
+                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? refused(err) : resolve(stream)));
             }
             catch (err) {
                 fail(err.message);
@@ -66061,8 +66327,22 @@ class JumpHost {
 
 
 
-/** Lines of stderr quoted in a failed host's annotation. */
-const ANNOTATION_STDERR_LINES = 5;
+/** Lines of output quoted in a failed host's annotation. */
+const ANNOTATION_OUTPUT_LINES = 5;
+/**
+ * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
+ * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ */
+function lastWords(r) {
+    const step = r.steps.at(-1);
+    if (!step)
+        return undefined;
+    if (step.stderrTail.trim())
+        return { stream: 'stderr', text: step.stderrTail };
+    if (step.stdoutTail.trim())
+        return { stream: 'stdout', text: step.stdoutTail };
+    return undefined;
+}
 const coreReporter = {
     error: (message, title) => error(message, { title }),
     warning: (message, title) => warning(message, { title }),
@@ -66086,8 +66366,9 @@ const HOST_ERRORS = ANNOTATION_LIMIT - 1;
  */
 function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = ANNOTATION_LIMIT) {
     for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
-        const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? [];
-        const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n');
+        const said = lastWords(r);
+        const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? [];
+        const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n');
         reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
     }
     const warned = results.filter((r) => r.warnings.length > 0);
@@ -66128,10 +66409,11 @@ function resultsJson(results) {
             signal: s.signal,
             durationMs: s.durationMs,
             attempts: s.attempts,
+            ...(s.error ? { error: s.error } : {}),
             stdoutTail: s.stdoutTail,
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-            ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond } : {})
+            ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
         }))
     })));
 }
@@ -66168,7 +66450,8 @@ function summaryMarkdown(results, elapsedMs, planSteps) {
             'Uploaded',
             (r) => {
                 const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
-                return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB` : '';
+                const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
+                return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}` : '';
             }
         ]);
     }
@@ -66202,9 +66485,9 @@ function summaryMarkdown(results, elapsedMs, planSteps) {
         lines.push('', '### Failed hosts', '');
         for (const r of failures) {
             lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`);
-            const stderr = r.steps.at(-1)?.stderrTail;
-            if (stderr)
-                lines.push('', '  ```', ...stderr.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
+            const said = lastWords(r);
+            if (said)
+                lines.push('', `  ${said.stream}:`, '  ```', ...said.text.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
         }
     }
     return lines.join('\n') + '\n';

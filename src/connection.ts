@@ -1,9 +1,10 @@
 import type { Duplex } from 'node:stream'
-import { Client, type AnyAuthMethod, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
+import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
+import { AuthTrail, authHandler } from './auth'
 import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, withRetries, type Sleep } from './retry'
-import type { Auth, Host, Settings } from './settings'
+import type { Host, Settings } from './settings'
 
 /** Why a connection could not be made; `transient` ones are worth retrying. */
 export interface ConnectFailure {
@@ -145,24 +146,6 @@ export class Connection {
   }
 }
 
-/** Authentication methods in the order tried: key, agent, password, keyboard-interactive. */
-function authMethods(username: string, auth: Auth): AnyAuthMethod[] {
-  const methods: AnyAuthMethod[] = []
-  // The key was parsed once up front; ssh2 accepts the parsed object here and does not parse it again.
-  if (auth.privateKey) methods.push({ type: 'publickey', username, key: auth.privateKey })
-  if (auth.agent) methods.push({ type: 'agent', username, agent: auth.agent })
-  const password = auth.password
-  if (password !== undefined) {
-    methods.push({ type: 'password', username, password })
-    methods.push({
-      type: 'keyboard-interactive',
-      username,
-      prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password))
-    })
-  }
-  return methods
-}
-
 /** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
 export function connectOnce(
   host: Host,
@@ -180,6 +163,11 @@ export function connectOnce(
       if ('failure' in value) client.destroy()
       resolve(value)
     }
+    const trail = new AuthTrail()
+    const classify = (err: SshError): ConnectFailure => {
+      const failure = classifyConnectError(err, options.connectTimeoutMs)
+      return failure.kind === 'auth' ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` } : failure
+    }
     const connection = new Connection(client, {
       intervalMs: options.keepaliveIntervalMs,
       countMax: options.keepaliveCountMax
@@ -187,10 +175,10 @@ export function connectOnce(
     client.on('error', (err: SshError) => {
       firstError ??= err
       if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
-      else settle({ failure: classifyConnectError(err, options.connectTimeoutMs) })
+      else settle({ failure: classify(err) })
     })
     client.on('close', () => {
-      settle({ failure: firstError ? classifyConnectError(firstError, options.connectTimeoutMs) : { kind: 'network', transient: true, message: 'connection closed before login completed' } })
+      settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } })
     })
     client.on('ready', () => settle({ connection }))
     const config: ConnectConfig = {
@@ -198,7 +186,7 @@ export function connectOnce(
       port: host.port,
       sock: sock as ConnectConfig['sock'],
       username: host.user,
-      authHandler: authMethods(host.user, options.auth),
+      authHandler: authHandler(client, host.user, options.auth, trail),
       readyTimeout: options.connectTimeoutMs,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,

@@ -2,6 +2,9 @@ import type { Duplex } from 'node:stream'
 import { connect, type ConnectDeps, type ConnectFailure, type ConnectOptions, type Connection } from './connection'
 import type { Host, ProxyJump } from './settings'
 
+/** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
+const OPEN_ADMINISTRATIVELY_PROHIBITED = 1
+
 /**
  * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
  * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
@@ -37,10 +40,18 @@ export class JumpHost {
       return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` }
     }
     return new Promise((resolve) => {
-      const fail = (why: string): void =>
-        resolve({ kind: 'network', transient: true, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` })
+      const fail = (why: string, transient = true): void =>
+        resolve({ kind: 'network', transient, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` })
+      const refused = (err: Error & { reason?: number }): void => {
+        // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
+        if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
+          fail('the bastion refused to forward (administratively prohibited): AllowTcpForwarding is off there, or PermitOpen excludes this host', false)
+        } else {
+          fail(err.message)
+        }
+      }
       try {
-        bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? fail(err.message) : resolve(stream)))
+        bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? refused(err) : resolve(stream)))
       } catch (err) {
         fail((err as Error).message)
       }

@@ -4,8 +4,20 @@ import { hostFailed, type HostResult } from './host-runner'
 import { seconds } from './output'
 import type { Settings } from './settings'
 
-/** Lines of stderr quoted in a failed host's annotation. */
-const ANNOTATION_STDERR_LINES = 5
+/** Lines of output quoted in a failed host's annotation. */
+const ANNOTATION_OUTPUT_LINES = 5
+
+/**
+ * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
+ * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ */
+function lastWords(r: HostResult): { stream: 'stderr' | 'stdout'; text: string } | undefined {
+  const step = r.steps.at(-1)
+  if (!step) return undefined
+  if (step.stderrTail.trim()) return { stream: 'stderr', text: step.stderrTail }
+  if (step.stdoutTail.trim()) return { stream: 'stdout', text: step.stdoutTail }
+  return undefined
+}
 
 export interface Reporter {
   error(message: string, title: string): void
@@ -41,8 +53,9 @@ const HOST_ERRORS = ANNOTATION_LIMIT - 1
  */
 export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter, warningSlots = ANNOTATION_LIMIT): void {
   for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
-    const stderr = r.steps.at(-1)?.stderrTail.split('\n').filter(Boolean).slice(-ANNOTATION_STDERR_LINES) ?? []
-    const message = [r.error ?? r.status, ...(stderr.length ? ['stderr:', ...stderr] : [])].join('\n')
+    const said = lastWords(r)
+    const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? []
+    const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n')
     reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`)
   }
   const warned = results.filter((r) => r.warnings.length > 0)
@@ -83,10 +96,11 @@ export function resultsJson(results: HostResult[]): string {
         signal: s.signal,
         durationMs: s.durationMs,
         attempts: s.attempts,
+        ...(s.error ? { error: s.error } : {}),
         stdoutTail: s.stdoutTail,
         stderrTail: s.stderrTail,
         ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-        ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond } : {})
+        ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
       }))
     }))
   )
@@ -128,7 +142,8 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
       'Uploaded',
       (r) => {
         const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
-        return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB` : ''
+        const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : ''
+        return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}` : ''
       }
     ])
   }
@@ -161,8 +176,8 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
     lines.push('', '### Failed hosts', '')
     for (const r of failures) {
       lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`)
-      const stderr = r.steps.at(-1)?.stderrTail
-      if (stderr) lines.push('', '  ```', ...stderr.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```')
+      const said = lastWords(r)
+      if (said) lines.push('', `  ${said.stream}:`, '  ```', ...said.text.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```')
     }
   }
   return lines.join('\n') + '\n'

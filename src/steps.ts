@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from './connection'
 import { streamOutput, type OutputSink } from './output'
@@ -20,7 +21,7 @@ export interface StepResult {
   /** For a reboot step: went down → accepting logins, and the whole reboot. */
   reboot?: { downtimeMs: number; totalMs: number }
   /** For an upload step: what was moved. */
-  transfer?: { files: number; bytes: number; bytesPerSecond: number }
+  transfer?: { files: number; bytes: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
 }
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
@@ -34,20 +35,50 @@ export function shellQuote(text: string): string {
 }
 
 /**
+ * Every process of a step has this variable in its environment, with the step's own token as value:
+ * it is how a timeout finds the step's processes where a signal does not reach them.
+ */
+export const STEP_ID_VAR = 'FLEET_STEP_ID'
+
+/**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
  * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
- * session's. When stdin is a pipe (OpenSSH on Linux and the BSDs) fd 3 is that pipe: no extra
- * process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux) a POSIX sh stages the
- * script in a private temp file, opens it and removes it first.
+ * session's. When stdin is a pipe this user may reopen (OpenSSH on Linux and the BSDs) fd 3 is that
+ * pipe: no extra process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux, or
+ * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
+ * makes it 0600), opens it and removes it first.
  */
-export function remoteCommand(shell: string): string {
+export function remoteCommand(shell: string, stepId: string): string {
   const bootstrap =
-    `if [ -p /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-    'umask 077 && f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
+    `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+    `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
+    'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
     '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
     `exec ${shell} /dev/fd/3 </dev/null`
   return `sh -c ${shellQuote(bootstrap)}`
+}
+
+/**
+ * A command that sends `signal` to every process of this user carrying the step's id, and prints
+ * `found: <pids>` (`unknown` where it cannot look). Where the session's signal does not reach the script (dropbear signals only its direct
+ * child; sshd refuses signals to a ForceCommand session) this stops it, children included. The id is
+ * written in two pieces so this command's own processes never match it.
+ */
+export function stopCommand(stepId: string, signal: 'TERM' | 'KILL'): string {
+  if (!/^[0-9a-f]{16}$/.test(stepId)) throw new Error(`invalid step id '${stepId}'`)
+  const script =
+    `v=${STEP_ID_VAR}=; v="\${v}${stepId}"; ` +
+    // Never an empty or partial pattern: that would match every process of the user.
+    `[ \${#v} -eq ${STEP_ID_VAR.length + 1 + stepId.length} ] || exit 2; ` +
+    'if [ -r /proc/self/environ ]; then ' +
+    'p=$(grep -l -F "$v" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); ' +
+    // No /proc (macOS, the BSDs): ps -E appends each process's environment to its command.
+    'elif o=$(ps -A -E -ww -o pid= -o command= 2>/dev/null); then ' +
+    `p=$(printf '%s\\n' "$o" | awk '{ if (index($0, " ${STEP_ID_VAR}=" "${stepId}")) print $1 }'); ` +
+    'else echo unknown; exit 0; fi; ' +
+    `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`
+  return `sh -c ${shellQuote(script)}`
 }
 
 /** The bytes sent on stdin: one line of exports when env is set, then the script untouched. */
@@ -92,6 +123,22 @@ function sendSignal(channel: ClientChannel, name: string): void {
   if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name)
 }
 
+/** Runs a short command on a channel of its own; its stdout, or undefined when it could not run. */
+function execOutput(connection: Connection, command: string): Promise<string | undefined> {
+  return connection.exec(command).then(
+    (ch) =>
+      new Promise<string | undefined>((resolve) => {
+        const out: Buffer[] = []
+        ch.on('error', () => {})
+        ch.stderr.resume()
+        ch.on('data', (d: Buffer) => out.push(d))
+        ch.on('close', () => resolve(Buffer.concat(out).toString('utf8')))
+        ch.end()
+      }),
+    () => undefined
+  )
+}
+
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
   return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
@@ -108,24 +155,20 @@ export function exitResult(name: string, startedAt: number, exitCode: number | n
 export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
-  const channel = await openChannel(ctx, remoteCommand(ctx.shell))
+  const stepId = randomBytes(8).toString('hex')
+  const channel = await openChannel(ctx, remoteCommand(ctx.shell, stepId))
   if (channel instanceof ChannelOpenError) {
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })
   }
   return new Promise((resolve) => {
     const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx)
     let exit: { code: number | null; signal: string | null } | undefined
-    let timedOut = false
-    let unkillable = false
+    /** After a timeout: whether what the step started is known to have ended. */
+    let stopped: boolean | undefined
+    let closed = false
+    let stopping = false
     let done = false
     const timers: NodeJS.Timeout[] = []
-    const signal = (name: string): void => {
-      try {
-        sendSignal(channel, name)
-      } catch {
-        // The channel is already gone; its close ends the step.
-      }
-    }
     const finish = (): void => {
       if (done) return
       done = true
@@ -135,11 +178,11 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() }
       const exitCode = exit?.code ?? null
       const signal = exit?.signal ?? null
-      if (timedOut) {
+      if (stopped !== undefined) {
         const limit = `${step.timeoutMs / 1000}s`
-        const error = unkillable
-          ? `timed out after ${limit}; the process did not end after TERM and KILL (the server may not support signals)`
-          : `timed out after ${limit}; the remote process was stopped`
+        const error = stopped
+          ? `timed out after ${limit}; the remote process was stopped`
+          : `timed out after ${limit}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
         return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }))
       }
       if (exit === undefined) {
@@ -149,34 +192,52 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       }
       resolve(exitResult(step.name, started, exitCode, signal, tails))
     }
+    let whenClosed: () => void = () => {}
+    const channelClosed = new Promise<void>((r) => (whenClosed = r))
     channel.on('exit', (code: number | null, signal?: string) => {
       exit = { code: code ?? null, signal: signal ?? null }
     })
     // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
     channel.on('error', () => {})
-    channel.on('close', finish)
+    channel.on('close', () => {
+      closed = true
+      whenClosed()
+      // After a timeout the stop sequence decides when the step is over.
+      if (!stopping) finish()
+    })
     // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
     void ctx.connection.whenLost().then(() => setImmediate(finish))
-    if (step.timeoutMs > 0) {
-      timers.push(
-        setTimeout(() => {
-          timedOut = true
-          signal('TERM')
-          timers.push(
-            setTimeout(() => {
-              signal('KILL')
-              timers.push(
-                setTimeout(() => {
-                  unkillable = true
-                  channel.close()
-                  finish()
-                }, KILL_GRACE_MS)
-              )
-            }, KILL_GRACE_MS)
-          )
-        }, step.timeoutMs)
-      )
+    /**
+     * A timeout: TERM, then KILL, each both as the session's signal and by step id on a channel of
+     * its own (one of them reaches the script on any server). The channel's close alone is no proof
+     * (dropbear closes it when its direct child ends), so a last look by step id must find nothing.
+     */
+    const stopAfterTimeout = async (): Promise<void> => {
+      stopping = true
+      /** Sends `name` by step id; true when a look found none of the step's processes left. */
+      const noneLeft = async (name: 'TERM' | 'KILL'): Promise<boolean> => {
+        const answer = await execOutput(ctx.connection, stopCommand(stepId, name))
+        // No answer (a server that allows one session) or no way to look leaves the close as the only word.
+        return answer === undefined || /^(found:\s*|unknown)$/m.test(answer)
+      }
+      for (const name of ['TERM', 'KILL'] as const) {
+        try {
+          sendSignal(channel, name)
+        } catch {
+          // The channel is already gone.
+        }
+        await noneLeft(name)
+        await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, KILL_GRACE_MS)))])
+        if (closed && (await noneLeft(name))) {
+          stopped = true
+          return finish()
+        }
+      }
+      stopped = false
+      channel.close()
+      finish()
     }
+    if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopAfterTimeout(), step.timeoutMs))
     channel.end(scriptPayload(step))
   })
 }

@@ -2,15 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { readdirSync, statSync } from 'node:fs'
 import { basename, join, relative, resolve, sep } from 'node:path'
 import pLimit from 'p-limit'
-import type { SFTPWrapper } from 'ssh2'
 import type { Connection } from './connection'
+import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from './output'
 import type { UploadFile, UploadStep } from './settings'
 import { stepResult, type StepResult } from './steps'
 
-/** Transfers in flight per host, and requests in flight per file (ssh2 fastPut pipelining). */
+/** Files in flight per host. */
 const FILES_AT_ONCE = 4
-const REQUESTS_PER_FILE = 64
 
 const MAGIC = /[*?[]/
 
@@ -92,76 +91,17 @@ function remote(to: string, rel: string): string {
   return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`
 }
 
-function parent(path: string): string {
-  const i = path.lastIndexOf('/')
-  return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.'
-}
-
-function call<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
-  return new Promise((res, rej) => fn((err, value) => (err ? rej(err) : res(value as T))))
-}
-
-/** mkdir -p over SFTP; `made` remembers what exists so each directory costs one round trip. */
-async function mkdirs(sftp: SFTPWrapper, dir: string, made: Map<string, Promise<void>>): Promise<void> {
-  if (dir === '.' || dir === '/' || dir === '') return
-  let pending = made.get(dir)
-  if (!pending) {
-    pending = (async () => {
-      await mkdirs(sftp, parent(dir), made)
-      try {
-        await call<void>((cb) => sftp.mkdir(dir, cb))
-      } catch (err) {
-        const stat = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
-        if (!stat?.isDirectory()) throw new Error(`cannot create directory ${dir}: ${(err as Error).message}`)
-      }
-    })()
-    made.set(dir, pending)
-  }
-  return pending
-}
-
-/** Renames over an existing file: atomically with OpenSSH's posix-rename, else remove then rename. */
-async function replace(sftp: SFTPWrapper, from: string, to: string): Promise<void> {
-  try {
-    await call<void>((cb) => sftp.ext_openssh_rename(from, to, cb))
-  } catch {
-    await call<void>((cb) => sftp.unlink(to, cb)).catch(() => undefined)
-    await call<void>((cb) => sftp.rename(from, to, cb))
-  }
-}
-
-/** Every path below `dir` on the host, files and directories apart; nothing when it does not exist. */
-async function remoteTree(sftp: SFTPWrapper, dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
-  const tree = { files: [] as string[], dirs: [] as string[] }
-  let entries: Array<{ filename: string; attrs: { isDirectory(): boolean } }>
-  try {
-    entries = await call((cb) => sftp.readdir(rel ? `${dir}/${rel}` : dir, cb))
-  } catch {
-    return tree
-  }
-  for (const e of entries) {
-    const path = rel ? `${rel}/${e.filename}` : e.filename
-    if (e.attrs.isDirectory()) {
-      const below = await remoteTree(sftp, dir, path)
-      tree.files.push(...below.files)
-      tree.dirs.push(...below.dirs, path)
-    } else {
-      tree.files.push(path)
-    }
-  }
-  return tree
-}
-
 /**
- * Uploads a step's files over the host's connection. Each file is written to a temporary name
- * beside its destination (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the
- * destination is either the old file or the whole new one. Never rejects.
+ * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
+ * SFTP server). Each file is written to a temporary name beside its destination
+ * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
+ * or the whole new one. Never rejects.
  */
 export async function upload(step: UploadStep, connection: Connection, status: (message: string) => void): Promise<StepResult> {
   const started = Date.now()
-  let sftp: SFTPWrapper
+  let files: RemoteFiles
   try {
-    sftp = await connection.sftp()
+    files = await openRemoteFiles(connection, status)
   } catch (err) {
     return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${(err as Error).message}` })
   }
@@ -171,27 +111,21 @@ export async function upload(step: UploadStep, connection: Connection, status: (
   })
   const bytes = step.files.reduce((n, f) => n + f.size, 0)
   const work = async (): Promise<void> => {
-    const made = new Map<string, Promise<void>>()
     const single = step.files.length === 1 && step.files[0].relative === ''
-    if (!single) await mkdirs(sftp, remote(step.to, ''), made)
-    for (const dir of step.dirs) await mkdirs(sftp, remote(step.to, dir), made)
+    if (!single) await files.mkdirs(remote(step.to, ''))
+    for (const dir of step.dirs) await files.mkdirs(remote(step.to, dir))
     const limit = pLimit(FILES_AT_ONCE)
     await Promise.all(
       step.files.map((file) =>
         limit(async () => {
           const target = remote(step.to, file.relative)
           const dir = parent(target)
-          await mkdirs(sftp, dir, made)
+          await files.mkdirs(dir)
           // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
           const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const mode = step.mode ?? file.mode
           try {
-            await call<void>((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb))
-            await call<void>((cb) => sftp.chmod(part, mode, cb))
-            await replace(sftp, part, target)
+            await files.put(file, part, target, step.mode ?? file.mode)
           } catch (err) {
-            // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
-            sftp.unlink(part, () => {})
             throw new Error(`${file.relative || basename(file.local)} → ${target}: ${(err as Error).message}`)
           }
         })
@@ -201,11 +135,10 @@ export async function upload(step: UploadStep, connection: Connection, status: (
       const root = remote(step.to, '')
       const keepFiles = new Set(step.files.map((f) => f.relative))
       const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))])
-      const tree = await remoteTree(sftp, root)
+      const tree = await files.tree(root)
       const stale = tree.files.filter((f) => !keepFiles.has(f))
-      for (const f of stale) await call<void>((cb) => sftp.unlink(`${root}/${f}`, cb))
       const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d))
-      for (const d of staleDirs) await call<void>((cb) => sftp.rmdir(`${root}/${d}`, cb))
+      await files.remove(root, stale, staleDirs)
       if (stale.length + staleDirs.length > 0) status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }
   }
@@ -214,13 +147,13 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     await Promise.race([work(), timeout, lost])
     const ms = Date.now() - started
     const rate = bytes / Math.max(ms / 1000, 0.001)
-    status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s)`)
-    return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate) } })
+    status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`)
+    return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } })
   } catch (err) {
     const lost = connection.lostReason
     return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}` })
   } finally {
     clearTimeout(timer)
-    sftp.end()
+    await files.close()
   }
 }

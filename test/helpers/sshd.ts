@@ -4,7 +4,7 @@
  * unprivileged user (root's shell rc files here are slow and noisy); otherwise the current user.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
@@ -76,6 +76,37 @@ export function ensureTestUser(): string {
   const hash = execFileSync('getent', ['shadow', TEST_USER], { encoding: 'utf8' }).split(':')[1] ?? ''
   if (hash.startsWith('!') || hash === '') execFileSync('usermod', ['-p', '*', TEST_USER], { stdio: 'ignore' })
   return TEST_USER
+}
+
+/**
+ * A test user (root only) whose login shell is `shell`, for servers that must work with any login
+ * shell. `busybox` is reached through a link named ash, the way images that ship it set it up.
+ */
+export function ensureShellUser(shell: 'dash' | 'zsh' | 'fish' | 'tcsh' | 'busybox'): string {
+  const name = `sfl-${shell}`
+  let path = execFileSync('sh', ['-c', `command -v ${shell}`], { encoding: 'utf8' }).trim()
+  if (shell === 'busybox') {
+    mkdirSync('/usr/local/lib/ssh-fleet-test', { recursive: true })
+    if (!existsSync('/usr/local/lib/ssh-fleet-test/ash')) symlinkSync(path, '/usr/local/lib/ssh-fleet-test/ash')
+    path = '/usr/local/lib/ssh-fleet-test/ash'
+  }
+  try {
+    execFileSync('id', [name], { stdio: 'ignore' })
+    execFileSync('usermod', ['-s', path, name], { stdio: 'ignore' })
+  } catch {
+    execFileSync('useradd', ['-m', '-s', path, name], { stdio: 'ignore' })
+  }
+  execFileSync('usermod', ['-p', '*', name], { stdio: 'ignore' })
+  return name
+}
+
+/** Whether a process runs (a zombie no one has reaped yet counts as ended: a container's init may never reap). */
+export function alive(pid: string | number): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
 }
 
 function setPassword(user: string, password: string): void {

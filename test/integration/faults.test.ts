@@ -8,7 +8,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { freePorts, hostList, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { alive, freePorts, hostList, keygen, startSshd, type Sshd } from '../helpers/sshd'
 import { seeded, startProxy, type Proxy } from '../helpers/proxy'
 
 let sshd: Sshd
@@ -143,15 +143,6 @@ describe('keepalive and lost connections', () => {
     expect(run.stdout).toContain('reconnecting: connection closed by the remote host')
   })
 })
-
-/** Whether a process runs; a zombie counts as gone (PID 1 in a container may never reap it). */
-function alive(pid: string): boolean {
-  try {
-    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
-  } catch {
-    return false
-  }
-}
 
 test('a connection found dead between steps is re-established before the next step', async () => {
   // Step 1 leaves a job that kills the connection's sshd process after the step has ended; step 2

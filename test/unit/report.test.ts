@@ -63,7 +63,7 @@ describe('annotations', () => {
 describe('outputs and summary', () => {
   test('reboot and upload columns appear when the plan has such steps', () => {
     const step = { name: 's', status: 'success' as const, exitCode: 0, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' }
-    const md = summaryMarkdown([host('web1', 'success', { steps: [{ ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } }, { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1 } }] })], 1000, 2)
+    const md = summaryMarkdown([host('web1', 'success', { steps: [{ ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } }, { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }] })], 1000, 2)
     expect(md).toContain('| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |')
     expect(md).toContain('| web1 | ✅ success | 2/2 | 1 | 1.2s | 0 | 2.1s | 3 files, 2.5 MB |')
   })

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { RunStep } from '../../src/settings'
-import { remoteCommand, scriptPayload, shellQuote } from '../../src/steps'
+import { alive } from '../helpers/sshd'
+import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps'
 
 const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
 
@@ -14,7 +15,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /** The remote command behind a real pipe(2), as OpenSSH on Linux gives it (node's own stdio is a socketpair). */
 function piped(shell: string): string {
-  return `cat | { ${remoteCommand(shell)}; }`
+  return `cat | { ${remoteCommand(shell, 'feedc0de')}; }`
 }
 
 /**
@@ -27,7 +28,7 @@ function runLikeSshd(payload: string, shell = 'bash -e', via: 'pipe' | 'file' = 
   writeFileSync(file, payload)
   const fd = openSync(file, 'r')
   try {
-    return execFileSync('/bin/sh', ['-c', remoteCommand(shell)], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' })
+    return execFileSync('/bin/sh', ['-c', remoteCommand(shell, 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' })
   } finally {
     closeSync(fd)
   }
@@ -58,7 +59,7 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     const fd = openSync(file, 'r')
     const staging = mkdtempSync(join(scratch, 'staging-'))
     try {
-      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
+      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e', 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
       expect(out.trim()).toBe('0')
       expect(readdirSync(staging)).toEqual([])
     } finally {
@@ -73,12 +74,37 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     writeFileSync(file, 'echo staged')
     const fd = openSync(file, 'r')
     try {
-      expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
+      expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e', 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
         expect.objectContaining({ status: 125, stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file') })
       )
     } finally {
       closeSync(fd)
     }
+  })
+
+  test('the script and its children carry the step id; the temp-file path keeps the umask', () => {
+    const out = runLikeSshd('echo "$FLEET_STEP_ID"; sh -c \'echo "$FLEET_STEP_ID"\'; umask', 'sh -e', 'file')
+    expect(out.split('\n').slice(0, 2)).toEqual(['feedc0de', 'feedc0de'])
+    expect(out.split('\n')[2]).toBe(execFileSync('/bin/sh', ['-c', 'umask'], { encoding: 'utf8' }).trim())
+  })
+
+  test.runIf(process.platform === 'linux')('the stop command ends every process with the step id, and only those', async () => {
+    const { spawn } = await import('node:child_process')
+    const env = (id: string) => ({ ...process.env, FLEET_STEP_ID: id })
+    // A shell whose child ignores the parent's death: what dropbear's direct-child signal leaves running.
+    const target = spawn('/bin/sh', ['-c', 'sleep 30 & sleep 30; wait'], { env: env('0123456789abcdef'), stdio: 'ignore' })
+    const bystander = spawn('/bin/sh', ['-c', 'sleep 30'], { env: env('fedcba9876543210'), stdio: 'ignore' })
+    await new Promise((r) => setTimeout(r, 300))
+    const answer = execFileSync('/bin/sh', ['-c', stopCommand('0123456789abcdef', 'TERM')], { encoding: 'utf8' })
+    expect(answer).toMatch(/^found: \d+ \d+ \d+\n$/)
+    const pids = answer.slice('found: '.length).trim().split(' ')
+    expect(pids).toContain(String(target.pid))
+    expect(pids).toHaveLength(3) // the shell and both sleeps
+    await new Promise((r) => setTimeout(r, 300))
+    for (const pid of pids) expect(alive(pid)).toBe(false)
+    expect(alive(bystander.pid as number)).toBe(true)
+    expect(execFileSync('/bin/sh', ['-c', stopCommand('0123456789abcdef', 'KILL')], { encoding: 'utf8' })).toBe('found:\n')
+    bystander.kill('SIGKILL')
   })
 
   test('no env means the payload is the script itself', () => {

@@ -1,0 +1,229 @@
+import { createReadStream } from 'node:fs'
+import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import { ChannelOpenError, type Connection } from './connection'
+import type { UploadFile } from './settings'
+import { shellQuote } from './steps'
+
+/** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
+const REQUESTS_PER_FILE = 64
+/** A closing SFTP channel gets this long to confirm before the next step opens its own. */
+const CLOSE_WAIT_MS = 5000
+
+/**
+ * The host's filesystem as an upload sees it: over SFTP, or, where the host has no SFTP server,
+ * over exec channels running POSIX commands (sh, cat, wc, chmod, mv, find). Both put each file under
+ * a temporary name first and rename it into place, so a destination is the old file or the whole new one.
+ */
+export interface RemoteFiles {
+  readonly transport: 'sftp' | 'exec'
+  /** Creates `dir` and its parents (mkdir -p). */
+  mkdirs(dir: string): Promise<void>
+  /** Writes `file` to `part` with `mode`, then renames it over `target`; removes `part` on failure. */
+  put(file: UploadFile, part: string, target: string, mode: number): Promise<void>
+  /** Every path below `dir`, files and directories apart, relative to it; nothing when it does not exist. */
+  tree(dir: string): Promise<{ files: string[]; dirs: string[] }>
+  /** Removes these files, then these directories (deepest first), below `root`. */
+  remove(root: string, files: string[], dirs: string[]): Promise<void>
+  /** Ends the transport and waits until the host has let go of it. */
+  close(): Promise<void>
+}
+
+export function parent(path: string): string {
+  const i = path.lastIndexOf('/')
+  return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.'
+}
+
+function call<T>(fn: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+  return new Promise((res, rej) => fn((err, value) => (err ? rej(err) : res(value as T))))
+}
+
+/** mkdir -p with each directory asked for once, however many files go into it. */
+function onceEach(make: (dir: string) => Promise<void>): (dir: string) => Promise<void> {
+  const made = new Map<string, Promise<void>>()
+  const mkdirs = (dir: string): Promise<void> => {
+    if (dir === '.' || dir === '/' || dir === '') return Promise.resolve()
+    let pending = made.get(dir)
+    if (!pending) made.set(dir, (pending = make(dir)))
+    return pending
+  }
+  return mkdirs
+}
+
+/** Ends a channel and resolves once the host confirms it closed (or the wait is over). */
+function closed(channel: { on(event: 'close', f: () => void): unknown; end(): unknown }, connection: Connection): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, CLOSE_WAIT_MS)
+    const done = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    channel.on('close', done)
+    void connection.whenLost().then(done)
+    channel.end()
+  })
+}
+
+class SftpFiles implements RemoteFiles {
+  readonly transport = 'sftp'
+  readonly mkdirs: (dir: string) => Promise<void>
+
+  constructor(
+    private readonly sftp: SFTPWrapper,
+    private readonly connection: Connection
+  ) {
+    this.mkdirs = onceEach(async (dir) => {
+      await this.mkdirs(parent(dir))
+      try {
+        await call<void>((cb) => sftp.mkdir(dir, cb))
+      } catch (err) {
+        const stat = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
+        if (!stat?.isDirectory()) throw new Error(`cannot create directory ${dir}: ${(err as Error).message}`)
+      }
+    })
+  }
+
+  async put(file: UploadFile, part: string, target: string, mode: number): Promise<void> {
+    const { sftp } = this
+    try {
+      await call<void>((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb))
+      await call<void>((cb) => sftp.chmod(part, mode, cb))
+      // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
+      await call<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
+        await call<void>((cb) => sftp.unlink(target, cb)).catch(() => undefined)
+        await call<void>((cb) => sftp.rename(part, target, cb))
+      })
+    } catch (err) {
+      // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
+      sftp.unlink(part, () => {})
+      throw err
+    }
+  }
+
+  async tree(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
+    const tree = { files: [] as string[], dirs: [] as string[] }
+    let entries: Array<{ filename: string; attrs: { isDirectory(): boolean } }>
+    try {
+      entries = await call((cb) => this.sftp.readdir(rel ? `${dir}/${rel}` : dir, cb))
+    } catch {
+      return tree
+    }
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.filename}` : e.filename
+      if (e.attrs.isDirectory()) {
+        const below = await this.tree(dir, path)
+        tree.files.push(...below.files)
+        tree.dirs.push(...below.dirs, path)
+      } else {
+        tree.files.push(path)
+      }
+    }
+    return tree
+  }
+
+  async remove(root: string, files: string[], dirs: string[]): Promise<void> {
+    for (const f of files) await call<void>((cb) => this.sftp.unlink(`${root}/${f}`, cb))
+    for (const d of dirs) await call<void>((cb) => this.sftp.rmdir(`${root}/${d}`, cb))
+  }
+
+  close(): Promise<void> {
+    // dropbear refuses a new exec while this channel is still closing: wait for its close.
+    return closed(this.sftp, this.connection)
+  }
+}
+
+/** The host's answer to one command: exit code and what it printed. */
+interface Answer {
+  code: number | null
+  stdout: Buffer
+  stderr: string
+}
+
+class ExecFiles implements RemoteFiles {
+  readonly transport = 'exec'
+  readonly mkdirs: (dir: string) => Promise<void>
+
+  constructor(private readonly connection: Connection) {
+    this.mkdirs = onceEach(async (dir) => {
+      await this.must(`mkdir -p -- ${shellQuote(dir)}`, `cannot create directory ${dir}`)
+    })
+  }
+
+  /** Runs a POSIX sh script with `input` on its stdin (nothing when undefined). */
+  private async sh(script: string, input?: NodeJS.ReadableStream | string): Promise<Answer> {
+    let channel: ClientChannel
+    try {
+      channel = await this.connection.exec(`sh -c ${shellQuote(script)}`)
+    } catch (err) {
+      throw new Error((err as ChannelOpenError).message)
+    }
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = []
+      const err: Buffer[] = []
+      let code: number | null = null
+      channel.on('data', (d: Buffer) => out.push(d))
+      channel.stderr.on('data', (d: Buffer) => err.push(d))
+      channel.on('exit', (c: number | null) => (code = c ?? null))
+      channel.on('error', () => {})
+      channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8').trim() }))
+      if (input === undefined || typeof input === 'string') channel.end(input)
+      else input.on('error', (e) => { channel.close(); reject(e) }).pipe(channel)
+    })
+  }
+
+  private async must(script: string, what: string, input?: NodeJS.ReadableStream | string): Promise<Answer> {
+    const answer = await this.sh(script, input)
+    if (answer.code !== 0) {
+      const lost = this.connection.lostReason
+      throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}`)
+    }
+    return answer
+  }
+
+  async put(file: UploadFile, part: string, target: string, mode: number): Promise<void> {
+    const p = shellQuote(part)
+    // The size check keeps a cut stream (EOF before the end) from being renamed into place.
+    const script =
+      `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${file.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+      `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`
+    await this.must(script, 'upload', createReadStream(file.local))
+  }
+
+  async tree(dir: string): Promise<{ files: string[]; dirs: string[] }> {
+    // NUL-separated, so any file name comes back as it is; a missing directory is an empty tree.
+    const script =
+      `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
+      `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`
+    const { stdout } = await this.must(script, `cannot list ${dir}`)
+    const tree = { files: [] as string[], dirs: [] as string[] }
+    for (const entry of stdout.toString('utf8').split('\0')) {
+      if (entry.length < 3) continue
+      ;(entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)) // drop the kind and './'
+    }
+    tree.dirs.sort((a, b) => b.length - a.length) // deepest first, for rmdir
+    return tree
+  }
+
+  async remove(root: string, files: string[], dirs: string[]): Promise<void> {
+    const path = (p: string): string => shellQuote(`${root}/${p}`)
+    // The list goes on stdin: no command line limit, however many files.
+    const script = [...files.map((f) => `rm -f -- ${path(f)}`), ...dirs.map((d) => `rmdir -- ${path(d)}`)].join(' &&\n')
+    await this.must('exec sh', 'could not remove what is not in from', `${script}\n`)
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * The transport for an upload: SFTP, or exec channels when the host has no SFTP server (the subsystem
+ * is refused or exits at once, as on dropbear without sftp-server). `note` says why when it falls back.
+ */
+export async function openRemoteFiles(connection: Connection, note: (message: string) => void): Promise<RemoteFiles> {
+  try {
+    return new SftpFiles(await connection.sftp(), connection)
+  } catch (err) {
+    // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
+    if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined) throw err
+    note(`no SFTP on this host (${err.message}): uploading over exec channels with POSIX sh`)
+    return new ExecFiles(connection)
+  }
+}
