@@ -64035,6 +64035,16 @@ var Outputs;
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
 
+;// CONCATENATED MODULE: ./src/host-result.ts
+/** The result of a host that did not run (more of) the plan, with why. */
+function skippedResult(host, reason) {
+    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+}
+/** Failed or unreachable: what fails the action. */
+function hostFailed(r) {
+    return r.status === 'failed' || r.status === 'unreachable';
+}
+
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
@@ -64490,7 +64500,7 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
 
 
 /** A duration as people read it in a log: `34.2s`. */
-function seconds(ms) {
+function output_seconds(ms) {
     return `${(ms / 1000).toFixed(1)}s`;
 }
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
@@ -64965,7 +64975,7 @@ async function reboot(step, ctx) {
                 const test = await probe(outcome.connection, 'test-command', step.testCommand);
                 if (test.status === 'success') {
                     const downtimeMs = backAt - (wentDown ?? commandEnded);
-                    ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`);
+                    ctx.status(`back with boot id ${after.id}: down ${output_seconds(downtimeMs)}, reboot took ${output_seconds(Date.now() - started)}`);
                     if (step.postDelayMs > 0)
                         await sleep(step.postDelayMs);
                     const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail };
@@ -64977,11 +64987,9 @@ async function reboot(step, ctx) {
         }
         await sleep(Math.max(0, tick + interval - Date.now()));
     }
-    return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) };
+    return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
@@ -65226,6 +65234,8 @@ function validateConcurrency(concurrency) {
 	}
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: ./src/remote-files.ts
 
 
@@ -65432,88 +65442,8 @@ async function openRemoteFiles(connection, note) {
 
 
 
-
 /** Files in flight per host. */
 const FILES_AT_ONCE = 4;
-const MAGIC = /[*?[]/;
-function toPosix(path) {
-    return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
-}
-/** Every file and directory below `root`, relative to it, with / separators. */
-function walk(root) {
-    const files = [];
-    const dirs = [];
-    const visit = (dir) => {
-        for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-            const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
-            const stat = (0,external_node_fs_namespaceObject.statSync)(path); // follows symbolic links: the host gets what they point to
-            const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
-            if (stat.isDirectory()) {
-                dirs.push(rel);
-                visit(path);
-            }
-            else if (stat.isFile()) {
-                files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 });
-            }
-        }
-    };
-    visit(root);
-    return { files, dirs };
-}
-/** `*` and `?` within a path segment, `**` across segments. */
-function globRegExp(pattern) {
-    let re = '';
-    for (let i = 0; i < pattern.length; i++) {
-        const c = pattern[i];
-        if (c === '*' && pattern[i + 1] === '*') {
-            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
-            i += pattern[i + 2] === '/' ? 2 : 1;
-        }
-        else if (c === '*')
-            re += '[^/]*';
-        else if (c === '?')
-            re += '[^/]';
-        else
-            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
-/**
- * Resolves an upload's `from` on the runner (relative to `workspace`): a file, a directory (its
- * contents), or a glob (matches, relative to the glob's directory part). Throws when nothing is there.
- */
-function resolveUpload(from, to, workspace) {
-    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
-    if (MAGIC.test(from)) {
-        const segments = toPosix(path).split('/');
-        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        const base = segments.slice(0, firstMagic).join('/') || '/';
-        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        let found;
-        try {
-            found = walk(base);
-        }
-        catch {
-            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
-        }
-        const files = found.files.filter((f) => pattern.test(f.relative));
-        if (files.length === 0)
-            throw new Error(`'${from}' matches no file (looked in ${base})`);
-        return { files, dirs: [] };
-    }
-    let stat;
-    try {
-        stat = (0,external_node_fs_namespaceObject.statSync)(path);
-    }
-    catch {
-        throw new Error(`'${from}' does not exist (resolved to ${path})`);
-    }
-    if (stat.isDirectory())
-        return walk(path);
-    if (!stat.isFile())
-        throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] };
-}
 /** Joins remote path parts with /, `to` first. */
 function remote(to, rel) {
     const root = to.replace(/^~\//, '').replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.');
@@ -65577,7 +65507,7 @@ async function upload(step, connection, status) {
         await Promise.race([work(), timeout, lost]);
         const ms = Date.now() - started;
         const rate = bytes / Math.max(ms / 1000, 0.001);
-        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
+        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${output_seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
         return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } });
     }
     catch (err) {
@@ -65598,14 +65528,7 @@ async function upload(step, connection, status) {
 
 
 
-/** The result of a host that did not run (more of) the plan, with why. */
-function skippedResult(host, reason) {
-    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
-}
-/** Failed or unreachable: what fails the action. */
-function hostFailed(r) {
-    return r.status === 'failed' || r.status === 'unreachable';
-}
+
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
  * (a migration finishes before anyone goes past it) and records the step as skipped.
@@ -65656,7 +65579,7 @@ class HostRun {
         const started = Date.now();
         const outcome = await connect(host, this.settings, {
             ...this.deps,
-            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${output_seconds(delayMs)}`)
         });
         this.result.attempts += outcome.attempts;
         if (outcome.retried.length > 0 && outcome.connection) {
@@ -65666,7 +65589,7 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
-        log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
+        log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
         return undefined;
     }
     async reboot(step) {
@@ -65701,7 +65624,7 @@ class HostRun {
             retryable: (r) => r.status === 'failed',
             delayMs: () => step.retryDelayMs,
             sleep: this.deps.sleep,
-            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+            onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${output_seconds(delay)}`)
         });
         return { ...outcome, attempts };
     }
@@ -65740,18 +65663,18 @@ class HostRun {
             if (outcome.status === 'failed') {
                 if (step.continueOnError) {
                     result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
-                    log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
+                    log.status(host, `step '${step.name}' failed after ${output_seconds(outcome.durationMs)} (continue-on-error): ${outcome.error}`);
                     return true;
                 }
                 result.status = 'failed';
                 result.failedStep = step.name;
                 result.error = outcome.error;
-                log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`);
+                log.status(host, `step '${step.name}' failed after ${output_seconds(outcome.durationMs)}: ${outcome.error}`);
                 return false;
             }
             if (outcome.attempts > 1 && step.kind === 'run')
                 result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`);
-            log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`);
+            log.status(host, `step '${step.name}' succeeded in ${output_seconds(outcome.durationMs)}`);
             return true;
         }
         catch (err) {
@@ -65776,6 +65699,17 @@ class HostRun {
         this.connection?.close();
         this.result.durationMs = this.startedAt === undefined ? 0 : Date.now() - this.startedAt;
         return this.result;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/input-error.ts
+/** A bad input value; main reports it as an error annotation naming the input. */
+class InputError extends Error {
+    input;
+    constructor(input, problem) {
+        super(`Invalid input '${input}': ${problem}`);
+        this.input = input;
+        this.name = 'InputError';
     }
 }
 
@@ -66070,6 +66004,94 @@ function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
 }
 
+;// CONCATENATED MODULE: ./src/local-files.ts
+
+
+const MAGIC = /[*?[]/;
+function toPosix(path) {
+    return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
+}
+/** Every file and directory below `root`, relative to it, with / separators. */
+function walk(root) {
+    const files = [];
+    const dirs = [];
+    const visit = (dir) => {
+        for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
+            const stat = (0,external_node_fs_namespaceObject.statSync)(path); // follows symbolic links: the host gets what they point to
+            const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
+            if (stat.isDirectory()) {
+                dirs.push(rel);
+                visit(path);
+            }
+            else if (stat.isFile()) {
+                files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 });
+            }
+        }
+    };
+    visit(root);
+    return { files, dirs };
+}
+/** `*` and `?` within a path segment, `**` across segments. */
+function globRegExp(pattern) {
+    let re = '';
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern[i];
+        if (c === '*' && pattern[i + 1] === '*') {
+            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
+            i += pattern[i + 2] === '/' ? 2 : 1;
+        }
+        else if (c === '*')
+            re += '[^/]*';
+        else if (c === '?')
+            re += '[^/]';
+        else
+            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+}
+/**
+ * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
+ * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
+ * `files` are read this way. Throws when nothing is there.
+ */
+function resolveUpload(from, to, workspace) {
+    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
+    if (MAGIC.test(from)) {
+        const segments = toPosix(path).split('/');
+        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
+        const base = segments.slice(0, firstMagic).join('/') || '/';
+        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
+        let found;
+        try {
+            found = walk(base);
+        }
+        catch {
+            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
+        }
+        const files = found.files.filter((f) => pattern.test(f.relative));
+        if (files.length === 0)
+            throw new Error(`'${from}' matches no file (looked in ${base})`);
+        return { files, dirs: [] };
+    }
+    let stat;
+    try {
+        stat = (0,external_node_fs_namespaceObject.statSync)(path);
+    }
+    catch {
+        throw new Error(`'${from}' does not exist (resolved to ${path})`);
+    }
+    if (stat.isDirectory())
+        return walk(path);
+    if (!stat.isFile())
+        throw new Error(`'${from}' is not a file or directory`);
+    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] };
+}
+/** The paths of the files a file, directory or glob names on the runner, in a stable order. */
+function localFiles(pattern, workspace) {
+    return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
 
 
@@ -66080,15 +66102,7 @@ function shardHosts(hosts, shard) {
 
 
 
-/** A bad input value; main reports it as an error annotation naming the input. */
-class InputError extends Error {
-    input;
-    constructor(input, problem) {
-        super(`Invalid input '${input}': ${problem}`);
-        this.input = input;
-        this.name = 'InputError';
-    }
-}
+
 /** Inputs that are masked; their values are never quoted in a message. */
 const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'];
 /** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
@@ -66210,6 +66224,13 @@ function readSteps(env) {
         throw new InputError('run', 'no script given: set run, or steps');
     return [singleStep(script, defaults)];
 }
+/** Where the results file goes: relative to the workspace, never onto a directory. */
+function resultsPath(text, workspace) {
+    const path = (0,external_node_path_namespaceObject.resolve)(workspace, text);
+    if ((0,external_node_fs_namespaceObject.existsSync)(path) && (0,external_node_fs_namespaceObject.statSync)(path).isDirectory())
+        throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`);
+    return path;
+}
 function readProxyJump(env, defaults) {
     const text = getInput('proxy-jump');
     if (text === '')
@@ -66225,7 +66246,9 @@ function getSettings(env = process.env) {
     const username = getInput('username') || undefined;
     const port = field('port', parsePort, '22');
     const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '');
-    const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''));
+    const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '');
+    const hosts = shardHosts(allHosts, shard);
+    const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const auth = readAuth(env, 'private-key');
     const hostKeys = readHostKeys();
     const steps = readSteps(env);
@@ -66237,6 +66260,9 @@ function getSettings(env = process.env) {
     }, 'bash -e');
     return {
         hosts,
+        inventory: allHosts.map((h) => h.name),
+        shard,
+        resultsFile: field('results-file', (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
         batches: planBatches(hosts, batchSpec),
         strategy: field('strategy', oneOf(['host', 'step']), 'host'),
         maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
@@ -66354,7 +66380,7 @@ function tally(results, elapsedMs) {
     const extras = ['failed', 'unreachable', 'skipped']
         .filter((s) => count(s) > 0)
         .map((s) => `${count(s)} ${s}`);
-    return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+    return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
 /** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
 const HOST_ERRORS = ANNOTATION_LIMIT - 1;
@@ -66393,15 +66419,16 @@ function failureMessage(results) {
         return `${head}: ${failures.map((r) => r.host).join(', ')}`;
     return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
 }
-/** The `results` output: one object per host, in the order of `hosts`. */
-function resultsJson(results) {
-    return JSON.stringify(results.map((r) => ({
+/** A host's result as the `results` output shows it; `forFile` adds the failed step and warnings. */
+function hostJson(r, forFile = false) {
+    return {
         host: r.host,
         status: r.status,
         exitCode: r.exitCode,
         durationMs: r.durationMs,
         attempts: r.attempts,
         error: r.error ?? null,
+        ...(forFile ? { failedStep: r.failedStep ?? null, warnings: r.warnings } : {}),
         steps: r.steps.map((s) => ({
             name: s.name,
             status: s.status,
@@ -66415,7 +66442,69 @@ function resultsJson(results) {
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
             ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
         }))
-    })));
+    };
+}
+const HOST_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped', 'unreachable']));
+const STEP_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped']));
+/** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
+function report_hostFromJson(value) {
+    const o = value;
+    const str = (v, what) => {
+        if (typeof v !== 'string')
+            throw new Error(`${what} is not a string`);
+        return v;
+    };
+    const num = (v, what) => {
+        if (typeof v !== 'number')
+            throw new Error(`${what} is not a number`);
+        return v;
+    };
+    const orNull = (v, read, what) => (v === null || v === undefined ? null : read(v, what));
+    if (typeof o !== 'object' || o === null)
+        throw new Error('a host result is not an object');
+    const host = str(o.host, 'host');
+    const status = str(o.status, `${host}: status`);
+    if (!HOST_STATUSES.includes(status))
+        throw new Error(`${host}: unknown status '${status}'`);
+    if (!Array.isArray(o.steps))
+        throw new Error(`${host}: steps is not a list`);
+    return {
+        host,
+        status,
+        exitCode: orNull(o.exitCode, num, `${host}: exitCode`),
+        durationMs: num(o.durationMs, `${host}: durationMs`),
+        attempts: num(o.attempts, `${host}: attempts`),
+        error: orNull(o.error, str, `${host}: error`) ?? undefined,
+        failedStep: orNull(o.failedStep, str, `${host}: failedStep`) ?? undefined,
+        warnings: Array.isArray(o.warnings) ? o.warnings.map((w) => str(w, `${host}: warning`)) : [],
+        steps: o.steps.map((raw) => {
+            const name = str(raw.name, `${host}: step name`);
+            const at = `${host}, step ${name}`;
+            const stepStatus = str(raw.status, `${at}: status`);
+            if (!STEP_STATUSES.includes(stepStatus))
+                throw new Error(`${at}: unknown status '${stepStatus}'`);
+            return {
+                name,
+                status: stepStatus,
+                exitCode: orNull(raw.exitCode, num, `${at}: exitCode`),
+                signal: orNull(raw.signal, str, `${at}: signal`),
+                durationMs: num(raw.durationMs, `${at}: durationMs`),
+                attempts: num(raw.attempts, `${at}: attempts`),
+                error: orNull(raw.error, str, `${at}: error`) ?? undefined,
+                lost: false,
+                stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
+                stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
+                ...(raw.rebootMs !== undefined ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } } : {}),
+                ...(raw.files !== undefined
+                    ? { transfer: { files: num(raw.files, `${at}: files`), bytes: num(raw.bytes, `${at}: bytes`), bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`), transport: raw.transport === 'exec' ? 'exec' : 'sftp' } }
+                    : {})
+            };
+        })
+    };
+}
+/** The `results` output: one object per host, in the order of `hosts`. */
+function resultsJson(results) {
+    return JSON.stringify(results.map((r) => hostJson(r)));
 }
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
@@ -66431,19 +66520,22 @@ const STATUS_ICON = {
     unreachable: '⛔ unreachable',
     skipped: '⏭️ skipped'
 };
-/** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
-function summaryMarkdown(results, elapsedMs, planSteps) {
+/**
+ * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
+ * the failed hosts' reasons.
+ */
+function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
         ['Host', (r) => escapeHtml(r.host)],
         ['Status', (r) => STATUS_ICON[r.status]],
         ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
-        ['Duration', (r) => seconds(r.durationMs)],
+        ['Duration', (r) => output_seconds(r.durationMs)],
         ['Exit code', (r) => String(r.exitCode ?? '')]
     ];
     // Columns for kinds of steps the plan has.
     if (results.some((r) => r.steps.some((s) => s.reboot))) {
-        columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')]);
+        columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [output_seconds(s.reboot.downtimeMs)] : [])).join(', ')]);
     }
     if (results.some((r) => r.steps.some((s) => s.transfer))) {
         columns.push([
@@ -66460,6 +66552,7 @@ function summaryMarkdown(results, elapsedMs, planSteps) {
         '',
         tally(results, elapsedMs),
         '',
+        ...(intro.length ? [...intro, ''] : []),
         `| ${columns.map(([title]) => title).join(' | ')} |`,
         `| ${columns.map(() => '---').join(' | ')} |`,
         ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
@@ -66469,7 +66562,7 @@ function summaryMarkdown(results, elapsedMs, planSteps) {
         lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
         for (const r of results) {
             for (const s of r.steps) {
-                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
+                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`);
             }
         }
         lines.push('', '</details>');
@@ -66519,14 +66612,133 @@ function describePlan(settings) {
     });
     return lines.join('\n');
 }
-async function writeSummary(results, elapsedMs, planSteps, dryRunPlan) {
-    // Outside Actions (a local run) there is no summary file to write to.
+/** The summary of a dry run: the plan, and that nothing was connected to. */
+function dryRunMarkdown(plan) {
+    return `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${plan.replace(/`/g, 'ˋ')}\n\`\`\`\n`;
+}
+/** Hosts listed as the slowest in a merged fleet's summary. */
+const SLOWEST_HOSTS = 5;
+/**
+ * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
+ * hosts. Markdown lines to go before the per-host table.
+ */
+function fleetMarkdown(results, planSteps) {
+    const lines = ['| Step | Failed on |', '| --- | --- |'];
+    for (const name of planSteps) {
+        const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
+        lines.push(`| ${escapeHtml(name)} | ${failed.length} |`);
+    }
+    const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS);
+    if (ran.length > 0)
+        lines.push('', `Slowest hosts: ${ran.map((r) => `${escapeHtml(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
+    return lines;
+}
+/** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
+async function writeSummary(markdown) {
     if (!process.env.GITHUB_STEP_SUMMARY)
         return;
-    const text = dryRunPlan
-        ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
-        : summaryMarkdown(results, elapsedMs, planSteps);
-    await summary.addRaw(text).write();
+    await summary.addRaw(markdown).write();
+}
+
+;// CONCATENATED MODULE: ./src/results-file.ts
+
+
+
+/** Names the layout of a results file; a file without it is not ours (or from another version). */
+const RESULTS_FORMAT = 'ssh-fleet-results/1';
+/** Writes the run's results and facts as JSON to `path`, creating its directory. */
+function writeResultsFile(path, facts, results) {
+    const file = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) };
+    (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.dirname)(path), { recursive: true });
+    (0,external_node_fs_namespaceObject.writeFileSync)(path, `${JSON.stringify(file, null, 1)}\n`);
+}
+/** A results file that cannot be merged; the message names the file. */
+class MergeError extends (/* unused pure expression or super */ null && (Error)) {
+}
+function isObject(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+/** Parses one results file, refusing anything that is not one of ours. */
+function parseResultsFile(path, text) {
+    let doc;
+    try {
+        doc = JSON.parse(text);
+    }
+    catch (err) {
+        throw new MergeError(`${path}: not JSON (${err.message})`);
+    }
+    if (!isObject(doc) || doc.format !== RESULTS_FORMAT) {
+        throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`);
+    }
+    const run = doc.run;
+    const okRun = isObject(run) && Array.isArray(run.hosts) && Array.isArray(run.inventory) && Array.isArray(run.plan) &&
+        typeof run.startedAt === 'string' && typeof run.endedAt === 'string' &&
+        (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)));
+    if (!okRun || !Array.isArray(doc.results))
+        throw new MergeError(`${path}: malformed results file (run facts or results missing)`);
+    try {
+        return { run: run, results: doc.results.map(hostFromJson) };
+    }
+    catch (err) {
+        throw new MergeError(`${path}: malformed host result: ${err.message}`);
+    }
+}
+/**
+ * Merges the results files of one rollout's shards. They must share the plan and the inventory, and
+ * their hosts must be disjoint; a shard with no file leaves its hosts `skipped` with why.
+ */
+function mergeResults(files) {
+    if (files.length === 0)
+        throw new MergeError('no results files to merge');
+    const parsed = files.map((f) => ({ path: f.path, ...parseResultsFile(f.path, f.text) }));
+    const [first] = parsed;
+    const sameList = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    const owner = new Map();
+    const shards = new Set();
+    for (const p of parsed) {
+        if (!sameList(p.run.plan, first.run.plan))
+            throw new MergeError(`${p.path}: its plan (${p.run.plan.map((s) => s.name).join(', ')}) differs from ${first.path}'s: results of different rollouts cannot be merged`);
+        if (!sameList(p.run.inventory, first.run.inventory))
+            throw new MergeError(`${p.path}: its hosts input differs from ${first.path}'s: results of different fleets cannot be merged`);
+        if ((p.run.shard?.count ?? null) !== (first.run.shard?.count ?? null))
+            throw new MergeError(`${p.path}: shard ${p.run.shard ? `${p.run.shard.index}/${p.run.shard.count}` : 'none'} does not go with ${first.path}'s`);
+        if (p.run.shard) {
+            if (shards.has(p.run.shard.index))
+                throw new MergeError(`${p.path}: shard ${p.run.shard.index}/${p.run.shard.count} is there twice`);
+            shards.add(p.run.shard.index);
+        }
+        for (const r of p.results) {
+            const other = owner.get(r.host);
+            if (other !== undefined)
+                throw new MergeError(`${p.path}: host ${r.host} is in ${other} too: shards must be disjoint`);
+            if (!p.run.inventory.includes(r.host))
+                throw new MergeError(`${p.path}: host ${r.host} is not in its own inventory`);
+            owner.set(r.host, p.path);
+        }
+    }
+    const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r])));
+    const count = first.run.shard?.count;
+    const missingShards = count ? Array.from({ length: count }, (_, i) => i + 1).filter((k) => !shards.has(k)).map((k) => `${k}/${count}`) : [];
+    const results = first.run.inventory.map((host, i) => {
+        const found = byHost.get(host);
+        if (found)
+            return found;
+        const shard = count ? (i % count) + 1 : undefined;
+        const why = shard && !shards.has(shard)
+            ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
+            : 'no results for this host in any file';
+        return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: why, steps: [], warnings: [] };
+    });
+    const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
+    return {
+        results,
+        inventory: first.run.inventory,
+        plan: first.run.plan,
+        missingShards,
+        files: parsed.length,
+        startedAt: Math.min(...times('startedAt')),
+        endedAt: Math.max(...times('endedAt'))
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/scheduler.ts
@@ -66585,6 +66797,8 @@ async function runFleet(plan, start) {
     return plan.batches.flat().map((host) => results.get(host));
 }
 
+;// CONCATENATED MODULE: ./package.json
+const package_namespaceObject = {"rE":"0.1.0"};
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
@@ -66595,6 +66809,24 @@ async function runFleet(plan, start) {
 
 
 
+
+
+
+
+/** Writes the `results-file`, when asked for, before anything else can fail. */
+function saveResults(settings, startedAt, results) {
+    if (!settings.resultsFile)
+        return;
+    writeResultsFile(settings.resultsFile, {
+        shard: settings.shard ?? null,
+        hosts: settings.hosts.map((h) => h.name),
+        inventory: settings.inventory,
+        plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
+        startedAt: startedAt.toISOString(),
+        endedAt: new Date().toISOString(),
+        actionVersion: package_namespaceObject.rE
+    }, results);
+}
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     let jump;
@@ -66608,11 +66840,13 @@ async function run() {
     try {
         const settings = getSettings();
         const plan = describePlan(settings);
+        const startedAt = new Date();
         if (settings.dryRun) {
             info(`${plan}\ndry-run: nothing was connected to.`);
             const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'));
             setOutputs(results);
-            await writeSummary(results, 0, settings.steps.length, plan);
+            await writeSummary(dryRunMarkdown(plan));
+            saveResults(settings, startedAt, results);
             return;
         }
         const keysUnchecked = settings.hostKeys.mode === 'off';
@@ -66628,9 +66862,10 @@ async function run() {
         const started = Date.now();
         const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }));
         const elapsed = Date.now() - started;
+        saveResults(settings, startedAt, results);
         annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0));
         setOutputs(results);
-        await writeSummary(results, elapsed, settings.steps.length);
+        await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length));
         const failure = failureMessage(results);
         if (failure)
             setFailed(failure);

@@ -3,41 +3,14 @@ import { runLocal } from './local'
 import { seconds, type FleetLog, type OutputSink } from './output'
 import { withRetries } from './retry'
 import { reboot } from './reboot'
+import { hostFailed, type HostResult } from './host-result'
 import type { Host, RebootStep, Settings, Step } from './settings'
 import { runScript, stepResult, type StepResult } from './steps'
 import { upload } from './upload'
 
-export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
-
-/** The outcome of one host: data, never an exception. */
-export interface HostResult {
-  host: string
-  status: HostStatus
-  exitCode: number | null
-  durationMs: number
-  /** Connection attempts, all connects of the plan counted. */
-  attempts: number
-  error?: string
-  /** Name of the step that failed the host. */
-  failedStep?: string
-  steps: StepResult[]
-  /** Why the host needed retries or went on past a failure, for warning annotations. */
-  warnings: string[]
-}
-
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
   /** Where local steps run and relative paths resolve: GITHUB_WORKSPACE on a runner. */
   workspace?: string
-}
-
-/** The result of a host that did not run (more of) the plan, with why. */
-export function skippedResult(host: Host, reason: string): HostResult {
-  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
-}
-
-/** Failed or unreachable: what fails the action. */
-export function hostFailed(r: HostResult): boolean {
-  return r.status === 'failed' || r.status === 'unreachable'
 }
 
 /**

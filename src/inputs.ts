@@ -1,24 +1,14 @@
 import * as core from '@actions/core'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './host-keys'
 import { parseHosts, parsePort } from './inventory'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, ProxyJump, Settings, Step } from './settings'
-import { resolveUpload } from './upload'
-
-/** A bad input value; main reports it as an error annotation naming the input. */
-export class InputError extends Error {
-  constructor(
-    readonly input: string,
-    problem: string
-  ) {
-    super(`Invalid input '${input}': ${problem}`)
-    this.name = 'InputError'
-  }
-}
+import { InputError } from './input-error'
+import { resolveUpload } from './local-files'
 
 /** Inputs that are masked; their values are never quoted in a message. */
 export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'] as const
@@ -144,6 +134,13 @@ function readSteps(env: Env): Step[] {
   return [singleStep(script, defaults)]
 }
 
+/** Where the results file goes: relative to the workspace, never onto a directory. */
+function resultsPath(text: string, workspace: string): string {
+  const path = resolve(workspace, text)
+  if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
+  return path
+}
+
 function readProxyJump(env: Env, defaults: { user?: string }): ProxyJump | undefined {
   const text = core.getInput('proxy-jump')
   if (text === '') return undefined
@@ -158,7 +155,9 @@ export function getSettings(env: Env = process.env): Settings {
   const username = core.getInput('username') || undefined
   const port = field('port', parsePort, '22')
   const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
-  const hosts = shardHosts(allHosts, field('shard', (t) => (t === '' ? undefined : parseShard(t)), ''))
+  const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '')
+  const hosts = shardHosts(allHosts, shard)
+  const workspace = env.GITHUB_WORKSPACE || process.cwd()
   const auth = readAuth(env, 'private-key')
   const hostKeys = readHostKeys()
   const steps = readSteps(env)
@@ -169,6 +168,9 @@ export function getSettings(env: Env = process.env): Settings {
   }, 'bash -e')
   return {
     hosts,
+    inventory: allHosts.map((h) => h.name),
+    shard,
+    resultsFile: field('results-file', (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
     batches: planBatches(hosts, batchSpec),
     strategy: field('strategy', oneOf(['host', 'step'] as const), 'host'),
     maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),

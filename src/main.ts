@@ -1,12 +1,31 @@
 import * as core from '@actions/core'
 import { HandshakeGates } from './handshake-gate'
 import { ANNOTATION_LIMIT } from './constants'
-import { HostRun, RunOnceSteps, skippedResult } from './host-runner'
-import { InputError, getSettings } from './inputs'
+import { skippedResult, type HostResult } from './host-result'
+import { HostRun, RunOnceSteps } from './host-runner'
+import { InputError } from './input-error'
+import { getSettings } from './inputs'
 import { JumpHost } from './jump-host'
 import { FleetLog } from './output'
-import { annotate, describePlan, failureMessage, setOutputs, writeSummary } from './report'
+import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report'
+import { writeResultsFile } from './results-file'
 import { runFleet } from './scheduler'
+import type { Settings } from './settings'
+import { version } from '../package.json'
+
+/** Writes the `results-file`, when asked for, before anything else can fail. */
+function saveResults(settings: Settings, startedAt: Date, results: HostResult[]): void {
+  if (!settings.resultsFile) return
+  writeResultsFile(settings.resultsFile, {
+    shard: settings.shard ?? null,
+    hosts: settings.hosts.map((h) => h.name),
+    inventory: settings.inventory,
+    plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
+    startedAt: startedAt.toISOString(),
+    endedAt: new Date().toISOString(),
+    actionVersion: version
+  }, results)
+}
 
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
@@ -20,11 +39,13 @@ export async function run(): Promise<void> {
   try {
     const settings = getSettings()
     const plan = describePlan(settings)
+    const startedAt = new Date()
     if (settings.dryRun) {
       core.info(`${plan}\ndry-run: nothing was connected to.`)
       const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'))
       setOutputs(results)
-      await writeSummary(results, 0, settings.steps.length, plan)
+      await writeSummary(dryRunMarkdown(plan))
+      saveResults(settings, startedAt, results)
       return
     }
     const keysUnchecked = settings.hostKeys.mode === 'off'
@@ -40,9 +61,10 @@ export async function run(): Promise<void> {
     const started = Date.now()
     const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }))
     const elapsed = Date.now() - started
+    saveResults(settings, startedAt, results)
     annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0))
     setOutputs(results)
-    await writeSummary(results, elapsed, settings.steps.length)
+    await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))
     const failure = failureMessage(results)
     if (failure) core.setFailed(failure)
   } catch (err) {

@@ -1,8 +1,9 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
-import { hostFailed, type HostResult } from './host-runner'
+import { hostFailed, type HostResult } from './host-result'
 import { seconds } from './output'
 import type { Settings } from './settings'
+import type { StepResult } from './steps'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5
@@ -79,31 +80,92 @@ export function failureMessage(results: HostResult[]): string | undefined {
   return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`
 }
 
+/** One host in the `results` output; results files also keep what merging needs to report it again. */
+export type HostJson = ReturnType<typeof hostJson>
+
+/** A host's result as the `results` output shows it; `forFile` adds the failed step and warnings. */
+export function hostJson(r: HostResult, forFile = false) {
+  return {
+    host: r.host,
+    status: r.status,
+    exitCode: r.exitCode,
+    durationMs: r.durationMs,
+    attempts: r.attempts,
+    error: r.error ?? null,
+    ...(forFile ? { failedStep: r.failedStep ?? null, warnings: r.warnings } : {}),
+    steps: r.steps.map((s) => ({
+      name: s.name,
+      status: s.status,
+      exitCode: s.exitCode,
+      signal: s.signal,
+      durationMs: s.durationMs,
+      attempts: s.attempts,
+      ...(s.error ? { error: s.error } : {}),
+      stdoutTail: s.stdoutTail,
+      stderrTail: s.stderrTail,
+      ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
+      ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
+    }))
+  }
+}
+
+const HOST_STATUSES: ReadonlyArray<HostResult['status']> = ['success', 'failed', 'skipped', 'unreachable']
+const STEP_STATUSES: ReadonlyArray<StepResult['status']> = ['success', 'failed', 'skipped']
+
+/** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
+export function hostFromJson(value: unknown): HostResult {
+  const o = value as Record<string, unknown>
+  const str = (v: unknown, what: string): string => {
+    if (typeof v !== 'string') throw new Error(`${what} is not a string`)
+    return v
+  }
+  const num = (v: unknown, what: string): number => {
+    if (typeof v !== 'number') throw new Error(`${what} is not a number`)
+    return v
+  }
+  const orNull = <T>(v: unknown, read: (v: unknown, what: string) => T, what: string): T | null => (v === null || v === undefined ? null : read(v, what))
+  if (typeof o !== 'object' || o === null) throw new Error('a host result is not an object')
+  const host = str(o.host, 'host')
+  const status = str(o.status, `${host}: status`) as HostResult['status']
+  if (!HOST_STATUSES.includes(status)) throw new Error(`${host}: unknown status '${status}'`)
+  if (!Array.isArray(o.steps)) throw new Error(`${host}: steps is not a list`)
+  return {
+    host,
+    status,
+    exitCode: orNull(o.exitCode, num, `${host}: exitCode`),
+    durationMs: num(o.durationMs, `${host}: durationMs`),
+    attempts: num(o.attempts, `${host}: attempts`),
+    error: orNull(o.error, str, `${host}: error`) ?? undefined,
+    failedStep: orNull(o.failedStep, str, `${host}: failedStep`) ?? undefined,
+    warnings: Array.isArray(o.warnings) ? o.warnings.map((w) => str(w, `${host}: warning`)) : [],
+    steps: o.steps.map((raw: Record<string, unknown>): StepResult => {
+      const name = str(raw.name, `${host}: step name`)
+      const at = `${host}, step ${name}`
+      const stepStatus = str(raw.status, `${at}: status`) as StepResult['status']
+      if (!STEP_STATUSES.includes(stepStatus)) throw new Error(`${at}: unknown status '${stepStatus}'`)
+      return {
+        name,
+        status: stepStatus,
+        exitCode: orNull(raw.exitCode, num, `${at}: exitCode`),
+        signal: orNull(raw.signal, str, `${at}: signal`),
+        durationMs: num(raw.durationMs, `${at}: durationMs`),
+        attempts: num(raw.attempts, `${at}: attempts`),
+        error: orNull(raw.error, str, `${at}: error`) ?? undefined,
+        lost: false,
+        stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
+        stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
+        ...(raw.rebootMs !== undefined ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } } : {}),
+        ...(raw.files !== undefined
+          ? { transfer: { files: num(raw.files, `${at}: files`), bytes: num(raw.bytes, `${at}: bytes`), bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`), transport: raw.transport === 'exec' ? 'exec' : 'sftp' } }
+          : {})
+      }
+    })
+  }
+}
+
 /** The `results` output: one object per host, in the order of `hosts`. */
 export function resultsJson(results: HostResult[]): string {
-  return JSON.stringify(
-    results.map((r) => ({
-      host: r.host,
-      status: r.status,
-      exitCode: r.exitCode,
-      durationMs: r.durationMs,
-      attempts: r.attempts,
-      error: r.error ?? null,
-      steps: r.steps.map((s) => ({
-        name: s.name,
-        status: s.status,
-        exitCode: s.exitCode,
-        signal: s.signal,
-        durationMs: s.durationMs,
-        attempts: s.attempts,
-        ...(s.error ? { error: s.error } : {}),
-        stdoutTail: s.stdoutTail,
-        stderrTail: s.stderrTail,
-        ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-        ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
-      }))
-    }))
-  )
+  return JSON.stringify(results.map((r) => hostJson(r)))
 }
 
 export function setOutputs(results: HostResult[]): void {
@@ -123,8 +185,11 @@ const STATUS_ICON: Record<HostResult['status'], string> = {
   skipped: '⏭️ skipped'
 }
 
-/** The job summary as markdown/HTML: a row per host, then the failed hosts' reasons. */
-export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSteps: number): string {
+/**
+ * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
+ * the failed hosts' reasons.
+ */
+export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSteps: number, intro: string[] = []): string {
   const columns: Array<[string, (r: HostResult) => string]> = [
     ['Host', (r) => escapeHtml(r.host)],
     ['Status', (r) => STATUS_ICON[r.status]],
@@ -152,6 +217,7 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
     '',
     tally(results, elapsedMs),
     '',
+    ...(intro.length ? [...intro, ''] : []),
     `| ${columns.map(([title]) => title).join(' | ')} |`,
     `| ${columns.map(() => '---').join(' | ')} |`,
     ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
@@ -210,11 +276,31 @@ export function describePlan(settings: Settings): string {
   return lines.join('\n')
 }
 
-export async function writeSummary(results: HostResult[], elapsedMs: number, planSteps: number, dryRunPlan?: string): Promise<void> {
-  // Outside Actions (a local run) there is no summary file to write to.
+/** The summary of a dry run: the plan, and that nothing was connected to. */
+export function dryRunMarkdown(plan: string): string {
+  return `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${plan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
+}
+
+/** Hosts listed as the slowest in a merged fleet's summary. */
+const SLOWEST_HOSTS = 5
+
+/**
+ * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
+ * hosts. Markdown lines to go before the per-host table.
+ */
+export function fleetMarkdown(results: HostResult[], planSteps: string[]): string[] {
+  const lines = ['| Step | Failed on |', '| --- | --- |']
+  for (const name of planSteps) {
+    const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'))
+    lines.push(`| ${escapeHtml(name)} | ${failed.length} |`)
+  }
+  const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS)
+  if (ran.length > 0) lines.push('', `Slowest hosts: ${ran.map((r) => `${escapeHtml(r.host)} (${seconds(r.durationMs)})`).join(', ')}`)
+  return lines
+}
+
+/** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
+export async function writeSummary(markdown: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  const text = dryRunPlan
-    ? `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${dryRunPlan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
-    : summaryMarkdown(results, elapsedMs, planSteps)
-  await core.summary.addRaw(text).write()
+  await core.summary.addRaw(markdown).write()
 }

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import { skippedResult, type HostResult } from './host-runner'
+import { skippedResult, type HostResult } from './host-result'
 import type { Host, Step } from './settings'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */

@@ -108,6 +108,12 @@ export interface ProxyJump {
 export interface Settings {
   /** The hosts of this run: the `hosts` input, or this job's `shard` of it. */
   hosts: Host[]
+  /** Every entry of the `hosts` input, as written, whatever the shard. */
+  inventory: string[]
+  /** This job's slice of the inventory (`shard: k/n`), when split across matrix jobs. */
+  shard?: { index: number; count: number }
+  /** Absolute path of the results file to write (`results-file`), if any. */
+  resultsFile?: string
   /** `hosts` split into rolling batches (one batch without `batch`). */
   batches: Host[][]
   /** `host`: each host runs the whole plan on its own; `step`: each step finishes on the batch first. */

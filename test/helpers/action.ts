@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 export const ACTION = resolve(__dirname, '../../dist/index.js')
+/** The merge action's bundle (merge/action.yml). */
+export const MERGE_ACTION = resolve(__dirname, '../../dist/merge/index.js')
 
 export interface ActionRun {
   code: number | null
@@ -41,6 +43,8 @@ export interface RunOptions {
   onStdout?: (text: string) => void
   /** Measure the action process's peak RSS and CPU (bench/rusage.cjs preloaded). */
   rusage?: boolean
+  /** The bundle to run: the main action (default) or MERGE_ACTION. */
+  bundle?: string
 }
 
 export async function runAction(inputs: Record<string, string>, options: RunOptions = {}): Promise<ActionRun> {
@@ -55,7 +59,7 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
   const started = Date.now()
   const usageFile = join(dir, 'rusage.json')
   const preload = options.rusage ? ['-r', resolve(__dirname, '../../bench/rusage.cjs')] : []
-  const child = spawn(process.execPath, [...preload, ACTION], {
+  const child = spawn(process.execPath, [...preload, options.bundle ?? ACTION], {
     env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, BENCH_RUSAGE: usageFile, ...inputEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })

@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { InputError, getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
+import { InputError } from '../../src/input-error'
+import { getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
 import type { RunStep } from '../../src/settings'
 
 describe('value parsers', () => {
@@ -148,6 +149,14 @@ describe('getSettings', () => {
     expect(sharded.maxFailures).toBe(0) // 40% of 2 hosts
     withInputs({ shard: '', 'max-failures': '' })
     expect(getSettings({}).maxFailures).toBe(Infinity)
+  })
+
+  test('results-file resolves in the workspace; a directory is refused', () => {
+    withInputs({ ...base, hosts: 'u@a u@b u@c', shard: '2/2', 'results-file': 'out/shard-2.json' })
+    const s = getSettings({ GITHUB_WORKSPACE: dir })
+    expect(s).toMatchObject({ resultsFile: join(dir, 'out/shard-2.json'), shard: { index: 2, count: 2 }, inventory: ['u@a', 'u@b', 'u@c'] })
+    withInputs({ 'results-file': '.' })
+    expect(() => getSettings({ GITHUB_WORKSPACE: dir })).toThrow("Invalid input 'results-file': '.' is a directory")
   })
 
   test('agent auto uses SSH_AUTH_SOCK only when set', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/host-runner'
+import type { HostResult } from '../../src/host-result'
 import { annotate, failureMessage, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report'
 
 function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/host-runner'
+import type { HostResult } from '../../src/host-result'
 import { planBatches, parseBatchSpec } from '../../src/plan'
 import { runFleet, type FleetPlan, type HostRunner } from '../../src/scheduler'
 import type { Host, Step } from '../../src/settings'

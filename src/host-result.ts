@@ -1,0 +1,30 @@
+import type { Host } from './settings'
+import type { StepResult } from './steps'
+
+export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
+
+/** The outcome of one host: data, never an exception. */
+export interface HostResult {
+  host: string
+  status: HostStatus
+  exitCode: number | null
+  durationMs: number
+  /** Connection attempts, all connects of the plan counted. */
+  attempts: number
+  error?: string
+  /** Name of the step that failed the host. */
+  failedStep?: string
+  steps: StepResult[]
+  /** Why the host needed retries or went on past a failure, for warning annotations. */
+  warnings: string[]
+}
+
+/** The result of a host that did not run (more of) the plan, with why. */
+export function skippedResult(host: Host, reason: string): HostResult {
+  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
+}
+
+/** Failed or unreachable: what fails the action. */
+export function hostFailed(r: HostResult): boolean {
+  return r.status === 'failed' || r.status === 'unreachable'
+}

@@ -1,0 +1,41 @@
+import * as core from '@actions/core'
+import { readFileSync } from 'node:fs'
+import { relative } from 'node:path'
+import { InputError } from './input-error'
+import { localFiles } from './local-files'
+import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report'
+import { MergeError, mergeResults } from './results-file'
+
+/** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
+export async function run(): Promise<void> {
+  try {
+    const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
+    const pattern = core.getInput('files') || 'ssh-fleet-results/**/*.json'
+    const failOn = (core.getInput('fail-on-failure') || 'true').toLowerCase()
+    if (failOn !== 'true' && failOn !== 'false') throw new InputError('fail-on-failure', `'${failOn}' is not true or false`)
+    let paths: string[]
+    try {
+      paths = localFiles(pattern, workspace)
+    } catch (err) {
+      throw new InputError('files', `${(err as Error).message}; did the download-artifact step run, into the same path?`)
+    }
+    const merged = mergeResults(paths.map((path) => ({ path: relative(workspace, path) || path, text: readFileSync(path, 'utf8') })))
+    const elapsed = Math.max(0, merged.endedAt - merged.startedAt)
+    const missing = merged.missingShards.length
+      ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.error?.startsWith('no results')).length} hosts have no results`
+      : undefined
+    const scope = `${merged.files} results file${merged.files === 1 ? '' : 's'} merged${missing ? `; ${missing}` : ''}`
+    core.info(`${scope}\n${tally(merged.results, elapsed)}`)
+    annotate(merged.results, elapsed)
+    setOutputs(merged.results)
+    await writeSummary(summaryMarkdown(merged.results, elapsed, merged.plan.length, [scope, '', ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))]))
+    const failure = [failureMessage(merged.results), missing].filter(Boolean).join('; ')
+    if (!failure) return
+    if (failOn === 'true') core.setFailed(failure)
+    else core.info(`not failing (fail-on-failure: false): ${failure}`)
+  } catch (err) {
+    if (err instanceof InputError) core.setFailed(err.message)
+    else if (err instanceof MergeError) core.setFailed(`ssh-fleet merge: ${err.message}`)
+    else core.setFailed(`ssh-fleet merge failed: ${(err as Error).message}`)
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * One fleet across matrix jobs: three shards of a real sshd fleet run through dist/ and write their
+ * results files, then the merge bundle (dist/merge) reports the whole fleet, as a needs: job would.
+ */
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { MERGE_ACTION, runAction } from '../helpers/action'
+import { hostList, startSshd, type Sshd } from '../helpers/sshd'
+
+let sshd: Sshd
+const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-merge-'))
+beforeAll(async () => {
+  sshd = await startSshd({ ports: 7 })
+})
+afterAll(async () => {
+  await sshd?.stop()
+  rmSync(workspace, { recursive: true, force: true })
+})
+
+const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+
+describe('shards and merge', () => {
+  test('three shards write results files; the merge reports every host exactly once', async () => {
+    const bad = sshd.ports[4]
+    const shards = await Promise.all([1, 2, 3].map((k) => runAction(
+      {
+        hosts: hostList(sshd),
+        'private-key': sshd.clientKey,
+        'known-hosts': sshd.knownHosts,
+        shard: `${k}/3`,
+        'results-file': `ssh-fleet-results/shard-${k}.json`,
+        steps: `- name: deploy\n  run: 'if [ "\${SSH_CONNECTION##* }" = ${bad} ]; then echo "disk full" >&2; exit 4; fi; echo deployed'`
+      },
+      { env: { GITHUB_WORKSPACE: workspace } }
+    )))
+    expect(shards.map((s) => s.code)).toEqual([0, 1, 0]) // port index 4 is in shard 2 (every 3rd from the 2nd)
+    const file = JSON.parse(readFileSync(join(workspace, 'ssh-fleet-results/shard-2.json'), 'utf8'))
+    expect(file.run).toMatchObject({ shard: { index: 2, count: 3 }, hosts: [name(sshd.ports[1]), name(sshd.ports[4])], inventory: sshd.ports.map(name), plan: [{ name: 'deploy', kind: 'run' }] })
+    expect(Date.parse(file.run.endedAt)).toBeGreaterThanOrEqual(Date.parse(file.run.startedAt))
+
+    const merged = await runAction({}, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+    expect(merged.code).toBe(1)
+    expect(merged.results.map((r) => r.host)).toEqual(sshd.ports.map(name))
+    expect(merged.results.find((r) => r.host === name(bad))).toMatchObject({ status: 'failed', exitCode: 4, error: 'exit code 4' })
+    expect(merged.outputs.failed).toBe(name(bad))
+    expect(merged.outputs.succeeded.split('\n')).toHaveLength(6)
+    expect(merged.stdout).toContain('3 results files merged')
+    expect(merged.annotations.filter((a) => a.startsWith('::error title='))).toEqual([expect.stringContaining('exit code 4%0Astderr:%0Adisk full')])
+    expect(merged.annotations.find((a) => a.startsWith('::notice'))).toMatch(/^::notice::6\/7 hosts succeeded in \d+\.\ds \(1 failed\)$/)
+    expect(merged.stdout).toContain(`::error::1 of 7 hosts failed: ${name(bad)}`)
+    // Every host exactly once in the summary's table, the step's failure count, the slowest hosts.
+    for (const port of sshd.ports) expect(merged.summary.split(`| ${name(port)} |`)).toHaveLength(2)
+    expect(merged.summary).toContain('| deploy | 1 |')
+    expect(merged.summary).toContain('Slowest hosts: ')
+
+    const report = await runAction({ 'fail-on-failure': 'false' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+    expect(report.code).toBe(0)
+    expect(report.outputs.failed).toBe(name(bad))
+  })
+
+  test('a shard without its file: named, its hosts skipped with why, the merge fails', async () => {
+    rmSync(join(workspace, 'ssh-fleet-results/shard-3.json'))
+    expect(readdirSync(join(workspace, 'ssh-fleet-results'))).toHaveLength(2)
+    const merged = await runAction({ 'fail-on-failure': 'false' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+    expect(merged.results.filter((r) => r.status === 'skipped').map((r) => r.host)).toEqual([name(sshd.ports[2]), name(sshd.ports[5])])
+    expect(merged.stdout).toContain('2 results files merged; shard 3/3 wrote no results file: 2 hosts have no results')
+    const strict = await runAction({}, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+    expect(strict.code).toBe(1)
+    expect(strict.stdout).toMatch(/::error::1 of 7 hosts failed: .*; shard 3\/3 wrote no results file/)
+  })
+
+  test('a foreign file or no file at all fails the merge, naming it', async () => {
+    const foreign = await runAction({ files: 'package.json' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: process.cwd() } })
+    expect(foreign.code).toBe(1)
+    expect(foreign.stdout).toContain('::error::ssh-fleet merge: package.json: not an ssh-fleet results file')
+    const none = await runAction({ files: 'nothing-here/**/*.json' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+    expect(none.code).toBe(1)
+    expect(none.stdout).toContain("::error::Invalid input 'files': 'nothing-here/**/*.json' matches nothing")
+  })
+})
