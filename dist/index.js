@@ -63967,7 +63967,7 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-;// CONCATENATED MODULE: ./src/handshake-gate.ts
+;// CONCATENATED MODULE: ./src/ssh/handshake-gate.ts
 /**
  * Caps the handshakes in progress towards one server address. sshd's MaxStartups drops new
  * connections while too many are unauthenticated, so a fleet behind one address (ports on one
@@ -64024,7 +64024,7 @@ class HandshakeGates {
     }
 }
 
-;// CONCATENATED MODULE: ./src/constants.ts
+;// CONCATENATED MODULE: ./src/report/constants.ts
 /** Output names, as declared in action.yml. */
 var Outputs;
 (function (Outputs) {
@@ -64035,7 +64035,7 @@ var Outputs;
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
 
-;// CONCATENATED MODULE: ./src/host-result.ts
+;// CONCATENATED MODULE: ./src/run/host-result.ts
 /** The result of a host that did not run (more of) the plan, with why. */
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
@@ -64049,7 +64049,7 @@ function hostFailed(r) {
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ./src/host-keys.ts
+;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
 
 /** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
 function describeKey(blob) {
@@ -64176,7 +64176,7 @@ function verifyHostKey(policy, host, key) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/auth.ts
+;// CONCATENATED MODULE: ./src/ssh/auth.ts
 
 /** What one connection attempt offered the server, and what the server said it accepts. */
 class AuthTrail {
@@ -64252,7 +64252,7 @@ function authHandler(client, username, auth, trail) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/retry.ts
+;// CONCATENATED MODULE: ./src/ssh/retry.ts
 const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2^(retry-1))).
@@ -64279,7 +64279,7 @@ async function withRetries(attempt, options) {
     return { outcome, attempts };
 }
 
-;// CONCATENATED MODULE: ./src/connection.ts
+;// CONCATENATED MODULE: ./src/ssh/connection.ts
 
 
 
@@ -64496,7 +64496,7 @@ async function connect(host, options, deps = {}) {
 const external_node_child_process_namespaceObject = require("node:child_process");
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
-;// CONCATENATED MODULE: ./src/output.ts
+;// CONCATENATED MODULE: ./src/report/output.ts
 
 
 /** A duration as people read it in a log: `34.2s`. */
@@ -64626,7 +64626,7 @@ class FleetLog {
     }
 }
 
-;// CONCATENATED MODULE: ./src/steps.ts
+;// CONCATENATED MODULE: ./src/steps/script.ts
 
 
 
@@ -64827,7 +64827,7 @@ async function runScript(step, ctx) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/local.ts
+;// CONCATENATED MODULE: ./src/steps/local.ts
 
 
 
@@ -64891,7 +64891,7 @@ function runLocal(step, host, ctx) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/reboot.ts
+;// CONCATENATED MODULE: ./src/steps/reboot.ts
 
 
 
@@ -65236,7 +65236,7 @@ function validateConcurrency(concurrency) {
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: ./src/remote-files.ts
+;// CONCATENATED MODULE: ./src/steps/remote-files.ts
 
 
 
@@ -65435,7 +65435,7 @@ async function openRemoteFiles(connection, note) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/upload.ts
+;// CONCATENATED MODULE: ./src/steps/upload.ts
 
 
 
@@ -65520,7 +65520,7 @@ async function upload(step, connection, status) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/host-runner.ts
+;// CONCATENATED MODULE: ./src/run/host-runner.ts
 
 
 
@@ -65702,7 +65702,7 @@ class HostRun {
     }
 }
 
-;// CONCATENATED MODULE: ./src/input-error.ts
+;// CONCATENATED MODULE: ./src/plan/input-error.ts
 /** A bad input value; main reports it as an error annotation naming the input. */
 class InputError extends Error {
     input;
@@ -65717,7 +65717,7 @@ class InputError extends Error {
 const external_node_os_namespaceObject = require("node:os");
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
-;// CONCATENATED MODULE: ./src/inventory.ts
+;// CONCATENATED MODULE: ./src/plan/inventory.ts
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
@@ -65792,7 +65792,7 @@ function parseHosts(text, defaults) {
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
-;// CONCATENATED MODULE: ./src/plan.ts
+;// CONCATENATED MODULE: ./src/plan/plan.ts
 
 function scalar(value, what) {
     if (typeof value === 'string')
@@ -66004,7 +66004,7 @@ function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
 }
 
-;// CONCATENATED MODULE: ./src/local-files.ts
+;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
 const MAGIC = /[*?[]/;
@@ -66092,7 +66092,7 @@ function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
 }
 
-;// CONCATENATED MODULE: ./src/inputs.ts
+;// CONCATENATED MODULE: ./src/plan/inputs.ts
 
 
 
@@ -66285,7 +66285,7 @@ function getSettings(env = process.env) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/jump-host.ts
+;// CONCATENATED MODULE: ./src/ssh/jump-host.ts
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
@@ -66348,7 +66348,7 @@ class JumpHost {
     }
 }
 
-;// CONCATENATED MODULE: ./src/report.ts
+;// CONCATENATED MODULE: ./src/report/report.ts
 
 
 
@@ -66640,7 +66640,7 @@ async function writeSummary(markdown) {
     await summary.addRaw(markdown).write();
 }
 
-;// CONCATENATED MODULE: ./src/results-file.ts
+;// CONCATENATED MODULE: ./src/report/results-file.ts
 
 
 
@@ -66741,7 +66741,7 @@ function mergeResults(files) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/scheduler.ts
+;// CONCATENATED MODULE: ./src/run/scheduler.ts
 
 
 /**

@@ -1,10 +1,10 @@
 import * as core from '@actions/core'
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
-import { InputError } from './input-error'
-import { localFiles } from './local-files'
-import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report'
-import { MergeError, mergeResults } from './results-file'
+import { InputError } from './plan/input-error'
+import { localFiles } from './plan/local-files'
+import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
+import { MergeError, mergeResults } from './report/results-file'
 
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
 export async function run(): Promise<void> {

@@ -31678,7 +31678,7 @@ function getIDToken(aud) {
 const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
-;// CONCATENATED MODULE: ./src/input-error.ts
+;// CONCATENATED MODULE: ./src/plan/input-error.ts
 /** A bad input value; main reports it as an error annotation naming the input. */
 class InputError extends Error {
     input;
@@ -31689,7 +31689,7 @@ class InputError extends Error {
     }
 }
 
-;// CONCATENATED MODULE: ./src/local-files.ts
+;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
 const MAGIC = /[*?[]/;
@@ -31777,7 +31777,7 @@ function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
 }
 
-;// CONCATENATED MODULE: ./src/constants.ts
+;// CONCATENATED MODULE: ./src/report/constants.ts
 /** Output names, as declared in action.yml. */
 var Outputs;
 (function (Outputs) {
@@ -31788,7 +31788,7 @@ var Outputs;
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
 
-;// CONCATENATED MODULE: ./src/host-result.ts
+;// CONCATENATED MODULE: ./src/run/host-result.ts
 /** The result of a host that did not run (more of) the plan, with why. */
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
@@ -31802,7 +31802,7 @@ function hostFailed(r) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
-;// CONCATENATED MODULE: ./src/output.ts
+;// CONCATENATED MODULE: ./src/report/output.ts
 
 
 /** A duration as people read it in a log: `34.2s`. */
@@ -31932,7 +31932,7 @@ class FleetLog {
     }
 }
 
-;// CONCATENATED MODULE: ./src/report.ts
+;// CONCATENATED MODULE: ./src/report/report.ts
 
 
 
@@ -32224,7 +32224,7 @@ async function writeSummary(markdown) {
     await summary.addRaw(markdown).write();
 }
 
-;// CONCATENATED MODULE: ./src/results-file.ts
+;// CONCATENATED MODULE: ./src/report/results-file.ts
 
 
 

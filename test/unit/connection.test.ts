@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { classifyConnectError } from '../../src/connection'
+import { classifyConnectError } from '../../src/ssh/connection'
 
 const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } => Object.assign(new Error(message), { level, code })
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { HandshakeGate, HandshakeGates } from '../../src/handshake-gate'
+import { HandshakeGate, HandshakeGates } from '../../src/ssh/handshake-gate'
 
 describe('HandshakeGate', () => {
   test('admits up to the cap at once and queues the rest in order', async () => {

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
-import { describeKey, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/host-keys'
+import { describeKey, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/ssh/host-keys'
 
 /** A syntactically valid ssh-ed25519 public key blob. */
 function edKey(): Buffer {

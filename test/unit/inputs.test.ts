@@ -3,9 +3,9 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { InputError } from '../../src/input-error'
-import { getSettings, parseCount, parseDuration, parseEnv } from '../../src/inputs'
-import type { RunStep } from '../../src/settings'
+import { InputError } from '../../src/plan/input-error'
+import { getSettings, parseCount, parseDuration, parseEnv } from '../../src/plan/inputs'
+import type { RunStep } from '../../src/plan/settings'
 
 describe('value parsers', () => {
   test('durations take seconds or s/m/h', () => {

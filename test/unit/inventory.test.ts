@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { parseHosts, parseHostEntry } from '../../src/inventory'
+import { parseHosts, parseHostEntry } from '../../src/plan/inventory'
 
 describe('parseHosts', () => {
   test('accepts newline, comma and space separators with per-host user and port', () => {

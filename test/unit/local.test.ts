@@ -1,7 +1,7 @@
 /** Local steps on this machine's shell (sh, or cmd on Windows), as CI runs them on all three OSes. */
 import { describe, expect, test } from 'vitest'
-import { runLocal } from '../../src/local'
-import type { Host, LocalStep } from '../../src/settings'
+import { runLocal } from '../../src/steps/local'
+import type { Host, LocalStep } from '../../src/plan/settings'
 
 const windows = process.platform === 'win32'
 const host: Host = { name: 'deploy@web1:2222', user: 'deploy', hostname: 'web1', port: 2222, index: 3 }

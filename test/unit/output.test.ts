@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
-import { FleetLog, LineSplitter, type LogSink } from '../../src/output'
-import type { Host } from '../../src/settings'
+import { FleetLog, LineSplitter, type LogSink } from '../../src/report/output'
+import type { Host } from '../../src/plan/settings'
 
 const host: Host = { name: 'web1', user: 'u', hostname: 'web1', port: 22, index: 0 }
 

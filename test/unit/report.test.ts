@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/host-result'
-import { annotate, failureMessage, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report'
+import type { HostResult } from '../../src/run/host-result'
+import { annotate, failureMessage, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report/report'
 
 function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {
   return { host: name, status, exitCode: status === 'success' ? 0 : 3, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/host-result'
-import { hostFromJson, hostJson } from '../../src/report'
-import { MergeError, RESULTS_FORMAT, mergeResults, writeResultsFile, type RunFacts } from '../../src/results-file'
+import type { HostResult } from '../../src/run/host-result'
+import { hostFromJson, hostJson } from '../../src/report/report'
+import { MergeError, RESULTS_FORMAT, mergeResults, writeResultsFile, type RunFacts } from '../../src/report/results-file'
 
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-results-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))

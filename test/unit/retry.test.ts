@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { backoffDelay, withRetries } from '../../src/retry'
+import { backoffDelay, withRetries } from '../../src/ssh/retry'
 
 describe('backoffDelay', () => {
   test('full jitter below an exponential ceiling capped at 30 s', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/host-result'
-import { planBatches, parseBatchSpec } from '../../src/plan'
-import { runFleet, type FleetPlan, type HostRunner } from '../../src/scheduler'
-import type { Host, Step } from '../../src/settings'
+import type { HostResult } from '../../src/run/host-result'
+import { planBatches, parseBatchSpec } from '../../src/plan/plan'
+import { runFleet, type FleetPlan, type HostRunner } from '../../src/run/scheduler'
+import type { Host, Step } from '../../src/plan/settings'
 
 const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 const steps = (n: number): Step[] =>

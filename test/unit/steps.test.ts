@@ -3,9 +3,9 @@ import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import type { RunStep } from '../../src/settings'
+import type { RunStep } from '../../src/plan/settings'
 import { alive } from '../helpers/sshd'
-import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps'
+import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps/script'
 
 const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
 

@@ -1,6 +1,6 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
 import { describeKey } from './host-keys'
-import type { Auth } from './settings'
+import type { Auth } from '../plan/settings'
 
 /** What one connection attempt offered the server, and what the server said it accepts. */
 export class AuthTrail {

@@ -1,12 +1,12 @@
-import { connect, type ConnectDeps, type ConnectFailure, type Connection } from './connection'
-import { runLocal } from './local'
-import { seconds, type FleetLog, type OutputSink } from './output'
-import { withRetries } from './retry'
-import { reboot } from './reboot'
+import { connect, type ConnectDeps, type ConnectFailure, type Connection } from '../ssh/connection'
+import { runLocal } from '../steps/local'
+import { seconds, type FleetLog, type OutputSink } from '../report/output'
+import { withRetries } from '../ssh/retry'
+import { reboot } from '../steps/reboot'
 import { hostFailed, type HostResult } from './host-result'
-import type { Host, RebootStep, Settings, Step } from './settings'
-import { runScript, stepResult, type StepResult } from './steps'
-import { upload } from './upload'
+import type { Host, RebootStep, Settings, Step } from '../plan/settings'
+import { runScript, stepResult, type StepResult } from '../steps/script'
+import { upload } from '../steps/upload'
 
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
   /** Where local steps run and relative paths resolve: GITHUB_WORKSPACE on a runner. */

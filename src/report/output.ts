@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
-import type { Host } from './settings'
+import type { Host } from '../plan/settings'
 
 export type StreamName = 'stdout' | 'stderr'
 

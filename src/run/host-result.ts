@@ -1,5 +1,5 @@
-import type { Host } from './settings'
-import type { StepResult } from './steps'
+import type { Host } from '../plan/settings'
+import type { StepResult } from '../steps/script'
 
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
 

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit'
 import { skippedResult, type HostResult } from './host-result'
-import type { Host, Step } from './settings'
+import type { Host, Step } from '../plan/settings'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */
 export interface HostRunner {

@@ -1,9 +1,9 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
-import { hostFailed, type HostResult } from './host-result'
+import { hostFailed, type HostResult } from '../run/host-result'
 import { seconds } from './output'
-import type { Settings } from './settings'
-import type { StepResult } from './steps'
+import type { Settings } from '../plan/settings'
+import type { StepResult } from '../steps/script'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5

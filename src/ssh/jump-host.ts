@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
 import { connect, type ConnectDeps, type ConnectFailure, type ConnectOptions, type Connection } from './connection'
-import type { Host, ProxyJump } from './settings'
+import type { Host, ProxyJump } from '../plan/settings'
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { basename } from 'node:path'
 import pLimit from 'p-limit'
-import type { Connection } from './connection'
+import type { Connection } from '../ssh/connection'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
-import { seconds } from './output'
-import type { UploadStep } from './settings'
-import { stepResult, type StepResult } from './steps'
+import { seconds } from '../report/output'
+import type { UploadStep } from '../plan/settings'
+import { stepResult, type StepResult } from './script'
 
 /** Files in flight per host. */
 const FILES_AT_ONCE = 4

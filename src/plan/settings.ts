@@ -1,5 +1,5 @@
 import type { ParsedKey } from 'ssh2'
-import type { HostKeyPolicy } from './host-keys'
+import type { HostKeyPolicy } from '../ssh/host-keys'
 
 /** One target host, resolved from the `hosts` input. */
 export interface Host {

@@ -4,7 +4,7 @@ import { AuthTrail, authHandler } from './auth'
 import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, withRetries, type Sleep } from './retry'
-import type { Host, Settings } from './settings'
+import type { Host, Settings } from '../plan/settings'
 
 /** Why a connection could not be made; `transient` ones are worth retrying. */
 export interface ConnectFailure {

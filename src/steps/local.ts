@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
-import { streamOutput, type OutputSink } from './output'
-import type { Host, LocalStep } from './settings'
-import { KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './steps'
+import { streamOutput, type OutputSink } from '../report/output'
+import type { Host, LocalStep } from '../plan/settings'
+import { KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
 
 export interface LocalContext extends OutputSink {
   /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { hostFromJson, hostJson, type HostJson } from './report'
-import type { HostResult } from './host-result'
+import type { HostResult } from '../run/host-result'
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 export const RESULTS_FORMAT = 'ssh-fleet-results/1'

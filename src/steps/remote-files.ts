@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs'
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
-import { ChannelOpenError, type Connection } from './connection'
-import type { UploadFile } from './settings'
-import { shellQuote } from './steps'
+import { ChannelOpenError, type Connection } from '../ssh/connection'
+import type { UploadFile } from '../plan/settings'
+import { shellQuote } from './script'
 
 /** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
 const REQUESTS_PER_FILE = 64

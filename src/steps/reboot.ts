@@ -1,8 +1,8 @@
-import { connectOnce, type ConnectOptions, type Connection } from './connection'
-import { seconds, type OutputSink } from './output'
-import { realSleep, type Sleep } from './retry'
-import type { Host, RebootStep, RunStep } from './settings'
-import { runScript, stepResult, type StepResult } from './steps'
+import { connectOnce, type ConnectOptions, type Connection } from '../ssh/connection'
+import { seconds, type OutputSink } from '../report/output'
+import { realSleep, type Sleep } from '../ssh/retry'
+import type { Host, RebootStep, RunStep } from '../plan/settings'
+import { runScript, stepResult, type StepResult } from './script'
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
-import { ChannelOpenError, type Connection } from './connection'
-import { streamOutput, type OutputSink } from './output'
-import { backoffDelay, withRetries, type Sleep } from './retry'
-import type { RunStep } from './settings'
+import { ChannelOpenError, type Connection } from '../ssh/connection'
+import { streamOutput, type OutputSink } from '../report/output'
+import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
+import type { RunStep } from '../plan/settings'
 
 export interface StepResult {
   name: string
