@@ -64156,14 +64156,15 @@ function verifyHostKey(policy, host, key) {
     if (revoked) {
         return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
     }
+    const accepted = (by) => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` });
     if (policy.mode === 'off')
-        return { accepted: true, via: 'host-key-check: off' };
+        return accepted('without checking (host-key-check: off)');
     const known = lines.find((k) => !k.revoked && k.key.equals(key));
     if (known)
-        return { accepted: true, via: known.origin };
+        return accepted(`by ${known.origin}`);
     const sha = fingerprint.slice('SHA256:'.length);
     if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
-        return { accepted: true, via: 'fingerprint' };
+        return accepted('by fingerprint pin');
     }
     const mismatch = lines.some((k) => !k.revoked)
         ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
@@ -64330,6 +64331,8 @@ class ChannelOpenError extends Error {
 class Connection {
     client;
     keepalive;
+    /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
+    hostKey = '';
     lost;
     lostWaiters = [];
     constructor(client, keepalive) {
@@ -64446,7 +64449,9 @@ function connectOnce(host, options, sock) {
             keepaliveCountMax: options.keepaliveCountMax,
             hostVerifier: (key) => {
                 const verdict = verifyHostKey(options.hostKeys, host, key);
-                if (!verdict.accepted)
+                if (verdict.accepted)
+                    connection.hostKey = verdict.via;
+                else
                     refusal = verdict.reason;
                 return verdict.accepted;
             }
@@ -65589,7 +65594,7 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
-        log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`);
+        log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`);
         return undefined;
     }
     async reboot(step) {
@@ -66197,12 +66202,14 @@ function readAuth(env, keyInput) {
 function readHostKeys() {
     const mode = field('host-key-check', oneOf(['strict', 'off']), 'strict');
     let knownHosts = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '');
-    if (getInput('known-hosts') === '') {
+    const fingerprints = field('fingerprint', parseFingerprints, '');
+    // The runner's own file only when the workflow names no key at all: a pin must narrow trust, not
+    // add to whatever earlier jobs or tools left in ~/.ssh/known_hosts.
+    if (getInput('known-hosts') === '' && fingerprints.length === 0) {
         const file = (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts');
         if ((0,external_node_fs_namespaceObject.existsSync)(file))
-            knownHosts = parseKnownHosts((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'), file, false);
+            knownHosts = parseKnownHosts((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'), '~/.ssh/known_hosts', false);
     }
-    const fingerprints = field('fingerprint', parseFingerprints, '');
     return { mode, knownHosts, fingerprints };
 }
 function readSteps(env) {
@@ -66298,11 +66305,15 @@ class JumpHost {
     jump;
     options;
     deps;
+    onConnected;
     connecting;
-    constructor(jump, options, deps = {}) {
+    constructor(jump, options, deps = {}, 
+    /** Told of each new bastion connection, with what accepted its host key. */
+    onConnected = () => { }) {
         this.jump = jump;
         this.options = options;
         this.deps = deps;
+        this.onConnected = onConnected;
     }
     /** The live bastion connection, connecting (again) when there is none. */
     async bastion() {
@@ -66312,7 +66323,11 @@ class JumpHost {
             return current;
         // Hosts that waited on the same attempt share one new attempt rather than each starting one.
         if (this.connecting === pending) {
-            this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => r.connection ?? r.failure);
+            this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => {
+                if (r.connection)
+                    this.onConnected(`bastion ${this.jump.host.name}: connected; ${r.connection.hostKey}`);
+                return r.connection ?? r.failure;
+            });
         }
         return this.connecting;
     }
@@ -66855,7 +66870,7 @@ async function run() {
         }
         info(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }) : undefined;
+        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => info(message)) : undefined;
         const tunnel = jump ? jump.tunnel.bind(jump) : undefined;
         const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
         const runOnce = new RunOnceSteps();

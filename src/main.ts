@@ -54,7 +54,7 @@ export async function run(): Promise<void> {
     }
     core.info(plan)
     const gates = new HandshakeGates(settings.concurrency)
-    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }) : undefined
+    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => core.info(message)) : undefined
     const tunnel = jump ? jump.tunnel.bind(jump) : undefined
     const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
     const runOnce = new RunOnceSteps()

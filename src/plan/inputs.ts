@@ -109,11 +109,13 @@ function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key'): Auth
 function readHostKeys(): HostKeyPolicy {
   const mode = field('host-key-check', oneOf(['strict', 'off'] as const), 'strict')
   let knownHosts: KnownHost[] = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '')
-  if (core.getInput('known-hosts') === '') {
-    const file = join(homedir(), '.ssh', 'known_hosts')
-    if (existsSync(file)) knownHosts = parseKnownHosts(readFileSync(file, 'utf8'), file, false)
-  }
   const fingerprints = field('fingerprint', parseFingerprints, '')
+  // The runner's own file only when the workflow names no key at all: a pin must narrow trust, not
+  // add to whatever earlier jobs or tools left in ~/.ssh/known_hosts.
+  if (core.getInput('known-hosts') === '' && fingerprints.length === 0) {
+    const file = join(homedir(), '.ssh', 'known_hosts')
+    if (existsSync(file)) knownHosts = parseKnownHosts(readFileSync(file, 'utf8'), '~/.ssh/known_hosts', false)
+  }
   return { mode, knownHosts, fingerprints }
 }
 

@@ -70,7 +70,7 @@ export class HostRun {
     }
     if (outcome.failure) return outcome.failure
     this.connection = outcome.connection
-    log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}`)
+    log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`)
     return undefined
   }
 

@@ -69,6 +69,8 @@ export class ChannelOpenError extends Error {
 
 /** One authenticated SSH connection to a host, reused by every step of that host. */
 export class Connection {
+  /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
+  hostKey = ''
   private lost?: string
   private readonly lostWaiters: Array<(reason: string) => void> = []
 
@@ -192,7 +194,8 @@ export function connectOnce(
       keepaliveCountMax: options.keepaliveCountMax,
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(options.hostKeys, host, key)
-        if (!verdict.accepted) refusal = verdict.reason
+        if (verdict.accepted) connection.hostKey = verdict.via
+        else refusal = verdict.reason
         return verdict.accepted
       }
     }

@@ -28,6 +28,7 @@ export interface HostIdentity {
   port: number
 }
 
+/** `via` says what accepted the key, for the log: an audit of a deploy shows where trust came from. */
 export type HostKeyVerdict = { accepted: true; via: string } | { accepted: false; reason: string }
 
 /** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
@@ -133,12 +134,13 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }
   }
-  if (policy.mode === 'off') return { accepted: true, via: 'host-key-check: off' }
+  const accepted = (by: string): HostKeyVerdict => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` })
+  if (policy.mode === 'off') return accepted('without checking (host-key-check: off)')
   const known = lines.find((k) => !k.revoked && k.key.equals(key))
-  if (known) return { accepted: true, via: known.origin }
+  if (known) return accepted(`by ${known.origin}`)
   const sha = fingerprint.slice('SHA256:'.length)
   if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
-    return { accepted: true, via: 'fingerprint' }
+    return accepted('by fingerprint pin')
   }
   const mismatch = lines.some((k) => !k.revoked)
     ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`

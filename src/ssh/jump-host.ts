@@ -16,7 +16,9 @@ export class JumpHost {
   constructor(
     private readonly jump: ProxyJump,
     private readonly options: ConnectOptions,
-    private readonly deps: Omit<ConnectDeps, 'tunnel'> = {}
+    private readonly deps: Omit<ConnectDeps, 'tunnel'> = {},
+    /** Told of each new bastion connection, with what accepted its host key. */
+    private readonly onConnected: (message: string) => void = () => {}
   ) {}
 
   /** The live bastion connection, connecting (again) when there is none. */
@@ -27,7 +29,10 @@ export class JumpHost {
     // Hosts that waited on the same attempt share one new attempt rather than each starting one.
     if (this.connecting === pending) {
       this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then(
-        (r) => r.connection ?? (r.failure as ConnectFailure)
+        (r) => {
+          if (r.connection) this.onConnected(`bastion ${this.jump.host.name}: connected; ${r.connection.hostKey}`)
+          return r.connection ?? (r.failure as ConnectFailure)
+        }
       )
     }
     return this.connecting as Promise<Connection | ConnectFailure>

@@ -170,13 +170,25 @@ describe('host keys', () => {
     expect(run.results.every((r) => r.status === 'success')).toBe(true)
   })
 
-  test('~/.ssh/known_hosts is read when known-hosts is empty', async () => {
+  test('~/.ssh/known_hosts is read only when neither known-hosts nor fingerprint is given; the log says what accepted each key', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ssh-fleet-home-'))
     execFileSync('mkdir', ['-p', join(home, '.ssh')])
     writeFileSync(join(home, '.ssh', 'known_hosts'), sshd.knownHosts + '\n')
-    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'known-hosts': '', run: 'true' }, { env: { HOME: home } })
+    const marker = join(sshd.shared, `pinned-wrong-${Date.now()}`)
+    const host = name(sshd.ports[0])
+    const used = await runAction({ ...base(), hosts: host, 'known-hosts': '', run: 'true' }, { env: { HOME: home } })
+    // A pin that matches nothing narrows trust: the runner's file holds the key, yet nothing runs.
+    const pinned = await runAction({ ...base(), hosts: host, 'known-hosts': '', fingerprint: 'SHA256:' + 'A'.repeat(43), run: `touch ${marker}` }, { env: { HOME: home } })
+    const good = await runAction({ ...base(), hosts: host, 'known-hosts': '', fingerprint: sshd.fingerprint, run: 'true' }, { env: { HOME: home } })
+    const listed = await runAction({ ...base(), hosts: host, run: 'true' }, { env: { HOME: home } })
     rmSync(home, { recursive: true, force: true })
-    expect(run.results[0].status).toBe('success')
+    expect(used.results[0].status).toBe('success')
+    expect(used.stdout).toContain(`host key ${sshd.hostKeyType} ${sshd.fingerprint} accepted by ~/.ssh/known_hosts line 1`)
+    expect(pinned.results[0]).toMatchObject({ status: 'failed', attempts: 1 })
+    expect(pinned.results[0].error).toContain(`${sshd.fingerprint} is not known`)
+    expect(existsSync(marker)).toBe(false)
+    expect(good.stdout).toContain(`host key ${sshd.hostKeyType} ${sshd.fingerprint} accepted by fingerprint pin`)
+    expect(listed.stdout).toContain(`host key ${sshd.hostKeyType} ${sshd.fingerprint} accepted by known-hosts line 1`)
   })
 
   test('host-key-check off accepts any key with a warning annotation', async () => {

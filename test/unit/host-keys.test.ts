@@ -31,7 +31,7 @@ describe('verifyHostKey', () => {
   const other = edKey()
 
   test('accepts a plain name on port 22 and refuses another key for it', () => {
-    expect(verifyHostKey(policy(line('web1', key)), web, key)).toMatchObject({ accepted: true, via: 'known-hosts line 1' })
+    expect(verifyHostKey(policy(line('web1', key)), web, key)).toMatchObject({ accepted: true, via: `host key ssh-ed25519 ${describeKey(key).fingerprint} accepted by known-hosts line 1` })
     const refused = verifyHostKey(policy(line('web1', key)), web, other)
     expect(refused).toMatchObject({ accepted: false })
     expect(refused.accepted === false && refused.reason).toContain(describeKey(other).fingerprint)
@@ -64,7 +64,7 @@ describe('verifyHostKey', () => {
 
   test('accepts pinned fingerprints, for all hosts or the named one', () => {
     const fp = describeKey(key).fingerprint
-    expect(verifyHostKey(policy('', fp), web, key)).toMatchObject({ accepted: true, via: 'fingerprint' })
+    expect(verifyHostKey(policy('', fp), web, key)).toMatchObject({ accepted: true, via: `host key ssh-ed25519 ${fp} accepted by fingerprint pin` })
     expect(verifyHostKey(policy('', `web1=${fp}`), web, key).accepted).toBe(true)
     expect(verifyHostKey(policy('', `deploy@web1=${fp}`), web, key).accepted).toBe(true)
     expect(verifyHostKey(policy('', `web2=${fp}`), web, key).accepted).toBe(false)
