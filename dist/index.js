@@ -63880,7 +63880,7 @@ function notice(message, properties = {}) {
  * @param message info message
  */
 function info(message) {
-    process.stdout.write(message + external_os_namespaceObject.EOL);
+    process.stdout.write(message + os.EOL);
 }
 /**
  * Begin an output group.
@@ -64115,7 +64115,22 @@ function parseFingerprints(text) {
 }
 /** The names a known_hosts line must match for this host, as OpenSSH writes them. */
 function lookupName(host) {
-    return host.port === 22 ? host.hostname : `[${host.hostname}]:${host.port}`;
+    // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
+    const hostname = host.hostname.toLowerCase();
+    return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
+}
+/** ssh2's host key algorithms, in its order of preference. */
+const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+/**
+ * The host key algorithms to ask this host for: those of the keys its known_hosts lines hold first,
+ * as OpenSSH orders them, so a host with several keys presents one we know. Undefined (ssh2's own
+ * order) when no line names the host.
+ */
+function hostKeyAlgorithms(policy, host) {
+    const name = lookupName(host);
+    const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type));
+    const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
+    return known.length ? [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))] : undefined;
 }
 function globToRegExp(pattern) {
     const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
@@ -64307,7 +64322,7 @@ function classifyConnectError(err, connectTimeoutMs) {
             // unauthenticated connections past MaxStartups looks exactly like this.
             return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` };
         case 'client-socket': {
-            const code = err.code ?? '';
+            const code = String(err.code ?? '');
             if (code === 'ECONNRESET') {
                 return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` };
             }
@@ -64316,6 +64331,9 @@ function classifyConnectError(err, connectTimeoutMs) {
             return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` };
         }
         default:
+            // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
+            if (typeof err.code === 'number')
+                return { kind: 'protocol', transient: false, message: `the server disconnected (reason ${err.code}): ${err.message}` };
             return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` };
     }
 }
@@ -64447,6 +64465,7 @@ function connectOnce(host, options, sock) {
             readyTimeout: options.connectTimeoutMs,
             keepaliveInterval: options.keepaliveIntervalMs,
             keepaliveCountMax: options.keepaliveCountMax,
+            algorithms: { serverHostKey: hostKeyAlgorithms(options.hostKeys, host) },
             hostVerifier: (key) => {
                 const verdict = verifyHostKey(options.hostKeys, host, key);
                 if (verdict.accepted)
@@ -64501,7 +64520,22 @@ async function connect(host, options, deps = {}) {
 const external_node_child_process_namespaceObject = require("node:child_process");
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
+;// CONCATENATED MODULE: ./src/report/secrets.ts
+
+/** The action's secret inputs (and each line of a key), as registered with the runner's masker. */
+const secrets = new Set();
+/** Masks `value` in the job log (core.setSecret) and remembers it, so the log never cuts a line inside it. */
+function registerSecret(value) {
+    core_setSecret(value);
+    secrets.add(value);
+}
+/** Every secret registered so far. */
+function knownSecrets() {
+    return secrets;
+}
+
 ;// CONCATENATED MODULE: ./src/report/output.ts
+
 
 
 /** A duration as people read it in a log: `34.2s`. */
@@ -64512,6 +64546,28 @@ function output_seconds(ms) {
 const MAX_LINE = 64 * 1024;
 /** Lines of each stream kept per step for reports. */
 const TAIL_LINES = 20;
+/** How far back from MAX_LINE a cut looks for white space. */
+const CUT_WINDOW = 4096;
+/**
+ * Where to cut a line longer than MAX_LINE: after the last white space near the limit, so a token (a
+ * secret the runner masks only whole) stays on one line; and never inside a secret the action knows.
+ */
+function cutPoint(text) {
+    const window = text.slice(MAX_LINE - CUT_WINDOW, MAX_LINE);
+    const space = Math.max(window.lastIndexOf(' '), window.lastIndexOf('\t'));
+    let cut = space >= 0 ? MAX_LINE - CUT_WINDOW + space + 1 : MAX_LINE;
+    for (let moved = true; moved;) {
+        moved = false;
+        for (const secret of knownSecrets()) {
+            const at = text.lastIndexOf(secret, cut - 1);
+            if (at > 0 && at < cut && at + secret.length > cut) {
+                cut = at;
+                moved = true;
+            }
+        }
+    }
+    return cut;
+}
 /** Splits a byte stream into lines (UTF-8 safe across chunks) and keeps a bounded tail of them. */
 class LineSplitter {
     onLines;
@@ -64537,8 +64593,9 @@ class LineSplitter {
         if (final && parts[parts.length - 1] === '')
             parts.pop();
         while (this.pending.length > MAX_LINE) {
-            parts.push(this.pending.slice(0, MAX_LINE));
-            this.pending = this.pending.slice(MAX_LINE);
+            const cut = cutPoint(this.pending);
+            parts.push(this.pending.slice(0, cut));
+            this.pending = this.pending.slice(cut);
         }
         if (parts.length === 0)
             return;
@@ -64582,20 +64639,41 @@ function streamOutput(source, sink) {
 }
 /**
  * The live log. With several hosts in flight every line carries its host; with one at a time each
- * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
- * prefix keeps `::` off the start of the line, and a group is fenced with stop-commands.
+ * host's output sits in a group. Text that did not come from the action itself (remote and local
+ * output, server messages, step names, file names) is only ever written while the runner's command
+ * processing is stopped (`::stop-commands::` with a random token): no line of it, whatever it holds
+ * (`::error`, `##[warning]`, a `\r` that starts a new line for the runner), can act as a workflow
+ * command. The fence is lifted only for the action's own commands (groups) and at the end.
  */
 class FleetLog {
     grouped;
     sink;
     token = (0,external_node_crypto_.randomBytes)(16).toString('hex');
+    fenced = false;
     waiting = [];
     constructor(grouped, sink = process.stdout) {
         this.grouped = grouped;
         this.sink = sink;
     }
+    /** Writes untrusted text: inside the fence, always. */
     write(text) {
+        if (!this.fenced) {
+            this.sink.write(`::stop-commands::${this.token}\n`);
+            this.fenced = true;
+        }
         return this.sink.write(text);
+    }
+    /** Writes one of the action's own commands, outside the fence. */
+    command(line) {
+        this.close();
+        this.sink.write(`${line}\n`);
+    }
+    /** Lifts the fence: before the action's own commands, and when the run's log ends. */
+    close() {
+        if (!this.fenced)
+            return;
+        this.sink.write(`::${this.token}::\n`);
+        this.fenced = false;
     }
     /**
      * Calls `resume` once the log has drained. A reader of the job log slower than the hosts' output
@@ -64613,21 +64691,30 @@ class FleetLog {
     }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
+        // A group's title is the rest of its line: a step name must not end it early.
         if (this.grouped)
-            this.write(`::group::${host.name} › ${step}\n::stop-commands::${this.token}\n`);
+            this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}`);
     }
     hostFinished() {
         if (this.grouped)
-            this.write(`::${this.token}::\n::endgroup::\n`);
+            this.command('::endgroup::');
     }
-    /** Lines of remote (or local) output. stderr lines are marked. False when the log is backed up. */
+    /**
+     * Lines of remote (or local) output. stderr lines are marked. A lone `\r` (progress bars) ends a
+     * line here as it does for the runner, so no text shows without its host. False when backed up.
+     */
     output(host, stream, lines) {
         const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '');
-        return this.write(lines.map((line) => prefix + line + '\n').join(''));
+        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
     }
-    /** A line of ssh-fleet's own about a host (connected, step finished, …). */
+    /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
     status(host, message) {
-        this.write(`${this.grouped ? '' : `[${host.name}] `}» ${message}\n`);
+        const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
+        this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
+    }
+    /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */
+    note(text) {
+        this.write(`${text}\n`);
     }
 }
 
@@ -64840,6 +64927,10 @@ async function runScript(step, ctx) {
 function fleetEnv(host) {
     return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) };
 }
+/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
+function runnerEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')));
+}
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
  * its own process group so a timeout stops the command and everything it started. @actions/exec has
@@ -64849,7 +64940,7 @@ function runLocal(step, host, ctx) {
     const started = Date.now();
     const windows = process.platform === 'win32';
     return new Promise((resolve) => {
-        const options = { cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] };
+        const options = { cwd: ctx.cwd, env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] };
         const child = windows
             ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
             : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
@@ -65247,6 +65338,8 @@ const external_node_fs_namespaceObject = require("node:fs");
 
 /** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
 const REQUESTS_PER_FILE = 64;
+/** Directories an upload creates (existing ones keep theirs). */
+const DIR_MODE = 0o755;
 /** A closing SFTP channel gets this long to confirm before the next step opens its own. */
 const CLOSE_WAIT_MS = 5000;
 function remote_files_parent(path) {
@@ -65293,7 +65386,7 @@ class SftpFiles {
         this.mkdirs = onceEach(async (dir) => {
             await this.mkdirs(remote_files_parent(dir));
             try {
-                await call((cb) => sftp.mkdir(dir, cb));
+                await call((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
             }
             catch (err) {
                 const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
@@ -65359,7 +65452,7 @@ class ExecFiles {
     constructor(connection) {
         this.connection = connection;
         this.mkdirs = onceEach(async (dir) => {
-            await this.must(`mkdir -p -- ${shellQuote(dir)}`, `cannot create directory ${dir}`);
+            await this.must(`[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`, `cannot create directory ${dir}`);
         });
     }
     /** Runs a POSIX sh script with `input` on its stdin (nothing when undefined). */
@@ -65451,7 +65544,8 @@ async function openRemoteFiles(connection, note) {
 const FILES_AT_ONCE = 4;
 /** Joins remote path parts with /, `to` first. */
 function remote(to, rel) {
-    const root = to.replace(/^~\//, '').replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.');
+    // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
+    const root = (to === '~' ? '' : to.replace(/^~\//, '')).replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.');
     return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`;
 }
 /**
@@ -65726,6 +65820,12 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
+/** Checks a login user name: letters, digits, `.`, `_`, `-` (not first), an optional final `$`. */
+function parseUser(text) {
+    if (!USER.test(text))
+        throw new Error(`'${text}' is not a user name (letters, digits, . _ and -, not starting with -)`);
+    return text;
+}
 /** Parses a port number written in an input; throws with the reason. */
 function parsePort(text) {
     if (!/^\d+$/.test(text))
@@ -65846,6 +65946,15 @@ function fileMode(value) {
         throw new Error(`'${text}' is not an octal file mode such as 0644`);
     return parseInt(text, 8);
 }
+/**
+ * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
+ * (`~`, `~/`, `.`, empty: relative paths are below it), someone's home. `delete` there would mirror
+ * the upload over authorized_keys and everything else.
+ */
+function wholeTree(to) {
+    const path = to.trim().replace(/\/+$/, '');
+    return ['', '.', '~', '/root'].includes(path) || /^~[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || /^\/+$/.test(to.trim());
+}
 /** Reads one field of a map, naming the field in any error. */
 function reader(raw, label) {
     return (key, parse, fallback) => {
@@ -65937,8 +66046,11 @@ function parseSteps(text, defaults, parsers) {
             const to = option('to', nonEmpty('to'), undefined);
             if (from === undefined || to === undefined)
                 throw new Error(`${label}, field 'upload': needs from: and to:`);
+            const mirror = option('delete', flag, false);
+            if (mirror && wholeTree(to))
+                throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`);
             const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] });
-            return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: option('delete', flag, false) };
+            return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: mirror };
         }
         return {
             kind,
@@ -66016,21 +66128,50 @@ const MAGIC = /[*?[]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
 }
-/** Every file and directory below `root`, relative to it, with / separators. */
-function walk(root) {
+/**
+ * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
+ * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
+ */
+function defaultMode(mode) {
+    return mode & 0o111 ? 0o755 : 0o644;
+}
+/**
+ * Every file and directory below `root`, relative to it, with / separators. A symbolic link is
+ * followed when what it points to is inside `root` too; one that leads outside is refused (it could
+ * carry a runner-only file, a secret, to the hosts), naming the link.
+ */
+function walk(root, from) {
     const files = [];
     const dirs = [];
+    const realRoot = (0,external_node_fs_namespaceObject.realpathSync)(root);
+    const inside = (real) => real === realRoot || real.startsWith(realRoot.endsWith(external_node_path_namespaceObject.sep) ? realRoot : realRoot + external_node_path_namespaceObject.sep);
+    const seen = new Set([realRoot]);
     const visit = (dir) => {
         for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
             const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
-            const stat = (0,external_node_fs_namespaceObject.statSync)(path); // follows symbolic links: the host gets what they point to
             const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
+            if (entry.isSymbolicLink()) {
+                let real;
+                try {
+                    real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                }
+                catch {
+                    throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(path)})`);
+                }
+                if (!inside(real))
+                    throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`);
+            }
+            const stat = (0,external_node_fs_namespaceObject.statSync)(path);
             if (stat.isDirectory()) {
+                const real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                if (seen.has(real))
+                    continue; // a link back up the tree: its files come once
+                seen.add(real);
                 dirs.push(rel);
                 visit(path);
             }
             else if (stat.isFile()) {
-                files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 });
+                files.push({ local: path, relative: rel, size: stat.size, mode: defaultMode(stat.mode) });
             }
         }
     };
@@ -66067,13 +66208,9 @@ function resolveUpload(from, to, workspace) {
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
         const base = segments.slice(0, firstMagic).join('/') || '/';
         const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        let found;
-        try {
-            found = walk(base);
-        }
-        catch {
+        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
             throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
-        }
+        const found = walk(base, from);
         const files = found.files.filter((f) => pattern.test(f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
@@ -66087,10 +66224,10 @@ function resolveUpload(from, to, workspace) {
         throw new Error(`'${from}' does not exist (resolved to ${path})`);
     }
     if (stat.isDirectory())
-        return walk(path);
+        return walk(path, from);
     if (!stat.isFile())
         throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] };
+    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
 }
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
@@ -66098,6 +66235,7 @@ function localFiles(pattern, workspace) {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/inputs.ts
+
 
 
 
@@ -66158,31 +66296,43 @@ function oneOf(choices) {
         return text;
     };
 }
+/**
+ * A secret input exactly as given: a password or passphrase may begin or end with spaces. Only the
+ * line break a YAML block scalar (`password: |`) adds at the end goes.
+ */
+function secretInput(name) {
+    return getInput(name, { trimWhitespace: false }).replace(/\r?\n$/, '');
+}
 /** Registers every secret input with the runner's masker, before anything can be logged. */
 function maskSecrets() {
+    const values = new Set();
     for (const name of SECRET_INPUTS) {
-        const value = getInput(name);
-        if (value === '')
+        const value = secretInput(name);
+        if (value.trim() === '')
             continue;
-        core_setSecret(value);
+        values.add(value);
         // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
         for (const line of value.split(/\r?\n/))
             if (line.trim().length > 0)
-                core_setSecret(line.trim());
+                values.add(line.trim());
     }
+    values.forEach(registerSecret);
 }
 function parsePrivateKey(input, text, passphrase) {
     const parsed = lib.utils.parseKey(text.trim() + '\n', passphrase || undefined);
     if (parsed instanceof Error) {
         throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`);
     }
-    return Array.isArray(parsed) ? parsed[0] : parsed;
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key.isPrivateKey())
+        throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key');
+    return key;
 }
 /** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
 function readAuth(env, keyInput) {
     const keyText = getInput(keyInput) || getInput('private-key');
-    const passphrase = getInput('passphrase');
-    const password = getInput('password');
+    const passphrase = secretInput('passphrase');
+    const password = secretInput('password');
     const agentMode = field('agent', oneOf(['auto', 'true', 'false']), 'auto');
     const socket = env.SSH_AUTH_SOCK;
     if (agentMode === 'true' && !socket)
@@ -66250,7 +66400,7 @@ function readProxyJump(env, defaults) {
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 function getSettings(env = process.env) {
     maskSecrets();
-    const username = getInput('username') || undefined;
+    const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '');
     const port = field('port', parsePort, '22');
     const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '');
     const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '');
@@ -66363,7 +66513,34 @@ class JumpHost {
     }
 }
 
+;// CONCATENATED MODULE: ./src/report/markdown.ts
+/**
+ * The one place text that did not come from the action becomes Markdown for the job summary. Nothing
+ * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text), and
+ * text that may hold a secret is never altered, so the runner's masker still finds the secret whole.
+ */
+/**
+ * Untrusted text as a fenced code block, byte for byte: its fence is longer than any run of backticks
+ * in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every text that
+ * may quote a host or a server (errors, output tails, the plan).
+ */
+function codeBlock(text) {
+    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(Math.max(3, longest + 1));
+    return [fence, ...text.split(/\r?\n/), fence];
+}
+/**
+ * A short name (a host's, a step's) inline, in a table cell or a heading: characters that Markdown or
+ * HTML treat specially are escaped and line breaks become spaces. Escaping changes bytes, so this is
+ * never for text that may hold a secret: that goes in a codeBlock.
+ */
+function markdown_inline(text) {
+    // Emphasis, code, links, images, strikethrough, table cells, HTML: nothing else can start Markdown mid-line.
+    return text.replace(/[\r\n]+/g, ' ').replace(/[&<>\\`*_[\]!|~]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? `\\${c}`);
+}
+
 ;// CONCATENATED MODULE: ./src/report/report.ts
+
 
 
 
@@ -66526,9 +66703,6 @@ function setOutputs(results) {
     setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
     setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
 }
-function escapeHtml(text) {
-    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 const STATUS_ICON = {
     success: '✅ success',
     failed: '❌ failed',
@@ -66541,7 +66715,7 @@ const STATUS_ICON = {
  */
 function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
-        ['Host', (r) => escapeHtml(r.host)],
+        ['Host', (r) => markdown_inline(r.host)],
         ['Status', (r) => STATUS_ICON[r.status]],
         ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
@@ -66577,25 +66751,22 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
         lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
         for (const r of results) {
             for (const s of r.steps) {
-                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`);
+                lines.push(`| ${markdown_inline(r.host)} | ${markdown_inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`);
             }
         }
         lines.push('', '</details>');
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
-        lines.push('', '### Skipped hosts', '');
-        for (const r of skippedHosts)
-            lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`);
+        lines.push('', '### Skipped hosts', '', ...codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')));
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
-        lines.push('', '### Failed hosts', '');
+        lines.push('', '### Failed hosts');
         for (const r of failures) {
-            lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`);
             const said = lastWords(r);
-            if (said)
-                lines.push('', `  ${said.stream}:`, '  ```', ...said.text.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
+            lines.push('', `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`, '');
+            lines.push(...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')));
         }
     }
     return lines.join('\n') + '\n';
@@ -66629,7 +66800,7 @@ function describePlan(settings) {
 }
 /** The summary of a dry run: the plan, and that nothing was connected to. */
 function dryRunMarkdown(plan) {
-    return `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${plan.replace(/`/g, 'ˋ')}\n\`\`\`\n`;
+    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
 }
 /** Hosts listed as the slowest in a merged fleet's summary. */
 const SLOWEST_HOSTS = 5;
@@ -66641,11 +66812,11 @@ function fleetMarkdown(results, planSteps) {
     const lines = ['| Step | Failed on |', '| --- | --- |'];
     for (const name of planSteps) {
         const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
-        lines.push(`| ${escapeHtml(name)} | ${failed.length} |`);
+        lines.push(`| ${inline(name)} | ${failed.length} |`);
     }
     const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS);
     if (ran.length > 0)
-        lines.push('', `Slowest hosts: ${ran.map((r) => `${escapeHtml(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
+        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
 }
 /** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
@@ -66856,8 +67027,10 @@ async function run() {
         const settings = getSettings();
         const plan = describePlan(settings);
         const startedAt = new Date();
+        const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
         if (settings.dryRun) {
-            info(`${plan}\ndry-run: nothing was connected to.`);
+            log.note(`${plan}\ndry-run: nothing was connected to.`);
+            log.close();
             const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'));
             setOutputs(results);
             await writeSummary(dryRunMarkdown(plan));
@@ -66868,14 +67041,14 @@ async function run() {
         if (keysUnchecked) {
             warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' });
         }
-        info(plan);
+        log.note(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => info(message)) : undefined;
+        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => log.note(message)) : undefined;
         const tunnel = jump ? jump.tunnel.bind(jump) : undefined;
-        const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
         const runOnce = new RunOnceSteps();
         const started = Date.now();
         const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }));
+        log.close();
         const elapsed = Date.now() - started;
         saveResults(settings, startedAt, results);
         annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0));

@@ -40,8 +40,10 @@ export async function run(): Promise<void> {
     const settings = getSettings()
     const plan = describePlan(settings)
     const startedAt = new Date()
+    const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
     if (settings.dryRun) {
-      core.info(`${plan}\ndry-run: nothing was connected to.`)
+      log.note(`${plan}\ndry-run: nothing was connected to.`)
+      log.close()
       const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'))
       setOutputs(results)
       await writeSummary(dryRunMarkdown(plan))
@@ -52,14 +54,14 @@ export async function run(): Promise<void> {
     if (keysUnchecked) {
       core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' })
     }
-    core.info(plan)
+    log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
-    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => core.info(message)) : undefined
+    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => log.note(message)) : undefined
     const tunnel = jump ? jump.tunnel.bind(jump) : undefined
-    const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
     const runOnce = new RunOnceSteps()
     const started = Date.now()
     const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }))
+    log.close()
     const elapsed = Date.now() - started
     saveResults(settings, startedAt, results)
     annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0))

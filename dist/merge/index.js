@@ -31696,21 +31696,50 @@ const MAGIC = /[*?[]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
 }
-/** Every file and directory below `root`, relative to it, with / separators. */
-function walk(root) {
+/**
+ * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
+ * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
+ */
+function defaultMode(mode) {
+    return mode & 0o111 ? 0o755 : 0o644;
+}
+/**
+ * Every file and directory below `root`, relative to it, with / separators. A symbolic link is
+ * followed when what it points to is inside `root` too; one that leads outside is refused (it could
+ * carry a runner-only file, a secret, to the hosts), naming the link.
+ */
+function walk(root, from) {
     const files = [];
     const dirs = [];
+    const realRoot = (0,external_node_fs_namespaceObject.realpathSync)(root);
+    const inside = (real) => real === realRoot || real.startsWith(realRoot.endsWith(external_node_path_namespaceObject.sep) ? realRoot : realRoot + external_node_path_namespaceObject.sep);
+    const seen = new Set([realRoot]);
     const visit = (dir) => {
         for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
             const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
-            const stat = (0,external_node_fs_namespaceObject.statSync)(path); // follows symbolic links: the host gets what they point to
             const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
+            if (entry.isSymbolicLink()) {
+                let real;
+                try {
+                    real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                }
+                catch {
+                    throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(path)})`);
+                }
+                if (!inside(real))
+                    throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`);
+            }
+            const stat = (0,external_node_fs_namespaceObject.statSync)(path);
             if (stat.isDirectory()) {
+                const real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                if (seen.has(real))
+                    continue; // a link back up the tree: its files come once
+                seen.add(real);
                 dirs.push(rel);
                 visit(path);
             }
             else if (stat.isFile()) {
-                files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 });
+                files.push({ local: path, relative: rel, size: stat.size, mode: defaultMode(stat.mode) });
             }
         }
     };
@@ -31747,13 +31776,9 @@ function resolveUpload(from, to, workspace) {
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
         const base = segments.slice(0, firstMagic).join('/') || '/';
         const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        let found;
-        try {
-            found = walk(base);
-        }
-        catch {
+        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
             throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
-        }
+        const found = walk(base, from);
         const files = found.files.filter((f) => pattern.test(f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
@@ -31767,10 +31792,10 @@ function resolveUpload(from, to, workspace) {
         throw new Error(`'${from}' does not exist (resolved to ${path})`);
     }
     if (stat.isDirectory())
-        return walk(path);
+        return walk(path, from);
     if (!stat.isFile())
         throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] };
+    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
 }
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
@@ -31802,7 +31827,22 @@ function hostFailed(r) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
+;// CONCATENATED MODULE: ./src/report/secrets.ts
+
+/** The action's secret inputs (and each line of a key), as registered with the runner's masker. */
+const secrets = new Set();
+/** Masks `value` in the job log (core.setSecret) and remembers it, so the log never cuts a line inside it. */
+function registerSecret(value) {
+    core.setSecret(value);
+    secrets.add(value);
+}
+/** Every secret registered so far. */
+function secrets_knownSecrets() {
+    return secrets;
+}
+
 ;// CONCATENATED MODULE: ./src/report/output.ts
+
 
 
 /** A duration as people read it in a log: `34.2s`. */
@@ -31813,6 +31853,28 @@ function seconds(ms) {
 const MAX_LINE = (/* unused pure expression or super */ null && (64 * 1024));
 /** Lines of each stream kept per step for reports. */
 const TAIL_LINES = 20;
+/** How far back from MAX_LINE a cut looks for white space. */
+const CUT_WINDOW = 4096;
+/**
+ * Where to cut a line longer than MAX_LINE: after the last white space near the limit, so a token (a
+ * secret the runner masks only whole) stays on one line; and never inside a secret the action knows.
+ */
+function cutPoint(text) {
+    const window = text.slice(MAX_LINE - CUT_WINDOW, MAX_LINE);
+    const space = Math.max(window.lastIndexOf(' '), window.lastIndexOf('\t'));
+    let cut = space >= 0 ? MAX_LINE - CUT_WINDOW + space + 1 : MAX_LINE;
+    for (let moved = true; moved;) {
+        moved = false;
+        for (const secret of knownSecrets()) {
+            const at = text.lastIndexOf(secret, cut - 1);
+            if (at > 0 && at < cut && at + secret.length > cut) {
+                cut = at;
+                moved = true;
+            }
+        }
+    }
+    return cut;
+}
 /** Splits a byte stream into lines (UTF-8 safe across chunks) and keeps a bounded tail of them. */
 class LineSplitter {
     onLines;
@@ -31838,8 +31900,9 @@ class LineSplitter {
         if (final && parts[parts.length - 1] === '')
             parts.pop();
         while (this.pending.length > MAX_LINE) {
-            parts.push(this.pending.slice(0, MAX_LINE));
-            this.pending = this.pending.slice(MAX_LINE);
+            const cut = cutPoint(this.pending);
+            parts.push(this.pending.slice(0, cut));
+            this.pending = this.pending.slice(cut);
         }
         if (parts.length === 0)
             return;
@@ -31883,20 +31946,41 @@ function streamOutput(source, sink) {
 }
 /**
  * The live log. With several hosts in flight every line carries its host; with one at a time each
- * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
- * prefix keeps `::` off the start of the line, and a group is fenced with stop-commands.
+ * host's output sits in a group. Text that did not come from the action itself (remote and local
+ * output, server messages, step names, file names) is only ever written while the runner's command
+ * processing is stopped (`::stop-commands::` with a random token): no line of it, whatever it holds
+ * (`::error`, `##[warning]`, a `\r` that starts a new line for the runner), can act as a workflow
+ * command. The fence is lifted only for the action's own commands (groups) and at the end.
  */
 class FleetLog {
     grouped;
     sink;
     token = randomBytes(16).toString('hex');
+    fenced = false;
     waiting = [];
     constructor(grouped, sink = process.stdout) {
         this.grouped = grouped;
         this.sink = sink;
     }
+    /** Writes untrusted text: inside the fence, always. */
     write(text) {
+        if (!this.fenced) {
+            this.sink.write(`::stop-commands::${this.token}\n`);
+            this.fenced = true;
+        }
         return this.sink.write(text);
+    }
+    /** Writes one of the action's own commands, outside the fence. */
+    command(line) {
+        this.close();
+        this.sink.write(`${line}\n`);
+    }
+    /** Lifts the fence: before the action's own commands, and when the run's log ends. */
+    close() {
+        if (!this.fenced)
+            return;
+        this.sink.write(`::${this.token}::\n`);
+        this.fenced = false;
     }
     /**
      * Calls `resume` once the log has drained. A reader of the job log slower than the hosts' output
@@ -31914,25 +31998,61 @@ class FleetLog {
     }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
+        // A group's title is the rest of its line: a step name must not end it early.
         if (this.grouped)
-            this.write(`::group::${host.name} › ${step}\n::stop-commands::${this.token}\n`);
+            this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}`);
     }
     hostFinished() {
         if (this.grouped)
-            this.write(`::${this.token}::\n::endgroup::\n`);
+            this.command('::endgroup::');
     }
-    /** Lines of remote (or local) output. stderr lines are marked. False when the log is backed up. */
+    /**
+     * Lines of remote (or local) output. stderr lines are marked. A lone `\r` (progress bars) ends a
+     * line here as it does for the runner, so no text shows without its host. False when backed up.
+     */
     output(host, stream, lines) {
         const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '');
-        return this.write(lines.map((line) => prefix + line + '\n').join(''));
+        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
     }
-    /** A line of ssh-fleet's own about a host (connected, step finished, …). */
+    /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
     status(host, message) {
-        this.write(`${this.grouped ? '' : `[${host.name}] `}» ${message}\n`);
+        const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
+        this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
+    }
+    /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */
+    note(text) {
+        this.write(`${text}\n`);
     }
 }
 
+;// CONCATENATED MODULE: ./src/report/markdown.ts
+/**
+ * The one place text that did not come from the action becomes Markdown for the job summary. Nothing
+ * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text), and
+ * text that may hold a secret is never altered, so the runner's masker still finds the secret whole.
+ */
+/**
+ * Untrusted text as a fenced code block, byte for byte: its fence is longer than any run of backticks
+ * in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every text that
+ * may quote a host or a server (errors, output tails, the plan).
+ */
+function markdown_codeBlock(text) {
+    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+    const fence = '`'.repeat(Math.max(3, longest + 1));
+    return [fence, ...text.split(/\r?\n/), fence];
+}
+/**
+ * A short name (a host's, a step's) inline, in a table cell or a heading: characters that Markdown or
+ * HTML treat specially are escaped and line breaks become spaces. Escaping changes bytes, so this is
+ * never for text that may hold a secret: that goes in a codeBlock.
+ */
+function inline(text) {
+    // Emphasis, code, links, images, strikethrough, table cells, HTML: nothing else can start Markdown mid-line.
+    return text.replace(/[\r\n]+/g, ' ').replace(/[&<>\\`*_[\]!|~]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? `\\${c}`);
+}
+
 ;// CONCATENATED MODULE: ./src/report/report.ts
+
 
 
 
@@ -32095,9 +32215,6 @@ function setOutputs(results) {
     setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
     setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
 }
-function escapeHtml(text) {
-    return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-}
 const STATUS_ICON = {
     success: '✅ success',
     failed: '❌ failed',
@@ -32110,7 +32227,7 @@ const STATUS_ICON = {
  */
 function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
-        ['Host', (r) => escapeHtml(r.host)],
+        ['Host', (r) => inline(r.host)],
         ['Status', (r) => STATUS_ICON[r.status]],
         ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
@@ -32146,25 +32263,22 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
         lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
         for (const r of results) {
             for (const s of r.steps) {
-                lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
+                lines.push(`| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
             }
         }
         lines.push('', '</details>');
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
-        lines.push('', '### Skipped hosts', '');
-        for (const r of skippedHosts)
-            lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`);
+        lines.push('', '### Skipped hosts', '', ...markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')));
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
-        lines.push('', '### Failed hosts', '');
+        lines.push('', '### Failed hosts');
         for (const r of failures) {
-            lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`);
             const said = lastWords(r);
-            if (said)
-                lines.push('', `  ${said.stream}:`, '  ```', ...said.text.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```');
+            lines.push('', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '');
+            lines.push(...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')));
         }
     }
     return lines.join('\n') + '\n';
@@ -32198,7 +32312,7 @@ function describePlan(settings) {
 }
 /** The summary of a dry run: the plan, and that nothing was connected to. */
 function dryRunMarkdown(plan) {
-    return `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${plan.replace(/`/g, 'ˋ')}\n\`\`\`\n`;
+    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
 }
 /** Hosts listed as the slowest in a merged fleet's summary. */
 const SLOWEST_HOSTS = 5;
@@ -32210,11 +32324,11 @@ function fleetMarkdown(results, planSteps) {
     const lines = ['| Step | Failed on |', '| --- | --- |'];
     for (const name of planSteps) {
         const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
-        lines.push(`| ${escapeHtml(name)} | ${failed.length} |`);
+        lines.push(`| ${inline(name)} | ${failed.length} |`);
     }
     const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS);
     if (ran.length > 0)
-        lines.push('', `Slowest hosts: ${ran.map((r) => `${escapeHtml(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
+        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
 }
 /** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */

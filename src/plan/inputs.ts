@@ -4,9 +4,10 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from '../ssh/host-keys'
-import { parseHosts, parsePort } from './inventory'
+import { parseHosts, parsePort, parseUser } from './inventory'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, ProxyJump, Settings, Step } from './settings'
+import { registerSecret } from '../report/secrets'
 import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
 
@@ -67,15 +68,25 @@ function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
   }
 }
 
+/**
+ * A secret input exactly as given: a password or passphrase may begin or end with spaces. Only the
+ * line break a YAML block scalar (`password: |`) adds at the end goes.
+ */
+function secretInput(name: (typeof SECRET_INPUTS)[number]): string {
+  return core.getInput(name, { trimWhitespace: false }).replace(/\r?\n$/, '')
+}
+
 /** Registers every secret input with the runner's masker, before anything can be logged. */
 function maskSecrets(): void {
+  const values = new Set<string>()
   for (const name of SECRET_INPUTS) {
-    const value = core.getInput(name)
-    if (value === '') continue
-    core.setSecret(value)
+    const value = secretInput(name)
+    if (value.trim() === '') continue
+    values.add(value)
     // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
-    for (const line of value.split(/\r?\n/)) if (line.trim().length > 0) core.setSecret(line.trim())
+    for (const line of value.split(/\r?\n/)) if (line.trim().length > 0) values.add(line.trim())
   }
+  values.forEach(registerSecret)
 }
 
 function parsePrivateKey(input: string, text: string, passphrase: string): ParsedKey {
@@ -83,14 +94,16 @@ function parsePrivateKey(input: string, text: string, passphrase: string): Parse
   if (parsed instanceof Error) {
     throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`)
   }
-  return Array.isArray(parsed) ? parsed[0] : parsed
+  const key = Array.isArray(parsed) ? parsed[0] : parsed
+  if (!key.isPrivateKey()) throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key')
+  return key
 }
 
 /** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
 function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key'): Auth {
   const keyText = core.getInput(keyInput) || core.getInput('private-key')
-  const passphrase = core.getInput('passphrase')
-  const password = core.getInput('password')
+  const passphrase = secretInput('passphrase')
+  const password = secretInput('password')
   const agentMode = field('agent', oneOf(['auto', 'true', 'false'] as const), 'auto')
   const socket = env.SSH_AUTH_SOCK
   if (agentMode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
@@ -154,7 +167,7 @@ function readProxyJump(env: Env, defaults: { user?: string }): ProxyJump | undef
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 export function getSettings(env: Env = process.env): Settings {
   maskSecrets()
-  const username = core.getInput('username') || undefined
+  const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '')
   const port = field('port', parsePort, '22')
   const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
   const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '')

@@ -4,6 +4,12 @@ import type { Host } from './settings'
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/
 
+/** Checks a login user name: letters, digits, `.`, `_`, `-` (not first), an optional final `$`. */
+export function parseUser(text: string): string {
+  if (!USER.test(text)) throw new Error(`'${text}' is not a user name (letters, digits, . _ and -, not starting with -)`)
+  return text
+}
+
 /** Parses a port number written in an input; throws with the reason. */
 export function parsePort(text: string): number {
   if (!/^\d+$/.test(text)) throw new Error(`port '${text}' is not a number`)

@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { basename, join, relative, resolve, sep } from 'node:path'
 import type { UploadFile } from './settings'
 
@@ -8,20 +8,47 @@ function toPosix(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/')
 }
 
-/** Every file and directory below `root`, relative to it, with / separators. */
-function walk(root: string): { files: UploadFile[]; dirs: string[] } {
+/**
+ * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
+ * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
+ */
+export function defaultMode(mode: number): number {
+  return mode & 0o111 ? 0o755 : 0o644
+}
+
+/**
+ * Every file and directory below `root`, relative to it, with / separators. A symbolic link is
+ * followed when what it points to is inside `root` too; one that leads outside is refused (it could
+ * carry a runner-only file, a secret, to the hosts), naming the link.
+ */
+function walk(root: string, from: string): { files: UploadFile[]; dirs: string[] } {
   const files: UploadFile[] = []
   const dirs: string[] = []
+  const realRoot = realpathSync(root)
+  const inside = (real: string): boolean => real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)
+  const seen = new Set<string>([realRoot])
   const visit = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = join(dir, entry.name)
-      const stat = statSync(path) // follows symbolic links: the host gets what they point to
       const rel = toPosix(relative(root, path))
+      if (entry.isSymbolicLink()) {
+        let real: string
+        try {
+          real = realpathSync(path)
+        } catch {
+          throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${readlinkSync(path)})`)
+        }
+        if (!inside(real)) throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`)
+      }
+      const stat = statSync(path)
       if (stat.isDirectory()) {
+        const real = realpathSync(path)
+        if (seen.has(real)) continue // a link back up the tree: its files come once
+        seen.add(real)
         dirs.push(rel)
         visit(path)
       } else if (stat.isFile()) {
-        files.push({ local: path, relative: rel, size: stat.size, mode: stat.mode & 0o777 })
+        files.push({ local: path, relative: rel, size: stat.size, mode: defaultMode(stat.mode) })
       }
     }
   }
@@ -56,12 +83,8 @@ export function resolveUpload(from: string, to: string, workspace: string): { fi
     const firstMagic = segments.findIndex((s) => MAGIC.test(s))
     const base = segments.slice(0, firstMagic).join('/') || '/'
     const pattern = globRegExp(segments.slice(firstMagic).join('/'))
-    let found: { files: UploadFile[]; dirs: string[] }
-    try {
-      found = walk(base)
-    } catch {
-      throw new Error(`'${from}' matches nothing: ${base} is not a directory`)
-    }
+    if (!existsSync(base) || !statSync(base).isDirectory()) throw new Error(`'${from}' matches nothing: ${base} is not a directory`)
+    const found = walk(base, from)
     const files = found.files.filter((f) => pattern.test(f.relative))
     if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
     return { files, dirs: [] }
@@ -72,9 +95,9 @@ export function resolveUpload(from: string, to: string, workspace: string): { fi
   } catch {
     throw new Error(`'${from}' does not exist (resolved to ${path})`)
   }
-  if (stat.isDirectory()) return walk(path)
+  if (stat.isDirectory()) return walk(path, from)
   if (!stat.isFile()) throw new Error(`'${from}' is not a file or directory`)
-  return { files: [{ local: path, relative: to.endsWith('/') ? basename(path) : '', size: stat.size, mode: stat.mode & 0o777 }], dirs: [] }
+  return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? basename(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] }
 }
 
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */

@@ -64,6 +64,16 @@ function fileMode(value: unknown): number {
   return parseInt(text, 8)
 }
 
+/**
+ * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
+ * (`~`, `~/`, `.`, empty: relative paths are below it), someone's home. `delete` there would mirror
+ * the upload over authorized_keys and everything else.
+ */
+function wholeTree(to: string): boolean {
+  const path = to.trim().replace(/\/+$/, '')
+  return ['', '.', '~', '/root'].includes(path) || /^~[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || /^\/+$/.test(to.trim())
+}
+
 /** Reads one field of a map, naming the field in any error. */
 function reader(raw: Record<string, unknown>, label: string) {
   return <T>(key: string, parse: (v: unknown) => T, fallback: T): T => {
@@ -143,8 +153,10 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       const from = option('from', nonEmpty('from'), undefined)
       const to = option('to', nonEmpty('to'), undefined)
       if (from === undefined || to === undefined) throw new Error(`${label}, field 'upload': needs from: and to:`)
+      const mirror = option('delete', flag, false)
+      if (mirror && wholeTree(to)) throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`)
       const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] })
-      return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: option('delete', flag, false) }
+      return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: mirror }
     }
     return {
       kind,

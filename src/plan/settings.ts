@@ -75,7 +75,7 @@ export interface UploadFile {
   /** Path relative to `to`, with / separators; empty when `to` names the file itself. */
   relative: string
   size: number
-  /** Permission bits on the runner, kept on the host unless the step sets `mode`. */
+  /** The mode the file gets unless the step sets `mode`: 0755 when executable on the runner, else 0644. */
   mode: number
 }
 
@@ -90,7 +90,7 @@ export interface UploadStep extends StepBase, Retried {
   files: UploadFile[]
   /** Remote directories to create, relative to `to` (empty directories of the source included). */
   dirs: string[]
-  /** File mode to set, e.g. 0o644; undefined keeps the local file's mode. */
+  /** File mode to set, e.g. 0o644; undefined gives each file its default (0644, or 0755 when executable). */
   mode?: number
   /** Remove remote files under `to` that are not in `from`. */
   delete: boolean

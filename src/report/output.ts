@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import type { Host } from '../plan/settings'
+import { knownSecrets } from './secrets'
 
 export type StreamName = 'stdout' | 'stderr'
 
@@ -13,6 +14,30 @@ export function seconds(ms: number): string {
 const MAX_LINE = 64 * 1024
 /** Lines of each stream kept per step for reports. */
 const TAIL_LINES = 20
+
+/** How far back from MAX_LINE a cut looks for white space. */
+const CUT_WINDOW = 4096
+
+/**
+ * Where to cut a line longer than MAX_LINE: after the last white space near the limit, so a token (a
+ * secret the runner masks only whole) stays on one line; and never inside a secret the action knows.
+ */
+function cutPoint(text: string): number {
+  const window = text.slice(MAX_LINE - CUT_WINDOW, MAX_LINE)
+  const space = Math.max(window.lastIndexOf(' '), window.lastIndexOf('\t'))
+  let cut = space >= 0 ? MAX_LINE - CUT_WINDOW + space + 1 : MAX_LINE
+  for (let moved = true; moved; ) {
+    moved = false
+    for (const secret of knownSecrets()) {
+      const at = text.lastIndexOf(secret, cut - 1)
+      if (at > 0 && at < cut && at + secret.length > cut) {
+        cut = at
+        moved = true
+      }
+    }
+  }
+  return cut
+}
 
 /** Splits a byte stream into lines (UTF-8 safe across chunks) and keeps a bounded tail of them. */
 export class LineSplitter {
@@ -40,8 +65,9 @@ export class LineSplitter {
     this.pending = final ? '' : (parts.pop() as string)
     if (final && parts[parts.length - 1] === '') parts.pop()
     while (this.pending.length > MAX_LINE) {
-      parts.push(this.pending.slice(0, MAX_LINE))
-      this.pending = this.pending.slice(MAX_LINE)
+      const cut = cutPoint(this.pending)
+      parts.push(this.pending.slice(0, cut))
+      this.pending = this.pending.slice(cut)
     }
     if (parts.length === 0) return
     const lines = parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l))
@@ -101,11 +127,15 @@ export interface LogSink {
 
 /**
  * The live log. With several hosts in flight every line carries its host; with one at a time each
- * host's output sits in a group. Remote output never reaches the runner as workflow commands: a
- * prefix keeps `::` off the start of the line, and a group is fenced with stop-commands.
+ * host's output sits in a group. Text that did not come from the action itself (remote and local
+ * output, server messages, step names, file names) is only ever written while the runner's command
+ * processing is stopped (`::stop-commands::` with a random token): no line of it, whatever it holds
+ * (`::error`, `##[warning]`, a `\r` that starts a new line for the runner), can act as a workflow
+ * command. The fence is lifted only for the action's own commands (groups) and at the end.
  */
 export class FleetLog {
   private readonly token = randomBytes(16).toString('hex')
+  private fenced = false
   private waiting: Array<() => void> = []
 
   constructor(
@@ -113,8 +143,26 @@ export class FleetLog {
     private readonly sink: LogSink = process.stdout
   ) {}
 
+  /** Writes untrusted text: inside the fence, always. */
   private write(text: string): boolean {
+    if (!this.fenced) {
+      this.sink.write(`::stop-commands::${this.token}\n`)
+      this.fenced = true
+    }
     return this.sink.write(text)
+  }
+
+  /** Writes one of the action's own commands, outside the fence. */
+  private command(line: string): void {
+    this.close()
+    this.sink.write(`${line}\n`)
+  }
+
+  /** Lifts the fence: before the action's own commands, and when the run's log ends. */
+  close(): void {
+    if (!this.fenced) return
+    this.sink.write(`::${this.token}::\n`)
+    this.fenced = false
   }
 
   /**
@@ -133,21 +181,31 @@ export class FleetLog {
 
   /** A host starts a step: with one host at a time, a group opens for it. */
   hostStarted(host: Host, step: string): void {
-    if (this.grouped) this.write(`::group::${host.name} › ${step}\n::stop-commands::${this.token}\n`)
+    // A group's title is the rest of its line: a step name must not end it early.
+    if (this.grouped) this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}`)
   }
 
   hostFinished(): void {
-    if (this.grouped) this.write(`::${this.token}::\n::endgroup::\n`)
+    if (this.grouped) this.command('::endgroup::')
   }
 
-  /** Lines of remote (or local) output. stderr lines are marked. False when the log is backed up. */
+  /**
+   * Lines of remote (or local) output. stderr lines are marked. A lone `\r` (progress bars) ends a
+   * line here as it does for the runner, so no text shows without its host. False when backed up.
+   */
   output(host: Host, stream: StreamName, lines: string[]): boolean {
     const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '')
-    return this.write(lines.map((line) => prefix + line + '\n').join(''))
+    return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''))
   }
 
-  /** A line of ssh-fleet's own about a host (connected, step finished, …). */
+  /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
   status(host: Host, message: string): void {
-    this.write(`${this.grouped ? '' : `[${host.name}] `}» ${message}\n`)
+    const prefix = `${this.grouped ? '' : `[${host.name}] `}» `
+    this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''))
+  }
+
+  /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */
+  note(text: string): void {
+    this.write(`${text}\n`)
   }
 }

@@ -3,6 +3,7 @@ import { ANNOTATION_LIMIT, Outputs } from './constants'
 import { hostFailed, type HostResult } from '../run/host-result'
 import { seconds } from './output'
 import type { Settings } from '../plan/settings'
+import { codeBlock, inline } from './markdown'
 import type { StepResult } from '../steps/script'
 
 /** Lines of output quoted in a failed host's annotation. */
@@ -174,9 +175,6 @@ export function setOutputs(results: HostResult[]): void {
   core.setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'))
 }
 
-function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
-}
 
 const STATUS_ICON: Record<HostResult['status'], string> = {
   success: '✅ success',
@@ -191,7 +189,7 @@ const STATUS_ICON: Record<HostResult['status'], string> = {
  */
 export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSteps: number, intro: string[] = []): string {
   const columns: Array<[string, (r: HostResult) => string]> = [
-    ['Host', (r) => escapeHtml(r.host)],
+    ['Host', (r) => inline(r.host)],
     ['Status', (r) => STATUS_ICON[r.status]],
     ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
     ['Attempts', (r) => String(r.attempts)],
@@ -227,23 +225,22 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
     lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |')
     for (const r of results) {
       for (const s of r.steps) {
-        lines.push(`| ${escapeHtml(r.host)} | ${escapeHtml(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`)
+        lines.push(`| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`)
       }
     }
     lines.push('', '</details>')
   }
   const skippedHosts = results.filter((r) => r.status === 'skipped')
   if (skippedHosts.length > 0) {
-    lines.push('', '### Skipped hosts', '')
-    for (const r of skippedHosts) lines.push(`- **${escapeHtml(r.host)}**: ${escapeHtml(r.error ?? 'skipped')}`)
+    lines.push('', '### Skipped hosts', '', ...codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')))
   }
   const failures = results.filter(hostFailed)
   if (failures.length > 0) {
-    lines.push('', '### Failed hosts', '')
+    lines.push('', '### Failed hosts')
     for (const r of failures) {
-      lines.push(`- **${escapeHtml(r.host)}**${r.failedStep ? ` (step ${escapeHtml(r.failedStep)})` : ''}: ${escapeHtml(r.error ?? r.status)}`)
       const said = lastWords(r)
-      if (said) lines.push('', `  ${said.stream}:`, '  ```', ...said.text.split('\n').map((l) => `  ${l.replace(/`/g, 'ˋ')}`), '  ```')
+      lines.push('', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '')
+      lines.push(...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')))
     }
   }
   return lines.join('\n') + '\n'
@@ -278,7 +275,7 @@ export function describePlan(settings: Settings): string {
 
 /** The summary of a dry run: the plan, and that nothing was connected to. */
 export function dryRunMarkdown(plan: string): string {
-  return `## ssh-fleet (dry run)\n\nNothing was connected to.\n\n\`\`\`\n${plan.replace(/`/g, 'ˋ')}\n\`\`\`\n`
+  return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n')
 }
 
 /** Hosts listed as the slowest in a merged fleet's summary. */
@@ -292,10 +289,10 @@ export function fleetMarkdown(results: HostResult[], planSteps: string[]): strin
   const lines = ['| Step | Failed on |', '| --- | --- |']
   for (const name of planSteps) {
     const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'))
-    lines.push(`| ${escapeHtml(name)} | ${failed.length} |`)
+    lines.push(`| ${inline(name)} | ${failed.length} |`)
   }
   const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS)
-  if (ran.length > 0) lines.push('', `Slowest hosts: ${ran.map((r) => `${escapeHtml(r.host)} (${seconds(r.durationMs)})`).join(', ')}`)
+  if (ran.length > 0) lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`)
   return lines
 }
 

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream'
 import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
 import { AuthTrail, authHandler } from './auth'
 import type { HandshakeGates } from './handshake-gate'
-import { verifyHostKey } from './host-keys'
+import { hostKeyAlgorithms, verifyHostKey } from './host-keys'
 import { backoffDelay, withRetries, type Sleep } from './retry'
 import type { Host, Settings } from '../plan/settings'
 
@@ -18,7 +18,7 @@ export type ConnectOptions = Pick<
   'auth' | 'hostKeys' | 'connectTimeoutMs' | 'connectRetries' | 'keepaliveIntervalMs' | 'keepaliveCountMax'
 >
 
-type SshError = Error & { level?: string; code?: string }
+type SshError = Error & { level?: string; code?: string | number }
 
 const TRANSIENT_SOCKET_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
@@ -45,7 +45,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       // unauthenticated connections past MaxStartups looks exactly like this.
       return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` }
     case 'client-socket': {
-      const code = err.code ?? ''
+      const code = String(err.code ?? '')
       if (code === 'ECONNRESET') {
         return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
       }
@@ -53,6 +53,8 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` }
     }
     default:
+      // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
+      if (typeof err.code === 'number') return { kind: 'protocol', transient: false, message: `the server disconnected (reason ${err.code}): ${err.message}` }
       return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` }
   }
 }
@@ -192,6 +194,7 @@ export function connectOnce(
       readyTimeout: options.connectTimeoutMs,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
+      algorithms: { serverHostKey: hostKeyAlgorithms(options.hostKeys, host) },
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(options.hostKeys, host, key)
         if (verdict.accepted) connection.hostKey = verdict.via

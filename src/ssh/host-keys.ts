@@ -1,4 +1,5 @@
 import { createHash, createHmac } from 'node:crypto'
+import type { ServerHostKeyAlgorithm } from 'ssh2'
 
 /** One usable line of known_hosts. */
 export interface KnownHost {
@@ -92,7 +93,24 @@ export function parseFingerprints(text: string): Fingerprint[] {
 
 /** The names a known_hosts line must match for this host, as OpenSSH writes them. */
 function lookupName(host: HostIdentity): string {
-  return host.port === 22 ? host.hostname : `[${host.hostname}]:${host.port}`
+  // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
+  const hostname = host.hostname.toLowerCase()
+  return host.port === 22 ? hostname : `[${hostname}]:${host.port}`
+}
+
+/** ssh2's host key algorithms, in its order of preference. */
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+
+/**
+ * The host key algorithms to ask this host for: those of the keys its known_hosts lines hold first,
+ * as OpenSSH orders them, so a host with several keys presents one we know. Undefined (ssh2's own
+ * order) when no line names the host.
+ */
+export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] | undefined {
+  const name = lookupName(host)
+  const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type))
+  const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
+  return known.length ? [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))] : undefined
 }
 
 function globToRegExp(pattern: string): RegExp {

@@ -13,6 +13,11 @@ export function fleetEnv(host: Host): Record<string, string> {
   return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
 }
 
+/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
+export function runnerEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')))
+}
+
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
  * its own process group so a timeout stops the command and everything it started. @actions/exec has
@@ -22,7 +27,7 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
   const started = Date.now()
   const windows = process.platform === 'win32'
   return new Promise((resolve) => {
-    const options = { cwd: ctx.cwd, env: { ...process.env, ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
+    const options = { cwd: ctx.cwd, env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
     const child = windows
       ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
       : spawn('/bin/sh', ['-c', step.command], { ...options, detached: true })

@@ -6,6 +6,8 @@ import { shellQuote } from './script'
 
 /** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
 const REQUESTS_PER_FILE = 64
+/** Directories an upload creates (existing ones keep theirs). */
+const DIR_MODE = 0o755
 /** A closing SFTP channel gets this long to confirm before the next step opens its own. */
 const CLOSE_WAIT_MS = 5000
 
@@ -16,7 +18,7 @@ const CLOSE_WAIT_MS = 5000
  */
 export interface RemoteFiles {
   readonly transport: 'sftp' | 'exec'
-  /** Creates `dir` and its parents (mkdir -p). */
+  /** Creates `dir` and its parents (mkdir -p), new ones 0755. */
   mkdirs(dir: string): Promise<void>
   /** Writes `file` to `part` with `mode`, then renames it over `target`; removes `part` on failure. */
   put(file: UploadFile, part: string, target: string, mode: number): Promise<void>
@@ -74,7 +76,7 @@ class SftpFiles implements RemoteFiles {
     this.mkdirs = onceEach(async (dir) => {
       await this.mkdirs(parent(dir))
       try {
-        await call<void>((cb) => sftp.mkdir(dir, cb))
+        await call<void>((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb))
       } catch (err) {
         const stat = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
         if (!stat?.isDirectory()) throw new Error(`cannot create directory ${dir}: ${(err as Error).message}`)
@@ -144,7 +146,7 @@ class ExecFiles implements RemoteFiles {
 
   constructor(private readonly connection: Connection) {
     this.mkdirs = onceEach(async (dir) => {
-      await this.must(`mkdir -p -- ${shellQuote(dir)}`, `cannot create directory ${dir}`)
+      await this.must(`[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`, `cannot create directory ${dir}`)
     })
   }
 

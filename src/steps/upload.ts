@@ -12,7 +12,8 @@ const FILES_AT_ONCE = 4
 
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
-  const root = to.replace(/^~\//, '').replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.')
+  // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
+  const root = (to === '~' ? '' : to.replace(/^~\//, '')).replace(/\/+$/, '') || (to.startsWith('/') ? '/' : '.')
   return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`
 }
 

@@ -61,7 +61,7 @@ describe('running a script on a fleet', () => {
     expect(error).toContain(`title=${name(bad).replace(/:/g, '%3A')}%3A run::exit code 3%0Astderr:%0Adisk full`)
     expect(run.stdout).toContain(`::error::1 of 8 hosts failed: ${name(bad)}`)
     expect(run.summary).toContain('### Failed hosts')
-    expect(run.summary).toContain(`**${name(bad)}** (step run): exit code 3`)
+    expect(run.summary).toContain(`**${name(bad)}** (step run):\n\n\`\`\`\nexit code 3\nstderr:\ndisk full\n\`\`\``)
   })
 
   test('12 failed hosts: 9 error annotations of their own, and the failure line says 3 more', async () => {

@@ -60,7 +60,7 @@ function bigFile(path: string, mb: number): void {
 }
 
 describe('upload', () => {
-  test('a tree: nested directories, binary files, unicode names, modes kept; reported per host', async () => {
+  test('a tree: nested directories, binary files, unicode names, default modes (0755 executable, else 0644); reported per host', async () => {
     const src = join(workspace, 'release')
     mkdirSync(join(src, 'bin'), { recursive: true })
     mkdirSync(join(src, 'assets/img/ünïcödé 日本'), { recursive: true })
@@ -74,7 +74,10 @@ describe('upload', () => {
     // Each host gets its own directory through env: one plan, the host picks its target.
     const run = await runAction({ ...base(sshd.ports.slice(0, 2)), steps: `- upload: { from: release, to: ${targets[0]}/app }\n` }, env())
     expect(run.code).toBe(0)
-    expect(tree(join(targets[0], 'app'))).toEqual(tree(src))
+    // The runner's 0600 is not carried over: without mode:, files are 0644, or 0755 when executable.
+    const expected = Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: v.mode & 0o111 ? 0o755 : 0o644 }]))
+    expect(tree(join(targets[0], 'app'))).toEqual(expected)
+    expect(expected['config.json'].mode).toBe(0o644)
     expect(existsSync(join(targets[0], 'app/empty-dir'))).toBe(true)
     expect(statSync(join(targets[0], 'app/bin/start')).mode & 0o777).toBe(0o755)
     expect(readdirSync(join(targets[0], 'app/bin')).some((f) => f.includes('ssh-fleet-part'))).toBe(false)

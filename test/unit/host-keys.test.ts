@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
-import { describeKey, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/ssh/host-keys'
+import { describeKey, hostKeyAlgorithms, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/ssh/host-keys'
 
 /** A syntactically valid ssh-ed25519 public key blob. */
 function edKey(): Buffer {
@@ -112,5 +112,19 @@ describe('parsing', () => {
   test('fingerprint lines must be SHA256', () => {
     expect(() => parseFingerprints('MD5:aa:bb')).toThrow(/line 1: expected SHA256/)
     expect(() => parseFingerprints('SHA256:short')).toThrow(/line 1/)
+  })
+
+  test('a host written in capitals matches its hashed line, as OpenSSH lowercases first', () => {
+    const key = edKey()
+    expect(verifyHostKey(policy(line(hashed('web1'), key)), { name: 'WEB1', hostname: 'WEB1', port: 22 }, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line(hashed('[web1]:2222'), key)), { name: 'Web1:2222', hostname: 'Web1', port: 2222 }, key).accepted).toBe(true)
+  })
+
+  test('the host key algorithms of a host\'s known keys are asked for first', () => {
+    const key = edKey()
+    const rsa = `web1 ssh-rsa ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.from([0, 0, 0, 1, 3, 0, 0, 0, 1, 1])]).toString('base64')}`
+    expect(hostKeyAlgorithms(policy(rsa), web)?.slice(0, 4)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-ed25519'])
+    expect(hostKeyAlgorithms(policy(line('web1', key)), web)?.[0]).toBe('ssh-ed25519')
+    expect(hostKeyAlgorithms(policy(line('other', key)), web)).toBeUndefined()
   })
 })

@@ -159,6 +159,24 @@ describe('getSettings', () => {
     expect(() => getSettings({ GITHUB_WORKSPACE: dir })).toThrow("Invalid input 'results-file': '.' is a directory")
   })
 
+  test('passphrase and password are taken exactly, spaces included; only a YAML block\'s final newline goes', () => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', ' spaced phrase ', '-f', join(dir, 'spaced')])
+    withInputs({ ...base, 'private-key': readFileSync(join(dir, 'spaced'), 'utf8'), passphrase: ' spaced phrase ', password: '  pw with spaces \n' })
+    const s = getSettings({})
+    expect(s.auth.privateKey?.type).toBe('ssh-ed25519')
+    expect(s.auth.password).toBe('  pw with spaces ')
+  })
+
+  test('a public key given as private-key is an input error', () => {
+    withInputs({ ...base, 'private-key': readFileSync(join(dir, 'enc.pub'), 'utf8'), passphrase: '' })
+    expect(() => getSettings({})).toThrow("Invalid input 'private-key': this is a public key (a .pub file or an authorized_keys line); give the private key")
+  })
+
+  test.each(['bad user', 'deploy\nroot', '-oProxyCommand=id', 'a;b'])('username %j is refused', (username) => {
+    withInputs({ ...base, hosts: 'web1', username })
+    expect(() => getSettings({})).toThrow(/^Invalid input 'username': .* is not a user name/s)
+  })
+
   test('agent auto uses SSH_AUTH_SOCK only when set', () => {
     withInputs({ ...base, 'private-key': '', passphrase: '' })
     expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }).auth.agent).toBe('/tmp/agent.sock')

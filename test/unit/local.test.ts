@@ -1,5 +1,5 @@
 /** Local steps on this machine's shell (sh, or cmd on Windows), as CI runs them on all three OSes. */
-import { describe, expect, test } from 'vitest'
+import { describe, expect, test, vi } from 'vitest'
 import { runLocal } from '../../src/steps/local'
 import type { Host, LocalStep } from '../../src/plan/settings'
 
@@ -16,6 +16,19 @@ describe('runLocal', () => {
     const { r, lines } = await run(step(windows ? 'echo %FLEET_HOST% %FLEET_USER% %FLEET_PORT% %FLEET_HOST_INDEX% %STAGE%' : 'echo $FLEET_HOST $FLEET_USER $FLEET_PORT $FLEET_HOST_INDEX $STAGE', { env: { STAGE: 'blue' } }))
     expect(r).toMatchObject({ status: 'success', exitCode: 0 })
     expect(lines.map((l) => l.trim())).toEqual(['stdout:web1 deploy 2222 3 blue'])
+  })
+
+  test('does not see the action\'s inputs (INPUT_PASSWORD and the like)', async () => {
+    vi.stubEnv('INPUT_PASSWORD', 'hunter2')
+    vi.stubEnv('INPUT_PRIVATE-KEY', 'key')
+    try {
+      const { r, lines } = await run(step(windows ? 'set' : 'env'))
+      expect(r.status).toBe('success')
+      expect(lines.some((l) => /INPUT_/i.test(l))).toBe(false)
+      expect(lines.some((l) => l.includes('FLEET_HOST=web1'))).toBe(true)
+    } finally {
+      vi.unstubAllEnvs()
+    }
   })
 
   test('a non-zero exit fails with its code and stderr', async () => {

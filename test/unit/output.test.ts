@@ -1,11 +1,34 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { FleetLog, LineSplitter, type LogSink } from '../../src/report/output'
+import { registerSecret } from '../../src/report/secrets'
 import type { Host } from '../../src/plan/settings'
+import { injected, runnerCommands } from '../helpers/runner-commands'
 
 const host: Host = { name: 'web1', user: 'u', hostname: 'web1', port: 22, index: 0 }
 
 describe('LineSplitter', () => {
+  test('a line over 64 KiB is cut at white space, never inside a known secret', () => {
+    const lines: string[] = []
+    const s = new LineSplitter((l) => lines.push(...l))
+    // A token of 3000 characters across the 64 KiB mark: the cut goes before it, at the space.
+    const token = 't'.repeat(3000)
+    // A line still open (no newline yet) is what gets cut: memory stays bounded while it streams.
+    s.push(Buffer.from(`${'a'.repeat(64 * 1024 - 1000)} ${token} rest`))
+    s.push(Buffer.from('\n'))
+    expect(lines[0]).toBe(`${'a'.repeat(64 * 1024 - 1000)} `)
+    expect(lines[1]).toBe(`${token} rest`)
+    // No white space near the mark: the cut never splits a registered secret.
+    const secret = 'S3cr3t'.repeat(10)
+    registerSecret(secret)
+    const cut: string[] = []
+    const t = new LineSplitter((l) => cut.push(...l))
+    t.push(Buffer.from(`${'b'.repeat(64 * 1024 - 30)}${secret}${'c'.repeat(100)}`))
+    t.push(Buffer.from('\n'))
+    expect(cut[0]).toBe('b'.repeat(64 * 1024 - 30))
+    expect(cut[1]).toBe(`${secret}${'c'.repeat(100)}`)
+  })
+
   test('joins lines split across chunks, including a UTF-8 character cut in two', () => {
     const lines: string[] = []
     const s = new LineSplitter((l) => lines.push(...l))
@@ -45,10 +68,31 @@ describe('FleetLog', () => {
     const sink = capture()
     const log = new FleetLog(false, sink)
     log.hostStarted(host, 'run')
-    log.output(host, 'stdout', ['a', '::error::injected'])
-    log.output(host, 'stderr', ['b'])
+    log.output(host, 'stdout', ['a', 'progress 50%\r::error::PWNED'])
+    log.output(host, 'stderr', ['b ##[warning]PWNED'])
+    log.status(host, 'server said: x\n::error::PWNED')
     log.hostFinished()
-    expect(sink.text).toBe('[web1] a\n[web1] ::error::injected\n[web1] stderr| b\n')
+    log.close()
+    const lines = sink.text.trim().split('\n')
+    expect(lines.slice(1, -1)).toEqual(['[web1] a', '[web1] progress 50%', '[web1] ::error::PWNED', '[web1] stderr| b ##[warning]PWNED', '[web1] » server said: x', '[web1] » ::error::PWNED'])
+    // Fenced from the first untrusted byte to the end: the runner acts on none of it.
+    expect(lines[0]).toMatch(/^::stop-commands::[0-9a-f]{32}$/)
+    expect(lines.at(-1)).toBe(`::${lines[0].split('::')[2]}::`)
+    expect(injected(sink.text, 'PWNED')).toEqual([])
+  })
+
+  test('a step name cannot end a group title early; notes (the plan) are fenced too', () => {
+    const sink = capture()
+    const log = new FleetLog(true, sink)
+    log.note('step 1: deploy: echo "##[error]PWNED"')
+    log.hostStarted(host, 'deploy\n::error::PWNED')
+    log.output(host, 'stdout', ['::warning::PWNED'])
+    log.hostFinished()
+    log.close()
+    // The only command that carries the marker is the group itself, with the name as its title.
+    expect(injected(sink.text, 'PWNED')).toEqual(['::group::web1 › deploy ::error::PWNED'])
+    expect(runnerCommands(sink.text).map((c) => c.name)).toEqual(['stop-commands', 'group', 'stop-commands', 'endgroup'])
+    expect(sink.text).toContain('::group::web1 › deploy ::error::PWNED\n')
   })
 
   test('groups one host at a time and fences its output against workflow commands', () => {

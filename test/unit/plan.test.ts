@@ -3,7 +3,7 @@ import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
 import type { Host } from '../../src/plan/settings'
 import { resolveUpload } from '../../src/plan/local-files'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -67,6 +67,39 @@ describe('parseSteps', () => {
     expect(tree.kind === 'upload' && tree.dirs).toEqual(['bin', 'empty', 'lib'])
     expect(one.kind === 'upload' && one.files.map((f) => [f.relative, f.size])).toEqual([['', 1]])
     expect(glob.kind === 'upload' && glob.files.map((f) => f.relative)).toEqual(['lib/a.js', 'lib/b.js'])
+  })
+
+  test('upload: delete is refused where it would mirror over the root or a home directory', () => {
+    for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy']) {
+      expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(/delete: true would remove everything else in .* \(the root or a home directory\)/)
+    }
+    expect(steps('- upload: { from: app, to: /srv/app, delete: true }')[0]).toMatchObject({ delete: true })
+    expect(steps('- upload: { from: app, to: "~", delete: false }')[0]).toMatchObject({ delete: false })
+  })
+
+  test('upload: a symbolic link inside from is followed; one that leads outside is refused, named', () => {
+    const tree = join(fixtures, 'linked')
+    mkdirSync(join(tree, 'conf'), { recursive: true })
+    writeFileSync(join(tree, 'conf/app.ini'), 'x=1')
+    symlinkSync('conf/app.ini', join(tree, 'current.ini'))
+    symlinkSync('..', join(tree, 'conf/up')) // a loop back to the root: its files come once
+    expect(resolveUpload('linked', '/srv', fixtures).files.map((f) => f.relative)).toEqual(['conf/app.ini', 'current.ini'])
+    const secret = join(fixtures, 'runner-only.key')
+    writeFileSync(secret, 'secret')
+    symlinkSync(secret, join(tree, 'conf/key'))
+    expect(() => steps('- upload: { from: linked, to: /srv }')).toThrow(`step 1, upload, field 'from': 'linked': conf/key is a symbolic link to ${secret}, outside linked: refused`)
+    expect(() => resolveUpload('linked/**/*', '/srv', fixtures)).toThrow(/conf\/key is a symbolic link to .*, outside linked\/\*\*\/\*: refused/)
+  })
+
+  test('upload: files get 0644, or 0755 when executable on the runner, never the runner mode as is', () => {
+    const dir = join(fixtures, 'modes')
+    mkdirSync(dir, { recursive: true })
+    for (const [name, mode] of [['open', 0o666], ['script', 0o700], ['private', 0o600]] as const) {
+      writeFileSync(join(dir, name), name)
+      chmodSync(join(dir, name), mode)
+    }
+    expect(resolveUpload('modes', '/srv', fixtures).files.map((f) => [f.relative, f.mode.toString(8)])).toEqual([['open', '644'], ['private', '644'], ['script', '755']])
+    expect(resolveUpload('modes/script', '~', fixtures).files[0]).toMatchObject({ relative: 'script', mode: 0o755 })
   })
 
   test('timeout as a bare number is seconds', () => {

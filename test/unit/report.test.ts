@@ -79,13 +79,20 @@ describe('outputs and summary', () => {
     ])
   })
 
-  test('summary lists every host and the failed ones with their reason, HTML escaped', () => {
-    const md = summaryMarkdown([host('web1', 'success'), host('<b>evil</b>', 'failed', { error: 'exit code 3 <oops>' })], 1000, 2)
+  test('summary lists every host and the failed ones with their reason; hostile text stays text, byte for byte', () => {
+    const hostile = 'exit code 3 <oops>\n\n## Deployment approved ![x](https://evil.example/x.png)\n```\n<script>x</script>'
+    const secret = 'pa`ss``w|rd<&>'
+    const md = summaryMarkdown([
+      host('web1', 'success'),
+      host('<b>evil</b>', 'failed', { error: hostile, failedStep: 'deploy *now*', steps: [{ name: 'deploy *now*', status: 'failed', exitCode: 3, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: `token ${secret}` }] })
+    ], 1000, 2)
     expect(md).toContain('| web1 | ✅ success | 0/2 |')
     expect(md).not.toContain('Reboot downtime')
     expect(md).not.toContain('Uploaded')
     expect(md).toContain('| &lt;b&gt;evil&lt;/b&gt; | ❌ failed |')
-    expect(md).toContain('exit code 3 &lt;oops&gt;')
+    expect(md).toContain('**&lt;b&gt;evil&lt;/b&gt;** (step deploy \\*now\\*):')
+    // The reason and the stderr tail in a fence longer than their longest backtick run: verbatim.
+    expect(md).toContain(['````', ...hostile.split('\n'), 'stderr:', `token ${secret}`, '````'].join('\n'))
     expect(md).not.toContain('<b>')
   })
 })

@@ -1,0 +1,157 @@
+/**
+ * Hostile bytes stay data. The action's stdout is read the way GitHub's runner reads it (a line ends
+ * at \n or \r; `::name` at a line's start or `##[name]` anywhere is a command unless stopped), and the
+ * job summary the way Markdown does: nothing a host, a server or a step name says may become a command
+ * or live Markdown. The pre-authentication server is a raw TCP one of ours: no real sshd sends a
+ * crafted DISCONNECT on cue.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { hostResult, runAction } from '../helpers/action'
+import { runnerCommands } from '../helpers/runner-commands'
+import { hostList, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+
+const MARK = 'PWNED'
+const HOSTILE = `bye\n::error::${MARK}\n::stop-commands::abc\n##[warning]${MARK}\n\n## Deployment approved ${MARK} ![x](https://evil.example/x.png)\n<img src=x onerror=alert(1)>`
+
+/** Summary lines that render as Markdown: those outside fenced code blocks. */
+function liveMarkdown(summary: string): string[] {
+  const live: string[] = []
+  let fence: string | undefined
+  for (const line of summary.split('\n')) {
+    const m = /^(`{3,})/.exec(line)
+    if (fence === undefined && m) fence = m[1]
+    else if (fence !== undefined && line === fence) fence = undefined
+    else if (fence === undefined) live.push(line)
+  }
+  return live
+}
+
+/** The commands the runner acts on, by name, with how often. */
+function commandCounts(stdout: string): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const c of runnerCommands(stdout)) counts[c.name] = (counts[c.name] ?? 0) + 1
+  return counts
+}
+
+/** A server that sends its ident, then an SSH DISCONNECT carrying `text`, before any key exchange. */
+function disconnectingServer(text: string): Promise<Server> {
+  const field = (s: string): Buffer => {
+    const b = Buffer.from(s)
+    const len = Buffer.alloc(4)
+    len.writeUInt32BE(b.length)
+    return Buffer.concat([len, b])
+  }
+  const payload = Buffer.concat([Buffer.from([1, 0, 0, 0, 2]), field(text), field('')]) // SSH_MSG_DISCONNECT, protocol error
+  let pad = 8 - ((5 + payload.length) % 8)
+  if (pad < 4) pad += 8
+  const packet = Buffer.alloc(5 + payload.length + pad)
+  packet.writeUInt32BE(1 + payload.length + pad, 0)
+  packet[4] = pad
+  payload.copy(packet, 5)
+  const server = createServer((socket) => {
+    socket.on('error', () => {})
+    socket.write('SSH-2.0-Evil_1.0\r\n')
+    socket.once('data', () => {
+      socket.write(packet)
+      setTimeout(() => socket.end(), 50)
+    })
+  })
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)))
+}
+
+let sshd: Sshd
+const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-hostile-'))
+beforeAll(async () => {
+  sshd = await startSshd({ ports: 3 })
+})
+afterAll(async () => {
+  await sshd?.stop()
+  rmSync(workspace, { recursive: true, force: true })
+})
+
+describe('hostile servers and output', () => {
+  test.each([['several hosts in flight', 2], ['one host at a time', 1]] as const)('a server\'s DISCONNECT text before any host key is accepted: %s', async (_mode, count) => {
+    const servers = await Promise.all(Array.from({ length: count }, () => disconnectingServer(HOSTILE)))
+    try {
+      const ports = servers.map((s) => (s.address() as { port: number }).port)
+      const run = await runAction({ hosts: ports.map((p) => `deploy@127.0.0.1:${p}`).join('\n'), password: 'not-used', 'connect-retries': '0', run: 'true' })
+      expect(run.code).toBe(1)
+      for (const r of run.results) {
+        expect(r.status).toBe('unreachable')
+        expect(r.error).toBe(`the server disconnected (reason 2): ${HOSTILE}`)
+      }
+      // The runner acts on the action's own commands only: one error per host, the failure line, the tally.
+      expect(commandCounts(run.stdout)).toEqual({ 'add-mask': 1, 'stop-commands': count === 1 ? 2 : 1, ...(count === 1 ? { group: 1, endgroup: 1 } : {}), error: count + 1, notice: 1 })
+      expect(liveMarkdown(run.summary).join('\n')).not.toContain(MARK)
+      expect(run.summary).toContain(HOSTILE) // byte for byte, inside a fence
+    } finally {
+      servers.forEach((s) => s.close())
+    }
+  })
+
+  test.each([['several hosts in flight', '3'], ['one host at a time', '1']] as const)('remote output, a step name and stderr tails: %s', async (_mode, concurrency) => {
+    const script = [
+      `printf 'progress 50%%\\r::error::${MARK} cr\\n'`,
+      `echo 'inline ##[warning]${MARK} legacy'`,
+      `echo '::stop-commands::guessed'; echo '::error::${MARK} after a guessed stop'; echo '::guessed::'`,
+      `echo '::add-mask::abc'`,
+      `echo '##[error]${MARK} on stderr' >&2`,
+      'exit 3'
+    ].join('\n')
+    const steps = `- name: "deploy ##[error]${MARK} ::error::${MARK}"\n  run: |\n${script.split('\n').map((l) => `    ${l}`).join('\n')}`
+    const run = await runAction({ hosts: hostList(sshd), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, concurrency, steps })
+    expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed', 'failed'])
+    expect(hostResult(run, `${sshd.user}@127.0.0.1:${sshd.ports[0]}`).steps[0].stderrTail).toBe(`##[error]${MARK} on stderr`)
+    const counts = commandCounts(run.stdout)
+    // 3 host errors and the failure line; groups only one host at a time (3 hosts × 1 step).
+    expect(counts.error).toBe(4)
+    expect(counts.warning).toBeUndefined()
+    // The private key's masks, all before the first output; the host's ::add-mask:: is just text.
+    const commands = runnerCommands(run.stdout)
+    const firstFence = commands.findIndex((c) => c.name === 'stop-commands')
+    expect(commands.slice(firstFence).some((c) => c.name === 'add-mask')).toBe(false)
+    expect(counts['add-mask']).toBe(sshd.clientKey.trim().split('\n').length + 1)
+    if (concurrency === '1') expect(counts.group).toBe(3)
+    // Every line of remote output is in the log, each attributed to its host when several run.
+    if (concurrency === '3') expect(run.stdout).toContain(`[${sshd.user}@127.0.0.1:${sshd.ports[0]}] ::error::${MARK} cr`)
+    expect(liveMarkdown(run.summary).join('\n')).not.toContain('##[error]')
+  })
+
+  test.runIf(isRoot)('a host with ed25519 and rsa keys, only its rsa line known: accepted, as OpenSSH does', async () => {
+    const both = await startSshd({
+      prepare: (dir) => {
+        execFileSync('ssh-keygen', ['-q', '-t', 'rsa', '-N', '', '-f', join(dir, 'host_rsa')])
+        writeFileSync(join(dir, 'sshd_config.0'), `${readFileSync(join(dir, 'sshd_config.0'), 'utf8')}HostKey ${join(dir, 'host_rsa')}\n`)
+        writeFileSync(join(dir, 'rsa-line'), readFileSync(join(dir, 'host_rsa.pub'), 'utf8').split(' ').slice(0, 2).join(' '))
+      }
+    })
+    try {
+      const rsaOnly = `[127.0.0.1]:${both.ports[0]} ${readFileSync(join(both.dir, 'rsa-line'), 'utf8')}`
+      const run = await runAction({ hosts: hostList(both), 'private-key': both.clientKey, 'known-hosts': rsaOnly, run: 'echo in' })
+      expect(run.results[0].status, run.stdout).toBe('success')
+      expect(run.stdout).toMatch(/host key ssh-rsa SHA256:\S+ accepted by known-hosts line 1/)
+    } finally {
+      await both.stop()
+    }
+  })
+
+  test.runIf(isRoot)('upload to: ~ lands in the login home, not in a file named ~', async () => {
+    mkdirSync(join(workspace, 'drop'), { recursive: true })
+    writeFileSync(join(workspace, 'drop/hello.txt'), 'hello')
+    const home = `/home/${sshd.user}`
+    rmSync(join(home, 'hello.txt'), { force: true })
+    const run = await runAction(
+      { hosts: `${sshd.user}@127.0.0.1:${sshd.ports[0]}`, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps: '- upload: { from: drop/hello.txt, to: "~" }' },
+      { env: { GITHUB_WORKSPACE: workspace } }
+    )
+    expect(run.code, run.stdout).toBe(0)
+    expect(readFileSync(join(home, 'hello.txt'), 'utf8')).toBe('hello')
+    expect(existsSync(join(home, '~'))).toBe(false)
+    rmSync(join(home, 'hello.txt'), { force: true })
+  })
+})
