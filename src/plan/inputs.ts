@@ -16,7 +16,10 @@ export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-pr
 
 type Env = NodeJS.ProcessEnv
 
-/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
+/** Node turns a timer longer than 2^31-1 ms into 1 ms: a longer duration would fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1
+
+/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds, up to MAX_DURATION_MS. */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text)
   if (!m) {
@@ -25,7 +28,9 @@ export function parseDuration(text: string): number {
     )
   }
   const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h']
-  return Math.round(Number(m[1]) * unit)
+  const ms = Math.round(Number(m[1]) * unit)
+  if (ms > MAX_DURATION_MS) throw new Error(`'${text}' is longer than the longest wait a timer can hold (${MAX_DURATION_MS / 3_600_000 | 0}h, about 24 days)`)
+  return ms
 }
 
 /** Parses a whole number no smaller than `min`. */

@@ -16,5 +16,7 @@ test('the benchmark runs end to end on a tiny fleet and every tool does the work
     expect(row.cpuMs).toBeGreaterThan(0)
   }
   expect(report.ratios).toHaveLength(5)
-  expect(report.text).toContain('targets:')
+  for (const r of report.ratios) expect(Number.isFinite(r.value), r.target).toBe(true)
+  // Targets are judged by npm run bench on its full fleet, never in a test.
+  expect(report.text).not.toMatch(/targets:|MISSED/)
 }, 180_000)

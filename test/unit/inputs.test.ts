@@ -19,6 +19,13 @@ describe('value parsers', () => {
     expect(() => parseDuration('')).toThrow(/not a duration/)
   })
 
+  test('durations at the timer limit: 596h is the most, past it is an input error, never 1 ms', () => {
+    expect(parseDuration('596h')).toBe(596 * 3_600_000)
+    expect(parseDuration('2147483.647')).toBe(2 ** 31 - 1)
+    expect(() => parseDuration('2147483.648')).toThrow(/longer than the longest wait a timer can hold \(596h, about 24 days\)/)
+    expect(() => parseDuration('600h')).toThrow(/'600h' is longer than/)
+  })
+
   test('counts are whole numbers from a minimum', () => {
     expect(parseCount('3', 0)).toBe(3)
     expect(() => parseCount('0', 1)).toThrow(/'0' is not a whole number of at least 1/)
