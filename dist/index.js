@@ -66248,14 +66248,19 @@ function localFiles(pattern, workspace) {
 
 /** Inputs that are masked; their values are never quoted in a message. */
 const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'];
-/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds. */
+/** Node turns a timer longer than 2^31-1 ms into 1 ms: a longer duration would fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+/** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds, up to MAX_DURATION_MS. */
 function parseDuration(text) {
     const m = /^(\d+(?:\.\d+)?)\s*(s|m|h)?$/i.exec(text);
     if (!m) {
         throw new Error(text.startsWith('-') ? `'${text}' is negative` : `'${text}' is not a duration (seconds, or a number with s, m or h: 90, 90s, 10m)`);
     }
     const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase()];
-    return Math.round(Number(m[1]) * unit);
+    const ms = Math.round(Number(m[1]) * unit);
+    if (ms > MAX_DURATION_MS)
+        throw new Error(`'${text}' is longer than the longest wait a timer can hold (${MAX_DURATION_MS / 3_600_000 | 0}h, about 24 days)`);
+    return ms;
 }
 /** Parses a whole number no smaller than `min`. */
 function parseCount(text, min) {
