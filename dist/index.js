@@ -64544,8 +64544,32 @@ function output_seconds(ms) {
 }
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
 const MAX_LINE = 64 * 1024;
-/** Lines of each stream kept per step for reports. */
+/** Lines of each stream kept per step for reports (annotations, summary, results). */
 const TAIL_LINES = 20;
+/**
+ * Bytes those lines may take, and the longest line kept in them: a line longer than that is replaced
+ * by a note (never cut: a cut could leave half a secret the runner no longer recognises to mask).
+ * With these, reports of any fleet stay small: 48 hosts × 5 steps × 2 streams is at most 3.8 MB.
+ */
+const TAIL_BYTES = 8192;
+const TAIL_LINE = 2048;
+/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
+class Tail {
+    lines = [];
+    size = 0;
+    push(lines) {
+        for (const raw of lines.slice(-TAIL_LINES)) {
+            const line = raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw;
+            this.lines.push(line);
+            this.size += line.length + 1;
+        }
+        while (this.lines.length > TAIL_LINES || this.size > TAIL_BYTES)
+            this.size -= this.lines.shift().length + 1;
+    }
+    text() {
+        return this.lines.join('\n');
+    }
+}
 /** How far back from MAX_LINE a cut looks for white space. */
 const CUT_WINDOW = 4096;
 /**
@@ -64573,7 +64597,7 @@ class LineSplitter {
     onLines;
     decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
     pending = '';
-    tail = [];
+    tail = new Tail();
     constructor(onLines) {
         this.onLines = onLines;
     }
@@ -64585,7 +64609,7 @@ class LineSplitter {
     }
     /** The last lines seen, joined by newlines. */
     tailText() {
-        return this.tail.join('\n');
+        return this.tail.text();
     }
     emit(text, final) {
         const parts = (this.pending + text).split('\n');
@@ -64600,9 +64624,7 @@ class LineSplitter {
         if (parts.length === 0)
             return;
         const lines = parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-        this.tail.push(...lines.slice(-TAIL_LINES));
-        if (this.tail.length > TAIL_LINES)
-            this.tail.splice(0, this.tail.length - TAIL_LINES);
+        this.tail.push(lines);
         this.onLines(lines);
     }
 }
@@ -64801,8 +64823,22 @@ function sendSignal(channel, name) {
     if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
         ch._client._protocol.signal(ch.outgoing.id, name);
 }
-/** Runs a short command on a channel of its own; its stdout, or undefined when it could not run. */
+/** `work`'s value, or undefined once `ms` have passed first (0: no limit). */
+function withinTimeout(work, ms) {
+    if (ms <= 0)
+        return work;
+    let timer;
+    const expired = new Promise((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+/**
+ * Runs a short command on a channel of its own; its stdout, or undefined when it could not run or
+ * did not answer within KILL_GRACE_MS (a server that ignores channel requests).
+ */
 function execOutput(connection, command) {
+    return withinTimeout(execAnswer(connection, command), KILL_GRACE_MS);
+}
+function execAnswer(connection, command) {
     return connection.exec(command).then((ch) => new Promise((resolve) => {
         const out = [];
         ch.on('error', () => { });
@@ -64829,7 +64865,15 @@ async function runScript(step, ctx) {
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
     const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    const channel = await openChannel(ctx, remoteCommand(ctx.shell, stepId));
+    const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId));
+    // The step's timeout covers opening its channel and starting its command: a server that takes the
+    // login but never answers a channel request must not hold the step forever.
+    const channel = await withinTimeout(opening, step.timeoutMs);
+    if (channel === undefined) {
+        // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
+        void opening.then((late) => late instanceof ChannelOpenError || late.close());
+        return result({ status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)` });
+    }
     if (channel instanceof ChannelOpenError) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
     }
@@ -64840,6 +64884,8 @@ async function runScript(step, ctx) {
         let stopped;
         let closed = false;
         let stopping = false;
+        /** How the script ended, when it ended before the timeout while its output stayed open. */
+        let exitedFirst;
         let done = false;
         const timers = [];
         const finish = () => {
@@ -64855,7 +64901,9 @@ async function runScript(step, ctx) {
             if (stopped !== undefined) {
                 const limit = `${step.timeoutMs / 1000}s`;
                 const error = stopped
-                    ? `timed out after ${limit}; the remote process was stopped`
+                    ? exitedFirst
+                        ? `timed out after ${limit}: the script had ended (${exitedFirst}) but a process it started kept its output open; that process was stopped`
+                        : `timed out after ${limit}; the remote process was stopped`
                     : `timed out after ${limit}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`;
                 return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }));
             }
@@ -64889,6 +64937,8 @@ async function runScript(step, ctx) {
          */
         const stopAfterTimeout = async () => {
             stopping = true;
+            if (exit)
+                exitedFirst = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
             /** Sends `name` by step id; true when a look found none of the step's processes left. */
             const noneLeft = async (name) => {
                 const answer = await execOutput(ctx.connection, stopCommand(stepId, name));
@@ -64914,7 +64964,7 @@ async function runScript(step, ctx) {
             finish();
         };
         if (step.timeoutMs > 0)
-            timers.push(setTimeout(() => void stopAfterTimeout(), step.timeoutMs));
+            timers.push(setTimeout(() => void stopAfterTimeout(), Math.max(0, started + step.timeoutMs - Date.now())));
         channel.end(scriptPayload(step));
     });
 }
@@ -65557,16 +65607,22 @@ function remote(to, rel) {
 async function upload(step, connection, status) {
     const started = Date.now();
     let files;
+    const opening = openRemoteFiles(connection, status);
     try {
-        files = await openRemoteFiles(connection, status);
+        // The timeout covers starting SFTP too: a server may take the login and never answer.
+        files = await withinTimeout(opening, step.timeoutMs);
     }
     catch (err) {
         return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${err.message}` });
     }
+    if (files === undefined) {
+        void opening.then((late) => late.close(), () => undefined);
+        return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` });
+    }
     let timer;
     const timeout = new Promise((_, reject) => {
         if (step.timeoutMs > 0)
-            timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), step.timeoutMs);
+            timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), Math.max(0, started + step.timeoutMs - Date.now()));
     });
     const bytes = step.files.reduce((n, f) => n + f.size, 0);
     const work = async () => {
@@ -66699,9 +66755,39 @@ function report_hostFromJson(value) {
         })
     };
 }
-/** The `results` output: one object per host, in the order of `hosts`. */
-function resultsJson(results) {
-    return JSON.stringify(results.map((r) => hostJson(r)));
+/** GitHub takes an output of at most 1 MB. */
+const OUTPUT_BYTES = 1_000_000;
+/** The last whole lines of `tail` within `chars`, marked when lines were left out. */
+function lastLines(tail, chars) {
+    if (tail.length <= chars)
+        return tail;
+    if (chars === 0)
+        return '';
+    const lines = tail.split('\n');
+    const kept = [];
+    for (let i = lines.length - 1, size = 0; i >= 0 && size + lines[i].length + 1 <= chars; i--) {
+        kept.unshift(lines[i]);
+        size += lines[i].length + 1;
+    }
+    return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
+}
+/**
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
+ * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ */
+function resultsJson(results, budget = OUTPUT_BYTES) {
+    const fits = (json) => Buffer.byteLength(json) <= budget;
+    let json = JSON.stringify(results.map((r) => hostJson(r)));
+    for (const chars of [4096, 1024, 256, 0]) {
+        if (fits(json))
+            break;
+        const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }));
+        json = JSON.stringify(shorter.map((r) => hostJson(r)));
+    }
+    if (!fits(json))
+        json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })));
+    return json;
 }
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
@@ -66714,6 +66800,39 @@ const STATUS_ICON = {
     unreachable: '⛔ unreachable',
     skipped: '⏭️ skipped'
 };
+/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
+const SUMMARY_BYTES = 1_000_000;
+/** Markdown lines within a byte budget: a part that does not fit is left out, and says so. */
+class BudgetedMarkdown {
+    limit;
+    lines = [];
+    bytes = 0;
+    /** Room kept for the notes that say what was left out. */
+    static NOTE_BYTES = 512;
+    constructor(limit) {
+        this.limit = limit;
+    }
+    fits(lines, reserve) {
+        return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve;
+    }
+    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
+    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
+        if (!this.fits(lines, reserve))
+            return false;
+        this.lines.push(...lines);
+        this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        return true;
+    }
+    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
+    each(items, part, rest) {
+        const i = items.findIndex((item) => !this.add(part(item)));
+        if (i >= 0)
+            this.add(rest(items.length - i), 0);
+    }
+    text() {
+        return this.lines.join('\n') + '\n';
+    }
+}
 /**
  * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
  * the failed hosts' reasons.
@@ -66741,40 +66860,31 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
             }
         ]);
     }
-    const lines = [
-        '## ssh-fleet',
-        '',
-        tally(results, elapsedMs),
-        '',
-        ...(intro.length ? [...intro, ''] : []),
-        `| ${columns.map(([title]) => title).join(' | ')} |`,
-        `| ${columns.map(() => '---').join(' | ')} |`,
-        ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
-    ];
-    const multiStep = results.some((r) => r.steps.length > 1);
-    if (multiStep) {
-        lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
-        for (const r of results) {
-            for (const s of r.steps) {
-                lines.push(`| ${markdown_inline(r.host)} | ${markdown_inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`);
-            }
-        }
-        lines.push('', '</details>');
+    const md = new BudgetedMarkdown(SUMMARY_BYTES);
+    md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
+    md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`]);
+    md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    if (results.some((r) => r.steps.length > 1)) {
+        const rows = results.flatMap((r) => r.steps.map((s) => `| ${markdown_inline(r.host)} | ${markdown_inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`));
+        const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>'];
+        if (!md.add(details))
+            md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.']);
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
-        lines.push('', '### Skipped hosts', '', ...codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')));
+        md.add(['', '### Skipped hosts', '']);
+        if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
+            md.add(['Left out (the summary\'s size limit): the results output has each reason.']);
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
-        lines.push('', '### Failed hosts');
-        for (const r of failures) {
+        md.add(['', '### Failed hosts']);
+        md.each(failures, (r) => {
             const said = lastWords(r);
-            lines.push('', `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`, '');
-            lines.push(...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')));
-        }
+            return ['', `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`, '', ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))];
+        }, (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]);
     }
-    return lines.join('\n') + '\n';
+    return md.text();
 }
 /** The plan in words: batches with their hosts, steps with their options. */
 function describePlan(settings) {

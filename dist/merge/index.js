@@ -31851,8 +31851,32 @@ function seconds(ms) {
 }
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
 const MAX_LINE = (/* unused pure expression or super */ null && (64 * 1024));
-/** Lines of each stream kept per step for reports. */
+/** Lines of each stream kept per step for reports (annotations, summary, results). */
 const TAIL_LINES = 20;
+/**
+ * Bytes those lines may take, and the longest line kept in them: a line longer than that is replaced
+ * by a note (never cut: a cut could leave half a secret the runner no longer recognises to mask).
+ * With these, reports of any fleet stay small: 48 hosts × 5 steps × 2 streams is at most 3.8 MB.
+ */
+const TAIL_BYTES = 8192;
+const TAIL_LINE = 2048;
+/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
+class Tail {
+    lines = [];
+    size = 0;
+    push(lines) {
+        for (const raw of lines.slice(-TAIL_LINES)) {
+            const line = raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw;
+            this.lines.push(line);
+            this.size += line.length + 1;
+        }
+        while (this.lines.length > TAIL_LINES || this.size > TAIL_BYTES)
+            this.size -= this.lines.shift().length + 1;
+    }
+    text() {
+        return this.lines.join('\n');
+    }
+}
 /** How far back from MAX_LINE a cut looks for white space. */
 const CUT_WINDOW = 4096;
 /**
@@ -31880,7 +31904,7 @@ class LineSplitter {
     onLines;
     decoder = new StringDecoder('utf8');
     pending = '';
-    tail = [];
+    tail = new Tail();
     constructor(onLines) {
         this.onLines = onLines;
     }
@@ -31892,7 +31916,7 @@ class LineSplitter {
     }
     /** The last lines seen, joined by newlines. */
     tailText() {
-        return this.tail.join('\n');
+        return this.tail.text();
     }
     emit(text, final) {
         const parts = (this.pending + text).split('\n');
@@ -31907,9 +31931,7 @@ class LineSplitter {
         if (parts.length === 0)
             return;
         const lines = parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-        this.tail.push(...lines.slice(-TAIL_LINES));
-        if (this.tail.length > TAIL_LINES)
-            this.tail.splice(0, this.tail.length - TAIL_LINES);
+        this.tail.push(lines);
         this.onLines(lines);
     }
 }
@@ -32206,9 +32228,39 @@ function hostFromJson(value) {
         })
     };
 }
-/** The `results` output: one object per host, in the order of `hosts`. */
-function resultsJson(results) {
-    return JSON.stringify(results.map((r) => report_hostJson(r)));
+/** GitHub takes an output of at most 1 MB. */
+const OUTPUT_BYTES = 1_000_000;
+/** The last whole lines of `tail` within `chars`, marked when lines were left out. */
+function lastLines(tail, chars) {
+    if (tail.length <= chars)
+        return tail;
+    if (chars === 0)
+        return '';
+    const lines = tail.split('\n');
+    const kept = [];
+    for (let i = lines.length - 1, size = 0; i >= 0 && size + lines[i].length + 1 <= chars; i--) {
+        kept.unshift(lines[i]);
+        size += lines[i].length + 1;
+    }
+    return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
+}
+/**
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
+ * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ */
+function resultsJson(results, budget = OUTPUT_BYTES) {
+    const fits = (json) => Buffer.byteLength(json) <= budget;
+    let json = JSON.stringify(results.map((r) => report_hostJson(r)));
+    for (const chars of [4096, 1024, 256, 0]) {
+        if (fits(json))
+            break;
+        const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }));
+        json = JSON.stringify(shorter.map((r) => report_hostJson(r)));
+    }
+    if (!fits(json))
+        json = JSON.stringify(results.map((r) => ({ ...report_hostJson(r), steps: [], stepsLeftOut: true })));
+    return json;
 }
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
@@ -32221,6 +32273,39 @@ const STATUS_ICON = {
     unreachable: '⛔ unreachable',
     skipped: '⏭️ skipped'
 };
+/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
+const SUMMARY_BYTES = 1_000_000;
+/** Markdown lines within a byte budget: a part that does not fit is left out, and says so. */
+class BudgetedMarkdown {
+    limit;
+    lines = [];
+    bytes = 0;
+    /** Room kept for the notes that say what was left out. */
+    static NOTE_BYTES = 512;
+    constructor(limit) {
+        this.limit = limit;
+    }
+    fits(lines, reserve) {
+        return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve;
+    }
+    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
+    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
+        if (!this.fits(lines, reserve))
+            return false;
+        this.lines.push(...lines);
+        this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        return true;
+    }
+    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
+    each(items, part, rest) {
+        const i = items.findIndex((item) => !this.add(part(item)));
+        if (i >= 0)
+            this.add(rest(items.length - i), 0);
+    }
+    text() {
+        return this.lines.join('\n') + '\n';
+    }
+}
 /**
  * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
  * the failed hosts' reasons.
@@ -32248,40 +32333,31 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
             }
         ]);
     }
-    const lines = [
-        '## ssh-fleet',
-        '',
-        tally(results, elapsedMs),
-        '',
-        ...(intro.length ? [...intro, ''] : []),
-        `| ${columns.map(([title]) => title).join(' | ')} |`,
-        `| ${columns.map(() => '---').join(' | ')} |`,
-        ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
-    ];
-    const multiStep = results.some((r) => r.steps.length > 1);
-    if (multiStep) {
-        lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |');
-        for (const r of results) {
-            for (const s of r.steps) {
-                lines.push(`| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`);
-            }
-        }
-        lines.push('', '</details>');
+    const md = new BudgetedMarkdown(SUMMARY_BYTES);
+    md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
+    md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`]);
+    md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    if (results.some((r) => r.steps.length > 1)) {
+        const rows = results.flatMap((r) => r.steps.map((s) => `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`));
+        const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>'];
+        if (!md.add(details))
+            md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.']);
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
-        lines.push('', '### Skipped hosts', '', ...markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')));
+        md.add(['', '### Skipped hosts', '']);
+        if (!md.add(markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
+            md.add(['Left out (the summary\'s size limit): the results output has each reason.']);
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
-        lines.push('', '### Failed hosts');
-        for (const r of failures) {
+        md.add(['', '### Failed hosts']);
+        md.each(failures, (r) => {
             const said = lastWords(r);
-            lines.push('', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '');
-            lines.push(...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')));
-        }
+            return ['', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '', ...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))];
+        }, (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]);
     }
-    return lines.join('\n') + '\n';
+    return md.text();
 }
 /** The plan in words: batches with their hosts, steps with their options. */
 function describePlan(settings) {

@@ -12,8 +12,34 @@ export function seconds(ms: number): string {
 
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
 const MAX_LINE = 64 * 1024
-/** Lines of each stream kept per step for reports. */
+/** Lines of each stream kept per step for reports (annotations, summary, results). */
 const TAIL_LINES = 20
+/**
+ * Bytes those lines may take, and the longest line kept in them: a line longer than that is replaced
+ * by a note (never cut: a cut could leave half a secret the runner no longer recognises to mask).
+ * With these, reports of any fleet stay small: 48 hosts × 5 steps × 2 streams is at most 3.8 MB.
+ */
+const TAIL_BYTES = 8192
+const TAIL_LINE = 2048
+
+/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
+class Tail {
+  private readonly lines: string[] = []
+  private size = 0
+
+  push(lines: string[]): void {
+    for (const raw of lines.slice(-TAIL_LINES)) {
+      const line = raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw
+      this.lines.push(line)
+      this.size += line.length + 1
+    }
+    while (this.lines.length > TAIL_LINES || this.size > TAIL_BYTES) this.size -= (this.lines.shift() as string).length + 1
+  }
+
+  text(): string {
+    return this.lines.join('\n')
+  }
+}
 
 /** How far back from MAX_LINE a cut looks for white space. */
 const CUT_WINDOW = 4096
@@ -43,7 +69,7 @@ function cutPoint(text: string): number {
 export class LineSplitter {
   private readonly decoder = new StringDecoder('utf8')
   private pending = ''
-  private readonly tail: string[] = []
+  private readonly tail = new Tail()
 
   constructor(private readonly onLines: (lines: string[]) => void) {}
 
@@ -57,7 +83,7 @@ export class LineSplitter {
 
   /** The last lines seen, joined by newlines. */
   tailText(): string {
-    return this.tail.join('\n')
+    return this.tail.text()
   }
 
   private emit(text: string, final: boolean): void {
@@ -71,8 +97,7 @@ export class LineSplitter {
     }
     if (parts.length === 0) return
     const lines = parts.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l))
-    this.tail.push(...lines.slice(-TAIL_LINES))
-    if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES)
+    this.tail.push(lines)
     this.onLines(lines)
   }
 }

@@ -164,9 +164,37 @@ export function hostFromJson(value: unknown): HostResult {
   }
 }
 
-/** The `results` output: one object per host, in the order of `hosts`. */
-export function resultsJson(results: HostResult[]): string {
-  return JSON.stringify(results.map((r) => hostJson(r)))
+/** GitHub takes an output of at most 1 MB. */
+const OUTPUT_BYTES = 1_000_000
+
+/** The last whole lines of `tail` within `chars`, marked when lines were left out. */
+function lastLines(tail: string, chars: number): string {
+  if (tail.length <= chars) return tail
+  if (chars === 0) return ''
+  const lines = tail.split('\n')
+  const kept: string[] = []
+  for (let i = lines.length - 1, size = 0; i >= 0 && size + lines[i].length + 1 <= chars; i--) {
+    kept.unshift(lines[i])
+    size += lines[i].length + 1
+  }
+  return ['[earlier lines left out: the output size limit]', ...kept].join('\n')
+}
+
+/**
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
+ * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ */
+export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): string {
+  const fits = (json: string): boolean => Buffer.byteLength(json) <= budget
+  let json = JSON.stringify(results.map((r) => hostJson(r)))
+  for (const chars of [4096, 1024, 256, 0]) {
+    if (fits(json)) break
+    const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }))
+    json = JSON.stringify(shorter.map((r) => hostJson(r)))
+  }
+  if (!fits(json)) json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })))
+  return json
 }
 
 export function setOutputs(results: HostResult[]): void {
@@ -181,6 +209,41 @@ const STATUS_ICON: Record<HostResult['status'], string> = {
   failed: '❌ failed',
   unreachable: '⛔ unreachable',
   skipped: '⏭️ skipped'
+}
+
+/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
+const SUMMARY_BYTES = 1_000_000
+
+/** Markdown lines within a byte budget: a part that does not fit is left out, and says so. */
+class BudgetedMarkdown {
+  private readonly lines: string[] = []
+  private bytes = 0
+  /** Room kept for the notes that say what was left out. */
+  private static readonly NOTE_BYTES = 512
+
+  constructor(private readonly limit: number) {}
+
+  private fits(lines: string[], reserve: number): boolean {
+    return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve
+  }
+
+  /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
+  add(lines: string[], reserve = BudgetedMarkdown.NOTE_BYTES): boolean {
+    if (!this.fits(lines, reserve)) return false
+    this.lines.push(...lines)
+    this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
+    return true
+  }
+
+  /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
+  each<T>(items: T[], part: (item: T) => string[], rest: (left: number) => string[]): void {
+    const i = items.findIndex((item) => !this.add(part(item)))
+    if (i >= 0) this.add(rest(items.length - i), 0)
+  }
+
+  text(): string {
+    return this.lines.join('\n') + '\n'
+  }
 }
 
 /**
@@ -210,41 +273,35 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
       }
     ])
   }
-  const lines = [
-    '## ssh-fleet',
-    '',
-    tally(results, elapsedMs),
-    '',
-    ...(intro.length ? [...intro, ''] : []),
-    `| ${columns.map(([title]) => title).join(' | ')} |`,
-    `| ${columns.map(() => '---').join(' | ')} |`,
-    ...results.map((r) => `| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`)
-  ]
-  const multiStep = results.some((r) => r.steps.length > 1)
-  if (multiStep) {
-    lines.push('', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |')
-    for (const r of results) {
-      for (const s of r.steps) {
-        lines.push(`| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`)
-      }
-    }
-    lines.push('', '</details>')
+  const md = new BudgetedMarkdown(SUMMARY_BYTES)
+  md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])])
+  md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`])
+  md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`])
+  if (results.some((r) => r.steps.length > 1)) {
+    const rows = results.flatMap((r) => r.steps.map((s) => `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`))
+    const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>']
+    if (!md.add(details)) md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.'])
   }
   const skippedHosts = results.filter((r) => r.status === 'skipped')
   if (skippedHosts.length > 0) {
-    lines.push('', '### Skipped hosts', '', ...codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')))
+    md.add(['', '### Skipped hosts', ''])
+    if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')))) md.add(['Left out (the summary\'s size limit): the results output has each reason.'])
   }
   const failures = results.filter(hostFailed)
   if (failures.length > 0) {
-    lines.push('', '### Failed hosts')
-    for (const r of failures) {
-      const said = lastWords(r)
-      lines.push('', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '')
-      lines.push(...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n')))
-    }
+    md.add(['', '### Failed hosts'])
+    md.each(
+      failures,
+      (r) => {
+        const said = lastWords(r)
+        return ['', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '', ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))]
+      },
+      (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]
+    )
   }
-  return lines.join('\n') + '\n'
+  return md.text()
 }
+
 
 /** The plan in words: batches with their hosts, steps with their options. */
 export function describePlan(settings: Settings): string {

@@ -123,8 +123,23 @@ function sendSignal(channel: ClientChannel, name: string): void {
   if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof') ch._client._protocol.signal(ch.outgoing.id, name)
 }
 
-/** Runs a short command on a channel of its own; its stdout, or undefined when it could not run. */
+/** `work`'s value, or undefined once `ms` have passed first (0: no limit). */
+export function withinTimeout<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  if (ms <= 0) return work
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Runs a short command on a channel of its own; its stdout, or undefined when it could not run or
+ * did not answer within KILL_GRACE_MS (a server that ignores channel requests).
+ */
 function execOutput(connection: Connection, command: string): Promise<string | undefined> {
+  return withinTimeout(execAnswer(connection, command), KILL_GRACE_MS)
+}
+
+function execAnswer(connection: Connection, command: string): Promise<string | undefined> {
   return connection.exec(command).then(
     (ch) =>
       new Promise<string | undefined>((resolve) => {
@@ -156,7 +171,15 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
-  const channel = await openChannel(ctx, remoteCommand(ctx.shell, stepId))
+  const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId))
+  // The step's timeout covers opening its channel and starting its command: a server that takes the
+  // login but never answers a channel request must not hold the step forever.
+  const channel = await withinTimeout(opening, step.timeoutMs)
+  if (channel === undefined) {
+    // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
+    void opening.then((late) => late instanceof ChannelOpenError || late.close())
+    return result({ status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)` })
+  }
   if (channel instanceof ChannelOpenError) {
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })
   }
@@ -167,6 +190,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     let stopped: boolean | undefined
     let closed = false
     let stopping = false
+    /** How the script ended, when it ended before the timeout while its output stayed open. */
+    let exitedFirst: string | undefined
     let done = false
     const timers: NodeJS.Timeout[] = []
     const finish = (): void => {
@@ -181,7 +206,9 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       if (stopped !== undefined) {
         const limit = `${step.timeoutMs / 1000}s`
         const error = stopped
-          ? `timed out after ${limit}; the remote process was stopped`
+          ? exitedFirst
+            ? `timed out after ${limit}: the script had ended (${exitedFirst}) but a process it started kept its output open; that process was stopped`
+            : `timed out after ${limit}; the remote process was stopped`
           : `timed out after ${limit}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
         return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }))
       }
@@ -214,6 +241,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
      */
     const stopAfterTimeout = async (): Promise<void> => {
       stopping = true
+      if (exit) exitedFirst = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`
       /** Sends `name` by step id; true when a look found none of the step's processes left. */
       const noneLeft = async (name: 'TERM' | 'KILL'): Promise<boolean> => {
         const answer = await execOutput(ctx.connection, stopCommand(stepId, name))
@@ -237,7 +265,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       channel.close()
       finish()
     }
-    if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopAfterTimeout(), step.timeoutMs))
+    if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopAfterTimeout(), Math.max(0, started + step.timeoutMs - Date.now())))
     channel.end(scriptPayload(step))
   })
 }

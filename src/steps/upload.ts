@@ -5,7 +5,7 @@ import type { Connection } from '../ssh/connection'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
-import { stepResult, type StepResult } from './script'
+import { stepResult, withinTimeout, type StepResult } from './script'
 
 /** Files in flight per host. */
 const FILES_AT_ONCE = 4
@@ -25,15 +25,21 @@ function remote(to: string, rel: string): string {
  */
 export async function upload(step: UploadStep, connection: Connection, status: (message: string) => void): Promise<StepResult> {
   const started = Date.now()
-  let files: RemoteFiles
+  let files: RemoteFiles | undefined
+  const opening = openRemoteFiles(connection, status)
   try {
-    files = await openRemoteFiles(connection, status)
+    // The timeout covers starting SFTP too: a server may take the login and never answer.
+    files = await withinTimeout(opening, step.timeoutMs)
   } catch (err) {
     return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${(err as Error).message}` })
   }
+  if (files === undefined) {
+    void opening.then((late) => late.close(), () => undefined)
+    return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` })
+  }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    if (step.timeoutMs > 0) timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), step.timeoutMs)
+    if (step.timeoutMs > 0) timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), Math.max(0, started + step.timeoutMs - Date.now()))
   })
   const bytes = step.files.reduce((n, f) => n + f.size, 0)
   const work = async (): Promise<void> => {

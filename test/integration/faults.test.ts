@@ -237,3 +237,56 @@ test('sshd is still healthy after the faults', () => {
   expect(execFileSync('ssh-keygen', ['-lf', join(sshd.dir, 'host_ed25519.pub')], { encoding: 'utf8' })).toContain(sshd.fingerprint)
   expect(hostList(sshd)).toContain(String(sshd.ports[0]))
 })
+
+describe('servers that stop answering after login', () => {
+  /**
+   * An ssh2 Server that takes the login and answers keepalives but leaves one kind of request
+   * unanswered: no real sshd can be made to hang a channel open, an exec or an SFTP request on cue.
+   */
+  async function silentServer(silent: 'open' | 'exec' | 'sftp'): Promise<{ port: number; known: string; close: () => void }> {
+    const { Server, utils } = await import('ssh2')
+    const { generateKey } = await import('../../demo/fleet.js')
+    const hostKey = generateKey()
+    const server = new Server({ hostKeys: [hostKey.private] }, (client) => {
+      client.on('error', () => {})
+      client.on('authentication', (ctx) => ctx.accept())
+      client.on('session', (accept) => {
+        if (silent === 'open') return // never accepted, never rejected
+        const session = accept()
+        session.on('exec', () => {}) // never answered (silent 'exec'), and no subsystem either
+        session.on('sftp', () => {})
+      })
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as { port: number }).port
+    const pub = utils.parseKey(hostKey.public) as import('ssh2').ParsedKey
+    return { port, known: `[127.0.0.1]:${port} ${pub.type} ${pub.getPublicSSH().toString('base64')}`, close: () => server.close() }
+  }
+
+  test.each([
+    ['open', '- run: echo never\n  timeout: 2s', 'the server did not open a session or start the command'],
+    ['exec', '- run: echo never\n  timeout: 2s', 'the server did not open a session or start the command'],
+    ['sftp', '- upload: { from: package.json, to: /tmp/never/ }\n  timeout: 2s', 'the server did not open the SFTP session']
+  ] as const)('no answer to the %s request: the step timeout covers it', async (silent, steps, message) => {
+    const server = await silentServer(silent)
+    try {
+      const run = await runAction({ hosts: `u@127.0.0.1:${server.port}`, password: 'x', 'known-hosts': server.known, 'keepalive-interval': '1s', steps }, { env: { GITHUB_WORKSPACE: process.cwd() } })
+      const r = run.results[0]
+      expect(r.status).toBe('failed')
+      expect(r.error).toBe(`timed out after 2s: ${message} (it took the login but does not answer channel requests)`)
+      expect(r.steps[0].durationMs).toBeGreaterThanOrEqual(1900)
+      expect(r.steps[0].durationMs).toBeLessThan(4000)
+    } finally {
+      server.close()
+    }
+  })
+
+  test('a background process holding the output past the timeout: named as such, and stopped', async () => {
+    const pid = join(sshd.shared, `bg-${Date.now()}`)
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `sleep 30 & echo $! > ${pid}; echo started`, timeout: '2s' }))
+    const r = hostResult(run, name(sshd.ports[0]))
+    expect(r.error).toBe('timed out after 2s: the script had ended (exit code 0) but a process it started kept its output open; that process was stopped')
+    expect(r.steps[0].durationMs).toBeLessThan(5000)
+    expect(alive(readFileSync(pid, 'utf8').trim())).toBe(false)
+  })
+})

@@ -8,6 +8,17 @@ import { injected, runnerCommands } from '../helpers/runner-commands'
 const host: Host = { name: 'web1', user: 'u', hostname: 'web1', port: 22, index: 0 }
 
 describe('LineSplitter', () => {
+  test('the tail keeps the last lines within 20 lines and 8 KiB; a line too long for it is named, not cut', () => {
+    const s = new LineSplitter(() => {})
+    s.push(Buffer.from(Array.from({ length: 30 }, (_, i) => `${i} ${'y'.repeat(1000)}`).join('\n') + '\n'))
+    s.push(Buffer.from(`${'z'.repeat(70_000)}\nlast\n`))
+    s.end()
+    const tail = s.tailText().split('\n')
+    expect(s.tailText().length).toBeLessThanOrEqual(8192)
+    expect(tail.slice(-2)).toEqual(['[a line of 70000 characters, not kept here; the log has it]', 'last'])
+    expect(tail[0]).toMatch(/^\d+ y{1000}$/)
+  })
+
   test('a line over 64 KiB is cut at white space, never inside a known secret', () => {
     const lines: string[] = []
     const s = new LineSplitter((l) => lines.push(...l))

@@ -95,4 +95,33 @@ describe('outputs and summary', () => {
     expect(md).toContain(['````', ...hostile.split('\n'), 'stderr:', `token ${secret}`, '````'].join('\n'))
     expect(md).not.toContain('<b>')
   })
+
+  test('budgets: a large fleet with big tails keeps the summary and the results output under their limits', () => {
+    // As big as bounded tails get: 20 lines of ~400 characters (8 KiB) on both streams of every step.
+    const tail = Array.from({ length: 20 }, (_, i) => `${i} ${'x'.repeat(400)}`).join('\n')
+    const step = (i: number, status: 'success' | 'failed') => ({ name: `step ${i}`, status, exitCode: status === 'failed' ? 1 : 0, signal: null, durationMs: 5, attempts: 1, lost: false, stdoutTail: tail, stderrTail: tail })
+    const results = Array.from({ length: 2000 }, (_, h) =>
+      host(`deploy@host-${h}.example.com`, h % 2 ? 'failed' : 'success', { error: 'exit code 1', failedStep: 'step 4', steps: [0, 1, 2, 3, 4].map((i) => step(i, h % 2 && i === 4 ? 'failed' : 'success')) })
+    )
+    const md = summaryMarkdown(results, 1000, 5)
+    expect(Buffer.byteLength(md)).toBeLessThan(1_000_000)
+    expect(md).toMatch(/\d+ more failed hosts are not shown here \(the summary's size limit\)/)
+    expect(md).toContain('| deploy@host-1999.example.com |') // every host's row still fits
+    // 60 hosts: the tails are shortened to whole last lines, never cut inside one.
+    const some = JSON.parse(resultsJson(results.slice(0, 60)))
+    expect(Buffer.byteLength(resultsJson(results.slice(0, 60)))).toBeLessThanOrEqual(1_000_000)
+    expect(some[1]).toMatchObject({ host: 'deploy@host-1.example.com', status: 'failed', error: 'exit code 1' })
+    const kept = some[1].steps[4].stderrTail.split('\n')
+    expect(kept[0]).toBe('[earlier lines left out: the output size limit]')
+    expect(kept.length).toBeGreaterThan(1)
+    for (const line of kept.slice(1)) expect(tail.split('\n')).toContain(line)
+    // 2000 hosts: even without tails the steps do not fit; every host keeps its own fields.
+    const json = resultsJson(results)
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(1_000_000)
+    const all = JSON.parse(json)
+    expect(all).toHaveLength(2000)
+    expect(all[1]).toMatchObject({ host: 'deploy@host-1.example.com', status: 'failed', error: 'exit code 1', steps: [], stepsLeftOut: true })
+    // A small fleet's output is whole.
+    expect(JSON.parse(resultsJson(results.slice(0, 3)))[1].steps[4].stderrTail).toBe(tail)
+  })
 })
