@@ -63880,7 +63880,7 @@ function notice(message, properties = {}) {
  * @param message info message
  */
 function info(message) {
-    process.stdout.write(message + os.EOL);
+    process.stdout.write(message + external_os_namespaceObject.EOL);
 }
 /**
  * Begin an output group.
@@ -64040,9 +64040,9 @@ const ANNOTATION_LIMIT = 10;
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
 }
-/** Failed or unreachable: what fails the action. */
+/** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
-    return r.status === 'failed' || r.status === 'unreachable';
+    return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
@@ -64270,6 +64270,21 @@ function authHandler(client, username, auth, trail) {
 
 ;// CONCATENATED MODULE: ./src/ssh/retry.ts
 const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A sleep that ends early, at once, when `signal` aborts (the job was cancelled). */
+function cancellableSleep(signal, sleep = realSleep) {
+    if (!signal)
+        return sleep;
+    return (ms) => new Promise((resolve) => {
+        if (signal.aborted)
+            return resolve();
+        const done = () => {
+            signal.removeEventListener('abort', done);
+            resolve();
+        };
+        signal.addEventListener('abort', done, { once: true });
+        void sleep(ms).then(done);
+    });
+}
 /**
  * Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2^(retry-1))).
  * `retry` counts from 1.
@@ -64337,6 +64352,8 @@ function classifyConnectError(err, connectTimeoutMs) {
             return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` };
     }
 }
+/** The job was cancelled before a connection could be made. */
+const CANCELLED = { kind: 'cancelled', transient: false, message: 'cancelled (the job was cancelled) before the connection was made' };
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 class ChannelOpenError extends Error {
     refused;
@@ -64422,16 +64439,21 @@ class Connection {
     }
 }
 /** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
-function connectOnce(host, options, sock) {
+function connectOnce(host, options, sock, signal) {
     return new Promise((resolve) => {
+        if (signal?.aborted)
+            return resolve({ failure: CANCELLED });
         const client = new lib.Client();
         let refusal;
         let firstError;
         let settled = false;
+        const onCancel = () => settle({ failure: CANCELLED });
+        signal?.addEventListener('abort', onCancel, { once: true });
         const settle = (value) => {
             if (settled)
                 return;
             settled = true;
+            signal?.removeEventListener('abort', onCancel);
             if ('failure' in value)
                 client.destroy();
             resolve(value);
@@ -64495,15 +64517,15 @@ async function connect(host, options, deps = {}) {
         if (sock && 'kind' in sock)
             return { failure: sock };
         await gate?.acquire();
-        const outcome = await connectOnce(host, options, sock);
+        const outcome = await connectOnce(host, options, sock, deps.signal);
         gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other');
         return outcome;
     };
     const { outcome, attempts } = await withRetries(attempt, {
         retries: options.connectRetries,
-        retryable: (o) => 'failure' in o && o.failure.transient,
+        retryable: (o) => 'failure' in o && o.failure.transient && !deps.signal?.aborted,
         delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
-        sleep: deps.sleep,
+        sleep: cancellableSleep(deps.signal, deps.sleep),
         onRetry: (o, retry, delayMs) => {
             if (!('failure' in o))
                 return;
@@ -64747,6 +64769,11 @@ class FleetLog {
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 const KILL_GRACE_MS = 5000;
+/**
+ * The same on a cancel: the runner sends SIGTERM 7.5 s after SIGINT and SIGKILL 2.5 s later, and
+ * the report must be written before then (TERM, look, KILL, look: about 4 s at most).
+ */
+const CANCEL_GRACE_MS = 1500;
 /** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
 const CHANNEL_RETRIES = 6;
 /** Quotes a string for a POSIX shell. */
@@ -64823,20 +64850,32 @@ function sendSignal(channel, name) {
     if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
         ch._client._protocol.signal(ch.outgoing.id, name);
 }
-/** `work`'s value, or undefined once `ms` have passed first (0: no limit). */
-function withinTimeout(work, ms) {
-    if (ms <= 0)
+/** `work`'s value, or undefined once `ms` have passed (0: no limit) or `signal` aborted, first. */
+function withinTimeout(work, ms, signal) {
+    if (ms <= 0 && !signal)
         return work;
     let timer;
-    const expired = new Promise((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-    return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+    let onAbort = () => { };
+    const expired = new Promise((resolve) => {
+        if (ms > 0)
+            timer = setTimeout(() => resolve(undefined), ms);
+        onAbort = () => resolve(undefined);
+        if (signal?.aborted)
+            onAbort();
+        else
+            signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([work, expired]).finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+    });
 }
 /**
  * Runs a short command on a channel of its own; its stdout, or undefined when it could not run or
- * did not answer within KILL_GRACE_MS (a server that ignores channel requests).
+ * did not answer within `ms` (a server that ignores channel requests).
  */
-function execOutput(connection, command) {
-    return withinTimeout(execAnswer(connection, command), KILL_GRACE_MS);
+function execOutput(connection, command, ms) {
+    return withinTimeout(execAnswer(connection, command), ms);
 }
 function execAnswer(connection, command) {
     return connection.exec(command).then((ch) => new Promise((resolve) => {
@@ -64867,11 +64906,13 @@ async function runScript(step, ctx) {
     const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
     const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId));
     // The step's timeout covers opening its channel and starting its command: a server that takes the
-    // login but never answers a channel request must not hold the step forever.
-    const channel = await withinTimeout(opening, step.timeoutMs);
+    // login but never answers a channel request must not hold the step forever. So does a cancel.
+    const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
     if (channel === undefined) {
         // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
         void opening.then((late) => late instanceof ChannelOpenError || late.close());
+        if (ctx.signal?.aborted)
+            return result({ status: 'failed', cancelled: true, error: 'cancelled before the command started' });
         return result({ status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)` });
     }
     if (channel instanceof ChannelOpenError) {
@@ -64880,12 +64921,9 @@ async function runScript(step, ctx) {
     return new Promise((resolve) => {
         const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
         let exit;
-        /** After a timeout: whether what the step started is known to have ended. */
-        let stopped;
+        /** Why the step is being stopped, and then whether what it started is known to have ended. */
+        let stop;
         let closed = false;
-        let stopping = false;
-        /** How the script ended, when it ended before the timeout while its output stayed open. */
-        let exitedFirst;
         let done = false;
         const timers = [];
         const finish = () => {
@@ -64893,19 +64931,20 @@ async function runScript(step, ctx) {
                 return;
             done = true;
             timers.forEach(clearTimeout);
+            ctx.signal?.removeEventListener('abort', onCancel);
             stdout.end();
             stderr.end();
             const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() };
             const exitCode = exit?.code ?? null;
             const signal = exit?.signal ?? null;
-            if (stopped !== undefined) {
-                const limit = `${step.timeoutMs / 1000}s`;
-                const error = stopped
-                    ? exitedFirst
-                        ? `timed out after ${limit}: the script had ended (${exitedFirst}) but a process it started kept its output open; that process was stopped`
-                        : `timed out after ${limit}; the remote process was stopped`
-                    : `timed out after ${limit}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`;
-                return resolve(result({ status: 'failed', exitCode, signal, error, ...tails }));
+            if (stop?.stopped !== undefined) {
+                const what = stop.why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`;
+                const error = !stop.stopped
+                    ? `${what}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
+                    : stop.exitedFirst
+                        ? `${what}: the script had ended (${stop.exitedFirst}) but a process it started kept its output open; that process was stopped`
+                        : `${what}; the remote process was stopped`;
+                return resolve(result({ status: 'failed', exitCode, signal, error, cancelled: stop.why === 'cancel', ...tails }));
             }
             if (exit === undefined) {
                 const lost = ctx.connection.lostReason;
@@ -64924,24 +64963,26 @@ async function runScript(step, ctx) {
         channel.on('close', () => {
             closed = true;
             whenClosed();
-            // After a timeout the stop sequence decides when the step is over.
-            if (!stopping)
+            // While stopping, the stop sequence decides when the step is over.
+            if (!stop)
                 finish();
         });
         // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
         void ctx.connection.whenLost().then(() => setImmediate(finish));
         /**
-         * A timeout: TERM, then KILL, each both as the session's signal and by step id on a channel of
-         * its own (one of them reaches the script on any server). The channel's close alone is no proof
-         * (dropbear closes it when its direct child ends), so a last look by step id must find nothing.
+         * A timeout or a cancel: TERM, then KILL, each both as the session's signal and by step id on a
+         * channel of its own (one of them reaches the script on any server). The channel's close alone is
+         * no proof (dropbear closes it when its direct child ends), so a last look by step id must find
+         * nothing. A cancel waits less between them: the runner kills the action 7.5 s after it asks.
          */
-        const stopAfterTimeout = async () => {
-            stopping = true;
-            if (exit)
-                exitedFirst = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+        const stopRemote = async (why) => {
+            if (stop || done)
+                return;
+            stop = { why, exitedFirst: exit ? (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) : undefined };
+            const grace = why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS;
             /** Sends `name` by step id; true when a look found none of the step's processes left. */
             const noneLeft = async (name) => {
-                const answer = await execOutput(ctx.connection, stopCommand(stepId, name));
+                const answer = await execOutput(ctx.connection, stopCommand(stepId, name), grace);
                 // No answer (a server that allows one session) or no way to look leaves the close as the only word.
                 return answer === undefined || /^(found:\s*|unknown)$/m.test(answer);
             };
@@ -64953,18 +64994,23 @@ async function runScript(step, ctx) {
                     // The channel is already gone.
                 }
                 await noneLeft(name);
-                await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, KILL_GRACE_MS)))]);
+                await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, grace)))]);
                 if (closed && (await noneLeft(name))) {
-                    stopped = true;
+                    stop.stopped = true;
                     return finish();
                 }
             }
-            stopped = false;
+            stop.stopped = false;
             channel.close();
             finish();
         };
+        const onCancel = () => void stopRemote('cancel');
+        if (ctx.signal?.aborted)
+            onCancel();
+        else
+            ctx.signal?.addEventListener('abort', onCancel, { once: true });
         if (step.timeoutMs > 0)
-            timers.push(setTimeout(() => void stopAfterTimeout(), Math.max(0, started + step.timeoutMs - Date.now())));
+            timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
         channel.end(scriptPayload(step));
     });
 }
@@ -64996,7 +65042,6 @@ function runLocal(step, host, ctx) {
             : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
         const { stdout: out, stderr: err } = streamOutput(child, ctx);
         const timers = [];
-        let timedOut = false;
         const kill = (signal) => {
             if (child.pid === undefined)
                 return;
@@ -65010,26 +65055,38 @@ function runLocal(step, host, ctx) {
                 // already gone
             }
         };
-        if (step.timeoutMs > 0) {
-            timers.push(setTimeout(() => {
-                timedOut = true;
-                kill('SIGTERM');
-                timers.push(setTimeout(() => kill('SIGKILL'), KILL_GRACE_MS));
-            }, step.timeoutMs));
-        }
+        /** Why the command is being stopped: its timeout, or the job's cancel. */
+        let stopping;
+        const stop = (why) => {
+            if (stopping)
+                return;
+            stopping = why;
+            kill('SIGTERM');
+            timers.push(setTimeout(() => kill('SIGKILL'), why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS));
+        };
+        const onCancel = () => stop('cancel');
+        if (ctx.signal?.aborted)
+            onCancel();
+        else
+            ctx.signal?.addEventListener('abort', onCancel, { once: true });
+        if (step.timeoutMs > 0)
+            timers.push(setTimeout(() => stop('timeout'), step.timeoutMs));
         let done = false;
         const finish = (code, signal, spawnError) => {
             if (done)
                 return; // 'error' and 'close' both come when the spawn fails
             done = true;
             timers.forEach(clearTimeout);
+            ctx.signal?.removeEventListener('abort', onCancel);
             out.end();
             err.end();
             const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() };
             if (spawnError)
                 return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
-            if (timedOut)
-                return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }));
+            if (stopping) {
+                const what = stopping === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`;
+                return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }));
+            }
             resolve(exitResult(step.name, started, code, signal, tails));
         };
         child.on('error', (e) => finish(null, null, e));
@@ -65069,13 +65126,13 @@ async function bootId(step, connection, probe) {
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
 async function reboot(step, ctx) {
-    const sleep = ctx.sleep ?? realSleep;
+    const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep);
     const interval = ctx.pollIntervalMs ?? 1000;
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
     const probe = (connection, name, script, sink = ctx) => {
         const run = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false };
-        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained });
+        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal });
     };
     if (step.preDelayMs > 0)
         await sleep(step.preDelayMs);
@@ -65095,9 +65152,9 @@ async function reboot(step, ctx) {
         };
     }
     let last = 'no attempt yet';
-    while (Date.now() < deadline) {
+    while (Date.now() < deadline && !ctx.signal?.aborted) {
         const tick = Date.now();
-        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) });
+        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal);
         if ('failure' in outcome) {
             if (outcome.failure.kind === 'host-key')
                 return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
@@ -65133,6 +65190,8 @@ async function reboot(step, ctx) {
         }
         await sleep(Math.max(0, tick + interval - Date.now()));
     }
+    if (ctx.signal?.aborted)
+        return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) };
     return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
 }
 
@@ -65590,6 +65649,9 @@ async function openRemoteFiles(connection, note) {
 
 
 
+/** The job was cancelled while files were moving. */
+class CancelledError extends Error {
+}
 /** Files in flight per host. */
 const FILES_AT_ONCE = 4;
 /** Joins remote path parts with /, `to` first. */
@@ -65604,19 +65666,21 @@ function remote(to, rel) {
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
-async function upload(step, connection, status) {
+async function upload(step, connection, status, signal) {
     const started = Date.now();
     let files;
     const opening = openRemoteFiles(connection, status);
     try {
         // The timeout covers starting SFTP too: a server may take the login and never answer.
-        files = await withinTimeout(opening, step.timeoutMs);
+        files = await withinTimeout(opening, step.timeoutMs, signal);
     }
     catch (err) {
         return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${err.message}` });
     }
     if (files === undefined) {
         void opening.then((late) => late.close(), () => undefined);
+        if (signal?.aborted)
+            return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' });
         return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` });
     }
     let timer;
@@ -65659,13 +65723,20 @@ async function upload(step, connection, status) {
     };
     try {
         const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)));
-        await Promise.race([work(), timeout, lost]);
+        const cancelled = new Promise((_, reject) => {
+            if (signal?.aborted)
+                reject(new CancelledError());
+            signal?.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+        });
+        await Promise.race([work(), timeout, lost, cancelled]);
         const ms = Date.now() - started;
         const rate = bytes / Math.max(ms / 1000, 0.001);
         status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${output_seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
         return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } });
     }
     catch (err) {
+        if (err instanceof CancelledError)
+            return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched' });
         const lost = connection.lostReason;
         return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${err.message}` });
     }
@@ -65755,7 +65826,8 @@ class HostRun {
             shell: this.settings.shell,
             status: (message) => this.log.status(this.host, message),
             ...this.sink,
-            sleep: this.deps.sleep
+            sleep: this.deps.sleep,
+            signal: this.deps.signal
         });
         if (outcome.connection)
             this.connection = outcome.connection;
@@ -65766,19 +65838,19 @@ class HostRun {
             return this.reboot(step);
         const { outcome, attempts } = await withRetries(async () => {
             if (step.kind === 'local')
-                return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd() });
+                return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal });
             const lost = await this.ensureConnected();
             if (lost)
-                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` });
+                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` });
             const connection = this.connection;
             if (step.kind === 'upload')
-                return upload(step, connection, (message) => this.log.status(this.host, message));
-            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep });
+                return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal);
+            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal });
         }, {
             retries: step.retries,
-            retryable: (r) => r.status === 'failed',
+            retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
             delayMs: () => step.retryDelayMs,
-            sleep: this.deps.sleep,
+            sleep: cancellableSleep(this.deps.signal, this.deps.sleep),
             onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${output_seconds(delay)}`)
         });
         return { ...outcome, attempts };
@@ -65793,7 +65865,7 @@ class HostRun {
             const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
             if (failure) {
                 const first = this.connection === undefined;
-                result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable';
+                result.status = failure.kind === 'cancelled' ? 'cancelled' : failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable';
                 result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`;
                 if (!first)
                     result.failedStep = step.name;
@@ -65815,6 +65887,13 @@ class HostRun {
             }
             result.steps.push(outcome);
             result.exitCode = outcome.exitCode;
+            if (outcome.cancelled) {
+                result.status = 'cancelled';
+                result.failedStep = step.name;
+                result.error = outcome.error;
+                log.status(host, `step '${step.name}' ${outcome.error}`);
+                return false;
+            }
             if (outcome.status === 'failed') {
                 if (step.continueOnError) {
                     result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`);
@@ -65848,6 +65927,18 @@ class HostRun {
             return;
         this.result.status = 'skipped';
         this.result.error = reason;
+    }
+    /**
+     * The job was cancelled before `step`: a host that had not started is skipped, one that had is
+     * cancelled (it ran part of the plan).
+     */
+    cancel(step) {
+        if (this.failed)
+            return;
+        if (this.startedAt === undefined)
+            return this.skip('skipped: the job was cancelled before this host started');
+        this.result.status = 'cancelled';
+        this.result.error = `cancelled (the job was cancelled) before step '${step.name}'`;
     }
     /** Closes the connection and completes the result. */
     finish() {
@@ -66630,7 +66721,7 @@ const coreReporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 function tally(results, elapsedMs) {
     const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'skipped']
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped']
         .filter((s) => count(s) > 0)
         .map((s) => `${count(s)} ${s}`);
     return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
@@ -66697,7 +66788,7 @@ function hostJson(r, forFile = false) {
         }))
     };
 }
-const HOST_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped', 'unreachable']));
+const HOST_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped', 'unreachable', 'cancelled']));
 const STEP_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped']));
 /** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
 function report_hostFromJson(value) {
@@ -66798,6 +66889,7 @@ const STATUS_ICON = {
     success: '✅ success',
     failed: '❌ failed',
     unreachable: '⛔ unreachable',
+    cancelled: '🛑 cancelled',
     skipped: '⏭️ skipped'
 };
 /** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
@@ -67051,7 +67143,7 @@ function mergeResults(files) {
  * than `maxFailures` hosts have failed, hosts in flight stop before their next step and hosts not yet
  * started are skipped. Results come back in the order of the hosts.
  */
-async function runFleet(plan, start) {
+async function runFleet(plan, start, cancel) {
     const results = new Map();
     const limit = pLimit(plan.concurrency);
     let failures = 0;
@@ -67059,6 +67151,10 @@ async function runFleet(plan, start) {
     const stopReason = () => `skipped: more than ${plan.maxFailures} host${plan.maxFailures === 1 ? '' : 's'} failed (max-failures)`;
     /** Runs a step on a host, counting the host's failure at once so others can stop. */
     const step = async (run, s) => {
+        if (cancel?.aborted) {
+            run.cancel(s);
+            return false;
+        }
         if (exceeded()) {
             run.skip(stopReason());
             return false;
@@ -67069,9 +67165,10 @@ async function runFleet(plan, start) {
         return goOn;
     };
     for (const batch of plan.batches) {
-        if (exceeded()) {
+        if (cancel?.aborted || exceeded()) {
+            const why = cancel?.aborted ? 'skipped: the job was cancelled before this host started' : stopReason();
             for (const host of batch)
-                results.set(host, skippedResult(host, stopReason()));
+                results.set(host, skippedResult(host, why));
             continue;
         }
         if (plan.strategy === 'host') {
@@ -67128,6 +67225,12 @@ function saveResults(settings, startedAt, results) {
         actionVersion: package_namespaceObject.rE
     }, results);
 }
+/** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
+function cancelledMessage(results) {
+    const stopped = results.filter((r) => r.status === 'cancelled').length;
+    const notStarted = results.filter((r) => r.status === 'skipped' && r.error?.includes('cancelled')).length;
+    return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`;
+}
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     let jump;
@@ -67138,6 +67241,17 @@ async function run() {
         if (!finished)
             setFailed('ssh-fleet stopped before every host had a result (internal error)');
     });
+    // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
+    // what runs on the hosts and leads to the report; a second one ends the process at once.
+    const cancel = new AbortController();
+    const onSignal = (name) => {
+        if (cancel.signal.aborted)
+            process.exit(1);
+        info(`${name}: the job is being cancelled; stopping what runs on the hosts, then reporting`);
+        cancel.abort();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     try {
         const settings = getSettings();
         const plan = describePlan(settings);
@@ -67158,18 +67272,18 @@ async function run() {
         }
         log.note(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => log.note(message)) : undefined;
+        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined;
         const tunnel = jump ? jump.tunnel.bind(jump) : undefined;
         const runOnce = new RunOnceSteps();
         const started = Date.now();
-        const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }));
+        const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, signal: cancel.signal, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }), cancel.signal);
         log.close();
         const elapsed = Date.now() - started;
         saveResults(settings, startedAt, results);
         annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0));
         setOutputs(results);
         await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length));
-        const failure = failureMessage(results);
+        const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ');
         if (failure)
             setFailed(failure);
     }
@@ -67184,6 +67298,9 @@ async function run() {
     finally {
         finished = true;
         await jump?.close();
+        // Cancelled: the report is written; nothing left is worth the runner's SIGKILL.
+        if (cancel.signal.aborted)
+            process.exit(1);
     }
 }
 

@@ -27,6 +27,13 @@ function saveResults(settings: Settings, startedAt: Date, results: HostResult[])
   }, results)
 }
 
+/** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
+function cancelledMessage(results: HostResult[]): string {
+  const stopped = results.filter((r) => r.status === 'cancelled').length
+  const notStarted = results.filter((r) => r.status === 'skipped' && r.error?.includes('cancelled')).length
+  return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`
+}
+
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
   let jump: JumpHost | undefined
@@ -36,6 +43,16 @@ export async function run(): Promise<void> {
   process.once('beforeExit', () => {
     if (!finished) core.setFailed('ssh-fleet stopped before every host had a result (internal error)')
   })
+  // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
+  // what runs on the hosts and leads to the report; a second one ends the process at once.
+  const cancel = new AbortController()
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (cancel.signal.aborted) process.exit(1)
+    core.info(`${name}: the job is being cancelled; stopping what runs on the hosts, then reporting`)
+    cancel.abort()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   try {
     const settings = getSettings()
     const plan = describePlan(settings)
@@ -56,18 +73,22 @@ export async function run(): Promise<void> {
     }
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
-    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates }, (message) => log.note(message)) : undefined
+    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined
     const tunnel = jump ? jump.tunnel.bind(jump) : undefined
     const runOnce = new RunOnceSteps()
     const started = Date.now()
-    const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }))
+    const results = await runFleet(
+      settings,
+      (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, signal: cancel.signal, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }),
+      cancel.signal
+    )
     log.close()
     const elapsed = Date.now() - started
     saveResults(settings, startedAt, results)
     annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0))
     setOutputs(results)
     await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))
-    const failure = failureMessage(results)
+    const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ')
     if (failure) core.setFailed(failure)
   } catch (err) {
     if (err instanceof InputError) {
@@ -78,5 +99,7 @@ export async function run(): Promise<void> {
   } finally {
     finished = true
     await jump?.close()
+    // Cancelled: the report is written; nothing left is worth the runner's SIGKILL.
+    if (cancel.signal.aborted) process.exit(1)
   }
 }

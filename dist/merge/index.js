@@ -31818,9 +31818,9 @@ const ANNOTATION_LIMIT = 10;
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
 }
-/** Failed or unreachable: what fails the action. */
+/** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
-    return r.status === 'failed' || r.status === 'unreachable';
+    return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -32103,7 +32103,7 @@ const coreReporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 function tally(results, elapsedMs) {
     const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'skipped']
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped']
         .filter((s) => count(s) > 0)
         .map((s) => `${count(s)} ${s}`);
     return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
@@ -32170,7 +32170,7 @@ function report_hostJson(r, forFile = false) {
         }))
     };
 }
-const HOST_STATUSES = ['success', 'failed', 'skipped', 'unreachable'];
+const HOST_STATUSES = ['success', 'failed', 'skipped', 'unreachable', 'cancelled'];
 const STEP_STATUSES = ['success', 'failed', 'skipped'];
 /** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
 function hostFromJson(value) {
@@ -32271,6 +32271,7 @@ const STATUS_ICON = {
     success: '✅ success',
     failed: '❌ failed',
     unreachable: '⛔ unreachable',
+    cancelled: '🛑 cancelled',
     skipped: '⏭️ skipped'
 };
 /** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */

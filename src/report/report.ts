@@ -38,7 +38,7 @@ const coreReporter: Reporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 export function tally(results: HostResult[], elapsedMs: number): string {
   const count = (s: HostResult['status']): number => results.filter((r) => r.status === s).length
-  const extras = (['failed', 'unreachable', 'skipped'] as const)
+  const extras = (['failed', 'unreachable', 'cancelled', 'skipped'] as const)
     .filter((s) => count(s) > 0)
     .map((s) => `${count(s)} ${s}`)
   return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`
@@ -110,7 +110,7 @@ export function hostJson(r: HostResult, forFile = false) {
   }
 }
 
-const HOST_STATUSES: ReadonlyArray<HostResult['status']> = ['success', 'failed', 'skipped', 'unreachable']
+const HOST_STATUSES: ReadonlyArray<HostResult['status']> = ['success', 'failed', 'skipped', 'unreachable', 'cancelled']
 const STEP_STATUSES: ReadonlyArray<StepResult['status']> = ['success', 'failed', 'skipped']
 
 /** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
@@ -208,6 +208,7 @@ const STATUS_ICON: Record<HostResult['status'], string> = {
   success: '✅ success',
   failed: '❌ failed',
   unreachable: '⛔ unreachable',
+  cancelled: '🛑 cancelled',
   skipped: '⏭️ skipped'
 }
 

@@ -1,7 +1,8 @@
 import type { Host } from '../plan/settings'
 import type { StepResult } from '../steps/script'
 
-export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable'
+/** `cancelled`: the job was cancelled while the host ran; what it ran was stopped. */
+export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable' | 'cancelled'
 
 /** The outcome of one host: data, never an exception. */
 export interface HostResult {
@@ -24,7 +25,7 @@ export function skippedResult(host: Host, reason: string): HostResult {
   return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
 }
 
-/** Failed or unreachable: what fails the action. */
+/** Failed, unreachable or cancelled mid-plan: what fails the action. */
 export function hostFailed(r: HostResult): boolean {
-  return r.status === 'failed' || r.status === 'unreachable'
+  return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled'
 }

@@ -1,7 +1,7 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from '../ssh/connection'
 import { runLocal } from '../steps/local'
 import { seconds, type FleetLog, type OutputSink } from '../report/output'
-import { withRetries } from '../ssh/retry'
+import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
 import { hostFailed, type HostResult } from './host-result'
 import type { Host, RebootStep, Settings, Step } from '../plan/settings'
@@ -82,7 +82,8 @@ export class HostRun {
       shell: this.settings.shell,
       status: (message) => this.log.status(this.host, message),
       ...this.sink,
-      sleep: this.deps.sleep
+      sleep: this.deps.sleep,
+      signal: this.deps.signal
     })
     if (outcome.connection) this.connection = outcome.connection
     return outcome.result
@@ -92,18 +93,18 @@ export class HostRun {
     if (step.kind === 'reboot') return this.reboot(step)
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
-        if (step.kind === 'local') return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd() })
+        if (step.kind === 'local') return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal })
         const lost = await this.ensureConnected()
-        if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, error: `could not reconnect: ${lost.message}` })
+        if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` })
         const connection = this.connection as Connection
-        if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message))
-        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep })
+        if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
+        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal })
       },
       {
         retries: step.retries,
-        retryable: (r) => r.status === 'failed',
+        retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
         delayMs: () => step.retryDelayMs,
-        sleep: this.deps.sleep,
+        sleep: cancellableSleep(this.deps.signal, this.deps.sleep),
         onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
       }
     )
@@ -120,7 +121,7 @@ export class HostRun {
       const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
       if (failure) {
         const first = this.connection === undefined
-        result.status = failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable'
+        result.status = failure.kind === 'cancelled' ? 'cancelled' : failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable'
         result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`
         if (!first) result.failedStep = step.name
         log.status(host, `could not connect: ${failure.message}`)
@@ -140,6 +141,13 @@ export class HostRun {
       }
       result.steps.push(outcome)
       result.exitCode = outcome.exitCode
+      if (outcome.cancelled) {
+        result.status = 'cancelled'
+        result.failedStep = step.name
+        result.error = outcome.error
+        log.status(host, `step '${step.name}' ${outcome.error}`)
+        return false
+      }
       if (outcome.status === 'failed') {
         if (step.continueOnError) {
           result.warnings.push(`step '${step.name}' failed and was let through (continue-on-error): ${outcome.error}`)
@@ -170,6 +178,17 @@ export class HostRun {
     if (this.failed) return
     this.result.status = 'skipped'
     this.result.error = reason
+  }
+
+  /**
+   * The job was cancelled before `step`: a host that had not started is skipped, one that had is
+   * cancelled (it ran part of the plan).
+   */
+  cancel(step: Step): void {
+    if (this.failed) return
+    if (this.startedAt === undefined) return this.skip('skipped: the job was cancelled before this host started')
+    this.result.status = 'cancelled'
+    this.result.error = `cancelled (the job was cancelled) before step '${step.name}'`
   }
 
   /** Closes the connection and completes the result. */

@@ -9,6 +9,8 @@ export interface HostRunner {
   /** Runs one step; false when the host stops here. Never throws. */
   runStep(step: Step): Promise<boolean>
   skip(reason: string): void
+  /** The job was cancelled before `step`. */
+  cancel(step: Step): void
   finish(): HostResult
 }
 
@@ -21,13 +23,16 @@ export interface FleetPlan {
   maxFailures: number
 }
 
+/** Aborted when the job is cancelled: nothing more starts; hosts in flight stop what they run. */
+export type Cancel = AbortSignal | undefined
+
 /**
  * Runs the plan over the fleet: batch after batch, each with at most `concurrency` hosts in flight,
  * either each host through the whole plan (`host`) or each step across the batch (`step`). Once more
  * than `maxFailures` hosts have failed, hosts in flight stop before their next step and hosts not yet
  * started are skipped. Results come back in the order of the hosts.
  */
-export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunner): Promise<HostResult[]> {
+export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunner, cancel?: Cancel): Promise<HostResult[]> {
   const results = new Map<Host, HostResult>()
   const limit = pLimit(plan.concurrency)
   let failures = 0
@@ -36,6 +41,10 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
 
   /** Runs a step on a host, counting the host's failure at once so others can stop. */
   const step = async (run: HostRunner, s: Step): Promise<boolean> => {
+    if (cancel?.aborted) {
+      run.cancel(s)
+      return false
+    }
     if (exceeded()) {
       run.skip(stopReason())
       return false
@@ -46,8 +55,9 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
   }
 
   for (const batch of plan.batches) {
-    if (exceeded()) {
-      for (const host of batch) results.set(host, skippedResult(host, stopReason()))
+    if (cancel?.aborted || exceeded()) {
+      const why = cancel?.aborted ? 'skipped: the job was cancelled before this host started' : stopReason()
+      for (const host of batch) results.set(host, skippedResult(host, why))
       continue
     }
     if (plan.strategy === 'host') {

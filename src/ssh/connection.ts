@@ -3,12 +3,12 @@ import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from
 import { AuthTrail, authHandler } from './auth'
 import type { HandshakeGates } from './handshake-gate'
 import { hostKeyAlgorithms, verifyHostKey } from './host-keys'
-import { backoffDelay, withRetries, type Sleep } from './retry'
+import { backoffDelay, cancellableSleep, withRetries, type Sleep } from './retry'
 import type { Host, Settings } from '../plan/settings'
 
 /** Why a connection could not be made; `transient` ones are worth retrying. */
 export interface ConnectFailure {
-  kind: 'host-key' | 'auth' | 'timeout' | 'refused' | 'lost-before-handshake' | 'network' | 'protocol'
+  kind: 'host-key' | 'auth' | 'timeout' | 'refused' | 'lost-before-handshake' | 'network' | 'protocol' | 'cancelled'
   transient: boolean
   message: string
 }
@@ -58,6 +58,9 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` }
   }
 }
+
+/** The job was cancelled before a connection could be made. */
+const CANCELLED: ConnectFailure = { kind: 'cancelled', transient: false, message: 'cancelled (the job was cancelled) before the connection was made' }
 
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 export class ChannelOpenError extends Error {
@@ -154,16 +157,21 @@ export class Connection {
 export function connectOnce(
   host: Host,
   options: ConnectOptions,
-  sock?: Duplex
+  sock?: Duplex,
+  signal?: AbortSignal
 ): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
   return new Promise((resolve) => {
+    if (signal?.aborted) return resolve({ failure: CANCELLED })
     const client = new Client()
     let refusal: string | undefined
     let firstError: SshError | undefined
     let settled = false
+    const onCancel = (): void => settle({ failure: CANCELLED })
+    signal?.addEventListener('abort', onCancel, { once: true })
     const settle = (value: { connection: Connection } | { failure: ConnectFailure }): void => {
       if (settled) return
       settled = true
+      signal?.removeEventListener('abort', onCancel)
       if ('failure' in value) client.destroy()
       resolve(value)
     }
@@ -229,6 +237,8 @@ export interface ConnectDeps {
   onRetry?: (failure: ConnectFailure, retry: number, delayMs: number) => void
   /** Opens the byte stream to the host through a bastion (`proxy-jump`) instead of TCP. */
   tunnel?: (host: Host) => Promise<Duplex | ConnectFailure>
+  /** Aborted when the job is cancelled: no new attempt starts, the one in progress is dropped. */
+  signal?: AbortSignal
 }
 
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
@@ -243,7 +253,7 @@ export async function connect(
     const sock = deps.tunnel ? await deps.tunnel(host) : undefined
     if (sock && 'kind' in sock) return { failure: sock }
     await gate?.acquire()
-    const outcome = await connectOnce(host, options, sock)
+    const outcome = await connectOnce(host, options, sock, deps.signal)
     gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
     return outcome
   }
@@ -251,9 +261,9 @@ export async function connect(
     attempt,
     {
       retries: options.connectRetries,
-      retryable: (o) => 'failure' in o && o.failure.transient,
+      retryable: (o) => 'failure' in o && o.failure.transient && !deps.signal?.aborted,
       delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
-      sleep: deps.sleep,
+      sleep: cancellableSleep(deps.signal, deps.sleep),
       onRetry: (o, retry, delayMs) => {
         if (!('failure' in o)) return
         retried.push(o.failure)

@@ -3,6 +3,21 @@ export type Sleep = (ms: number) => Promise<void>
 
 export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** A sleep that ends early, at once, when `signal` aborts (the job was cancelled). */
+export function cancellableSleep(signal: AbortSignal | undefined, sleep: Sleep = realSleep): Sleep {
+  if (!signal) return sleep
+  return (ms) =>
+    new Promise((resolve) => {
+      if (signal.aborted) return resolve()
+      const done = (): void => {
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      signal.addEventListener('abort', done, { once: true })
+      void sleep(ms).then(done)
+    })
+}
+
 /**
  * Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2^(retry-1))).
  * `retry` counts from 1.

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process'
 import { streamOutput, type OutputSink } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
-import { KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
+import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
 
 export interface LocalContext extends OutputSink {
   /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
   cwd: string
+  /** Aborted when the job is cancelled: the command is stopped, as on a timeout. */
+  signal?: AbortSignal
 }
 
 /** The variables a local step sees about the host it runs for. */
@@ -33,7 +35,6 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       : spawn('/bin/sh', ['-c', step.command], { ...options, detached: true })
     const { stdout: out, stderr: err } = streamOutput(child, ctx)
     const timers: NodeJS.Timeout[] = []
-    let timedOut = false
     const kill = (signal: NodeJS.Signals): void => {
       if (child.pid === undefined) return
       try {
@@ -43,25 +44,32 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
         // already gone
       }
     }
-    if (step.timeoutMs > 0) {
-      timers.push(
-        setTimeout(() => {
-          timedOut = true
-          kill('SIGTERM')
-          timers.push(setTimeout(() => kill('SIGKILL'), KILL_GRACE_MS))
-        }, step.timeoutMs)
-      )
+    /** Why the command is being stopped: its timeout, or the job's cancel. */
+    let stopping: 'timeout' | 'cancel' | undefined
+    const stop = (why: 'timeout' | 'cancel'): void => {
+      if (stopping) return
+      stopping = why
+      kill('SIGTERM')
+      timers.push(setTimeout(() => kill('SIGKILL'), why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS))
     }
+    const onCancel = (): void => stop('cancel')
+    if (ctx.signal?.aborted) onCancel()
+    else ctx.signal?.addEventListener('abort', onCancel, { once: true })
+    if (step.timeoutMs > 0) timers.push(setTimeout(() => stop('timeout'), step.timeoutMs))
     let done = false
     const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error): void => {
       if (done) return // 'error' and 'close' both come when the spawn fails
       done = true
       timers.forEach(clearTimeout)
+      ctx.signal?.removeEventListener('abort', onCancel)
       out.end()
       err.end()
       const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() }
       if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
-      if (timedOut) return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `timed out after ${step.timeoutMs / 1000}s; the local command was stopped`, ...tails }))
+      if (stopping) {
+        const what = stopping === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`
+        return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }))
+      }
       resolve(exitResult(step.name, started, code, signal, tails))
     }
     child.on('error', (e) => finish(null, null, e))

@@ -1,6 +1,6 @@
 import { connectOnce, type ConnectOptions, type Connection } from '../ssh/connection'
 import { seconds, type OutputSink } from '../report/output'
-import { realSleep, type Sleep } from '../ssh/retry'
+import { cancellableSleep, realSleep, type Sleep } from '../ssh/retry'
 import type { Host, RebootStep, RunStep } from '../plan/settings'
 import { runScript, stepResult, type StepResult } from './script'
 
@@ -18,6 +18,8 @@ export interface RebootContext extends OutputSink {
   status: (message: string) => void
   sleep?: Sleep
   pollIntervalMs?: number
+  /** Aborted when the job is cancelled: the wait ends, and a command in flight is stopped. */
+  signal?: AbortSignal
 }
 
 export interface RebootOutcome {
@@ -54,13 +56,13 @@ async function bootId(step: RebootStep, connection: Connection, probe: Probe): P
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
 export async function reboot(step: RebootStep, ctx: RebootContext): Promise<RebootOutcome> {
-  const sleep = ctx.sleep ?? realSleep
+  const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep)
   const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const probe: Probe = (connection, name, script, sink = ctx) => {
     const run: RunStep = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }
-    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained })
+    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal })
   }
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
   const before = await bootId(step, ctx.connection, probe)
@@ -78,9 +80,9 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     }
   }
   let last = 'no attempt yet'
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !ctx.signal?.aborted) {
     const tick = Date.now()
-    const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) })
+    const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal)
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key') return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
       if (wentDown === undefined) ctx.status(`down (${outcome.failure.message})`)
@@ -109,5 +111,6 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     }
     await sleep(Math.max(0, tick + interval - Date.now()))
   }
+  if (ctx.signal?.aborted) return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) }
   return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) }
 }

@@ -7,6 +7,9 @@ import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
 import { stepResult, withinTimeout, type StepResult } from './script'
 
+/** The job was cancelled while files were moving. */
+class CancelledError extends Error {}
+
 /** Files in flight per host. */
 const FILES_AT_ONCE = 4
 
@@ -23,18 +26,19 @@ function remote(to: string, rel: string): string {
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
-export async function upload(step: UploadStep, connection: Connection, status: (message: string) => void): Promise<StepResult> {
+export async function upload(step: UploadStep, connection: Connection, status: (message: string) => void, signal?: AbortSignal): Promise<StepResult> {
   const started = Date.now()
   let files: RemoteFiles | undefined
   const opening = openRemoteFiles(connection, status)
   try {
     // The timeout covers starting SFTP too: a server may take the login and never answer.
-    files = await withinTimeout(opening, step.timeoutMs)
+    files = await withinTimeout(opening, step.timeoutMs, signal)
   } catch (err) {
     return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${(err as Error).message}` })
   }
   if (files === undefined) {
     void opening.then((late) => late.close(), () => undefined)
+    if (signal?.aborted) return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' })
     return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` })
   }
   let timer: NodeJS.Timeout | undefined
@@ -76,12 +80,17 @@ export async function upload(step: UploadStep, connection: Connection, status: (
   }
   try {
     const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)))
-    await Promise.race([work(), timeout, lost])
+    const cancelled = new Promise<never>((_, reject) => {
+      if (signal?.aborted) reject(new CancelledError())
+      signal?.addEventListener('abort', () => reject(new CancelledError()), { once: true })
+    })
+    await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = bytes / Math.max(ms / 1000, 0.001)
     status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`)
     return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } })
   } catch (err) {
+    if (err instanceof CancelledError) return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched' })
     const lost = connection.lostReason
     return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}` })
   } finally {

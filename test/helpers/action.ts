@@ -1,5 +1,5 @@
 /** Runs the bundled action (dist/index.js) exactly as the runner does: INPUT_* variables and command files. */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -45,6 +45,10 @@ export interface RunOptions {
   rusage?: boolean
   /** The bundle to run: the main action (default) or MERGE_ACTION. */
   bundle?: string
+  /** Keep only workflow command lines of stdout (a run that prints hundreds of MB). */
+  commandsOnly?: boolean
+  /** Called with the action's process once started (to signal it, as the runner's cancel does). */
+  onSpawn?: (child: ChildProcess) => void
 }
 
 export async function runAction(inputs: Record<string, string>, options: RunOptions = {}): Promise<ActionRun> {
@@ -63,10 +67,18 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
     env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, BENCH_RUSAGE: usageFile, ...inputEnv, ...env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  options.onSpawn?.(child)
   let stdout = ''
   let stderr = ''
+  let partial = ''
   child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString()
+    if (options.commandsOnly) {
+      const lines = (partial + d.toString()).split('\n')
+      partial = lines.pop() as string
+      stdout += lines.filter((l) => l.startsWith('::')).map((l) => `${l}\n`).join('')
+    } else {
+      stdout += d.toString()
+    }
     options.onStdout?.(stdout)
   })
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))

@@ -102,6 +102,15 @@ export function ensureShellUser(shell: 'dash' | 'zsh' | 'fish' | 'tcsh' | 'busyb
 
 /** Whether a process runs (a zombie no one has reaped yet counts as ended: a container's init may never reap). */
 export function alive(pid: string | number): boolean {
+  if (!existsSync('/proc/self')) {
+    // No /proc (macOS): signal 0 tells whether the process exists.
+    try {
+      process.kill(Number(pid), 0)
+      return true
+    } catch {
+      return false
+    }
+  }
   try {
     return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
   } catch {

@@ -4,7 +4,7 @@
  * on the network on cue), a killed session, step timeouts, refused channels, flaky steps, random cuts.
  */
 import { execFileSync } from 'node:child_process'
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
@@ -289,4 +289,85 @@ describe('servers that stop answering after login', () => {
     expect(r.steps[0].durationMs).toBeLessThan(5000)
     expect(alive(readFileSync(pid, 'utf8').trim())).toBe(false)
   })
+})
+
+describe('the runner cancels the job', () => {
+  test('SIGINT mid-step: remote processes stopped, hosts cancelled or skipped, report written, non-zero exit within 7.5 s', async () => {
+    const marker = `cancel-${Date.now()}`
+    const pidFile = (port: number): string => join(sshd.shared, `${marker}.${port}`)
+    const ports = sshd.ports.slice(0, 3)
+    let signalledAt = 0
+    const run = await runAction(
+      inputs(sshd, ports, {
+        concurrency: '2',
+        'results-file': `${marker}.json`,
+        run: `sleep 60 & echo "$$ $!" > ${join(sshd.shared, marker)}.\${SSH_CONNECTION##* }; echo started; wait`
+      }),
+      {
+        env: { GITHUB_WORKSPACE: sshd.shared },
+        onSpawn: (child) => {
+          const poll = setInterval(() => {
+            if (!ports.slice(0, 2).every((p) => existsSync(pidFile(p)))) return
+            clearInterval(poll)
+            signalledAt = Date.now()
+            child.kill('SIGINT')
+          }, 50)
+          child.on('exit', () => clearInterval(poll))
+        }
+      }
+    )
+    const exitAfterMs = Date.now() - signalledAt
+    expect(signalledAt).toBeGreaterThan(0)
+    expect(run.code).toBe(1)
+    expect(exitAfterMs).toBeLessThan(7500)
+    expect(run.results.map((r) => r.status)).toEqual(['cancelled', 'cancelled', 'skipped'])
+    expect(run.results[0].error).toBe('cancelled (the job was cancelled); the remote process was stopped')
+    expect(run.results[2].error).toBe('skipped: the job was cancelled before this host started')
+    for (const port of ports.slice(0, 2)) for (const pid of readFileSync(pidFile(port), 'utf8').trim().split(' ')) expect(alive(pid), `pid ${pid}`).toBe(false)
+    expect(run.summary).toContain('🛑 cancelled')
+    expect(run.stdout).toContain('::error::the job was cancelled: 2 hosts stopped mid-plan, 1 not started')
+    const file = JSON.parse(readFileSync(join(sshd.shared, `${marker}.json`), 'utf8'))
+    expect(file.results.map((r: { status: string }) => r.status)).toEqual(['cancelled', 'cancelled', 'skipped'])
+    console.log(`cancel: SIGINT → exit ${exitAfterMs} ms`)
+  })
+
+  test('a second signal ends the action at once', async () => {
+    let signalledAt = 0
+    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: 'trap "" TERM; echo started; sleep 30' }), {
+      onStdout: () => {},
+      onSpawn: (child) => {
+        child.stdout?.on('data', (d: Buffer) => {
+          if (signalledAt || !d.toString().includes('started')) return
+          signalledAt = Date.now()
+          child.kill('SIGINT')
+          setTimeout(() => child.kill('SIGTERM'), 200)
+        })
+      }
+    })
+    expect(run.code).toBe(1)
+    expect(Date.now() - signalledAt).toBeLessThan(1500)
+  })
+})
+
+describe('huge outputs', () => {
+  test('24 hosts × 5 steps, each printing 20 lines of 64 KiB: the report is written, within its budgets, memory bounded', async () => {
+    const big = await startSshd({ ports: 24 })
+    try {
+      const line = `printf '%065535d\\n' 0`
+      const print = Array(20).fill(line).join('; ')
+      const steps = [1, 2, 3, 4, 5].map((i) => `- name: s${i}\n  run: "${print}; ${print.replace(/\\n/g, '\\n')} >&2${i === 5 ? '; [ ${SSH_CONNECTION##* } != ' + big.ports[0] + ' ]' : ''}"`).join('\n')
+      const run = await runAction({ hosts: hostList(big), 'private-key': big.clientKey, 'known-hosts': big.knownHosts, concurrency: '24', steps }, { rusage: true, commandsOnly: true, timeoutMs: 240_000 })
+      expect(run.code).toBe(1) // the first host fails its last step, on purpose
+      expect(run.results).toHaveLength(24)
+      expect(run.results.filter((r) => r.status === 'success')).toHaveLength(23)
+      const summaryBytes = Buffer.byteLength(run.summary)
+      const resultsBytes = Buffer.byteLength(run.outputs.results)
+      expect(summaryBytes).toBeLessThan(1_000_000)
+      expect(resultsBytes).toBeLessThanOrEqual(1_000_000)
+      expect(run.usage?.maxRssKb).toBeLessThan(400 * 1024)
+      console.log(`huge outputs: ${(24 * 5 * 40 * 64) / 1024} MiB printed; peak RSS ${((run.usage?.maxRssKb ?? 0) / 1024).toFixed(0)} MB; summary ${summaryBytes} B; results output ${resultsBytes} B; ${run.durationMs} ms`)
+    } finally {
+      await big.stop()
+    }
+  }, 300_000)
 })

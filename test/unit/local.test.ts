@@ -1,6 +1,7 @@
 /** Local steps on this machine's shell (sh, or cmd on Windows), as CI runs them on all three OSes. */
 import { describe, expect, test, vi } from 'vitest'
 import { runLocal } from '../../src/steps/local'
+import { alive } from '../helpers/sshd'
 import type { Host, LocalStep } from '../../src/plan/settings'
 
 const windows = process.platform === 'win32'
@@ -48,5 +49,18 @@ describe('runLocal', () => {
     const { r } = await run(step(windows ? 'ping -n 30 127.0.0.1 >NUL' : 'sleep 30', { timeoutMs: 500 }))
     expect(r).toMatchObject({ status: 'failed', error: 'timed out after 0.5s; the local command was stopped' })
     expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  test.skipIf(windows)('a cancel stops the command and what it started, and says so', async () => {
+    const cancel = new AbortController()
+    const lines: string[] = []
+    const started = Date.now()
+    const running = runLocal(step('sleep 30 & echo $!; wait'), host, { cwd: process.cwd(), whenDrained: (r) => r(), output: (_s, l) => lines.push(...l) > 0, signal: cancel.signal })
+    await new Promise((r) => setTimeout(r, 300))
+    cancel.abort()
+    const r = await running
+    expect(r).toMatchObject({ status: 'failed', cancelled: true, error: 'cancelled (the job was cancelled); the local command was stopped' })
+    expect(Date.now() - started).toBeLessThan(3000)
+    expect(alive(lines[0])).toBe(false)
   })
 })

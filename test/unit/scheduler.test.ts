@@ -35,6 +35,10 @@ function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, del
       skip(reason) {
         if (result.status !== 'failed') Object.assign(result, { status: 'skipped', error: reason })
       },
+      cancel(step) {
+        if (result.status === 'failed') return
+        Object.assign(result, result.steps.length ? { status: 'cancelled', error: `cancelled before ${step.name}` } : { status: 'skipped', error: 'not started' })
+      },
       finish: () => result
     }
   }
@@ -104,5 +108,25 @@ describe('runFleet', () => {
     const fleet = fakeFleet((h) => h.index === 0 || h.index === 3)
     const results = await runFleet(plan({ hosts: hosts(6), concurrency: 1, maxFailures: 1 }), fleet.start)
     expect(results.map((r) => r.status)).toEqual(['failed', 'success', 'success', 'failed', 'skipped', 'skipped'])
+  })
+
+  test.each(['host', 'step'] as const)('a cancel (%s strategy): hosts in flight stop before their next step, nothing else starts', async (strategy) => {
+    const fleet = fakeFleet(() => false, 20)
+    const cancel = new AbortController()
+    const list = hosts(6)
+    const running = runFleet(plan({ batches: [list.slice(0, 4), list.slice(4)], steps: steps(3), strategy, concurrency: 2 }), fleet.start, cancel.signal)
+    let seenAtCancel = -1
+    setTimeout(() => {
+      seenAtCancel = fleet.events.length
+      cancel.abort()
+    }, 30) // during the first steps of the first two hosts
+    const results = await running
+    const byHost = Object.fromEntries(results.map((r) => [r.host, r.status]))
+    expect(results.filter((r) => r.status === 'cancelled').length).toBeGreaterThan(0)
+    expect(results.filter((r) => r.status === 'success')).toHaveLength(0)
+    // The second batch never started; nothing ran after the cancel but the steps already in flight.
+    expect([byHost.h4, byHost.h5]).toEqual(['skipped', 'skipped'])
+    expect(seenAtCancel).toBeGreaterThan(0)
+    expect(fleet.events.slice(seenAtCancel).filter((e) => e.phase === 'start')).toEqual([])
   })
 })
