@@ -64031,6 +64031,7 @@ var Outputs;
     Outputs["Results"] = "results";
     Outputs["Succeeded"] = "succeeded";
     Outputs["Failed"] = "failed";
+    Outputs["Captured"] = "captured";
 })(Outputs || (Outputs = {}));
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
@@ -64122,15 +64123,15 @@ function lookupName(host) {
 /** ssh2's host key algorithms, in its order of preference. */
 const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
 /**
- * The host key algorithms to ask this host for: those of the keys its known_hosts lines hold first,
- * as OpenSSH orders them, so a host with several keys presents one we know. Undefined (ssh2's own
- * order) when no line names the host.
+ * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
+ * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
+ * one we know.
  */
 function hostKeyAlgorithms(policy, host) {
     const name = lookupName(host);
     const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type));
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
-    return known.length ? [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))] : undefined;
+    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
 function globToRegExp(pattern) {
     const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
@@ -64315,6 +64316,30 @@ async function withRetries(attempt, options) {
 
 
 
+/**
+ * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
+ * signatures and MACs, and CBC ciphers. Without it none of them is offered (ssh2 would offer ssh-rsa
+ * and hmac-sha1 by default).
+ */
+const LEGACY = {
+    kex: ['diffie-hellman-group14-sha1', 'diffie-hellman-group-exchange-sha1', 'diffie-hellman-group1-sha1'],
+    serverHostKey: ['ssh-rsa', 'ssh-dss'],
+    cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
+    hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
+};
+const isLegacy = (name) => Object.values(LEGACY).some((names) => name !== undefined && names.includes(name));
+/** The algorithms offered to `host`. */
+function algorithms(options, host) {
+    const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a));
+    if (!options.legacyAlgorithms)
+        return { serverHostKey: hostKeys, hmac: { remove: [...LEGACY.hmac] } };
+    return {
+        serverHostKey: [...hostKeys, 'ssh-dss'],
+        kex: { append: [...LEGACY.kex] },
+        cipher: { append: [...LEGACY.cipher] },
+        hmac: { append: [...LEGACY.hmac] }
+    };
+}
 const TRANSIENT_SOCKET_CODES = new Set([
     'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
     'ENETUNREACH', 'ENETDOWN', 'EPIPE', 'EAI_AGAIN'
@@ -64368,6 +64393,10 @@ class Connection {
     keepalive;
     /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
     hostKey = '';
+    /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
+    legacy = [];
+    /** Forward the runner's agent on every exec channel (`forward-agent`). */
+    forwardAgent = false;
     lost;
     lostWaiters = [];
     constructor(client, keepalive) {
@@ -64425,7 +64454,9 @@ class Connection {
     }
     /** Opens an exec channel. Rejects with ChannelOpenError. */
     exec(command) {
-        return this.channel((cb) => this.client.exec(command, cb));
+        // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
+        const options = (this.forwardAgent ? { agentForward: true } : {});
+        return this.channel((cb) => this.client.exec(command, options, cb));
     }
     /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
     sftp() {
@@ -64467,6 +64498,7 @@ function connectOnce(host, options, sock, signal) {
             intervalMs: options.keepaliveIntervalMs,
             countMax: options.keepaliveCountMax
         });
+        connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined;
         client.on('error', (err) => {
             firstError ??= err;
             if (refusal !== undefined)
@@ -64478,6 +64510,9 @@ function connectOnce(host, options, sock, signal) {
             settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } });
         });
         client.on('ready', () => settle({ connection }));
+        client.on('handshake', (negotiated) => {
+            connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n) => isLegacy(n));
+        });
         const config = {
             host: host.hostname,
             port: host.port,
@@ -64487,7 +64522,8 @@ function connectOnce(host, options, sock, signal) {
             readyTimeout: options.connectTimeoutMs,
             keepaliveInterval: options.keepaliveIntervalMs,
             keepaliveCountMax: options.keepaliveCountMax,
-            algorithms: { serverHostKey: hostKeyAlgorithms(options.hostKeys, host) },
+            algorithms: algorithms(options, host),
+            ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
             hostVerifier: (key) => {
                 const verdict = verifyHostKey(options.hostKeys, host, key);
                 if (verdict.accepted)
@@ -64650,6 +64686,59 @@ class LineSplitter {
         this.onLines(lines);
     }
 }
+/** The output of a host's failing step printed again after a run with several hosts in flight. */
+const REPLAY_BYTES = 256 * 1024;
+/** The last lines of a step's output, both streams in order, within REPLAY_BYTES. */
+class Replay {
+    lines = [];
+    size = 0;
+    dropped = false;
+    push(stream, lines) {
+        for (const line of lines) {
+            const marked = stream === 'stderr' ? `stderr| ${line}` : line;
+            this.lines.push(marked);
+            this.size += marked.length + 1;
+        }
+        while (this.size > REPLAY_BYTES && this.lines.length > 1) {
+            this.size -= this.lines.shift().length + 1;
+            this.dropped = true;
+        }
+    }
+    /** The lines kept, after a note when earlier ones were left out; then empties itself. */
+    take() {
+        const lines = this.dropped ? ['[earlier lines left out]', ...this.lines] : this.lines;
+        this.lines = [];
+        this.size = 0;
+        this.dropped = false;
+        return lines;
+    }
+}
+/** The most of a step's stdout `capture: true` keeps. */
+const CAPTURE_BYTES = 1024 * 1024;
+/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+class Capture {
+    chunks = [];
+    size = 0;
+    cut = false;
+    push(chunk) {
+        if (this.size >= CAPTURE_BYTES) {
+            this.cut = true;
+            return;
+        }
+        const room = CAPTURE_BYTES - this.size;
+        if (chunk.length > room)
+            this.cut = true;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+    text() {
+        const decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+        const text = decoder.write(Buffer.concat(this.chunks));
+        return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text;
+    }
+}
 /**
  * Feeds a remote channel's or a local child's stdout and stderr into the log line by line. While the
  * log is backed up both sources pause (for an SSH channel, ssh2 stops granting window and the host
@@ -64756,6 +64845,15 @@ class FleetLog {
         const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
         this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
     }
+    /**
+     * After a run with several hosts in flight: a failed host's output of its failing step once more,
+     * whole and in a collapsed group of its own, so it reads without other hosts' lines in between.
+     */
+    replay(host, step, lines) {
+        this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}: output of the failed step`);
+        this.write(lines.flatMap((line) => line.split('\r')).map((line) => `${line}\n`).join(''));
+        this.command('::endgroup::');
+    }
     /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */
     note(text) {
         this.write(`${text}\n`);
@@ -64794,7 +64892,9 @@ const STEP_ID_VAR = 'FLEET_STEP_ID';
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-function remoteCommand(shell, stepId) {
+function remoteCommand(shell, stepId, sudo) {
+    if (sudo)
+        return `sh -c ${shellQuote(sudoBootstrap(shell, stepId, sudo))}`;
     const bootstrap = `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
         `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
         'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
@@ -64823,12 +64923,33 @@ function stopCommand(stepId, signal) {
         `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`;
     return `sh -c ${shellQuote(script)}`;
 }
-/** The bytes sent on stdin: one line of exports when env is set, then the script untouched. */
-function scriptPayload(step) {
+/**
+ * The remote command of a `sudo: true` step. The login user's sh reads the password (the first line
+ * of stdin, when given) into a variable of its own, stages the script in a private temp file, and
+ * pipes the password to `sudo -S` with printf, a builtin: it is never in a command line, an
+ * environment, a file or the log. The root shell opens the file, removes it, and runs the script
+ * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
+ * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
+ */
+function sudoBootstrap(shell, stepId, sudo) {
+    const run = `env ${STEP_ID_VAR}=${stepId} sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
+    return (`${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+        (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
+        'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
+        '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+        (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
+        '; s=$?; rm -f "$f"; exit $s');
+}
+/**
+ * The bytes sent on stdin: the sudo password's line when there is one, one line of exports when env
+ * is set, then the script untouched.
+ */
+function scriptPayload(step, sudo) {
     const names = Object.keys(step.env);
+    const password = sudo?.password !== undefined ? `${sudo.password}\n` : '';
     if (names.length === 0)
-        return step.script;
-    return `export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`;
+        return password + step.script;
+    return `${password}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`;
 }
 async function openChannel(ctx, command) {
     const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err) => err), {
@@ -64904,7 +65025,8 @@ async function runScript(step, ctx) {
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
     const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId));
+    const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined;
+    const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId, sudo));
     // The step's timeout covers opening its channel and starting its command: a server that takes the
     // login but never answers a channel request must not hold the step forever. So does a cancel.
     const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
@@ -64920,6 +65042,9 @@ async function runScript(step, ctx) {
     }
     return new Promise((resolve) => {
         const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
+        const capture = step.capture ? new Capture() : undefined;
+        if (capture)
+            channel.on('data', (chunk) => capture.push(chunk));
         let exit;
         /** Why the step is being stopped, and then whether what it started is known to have ended. */
         let stop;
@@ -64934,7 +65059,7 @@ async function runScript(step, ctx) {
             ctx.signal?.removeEventListener('abort', onCancel);
             stdout.end();
             stderr.end();
-            const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() };
+            const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
             const exitCode = exit?.code ?? null;
             const signal = exit?.signal ?? null;
             if (stop?.stopped !== undefined) {
@@ -65011,7 +65136,7 @@ async function runScript(step, ctx) {
             ctx.signal?.addEventListener('abort', onCancel, { once: true });
         if (step.timeoutMs > 0)
             timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
-        channel.end(scriptPayload(step));
+        channel.end(scriptPayload(step, sudo));
     });
 }
 
@@ -65041,6 +65166,9 @@ function runLocal(step, host, ctx) {
             ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
             : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
         const { stdout: out, stderr: err } = streamOutput(child, ctx);
+        const capture = step.capture ? new Capture() : undefined;
+        if (capture)
+            child.stdout.on('data', (chunk) => capture.push(chunk));
         const timers = [];
         const kill = (signal) => {
             if (child.pid === undefined)
@@ -65080,7 +65208,7 @@ function runLocal(step, host, ctx) {
             ctx.signal?.removeEventListener('abort', onCancel);
             out.end();
             err.end();
-            const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() };
+            const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
             if (spawnError)
                 return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
             if (stopping) {
@@ -65094,109 +65222,6 @@ function runLocal(step, host, ctx) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/steps/reboot.ts
-
-
-
-
-/** Each poll connection gets at most this long; a refused one costs nothing. */
-const POLL_CONNECT_TIMEOUT_MS = 5000;
-/** The boot id and test commands must answer within this. */
-const PROBE_TIMEOUT_MS = 30_000;
-/** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
-function rebootCommand(step, user) {
-    return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now');
-}
-/** The boot id is read, not shown. */
-const QUIET = { output: () => true, whenDrained: (resume) => resume() };
-/** Runs the boot id command; the id, or why there is none. */
-async function bootId(step, connection, probe) {
-    const r = await probe(connection, 'boot id', step.bootIdCommand, QUIET);
-    const id = r.stdoutTail.trim();
-    if (r.status !== 'success')
-        return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` };
-    if (id === '')
-        return { error: 'boot-id-command printed nothing' };
-    return { id };
-}
-/**
- * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
- * (the connection dropping under it is success; a non-zero exit with the connection still up is
- * failure, at once), close, then poll about once a second until the deadline. A host that answers
- * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
- */
-async function reboot(step, ctx) {
-    const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep);
-    const interval = ctx.pollIntervalMs ?? 1000;
-    const started = Date.now();
-    const result = (fields) => stepResult(step.name, started, fields);
-    const probe = (connection, name, script, sink = ctx) => {
-        const run = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false };
-        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal });
-    };
-    if (step.preDelayMs > 0)
-        await sleep(step.preDelayMs);
-    const before = await bootId(step, ctx.connection, probe);
-    if ('error' in before)
-        return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) };
-    const command = rebootCommand(step, ctx.host.user);
-    ctx.status(`boot id ${before.id}; rebooting: ${command}`);
-    const deadline = Date.now() + step.timeoutMs;
-    const sent = await probe(ctx.connection, step.name, command);
-    const commandEnded = Date.now();
-    let wentDown = sent.lost ? commandEnded : undefined;
-    ctx.connection.close();
-    if (sent.status === 'failed' && !sent.lost) {
-        return {
-            result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
-        };
-    }
-    let last = 'no attempt yet';
-    while (Date.now() < deadline && !ctx.signal?.aborted) {
-        const tick = Date.now();
-        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal);
-        if ('failure' in outcome) {
-            if (outcome.failure.kind === 'host-key')
-                return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
-            if (wentDown === undefined)
-                ctx.status(`down (${outcome.failure.message})`);
-            wentDown ??= tick;
-            last = outcome.failure.message;
-        }
-        else {
-            const after = await bootId(step, outcome.connection, probe);
-            const backAt = Date.now();
-            if ('error' in after) {
-                last = after.error;
-            }
-            else if (after.id === before.id) {
-                if (!last.includes('old boot id'))
-                    ctx.status('still up with the old boot id: it has not gone down yet');
-                last = 'the host answered with the old boot id: it had not gone down yet';
-            }
-            else {
-                const test = await probe(outcome.connection, 'test-command', step.testCommand);
-                if (test.status === 'success') {
-                    const downtimeMs = backAt - (wentDown ?? commandEnded);
-                    ctx.status(`back with boot id ${after.id}: down ${output_seconds(downtimeMs)}, reboot took ${output_seconds(Date.now() - started)}`);
-                    if (step.postDelayMs > 0)
-                        await sleep(step.postDelayMs);
-                    const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail };
-                    return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection };
-                }
-                last = `back with a new boot id, but test-command failed: ${test.error}`;
-            }
-            outcome.connection.close();
-        }
-        await sleep(Math.max(0, tick + interval - Date.now()));
-    }
-    if (ctx.signal?.aborted)
-        return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) };
-    return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
-}
-
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
 /*
 How it works:
@@ -65439,8 +65464,252 @@ function validateConcurrency(concurrency) {
 	}
 }
 
+;// CONCATENATED MODULE: ./src/steps/reboot.ts
+
+
+
+
+/** Each poll connection gets at most this long; a refused one costs nothing. */
+const POLL_CONNECT_TIMEOUT_MS = 5000;
+/** The boot id and test commands must answer within this. */
+const PROBE_TIMEOUT_MS = 30_000;
+/**
+ * The reboot command: the step's own as written; by default root reboots itself, and anyone else goes
+ * through sudo: with `sudo-password` the way a `sudo: true` step does, else `sudo -n`, which must not prompt.
+ */
+function rebootCommand(step, user, sudoPassword) {
+    if (step.command !== undefined)
+        return { script: step.command, sudo: false };
+    if (user === 'root')
+        return { script: 'shutdown -r now', sudo: false };
+    return sudoPassword !== undefined ? { script: 'shutdown -r now', sudo: true } : { script: 'sudo -n shutdown -r now', sudo: false };
+}
+/** The boot id is read, not shown. */
+const QUIET = { output: () => true, whenDrained: (resume) => resume() };
+/** Runs the boot id command; the id, or why there is none. */
+async function bootId(step, connection, probe) {
+    const r = await probe(connection, 'boot id', step.bootIdCommand, QUIET);
+    const id = r.stdoutTail.trim();
+    if (r.status !== 'success')
+        return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` };
+    if (id === '')
+        return { error: 'boot-id-command printed nothing' };
+    return { id };
+}
+/**
+ * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
+ * (the connection dropping under it is success; a non-zero exit with the connection still up is
+ * failure, at once), close, then poll about once a second until the deadline. A host that answers
+ * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
+ */
+async function reboot(step, ctx) {
+    const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep);
+    const interval = ctx.pollIntervalMs ?? 1000;
+    const started = Date.now();
+    const result = (fields) => stepResult(step.name, started, fields);
+    const probe = (connection, name, script, sink = ctx, sudo = false) => {
+        const run = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo };
+        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal, sudoPassword: ctx.sudoPassword });
+    };
+    if (step.preDelayMs > 0)
+        await sleep(step.preDelayMs);
+    const before = await bootId(step, ctx.connection, probe);
+    if ('error' in before)
+        return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) };
+    const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword);
+    ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`);
+    const deadline = Date.now() + step.timeoutMs;
+    const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo);
+    const commandEnded = Date.now();
+    let wentDown = sent.lost ? commandEnded : undefined;
+    ctx.connection.close();
+    if (sent.status === 'failed' && !sent.lost) {
+        return {
+            result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
+        };
+    }
+    let last = 'no attempt yet';
+    while (Date.now() < deadline && !ctx.signal?.aborted) {
+        const tick = Date.now();
+        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal);
+        if ('failure' in outcome) {
+            if (outcome.failure.kind === 'host-key')
+                return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
+            if (wentDown === undefined)
+                ctx.status(`down (${outcome.failure.message})`);
+            wentDown ??= tick;
+            last = outcome.failure.message;
+        }
+        else {
+            const after = await bootId(step, outcome.connection, probe);
+            const backAt = Date.now();
+            if ('error' in after) {
+                last = after.error;
+            }
+            else if (after.id === before.id) {
+                if (!last.includes('old boot id'))
+                    ctx.status('still up with the old boot id: it has not gone down yet');
+                last = 'the host answered with the old boot id: it had not gone down yet';
+            }
+            else {
+                const test = await probe(outcome.connection, 'test-command', step.testCommand);
+                if (test.status === 'success') {
+                    const downtimeMs = backAt - (wentDown ?? commandEnded);
+                    ctx.status(`back with boot id ${after.id}: down ${output_seconds(downtimeMs)}, reboot took ${output_seconds(Date.now() - started)}`);
+                    if (step.postDelayMs > 0)
+                        await sleep(step.postDelayMs);
+                    const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail };
+                    return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection };
+                }
+                last = `back with a new boot id, but test-command failed: ${test.error}`;
+            }
+            outcome.connection.close();
+        }
+        await sleep(Math.max(0, tick + interval - Date.now()));
+    }
+    if (ctx.signal?.aborted)
+        return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) };
+    return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
+}
+
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: ./src/plan/local-files.ts
+
+
+const MAGIC = /[*?[]/;
+function toPosix(path) {
+    return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
+}
+/**
+ * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
+ * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
+ */
+function defaultMode(mode) {
+    return mode & 0o111 ? 0o755 : 0o644;
+}
+/**
+ * Every file and directory below `root`, relative to it, with / separators. A symbolic link is
+ * followed when what it points to is inside `root` too; one that leads outside is refused (it could
+ * carry a runner-only file, a secret, to the hosts), naming the link.
+ */
+function walk(root, from) {
+    const files = [];
+    const dirs = [];
+    const realRoot = (0,external_node_fs_namespaceObject.realpathSync)(root);
+    const inside = (real) => real === realRoot || real.startsWith(realRoot.endsWith(external_node_path_namespaceObject.sep) ? realRoot : realRoot + external_node_path_namespaceObject.sep);
+    const seen = new Set([realRoot]);
+    const visit = (dir) => {
+        for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
+            const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
+            if (entry.isSymbolicLink()) {
+                let real;
+                try {
+                    real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                }
+                catch {
+                    throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(path)})`);
+                }
+                if (!inside(real))
+                    throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`);
+            }
+            const stat = (0,external_node_fs_namespaceObject.statSync)(path);
+            if (stat.isDirectory()) {
+                const real = (0,external_node_fs_namespaceObject.realpathSync)(path);
+                if (seen.has(real))
+                    continue; // a link back up the tree: its files come once
+                seen.add(real);
+                dirs.push(rel);
+                visit(path);
+            }
+            else if (stat.isFile()) {
+                files.push({ local: path, relative: rel, size: stat.size, mode: defaultMode(stat.mode) });
+            }
+        }
+    };
+    visit(root);
+    return { files, dirs };
+}
+/** `*` and `?` within a path segment, `**` across segments. */
+function globRegExp(pattern) {
+    let re = '';
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern[i];
+        if (c === '*' && pattern[i + 1] === '*') {
+            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
+            i += pattern[i + 2] === '/' ? 2 : 1;
+        }
+        else if (c === '*')
+            re += '[^/]*';
+        else if (c === '?')
+            re += '[^/]';
+        else
+            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+    }
+    return new RegExp(`^${re}$`);
+}
+/**
+ * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
+ * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
+ * `files` are read this way. Throws when nothing is there.
+ */
+function resolveUpload(from, to, workspace, exclude = []) {
+    const found = resolveFrom(from, to, workspace);
+    if (exclude.length === 0)
+        return found;
+    const excluded = excludes(exclude);
+    const files = found.files.filter((f) => !excluded(f.relative));
+    if (files.length === 0 && found.files.length > 0)
+        throw new Error(`'${from}': exclude leaves no file`);
+    return { files, dirs: found.dirs.filter((d) => !excluded(d)) };
+}
+/**
+ * Whether a path (relative, / separators) is excluded by one of `globs`: the path itself or a
+ * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
+ */
+function excludes(globs) {
+    const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')));
+    return (path) => {
+        const parts = path.split('/');
+        return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))));
+    };
+}
+function resolveFrom(from, to, workspace) {
+    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
+    if (MAGIC.test(from)) {
+        const segments = toPosix(path).split('/');
+        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
+        const base = segments.slice(0, firstMagic).join('/') || '/';
+        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
+        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
+            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
+        const found = walk(base, from);
+        const files = found.files.filter((f) => pattern.test(f.relative));
+        if (files.length === 0)
+            throw new Error(`'${from}' matches no file (looked in ${base})`);
+        return { files, dirs: [] };
+    }
+    let stat;
+    try {
+        stat = (0,external_node_fs_namespaceObject.statSync)(path);
+    }
+    catch {
+        throw new Error(`'${from}' does not exist (resolved to ${path})`);
+    }
+    if (stat.isDirectory())
+        return walk(path, from);
+    if (!stat.isFile())
+        throw new Error(`'${from}' is not a file or directory`);
+    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
+}
+/** The paths of the files a file, directory or glob names on the runner, in a stable order. */
+function localFiles(pattern, workspace) {
+    return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
+}
+
 ;// CONCATENATED MODULE: ./src/steps/remote-files.ts
 
 
@@ -65649,6 +65918,7 @@ async function openRemoteFiles(connection, note) {
 
 
 
+
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {
 }
@@ -65714,8 +65984,13 @@ async function upload(step, connection, status, signal) {
             const keepFiles = new Set(step.files.map((f) => f.relative));
             const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))]);
             const tree = await files.tree(root);
-            const stale = tree.files.filter((f) => !keepFiles.has(f));
-            const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d));
+            // Excluded paths on the host are left alone, and so are the directories that hold them.
+            const excluded = excludes(step.exclude);
+            const leftAlone = tree.files.filter(excluded);
+            for (const f of leftAlone)
+                f.split('/').slice(0, -1).forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')));
+            const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f));
+            const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d));
             await files.remove(root, stale, staleDirs);
             if (stale.length + staleDirs.length > 0)
                 status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`);
@@ -65755,6 +66030,7 @@ async function upload(step, connection, status, signal) {
 
 
 
+
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
  * (a migration finishes before anyone goes past it) and records the step as skipped.
@@ -65770,26 +66046,48 @@ class RunOnceSteps {
         return { mine: true, ...claim };
     }
 }
+/** Steps with a `concurrency` of their own: one limiter per step, shared by every host. */
+class StepLimits {
+    limits = new Map();
+    run(step, work) {
+        if (step.concurrency === undefined)
+            return work();
+        let limit = this.limits.get(step);
+        if (!limit)
+            this.limits.set(step, (limit = pLimit(step.concurrency)));
+        return limit(work);
+    }
+}
 /** One host going through the plan on one connection, re-established if it drops between steps. */
 class HostRun {
     host;
     settings;
     log;
-    runOnce;
+    shared;
     deps;
     result;
     connection;
     startedAt;
     /** This host's output in the log. */
     sink;
-    constructor(host, settings, log, runOnce, deps = {}) {
+    /** The current step's output, kept to print again if the step fails the host. */
+    replay = new Replay();
+    /** The output of the step that failed the host, for the log's replay after the run. */
+    failedOutput;
+    constructor(host, settings, log, shared, deps = {}) {
         this.host = host;
         this.settings = settings;
         this.log = log;
-        this.runOnce = runOnce;
+        this.shared = shared;
         this.deps = deps;
         this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] };
-        this.sink = { output: (stream, lines) => log.output(host, stream, lines), whenDrained: (resume) => log.whenDrained(resume) };
+        this.sink = {
+            output: (stream, lines) => {
+                this.replay.push(stream, lines);
+                return log.output(host, stream, lines);
+            },
+            whenDrained: (resume) => log.whenDrained(resume)
+        };
     }
     /** Whether the host has failed (continue-on-error steps aside). */
     get failed() {
@@ -65815,6 +66113,10 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
+        const legacy = outcome.connection?.legacy ?? [];
+        const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`;
+        if (legacy.length && !this.result.warnings.includes(note))
+            this.result.warnings.push(note);
         log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`);
         return undefined;
     }
@@ -65827,7 +66129,8 @@ class HostRun {
             status: (message) => this.log.status(this.host, message),
             ...this.sink,
             sleep: this.deps.sleep,
-            signal: this.deps.signal
+            signal: this.deps.signal,
+            sudoPassword: this.settings.sudoPassword
         });
         if (outcome.connection)
             this.connection = outcome.connection;
@@ -65845,7 +66148,7 @@ class HostRun {
             const connection = this.connection;
             if (step.kind === 'upload')
                 return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal);
-            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal });
+            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword });
         }, {
             retries: step.retries,
             retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
@@ -65859,6 +66162,7 @@ class HostRun {
     async runStep(step) {
         const { host, log, result } = this;
         this.startedAt ??= Date.now();
+        this.replay.take();
         log.hostStarted(host, step.name);
         try {
             // A local step runs on the runner: it needs no connection (say, to drain a host that is down).
@@ -65874,7 +66178,7 @@ class HostRun {
             }
             let outcome;
             if (step.runOnce) {
-                const claim = this.runOnce.claim(step, host, () => this.execute(step));
+                const claim = this.shared.runOnce.claim(step, host, () => this.shared.limits.run(step, () => this.execute(step)));
                 outcome = await claim.done;
                 if (!claim.mine) {
                     log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`);
@@ -65883,7 +66187,7 @@ class HostRun {
                 }
             }
             else {
-                outcome = await this.execute(step);
+                outcome = await this.shared.limits.run(step, () => this.execute(step));
             }
             result.steps.push(outcome);
             result.exitCode = outcome.exitCode;
@@ -65903,6 +66207,7 @@ class HostRun {
                 result.status = 'failed';
                 result.failedStep = step.name;
                 result.error = outcome.error;
+                this.failedOutput = { step: step.name, lines: this.replay.take() };
                 log.status(host, `step '${step.name}' failed after ${output_seconds(outcome.durationMs)}: ${outcome.error}`);
                 return false;
             }
@@ -65915,6 +66220,60 @@ class HostRun {
             result.status = 'failed';
             result.failedStep = step.name;
             result.error = `internal error: ${err.message}`;
+            return false;
+        }
+        finally {
+            log.hostFinished();
+        }
+    }
+    /**
+     * After the plan: `on-failure` steps when it failed here (with FLEET_FAILED_STEP and FLEET_ERROR),
+     * then `always` steps on every host that started it. Neither turns a failed host into a success; a
+     * failure in them stops that phase, and is a warning on a host that had already failed, a failure
+     * otherwise. Hosts that were skipped or cancelled run neither.
+     */
+    async afterPlan() {
+        const { result, settings } = this;
+        if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted)
+            return;
+        const env = { FLEET_FAILED_STEP: result.failedStep ?? '', FLEET_ERROR: result.error ?? '' };
+        if (this.failed)
+            for (const step of settings.onFailure)
+                if (!(await this.runHook(step, 'on-failure', env)))
+                    break;
+        for (const step of settings.always)
+            if (!(await this.runHook(step, 'always', env)))
+                break;
+    }
+    /** Runs one on-failure or always step; whether the phase goes on. Never throws. */
+    async runHook(step, phase, env) {
+        const { host, log, result } = this;
+        const label = `${phase} step '${step.name}'`;
+        log.hostStarted(host, `${phase}: ${step.name}`);
+        try {
+            const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
+            const ran = failure
+                ? stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` })
+                : await this.execute({ ...step, env: { ...step.env, ...env } });
+            const outcome = { ...ran, phase };
+            result.steps.push(outcome);
+            if (outcome.status === 'success') {
+                log.status(host, `${label} succeeded in ${output_seconds(outcome.durationMs)}`);
+                return true;
+            }
+            log.status(host, `${label} failed after ${output_seconds(outcome.durationMs)}: ${outcome.error}`);
+            if (this.failed || step.continueOnError) {
+                result.warnings.push(`${label} failed: ${outcome.error}`);
+            }
+            else {
+                result.status = 'failed';
+                result.failedStep = `${phase}: ${step.name}`;
+                result.error = outcome.error;
+            }
+            return step.continueOnError;
+        }
+        catch (err) {
+            result.warnings.push(`${label}: internal error: ${err.message}`);
             return false;
         }
         finally {
@@ -66072,20 +66431,32 @@ function envMap(value) {
     return env;
 }
 /** The `run` input as a plan of one step. */
-function singleStep(script, defaults) {
-    return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults };
+function singleStep(script, defaults, runFile) {
+    return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, ...defaults };
 }
-const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once'];
+const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once', 'concurrency'];
 const RETRY_KEYS = ['timeout', 'retries', 'retry-delay'];
-/** The key that names a step's kind, and every key that kind takes. */
+/** Every key each kind of step takes. */
 const KINDS = {
-    run: [...COMMON_KEYS, ...RETRY_KEYS, 'run'],
+    run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo'],
     reboot: [...COMMON_KEYS, 'reboot'],
-    local: [...COMMON_KEYS, ...RETRY_KEYS, 'local'],
+    local: [...COMMON_KEYS, ...RETRY_KEYS, 'local', 'capture'],
     upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
 };
+/** The keys that name a step's kind: a run step's script is inline (`run`) or in a file (`run-file`). */
+const KIND_KEYS = { run: ['run', 'run-file'], reboot: ['reboot'], local: ['local'], upload: ['upload'] };
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay'];
-const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete'];
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude'];
+/** Upload excludes: one glob or a list of them, relative to `from`. */
+function globList(value) {
+    const list = Array.isArray(value) ? value : [value];
+    return list.map((v) => {
+        const glob = scalar(v, 'exclude').trim();
+        if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..'))
+            throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`);
+        return glob;
+    });
+}
 /** A file mode written as octal digits: 644, 0644, "0755". */
 function fileMode(value) {
     const text = scalar(value, 'mode');
@@ -66146,12 +66517,12 @@ function parseSteps(text, defaults, parsers) {
             throw new Error(`${where} must be ${expected}`);
         const raw = item;
         const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where;
-        const kinds = Object.keys(KINDS).filter((k) => k in raw);
-        if (kinds.length === 0)
-            throw new Error(`${label}: has none of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`);
-        if (kinds.length > 1)
-            throw new Error(`${label}: has both ${kinds.map((k) => `${k}:`).join(' and ')}; make them separate steps`);
-        const kind = kinds[0];
+        const named = Object.values(KIND_KEYS).flat().filter((k) => k in raw);
+        if (named.length === 0)
+            throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`);
+        if (named.length > 1)
+            throw new Error(`${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`);
+        const kind = Object.keys(KIND_KEYS).find((k) => KIND_KEYS[k].includes(named[0]));
         const allowed = KINDS[kind];
         for (const key of Object.keys(raw)) {
             if (!allowed.includes(key))
@@ -66166,17 +66537,22 @@ function parseSteps(text, defaults, parsers) {
             name,
             env: { ...defaults.env, ...field('env', envMap, {}) },
             continueOnError: field('continue-on-error', flag, false),
-            runOnce: field('run-once', flag, false)
+            runOnce: field('run-once', flag, false),
+            concurrency: field('concurrency', (v) => parsers.count(scalar(v, 'concurrency'), 1), undefined)
         };
         const retrying = () => ({
             timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
             retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
             retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
         });
-        if (kind === 'run')
-            return { kind, ...common, ...retrying(), script: field('run', nonEmpty('run'), '') };
+        const capture = field('capture', flag, defaults.capture);
+        if (kind === 'run') {
+            const runFile = field('run-file', nonEmpty('run-file'), undefined);
+            const script = runFile === undefined ? field('run', nonEmpty('run'), '') : field('run-file', () => parsers.file(runFile), '');
+            return { kind, ...common, ...retrying(), script, runFile, capture, sudo: field('sudo', flag, false) };
+        }
         if (kind === 'local')
-            return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), '') };
+            return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), ''), capture };
         const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind];
         const known = kind === 'reboot' ? REBOOT_OPTIONS : UPLOAD_OPTIONS;
         if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -66196,8 +66572,9 @@ function parseSteps(text, defaults, parsers) {
             const mirror = option('delete', flag, false);
             if (mirror && wholeTree(to))
                 throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`);
-            const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] });
-            return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: mirror };
+            const exclude = option('exclude', globList, []);
+            const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] });
+            return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror };
         }
         return {
             kind,
@@ -66268,119 +66645,6 @@ function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
 }
 
-;// CONCATENATED MODULE: ./src/plan/local-files.ts
-
-
-const MAGIC = /[*?[]/;
-function toPosix(path) {
-    return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
-}
-/**
- * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
- * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
- */
-function defaultMode(mode) {
-    return mode & 0o111 ? 0o755 : 0o644;
-}
-/**
- * Every file and directory below `root`, relative to it, with / separators. A symbolic link is
- * followed when what it points to is inside `root` too; one that leads outside is refused (it could
- * carry a runner-only file, a secret, to the hosts), naming the link.
- */
-function walk(root, from) {
-    const files = [];
-    const dirs = [];
-    const realRoot = (0,external_node_fs_namespaceObject.realpathSync)(root);
-    const inside = (real) => real === realRoot || real.startsWith(realRoot.endsWith(external_node_path_namespaceObject.sep) ? realRoot : realRoot + external_node_path_namespaceObject.sep);
-    const seen = new Set([realRoot]);
-    const visit = (dir) => {
-        for (const entry of (0,external_node_fs_namespaceObject.readdirSync)(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
-            const path = (0,external_node_path_namespaceObject.join)(dir, entry.name);
-            const rel = toPosix((0,external_node_path_namespaceObject.relative)(root, path));
-            if (entry.isSymbolicLink()) {
-                let real;
-                try {
-                    real = (0,external_node_fs_namespaceObject.realpathSync)(path);
-                }
-                catch {
-                    throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(path)})`);
-                }
-                if (!inside(real))
-                    throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`);
-            }
-            const stat = (0,external_node_fs_namespaceObject.statSync)(path);
-            if (stat.isDirectory()) {
-                const real = (0,external_node_fs_namespaceObject.realpathSync)(path);
-                if (seen.has(real))
-                    continue; // a link back up the tree: its files come once
-                seen.add(real);
-                dirs.push(rel);
-                visit(path);
-            }
-            else if (stat.isFile()) {
-                files.push({ local: path, relative: rel, size: stat.size, mode: defaultMode(stat.mode) });
-            }
-        }
-    };
-    visit(root);
-    return { files, dirs };
-}
-/** `*` and `?` within a path segment, `**` across segments. */
-function globRegExp(pattern) {
-    let re = '';
-    for (let i = 0; i < pattern.length; i++) {
-        const c = pattern[i];
-        if (c === '*' && pattern[i + 1] === '*') {
-            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
-            i += pattern[i + 2] === '/' ? 2 : 1;
-        }
-        else if (c === '*')
-            re += '[^/]*';
-        else if (c === '?')
-            re += '[^/]';
-        else
-            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
-/**
- * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
- * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
- * `files` are read this way. Throws when nothing is there.
- */
-function resolveUpload(from, to, workspace) {
-    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
-    if (MAGIC.test(from)) {
-        const segments = toPosix(path).split('/');
-        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        const base = segments.slice(0, firstMagic).join('/') || '/';
-        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
-            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
-        const found = walk(base, from);
-        const files = found.files.filter((f) => pattern.test(f.relative));
-        if (files.length === 0)
-            throw new Error(`'${from}' matches no file (looked in ${base})`);
-        return { files, dirs: [] };
-    }
-    let stat;
-    try {
-        stat = (0,external_node_fs_namespaceObject.statSync)(path);
-    }
-    catch {
-        throw new Error(`'${from}' does not exist (resolved to ${path})`);
-    }
-    if (stat.isDirectory())
-        return walk(path, from);
-    if (!stat.isFile())
-        throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
-}
-/** The paths of the files a file, directory or glob names on the runner, in a stable order. */
-function localFiles(pattern, workspace) {
-    return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
-}
-
 ;// CONCATENATED MODULE: ./src/plan/inputs.ts
 
 
@@ -66394,7 +66658,7 @@ function localFiles(pattern, workspace) {
 
 
 /** Inputs that are masked; their values are never quoted in a message. */
-const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'];
+const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'];
 /** Node turns a timer longer than 2^31-1 ms into 1 ms: a longer duration would fire at once. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
 /** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds, up to MAX_DURATION_MS. */
@@ -66514,24 +66778,52 @@ function readHostKeys() {
     }
     return { mode, knownHosts, fingerprints };
 }
+/** Reads a script file from the workspace; missing or unreadable throws, naming the path. */
+function scriptFile(path, workspace) {
+    const full = (0,external_node_path_namespaceObject.resolve)(workspace, path);
+    try {
+        if (!(0,external_node_fs_namespaceObject.statSync)(full).isFile())
+            throw new Error('not a file');
+        return (0,external_node_fs_namespaceObject.readFileSync)(full, 'utf8');
+    }
+    catch (err) {
+        throw new Error(`'${path}' cannot be read (${full}: ${err.code ?? err.message})`);
+    }
+}
+/** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
 function readSteps(env) {
     const script = getInput('run', { trimWhitespace: false }); // byte for byte: no trimming
+    const runFile = getInput('run-file');
     const yaml = getInput('steps', { trimWhitespace: false });
     const defaults = {
+        capture: field('capture', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
         env: field('env', () => parseEnv(getInput('env', { trimWhitespace: false })), ''),
         timeoutMs: field('timeout', parseDuration, '0'),
         retries: field('retries', (t) => parseCount(t, 0), '0'),
         retryDelayMs: field('retry-delay', parseDuration, '5s')
     };
-    if (script.trim() !== '' && yaml.trim() !== '')
-        throw new InputError('steps', 'give run or steps, not both');
+    const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean);
+    if (given.length > 1)
+        throw new InputError(given[1], `give one of run, run-file and steps, not ${given.join(' and ')}`);
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
-    const parsers = { duration: parseDuration, count: parseCount, upload: (from, to) => resolveUpload(from, to, workspace) };
+    const parsers = {
+        duration: parseDuration,
+        count: parseCount,
+        upload: (from, to, exclude) => resolveUpload(from, to, workspace, exclude),
+        file: (path) => scriptFile(path, workspace)
+    };
+    const list = (name) => {
+        const text = getInput(name, { trimWhitespace: false });
+        return text.trim() === '' ? [] : field(name, () => parseSteps(text, defaults, parsers), '');
+    };
+    const hooks = { onFailure: list('on-failure'), always: list('always') };
     if (yaml.trim() !== '')
-        return field('steps', () => parseSteps(yaml, defaults, parsers), '');
+        return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks };
+    if (runFile)
+        return { steps: [singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)], ...hooks };
     if (script.trim() === '')
-        throw new InputError('run', 'no script given: set run, or steps');
-    return [singleStep(script, defaults)];
+        throw new InputError('run', 'no script given: set run, run-file, or steps');
+    return { steps: [singleStep(script, defaults)], ...hooks };
 }
 /** Where the results file goes: relative to the workspace, never onto a directory. */
 function resultsPath(text, workspace) {
@@ -66560,7 +66852,12 @@ function getSettings(env = process.env) {
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
     const auth = readAuth(env, 'private-key');
     const hostKeys = readHostKeys();
-    const steps = readSteps(env);
+    const { steps, onFailure, always } = readSteps(env);
+    const flagInput = (name) => field(name, (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false');
+    const forwardAgent = flagInput('forward-agent');
+    if (forwardAgent && !auth.agent)
+        throw new InputError('forward-agent', 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)');
+    const sudoPassword = secretInput('sudo-password') || undefined;
     const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
     const shell = field('shell', (t) => {
         if (/[\r\n]/.test(t) || t.trim() === '')
@@ -66580,6 +66877,11 @@ function getSettings(env = process.env) {
         auth,
         hostKeys,
         steps,
+        onFailure,
+        always,
+        sudoPassword,
+        forwardAgent,
+        legacyAlgorithms: flagInput('legacy-algorithms'),
         shell,
         concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
         connectTimeoutMs: field('connect-timeout', (t) => {
@@ -66781,6 +67083,8 @@ function hostJson(r, forFile = false) {
             durationMs: s.durationMs,
             attempts: s.attempts,
             ...(s.error ? { error: s.error } : {}),
+            ...(s.phase ? { phase: s.phase } : {}),
+            ...(s.stdout !== undefined ? { stdout: s.stdout } : {}),
             stdoutTail: s.stdoutTail,
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
@@ -66835,6 +67139,8 @@ function report_hostFromJson(value) {
                 durationMs: num(raw.durationMs, `${at}: durationMs`),
                 attempts: num(raw.attempts, `${at}: attempts`),
                 error: orNull(raw.error, str, `${at}: error`) ?? undefined,
+                ...(raw.phase === 'on-failure' || raw.phase === 'always' ? { phase: raw.phase } : {}),
+                ...(raw.stdout !== undefined ? { stdout: str(raw.stdout, `${at}: stdout`) } : {}),
                 lost: false,
                 stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
                 stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
@@ -66863,8 +67169,8 @@ function lastLines(tail, chars) {
     return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
 }
 /**
- * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
- * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
  * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
  */
 function resultsJson(results, budget = OUTPUT_BYTES) {
@@ -66873,15 +67179,38 @@ function resultsJson(results, budget = OUTPUT_BYTES) {
     for (const chars of [4096, 1024, 256, 0]) {
         if (fits(json))
             break;
-        const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }));
+        // Captured stdout goes the same way, with 64 times the room.
+        const shorter = results.map((r) => ({
+            ...r,
+            steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+        }));
         json = JSON.stringify(shorter.map((r) => hostJson(r)));
     }
     if (!fits(json))
         json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })));
     return json;
 }
+/**
+ * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
+ * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
+ * cut to an equal share and marked.
+ */
+function capturedJson(results, budget = OUTPUT_BYTES) {
+    const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout })));
+    const build = (share) => {
+        const out = {};
+        for (const e of entries)
+            (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
+        return JSON.stringify(out);
+    };
+    let json = build(Infinity);
+    for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2))
+        json = build(share);
+    return json;
+}
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
+    setOutput(Outputs.Captured, capturedJson(results));
     setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
     setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
 }
@@ -66933,7 +67262,7 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
         ['Host', (r) => markdown_inline(r.host)],
         ['Status', (r) => STATUS_ICON[r.status]],
-        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
+        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
         ['Duration', (r) => output_seconds(r.durationMs)],
         ['Exit code', (r) => String(r.exitCode ?? '')]
@@ -66990,19 +67319,29 @@ function describePlan(settings) {
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
     else
         lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
-    steps.forEach((s, i) => {
+    const describe = (s, label) => {
         const options = [
             s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
             s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
+            s.concurrency !== undefined && `concurrency ${s.concurrency}`,
             s.runOnce && 'run-once',
-            s.continueOnError && 'continue-on-error'
+            s.continueOnError && 'continue-on-error',
+            (s.kind === 'run' || s.kind === 'local') && s.capture && 'capture',
+            s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
+            s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
         ].filter(Boolean);
-        const what = s.kind === 'run' ? s.script.trim()
+        const what = s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
             : s.kind === 'local' ? `on the runner: ${s.command}`
                 : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
-                    : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`;
-        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`);
-    });
+                    : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
+        return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
+    };
+    steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
+    settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
+    settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
+    const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean);
+    if (extras.length)
+        lines.push(`  ${extras.join('; ')}`);
     return lines.join('\n');
 }
 /** The summary of a dry run: the plan, and that nothing was connected to. */
@@ -67177,6 +67516,7 @@ async function runFleet(plan, start, cancel) {
                 for (const s of plan.steps)
                     if (!(await step(run, s)))
                         break;
+                await run.afterPlan();
                 results.set(host, run.finish());
             })));
         }
@@ -67184,12 +67524,17 @@ async function runFleet(plan, start, cancel) {
             let active = batch.map(start);
             for (const s of plan.steps) {
                 const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))));
-                for (const run of active.filter((_, i) => !goOn[i]))
+                const done = active.filter((_, i) => !goOn[i]);
+                await Promise.all(done.map((run) => limit(async () => {
+                    await run.afterPlan();
                     results.set(run.host, run.finish());
+                })));
                 active = active.filter((_, i) => goOn[i]);
             }
-            for (const run of active)
+            await Promise.all(active.map((run) => limit(async () => {
+                await run.afterPlan();
                 results.set(run.host, run.finish());
+            })));
         }
     }
     return plan.batches.flat().map((host) => results.get(host));
@@ -67274,9 +67619,21 @@ async function run() {
         const gates = new HandshakeGates(settings.concurrency);
         jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined;
         const tunnel = jump ? jump.tunnel.bind(jump) : undefined;
-        const runOnce = new RunOnceSteps();
+        const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
         const started = Date.now();
-        const results = await runFleet(settings, (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, signal: cancel.signal, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }), cancel.signal);
+        const runs = [];
+        const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+        const start = (host) => {
+            const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace });
+            runs.push(run);
+            return run;
+        };
+        const results = await runFleet(settings, start, cancel.signal);
+        // With several hosts in flight their lines interleave: each failed host's failing step again, whole.
+        if (!log.grouped)
+            for (const r of runs)
+                if (r.failedOutput?.lines.length)
+                    log.replay(r.host, r.failedOutput.step, r.failedOutput.lines);
         log.close();
         const elapsed = Date.now() - started;
         saveResults(settings, startedAt, results);

@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { HandshakeGates } from './ssh/handshake-gate'
 import { ANNOTATION_LIMIT } from './report/constants'
 import { skippedResult, type HostResult } from './run/host-result'
-import { HostRun, RunOnceSteps } from './run/host-runner'
+import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
 import { JumpHost } from './ssh/jump-host'
@@ -10,7 +10,7 @@ import { FleetLog } from './report/output'
 import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report/report'
 import { writeResultsFile } from './report/results-file'
 import { runFleet } from './run/scheduler'
-import type { Settings } from './plan/settings'
+import type { Host, Settings } from './plan/settings'
 import { version } from '../package.json'
 
 /** Writes the `results-file`, when asked for, before anything else can fail. */
@@ -75,13 +75,18 @@ export async function run(): Promise<void> {
     const gates = new HandshakeGates(settings.concurrency)
     jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined
     const tunnel = jump ? jump.tunnel.bind(jump) : undefined
-    const runOnce = new RunOnceSteps()
+    const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() }
     const started = Date.now()
-    const results = await runFleet(
-      settings,
-      (host) => new HostRun(host, settings, log, runOnce, { gates, tunnel, signal: cancel.signal, workspace: process.env.GITHUB_WORKSPACE || process.cwd() }),
-      cancel.signal
-    )
+    const runs: HostRun[] = []
+    const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
+    const start = (host: Host): HostRun => {
+      const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace })
+      runs.push(run)
+      return run
+    }
+    const results = await runFleet(settings, start, cancel.signal)
+    // With several hosts in flight their lines interleave: each failed host's failing step again, whole.
+    if (!log.grouped) for (const r of runs) if (r.failedOutput?.lines.length) log.replay(r.host, r.failedOutput.step, r.failedOutput.lines)
     log.close()
     const elapsed = Date.now() - started
     saveResults(settings, startedAt, results)

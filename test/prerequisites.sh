@@ -10,6 +10,7 @@ have sshd || need+=(openssh-server)
 for tool in ssh ssh-keygen ssh-agent ssh-add; do have "$tool" || { need+=(openssh-client); break; }; done
 have dropbear || need+=(dropbear-bin)
 for shell in zsh fish tcsh busybox; do have "$shell" || need+=("$shell"); done
+have sudo || need+=(sudo)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -31769,7 +31769,28 @@ function globRegExp(pattern) {
  * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
  * `files` are read this way. Throws when nothing is there.
  */
-function resolveUpload(from, to, workspace) {
+function resolveUpload(from, to, workspace, exclude = []) {
+    const found = resolveFrom(from, to, workspace);
+    if (exclude.length === 0)
+        return found;
+    const excluded = excludes(exclude);
+    const files = found.files.filter((f) => !excluded(f.relative));
+    if (files.length === 0 && found.files.length > 0)
+        throw new Error(`'${from}': exclude leaves no file`);
+    return { files, dirs: found.dirs.filter((d) => !excluded(d)) };
+}
+/**
+ * Whether a path (relative, / separators) is excluded by one of `globs`: the path itself or a
+ * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
+ */
+function excludes(globs) {
+    const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')));
+    return (path) => {
+        const parts = path.split('/');
+        return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))));
+    };
+}
+function resolveFrom(from, to, workspace) {
     const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
     if (MAGIC.test(from)) {
         const segments = toPosix(path).split('/');
@@ -31809,6 +31830,7 @@ var Outputs;
     Outputs["Results"] = "results";
     Outputs["Succeeded"] = "succeeded";
     Outputs["Failed"] = "failed";
+    Outputs["Captured"] = "captured";
 })(Outputs || (Outputs = {}));
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
@@ -31935,6 +31957,59 @@ class LineSplitter {
         this.onLines(lines);
     }
 }
+/** The output of a host's failing step printed again after a run with several hosts in flight. */
+const REPLAY_BYTES = (/* unused pure expression or super */ null && (256 * 1024));
+/** The last lines of a step's output, both streams in order, within REPLAY_BYTES. */
+class Replay {
+    lines = [];
+    size = 0;
+    dropped = false;
+    push(stream, lines) {
+        for (const line of lines) {
+            const marked = stream === 'stderr' ? `stderr| ${line}` : line;
+            this.lines.push(marked);
+            this.size += marked.length + 1;
+        }
+        while (this.size > REPLAY_BYTES && this.lines.length > 1) {
+            this.size -= this.lines.shift().length + 1;
+            this.dropped = true;
+        }
+    }
+    /** The lines kept, after a note when earlier ones were left out; then empties itself. */
+    take() {
+        const lines = this.dropped ? ['[earlier lines left out]', ...this.lines] : this.lines;
+        this.lines = [];
+        this.size = 0;
+        this.dropped = false;
+        return lines;
+    }
+}
+/** The most of a step's stdout `capture: true` keeps. */
+const CAPTURE_BYTES = (/* unused pure expression or super */ null && (1024 * 1024));
+/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+class Capture {
+    chunks = [];
+    size = 0;
+    cut = false;
+    push(chunk) {
+        if (this.size >= CAPTURE_BYTES) {
+            this.cut = true;
+            return;
+        }
+        const room = CAPTURE_BYTES - this.size;
+        if (chunk.length > room)
+            this.cut = true;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+    text() {
+        const decoder = new StringDecoder('utf8');
+        const text = decoder.write(Buffer.concat(this.chunks));
+        return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text;
+    }
+}
 /**
  * Feeds a remote channel's or a local child's stdout and stderr into the log line by line. While the
  * log is backed up both sources pause (for an SSH channel, ssh2 stops granting window and the host
@@ -32040,6 +32115,15 @@ class FleetLog {
     status(host, message) {
         const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
         this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
+    }
+    /**
+     * After a run with several hosts in flight: a failed host's output of its failing step once more,
+     * whole and in a collapsed group of its own, so it reads without other hosts' lines in between.
+     */
+    replay(host, step, lines) {
+        this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}: output of the failed step`);
+        this.write(lines.flatMap((line) => line.split('\r')).map((line) => `${line}\n`).join(''));
+        this.command('::endgroup::');
     }
     /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */
     note(text) {
@@ -32163,6 +32247,8 @@ function report_hostJson(r, forFile = false) {
             durationMs: s.durationMs,
             attempts: s.attempts,
             ...(s.error ? { error: s.error } : {}),
+            ...(s.phase ? { phase: s.phase } : {}),
+            ...(s.stdout !== undefined ? { stdout: s.stdout } : {}),
             stdoutTail: s.stdoutTail,
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
@@ -32217,6 +32303,8 @@ function hostFromJson(value) {
                 durationMs: num(raw.durationMs, `${at}: durationMs`),
                 attempts: num(raw.attempts, `${at}: attempts`),
                 error: orNull(raw.error, str, `${at}: error`) ?? undefined,
+                ...(raw.phase === 'on-failure' || raw.phase === 'always' ? { phase: raw.phase } : {}),
+                ...(raw.stdout !== undefined ? { stdout: str(raw.stdout, `${at}: stdout`) } : {}),
                 lost: false,
                 stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
                 stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
@@ -32245,8 +32333,8 @@ function lastLines(tail, chars) {
     return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
 }
 /**
- * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
- * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
  * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
  */
 function resultsJson(results, budget = OUTPUT_BYTES) {
@@ -32255,15 +32343,38 @@ function resultsJson(results, budget = OUTPUT_BYTES) {
     for (const chars of [4096, 1024, 256, 0]) {
         if (fits(json))
             break;
-        const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }));
+        // Captured stdout goes the same way, with 64 times the room.
+        const shorter = results.map((r) => ({
+            ...r,
+            steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+        }));
         json = JSON.stringify(shorter.map((r) => report_hostJson(r)));
     }
     if (!fits(json))
         json = JSON.stringify(results.map((r) => ({ ...report_hostJson(r), steps: [], stepsLeftOut: true })));
     return json;
 }
+/**
+ * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
+ * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
+ * cut to an equal share and marked.
+ */
+function capturedJson(results, budget = OUTPUT_BYTES) {
+    const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout })));
+    const build = (share) => {
+        const out = {};
+        for (const e of entries)
+            (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
+        return JSON.stringify(out);
+    };
+    let json = build(Infinity);
+    for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2))
+        json = build(share);
+    return json;
+}
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
+    setOutput(Outputs.Captured, capturedJson(results));
     setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
     setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
 }
@@ -32315,7 +32426,7 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
         ['Host', (r) => inline(r.host)],
         ['Status', (r) => STATUS_ICON[r.status]],
-        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
+        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
         ['Duration', (r) => seconds(r.durationMs)],
         ['Exit code', (r) => String(r.exitCode ?? '')]
@@ -32372,19 +32483,29 @@ function describePlan(settings) {
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
     else
         lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
-    steps.forEach((s, i) => {
+    const describe = (s, label) => {
         const options = [
             s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
             s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
+            s.concurrency !== undefined && `concurrency ${s.concurrency}`,
             s.runOnce && 'run-once',
-            s.continueOnError && 'continue-on-error'
+            s.continueOnError && 'continue-on-error',
+            (s.kind === 'run' || s.kind === 'local') && s.capture && 'capture',
+            s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
+            s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
         ].filter(Boolean);
-        const what = s.kind === 'run' ? s.script.trim()
+        const what = s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
             : s.kind === 'local' ? `on the runner: ${s.command}`
                 : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
-                    : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`;
-        lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`);
-    });
+                    : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
+        return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
+    };
+    steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
+    settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
+    settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
+    const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean);
+    if (extras.length)
+        lines.push(`  ${extras.join('; ')}`);
     return lines.join('\n');
 }
 /** The summary of a dry run: the plan, and that nothing was connected to. */

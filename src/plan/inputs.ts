@@ -12,7 +12,7 @@ import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
 
 /** Inputs that are masked; their values are never quoted in a message. */
-export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key'] as const
+export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
 
 type Env = NodeJS.ProcessEnv
 
@@ -137,21 +137,47 @@ function readHostKeys(): HostKeyPolicy {
   return { mode, knownHosts, fingerprints }
 }
 
-function readSteps(env: Env): Step[] {
+/** Reads a script file from the workspace; missing or unreadable throws, naming the path. */
+function scriptFile(path: string, workspace: string): string {
+  const full = resolve(workspace, path)
+  try {
+    if (!statSync(full).isFile()) throw new Error('not a file')
+    return readFileSync(full, 'utf8')
+  } catch (err) {
+    throw new Error(`'${path}' cannot be read (${full}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+}
+
+/** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
+function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[] } {
   const script = core.getInput('run', { trimWhitespace: false }) // byte for byte: no trimming
+  const runFile = core.getInput('run-file')
   const yaml = core.getInput('steps', { trimWhitespace: false })
   const defaults: StepDefaults = {
+    capture: field('capture', (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
     env: field('env', () => parseEnv(core.getInput('env', { trimWhitespace: false })), ''),
     timeoutMs: field('timeout', parseDuration, '0'),
     retries: field('retries', (t) => parseCount(t, 0), '0'),
     retryDelayMs: field('retry-delay', parseDuration, '5s')
   }
-  if (script.trim() !== '' && yaml.trim() !== '') throw new InputError('steps', 'give run or steps, not both')
+  const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean)
+  if (given.length > 1) throw new InputError(given[1] as string, `give one of run, run-file and steps, not ${given.join(' and ')}`)
   const workspace = env.GITHUB_WORKSPACE || process.cwd()
-  const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string) => resolveUpload(from, to, workspace) }
-  if (yaml.trim() !== '') return field('steps', () => parseSteps(yaml, defaults, parsers), '')
-  if (script.trim() === '') throw new InputError('run', 'no script given: set run, or steps')
-  return [singleStep(script, defaults)]
+  const parsers = {
+    duration: parseDuration,
+    count: parseCount,
+    upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
+    file: (path: string) => scriptFile(path, workspace)
+  }
+  const list = (name: 'on-failure' | 'always'): Step[] => {
+    const text = core.getInput(name, { trimWhitespace: false })
+    return text.trim() === '' ? [] : field(name, () => parseSteps(text, defaults, parsers), '')
+  }
+  const hooks = { onFailure: list('on-failure'), always: list('always') }
+  if (yaml.trim() !== '') return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks }
+  if (runFile) return { steps: [singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)], ...hooks }
+  if (script.trim() === '') throw new InputError('run', 'no script given: set run, run-file, or steps')
+  return { steps: [singleStep(script, defaults)], ...hooks }
 }
 
 /** Where the results file goes: relative to the workspace, never onto a directory. */
@@ -180,7 +206,11 @@ export function getSettings(env: Env = process.env): Settings {
   const workspace = env.GITHUB_WORKSPACE || process.cwd()
   const auth = readAuth(env, 'private-key')
   const hostKeys = readHostKeys()
-  const steps = readSteps(env)
+  const { steps, onFailure, always } = readSteps(env)
+  const flagInput = (name: string): boolean => field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
+  const forwardAgent = flagInput('forward-agent')
+  if (forwardAgent && !auth.agent) throw new InputError('forward-agent', 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)')
+  const sudoPassword = secretInput('sudo-password') || undefined
   const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
   const shell = field('shell', (t) => {
     if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
@@ -199,6 +229,11 @@ export function getSettings(env: Env = process.env): Settings {
     auth,
     hostKeys,
     steps,
+    onFailure,
+    always,
+    sudoPassword,
+    forwardAgent,
+    legacyAlgorithms: flagInput('legacy-algorithms'),
     shell,
     concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
     connectTimeoutMs: field('connect-timeout', (t) => {

@@ -76,7 +76,28 @@ function globRegExp(pattern: string): RegExp {
  * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
  * `files` are read this way. Throws when nothing is there.
  */
-export function resolveUpload(from: string, to: string, workspace: string): { files: UploadFile[]; dirs: string[] } {
+export function resolveUpload(from: string, to: string, workspace: string, exclude: string[] = []): { files: UploadFile[]; dirs: string[] } {
+  const found = resolveFrom(from, to, workspace)
+  if (exclude.length === 0) return found
+  const excluded = excludes(exclude)
+  const files = found.files.filter((f) => !excluded(f.relative))
+  if (files.length === 0 && found.files.length > 0) throw new Error(`'${from}': exclude leaves no file`)
+  return { files, dirs: found.dirs.filter((d) => !excluded(d)) }
+}
+
+/**
+ * Whether a path (relative, / separators) is excluded by one of `globs`: the path itself or a
+ * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
+ */
+export function excludes(globs: string[]): (path: string) => boolean {
+  const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')))
+  return (path) => {
+    const parts = path.split('/')
+    return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))))
+  }
+}
+
+function resolveFrom(from: string, to: string, workspace: string): { files: UploadFile[]; dirs: string[] } {
   const path = resolve(workspace, from)
   if (MAGIC.test(from)) {
     const segments = toPosix(path).split('/')

@@ -4,6 +4,8 @@ import type { Host, RunStep, Step, UploadFile } from './settings'
 /** Options a step inherits from the action's inputs when it does not set them. */
 export interface StepDefaults {
   env: Record<string, string>
+  /** The `capture` input: whether run and local steps keep their stdout. */
+  capture: boolean
   timeoutMs: number
   retries: number
   retryDelayMs: number
@@ -14,7 +16,9 @@ export interface FieldParsers {
   duration: (text: string) => number
   count: (text: string, min: number) => number
   /** Finds an upload's local files now, so a missing source is an input error. */
-  upload: (from: string, to: string) => { files: UploadFile[]; dirs: string[] }
+  upload: (from: string, to: string, exclude: string[]) => { files: UploadFile[]; dirs: string[] }
+  /** Reads a `run-file` script from the workspace now, so a missing file is an input error. */
+  file: (path: string) => string
 }
 
 function scalar(value: unknown, what: string): string {
@@ -40,22 +44,34 @@ function envMap(value: unknown): Record<string, string> {
 }
 
 /** The `run` input as a plan of one step. */
-export function singleStep(script: string, defaults: StepDefaults): RunStep {
-  return { kind: 'run', name: 'run', script, continueOnError: false, runOnce: false, ...defaults }
+export function singleStep(script: string, defaults: StepDefaults, runFile?: string): RunStep {
+  return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, ...defaults }
 }
 
-const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once']
+const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once', 'concurrency']
 const RETRY_KEYS = ['timeout', 'retries', 'retry-delay']
-/** The key that names a step's kind, and every key that kind takes. */
+/** Every key each kind of step takes. */
 const KINDS = {
-  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run'],
+  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo'],
   reboot: [...COMMON_KEYS, 'reboot'],
-  local: [...COMMON_KEYS, ...RETRY_KEYS, 'local'],
+  local: [...COMMON_KEYS, ...RETRY_KEYS, 'local', 'capture'],
   upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
 } as const
 type Kind = keyof typeof KINDS
+/** The keys that name a step's kind: a run step's script is inline (`run`) or in a file (`run-file`). */
+const KIND_KEYS: Record<Kind, string[]> = { run: ['run', 'run-file'], reboot: ['reboot'], local: ['local'], upload: ['upload'] }
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay']
-const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete']
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude']
+
+/** Upload excludes: one glob or a list of them, relative to `from`. */
+function globList(value: unknown): string[] {
+  const list = Array.isArray(value) ? value : [value]
+  return list.map((v) => {
+    const glob = scalar(v, 'exclude').trim()
+    if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..')) throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`)
+    return glob
+  })
+}
 
 /** A file mode written as octal digits: 644, 0644, "0755". */
 function fileMode(value: unknown): number {
@@ -114,10 +130,10 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be ${expected}`)
     const raw = item as Record<string, unknown>
     const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where
-    const kinds = (Object.keys(KINDS) as Kind[]).filter((k) => k in raw)
-    if (kinds.length === 0) throw new Error(`${label}: has none of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`)
-    if (kinds.length > 1) throw new Error(`${label}: has both ${kinds.map((k) => `${k}:`).join(' and ')}; make them separate steps`)
-    const kind = kinds[0]
+    const named = Object.values(KIND_KEYS).flat().filter((k) => k in raw)
+    if (named.length === 0) throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`)
+    if (named.length > 1) throw new Error(`${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`)
+    const kind = (Object.keys(KIND_KEYS) as Kind[]).find((k) => KIND_KEYS[k].includes(named[0])) as Kind
     const allowed: readonly string[] = KINDS[kind]
     for (const key of Object.keys(raw)) {
       if (!allowed.includes(key)) throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`)
@@ -130,15 +146,21 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       name,
       env: { ...defaults.env, ...field('env', envMap, {}) },
       continueOnError: field('continue-on-error', flag, false),
-      runOnce: field('run-once', flag, false)
+      runOnce: field('run-once', flag, false),
+      concurrency: field('concurrency', (v) => parsers.count(scalar(v, 'concurrency'), 1), undefined)
     }
     const retrying = () => ({
       timeoutMs: field('timeout', duration('timeout'), defaults.timeoutMs),
       retries: field('retries', (v) => parsers.count(scalar(v, 'retries'), 0), defaults.retries),
       retryDelayMs: field('retry-delay', duration('retry-delay'), defaults.retryDelayMs)
     })
-    if (kind === 'run') return { kind, ...common, ...retrying(), script: field('run', nonEmpty('run'), '') }
-    if (kind === 'local') return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), '') }
+    const capture = field('capture', flag, defaults.capture)
+    if (kind === 'run') {
+      const runFile = field('run-file', nonEmpty('run-file'), undefined)
+      const script = runFile === undefined ? field('run', nonEmpty('run'), '') : field('run-file', () => parsers.file(runFile), '')
+      return { kind, ...common, ...retrying(), script, runFile, capture, sudo: field('sudo', flag, false) }
+    }
+    if (kind === 'local') return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), ''), capture }
     const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind]
     const known = kind === 'reboot' ? REBOOT_OPTIONS : UPLOAD_OPTIONS
     if (options === null || typeof options !== 'object' || Array.isArray(options)) {
@@ -155,8 +177,9 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       if (from === undefined || to === undefined) throw new Error(`${label}, field 'upload': needs from: and to:`)
       const mirror = option('delete', flag, false)
       if (mirror && wholeTree(to)) throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`)
-      const found = option('from', () => parsers.upload(from, to), { files: [], dirs: [] })
-      return { kind, ...common, ...retrying(), from, to, ...found, mode: option('mode', fileMode, undefined), delete: mirror }
+      const exclude = option('exclude', globList, [])
+      const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] })
+      return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror }
     }
     return {
       kind,

@@ -33,6 +33,8 @@ interface StepBase {
   continueOnError: boolean
   /** Runs on the first host that reaches it; the others wait for it and skip it. */
   runOnce: boolean
+  /** Most hosts running this step at once (inside the action's concurrency); undefined: no own limit. */
+  concurrency?: number
 }
 
 /** What steps that can be retried have. */
@@ -47,6 +49,12 @@ interface Retried {
 export interface RunStep extends StepBase, Retried {
   kind: 'run'
   script: string
+  /** The workspace file the script was read from (`run-file`), for the plan print. */
+  runFile?: string
+  /** Keep the whole stdout (up to 1 MiB) for the results and the `captured` output. */
+  capture: boolean
+  /** Run the script as root through sudo (with `sudo-password` when given, else `sudo -n`). */
+  sudo: boolean
 }
 
 /** Reboot the host and wait until it is back with a new boot id (SPEC 3). */
@@ -67,6 +75,8 @@ export interface LocalStep extends StepBase, Retried {
   kind: 'local'
   /** A command line for the runner's shell: sh -c on Linux and macOS, cmd /c on Windows. */
   command: string
+  /** Keep the whole stdout (up to 1 MiB) for the results and the `captured` output. */
+  capture: boolean
 }
 
 /** One local file of an upload, and where it lands relative to the upload's `to`. */
@@ -94,6 +104,8 @@ export interface UploadStep extends StepBase, Retried {
   mode?: number
   /** Remove remote files under `to` that are not in `from`. */
   delete: boolean
+  /** Globs (relative to `from`) left out of the upload, and left alone on the host by `delete`. */
+  exclude: string[]
 }
 
 export type Step = RunStep | RebootStep | LocalStep | UploadStep
@@ -126,6 +138,16 @@ export interface Settings {
   auth: Auth
   hostKeys: HostKeyPolicy
   steps: Step[]
+  /** Steps run on a host after its plan failed there (`on-failure`), e.g. a rollback. */
+  onFailure: Step[]
+  /** Steps run on every host that started the plan, after it and after on-failure (`always`). */
+  always: Step[]
+  /** Password for sudo (`sudo-password`): reaches sudo on its stdin, never a command line, env or file. */
+  sudoPassword?: string
+  /** Forward the runner's SSH agent to the hosts (`forward-agent`). */
+  forwardAgent: boolean
+  /** Also offer SHA-1 and CBC algorithms for old appliances (`legacy-algorithms`). */
+  legacyAlgorithms: boolean
   /** Remote interpreter of a step's script, e.g. `bash -e`, as words for the login shell. */
   shell: string
   /** Most hosts in flight at once. */

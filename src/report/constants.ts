@@ -2,7 +2,8 @@
 export enum Outputs {
   Results = 'results',
   Succeeded = 'succeeded',
-  Failed = 'failed'
+  Failed = 'failed',
+  Captured = 'captured'
 }
 
 /** GitHub shows at most this many annotations of one kind per step. */

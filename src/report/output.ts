@@ -102,6 +102,66 @@ export class LineSplitter {
   }
 }
 
+/** The output of a host's failing step printed again after a run with several hosts in flight. */
+const REPLAY_BYTES = 256 * 1024
+
+/** The last lines of a step's output, both streams in order, within REPLAY_BYTES. */
+export class Replay {
+  private lines: string[] = []
+  private size = 0
+  private dropped = false
+
+  push(stream: StreamName, lines: string[]): void {
+    for (const line of lines) {
+      const marked = stream === 'stderr' ? `stderr| ${line}` : line
+      this.lines.push(marked)
+      this.size += marked.length + 1
+    }
+    while (this.size > REPLAY_BYTES && this.lines.length > 1) {
+      this.size -= (this.lines.shift() as string).length + 1
+      this.dropped = true
+    }
+  }
+
+  /** The lines kept, after a note when earlier ones were left out; then empties itself. */
+  take(): string[] {
+    const lines = this.dropped ? ['[earlier lines left out]', ...this.lines] : this.lines
+    this.lines = []
+    this.size = 0
+    this.dropped = false
+    return lines
+  }
+}
+
+/** The most of a step's stdout `capture: true` keeps. */
+export const CAPTURE_BYTES = 1024 * 1024
+
+/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+export class Capture {
+  private readonly chunks: Buffer[] = []
+  private size = 0
+  private cut = false
+
+  push(chunk: Buffer): void {
+    if (this.size >= CAPTURE_BYTES) {
+      this.cut = true
+      return
+    }
+    const room = CAPTURE_BYTES - this.size
+    if (chunk.length > room) this.cut = true
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk
+    this.chunks.push(kept)
+    this.size += kept.length
+  }
+
+  /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+  text(): string {
+    const decoder = new StringDecoder('utf8')
+    const text = decoder.write(Buffer.concat(this.chunks))
+    return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text
+  }
+}
+
 /** Where a step's output goes, and how it learns the log has drained. */
 export interface OutputSink {
   /** Writes lines to the log; false when the log is backed up. */
@@ -227,6 +287,16 @@ export class FleetLog {
   status(host: Host, message: string): void {
     const prefix = `${this.grouped ? '' : `[${host.name}] `}» `
     this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''))
+  }
+
+  /**
+   * After a run with several hosts in flight: a failed host's output of its failing step once more,
+   * whole and in a collapsed group of its own, so it reads without other hosts' lines in between.
+   */
+  replay(host: Host, step: string, lines: string[]): void {
+    this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}: output of the failed step`)
+    this.write(lines.flatMap((line) => line.split('\r')).map((line) => `${line}\n`).join(''))
+    this.command('::endgroup::')
   }
 
   /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */

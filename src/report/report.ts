@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
 import { hostFailed, type HostResult } from '../run/host-result'
 import { seconds } from './output'
-import type { Settings } from '../plan/settings'
+import type { Settings, Step } from '../plan/settings'
 import { codeBlock, inline } from './markdown'
 import type { StepResult } from '../steps/script'
 
@@ -102,6 +102,8 @@ export function hostJson(r: HostResult, forFile = false) {
       durationMs: s.durationMs,
       attempts: s.attempts,
       ...(s.error ? { error: s.error } : {}),
+      ...(s.phase ? { phase: s.phase } : {}),
+      ...(s.stdout !== undefined ? { stdout: s.stdout } : {}),
       stdoutTail: s.stdoutTail,
       stderrTail: s.stderrTail,
       ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
@@ -152,6 +154,8 @@ export function hostFromJson(value: unknown): HostResult {
         durationMs: num(raw.durationMs, `${at}: durationMs`),
         attempts: num(raw.attempts, `${at}: attempts`),
         error: orNull(raw.error, str, `${at}: error`) ?? undefined,
+        ...(raw.phase === 'on-failure' || raw.phase === 'always' ? { phase: raw.phase } : {}),
+        ...(raw.stdout !== undefined ? { stdout: str(raw.stdout, `${at}: stdout`) } : {}),
         lost: false,
         stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
         stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
@@ -181,8 +185,8 @@ function lastLines(tail: string, chars: number): string {
 }
 
 /**
- * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails are
- * what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
+ * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
  * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
  */
 export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): string {
@@ -190,15 +194,37 @@ export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): strin
   let json = JSON.stringify(results.map((r) => hostJson(r)))
   for (const chars of [4096, 1024, 256, 0]) {
     if (fits(json)) break
-    const shorter = results.map((r) => ({ ...r, steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars) })) }))
+    // Captured stdout goes the same way, with 64 times the room.
+    const shorter = results.map((r) => ({
+      ...r,
+      steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+    }))
     json = JSON.stringify(shorter.map((r) => hostJson(r)))
   }
   if (!fits(json)) json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })))
   return json
 }
 
+/**
+ * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
+ * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
+ * cut to an equal share and marked.
+ */
+export function capturedJson(results: HostResult[], budget = OUTPUT_BYTES): string {
+  const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout as string })))
+  const build = (share: number): string => {
+    const out: Record<string, Record<string, string>> = {}
+    for (const e of entries) (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text
+    return JSON.stringify(out)
+  }
+  let json = build(Infinity)
+  for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2)) json = build(share)
+  return json
+}
+
 export function setOutputs(results: HostResult[]): void {
   core.setOutput(Outputs.Results, resultsJson(results))
+  core.setOutput(Outputs.Captured, capturedJson(results))
   core.setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'))
   core.setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'))
 }
@@ -255,7 +281,7 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
   const columns: Array<[string, (r: HostResult) => string]> = [
     ['Host', (r) => inline(r.host)],
     ['Status', (r) => STATUS_ICON[r.status]],
-    ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success').length}/${planSteps}`],
+    ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
     ['Attempts', (r) => String(r.attempts)],
     ['Duration', (r) => seconds(r.durationMs)],
     ['Exit code', (r) => String(r.exitCode ?? '')]
@@ -314,20 +340,29 @@ export function describePlan(settings: Settings): string {
   ]
   if (batches.length > 1) batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
   else lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`)
-  steps.forEach((s, i) => {
+  const describe = (s: Step, label: string): string => {
     const options = [
       s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
       s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
+      s.concurrency !== undefined && `concurrency ${s.concurrency}`,
       s.runOnce && 'run-once',
-      s.continueOnError && 'continue-on-error'
+      s.continueOnError && 'continue-on-error',
+      (s.kind === 'run' || s.kind === 'local') && s.capture && 'capture',
+      s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
+      s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
     ].filter(Boolean)
     const what =
-      s.kind === 'run' ? s.script.trim()
+      s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
       : s.kind === 'local' ? `on the runner: ${s.command}`
       : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
-      : `reboot: ${s.command ?? 'shutdown -r now (sudo -n unless root)'}, then wait for a new boot id`
-    lines.push(`  step ${i + 1}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`)
-  })
+      : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
+    return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`
+  }
+  steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)))
+  settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)))
+  settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)))
+  const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean)
+  if (extras.length) lines.push(`  ${extras.join('; ')}`)
   return lines.join('\n')
 }
 

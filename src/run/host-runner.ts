@@ -1,6 +1,7 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from '../ssh/connection'
 import { runLocal } from '../steps/local'
-import { seconds, type FleetLog, type OutputSink } from '../report/output'
+import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
+import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
 import { hostFailed, type HostResult } from './host-result'
@@ -29,6 +30,24 @@ export class RunOnceSteps {
   }
 }
 
+/** Steps with a `concurrency` of their own: one limiter per step, shared by every host. */
+export class StepLimits {
+  private readonly limits = new Map<Step, LimitFunction>()
+
+  run<T>(step: Step, work: () => Promise<T>): Promise<T> {
+    if (step.concurrency === undefined) return work()
+    let limit = this.limits.get(step)
+    if (!limit) this.limits.set(step, (limit = pLimit(step.concurrency)))
+    return limit(work)
+  }
+}
+
+/** What every host of a run shares: run-once claims and step limits. */
+export interface Shared {
+  runOnce: RunOnceSteps
+  limits: StepLimits
+}
+
 /** One host going through the plan on one connection, re-established if it drops between steps. */
 export class HostRun {
   readonly result: HostResult
@@ -36,16 +55,26 @@ export class HostRun {
   private startedAt?: number
   /** This host's output in the log. */
   private readonly sink: OutputSink
+  /** The current step's output, kept to print again if the step fails the host. */
+  private readonly replay = new Replay()
+  /** The output of the step that failed the host, for the log's replay after the run. */
+  failedOutput?: { step: string; lines: string[] }
 
   constructor(
     readonly host: Host,
     private readonly settings: Settings,
     private readonly log: FleetLog,
-    private readonly runOnce: RunOnceSteps,
+    private readonly shared: Shared,
     private readonly deps: HostRunDeps = {}
   ) {
     this.result = { host: host.name, status: 'success', exitCode: null, durationMs: 0, attempts: 0, steps: [], warnings: [] }
-    this.sink = { output: (stream, lines) => log.output(host, stream, lines), whenDrained: (resume) => log.whenDrained(resume) }
+    this.sink = {
+      output: (stream, lines) => {
+        this.replay.push(stream, lines)
+        return log.output(host, stream, lines)
+      },
+      whenDrained: (resume) => log.whenDrained(resume)
+    }
   }
 
   /** Whether the host has failed (continue-on-error steps aside). */
@@ -70,6 +99,9 @@ export class HostRun {
     }
     if (outcome.failure) return outcome.failure
     this.connection = outcome.connection
+    const legacy = outcome.connection?.legacy ?? []
+    const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`
+    if (legacy.length && !this.result.warnings.includes(note)) this.result.warnings.push(note)
     log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`)
     return undefined
   }
@@ -83,7 +115,8 @@ export class HostRun {
       status: (message) => this.log.status(this.host, message),
       ...this.sink,
       sleep: this.deps.sleep,
-      signal: this.deps.signal
+      signal: this.deps.signal,
+      sudoPassword: this.settings.sudoPassword
     })
     if (outcome.connection) this.connection = outcome.connection
     return outcome.result
@@ -98,7 +131,7 @@ export class HostRun {
         if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` })
         const connection = this.connection as Connection
         if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
-        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal })
+        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword })
       },
       {
         retries: step.retries,
@@ -115,6 +148,7 @@ export class HostRun {
   async runStep(step: Step): Promise<boolean> {
     const { host, log, result } = this
     this.startedAt ??= Date.now()
+    this.replay.take()
     log.hostStarted(host, step.name)
     try {
       // A local step runs on the runner: it needs no connection (say, to drain a host that is down).
@@ -129,7 +163,7 @@ export class HostRun {
       }
       let outcome: StepResult
       if (step.runOnce) {
-        const claim = this.runOnce.claim(step, host, () => this.execute(step))
+        const claim = this.shared.runOnce.claim(step, host, () => this.shared.limits.run(step, () => this.execute(step)))
         outcome = await claim.done
         if (!claim.mine) {
           log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`)
@@ -137,7 +171,7 @@ export class HostRun {
           return true
         }
       } else {
-        outcome = await this.execute(step)
+        outcome = await this.shared.limits.run(step, () => this.execute(step))
       }
       result.steps.push(outcome)
       result.exitCode = outcome.exitCode
@@ -157,6 +191,7 @@ export class HostRun {
         result.status = 'failed'
         result.failedStep = step.name
         result.error = outcome.error
+        this.failedOutput = { step: step.name, lines: this.replay.take() }
         log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`)
         return false
       }
@@ -167,6 +202,53 @@ export class HostRun {
       result.status = 'failed'
       result.failedStep = step.name
       result.error = `internal error: ${(err as Error).message}`
+      return false
+    } finally {
+      log.hostFinished()
+    }
+  }
+
+  /**
+   * After the plan: `on-failure` steps when it failed here (with FLEET_FAILED_STEP and FLEET_ERROR),
+   * then `always` steps on every host that started it. Neither turns a failed host into a success; a
+   * failure in them stops that phase, and is a warning on a host that had already failed, a failure
+   * otherwise. Hosts that were skipped or cancelled run neither.
+   */
+  async afterPlan(): Promise<void> {
+    const { result, settings } = this
+    if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted) return
+    const env = { FLEET_FAILED_STEP: result.failedStep ?? '', FLEET_ERROR: result.error ?? '' }
+    if (this.failed) for (const step of settings.onFailure) if (!(await this.runHook(step, 'on-failure', env))) break
+    for (const step of settings.always) if (!(await this.runHook(step, 'always', env))) break
+  }
+
+  /** Runs one on-failure or always step; whether the phase goes on. Never throws. */
+  private async runHook(step: Step, phase: 'on-failure' | 'always', env: Record<string, string>): Promise<boolean> {
+    const { host, log, result } = this
+    const label = `${phase} step '${step.name}'`
+    log.hostStarted(host, `${phase}: ${step.name}`)
+    try {
+      const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
+      const ran = failure
+        ? stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` })
+        : await this.execute({ ...step, env: { ...step.env, ...env } })
+      const outcome: StepResult = { ...ran, phase }
+      result.steps.push(outcome)
+      if (outcome.status === 'success') {
+        log.status(host, `${label} succeeded in ${seconds(outcome.durationMs)}`)
+        return true
+      }
+      log.status(host, `${label} failed after ${seconds(outcome.durationMs)}: ${outcome.error}`)
+      if (this.failed || step.continueOnError) {
+        result.warnings.push(`${label} failed: ${outcome.error}`)
+      } else {
+        result.status = 'failed'
+        result.failedStep = `${phase}: ${step.name}`
+        result.error = outcome.error
+      }
+      return step.continueOnError
+    } catch (err) {
+      result.warnings.push(`${label}: internal error: ${(err as Error).message}`)
       return false
     } finally {
       log.hostFinished()

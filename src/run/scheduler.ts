@@ -11,6 +11,8 @@ export interface HostRunner {
   skip(reason: string): void
   /** The job was cancelled before `step`. */
   cancel(step: Step): void
+  /** The on-failure and always steps, once the plan is over for the host. Never throws. */
+  afterPlan(): Promise<void>
   finish(): HostResult
 }
 
@@ -66,6 +68,7 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
           limit(async () => {
             const run = start(host)
             for (const s of plan.steps) if (!(await step(run, s))) break
+            await run.afterPlan()
             results.set(host, run.finish())
           })
         )
@@ -74,10 +77,17 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
       let active = batch.map(start)
       for (const s of plan.steps) {
         const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))))
-        for (const run of active.filter((_, i) => !goOn[i])) results.set(run.host, run.finish())
+        const done = active.filter((_, i) => !goOn[i])
+        await Promise.all(done.map((run) => limit(async () => {
+          await run.afterPlan()
+          results.set(run.host, run.finish())
+        })))
         active = active.filter((_, i) => goOn[i])
       }
-      for (const run of active) results.set(run.host, run.finish())
+      await Promise.all(active.map((run) => limit(async () => {
+        await run.afterPlan()
+        results.set(run.host, run.finish())
+      })))
     }
   }
   return plan.batches.flat().map((host) => results.get(host) as HostResult)

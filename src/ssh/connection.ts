@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream'
-import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2'
+import { Client, type ClientChannel, type ConnectConfig, type ExecOptions, type SFTPWrapper } from 'ssh2'
 import { AuthTrail, authHandler } from './auth'
 import type { HandshakeGates } from './handshake-gate'
 import { hostKeyAlgorithms, verifyHostKey } from './host-keys'
@@ -16,7 +16,33 @@ export interface ConnectFailure {
 export type ConnectOptions = Pick<
   Settings,
   'auth' | 'hostKeys' | 'connectTimeoutMs' | 'connectRetries' | 'keepaliveIntervalMs' | 'keepaliveCountMax'
->
+> &
+  Partial<Pick<Settings, 'forwardAgent' | 'legacyAlgorithms'>>
+
+/**
+ * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
+ * signatures and MACs, and CBC ciphers. Without it none of them is offered (ssh2 would offer ssh-rsa
+ * and hmac-sha1 by default).
+ */
+const LEGACY = {
+  kex: ['diffie-hellman-group14-sha1', 'diffie-hellman-group-exchange-sha1', 'diffie-hellman-group1-sha1'],
+  serverHostKey: ['ssh-rsa', 'ssh-dss'],
+  cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
+  hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
+} as const
+const isLegacy = (name: string | undefined): boolean => Object.values(LEGACY).some((names: readonly string[]) => name !== undefined && names.includes(name))
+
+/** The algorithms offered to `host`. */
+function algorithms(options: ConnectOptions, host: Host): ConnectConfig['algorithms'] {
+  const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a))
+  if (!options.legacyAlgorithms) return { serverHostKey: hostKeys, hmac: { remove: [...LEGACY.hmac] } } as ConnectConfig['algorithms']
+  return {
+    serverHostKey: [...hostKeys, 'ssh-dss'],
+    kex: { append: [...LEGACY.kex] },
+    cipher: { append: [...LEGACY.cipher] },
+    hmac: { append: [...LEGACY.hmac] }
+  } as ConnectConfig['algorithms']
+}
 
 type SshError = Error & { level?: string; code?: string | number }
 
@@ -76,6 +102,10 @@ export class ChannelOpenError extends Error {
 export class Connection {
   /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
   hostKey = ''
+  /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
+  legacy: string[] = []
+  /** Forward the runner's agent on every exec channel (`forward-agent`). */
+  forwardAgent = false
   private lost?: string
   private readonly lostWaiters: Array<(reason: string) => void> = []
 
@@ -137,7 +167,9 @@ export class Connection {
 
   /** Opens an exec channel. Rejects with ChannelOpenError. */
   exec(command: string): Promise<ClientChannel> {
-    return this.channel((cb) => this.client.exec(command, cb))
+    // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
+    const options = (this.forwardAgent ? { agentForward: true } : {}) as ExecOptions
+    return this.channel((cb) => this.client.exec(command, options, cb))
   }
 
   /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
@@ -184,6 +216,7 @@ export function connectOnce(
       intervalMs: options.keepaliveIntervalMs,
       countMax: options.keepaliveCountMax
     })
+    connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined
     client.on('error', (err: SshError) => {
       firstError ??= err
       if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
@@ -193,6 +226,9 @@ export function connectOnce(
       settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } })
     })
     client.on('ready', () => settle({ connection }))
+    client.on('handshake', (negotiated: { kex: string; serverHostKey: string; cs: { cipher: string; mac?: string } }) => {
+      connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string => isLegacy(n))
+    })
     const config: ConnectConfig = {
       host: host.hostname,
       port: host.port,
@@ -202,7 +238,8 @@ export function connectOnce(
       readyTimeout: options.connectTimeoutMs,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
-      algorithms: { serverHostKey: hostKeyAlgorithms(options.hostKeys, host) },
+      algorithms: algorithms(options, host),
+      ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
       hostVerifier: (key: Buffer) => {
         const verdict = verifyHostKey(options.hostKeys, host, key)
         if (verdict.accepted) connection.hostKey = verdict.via

@@ -102,15 +102,15 @@ function lookupName(host: HostIdentity): string {
 const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
 
 /**
- * The host key algorithms to ask this host for: those of the keys its known_hosts lines hold first,
- * as OpenSSH orders them, so a host with several keys presents one we know. Undefined (ssh2's own
- * order) when no line names the host.
+ * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
+ * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
+ * one we know.
  */
-export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] | undefined {
+export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
   const name = lookupName(host)
   const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
-  return known.length ? [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))] : undefined
+  return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
 function globToRegExp(pattern: string): RegExp {

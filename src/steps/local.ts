@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { streamOutput, type OutputSink } from '../report/output'
+import { Capture, streamOutput, type OutputSink } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
 import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
 
@@ -34,6 +34,8 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
       : spawn('/bin/sh', ['-c', step.command], { ...options, detached: true })
     const { stdout: out, stderr: err } = streamOutput(child, ctx)
+    const capture = step.capture ? new Capture() : undefined
+    if (capture) child.stdout.on('data', (chunk: Buffer) => capture.push(chunk))
     const timers: NodeJS.Timeout[] = []
     const kill = (signal: NodeJS.Signals): void => {
       if (child.pid === undefined) return
@@ -64,7 +66,7 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       ctx.signal?.removeEventListener('abort', onCancel)
       out.end()
       err.end()
-      const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText() }
+      const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) }
       if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
       if (stopping) {
         const what = stopping === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`

@@ -20,6 +20,8 @@ export interface RebootContext extends OutputSink {
   pollIntervalMs?: number
   /** Aborted when the job is cancelled: the wait ends, and a command in flight is stopped. */
   signal?: AbortSignal
+  /** `sudo-password`: the default reboot command goes through sudo with it. */
+  sudoPassword?: string
 }
 
 export interface RebootOutcome {
@@ -29,13 +31,18 @@ export interface RebootOutcome {
 }
 
 
-/** The default reboot command: root reboots itself, anyone else through sudo that must not prompt. */
-export function rebootCommand(step: RebootStep, user: string): string {
-  return step.command ?? (user === 'root' ? 'shutdown -r now' : 'sudo -n shutdown -r now')
+/**
+ * The reboot command: the step's own as written; by default root reboots itself, and anyone else goes
+ * through sudo: with `sudo-password` the way a `sudo: true` step does, else `sudo -n`, which must not prompt.
+ */
+export function rebootCommand(step: RebootStep, user: string, sudoPassword?: string): { script: string; sudo: boolean } {
+  if (step.command !== undefined) return { script: step.command, sudo: false }
+  if (user === 'root') return { script: 'shutdown -r now', sudo: false }
+  return sudoPassword !== undefined ? { script: 'shutdown -r now', sudo: true } : { script: 'sudo -n shutdown -r now', sudo: false }
 }
 
 /** Runs one of the reboot's commands (boot id, reboot, test) on a connection, into `sink`. */
-type Probe = (connection: Connection, name: string, script: string, sink?: OutputSink) => Promise<StepResult>
+type Probe = (connection: Connection, name: string, script: string, sink?: OutputSink, sudo?: boolean) => Promise<StepResult>
 
 /** The boot id is read, not shown. */
 const QUIET: OutputSink = { output: () => true, whenDrained: (resume) => resume() }
@@ -60,17 +67,17 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
-  const probe: Probe = (connection, name, script, sink = ctx) => {
-    const run: RunStep = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }
-    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal })
+  const probe: Probe = (connection, name, script, sink = ctx, sudo = false) => {
+    const run: RunStep = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo }
+    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal, sudoPassword: ctx.sudoPassword })
   }
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
   const before = await bootId(step, ctx.connection, probe)
   if ('error' in before) return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
-  const command = rebootCommand(step, ctx.host.user)
-  ctx.status(`boot id ${before.id}; rebooting: ${command}`)
+  const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword)
+  ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`)
   const deadline = Date.now() + step.timeoutMs
-  const sent = await probe(ctx.connection, step.name, command)
+  const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo)
   const commandEnded = Date.now()
   let wentDown = sent.lost ? commandEnded : undefined
   ctx.connection.close()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
-import { streamOutput, type OutputSink } from '../report/output'
+import { Capture, streamOutput, type OutputSink } from '../report/output'
 import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
 
@@ -22,6 +22,10 @@ export interface StepResult {
   stderrTail: string
   /** For a reboot step: went down → accepting logins, and the whole reboot. */
   reboot?: { downtimeMs: number; totalMs: number }
+  /** With `capture: true`: the step's whole stdout, up to 1 MiB (marked when cut). */
+  stdout?: string
+  /** For on-failure and always steps: which of them it was. */
+  phase?: 'on-failure' | 'always'
   /** For an upload step: what was moved. */
   transfer?: { files: number; bytes: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
 }
@@ -56,7 +60,8 @@ export const STEP_ID_VAR = 'FLEET_STEP_ID'
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-export function remoteCommand(shell: string, stepId: string): string {
+export function remoteCommand(shell: string, stepId: string, sudo?: Sudo): string {
+  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, stepId, sudo))}`
   const bootstrap =
     `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
     `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
@@ -88,11 +93,40 @@ export function stopCommand(stepId: string, signal: 'TERM' | 'KILL'): string {
   return `sh -c ${shellQuote(script)}`
 }
 
-/** The bytes sent on stdin: one line of exports when env is set, then the script untouched. */
-export function scriptPayload(step: RunStep): string {
+/** How a step runs as root: through sudo, with the password when one is given. */
+export interface Sudo {
+  password?: string
+}
+
+/**
+ * The remote command of a `sudo: true` step. The login user's sh reads the password (the first line
+ * of stdin, when given) into a variable of its own, stages the script in a private temp file, and
+ * pipes the password to `sudo -S` with printf, a builtin: it is never in a command line, an
+ * environment, a file or the log. The root shell opens the file, removes it, and runs the script
+ * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
+ * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
+ */
+function sudoBootstrap(shell: string, stepId: string, sudo: Sudo): string {
+  const run = `env ${STEP_ID_VAR}=${stepId} sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
+  return (
+    `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+    (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
+    'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
+    '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+    (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
+    '; s=$?; rm -f "$f"; exit $s'
+  )
+}
+
+/**
+ * The bytes sent on stdin: the sudo password's line when there is one, one line of exports when env
+ * is set, then the script untouched.
+ */
+export function scriptPayload(step: RunStep, sudo?: Sudo): string {
   const names = Object.keys(step.env)
-  if (names.length === 0) return step.script
-  return `export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+  const password = sudo?.password !== undefined ? `${sudo.password}\n` : ''
+  if (names.length === 0) return password + step.script
+  return `${password}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
 }
 
 export interface StepContext extends OutputSink {
@@ -101,6 +135,8 @@ export interface StepContext extends OutputSink {
   sleep?: Sleep
   /** Aborted when the job is cancelled: the step stops what it started, as on a timeout. */
   signal?: AbortSignal
+  /** For `sudo: true` steps: the `sudo-password` input. */
+  sudoPassword?: string
 }
 
 async function openChannel(ctx: StepContext, command: string): Promise<ClientChannel | ChannelOpenError> {
@@ -178,7 +214,7 @@ export function stepResult(name: string, startedAt: number, fields: Partial<Step
 }
 
 /** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
-export function exitResult(name: string, startedAt: number, exitCode: number | null, signal: string | null, tails: Pick<StepResult, 'stdoutTail' | 'stderrTail'>): StepResult {
+export function exitResult(name: string, startedAt: number, exitCode: number | null, signal: string | null, tails: Pick<StepResult, 'stdoutTail' | 'stderrTail' | 'stdout'>): StepResult {
   if (signal) return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails })
   if (exitCode === 0) return stepResult(name, startedAt, { status: 'success', exitCode, ...tails })
   return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails })
@@ -189,7 +225,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
-  const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId))
+  const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined
+  const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId, sudo))
   // The step's timeout covers opening its channel and starting its command: a server that takes the
   // login but never answers a channel request must not hold the step forever. So does a cancel.
   const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal)
@@ -204,6 +241,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   }
   return new Promise((resolve) => {
     const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx)
+    const capture = step.capture ? new Capture() : undefined
+    if (capture) channel.on('data', (chunk: Buffer) => capture.push(chunk))
     let exit: { code: number | null; signal: string | null } | undefined
     /** Why the step is being stopped, and then whether what it started is known to have ended. */
     let stop: { why: 'timeout' | 'cancel'; stopped?: boolean; exitedFirst?: string } | undefined
@@ -217,7 +256,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       ctx.signal?.removeEventListener('abort', onCancel)
       stdout.end()
       stderr.end()
-      const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText() }
+      const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) }
       const exitCode = exit?.code ?? null
       const signal = exit?.signal ?? null
       if (stop?.stopped !== undefined) {
@@ -288,6 +327,6 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     if (ctx.signal?.aborted) onCancel()
     else ctx.signal?.addEventListener('abort', onCancel, { once: true })
     if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())))
-    channel.end(scriptPayload(step))
+    channel.end(scriptPayload(step, sudo))
   })
 }

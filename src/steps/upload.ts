@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { basename } from 'node:path'
 import pLimit from 'p-limit'
 import type { Connection } from '../ssh/connection'
+import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
@@ -72,8 +73,12 @@ export async function upload(step: UploadStep, connection: Connection, status: (
       const keepFiles = new Set(step.files.map((f) => f.relative))
       const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))])
       const tree = await files.tree(root)
-      const stale = tree.files.filter((f) => !keepFiles.has(f))
-      const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d))
+      // Excluded paths on the host are left alone, and so are the directories that hold them.
+      const excluded = excludes(step.exclude)
+      const leftAlone = tree.files.filter(excluded)
+      for (const f of leftAlone) f.split('/').slice(0, -1).forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')))
+      const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f))
+      const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d))
       await files.remove(root, stale, staleDirs)
       if (stale.length + staleDirs.length > 0) status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }

@@ -88,7 +88,7 @@ describe('getSettings', () => {
     [{ timeout: '-3' }, /'timeout'/],
     [{ retries: 'two' }, /'retries'/],
     [{ 'retry-delay': '1d' }, /'retry-delay'/],
-    [{ steps: '- run: x' }, /'steps': give run or steps, not both/],
+    [{ steps: '- run: x' }, /'steps': give one of run, run-file and steps, not run and steps/],
     [{ run: '', steps: '- run: x\n  bogus: 1' }, /'steps': step 1: unknown key 'bogus'/],
     [{ strategy: 'rolling' }, /'strategy': 'rolling' is not one of host, step/],
     [{ batch: '0' }, /'batch'/],

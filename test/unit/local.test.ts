@@ -6,7 +6,7 @@ import type { Host, LocalStep } from '../../src/plan/settings'
 
 const windows = process.platform === 'win32'
 const host: Host = { name: 'deploy@web1:2222', user: 'deploy', hostname: 'web1', port: 2222, index: 3 }
-const step = (command: string, extra: Partial<LocalStep> = {}): LocalStep => ({ kind: 'local', name: 'local', command, env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, ...extra })
+const step = (command: string, extra: Partial<LocalStep> = {}): LocalStep => ({ kind: 'local', name: 'local', command, env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, ...extra })
 const run = (s: LocalStep) => {
   const lines: string[] = []
   return runLocal(s, host, { cwd: process.cwd(), whenDrained: (r) => r(), output: (stream, l) => lines.push(...l.map((x) => `${stream}:${x}`)) > 0 }).then((r) => ({ r, lines }))

@@ -3,7 +3,7 @@ import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
 import type { Host } from '../../src/plan/settings'
 import { resolveUpload } from '../../src/plan/local-files'
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -13,8 +13,8 @@ afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
 for (const dir of ['app/bin', 'app/lib', 'app/empty']) mkdirSync(join(fixtures, dir), { recursive: true })
 for (const [file, text] of [['app/bin/run', '#!/bin/sh\n'], ['app/lib/a.js', 'a'], ['app/lib/b.js', 'bb'], ['notes.txt', 'n']]) writeFileSync(join(fixtures, file), text)
 
-const defaults = { env: { GLOBAL: 'g' }, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
-const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string) => resolveUpload(from, to, fixtures) }
+const defaults = { env: { GLOBAL: 'g' }, capture: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
+const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, fixtures, exclude), file: (path: string) => readFileSync(join(fixtures, path), 'utf8') }
 const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
 const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 
@@ -128,7 +128,7 @@ describe('parseSteps', () => {
     ['- upload: { from: app, to: /x, mode: 999 }', /field 'mode': '999' is not an octal file mode/],
     ['- upload: { from: app, to: /x, chmod: 644 }', /unknown option 'chmod'/],
     ['- upload: app', /field 'upload': must be a map of from, to, mode, delete/],
-    ['- name: x', /has none of run:, reboot:, local:, upload:/],
+    ['- name: x', /has none of run:, run-file:, reboot:, local:, upload:/],
     ['- reboot: true\n  retries: 2', /unknown key 'retries' \(a reboot step takes/],
     ['- reboot:\n    timout: 5m', /field 'reboot': unknown option 'timout'/],
     ['- reboot:\n    timeout: soon', /step 1, reboot, field 'timeout': 'soon' is not a duration/],

@@ -6,7 +6,7 @@ import type { Host, Step } from '../../src/plan/settings'
 
 const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 const steps = (n: number): Step[] =>
-  Array.from({ length: n }, (_, i) => ({ kind: 'run', name: `s${i}`, script: 'x', env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false }))
+  Array.from({ length: n }, (_, i) => ({ kind: 'run', name: `s${i}`, script: 'x', env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo: false }))
 
 /** A fake host run: records what ran when; fails where `fails` says. */
 function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, delayMs = 5) {
@@ -39,6 +39,7 @@ function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, del
         if (result.status === 'failed') return
         Object.assign(result, result.steps.length ? { status: 'cancelled', error: `cancelled before ${step.name}` } : { status: 'skipped', error: 'not started' })
       },
+      afterPlan: async () => {},
       finish: () => result
     }
   }

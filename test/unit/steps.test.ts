@@ -7,7 +7,7 @@ import type { RunStep } from '../../src/plan/settings'
 import { alive } from '../helpers/sshd'
 import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps/script'
 
-const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false })
+const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo: false })
 
 /** Every temporary file of these tests lives here, and goes at the end. */
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-steps-'))
