@@ -23,6 +23,8 @@ const { OPEN_MODE, STATUS_CODE } = utils.sftp
  * chmod, mkdir, stat, rename, remove. Paths are relative to the host's home.
  */
 function serveSftp(sftp, home) {
+  // ssh2's Server does not answer a client's channel close for SFTP by itself: answer it, as sshd does.
+  sftp.on('end', () => sftp.end())
   const handles = new Map()
   let next = 0
   const path = (p) => (p.startsWith('/') ? p : join(home, p))
@@ -157,6 +159,7 @@ function startHost(name, clientPublicKey) {
       resolve({
         name,
         port,
+        home,
         knownHost: `[127.0.0.1]:${port} ${pub.type} ${pub.getPublicSSH().toString('base64')}`,
         stop: () => {
           clearInterval(reboots)

@@ -1,4 +1,4 @@
-/******/ (() => { // webpackBootstrap
+require('./sourcemap-register.js');/******/ (() => { // webpackBootstrap
 /******/ 	var __webpack_modules__ = ({
 
 /***/ 6656:
@@ -65718,8 +65718,8 @@ function localFiles(pattern, workspace) {
 const REQUESTS_PER_FILE = 64;
 /** Directories an upload creates (existing ones keep theirs). */
 const DIR_MODE = 0o755;
-/** A closing SFTP channel gets this long to confirm before the next step opens its own. */
-const CLOSE_WAIT_MS = 5000;
+/** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
+const CLOSE_WAIT_MS = 1000;
 function remote_files_parent(path) {
     const i = path.lastIndexOf('/');
     return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
@@ -67670,3 +67670,4 @@ void run();
 module.exports = __webpack_exports__;
 /******/ })()
 ;
+//# sourceMappingURL=index.js.map

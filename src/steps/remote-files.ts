@@ -8,8 +8,8 @@ import { shellQuote } from './script'
 const REQUESTS_PER_FILE = 64
 /** Directories an upload creates (existing ones keep theirs). */
 const DIR_MODE = 0o755
-/** A closing SFTP channel gets this long to confirm before the next step opens its own. */
-const CLOSE_WAIT_MS = 5000
+/** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
+const CLOSE_WAIT_MS = 1000
 
 /**
  * The host's filesystem as an upload sees it: over SFTP, or, where the host has no SFTP server,
