@@ -64116,6 +64116,8 @@ function parseFingerprints(text) {
 }
 /** The names a known_hosts line must match for this host, as OpenSSH writes them. */
 function lookupName(host) {
+    if (host.hostKeyAlias)
+        return host.hostKeyAlias.toLowerCase();
     // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
     const hostname = host.hostname.toLowerCase();
     return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
@@ -64363,6 +64365,8 @@ function classifyConnectError(err, connectTimeoutMs) {
             return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` };
         case 'client-socket': {
             const code = String(err.code ?? '');
+            if (code === 'EPROXY')
+                return { kind: 'network', transient: true, message: err.message };
             if (code === 'ECONNRESET') {
                 return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` };
             }
@@ -64545,7 +64549,9 @@ function connectOnce(host, options, sock, signal) {
     });
 }
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
-async function connect(host, options, deps = {}) {
+async function connect(host, hostOptions, deps = {}) {
+    // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
+    const options = { ...hostOptions, ...host.overrides };
     const retried = [];
     const gate = deps.gates?.for(host.hostname.toLowerCase());
     const attempt = async () => {
@@ -64576,6 +64582,12 @@ async function connect(host, options, deps = {}) {
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = require("node:child_process");
+;// CONCATENATED MODULE: ./src/plan/runner-env.ts
+/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
+function runnerEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')));
+}
+
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 ;// CONCATENATED MODULE: ./src/report/secrets.ts
@@ -65144,13 +65156,10 @@ async function runScript(step, ctx) {
 
 
 
+
 /** The variables a local step sees about the host it runs for. */
 function fleetEnv(host) {
     return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) };
-}
-/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
-function runnerEnv() {
-    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')));
 }
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
@@ -66388,17 +66397,775 @@ function parseHosts(text, defaults) {
     const seen = new Map();
     return entries.map((name, index) => {
         const parsed = parseHostEntry(name);
-        const user = parsed.user ?? defaults.user;
+        // What the entry says wins, then the inputs (username, port), then the ssh config, as in OpenSSH.
+        const config = defaults.config?.resolve(parsed.hostname, parsed.user);
+        const user = parsed.user ?? defaults.user ?? config?.user;
         if (!user)
-            throw new Error(`'${name}' has no user: write user@host or set the input username`);
-        const port = parsed.port !== undefined ? Number(parsed.port) : defaults.port;
-        const key = `${user}@${parsed.hostname.toLowerCase()}:${port}`;
+            throw new Error(`'${name}' has no user: write user@host, set the input username${defaults.config ? ', or give it a User in ssh-config' : ''}`);
+        if (!USER.test(user))
+            throw new Error(`'${name}': the user name '${user}' from ssh-config is not valid`);
+        let port = defaults.port ?? 22;
+        const portText = parsed.port ?? (defaults.port === undefined ? config?.port : undefined);
+        if (portText !== undefined) {
+            try {
+                port = parsePort(portText);
+            }
+            catch (err) {
+                throw new Error(`'${name}': ${err.message}`);
+            }
+        }
+        const hostname = config?.hostname ?? parsed.hostname;
+        const key = `${user}@${hostname.toLowerCase()}:${port}`;
         const earlier = seen.get(key);
         if (earlier !== undefined)
             throw new Error(`'${name}' is listed twice (same as '${earlier}')`);
         seen.set(key, name);
-        return { name, user, hostname: parsed.hostname, port, index };
+        return { name, user, hostname, port, index, ...(config?.hostKeyAlias ? { hostKeyAlias: config.hostKeyAlias } : {}) };
     });
+}
+
+;// CONCATENATED MODULE: ./src/plan/route.ts
+/** A value quoted for the runner's shell: sh's single quotes, or cmd's double quotes on Windows. */
+function quote(value, windows) {
+    return windows ? `"${value.replace(/"/g, '""')}"` : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+/**
+ * OpenSSH's tokens in a ProxyCommand: %h host name, %p port, %r user, %n the name as written in
+ * `hosts`, %% a percent sign. Values are quoted for the shell, so no host name can inject a command.
+ */
+function substituteTokens(command, host, windows = process.platform === 'win32') {
+    return command.replace(/%(.)/g, (token, c) => {
+        const value = { h: host.hostname, p: String(host.port), r: host.user, n: host.name }[c];
+        if (c === '%')
+            return '%';
+        if (value === undefined)
+            throw new Error(`unknown token ${token} in the proxy command (it takes %h, %p, %r, %n, %%)`);
+        return quote(value, windows);
+    });
+}
+/** A host's route in words, for dry-run: `runner → deploy@a → deploy@b → web1`. */
+function describeRoute(host) {
+    const route = host.route;
+    if (!route)
+        return `runner → ${host.name}`;
+    if (route.via === 'command') {
+        let command = route.command;
+        try {
+            command = substituteTokens(route.command, host);
+        }
+        catch {
+            // The plan print shows it as written; connecting names the bad token.
+        }
+        return `runner → proxy command \`${command}\` → ${host.name}`;
+    }
+    return ['runner', ...route.hops.map((h) => h.host.name), host.name].join(' → ');
+}
+
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/glob.js
+function escapeChars(text, chars) {
+    for (let char of chars) {
+        text = text.replace(new RegExp('\\' + char, 'g'), '\\' + char);
+    }
+    return text;
+}
+function match(pattern, text) {
+    pattern = escapeChars(pattern, '\\()[]{}.+^$|');
+    pattern = pattern
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.?');
+    return new RegExp('^(?:' + pattern + ')$').test(text);
+}
+/**
+ * A helper function to match input against [pattern-list](https://www.freebsd.org/cgi/man.cgi?query=ssh_config&sektion=5#PATTERNS).
+ * According to `man ssh_config`, negated patterns shall be matched first.
+ *
+ * @param {string|string[]} patternList one or more glob patterns to match
+ * @param {string} text the text to match
+ */
+function glob(patternList, text) {
+    const patterns = Array.isArray(patternList) ? patternList : patternList.split(/,/);
+    // > If a negated entry is matched, then the Host entry is ignored, regardless of whether any other patterns on the line match.
+    let result = false;
+    for (const pattern of patterns) {
+        const negate = pattern[0] == '!';
+        if (negate && match(pattern.slice(1), text)) {
+            return false;
+        }
+        else if (match(pattern, text)) {
+            // wait until all of the pattern match results because there might be a negated pattern
+            result = true;
+        }
+    }
+    return result;
+}
+/* harmony default export */ const lib_glob = (glob);
+//# sourceMappingURL=glob.js.map
+;// CONCATENATED MODULE: ./node_modules/ssh-config/lib/ssh-config.js
+
+
+
+const RE_SPACE = /\s/;
+const RE_LINE_BREAK = /\r|\n/;
+const RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
+const RE_MULTI_VALUE_DIRECTIVE = /^(GlobalKnownHostsFile|Host|IPQoS|SendEnv|UserKnownHostsFile|ProxyCommand|KnownHostsCommand|Match|CanonicalDomains|Include)$/i;
+const RE_COMMAND_DIRECTIVE = /^(ProxyCommand|KnownHostsCommand)$/i;
+const RE_QUOTE_DIRECTIVE = /^(?:CertificateFile|IdentityFile|IdentityAgent|User|Include)$/i;
+const RE_SINGLE_LINE_DIRECTIVE = /^(Include|IdentityFile)$/i;
+/**
+ * A type of line in an ssh-config file. Differentiates between directives,
+ * comments, and empty lines.
+ */
+var LineType;
+(function (LineType) {
+    /** line with a directive in an ssh-config file */
+    LineType[LineType["DIRECTIVE"] = 1] = "DIRECTIVE";
+    /** line with a comment in an ssh-config file */
+    LineType[LineType["COMMENT"] = 2] = "COMMENT";
+    /** empty line in an ssh-config file */
+    LineType[LineType["EMPTY"] = 3] = "EMPTY";
+})(LineType || (LineType = {}));
+const REPEATABLE_DIRECTIVES = [
+    'IdentityFile',
+    'LocalForward',
+    'RemoteForward',
+    'DynamicForward',
+    'CertificateFile',
+];
+function compare(line, opts) {
+    // @ts-ignore
+    return opts.hasOwnProperty(line.param) && opts[line.param] === line.value;
+}
+function getIndent(config) {
+    for (const line of config) {
+        if (line.type === LineType.DIRECTIVE && 'config' in line) {
+            for (const subline of line.config) {
+                if (subline.before) {
+                    return subline.before;
+                }
+            }
+        }
+    }
+    return '  ';
+}
+function ssh_config_match(criteria, context) {
+    const testCriterion = (key, criterion) => {
+        switch (key.toLowerCase()) {
+            case 'all':
+                return true;
+            case 'final':
+                if (context.inFinalPass) {
+                    return true;
+                }
+                context.doFinalPass = true;
+                return false;
+            case 'exec':
+                if (!context.options.matchExec) {
+                    return false;
+                }
+                const command = `function main {
+          ${criterion}
+        }
+        main`;
+                return (0,external_node_child_process_namespaceObject.spawnSync)(command, { shell: true }).status === 0;
+            case 'host':
+                return lib_glob(criterion, context.params.HostName);
+            case 'originalhost':
+                return lib_glob(criterion, context.params.OriginalHost);
+            case 'user':
+                return lib_glob(criterion, context.params.User);
+            case 'localuser':
+                return lib_glob(criterion, context.params.LocalUser);
+        }
+    };
+    for (const key in criteria) {
+        const criterion = criteria[key];
+        const values = Array.isArray(criterion) ? criterion.map(({ val }) => val) : criterion;
+        if (!testCriterion(key, values)) {
+            return false;
+        }
+    }
+    return true;
+}
+/**
+ * Represents parsed SSH config. Main element of this library.
+ *
+ * A parsed SSH config is modelled as an array of {@link Line}s.
+ */
+class SSHConfig extends Array {
+    /** shortcut to access {@link LineType.DIRECTIVE} */
+    static DIRECTIVE = LineType.DIRECTIVE;
+    /** shortcut to access {@link LineType.COMMENT} */
+    static COMMENT = LineType.COMMENT;
+    /** shortcut to access {@link LineType.EMPTY} */
+    static EMPTY = LineType.EMPTY;
+    /**
+     * Parse SSH config text into structured object.
+     */
+    static parse(text) {
+        return parse(text);
+    }
+    /**
+     * Stringify structured object into SSH config text.
+     */
+    static stringify(config) {
+        return stringify(config);
+    }
+    compute(opts, computeOpts) {
+        if (typeof opts === 'string')
+            opts = { Host: opts };
+        let userInfo;
+        try {
+            userInfo = external_node_os_namespaceObject.userInfo();
+        }
+        catch {
+            // os.userInfo() throws a SystemError if a user has no username or homedir.
+            userInfo = { username: process.env.USER || process.env.USERNAME || '' };
+        }
+        const context = {
+            params: {
+                Host: opts.Host,
+                HostName: opts.Host,
+                OriginalHost: opts.Host,
+                User: userInfo.username,
+                LocalUser: userInfo.username,
+            },
+            options: {
+                ignoreCase: computeOpts?.ignoreCase === true,
+                matchExec: computeOpts?.matchExec !== false,
+            },
+            inFinalPass: false,
+            doFinalPass: false,
+        };
+        const obj = {};
+        const setProperty = (name, value) => {
+            const key = computeOpts?.ignoreCase ? name.toLowerCase() : name;
+            let val;
+            if (Array.isArray(value)) {
+                if (RE_COMMAND_DIRECTIVE.test(key)) {
+                    val = value.map(({ val, separator, quoted }) => {
+                        return `${separator}${quoted ? `"${val.replace(/"/g, '\\"')}"` : val}`;
+                    }).join('').trim();
+                }
+                else {
+                    val = value.map(({ val }) => val);
+                }
+            }
+            else {
+                val = value;
+            }
+            const val0 = Array.isArray(val) ? val[0] : val;
+            // Use case-insensitive check for repeatable directives
+            const isRepeatable = REPEATABLE_DIRECTIVES.some(d => d.toLowerCase() === name.toLowerCase());
+            if (isRepeatable) {
+                const list = (obj[key] || (obj[key] = []));
+                list.push(...[].concat(val));
+            }
+            else if (obj[key] == null) {
+                if (name === 'HostName') {
+                    context.params.HostName = val0;
+                }
+                else if (name === 'User') {
+                    context.params.User = val0;
+                }
+                obj[key] = val;
+            }
+        };
+        if (opts.User !== undefined) {
+            setProperty('User', opts.User);
+        }
+        const doPass = () => {
+            for (const line of this) {
+                if (line.type !== LineType.DIRECTIVE)
+                    continue;
+                // Host and Match directives are always case-insensitive (per OpenSSH behavior)
+                if (/^host$/i.test(line.param) && lib_glob(Array.isArray(line.value) ? line.value.map(({ val }) => val) : line.value, context.params.Host)) {
+                    let canonicalizeHostName = false;
+                    let canonicalDomains = [];
+                    setProperty(line.param, line.value);
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                            if (/^CanonicalizeHostName$/i.test(subline.param) && subline.value === 'yes') {
+                                canonicalizeHostName = true;
+                            }
+                            if (/^CanonicalDomains$/i.test(subline.param) && Array.isArray(subline.value)) {
+                                canonicalDomains = subline.value.map(({ val }) => val);
+                            }
+                        }
+                    }
+                    if (canonicalDomains.length > 0 && canonicalizeHostName && context.params.Host === context.params.OriginalHost) {
+                        for (const domain of canonicalDomains) {
+                            const host = `${context.params.OriginalHost}.${domain}`;
+                            const { status, stderr } = (0,external_node_child_process_namespaceObject.spawnSync)('nslookup', [host]);
+                            if (status === 0 && !/can't find/.test(stderr.toString())) {
+                                context.params.Host = host;
+                                setProperty('Host', host);
+                                doPass();
+                                break;
+                            }
+                        }
+                    }
+                }
+                else if (/^match$/i.test(line.param) && 'criteria' in line && ssh_config_match(line.criteria, context)) {
+                    for (const subline of line.config) {
+                        if (subline.type === LineType.DIRECTIVE) {
+                            setProperty(subline.param, subline.value);
+                        }
+                    }
+                }
+                else if (!/^(host|match)$/i.test(line.param)) {
+                    setProperty(line.param, line.value);
+                }
+            }
+        };
+        doPass();
+        if (context.doFinalPass) {
+            context.inFinalPass = true;
+            context.params.Host = context.params.HostName;
+            doPass();
+        }
+        return obj;
+    }
+    find(opts) {
+        if (typeof opts === 'function')
+            return super.find(opts);
+        if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only find by Host or Match');
+        }
+        return super.find((line) => 'param' in line && compare(line, opts));
+    }
+    remove(opts) {
+        let index;
+        if (typeof opts === 'function') {
+            index = super.findIndex(opts);
+        }
+        else if (!(opts && ('Host' in opts || 'Match' in opts))) {
+            throw new Error('Can only remove by Host or Match');
+        }
+        else {
+            index = super.findIndex((line) => 'param' in line && compare(line, opts));
+        }
+        if (index >= 0)
+            return this.splice(index, 1);
+    }
+    /**
+     * Convert this SSH config to its textual presentation via {@link stringify}.
+     */
+    toString() {
+        return stringify(this);
+    }
+    /**
+     * Append new section to existing SSH config.
+     */
+    append(opts) {
+        const indent = getIndent(this);
+        const lastEntry = this.length > 0 ? this[this.length - 1] : null;
+        let config = lastEntry && lastEntry.config || this;
+        let configWas = this;
+        let lastLine = config.length > 0 ? config[config.length - 1] : lastEntry;
+        if (lastLine && !lastLine.after)
+            lastLine.after = '\n';
+        let sectionLineFound = config !== configWas;
+        for (const param in opts) {
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: sectionLineFound ? indent : indent.replace(/  |\t/, ''),
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                sectionLineFound = true;
+                line.before = indent.replace(/  |\t/, '');
+                config = configWas;
+                // separate sections with an extra newline
+                // https://github.com/cyjake/ssh-config/issues/23#issuecomment-564768248
+                if (lastLine && lastLine.after === '\n')
+                    lastLine.after += '\n';
+                config.push(line);
+                config = line.config = new SSHConfig();
+            }
+            else {
+                config.push(line);
+            }
+            lastLine = line;
+        }
+        return configWas;
+    }
+    /**
+     * Prepend new section to existing SSH config.
+     */
+    prepend(opts, beforeFirstSection = false) {
+        const indent = getIndent(this);
+        let config = this;
+        let i = 0;
+        // insert above known sections
+        if (beforeFirstSection) {
+            while (i < this.length && !('config' in this[i])) {
+                i += 1;
+            }
+            if (i >= this.length) { // No sections in original config
+                return this.append(opts);
+            }
+        }
+        // Prepend new section above the first section
+        let sectionLineFound = false;
+        let processedLines = 0;
+        for (const param in opts) {
+            processedLines += 1;
+            const value = opts[param];
+            const line = {
+                type: LineType.DIRECTIVE,
+                param,
+                separator: ' ',
+                value: Array.isArray(value) ? value.map((val, i) => ({ val, separator: i === 0 ? '' : ' ' })) : value,
+                before: '',
+                after: '\n',
+            };
+            if (RE_SECTION_DIRECTIVE.test(param)) {
+                line.before = indent.replace(/  |\t/, '');
+                config.splice(i, 0, line);
+                config = line.config = new SSHConfig();
+                sectionLineFound = true;
+                continue;
+            }
+            // separate from previous sections with an extra newline
+            if (processedLines === Object.keys(opts).length) {
+                line.after += '\n';
+            }
+            if (!sectionLineFound) {
+                config.splice(i, 0, line);
+                i += 1;
+                // Add an extra newline if a single line directive like Include
+                if (RE_SINGLE_LINE_DIRECTIVE.test(param)) {
+                    line.after += '\n';
+                }
+                continue;
+            }
+            line.before = indent;
+            config.push(line);
+        }
+        return config;
+    }
+}
+/**
+ * Parse SSH config text into structured object.
+ */
+function parse(text) {
+    // Handle Buffer input by converting to string
+    const input = typeof text === 'string' ? text : text.toString('utf-8');
+    let i = 0;
+    let chr = next();
+    let config = new SSHConfig();
+    let configWas = config;
+    function next() {
+        return input[i++];
+    }
+    function space() {
+        let spaces = '';
+        while (RE_SPACE.test(chr)) {
+            spaces += chr;
+            chr = next();
+        }
+        return spaces;
+    }
+    function linebreak() {
+        let breaks = '';
+        while (RE_LINE_BREAK.test(chr)) {
+            breaks += chr;
+            chr = next();
+        }
+        return breaks;
+    }
+    function parameter() {
+        let param = '';
+        while (chr && /[^ \t=]/.test(chr)) {
+            param += chr;
+            chr = next();
+        }
+        return param;
+    }
+    function separator() {
+        let sep = space();
+        if (chr === '=') {
+            sep += chr;
+            chr = next();
+        }
+        return (sep + space());
+    }
+    function value() {
+        let val = '';
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            // backslash escapes only double quotes
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            // ProxyCommand ssh -W "%h:%p" firewall.example.org
+            else if (chr === '"' && (!val || quoted)) {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (chr === '#' && !quoted) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${val}`);
+        }
+        return val.trim();
+    }
+    function comment() {
+        const type = LineType.COMMENT;
+        let content = '';
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            content += chr;
+            chr = next();
+        }
+        return { type, content, before: '', after: '' };
+    }
+    // Host *.co.uk
+    // Host * !local.dev
+    // Host "foo bar"
+    function values() {
+        const results = [];
+        let val = '';
+        // whether current value is quoted or not
+        let valQuoted = false;
+        // the separator preceding current value
+        let valSeparator = ' ';
+        // whether current context is within quotations or not
+        let quoted = false;
+        let escaped = false;
+        while (chr && !RE_LINE_BREAK.test(chr)) {
+            if (escaped) {
+                val += chr === '"' ? chr : `\\${chr}`;
+                escaped = false;
+            }
+            else if (chr === '"') {
+                quoted = !quoted;
+            }
+            else if (chr === '\\') {
+                escaped = true;
+            }
+            else if (quoted) {
+                val += chr;
+                valQuoted = true;
+            }
+            else if (/[ \t=]/.test(chr)) {
+                if (val) {
+                    results.push({ val, separator: valSeparator, quoted: valQuoted });
+                    val = '';
+                    valQuoted = false;
+                    valSeparator = chr;
+                }
+                // otherwise ignore the space
+            }
+            else if (chr === '#' && results.length > 0) {
+                break;
+            }
+            else {
+                val += chr;
+            }
+            chr = next();
+        }
+        if (quoted || escaped) {
+            throw new Error(`Unexpected line break at ${results.map(({ val }) => val).concat(val).join(' ')}`);
+        }
+        if (val)
+            results.push({ val, separator: valSeparator, quoted: valQuoted });
+        return results.length > 1 ? results : results[0].val;
+    }
+    function directive() {
+        const type = LineType.DIRECTIVE;
+        const param = parameter();
+        // Host "foo bar" baz
+        const multiple = RE_MULTI_VALUE_DIRECTIVE.test(param);
+        const result = {
+            type,
+            param,
+            separator: separator(),
+            quoted: !multiple && chr === '"',
+            value: multiple ? values() : value(),
+            before: '',
+            after: '',
+        };
+        if (!result.quoted)
+            delete result.quoted;
+        if (/^Match$/i.test(param)) {
+            const criteria = {};
+            if (typeof result.value === 'string') {
+                result.value = [{ val: result.value, separator: '', quoted: result.quoted }];
+            }
+            let i = 0;
+            while (i < result.value.length) {
+                const { val: keyword } = result.value[i];
+                switch (keyword.toLowerCase()) {
+                    case 'all':
+                    case 'canonical':
+                    case 'final':
+                        criteria[keyword] = [];
+                        i += 1;
+                        break;
+                    default:
+                        if (i + 1 >= result.value.length) {
+                            throw new Error(`Missing value for match criteria ${keyword}`);
+                        }
+                        criteria[keyword] = result.value[i + 1].val;
+                        i += 2;
+                        break;
+                }
+            }
+            result.criteria = criteria;
+        }
+        return result;
+    }
+    function line() {
+        const before = space();
+        const node = chr === '#' ? comment() : directive();
+        const after = linebreak();
+        node.before = before;
+        node.after = after;
+        return node;
+    }
+    while (chr) {
+        let node = line();
+        if (node.type === LineType.DIRECTIVE && RE_SECTION_DIRECTIVE.test(node.param)) {
+            config = configWas;
+            config.push(node);
+            config = node.config = new SSHConfig();
+        }
+        else if (node.type === LineType.DIRECTIVE && !node.param) {
+            // blank lines at file end
+            if (config.length === 0) {
+                if (configWas.length === 0) {
+                    configWas.push({ type: LineType.EMPTY, before: '', after: node.before });
+                }
+                else {
+                    configWas[configWas.length - 1].after += node.before;
+                }
+            }
+            else {
+                config[config.length - 1].after += node.before;
+            }
+        }
+        else {
+            config.push(node);
+        }
+    }
+    return configWas;
+}
+/**
+ * Stringify structured object into SSH config text.
+ */
+function stringify(config) {
+    let str = '';
+    function formatValue(value, quoted) {
+        if (Array.isArray(value)) {
+            let result = '';
+            for (const { val, separator, quoted } of value) {
+                result += (result ? separator : '') + formatValue(val, quoted || RE_SPACE.test(val));
+            }
+            return result;
+        }
+        return quoted ? `"${value}"` : value;
+    }
+    function formatDirective(line) {
+        const quoted = line.quoted
+            || (RE_QUOTE_DIRECTIVE.test(line.param) && typeof line.value === 'string' && RE_SPACE.test(line.value));
+        const value = formatValue(line.value, quoted);
+        return `${line.param}${line.separator}${value}`;
+    }
+    const format = (line) => {
+        str += line.before;
+        if (line.type === LineType.COMMENT) {
+            str += line.content;
+        }
+        else if (line.type === LineType.DIRECTIVE && REPEATABLE_DIRECTIVES.includes(line.param)) {
+            (Array.isArray(line.value) ? line.value : [line.value]).forEach((value, i, values) => {
+                str += formatDirective({ ...line, value: typeof value !== 'string' ? value.val : value });
+                if (i < values.length - 1)
+                    str += `\n${line.before}`;
+            });
+        }
+        else if (line.type === LineType.DIRECTIVE) {
+            str += formatDirective(line);
+        }
+        str += line.after;
+        if ('config' in line) {
+            line.config.forEach(format);
+        }
+    };
+    config.forEach(format);
+    return str;
+}
+
+//# sourceMappingURL=ssh-config.js.map
+;// CONCATENATED MODULE: ./src/plan/ssh-config.ts
+
+
+/** The keywords honoured; every other one is named in a warning, never silently dropped. */
+const HONOURED = new Set([
+    'host', 'match', 'hostname', 'user', 'port', 'proxyjump', 'proxycommand', 'identityfile', 'connecttimeout',
+    'serveraliveinterval', 'serveralivecountmax', 'hostkeyalias'
+]);
+function one(value) {
+    const v = Array.isArray(value) ? value[0] : value;
+    return typeof v === 'string' ? v : undefined;
+}
+/**
+ * Parses OpenSSH client configuration text (the `ssh-config` npm package): `Host` patterns with `*`,
+ * `?` and `!`, `Match host` and `Match user`, first value wins. `Match exec` is never run (it would
+ * run commands on the runner) and is warned about, like every keyword not honoured.
+ */
+function parseSshConfig(text) {
+    const config = SSHConfig.parse(text);
+    const unsupported = new Set();
+    const visit = (lines) => {
+        for (const line of lines) {
+            if (line.type !== SSHConfig.DIRECTIVE)
+                continue;
+            const param = line.param.toLowerCase();
+            if (!HONOURED.has(param))
+                unsupported.add(line.param);
+            if (param === 'match' && /\bexec\b/i.test(JSON.stringify(line.value)))
+                unsupported.add('Match exec');
+            if ('config' in line)
+                visit(line.config);
+        }
+    };
+    visit(config);
+    const warnings = [...unsupported].map((k) => `ssh-config: ${k} is not supported by ssh-fleet and was ignored`);
+    const expand = (path) => (path === '~' || path.startsWith('~/') ? (0,external_node_os_namespaceObject.homedir)() + path.slice(1) : path);
+    return {
+        warnings,
+        resolve(alias, user) {
+            const c = config.compute({ Host: alias, ...(user ? { User: user } : {}) }, { ignoreCase: true, matchExec: false });
+            const identity = c.identityfile;
+            return {
+                hostname: one(c.hostname)?.replace(/%h/g, alias),
+                user: one(c.user),
+                port: one(c.port),
+                proxyJump: one(c.proxyjump),
+                proxyCommand: typeof c.proxycommand === 'string' ? c.proxycommand : one(c.proxycommand),
+                identityFiles: (Array.isArray(identity) ? identity : identity ? [identity] : []).map((p) => expand(String(p))),
+                connectTimeout: one(c.connecttimeout),
+                serverAliveInterval: one(c.serveraliveinterval),
+                serverAliveCountMax: one(c.serveralivecountmax),
+                hostKeyAlias: one(c.hostkeyalias)
+            };
+        }
+    };
 }
 
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
@@ -66657,6 +67424,8 @@ function shardHosts(hosts, shard) {
 
 
 
+
+
 /** Inputs that are masked; their values are never quoted in a message. */
 const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'];
 /** Node turns a timer longer than 2^31-1 ms into 1 ms: a longer duration would fire at once. */
@@ -66745,25 +67514,128 @@ function parsePrivateKey(input, text, passphrase) {
     return key;
 }
 /** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
-function readAuth(env, keyInput) {
+/** The Windows OpenSSH agent's named pipe, used by `agent: auto` when SSH_AUTH_SOCK is not set. */
+const WINDOWS_AGENT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent';
+/** The agent to use: SSH_AUTH_SOCK, Windows' OpenSSH agent, or Pageant; undefined for none. */
+function readAgent(env, platform) {
+    const mode = field('agent', oneOf(['auto', 'true', 'false', 'pageant']), 'auto');
+    if (mode === 'false')
+        return undefined;
+    if (mode === 'pageant') {
+        if (platform !== 'win32')
+            throw new InputError('agent', `'pageant' is for Windows runners (this one is ${platform})`);
+        return 'pageant';
+    }
+    const windowsAgent = platform === 'win32' && (0,external_node_fs_namespaceObject.existsSync)(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined;
+    const socket = env.SSH_AUTH_SOCK || windowsAgent;
+    if (mode === 'true' && !socket)
+        throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
+    return socket;
+}
+/**
+ * Credentials for the hosts (`private-key`) or the bastions (`proxy-private-key`, else the same key).
+ * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
+ */
+function readAuth(env, keyInput, required, platform) {
     const keyText = getInput(keyInput) || getInput('private-key');
     const passphrase = secretInput('passphrase');
     const password = secretInput('password');
-    const agentMode = field('agent', oneOf(['auto', 'true', 'false']), 'auto');
-    const socket = env.SSH_AUTH_SOCK;
-    if (agentMode === 'true' && !socket)
-        throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
-    if (passphrase && !keyText)
+    const agent = readAgent(env, platform);
+    if (passphrase && !keyText && !required) {
+        // With an ssh config the passphrase may be for an IdentityFile.
+    }
+    else if (passphrase && !keyText) {
         throw new InputError('passphrase', 'given without private-key');
+    }
     const auth = {
         privateKey: keyText ? parsePrivateKey(getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
         password: password || undefined,
-        agent: agentMode !== 'false' && socket ? socket : undefined
+        agent
     };
-    if (!auth.privateKey && !auth.password && !auth.agent) {
+    if (required && !auth.privateKey && !auth.password && !auth.agent) {
         throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)');
     }
     return auth;
+}
+/** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
+function identityFile(paths, name) {
+    const path = paths.find((p) => (0,external_node_fs_namespaceObject.existsSync)(p));
+    if (path === undefined)
+        return undefined;
+    try {
+        return parsePrivateKey('ssh-config', (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8'), secretInput('passphrase'));
+    }
+    catch (err) {
+        throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${err.message.replace(/^Invalid input 'ssh-config': /, '')}`);
+    }
+}
+/**
+ * Each host's route and its own settings: the proxy-command or proxy-jump input for every host (an
+ * explicit input wins over the config), else its ssh config's ProxyCommand or ProxyJump (hops
+ * resolved through the config too, `none` for direct); IdentityFile when private-key is not given,
+ * ConnectTimeout and ServerAlive* when their inputs are not given.
+ */
+function resolveRoutes(hosts, config, auth, hopAuth, username) {
+    const command = getInput('proxy-command');
+    const jump = getInput('proxy-jump');
+    if (command && jump)
+        throw new InputError('proxy-command', 'give proxy-command or proxy-jump, not both');
+    if (command)
+        field('proxy-command', (t) => substituteTokens(t, hosts[0]), '');
+    const chains = new Map();
+    const chain = (text, input) => {
+        let hops = chains.get(text);
+        if (!hops) {
+            const parse = () => {
+                if (/\s/.test(text.trim()))
+                    throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`);
+                return parseHosts(text, { user: username, config });
+            };
+            hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({ host, auth: withIdentity(host, hopAuth, Boolean(getInput('proxy-private-key') || getInput('private-key'))) }));
+            chains.set(text, hops);
+        }
+        return hops;
+    };
+    const withIdentity = (host, base, keyGiven) => {
+        if (keyGiven || !config)
+            return base;
+        const key = identityFile(config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles, host.name);
+        return key ? { ...base, privateKey: key } : base;
+    };
+    return hosts.map((host) => {
+        const entry = config?.resolve(parseHostEntry(host.name).hostname, host.user);
+        let route;
+        if (command)
+            route = { via: 'command', command };
+        else if (jump)
+            route = { via: 'jump', hops: chain(jump, 'proxy-jump') };
+        else if (entry?.proxyCommand && entry.proxyCommand !== 'none')
+            route = { via: 'command', command: entry.proxyCommand };
+        else if (entry?.proxyJump && entry.proxyJump !== 'none')
+            route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) };
+        const hostAuth = withIdentity(host, auth, Boolean(getInput('private-key')));
+        if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
+            throw new InputError('private-key', `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`);
+        }
+        const overrides = {
+            ...(hostAuth !== auth ? { auth: hostAuth } : {}),
+            ...(entry?.connectTimeout !== undefined && getInput('connect-timeout') === '' ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout)) } : {}),
+            ...(entry?.serverAliveInterval !== undefined && getInput('keepalive-interval') === '' ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval)) } : {}),
+            ...(entry?.serverAliveCountMax !== undefined && getInput('keepalive-count-max') === '' ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax, 1)) } : {})
+        };
+        return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) };
+    });
+}
+/** Runs `parse`, turning its failure into an InputError for `input` (a name or a description). */
+function wrap(input, parse) {
+    try {
+        return parse();
+    }
+    catch (err) {
+        if (err instanceof InputError)
+            throw err;
+        throw new InputError(input, err.message);
+    }
 }
 function readHostKeys() {
     const mode = field('host-key-check', oneOf(['strict', 'off']), 'strict');
@@ -66832,25 +67704,20 @@ function resultsPath(text, workspace) {
         throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`);
     return path;
 }
-function readProxyJump(env, defaults) {
-    const text = getInput('proxy-jump');
-    if (text === '')
-        return undefined;
-    const [host] = field('proxy-jump', (t) => parseHosts(t, { user: defaults.user, port: 22 }), '');
-    if (/[\s,]/.test(text))
-        throw new InputError('proxy-jump', `'${text}' must be one [user@]host[:port]`);
-    return { host, auth: readAuth(env, 'proxy-private-key') };
-}
 /** Reads and validates every input. Throws InputError naming the first bad input. */
-function getSettings(env = process.env) {
+function getSettings(env = process.env, platform = process.platform) {
     maskSecrets();
     const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '');
-    const port = field('port', parsePort, '22');
-    const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '');
+    const config = field('ssh-config', (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '');
+    // The port input wins over the ssh config only when it is given.
+    const port = field('port', (t) => (t === '' ? undefined : parsePort(t)), '');
+    const auth = readAuth(env, 'private-key', config === undefined, platform);
+    const hopAuth = getInput('proxy-private-key') ? readAuth(env, 'proxy-private-key', false, platform) : auth;
+    const parsed = field('hosts', (t) => parseHosts(t, { user: username, port, config }), '');
+    const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username);
     const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '');
     const hosts = shardHosts(allHosts, shard);
     const workspace = env.GITHUB_WORKSPACE || process.cwd();
-    const auth = readAuth(env, 'private-key');
     const hostKeys = readHostKeys();
     const { steps, onFailure, always } = readSteps(env);
     const flagInput = (name) => field(name, (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false');
@@ -66873,7 +67740,7 @@ function getSettings(env = process.env) {
         strategy: field('strategy', oneOf(['host', 'step']), 'host'),
         maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
         dryRun: field('dry-run', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
-        proxyJump: readProxyJump(env, { user: username }),
+        sshConfigWarnings: config?.warnings ?? [],
         auth,
         hostKeys,
         steps,
@@ -66901,9 +67768,10 @@ function getSettings(env = process.env) {
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
 /**
- * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
- * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
- * connect retries as any host, and is connected again when it drops.
+ * A bastion of `proxy-jump`: one connection, shared by every host behind it, each host's (or the
+ * next hop's) SSH connection carried in a direct-tcpip channel of it. It gets the same host key
+ * check, keepalive and connect retries as any host, and is connected again when it drops. In a chain
+ * its own connection goes through the hop before it (`deps.tunnel`).
  */
 class JumpHost {
     jump;
@@ -66911,13 +67779,16 @@ class JumpHost {
     deps;
     onConnected;
     connecting;
+    /** How messages name it: `bastion deploy@a`, or `hop 2 of 3 (deploy@b)` in a chain. */
+    label;
     constructor(jump, options, deps = {}, 
     /** Told of each new bastion connection, with what accepted its host key. */
-    onConnected = () => { }) {
+    onConnected = () => { }, hop) {
         this.jump = jump;
         this.options = options;
         this.deps = deps;
         this.onConnected = onConnected;
+        this.label = hop && hop.of > 1 ? `hop ${hop.index} of ${hop.of} (${jump.host.name})` : `bastion ${jump.host.name}`;
     }
     /** The live bastion connection, connecting (again) when there is none. */
     async bastion() {
@@ -66929,7 +67800,7 @@ class JumpHost {
         if (this.connecting === pending) {
             this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => {
                 if (r.connection)
-                    this.onConnected(`bastion ${this.jump.host.name}: connected; ${r.connection.hostKey}`);
+                    this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`);
                 return r.connection ?? r.failure;
             });
         }
@@ -66939,10 +67810,11 @@ class JumpHost {
     async tunnel(host) {
         const bastion = await this.bastion();
         if ('kind' in bastion) {
-            return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` };
+            // A failure further up the chain already names its hop.
+            return bastion.message.startsWith('bastion ') || bastion.message.startsWith('hop ') ? bastion : { ...bastion, message: `${this.label}: ${bastion.message}` };
         }
         return new Promise((resolve) => {
-            const fail = (why, transient = true) => resolve({ kind: 'network', transient, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` });
+            const fail = (why, transient = true) => resolve({ kind: 'network', transient, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` });
             const refused = (err) => {
                 // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
                 if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
@@ -66964,6 +67836,131 @@ class JumpHost {
         const current = await this.connecting;
         if (current && !('kind' in current))
             current.close();
+    }
+}
+
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+;// CONCATENATED MODULE: ./src/ssh/proxy-command.ts
+
+
+
+
+/**
+ * Starts a proxy command for one connection: its stdin and stdout carry the SSH stream, its stderr
+ * lines go to `onStderr`. Should it exit while the stream is in use, the stream fails with its exit
+ * code and last stderr line (code EPROXY: a transient connect failure); the command is stopped when
+ * the stream ends (the connection closed, or the run was cancelled).
+ */
+function openProxyCommand(command, host, onStderr) {
+    let line;
+    try {
+        line = substituteTokens(command, host);
+    }
+    catch (err) {
+        return Promise.resolve({ kind: 'protocol', transient: false, message: err.message });
+    }
+    const windows = process.platform === 'win32';
+    const child = windows
+        ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], { env: runnerEnv(), stdio: 'pipe', windowsVerbatimArguments: true })
+        : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', line], { env: runnerEnv(), stdio: 'pipe' });
+    let lastStderr = '';
+    let pending = '';
+    child.stderr.on('data', (d) => {
+        const lines = (pending + d.toString()).split(/\r?\n/);
+        pending = lines.pop();
+        for (const l of lines.filter(Boolean))
+            onStderr((lastStderr = l));
+    });
+    // The stream ssh2 reads and writes. Writing to a command that exited fails with EPIPE, and its
+    // output ends before its exit status is known: both wait for the exit, which says what happened.
+    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const failure = async () => {
+        const { code, signal } = await exited;
+        if (pending)
+            onStderr((lastStderr = pending));
+        if (code === 0)
+            return undefined;
+        return Object.assign(new Error(`proxy command exited with ${signal ? `signal ${signal}` : `code ${code}`}${lastStderr ? `: ${lastStderr}` : ''}`), { code: 'EPROXY' });
+    };
+    const stream = new external_node_stream_.Duplex({
+        read: () => void child.stdout.resume(),
+        write: (chunk, encoding, done) => {
+            if (!child.stdin.writable)
+                return done();
+            child.stdin.write(chunk, encoding, () => done());
+        },
+        final: (done) => {
+            child.stdin.end();
+            done();
+        },
+        destroy: (err, done) => {
+            if (child.exitCode === null && child.signalCode === null)
+                child.kill('SIGTERM');
+            done(err);
+        }
+    });
+    child.stdin.on('error', () => { });
+    child.stdout.on('data', (d) => {
+        if (!stream.push(d))
+            child.stdout.pause();
+    });
+    child.stdout.on('end', () => {
+        void failure().then((err) => (err ? stream.destroy(err) : stream.push(null)));
+    });
+    return new Promise((resolve) => {
+        child.once('error', (err) => resolve({ kind: 'network', transient: false, message: `proxy command could not start: ${err.message}` }));
+        child.once('spawn', () => resolve(stream));
+    });
+}
+
+;// CONCATENATED MODULE: ./src/ssh/routes.ts
+
+
+/**
+ * Opens the byte stream to each host along its route: through its chain of bastions (each hop one
+ * shared connection, reused by every host and every chain that starts the same way), or through its
+ * proxy command (one process per connection). Direct hosts get no stream (plain TCP).
+ */
+class Router {
+    options;
+    deps;
+    note;
+    /** JumpHosts by the chain of hops that leads to them (`a`, `a,b`, …). */
+    hops = new Map();
+    constructor(options, deps, 
+    /** A line for the log: a hop's host key trust, or a proxy command's stderr (with its host). */
+    note) {
+        this.options = options;
+        this.deps = deps;
+        this.note = note;
+    }
+    /** The last JumpHost of a chain, creating the hops on the way. */
+    chain(route) {
+        let previous;
+        route.hops.forEach((hop, i) => {
+            const key = route.hops.slice(0, i + 1).map((h) => `${h.host.user}@${h.host.hostname}:${h.host.port}`).join(',');
+            let jump = this.hops.get(key);
+            if (!jump) {
+                const through = previous;
+                jump = new JumpHost(hop, this.options, { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined }, (m) => this.note(undefined, m), { index: i + 1, of: route.hops.length });
+                this.hops.set(key, jump);
+            }
+            previous = jump;
+        });
+        return previous;
+    }
+    /** The stream to `host` along its route, why there is none, or undefined for plain TCP. */
+    tunnel = async (host) => {
+        const route = host.route;
+        if (!route)
+            return undefined;
+        if (route.via === 'command')
+            return openProxyCommand(route.command, host, (line) => this.note(host, `proxy command: ${line}`));
+        return this.chain(route).tunnel(host);
+    };
+    async close() {
+        await Promise.all([...this.hops.values()].map((j) => j.close()));
     }
 }
 
@@ -66994,6 +67991,7 @@ function markdown_inline(text) {
 }
 
 ;// CONCATENATED MODULE: ./src/report/report.ts
+
 
 
 
@@ -67309,11 +68307,11 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
 }
 /** The plan in words: batches with their hosts, steps with their options. */
 function describePlan(settings) {
-    const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings;
+    const { hosts, batches, steps, strategy, concurrency, maxFailures } = settings;
     const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
     const lines = [
         `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
-            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
+            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}`
     ];
     if (batches.length > 1)
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
@@ -67336,6 +68334,10 @@ function describePlan(settings) {
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
+    // Each host's way there, when any host does not go straight.
+    if (hosts.some((h) => h.route))
+        for (const h of hosts)
+            lines.push(`  route: ${describeRoute(h)}`);
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
@@ -67578,7 +68580,7 @@ function cancelledMessage(results) {
 }
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
-    let jump;
+    let router;
     let finished = false;
     // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
     // without an outcome, that must be a failure, never a silent success.
@@ -67615,10 +68617,13 @@ async function run() {
         if (keysUnchecked) {
             warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' });
         }
+        // One annotation for all of them: GitHub shows at most 10 warnings.
+        if (settings.sshConfigWarnings.length)
+            warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' });
         log.note(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined;
-        const tunnel = jump ? jump.tunnel.bind(jump) : undefined;
+        router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => (host ? log.status(host, message) : log.note(message)));
+        const tunnel = router.tunnel;
         const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
         const started = Date.now();
         const runs = [];
@@ -67637,7 +68642,7 @@ async function run() {
         log.close();
         const elapsed = Date.now() - started;
         saveResults(settings, startedAt, results);
-        annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0));
+        annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0));
         setOutputs(results);
         await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length));
         const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ');
@@ -67654,7 +68659,7 @@ async function run() {
     }
     finally {
         finished = true;
-        await jump?.close();
+        await router?.close();
         // Cancelled: the report is written; nothing left is worth the runner's SIGKILL.
         if (cancel.signal.aborted)
             process.exit(1);

@@ -5,7 +5,7 @@ import { skippedResult, type HostResult } from './run/host-result'
 import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
-import { JumpHost } from './ssh/jump-host'
+import { Router } from './ssh/routes'
 import { FleetLog } from './report/output'
 import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report/report'
 import { writeResultsFile } from './report/results-file'
@@ -36,7 +36,7 @@ function cancelledMessage(results: HostResult[]): string {
 
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
-  let jump: JumpHost | undefined
+  let router: Router | undefined
   let finished = false
   // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
   // without an outcome, that must be a failure, never a silent success.
@@ -71,10 +71,12 @@ export async function run(): Promise<void> {
     if (keysUnchecked) {
       core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' })
     }
+    // One annotation for all of them: GitHub shows at most 10 warnings.
+    if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' })
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
-    jump = settings.proxyJump ? new JumpHost(settings.proxyJump, settings, { gates, signal: cancel.signal }, (message) => log.note(message)) : undefined
-    const tunnel = jump ? jump.tunnel.bind(jump) : undefined
+    router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => (host ? log.status(host, message) : log.note(message)))
+    const tunnel = router.tunnel
     const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() }
     const started = Date.now()
     const runs: HostRun[] = []
@@ -90,7 +92,7 @@ export async function run(): Promise<void> {
     log.close()
     const elapsed = Date.now() - started
     saveResults(settings, startedAt, results)
-    annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0))
+    annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
     setOutputs(results)
     await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))
     const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ')
@@ -103,7 +105,7 @@ export async function run(): Promise<void> {
     }
   } finally {
     finished = true
-    await jump?.close()
+    await router?.close()
     // Cancelled: the report is written; nothing left is worth the runner's SIGKILL.
     if (cancel.signal.aborted) process.exit(1)
   }

@@ -32163,6 +32163,7 @@ function inline(text) {
 
 
 
+
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5;
 /**
@@ -32473,11 +32474,11 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
 }
 /** The plan in words: batches with their hosts, steps with their options. */
 function describePlan(settings) {
-    const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings;
+    const { hosts, batches, steps, strategy, concurrency, maxFailures } = settings;
     const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
     const lines = [
         `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
-            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
+            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}`
     ];
     if (batches.length > 1)
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
@@ -32500,6 +32501,10 @@ function describePlan(settings) {
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
+    // Each host's way there, when any host does not go straight.
+    if (hosts.some((h) => h.route))
+        for (const h of hosts)
+            lines.push(`  route: ${describeRoute(h)}`);
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));

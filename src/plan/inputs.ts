@@ -4,9 +4,11 @@ import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from '../ssh/host-keys'
-import { parseHosts, parsePort, parseUser } from './inventory'
+import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
+import { substituteTokens } from './route'
+import { parseSshConfig, type SshConfig } from './ssh-config'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
-import type { Auth, ProxyJump, Settings, Step } from './settings'
+import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
 import { registerSecret } from '../report/secrets'
 import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
@@ -105,23 +107,117 @@ function parsePrivateKey(input: string, text: string, passphrase: string): Parse
 }
 
 /** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
-function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key'): Auth {
+/** The Windows OpenSSH agent's named pipe, used by `agent: auto` when SSH_AUTH_SOCK is not set. */
+const WINDOWS_AGENT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent'
+
+/** The agent to use: SSH_AUTH_SOCK, Windows' OpenSSH agent, or Pageant; undefined for none. */
+function readAgent(env: Env, platform: NodeJS.Platform): string | undefined {
+  const mode = field('agent', oneOf(['auto', 'true', 'false', 'pageant'] as const), 'auto')
+  if (mode === 'false') return undefined
+  if (mode === 'pageant') {
+    if (platform !== 'win32') throw new InputError('agent', `'pageant' is for Windows runners (this one is ${platform})`)
+    return 'pageant'
+  }
+  const windowsAgent = platform === 'win32' && existsSync(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined
+  const socket = env.SSH_AUTH_SOCK || windowsAgent
+  if (mode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
+  return socket
+}
+
+/**
+ * Credentials for the hosts (`private-key`) or the bastions (`proxy-private-key`, else the same key).
+ * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
+ */
+function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', required: boolean, platform: NodeJS.Platform): Auth {
   const keyText = core.getInput(keyInput) || core.getInput('private-key')
   const passphrase = secretInput('passphrase')
   const password = secretInput('password')
-  const agentMode = field('agent', oneOf(['auto', 'true', 'false'] as const), 'auto')
-  const socket = env.SSH_AUTH_SOCK
-  if (agentMode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
-  if (passphrase && !keyText) throw new InputError('passphrase', 'given without private-key')
+  const agent = readAgent(env, platform)
+  if (passphrase && !keyText && !required) {
+    // With an ssh config the passphrase may be for an IdentityFile.
+  } else if (passphrase && !keyText) {
+    throw new InputError('passphrase', 'given without private-key')
+  }
   const auth: Auth = {
     privateKey: keyText ? parsePrivateKey(core.getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
     password: password || undefined,
-    agent: agentMode !== 'false' && socket ? socket : undefined
+    agent
   }
-  if (!auth.privateKey && !auth.password && !auth.agent) {
+  if (required && !auth.privateKey && !auth.password && !auth.agent) {
     throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)')
   }
   return auth
+}
+
+/** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
+function identityFile(paths: string[], name: string): ParsedKey | undefined {
+  const path = paths.find((p) => existsSync(p))
+  if (path === undefined) return undefined
+  try {
+    return parsePrivateKey('ssh-config', readFileSync(path, 'utf8'), secretInput('passphrase'))
+  } catch (err) {
+    throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${(err as InputError).message.replace(/^Invalid input 'ssh-config': /, '')}`)
+  }
+}
+
+/**
+ * Each host's route and its own settings: the proxy-command or proxy-jump input for every host (an
+ * explicit input wins over the config), else its ssh config's ProxyCommand or ProxyJump (hops
+ * resolved through the config too, `none` for direct); IdentityFile when private-key is not given,
+ * ConnectTimeout and ServerAlive* when their inputs are not given.
+ */
+function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth, hopAuth: Auth, username: string | undefined): Host[] {
+  const command = core.getInput('proxy-command')
+  const jump = core.getInput('proxy-jump')
+  if (command && jump) throw new InputError('proxy-command', 'give proxy-command or proxy-jump, not both')
+  if (command) field('proxy-command', (t) => substituteTokens(t, hosts[0]), '')
+  const chains = new Map<string, ProxyJump[]>()
+  const chain = (text: string, input: string): ProxyJump[] => {
+    let hops = chains.get(text)
+    if (!hops) {
+      const parse = (): Host[] => {
+        if (/\s/.test(text.trim())) throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`)
+        return parseHosts(text, { user: username, config })
+      }
+      hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({ host, auth: withIdentity(host, hopAuth, Boolean(core.getInput('proxy-private-key') || core.getInput('private-key'))) }))
+      chains.set(text, hops)
+    }
+    return hops
+  }
+  const withIdentity = (host: Host, base: Auth, keyGiven: boolean): Auth => {
+    if (keyGiven || !config) return base
+    const key = identityFile(config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles, host.name)
+    return key ? { ...base, privateKey: key } : base
+  }
+  return hosts.map((host) => {
+    const entry = config?.resolve(parseHostEntry(host.name).hostname, host.user)
+    let route: Host['route']
+    if (command) route = { via: 'command', command }
+    else if (jump) route = { via: 'jump', hops: chain(jump, 'proxy-jump') }
+    else if (entry?.proxyCommand && entry.proxyCommand !== 'none') route = { via: 'command', command: entry.proxyCommand }
+    else if (entry?.proxyJump && entry.proxyJump !== 'none') route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) }
+    const hostAuth = withIdentity(host, auth, Boolean(core.getInput('private-key')))
+    if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
+      throw new InputError('private-key', `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`)
+    }
+    const overrides: Host['overrides'] = {
+      ...(hostAuth !== auth ? { auth: hostAuth } : {}),
+      ...(entry?.connectTimeout !== undefined && core.getInput('connect-timeout') === '' ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout as string)) } : {}),
+      ...(entry?.serverAliveInterval !== undefined && core.getInput('keepalive-interval') === '' ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval as string)) } : {}),
+      ...(entry?.serverAliveCountMax !== undefined && core.getInput('keepalive-count-max') === '' ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax as string, 1)) } : {})
+    }
+    return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) }
+  })
+}
+
+/** Runs `parse`, turning its failure into an InputError for `input` (a name or a description). */
+function wrap<T>(input: string, parse: () => T): T {
+  try {
+    return parse()
+  } catch (err) {
+    if (err instanceof InputError) throw err
+    throw new InputError(input, (err as Error).message)
+  }
 }
 
 function readHostKeys(): HostKeyPolicy {
@@ -187,24 +283,21 @@ function resultsPath(text: string, workspace: string): string {
   return path
 }
 
-function readProxyJump(env: Env, defaults: { user?: string }): ProxyJump | undefined {
-  const text = core.getInput('proxy-jump')
-  if (text === '') return undefined
-  const [host] = field('proxy-jump', (t) => parseHosts(t, { user: defaults.user, port: 22 }), '')
-  if (/[\s,]/.test(text)) throw new InputError('proxy-jump', `'${text}' must be one [user@]host[:port]`)
-  return { host, auth: readAuth(env, 'proxy-private-key') }
-}
 
 /** Reads and validates every input. Throws InputError naming the first bad input. */
-export function getSettings(env: Env = process.env): Settings {
+export function getSettings(env: Env = process.env, platform: NodeJS.Platform = process.platform): Settings {
   maskSecrets()
   const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '')
-  const port = field('port', parsePort, '22')
-  const allHosts = field('hosts', (t) => parseHosts(t, { user: username, port }), '')
+  const config = field('ssh-config', (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '')
+  // The port input wins over the ssh config only when it is given.
+  const port = field('port', (t) => (t === '' ? undefined : parsePort(t)), '')
+  const auth = readAuth(env, 'private-key', config === undefined, platform)
+  const hopAuth = core.getInput('proxy-private-key') ? readAuth(env, 'proxy-private-key', false, platform) : auth
+  const parsed = field('hosts', (t) => parseHosts(t, { user: username, port, config }), '')
+  const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username)
   const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '')
   const hosts = shardHosts(allHosts, shard)
   const workspace = env.GITHUB_WORKSPACE || process.cwd()
-  const auth = readAuth(env, 'private-key')
   const hostKeys = readHostKeys()
   const { steps, onFailure, always } = readSteps(env)
   const flagInput = (name: string): boolean => field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
@@ -225,7 +318,7 @@ export function getSettings(env: Env = process.env): Settings {
     strategy: field('strategy', oneOf(['host', 'step'] as const), 'host'),
     maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
     dryRun: field('dry-run', (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
-    proxyJump: readProxyJump(env, { user: username }),
+    sshConfigWarnings: config?.warnings ?? [],
     auth,
     hostKeys,
     steps,

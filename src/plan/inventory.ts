@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import type { SshConfig } from './ssh-config'
 import type { Host } from './settings'
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/
@@ -53,19 +54,31 @@ export function parseHostEntry(entry: string): { user?: string; hostname: string
  * Resolves the `hosts` input (newlines, commas or spaces between entries) to hosts with user and port.
  * Throws on a malformed entry, a missing user or a duplicate.
  */
-export function parseHosts(text: string, defaults: { user?: string; port: number }): Host[] {
+export function parseHosts(text: string, defaults: { user?: string; port?: number; config?: SshConfig }): Host[] {
   const entries = text.split(/[\s,]+/).filter((e) => e !== '')
   if (entries.length === 0) throw new Error('no hosts given')
   const seen = new Map<string, string>()
   return entries.map((name, index) => {
     const parsed = parseHostEntry(name)
-    const user = parsed.user ?? defaults.user
-    if (!user) throw new Error(`'${name}' has no user: write user@host or set the input username`)
-    const port = parsed.port !== undefined ? Number(parsed.port) : defaults.port
-    const key = `${user}@${parsed.hostname.toLowerCase()}:${port}`
+    // What the entry says wins, then the inputs (username, port), then the ssh config, as in OpenSSH.
+    const config = defaults.config?.resolve(parsed.hostname, parsed.user)
+    const user = parsed.user ?? defaults.user ?? config?.user
+    if (!user) throw new Error(`'${name}' has no user: write user@host, set the input username${defaults.config ? ', or give it a User in ssh-config' : ''}`)
+    if (!USER.test(user)) throw new Error(`'${name}': the user name '${user}' from ssh-config is not valid`)
+    let port = defaults.port ?? 22
+    const portText = parsed.port ?? (defaults.port === undefined ? config?.port : undefined)
+    if (portText !== undefined) {
+      try {
+        port = parsePort(portText)
+      } catch (err) {
+        throw new Error(`'${name}': ${(err as Error).message}`)
+      }
+    }
+    const hostname = config?.hostname ?? parsed.hostname
+    const key = `${user}@${hostname.toLowerCase()}:${port}`
     const earlier = seen.get(key)
     if (earlier !== undefined) throw new Error(`'${name}' is listed twice (same as '${earlier}')`)
     seen.set(key, name)
-    return { name, user, hostname: parsed.hostname, port, index }
+    return { name, user, hostname, port, index, ...(config?.hostKeyAlias ? { hostKeyAlias: config.hostKeyAlias } : {}) }
   })
 }

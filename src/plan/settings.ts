@@ -13,7 +13,20 @@ export interface Host {
   port: number
   /** Position in the `hosts` input, from 0. */
   index: number
+  /** How the runner reaches it; direct when absent. */
+  route?: Route
+  /** The name its key is looked up under in known_hosts instead of host and port (`HostKeyAlias`). */
+  hostKeyAlias?: string
+  /** Settings of its own, from the ssh config (IdentityFile, ConnectTimeout, ServerAlive*). */
+  overrides?: Partial<Pick<Settings, 'auth' | 'connectTimeoutMs' | 'keepaliveIntervalMs' | 'keepaliveCountMax'>>
 }
+
+/**
+ * How the runner reaches a host: directly, through a chain of bastions (`proxy-jump`, each hop's
+ * connection shared by every host behind it), or through a command whose stdin and stdout carry the
+ * SSH stream (`proxy-command`, OpenSSH's tokens not yet substituted).
+ */
+export type Route = { via: 'jump'; hops: ProxyJump[] } | { via: 'command'; command: string }
 
 /** Credentials tried in this order: private key, agent, password (and keyboard-interactive). */
 export interface Auth {
@@ -110,7 +123,7 @@ export interface UploadStep extends StepBase, Retried {
 
 export type Step = RunStep | RebootStep | LocalStep | UploadStep
 
-/** The bastion every connection goes through (`proxy-jump`). */
+/** One bastion of a `proxy-jump` chain. */
 export interface ProxyJump {
   host: Host
   auth: Auth
@@ -134,7 +147,8 @@ export interface Settings {
   maxFailures: number
   /** Validate and print the plan, connect to nothing. */
   dryRun: boolean
-  proxyJump?: ProxyJump
+  /** What the `ssh-config` input says that ssh-fleet does not honour, for a warning. */
+  sshConfigWarnings: string[]
   auth: Auth
   hostKeys: HostKeyPolicy
   steps: Step[]

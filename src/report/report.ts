@@ -3,6 +3,7 @@ import { ANNOTATION_LIMIT, Outputs } from './constants'
 import { hostFailed, type HostResult } from '../run/host-result'
 import { seconds } from './output'
 import type { Settings, Step } from '../plan/settings'
+import { describeRoute } from '../plan/route'
 import { codeBlock, inline } from './markdown'
 import type { StepResult } from '../steps/script'
 
@@ -332,11 +333,11 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
 
 /** The plan in words: batches with their hosts, steps with their options. */
 export function describePlan(settings: Settings): string {
-  const { hosts, batches, steps, strategy, concurrency, maxFailures, proxyJump } = settings
+  const { hosts, batches, steps, strategy, concurrency, maxFailures } = settings
   const plural = (n: number, word: string, words = `${word}s`): string => `${n} ${n === 1 ? word : words}`
   const lines = [
     `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
-      `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}${proxyJump ? `, via ${proxyJump.host.name}` : ''}`
+      `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}`
   ]
   if (batches.length > 1) batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
   else lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`)
@@ -358,6 +359,8 @@ export function describePlan(settings: Settings): string {
       : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
     return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`
   }
+  // Each host's way there, when any host does not go straight.
+  if (hosts.some((h) => h.route)) for (const h of hosts) lines.push(`  route: ${describeRoute(h)}`)
   steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)))
   settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)))
   settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)))

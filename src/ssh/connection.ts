@@ -72,6 +72,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` }
     case 'client-socket': {
       const code = String(err.code ?? '')
+      if (code === 'EPROXY') return { kind: 'network', transient: true, message: err.message }
       if (code === 'ECONNRESET') {
         return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
       }
@@ -272,8 +273,8 @@ export interface ConnectDeps {
   /** Shared by every host of the run, so handshakes towards one address adapt to its throttling. */
   gates?: HandshakeGates
   onRetry?: (failure: ConnectFailure, retry: number, delayMs: number) => void
-  /** Opens the byte stream to the host through a bastion (`proxy-jump`) instead of TCP. */
-  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure>
+  /** Opens the byte stream to the host along its route (bastions, proxy command); undefined: TCP. */
+  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure | undefined>
   /** Aborted when the job is cancelled: no new attempt starts, the one in progress is dropped. */
   signal?: AbortSignal
 }
@@ -281,9 +282,11 @@ export interface ConnectDeps {
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 export async function connect(
   host: Host,
-  options: ConnectOptions,
+  hostOptions: ConnectOptions,
   deps: ConnectDeps = {}
 ): Promise<ConnectResult> {
+  // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
+  const options = { ...hostOptions, ...host.overrides }
   const retried: ConnectFailure[] = []
   const gate = deps.gates?.for(host.hostname.toLowerCase())
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {

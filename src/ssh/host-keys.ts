@@ -27,6 +27,8 @@ export interface HostIdentity {
   name: string
   hostname: string
   port: number
+  /** Looked up in known_hosts instead of host and port (OpenSSH's HostKeyAlias). */
+  hostKeyAlias?: string
 }
 
 /** `via` says what accepted the key, for the log: an audit of a deploy shows where trust came from. */
@@ -93,6 +95,7 @@ export function parseFingerprints(text: string): Fingerprint[] {
 
 /** The names a known_hosts line must match for this host, as OpenSSH writes them. */
 function lookupName(host: HostIdentity): string {
+  if (host.hostKeyAlias) return host.hostKeyAlias.toLowerCase()
   // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
   const hostname = host.hostname.toLowerCase()
   return host.port === 22 ? hostname : `[${hostname}]:${host.port}`

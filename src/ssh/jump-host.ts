@@ -6,20 +6,26 @@ import type { Host, ProxyJump } from '../plan/settings'
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 
 /**
- * The bastion of `proxy-jump`: one connection, shared by every host, each host's SSH connection
- * carried in a direct-tcpip channel of it. The bastion gets the same host key check, keepalive and
- * connect retries as any host, and is connected again when it drops.
+ * A bastion of `proxy-jump`: one connection, shared by every host behind it, each host's (or the
+ * next hop's) SSH connection carried in a direct-tcpip channel of it. It gets the same host key
+ * check, keepalive and connect retries as any host, and is connected again when it drops. In a chain
+ * its own connection goes through the hop before it (`deps.tunnel`).
  */
 export class JumpHost {
   private connecting?: Promise<Connection | ConnectFailure>
+  /** How messages name it: `bastion deploy@a`, or `hop 2 of 3 (deploy@b)` in a chain. */
+  readonly label: string
 
   constructor(
     private readonly jump: ProxyJump,
     private readonly options: ConnectOptions,
-    private readonly deps: Omit<ConnectDeps, 'tunnel'> = {},
+    private readonly deps: ConnectDeps = {},
     /** Told of each new bastion connection, with what accepted its host key. */
-    private readonly onConnected: (message: string) => void = () => {}
-  ) {}
+    private readonly onConnected: (message: string) => void = () => {},
+    hop?: { index: number; of: number }
+  ) {
+    this.label = hop && hop.of > 1 ? `hop ${hop.index} of ${hop.of} (${jump.host.name})` : `bastion ${jump.host.name}`
+  }
 
   /** The live bastion connection, connecting (again) when there is none. */
   private async bastion(): Promise<Connection | ConnectFailure> {
@@ -30,7 +36,7 @@ export class JumpHost {
     if (this.connecting === pending) {
       this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then(
         (r) => {
-          if (r.connection) this.onConnected(`bastion ${this.jump.host.name}: connected; ${r.connection.hostKey}`)
+          if (r.connection) this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`)
           return r.connection ?? (r.failure as ConnectFailure)
         }
       )
@@ -42,11 +48,12 @@ export class JumpHost {
   async tunnel(host: Host): Promise<Duplex | ConnectFailure> {
     const bastion = await this.bastion()
     if ('kind' in bastion) {
-      return { ...bastion, message: `bastion ${this.jump.host.name}: ${bastion.message}` }
+      // A failure further up the chain already names its hop.
+      return bastion.message.startsWith('bastion ') || bastion.message.startsWith('hop ') ? bastion : { ...bastion, message: `${this.label}: ${bastion.message}` }
     }
     return new Promise((resolve) => {
       const fail = (why: string, transient = true): void =>
-        resolve({ kind: 'network', transient, message: `bastion ${this.jump.host.name} could not reach ${host.hostname}:${host.port}: ${why}` })
+        resolve({ kind: 'network', transient, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` })
       const refused = (err: Error & { reason?: number }): void => {
         // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
         if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {

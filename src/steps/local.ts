@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { runnerEnv } from '../plan/runner-env'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
 import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
@@ -15,10 +16,6 @@ export function fleetEnv(host: Host): Record<string, string> {
   return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
 }
 
-/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
-export function runnerEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')))
-}
 
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in

@@ -244,7 +244,7 @@ describe.runIf(isRoot)('jump host (network namespace; needs root)', () => {
       expect(via.results.map((r) => r.status)).toEqual(Array(8).fill('success'))
       // sshd inside saw the connections come from its own loopback: the bastion's direct-tcpip.
       for (const r of via.results) expect(r.steps[0].stdoutTail).toMatch(/via 127\.0\.0\.1$/)
-      expect(via.stdout).toContain(`via ${behind.user}@${ns.inner}`)
+      expect(via.stdout).toContain(`route: runner → ${behind.user}@${ns.inner} → ${hosts.split('\n')[0]}`)
       // The hop's trust is in the log too, once: the bastion connection is shared.
       expect(via.stdout.split(`bastion ${behind.user}@${ns.inner}: connected; host key ${behind.hostKeyType} ${behind.fingerprint} accepted by known-hosts line 1`)).toHaveLength(2)
     } finally {

@@ -96,7 +96,7 @@ describe('getSettings', () => {
     [{ shard: '3/2' }, /'shard'/],
     [{ 'dry-run': 'perhaps' }, /'dry-run'/],
     [{ 'proxy-jump': 'bastion:0' }, /'proxy-jump'/],
-    [{ 'proxy-jump': 'a@b c@d' }, /'proxy-jump': 'a@b c@d' must be one/],
+    [{ 'proxy-jump': 'a@b c@d' }, /'proxy-jump': 'a@b c@d': hops are separated by commas/],
     [{ 'proxy-jump': 'u@bastion', 'proxy-private-key': 'junk' }, /'proxy-private-key': the private key could not be read/],
     [{ passphrase: 'wrong' }, /'private-key': the private key could not be read with the given passphrase/],
     [{ 'private-key': 'not a key', passphrase: '' }, /'private-key': the private key could not be read/],
@@ -148,8 +148,11 @@ describe('getSettings', () => {
     expect(s.steps.map((x) => x.name)).toEqual(['A', 'step 2'])
     expect(s.batches.map((b) => b.map((h) => h.hostname))).toEqual([['a'], ['b', 'c', 'd'], ['e']])
     expect(s).toMatchObject({ strategy: 'step', maxFailures: 0, dryRun: true })
-    expect(s.proxyJump?.host).toMatchObject({ user: 'jump', hostname: 'bastion', port: 2222 })
-    expect(s.proxyJump?.auth.privateKey?.type).toBe('ssh-ed25519')
+    const route = s.hosts[0].route
+    expect(route?.via === 'jump' && route.hops.map((h) => h.host)).toMatchObject([{ user: 'jump', hostname: 'bastion', port: 2222 }])
+    expect(route?.via === 'jump' && route.hops[0].auth.privateKey?.type).toBe('ssh-ed25519')
+    // Every host shares the one chain: one bastion connection for all.
+    expect(new Set(s.hosts.map((h) => (h.route?.via === 'jump' ? h.route.hops : undefined))).size).toBe(1)
     withInputs({ shard: '2/2', batch: '', 'max-failures': '40%' })
     const sharded = getSettings({})
     expect(sharded.hosts.map((h) => h.hostname)).toEqual(['b', 'd'])

@@ -61,6 +61,8 @@ describe('runLocal', () => {
     const r = await running
     expect(r).toMatchObject({ status: 'failed', cancelled: true, error: 'cancelled (the job was cancelled); the local command was stopped' })
     expect(Date.now() - started).toBeLessThan(3000)
+    // A signalled process takes a moment to be gone.
+    for (let i = 0; i < 20 && alive(lines[0]); i++) await new Promise((res) => setTimeout(res, 50))
     expect(alive(lines[0])).toBe(false)
   })
 })

@@ -1,0 +1,93 @@
+import { afterEach, describe, expect, test, vi } from 'vitest'
+import { getSettings } from '../../src/plan/inputs'
+import { describeRoute, substituteTokens } from '../../src/plan/route'
+import type { Host } from '../../src/plan/settings'
+import { parseSshConfig } from '../../src/plan/ssh-config'
+
+const host: Host = { name: 'deploy@web1:2222', user: 'deploy', hostname: 'web1', port: 2222, index: 0 }
+
+describe('proxy command tokens', () => {
+  test('%h %p %r %n and %% are substituted, quoted for the shell', () => {
+    expect(substituteTokens('nc %h %p # %r %n 100%%', host, false)).toBe("nc 'web1' '2222' # 'deploy' 'deploy@web1:2222' 100%")
+    expect(substituteTokens('connect %h:%p', { ...host, hostname: "it's" }, false)).toBe(`connect 'it'\\''s':'2222'`)
+    expect(substituteTokens('plink %h -P %p', host, true)).toBe('plink "web1" -P "2222"')
+    expect(() => substituteTokens('nc %h %x', host, false)).toThrow('unknown token %x in the proxy command (it takes %h, %p, %r, %n, %%)')
+  })
+
+  test('routes in words, for dry-run', () => {
+    const bastion = { host: { ...host, name: 'jump@a' }, auth: {} }
+    expect(describeRoute(host)).toBe('runner → deploy@web1:2222')
+    expect(describeRoute({ ...host, route: { via: 'jump', hops: [bastion, { ...bastion, host: { ...host, name: 'jump@b' } }] } })).toBe('runner → jump@a → jump@b → deploy@web1:2222')
+    expect(describeRoute({ ...host, route: { via: 'command', command: 'nc %h %p' } })).toBe("runner → proxy command `nc 'web1' '2222'` → deploy@web1:2222")
+  })
+})
+
+describe('ssh config', () => {
+  const config = parseSshConfig(`
+Host web-9
+  User special
+Host web-* !web-8
+  HostName %h.internal
+  User deploy
+  ProxyJump bastion
+Host web-*
+  Port 2222
+  User late
+Match user admin
+  Port 2200
+Host *
+  ConnectTimeout 7
+  ServerAliveInterval 5
+  StrictHostKeyChecking no
+  Match exec "touch /tmp/never"
+`)
+
+  test('first value wins, patterns with negation, Match user', () => {
+    expect(config.resolve('web-1')).toMatchObject({ hostname: 'web-1.internal', user: 'deploy', proxyJump: 'bastion', port: '2222', connectTimeout: '7' })
+    expect(config.resolve('web-9')).toMatchObject({ user: 'special', hostname: 'web-9.internal' })
+    expect(config.resolve('web-8')).toMatchObject({ user: 'late', hostname: undefined, proxyJump: undefined, port: '2222' })
+    expect(config.resolve('db', 'admin')).toMatchObject({ port: '2200', user: 'admin' })
+    expect(config.resolve('db')).toMatchObject({ port: undefined })
+  })
+
+  test('keywords it does not honour are named, Match exec among them (never run)', () => {
+    expect(config.warnings).toEqual(expect.arrayContaining(['ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored', 'ssh-config: Match exec is not supported by ssh-fleet and was ignored']))
+  })
+})
+
+describe('settings from an ssh config', () => {
+  const withInputs = (inputs: Record<string, string>): void => {
+    for (const [k, v] of Object.entries(inputs)) vi.stubEnv(`INPUT_${k.toUpperCase()}`, v)
+  }
+  afterEach(() => vi.unstubAllEnvs())
+
+  test('aliases resolve; explicit inputs and entries win over the config; ProxyJump hops resolve through it', () => {
+    withInputs({
+      hosts: 'web-1 root@web-2:2020',
+      password: 'x',
+      run: 'true',
+      'ssh-config': 'Host web-*\n  HostName 10.0.0.%h\n  User deploy\n  Port 2222\n  ProxyJump jump\n  ConnectTimeout 9\nHost jump\n  HostName 10.9.9.9\n  User hop\n'
+    })
+    const s = getSettings({})
+    expect(s.hosts.map((h) => [h.name, h.user, h.hostname, h.port])).toEqual([['web-1', 'deploy', '10.0.0.web-1', 2222], ['root@web-2:2020', 'root', '10.0.0.web-2', 2020]])
+    const route = s.hosts[0].route
+    expect(route?.via === 'jump' && route.hops.map((h) => [h.host.user, h.host.hostname, h.host.port])).toEqual([['hop', '10.9.9.9', 22]])
+    expect(s.hosts[0].overrides?.connectTimeoutMs).toBe(9000)
+    withInputs({ 'connect-timeout': '30s', port: '2200', username: 'ops', 'proxy-jump': 'other@10.1.1.1' })
+    const explicit = getSettings({})
+    expect(explicit.hosts[0]).toMatchObject({ user: 'ops', port: 2200 })
+    expect(explicit.hosts[0].overrides?.connectTimeoutMs).toBeUndefined()
+    const jump = explicit.hosts[0].route
+    expect(jump?.via === 'jump' && jump.hops[0].host.hostname).toBe('10.1.1.1')
+  })
+
+  test('agent: the Windows OpenSSH agent pipe when SSH_AUTH_SOCK is unset, Pageant on request, Windows only', () => {
+    withInputs({ hosts: 'u@h', run: 'true', password: 'x', agent: 'pageant' })
+    expect(getSettings({}, 'win32').auth.agent).toBe('pageant')
+    expect(() => getSettings({}, 'linux')).toThrow("Invalid input 'agent': 'pageant' is for Windows runners (this one is linux)")
+    withInputs({ agent: 'auto' })
+    // No named pipe here: auto finds no agent rather than one that is not running.
+    expect(getSettings({}, 'win32').auth.agent).toBeUndefined()
+    expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }, 'win32').auth.agent).toBe('/tmp/agent.sock')
+  })
+})
