@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { startProxy } from '../test/helpers/proxy'
 import { startSshd, type Sshd } from '../test/helpers/sshd'
 
 const ROOT = resolve(__dirname, '..')
@@ -44,28 +45,31 @@ interface Fleet {
   hosts: Array<{ user: string; port: number }>
   dir: string
   keyFile: string
-  knownHostsFile: string
+  /** `type base64` of the sshd host key, for known_hosts lines of any port (a relay's too). */
+  hostKey: string
 }
+
+/** known_hosts lines for these hosts' ports. */
+const knownHosts = (fleet: Fleet, hosts: Fleet['hosts']): string => hosts.map((h) => `[127.0.0.1]:${h.port} ${fleet.hostKey}`).join('\n')
 
 async function startFleet(count: number): Promise<Fleet> {
   const sshd = await startSshd({ ports: count, config: ['MaxStartups 1000', 'MaxSessions 100'] })
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-bench-'))
   const keyFile = join(dir, 'key')
   writeFileSync(keyFile, sshd.clientKey, { mode: 0o600 })
-  const knownHostsFile = join(dir, 'known_hosts')
-  writeFileSync(knownHostsFile, sshd.knownHosts + '\n')
-  return { sshd, hosts: sshd.ports.map((port) => ({ user: sshd.user, port })), dir, keyFile, knownHostsFile }
+  return { sshd, hosts: sshd.ports.map((port) => ({ user: sshd.user, port })), dir, keyFile, hostKey: sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ') }
 }
 
 const COMMAND = 'echo ok'
 
 async function action(fleet: Fleet, hosts: number, steps: number, concurrency: number, extra: Record<string, string> = {}, collect?: (chunk: Buffer) => void): Promise<Measure> {
-  const list = fleet.hosts.slice(0, hosts).map((h) => `${h.user}@127.0.0.1:${h.port}`).join('\n')
+  const chosen = fleet.hosts.slice(0, hosts)
+  const list = chosen.map((h) => `${h.user}@127.0.0.1:${h.port}`).join('\n')
   const plan = Array.from({ length: steps }, (_, i) => `- name: s${i}\n  run: ${COMMAND}`).join('\n')
   const inputs: Record<string, string> = {
     hosts: list,
     'private-key': fleet.sshd.clientKey,
-    'known-hosts': fleet.sshd.knownHosts,
+    'known-hosts': knownHosts(fleet, chosen),
     concurrency: String(concurrency),
     ...(steps === 1 ? { run: COMMAND } : { steps: plan }),
     ...extra
@@ -83,7 +87,9 @@ async function openssh(fleet: Fleet, hosts: number, steps: number, concurrency: 
   for (let s = 0; s < steps; s++) for (const h of fleet.hosts.slice(0, hosts)) jobs.push(`${h.port}`)
   const list = join(fleet.dir, 'jobs')
   writeFileSync(list, jobs.join('\n') + '\n')
-  const ssh = `ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${fleet.knownHostsFile} -i ${fleet.keyFile} -p {} ${fleet.sshd.user}@127.0.0.1 '${COMMAND}'`
+  const knownHostsFile = join(fleet.dir, 'known_hosts')
+  writeFileSync(knownHostsFile, `${knownHosts(fleet, fleet.hosts.slice(0, hosts))}\n`)
+  const ssh = `ssh -q -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=${knownHostsFile} -i ${fleet.keyFile} -p {} ${fleet.sshd.user}@127.0.0.1 '${COMMAND}'`
   // bash's `times` reports the CPU time of every child: all the ssh processes.
   const script = `xargs -P ${concurrency} -I{} sh -c "${ssh} >/dev/null" < ${list}; rc=$?; times >&2; exit $rc`
   const r = await run(['bash', '-c', script], { PATH: process.env.PATH, HOME: fleet.dir })
@@ -100,6 +106,13 @@ async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: nu
   writeFileSync(file, JSON.stringify({ hosts: fleet.hosts.slice(0, hosts), key: fleet.sshd.clientKey }))
   return node([join(__dirname, 'floor.mjs'), file, String(concurrency), String(steps), COMMAND], { PATH: process.env.PATH, HOME: fleet.dir }, fleet.dir)
 }
+
+/** The three ways of doing the same work, in the order the tables show them. */
+const TOOLS: Array<[string, (fleet: Fleet, hosts: number, steps: number, concurrency: number) => Promise<Measure>]> = [
+  ['ssh-fleet', (f, h, st, c) => action(f, h, st, c)],
+  ['OpenSSH ssh × xargs -P', openssh],
+  ['ssh2 floor', floor]
+]
 
 /** The median run of `n` by wall time, so one noisy run does not decide a ratio. */
 async function median(n: number, measure: () => Promise<Measure>): Promise<Measure> {
@@ -119,8 +132,8 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
   const smoke = options.smoke ?? false
   const repeats = options.repeats ?? (smoke ? 1 : 3)
   const sizes = smoke
-    ? { small: 4, large: 6, c: 2, cLarge: 3, volumeHosts: 2, volumeMb: 1, dryRun: 50 }
-    : { small: 64, large: 256, c: 16, cLarge: 64, volumeHosts: 8, volumeMb: 50, dryRun: 1000 }
+    ? { small: 4, large: 6, c: 2, cLarge: 3, volumeHosts: 2, volumeMb: 1, dryRun: 50, rttMs: 20 }
+    : { small: 64, large: 256, c: 16, cLarge: 64, volumeHosts: 8, volumeMb: 50, dryRun: 1000, rttMs: 100 }
   const fleet = await startFleet(sizes.large)
   const rows: BenchReport['rows'] = []
   try {
@@ -130,9 +143,7 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
       [`${sizes.large} hosts × 1 step, c${sizes.cLarge}`, sizes.large, 1, sizes.cLarge]
     ]
     for (const [work, hosts, steps, c] of cases) {
-      rows.push({ work, tool: 'ssh-fleet', ...(await median(repeats, () => action(fleet, hosts, steps, c))) })
-      rows.push({ work, tool: 'OpenSSH ssh × xargs -P', ...(await median(repeats, () => openssh(fleet, hosts, steps, c))) })
-      rows.push({ work, tool: 'ssh2 floor', ...(await median(repeats, () => floor(fleet, hosts, steps, c))) })
+      for (const [tool, measure] of TOOLS) rows.push({ work, tool, ...(await median(repeats, () => measure(fleet, hosts, steps, c))) })
     }
     // Start-up: a dry-run of many hosts (they need not exist).
     const many = Array.from({ length: sizes.dryRun }, (_, i) => `deploy@10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`).join('\n')
@@ -154,6 +165,18 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
       }
     })
     rows.push({ work: `${sizes.volumeHosts} hosts × ${sizes.volumeMb} MB of output (${lines} lines, ${malformed} malformed)`, tool: 'ssh-fleet', ...volume, ok: volume.ok && malformed === 0 && lines > sizes.volumeHosts * sizes.volumeMb * 10_000 })
+    // A long path: one host behind a relay that delays every chunk half the round trip each way.
+    const relay = await startProxy(fleet.hosts[0].port, { delayMs: sizes.rttMs / 2 })
+    try {
+      const far: Fleet = { ...fleet, hosts: [{ user: fleet.sshd.user, port: relay.port }] }
+      for (const [tool, measure] of TOOLS) {
+        rows.push({ work: 'long path: 1 host × 1 step, direct', tool, ...(await median(repeats, () => measure(fleet, 1, 1, 1))) })
+        rows.push({ work: `long path: 1 host × 1 step, RTT ${sizes.rttMs} ms`, tool, ...(await median(repeats, () => measure(far, 1, 1, 1))) })
+        rows.push({ work: `long path: 1 host × 5 steps, RTT ${sizes.rttMs} ms`, tool, ...(await median(repeats, () => measure(far, 1, 5, 1))) })
+      }
+    } finally {
+      await relay.close()
+    }
   } finally {
     await fleet.sshd.stop()
     rmSync(fleet.dir, { recursive: true, force: true })
@@ -163,12 +186,29 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
   const w5 = `${sizes.small} hosts × 5 steps`
   const wl = `${sizes.large} hosts × 1 step`
   const ratio = (target: string, value: number, limit: number) => ({ target, value, limit, met: value <= limit })
+  const far1 = `long path: 1 host × 1 step, RTT ${sizes.rttMs} ms`
+  const far5 = `long path: 1 host × 5 steps, RTT ${sizes.rttMs} ms`
+  /** Round trips of the first step beyond the direct run, and of each further step. */
+  const trips = (tool: string): { first: number; further: number } => ({
+    first: (find(far1, tool).wallMs - find('long path: 1 host × 1 step, direct', tool).wallMs) / sizes.rttMs,
+    further: (find(far5, tool).wallMs - find(far1, tool).wallMs) / 4 / sizes.rttMs
+  })
+  const rtt = { 'ssh-fleet': trips('ssh-fleet'), 'OpenSSH ssh × xargs -P': trips('OpenSSH ssh × xargs -P'), 'ssh2 floor': trips('ssh2 floor') }
   const ratios = [
     ratio(`${w1}: ssh-fleet / OpenSSH wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'OpenSSH ssh × xargs -P').wallMs, 0.4),
     ratio(`${w1}: ssh-fleet / ssh2 floor wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'ssh2 floor').wallMs, 1.3),
-    ratio(`${w5} / ${w1}: ssh-fleet wall`, find(w5, 'ssh-fleet').wallMs / find(w1, 'ssh-fleet').wallMs, 1.5),
-    ratio(`${wl}: ssh-fleet / ssh2 floor peak RSS`, (find(wl, 'ssh-fleet').maxRssKb ?? 0) / (find(wl, 'ssh2 floor').maxRssKb ?? 1), 1.3),
+    ratio(`${w5}: ssh-fleet / ssh2 floor wall`, find(w5, 'ssh-fleet').wallMs / find(w5, 'ssh2 floor').wallMs, 1.05),
+    ratio(`${wl}: ssh-fleet / ssh2 floor wall`, find(wl, 'ssh-fleet').wallMs / find(wl, 'ssh2 floor').wallMs, 1.1),
+    ratio(`${wl}: ssh-fleet / ssh2 floor peak RSS`, (find(wl, 'ssh-fleet').maxRssKb ?? 0) / (find(wl, 'ssh2 floor').maxRssKb ?? 1), 1.15),
+    ratio('long path: ssh-fleet round trips per further step', rtt['ssh-fleet'].further, 1.3),
+    ratio('long path: ssh-fleet first step / ssh2 floor first step', rtt['ssh-fleet'].first / Math.max(rtt['ssh2 floor'].first, 0.01), 1),
     ratio(`dry-run of ${sizes.dryRun} hosts: seconds`, find('dry-run', 'ssh-fleet').wallMs / 1000, 0.5)
+  ]
+  const roundTrips = [
+    '',
+    `round trips on the long path (RTT ${sizes.rttMs} ms), beyond the direct run:`,
+    `  ${'tool'.padEnd(24)} ${'first step'.padEnd(12)} each further step`,
+    ...Object.entries(rtt).map(([tool, t]) => `  ${tool.padEnd(24)} ${t.first.toFixed(1).padEnd(12)} ${t.further.toFixed(1)}`)
   ]
   const pad = (s: string, n: number): string => s.padEnd(n)
   const num = (n: number | undefined, unit: string): string => (n === undefined ? 'n/a' : `${n.toFixed(0)} ${unit}`)
@@ -177,6 +217,7 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
     '',
     `${pad('work', 46)} ${pad('tool', 24)} ${pad('wall', 10)} ${pad('client CPU', 12)} ${pad('peak RSS', 12)} ok`,
     ...rows.map((r) => `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`),
+    ...roundTrips,
     // A smoke run (npm test) only proves the benchmark works: a tiny fleet says nothing of targets.
     ...(smoke
       ? []

@@ -64462,6 +64462,42 @@ class Connection {
         const options = (this.forwardAgent ? { agentForward: true } : {});
         return this.channel((cb) => this.client.exec(command, options, cb));
     }
+    /**
+     * Exec channels opened ahead of need, by command, with their commands already started (waiting on
+     * stdin for their step). On a long path a further step then costs one round trip, not three.
+     */
+    spares = new Map();
+    /** Set once the server refused a channel opened ahead: it limits sessions (MaxSessions); open on demand. */
+    sparesRefused = false;
+    /** Opens exec channels for `command` until `count` wait unused. Never rejects. */
+    prefetch(command, count) {
+        if (this.sparesRefused || this.lost)
+            return;
+        const list = this.spares.get(command) ?? [];
+        this.spares.set(command, list);
+        while (list.length < count) {
+            const spare = { closed: false, channel: Promise.resolve(new ChannelOpenError('not opened', false)) };
+            spare.channel = this.exec(command).then((ch) => {
+                // Unused, it must not leave an unhandled error; closed by the server, it is no use.
+                ch.on('error', () => { });
+                ch.on('close', () => (spare.closed = true));
+                return ch;
+            }, (err) => {
+                if (err.refused)
+                    this.sparesRefused = true;
+                return err;
+            });
+            list.push(spare);
+        }
+    }
+    /** A channel for `command` opened ahead, if one is there and still open; undefined otherwise. */
+    takeSpare(command) {
+        const list = this.spares.get(command);
+        for (let spare = list?.shift(); spare; spare = list?.shift())
+            if (!spare.closed)
+                return spare.channel;
+        return undefined;
+    }
     /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
     sftp() {
         return this.channel((cb) => this.client.sftp(cb));
@@ -64896,6 +64932,11 @@ function shellQuote(text) {
  */
 const STEP_ID_VAR = 'FLEET_STEP_ID';
 /**
+ * The first line of stdin is the step's id: the command itself is the same for every step, so a
+ * channel for the next step can be opened and its command started before the step is known.
+ */
+const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `;
+/**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
  * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
@@ -64904,10 +64945,10 @@ const STEP_ID_VAR = 'FLEET_STEP_ID';
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-function remoteCommand(shell, stepId, sudo) {
+function remoteCommand(shell, sudo) {
     if (sudo)
-        return `sh -c ${shellQuote(sudoBootstrap(shell, stepId, sudo))}`;
-    const bootstrap = `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+        return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`;
+    const bootstrap = READ_STEP_ID +
         `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
         'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
         '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
@@ -64943,9 +64984,9 @@ function stopCommand(stepId, signal) {
  * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
  * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
  */
-function sudoBootstrap(shell, stepId, sudo) {
-    const run = `env ${STEP_ID_VAR}=${stepId} sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
-    return (`${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+function sudoBootstrap(shell, sudo) {
+    const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
+    return (READ_STEP_ID +
         (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
         'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
         '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
@@ -64953,15 +64994,15 @@ function sudoBootstrap(shell, stepId, sudo) {
         '; s=$?; rm -f "$f"; exit $s');
 }
 /**
- * The bytes sent on stdin: the sudo password's line when there is one, one line of exports when env
- * is set, then the script untouched.
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
+ * exports when env is set, then the script untouched.
  */
-function scriptPayload(step, sudo) {
+function scriptPayload(step, stepId, sudo) {
     const names = Object.keys(step.env);
-    const password = sudo?.password !== undefined ? `${sudo.password}\n` : '';
+    const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`;
     if (names.length === 0)
-        return password + step.script;
-    return `${password}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`;
+        return head + step.script;
+    return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`;
 }
 async function openChannel(ctx, command) {
     const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err) => err), {
@@ -65038,7 +65079,9 @@ async function runScript(step, ctx) {
     const result = (fields) => stepResult(step.name, started, fields);
     const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
     const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined;
-    const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId, sudo));
+    const command = remoteCommand(ctx.shell, sudo);
+    // One opened ahead while the step before ran, when there is one (a long path saves two round trips).
+    const opening = (ctx.connection.takeSpare(command) ?? openChannel(ctx, command)).then((ch) => ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch);
     // The step's timeout covers opening its channel and starting its command: a server that takes the
     // login but never answers a channel request must not hold the step forever. So does a cancel.
     const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
@@ -65148,7 +65191,9 @@ async function runScript(step, ctx) {
             ctx.signal?.addEventListener('abort', onCancel, { once: true });
         if (step.timeoutMs > 0)
             timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
-        channel.end(scriptPayload(step, sudo));
+        channel.end(scriptPayload(step, stepId, sudo));
+        if (ctx.ahead)
+            ctx.connection.prefetch(command, ctx.ahead);
     });
 }
 
@@ -66055,6 +66100,11 @@ class RunOnceSteps {
         return { mine: true, ...claim };
     }
 }
+/**
+ * Channels opened ahead for the next run steps: two, because a step that is over in one round trip
+ * would otherwise wait for the next channel (two round trips to open and start).
+ */
+const SPARE_CHANNELS = 2;
 /** Steps with a `concurrency` of their own: one limiter per step, shared by every host. */
 class StepLimits {
     limits = new Map();
@@ -66157,7 +66207,7 @@ class HostRun {
             const connection = this.connection;
             if (step.kind === 'upload')
                 return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal);
-            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword });
+            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword, ahead: this.ahead(step) });
         }, {
             retries: step.retries,
             retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
@@ -66166,6 +66216,20 @@ class HostRun {
             onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${output_seconds(delay)}`)
         });
         return { ...outcome, attempts };
+    }
+    /**
+     * How many channels to open ahead while `step` runs: one for each of the next two steps when they
+     * are run steps with the same command (not sudo). Only for the plan's own steps.
+     */
+    ahead(step) {
+        const steps = this.settings.steps;
+        const i = steps.indexOf(step);
+        if (i < 0)
+            return 0;
+        let n = 0;
+        while (n < SPARE_CHANNELS && steps[i + 1 + n]?.kind === 'run' && !steps[i + 1 + n].sudo)
+            n++;
+        return n;
     }
     /** Runs one step of the plan. Returns whether the host goes on to the next; never throws. */
     async runStep(step) {

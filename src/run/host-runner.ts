@@ -5,7 +5,7 @@ import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
 import { hostFailed, type HostResult } from './host-result'
-import type { Host, RebootStep, Settings, Step } from '../plan/settings'
+import type { Host, RebootStep, RunStep, Settings, Step } from '../plan/settings'
 import { runScript, stepResult, type StepResult } from '../steps/script'
 import { upload } from '../steps/upload'
 
@@ -29,6 +29,12 @@ export class RunOnceSteps {
     return { mine: true, ...claim }
   }
 }
+
+/**
+ * Channels opened ahead for the next run steps: two, because a step that is over in one round trip
+ * would otherwise wait for the next channel (two round trips to open and start).
+ */
+const SPARE_CHANNELS = 2
 
 /** Steps with a `concurrency` of their own: one limiter per step, shared by every host. */
 export class StepLimits {
@@ -131,7 +137,7 @@ export class HostRun {
         if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` })
         const connection = this.connection as Connection
         if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
-        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword })
+        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword, ahead: this.ahead(step) })
       },
       {
         retries: step.retries,
@@ -142,6 +148,19 @@ export class HostRun {
       }
     )
     return { ...outcome, attempts }
+  }
+
+  /**
+   * How many channels to open ahead while `step` runs: one for each of the next two steps when they
+   * are run steps with the same command (not sudo). Only for the plan's own steps.
+   */
+  private ahead(step: Step): number {
+    const steps = this.settings.steps
+    const i = steps.indexOf(step)
+    if (i < 0) return 0
+    let n = 0
+    while (n < SPARE_CHANNELS && steps[i + 1 + n]?.kind === 'run' && !(steps[i + 1 + n] as RunStep).sudo) n++
+    return n
   }
 
   /** Runs one step of the plan. Returns whether the host goes on to the next; never throws. */

@@ -173,6 +173,44 @@ export class Connection {
     return this.channel((cb) => this.client.exec(command, options, cb))
   }
 
+  /**
+   * Exec channels opened ahead of need, by command, with their commands already started (waiting on
+   * stdin for their step). On a long path a further step then costs one round trip, not three.
+   */
+  private readonly spares = new Map<string, Array<{ channel: Promise<ClientChannel | ChannelOpenError>; closed: boolean }>>()
+  /** Set once the server refused a channel opened ahead: it limits sessions (MaxSessions); open on demand. */
+  private sparesRefused = false
+
+  /** Opens exec channels for `command` until `count` wait unused. Never rejects. */
+  prefetch(command: string, count: number): void {
+    if (this.sparesRefused || this.lost) return
+    const list = this.spares.get(command) ?? []
+    this.spares.set(command, list)
+    while (list.length < count) {
+      const spare = { closed: false, channel: Promise.resolve<ClientChannel | ChannelOpenError>(new ChannelOpenError('not opened', false)) }
+      spare.channel = this.exec(command).then(
+        (ch) => {
+          // Unused, it must not leave an unhandled error; closed by the server, it is no use.
+          ch.on('error', () => {})
+          ch.on('close', () => (spare.closed = true))
+          return ch
+        },
+        (err: ChannelOpenError) => {
+          if (err.refused) this.sparesRefused = true
+          return err
+        }
+      )
+      list.push(spare)
+    }
+  }
+
+  /** A channel for `command` opened ahead, if one is there and still open; undefined otherwise. */
+  takeSpare(command: string): Promise<ClientChannel | ChannelOpenError> | undefined {
+    const list = this.spares.get(command)
+    for (let spare = list?.shift(); spare; spare = list?.shift()) if (!spare.closed) return spare.channel
+    return undefined
+  }
+
   /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
   sftp(): Promise<SFTPWrapper> {
     return this.channel((cb) => this.client.sftp(cb))

@@ -52,6 +52,12 @@ export function shellQuote(text: string): string {
 export const STEP_ID_VAR = 'FLEET_STEP_ID'
 
 /**
+ * The first line of stdin is the step's id: the command itself is the same for every step, so a
+ * channel for the next step can be opened and its command started before the step is known.
+ */
+const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `
+
+/**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
  * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
@@ -60,10 +66,10 @@ export const STEP_ID_VAR = 'FLEET_STEP_ID'
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-export function remoteCommand(shell: string, stepId: string, sudo?: Sudo): string {
-  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, stepId, sudo))}`
+export function remoteCommand(shell: string, sudo?: Sudo): string {
+  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`
   const bootstrap =
-    `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+    READ_STEP_ID +
     `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
     'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
     '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
@@ -106,10 +112,10 @@ export interface Sudo {
  * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
  * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
  */
-function sudoBootstrap(shell: string, stepId: string, sudo: Sudo): string {
-  const run = `env ${STEP_ID_VAR}=${stepId} sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
+function sudoBootstrap(shell: string, sudo: Sudo): string {
+  const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
   return (
-    `${STEP_ID_VAR}=${stepId}; export ${STEP_ID_VAR}; ` +
+    READ_STEP_ID +
     (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
     'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
     '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
@@ -119,14 +125,14 @@ function sudoBootstrap(shell: string, stepId: string, sudo: Sudo): string {
 }
 
 /**
- * The bytes sent on stdin: the sudo password's line when there is one, one line of exports when env
- * is set, then the script untouched.
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
+ * exports when env is set, then the script untouched.
  */
-export function scriptPayload(step: RunStep, sudo?: Sudo): string {
+export function scriptPayload(step: RunStep, stepId: string, sudo?: Sudo): string {
   const names = Object.keys(step.env)
-  const password = sudo?.password !== undefined ? `${sudo.password}\n` : ''
-  if (names.length === 0) return password + step.script
-  return `${password}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+  const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`
+  if (names.length === 0) return head + step.script
+  return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
 }
 
 export interface StepContext extends OutputSink {
@@ -137,6 +143,8 @@ export interface StepContext extends OutputSink {
   signal?: AbortSignal
   /** For `sudo: true` steps: the `sudo-password` input. */
   sudoPassword?: string
+  /** How many run steps with the same command follow this one: channels to open ahead for them. */
+  ahead?: number
 }
 
 async function openChannel(ctx: StepContext, command: string): Promise<ClientChannel | ChannelOpenError> {
@@ -226,7 +234,11 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
   const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined
-  const opening = openChannel(ctx, remoteCommand(ctx.shell, stepId, sudo))
+  const command = remoteCommand(ctx.shell, sudo)
+  // One opened ahead while the step before ran, when there is one (a long path saves two round trips).
+  const opening = (ctx.connection.takeSpare(command) ?? openChannel(ctx, command)).then((ch) =>
+    ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch
+  )
   // The step's timeout covers opening its channel and starting its command: a server that takes the
   // login but never answers a channel request must not hold the step forever. So does a cancel.
   const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal)
@@ -327,6 +339,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     if (ctx.signal?.aborted) onCancel()
     else ctx.signal?.addEventListener('abort', onCancel, { once: true })
     if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())))
-    channel.end(scriptPayload(step, sudo))
+    channel.end(scriptPayload(step, stepId, sudo))
+    if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead)
   })
 }

@@ -1,7 +1,7 @@
 /**
  * A TCP proxy on 127.0.0.1 in front of a real sshd, for the network faults a real server cannot be
  * made to show on cue: a NAT that kills idle connections, a path that black-holes a live connection,
- * and connections cut at random points.
+ * connections cut at random points, and a long path (a delay on every chunk, for the benchmark).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net'
 
@@ -18,6 +18,8 @@ export interface ProxyOptions {
   cutAfterBytes?: number
   /** Only the first N connections get cutAfterBytes (so a retry can get through). */
   cutConnections?: number
+  /** Delay every chunk this long, each way (a long path: the round trip is twice this). */
+  delayMs?: number
 }
 
 export interface Proxy {
@@ -36,11 +38,13 @@ export async function startProxy(targetPort: number, options: ProxyOptions = {},
     const upstream = connect(targetPort, '127.0.0.1')
     const pair = [client, upstream]
     pair.forEach((s) => {
+      s.setNoDelay(true) // a relay must not add Nagle's waits to the path it stands for
       sockets.add(s)
       s.on('error', () => {})
       s.on('close', () => {
         sockets.delete(s)
-        pair.forEach((o) => o.destroy())
+        // A close travels the path like the bytes before it.
+        setTimeout(() => pair.forEach((o) => o.destroy()), options.delayMs ?? 0)
       })
     })
     let blackholed = false
@@ -54,7 +58,8 @@ export async function startProxy(targetPort: number, options: ProxyOptions = {},
       from.on('data', (chunk) => {
         if (blackholed) return
         touch()
-        to.write(chunk)
+        if (options.delayMs) setTimeout(() => to.write(chunk), options.delayMs)
+        else to.write(chunk)
       })
     }
     let sent = 0

@@ -8,14 +8,17 @@ test('the benchmark runs end to end on a tiny fleet and every tool does the work
   expect(report.rows.map((r) => r.tool)).toEqual([
     ...Array(3).fill(['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor']).flat(),
     'ssh-fleet',
-    'ssh-fleet'
+    'ssh-fleet',
+    // the long path: direct, relayed 1 step, relayed 5 steps, for each tool
+    ...['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor'].flatMap((tool) => [tool, tool, tool])
   ])
   for (const row of report.rows) {
     expect(row.ok, `${row.work} / ${row.tool}`).toBe(true)
     expect(row.wallMs).toBeGreaterThan(0)
     expect(row.cpuMs).toBeGreaterThan(0)
   }
-  expect(report.ratios).toHaveLength(5)
+  expect(report.ratios).toHaveLength(8)
+  expect(report.text).toMatch(/round trips on the long path \(RTT 20 ms\)/)
   for (const r of report.ratios) expect(Number.isFinite(r.value), r.target).toBe(true)
   // Targets are judged by npm run bench on its full fleet, never in a test.
   expect(report.text).not.toMatch(/targets:|MISSED/)

@@ -15,20 +15,24 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /** The remote command behind a real pipe(2), as OpenSSH on Linux gives it (node's own stdio is a socketpair). */
 function piped(shell: string): string {
-  return `cat | { ${remoteCommand(shell, 'feedc0de')}; }`
+  return `cat | { ${remoteCommand(shell)}; }`
 }
 
 /**
  * Runs the remote command locally the way sshd does: the login shell gets it as one -c string, and
  * stdin is a pipe (OpenSSH on Linux) or something else (here a file: the temp-file path).
  */
+/** A script as the bootstrap takes it on stdin: the step id's line first. */
+const ID = 'feedc0de'
+const withId = (script: string): string => `${ID}\n${script}`
+
 function runLikeSshd(payload: string, shell = 'bash -e', via: 'pipe' | 'file' = 'pipe'): string {
   if (via === 'pipe') return execFileSync('/bin/sh', ['-c', piped(shell)], { input: payload, encoding: 'utf8' })
   const file = join(mkdtempSync(join(scratch, 'stdin-')), 'stdin')
   writeFileSync(file, payload)
   const fd = openSync(file, 'r')
   try {
-    return execFileSync('/bin/sh', ['-c', remoteCommand(shell, 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' })
+    return execFileSync('/bin/sh', ['-c', remoteCommand(shell)], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' })
   } finally {
     closeSync(fd)
   }
@@ -43,23 +47,23 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
 
   test.each(['pipe', 'file'] as const)('stdin a %s: the script runs byte for byte with empty stdin, env values intact', (via) => {
     const script = `printf '%s|' "$A" "$B" "$(cat)" 'x y'\ncat <<'EOF'\n$NOT_EXPANDED héllo\nEOF\n`
-    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' })), 'bash -e', via)
+    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' }), ID), 'bash -e', via)
     expect(out).toBe(`it's|a\nb $HOME||x y|$NOT_EXPANDED héllo\n`)
   })
 
   test.each(['pipe', 'file'] as const)('stdin a %s: the exit code of the script is the exit code of the session', (via) => {
-    expect(() => runLikeSshd('exit 7', 'bash -e', via)).toThrow(expect.objectContaining({ status: 7 }))
-    expect(() => runLikeSshd('false\necho unreachable', 'sh -e', via)).toThrow(expect.objectContaining({ status: 1 }))
+    expect(() => runLikeSshd(withId('exit 7'), 'bash -e', via)).toThrow(expect.objectContaining({ status: 7 }))
+    expect(() => runLikeSshd(withId('false\necho unreachable'), 'sh -e', via)).toThrow(expect.objectContaining({ status: 1 }))
   })
 
   test('the temp-file path leaves no file behind', () => {
     const dir = mkdtempSync(join(scratch, 'tmpdir-'))
     const file = join(dir, 'stdin')
-    writeFileSync(file, 'ls "$TMPDIR" | wc -l')
+    writeFileSync(file, withId('ls "$TMPDIR" | wc -l'))
     const fd = openSync(file, 'r')
     const staging = mkdtempSync(join(scratch, 'staging-'))
     try {
-      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e', 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
+      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
       expect(out.trim()).toBe('0')
       expect(readdirSync(staging)).toEqual([])
     } finally {
@@ -69,12 +73,12 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
 
   test('a pipe needs no temp file; anything else is staged in TMPDIR (exit 125 when that fails)', () => {
     const env = { ...process.env, TMPDIR: '/nonexistent-ssh-fleet' }
-    expect(execFileSync('/bin/sh', ['-c', piped('sh -e')], { input: 'echo piped', encoding: 'utf8', env })).toBe('piped\n')
+    expect(execFileSync('/bin/sh', ['-c', piped('sh -e')], { input: withId('echo piped'), encoding: 'utf8', env })).toBe('piped\n')
     const file = join(mkdtempSync(join(scratch, 'stdin-')), 'stdin')
-    writeFileSync(file, 'echo staged')
+    writeFileSync(file, withId('echo staged'))
     const fd = openSync(file, 'r')
     try {
-      expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e', 'feedc0de')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
+      expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
         expect.objectContaining({ status: 125, stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file') })
       )
     } finally {
@@ -83,7 +87,7 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
   })
 
   test('the script and its children carry the step id; the temp-file path keeps the umask', () => {
-    const out = runLikeSshd('echo "$FLEET_STEP_ID"; sh -c \'echo "$FLEET_STEP_ID"\'; umask', 'sh -e', 'file')
+    const out = runLikeSshd(withId('echo "$FLEET_STEP_ID"; sh -c \'echo "$FLEET_STEP_ID"\'; umask'), 'sh -e', 'file')
     expect(out.split('\n').slice(0, 2)).toEqual(['feedc0de', 'feedc0de'])
     expect(out.split('\n')[2]).toBe(execFileSync('/bin/sh', ['-c', 'umask'], { encoding: 'utf8' }).trim())
   })
@@ -107,7 +111,12 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     bystander.kill('SIGKILL')
   })
 
-  test('no env means the payload is the script itself', () => {
-    expect(scriptPayload(step('echo hi'))).toBe('echo hi')
+  test('no env means the payload is the step id\'s line, then the script itself', () => {
+    expect(scriptPayload(step('echo hi'), ID)).toBe('feedc0de\necho hi')
+  })
+
+  test('the command is the same for every step (so a channel can be opened ahead): the id travels on stdin', () => {
+    expect(remoteCommand('bash -e')).not.toContain(ID)
+    expect(runLikeSshd(withId('echo "$FLEET_STEP_ID" "$(cat | wc -c)"'))).toBe('feedc0de 0\n')
   })
 })
