@@ -65518,7 +65518,10 @@ function validateConcurrency(concurrency) {
 	}
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/steps/reboot.ts
+
 
 
 
@@ -65527,6 +65530,30 @@ function validateConcurrency(concurrency) {
 const POLL_CONNECT_TIMEOUT_MS = 5000;
 /** The boot id and test commands must answer within this. */
 const PROBE_TIMEOUT_MS = 30_000;
+/** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
+const KNOCK_MS = 100;
+/** Resolves once `host`'s port accepts a TCP connection (closed at once), or at the deadline or a cancel. */
+function untilAccepting(host, deadline, signal) {
+    return new Promise((resolve) => {
+        const knock = () => {
+            if (Date.now() >= deadline || signal?.aborted)
+                return resolve();
+            const started = Date.now();
+            const socket = (0,external_node_net_.connect)({ host: host.hostname, port: host.port });
+            const next = () => {
+                socket.destroy();
+                setTimeout(knock, Math.max(0, started + KNOCK_MS - Date.now()));
+            };
+            socket.setTimeout(KNOCK_MS * 5, next);
+            socket.once('connect', () => {
+                socket.destroy();
+                resolve();
+            });
+            socket.once('error', next);
+        };
+        knock();
+    });
+}
 /**
  * The reboot command: the step's own as written; by default root reboots itself, and anyone else goes
  * through sudo: with `sudo-password` the way a `sudo: true` step does, else `sudo -n`, which must not prompt.
@@ -65583,9 +65610,18 @@ async function reboot(step, ctx) {
         };
     }
     let last = 'no attempt yet';
+    let lastRefused = false;
     while (Date.now() < deadline && !ctx.signal?.aborted) {
-        const tick = Date.now();
-        const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal);
+        let tick = Date.now();
+        // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
+        if (lastRefused && !ctx.tunnel) {
+            await untilAccepting(ctx.host, deadline, ctx.signal);
+            tick = Date.now();
+        }
+        const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick));
+        const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined;
+        const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal);
+        lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused';
         if ('failure' in outcome) {
             if (outcome.failure.kind === 'host-key')
                 return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
@@ -65619,7 +65655,9 @@ async function reboot(step, ctx) {
             }
             outcome.connection.close();
         }
-        await sleep(Math.max(0, tick + interval - Date.now()));
+        // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
+        if (!lastRefused || ctx.tunnel)
+            await sleep(Math.max(0, tick + interval - Date.now()));
     }
     if (ctx.signal?.aborted)
         return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) };
@@ -66189,7 +66227,9 @@ class HostRun {
             ...this.sink,
             sleep: this.deps.sleep,
             signal: this.deps.signal,
-            sudoPassword: this.settings.sudoPassword
+            sudoPassword: this.settings.sudoPassword,
+            // A host behind bastions or a proxy command is polled along its route; a direct one over TCP.
+            tunnel: this.host.route ? this.deps.tunnel : undefined
         });
         if (outcome.connection)
             this.connection = outcome.connection;
@@ -66393,8 +66433,6 @@ class InputError extends Error {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = require("node:os");
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/plan/inventory.ts
 
 const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;

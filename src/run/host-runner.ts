@@ -122,7 +122,9 @@ export class HostRun {
       ...this.sink,
       sleep: this.deps.sleep,
       signal: this.deps.signal,
-      sudoPassword: this.settings.sudoPassword
+      sudoPassword: this.settings.sudoPassword,
+      // A host behind bastions or a proxy command is polled along its route; a direct one over TCP.
+      tunnel: this.host.route ? this.deps.tunnel : undefined
     })
     if (outcome.connection) this.connection = outcome.connection
     return outcome.result

@@ -1,4 +1,6 @@
-import { connectOnce, type ConnectOptions, type Connection } from '../ssh/connection'
+import { connect as tcpConnect } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { connectOnce, type ConnectFailure, type ConnectOptions, type Connection } from '../ssh/connection'
 import { seconds, type OutputSink } from '../report/output'
 import { cancellableSleep, realSleep, type Sleep } from '../ssh/retry'
 import type { Host, RebootStep, RunStep } from '../plan/settings'
@@ -22,6 +24,33 @@ export interface RebootContext extends OutputSink {
   signal?: AbortSignal
   /** `sudo-password`: the default reboot command goes through sudo with it. */
   sudoPassword?: string
+  /** The host's route (bastions, proxy command) for the polls; undefined: plain TCP. */
+  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure | undefined>
+}
+
+/** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
+const KNOCK_MS = 100
+
+/** Resolves once `host`'s port accepts a TCP connection (closed at once), or at the deadline or a cancel. */
+function untilAccepting(host: Host, deadline: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const knock = (): void => {
+      if (Date.now() >= deadline || signal?.aborted) return resolve()
+      const started = Date.now()
+      const socket = tcpConnect({ host: host.hostname, port: host.port })
+      const next = (): void => {
+        socket.destroy()
+        setTimeout(knock, Math.max(0, started + KNOCK_MS - Date.now()))
+      }
+      socket.setTimeout(KNOCK_MS * 5, next)
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve()
+      })
+      socket.once('error', next)
+    }
+    knock()
+  })
 }
 
 export interface RebootOutcome {
@@ -87,9 +116,18 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     }
   }
   let last = 'no attempt yet'
+  let lastRefused = false
   while (Date.now() < deadline && !ctx.signal?.aborted) {
-    const tick = Date.now()
-    const outcome = await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs: Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick)) }, undefined, ctx.signal)
+    let tick = Date.now()
+    // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
+    if (lastRefused && !ctx.tunnel) {
+      await untilAccepting(ctx.host, deadline, ctx.signal)
+      tick = Date.now()
+    }
+    const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick))
+    const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
+    const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal)
+    lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key') return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
       if (wentDown === undefined) ctx.status(`down (${outcome.failure.message})`)
@@ -116,7 +154,8 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       }
       outcome.connection.close()
     }
-    await sleep(Math.max(0, tick + interval - Date.now()))
+    // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
+    if (!lastRefused || ctx.tunnel) await sleep(Math.max(0, tick + interval - Date.now()))
   }
   if (ctx.signal?.aborted) return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) }
   return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) }
