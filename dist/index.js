@@ -65061,6 +65061,10 @@ function execAnswer(connection, command) {
         ch.end();
     }), () => undefined);
 }
+/** Why a step was stopped, as its error begins: its timeout, or the job's cancel. */
+function stopCause(why, timeoutMs) {
+    return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`;
+}
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 function stepResult(name, startedAt, fields) {
     return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
@@ -65118,7 +65122,7 @@ async function runScript(step, ctx) {
             const exitCode = exit?.code ?? null;
             const signal = exit?.signal ?? null;
             if (stop?.stopped !== undefined) {
-                const what = stop.why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`;
+                const what = stopCause(stop.why, step.timeoutMs);
                 const error = !stop.stopped
                     ? `${what}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
                     : stop.exitedFirst
@@ -65266,7 +65270,7 @@ function runLocal(step, host, ctx) {
             if (spawnError)
                 return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
             if (stopping) {
-                const what = stopping === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`;
+                const what = stopCause(stopping, step.timeoutMs);
                 return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }));
             }
             resolve(exitResult(step.name, started, code, signal, tails));

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { runnerEnv } from '../plan/runner-env'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
-import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stepResult, type StepResult } from './script'
+import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stepResult, stopCause, type StepResult } from './script'
 
 export interface LocalContext extends OutputSink {
   /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
@@ -66,7 +66,7 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) }
       if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
       if (stopping) {
-        const what = stopping === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`
+        const what = stopCause(stopping, step.timeoutMs)
         return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }))
       }
       resolve(exitResult(step.name, started, code, signal, tails))

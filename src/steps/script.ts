@@ -216,6 +216,11 @@ function execAnswer(connection: Connection, command: string): Promise<string | u
   )
 }
 
+/** Why a step was stopped, as its error begins: its timeout, or the job's cancel. */
+export function stopCause(why: 'timeout' | 'cancel', timeoutMs: number): string {
+  return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`
+}
+
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
   return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
@@ -272,7 +277,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       const exitCode = exit?.code ?? null
       const signal = exit?.signal ?? null
       if (stop?.stopped !== undefined) {
-        const what = stop.why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${step.timeoutMs / 1000}s`
+        const what = stopCause(stop.why, step.timeoutMs)
         const error = !stop.stopped
           ? `${what}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
           : stop.exitedFirst

@@ -250,3 +250,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
 export function hostList(sshd: Sshd, ports = sshd.ports): string {
   return ports.map((p) => `${sshd.user}@127.0.0.1:${p}`).join('\n')
 }
+
+/**
+ * The most processes that ran at once, from a file of `+ <ns>` and `- <ns>` lines the hosts wrote
+ * (`date +%s%N` on one machine's clock), and how many such lines there were.
+ */
+export function peakOverlap(file: string): { peak: number; events: number } {
+  const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
+  events.sort((a, b) => (a.t === b.t ? a.delta - b.delta : a.t < b.t ? -1 : 1))
+  let now = 0
+  let peak = 0
+  for (const e of events) peak = Math.max(peak, (now += e.delta))
+  return { peak, events: events.length }
+}

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { ensureTestUser, hostList, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { ensureTestUser, hostList, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
 const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-features-'))
@@ -88,13 +88,7 @@ describe('throttles and uploads', () => {
     execFileSync('chmod', ['666', file])
     const run = await runAction({ ...base(), concurrency: '6', steps: `- name: Warm\n  run: 'echo "+ $(date +%s%N)" >> ${file}; sleep 0.4; echo "- $(date +%s%N)" >> ${file}'\n  concurrency: 2` })
     expect(run.code).toBe(0)
-    const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
-    events.sort((x, y) => (x.t < y.t ? -1 : x.t > y.t ? 1 : x.delta - y.delta))
-    let now = 0
-    let peak = 0
-    for (const e of events) peak = Math.max(peak, (now += e.delta))
-    expect(events).toHaveLength(12)
-    expect(peak).toBe(2)
+    expect(peakOverlap(file)).toEqual({ peak: 2, events: 12 })
   })
 
   test('exclude leaves files out of the upload, and delete leaves excluded paths on the host alone', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { hostList, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { hostList, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
 const PASSWORD = 'Correct-Horse-9'
@@ -112,13 +112,7 @@ describe('running a script on a fleet', () => {
     const script = `echo "+ $(date +%s%N)" >> ${file}; sleep 0.5; echo "- $(date +%s%N)" >> ${file}`
     const run = await runAction({ ...base(), concurrency: '3', run: script })
     expect(run.code).toBe(0)
-    const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
-    events.sort((a, b) => (a.t === b.t ? a.delta - b.delta : a.t < b.t ? -1 : 1))
-    let now = 0
-    let peak = 0
-    for (const e of events) peak = Math.max(peak, (now += e.delta))
-    expect(events).toHaveLength(16)
-    expect(peak).toBe(3)
+    expect(peakOverlap(file)).toEqual({ peak: 3, events: 16 })
   })
 
   test('concurrency 1 runs hosts one at a time, each in a group', async () => {
