@@ -66419,6 +66419,9 @@ class HostRun {
     /** Closes the connection and completes the result. */
     finish() {
         this.connection?.close();
+        // The run keeps this object for the log's replay: it must not keep the connection or output too.
+        this.connection = undefined;
+        this.replay.take();
         this.result.durationMs = this.startedAt === undefined ? 0 : Date.now() - this.startedAt;
         return this.result;
     }
