@@ -64359,6 +64359,9 @@ function classifyConnectError(err, connectTimeoutMs) {
                 transient: true,
                 message: `connection timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
             };
+        case 'handshake':
+            // No algorithm in common: SHA-1 and CBC are offered only on request.
+            return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true` };
         case 'protocol':
             // ssh2 raises this when the server drops the connection before its banner: sshd refusing
             // unauthenticated connections past MaxStartups looks exactly like this.

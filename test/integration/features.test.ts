@@ -179,6 +179,7 @@ describe('agent forwarding and legacy algorithms', () => {
       const inputs = { hosts: hostList(old), 'private-key': old.clientKey, 'known-hosts': `[127.0.0.1]:${old.ports[0]} ${rsaLine}`, run: 'echo old', 'connect-retries': '0' }
       const refused = await runAction(inputs)
       expect(refused.results[0].status).not.toBe('success')
+      expect(refused.results[0].error).toMatch(/^SSH handshake failed: .*; an old server may need legacy-algorithms: true$/)
       const reached = await runAction({ ...inputs, 'legacy-algorithms': 'true' })
       expect(reached.results[0].status, reached.stdout).toBe('success')
       const warning = reached.annotations.find((a) => a.startsWith('::warning'))
