@@ -64037,6 +64037,8 @@ var Outputs;
 const ANNOTATION_LIMIT = 10;
 
 ;// CONCATENATED MODULE: ./src/run/host-result.ts
+/** Why a host that had not started yet when the job was cancelled did not run. */
+const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why. */
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
@@ -64479,17 +64481,19 @@ class Connection {
         const list = this.spares.get(command) ?? [];
         this.spares.set(command, list);
         while (list.length < count) {
-            const spare = { closed: false, channel: Promise.resolve(new ChannelOpenError('not opened', false)) };
-            spare.channel = this.exec(command).then((ch) => {
-                // Unused, it must not leave an unhandled error; closed by the server, it is no use.
-                ch.on('error', () => { });
-                ch.on('close', () => (spare.closed = true));
-                return ch;
-            }, (err) => {
-                if (err.refused)
-                    this.sparesRefused = true;
-                return err;
-            });
+            const spare = {
+                closed: false,
+                channel: this.exec(command).then((ch) => {
+                    // Unused, it must not leave an unhandled error; closed by the server, it is no use.
+                    ch.on('error', () => { });
+                    ch.on('close', () => (spare.closed = true));
+                    return ch;
+                }, (err) => {
+                    if (err.refused)
+                        this.sparesRefused = true;
+                    return err;
+                })
+            };
             list.push(spare);
         }
     }
@@ -64939,6 +64943,9 @@ const STEP_ID_VAR = 'FLEET_STEP_ID';
  * channel for the next step can be opened and its command started before the step is known.
  */
 const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `;
+/** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
+const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"';
+const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;';
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
@@ -64953,8 +64960,7 @@ function remoteCommand(shell, sudo) {
         return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`;
     const bootstrap = READ_STEP_ID +
         `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-        'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
-        '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+        `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
         `exec ${shell} /dev/fd/3 </dev/null`;
     return `sh -c ${shellQuote(bootstrap)}`;
 }
@@ -64991,8 +64997,7 @@ function sudoBootstrap(shell, sudo) {
     const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
     return (READ_STEP_ID +
         (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-        'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
-        '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+        `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
         (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
         '; s=$?; rm -f "$f"; exit $s');
 }
@@ -66415,7 +66420,7 @@ class HostRun {
         if (this.failed)
             return;
         if (this.startedAt === undefined)
-            return this.skip('skipped: the job was cancelled before this host started');
+            return this.skip(CANCELLED_BEFORE_START);
         this.result.status = 'cancelled';
         this.result.error = `cancelled (the job was cancelled) before step '${step.name}'`;
     }
@@ -67653,12 +67658,9 @@ function readAuth(env, keyInput, required, platform) {
     const passphrase = secretInput('passphrase');
     const password = secretInput('password');
     const agent = readAgent(env, platform);
-    if (passphrase && !keyText && !required) {
-        // With an ssh config the passphrase may be for an IdentityFile.
-    }
-    else if (passphrase && !keyText) {
+    // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
+    if (passphrase && !keyText && required)
         throw new InputError('passphrase', 'given without private-key');
-    }
     const auth = {
         privateKey: keyText ? parsePrivateKey(getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
         password: password || undefined,
@@ -68619,7 +68621,7 @@ async function runFleet(plan, start, cancel) {
     };
     for (const batch of plan.batches) {
         if (cancel?.aborted || exceeded()) {
-            const why = cancel?.aborted ? 'skipped: the job was cancelled before this host started' : stopReason();
+            const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason();
             for (const host of batch)
                 results.set(host, skippedResult(host, why));
             continue;
@@ -68687,7 +68689,7 @@ function saveResults(settings, startedAt, results) {
 /** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
 function cancelledMessage(results) {
     const stopped = results.filter((r) => r.status === 'cancelled').length;
-    const notStarted = results.filter((r) => r.status === 'skipped' && r.error?.includes('cancelled')).length;
+    const notStarted = results.filter((r) => r.error === CANCELLED_BEFORE_START).length;
     return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`;
 }
 /** settings → fleet run → report. The only place that decides the action failed. */

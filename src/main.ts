@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
 import { HandshakeGates } from './ssh/handshake-gate'
 import { ANNOTATION_LIMIT } from './report/constants'
-import { skippedResult, type HostResult } from './run/host-result'
+import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from './run/host-result'
 import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
@@ -30,7 +30,7 @@ function saveResults(settings: Settings, startedAt: Date, results: HostResult[])
 /** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
 function cancelledMessage(results: HostResult[]): string {
   const stopped = results.filter((r) => r.status === 'cancelled').length
-  const notStarted = results.filter((r) => r.status === 'skipped' && r.error?.includes('cancelled')).length
+  const notStarted = results.filter((r) => r.error === CANCELLED_BEFORE_START).length
   return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`
 }
 

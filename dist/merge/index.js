@@ -31836,6 +31836,8 @@ var Outputs;
 const ANNOTATION_LIMIT = 10;
 
 ;// CONCATENATED MODULE: ./src/run/host-result.ts
+/** Why a host that had not started yet when the job was cancelled did not run. */
+const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why. */
 function skippedResult(host, reason) {
     return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };

@@ -133,11 +133,8 @@ function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', requi
   const passphrase = secretInput('passphrase')
   const password = secretInput('password')
   const agent = readAgent(env, platform)
-  if (passphrase && !keyText && !required) {
-    // With an ssh config the passphrase may be for an IdentityFile.
-  } else if (passphrase && !keyText) {
-    throw new InputError('passphrase', 'given without private-key')
-  }
+  // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
+  if (passphrase && !keyText && required) throw new InputError('passphrase', 'given without private-key')
   const auth: Auth = {
     privateKey: keyText ? parsePrivateKey(core.getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
     password: password || undefined,

@@ -20,6 +20,9 @@ export interface HostResult {
   warnings: string[]
 }
 
+/** Why a host that had not started yet when the job was cancelled did not run. */
+export const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started'
+
 /** The result of a host that did not run (more of) the plan, with why. */
 export function skippedResult(host: Host, reason: string): HostResult {
   return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }

@@ -4,7 +4,7 @@ import { Replay, seconds, type FleetLog, type OutputSink } from '../report/outpu
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
-import { hostFailed, type HostResult } from './host-result'
+import { CANCELLED_BEFORE_START, hostFailed, type HostResult } from './host-result'
 import type { Host, RebootStep, RunStep, Settings, Step } from '../plan/settings'
 import { runScript, stepResult, type StepResult } from '../steps/script'
 import { upload } from '../steps/upload'
@@ -289,7 +289,7 @@ export class HostRun {
    */
   cancel(step: Step): void {
     if (this.failed) return
-    if (this.startedAt === undefined) return this.skip('skipped: the job was cancelled before this host started')
+    if (this.startedAt === undefined) return this.skip(CANCELLED_BEFORE_START)
     this.result.status = 'cancelled'
     this.result.error = `cancelled (the job was cancelled) before step '${step.name}'`
   }

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import { skippedResult, type HostResult } from './host-result'
+import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from './host-result'
 import type { Host, Step } from '../plan/settings'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */
@@ -58,7 +58,7 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
 
   for (const batch of plan.batches) {
     if (cancel?.aborted || exceeded()) {
-      const why = cancel?.aborted ? 'skipped: the job was cancelled before this host started' : stopReason()
+      const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason()
       for (const host of batch) results.set(host, skippedResult(host, why))
       continue
     }

@@ -190,19 +190,21 @@ export class Connection {
     const list = this.spares.get(command) ?? []
     this.spares.set(command, list)
     while (list.length < count) {
-      const spare = { closed: false, channel: Promise.resolve<ClientChannel | ChannelOpenError>(new ChannelOpenError('not opened', false)) }
-      spare.channel = this.exec(command).then(
-        (ch) => {
-          // Unused, it must not leave an unhandled error; closed by the server, it is no use.
-          ch.on('error', () => {})
-          ch.on('close', () => (spare.closed = true))
-          return ch
-        },
-        (err: ChannelOpenError) => {
-          if (err.refused) this.sparesRefused = true
-          return err
-        }
-      )
+      const spare: { closed: boolean; channel: Promise<ClientChannel | ChannelOpenError> } = {
+        closed: false,
+        channel: this.exec(command).then(
+          (ch) => {
+            // Unused, it must not leave an unhandled error; closed by the server, it is no use.
+            ch.on('error', () => {})
+            ch.on('close', () => (spare.closed = true))
+            return ch
+          },
+          (err: ChannelOpenError) => {
+            if (err.refused) this.sparesRefused = true
+            return err
+          }
+        )
+      }
       list.push(spare)
     }
   }

@@ -57,6 +57,10 @@ export const STEP_ID_VAR = 'FLEET_STEP_ID'
  */
 const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `
 
+/** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
+const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"'
+const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;'
+
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
  * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
@@ -71,8 +75,7 @@ export function remoteCommand(shell: string, sudo?: Sudo): string {
   const bootstrap =
     READ_STEP_ID +
     `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-    'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" && exec 3<"$f" && rm -f "$f" || ' +
-    '{ echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+    `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
     `exec ${shell} /dev/fd/3 </dev/null`
   return `sh -c ${shellQuote(bootstrap)}`
 }
@@ -117,8 +120,7 @@ function sudoBootstrap(shell: string, sudo: Sudo): string {
   return (
     READ_STEP_ID +
     (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-    'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f" || ' +
-    '{ rm -f "$f"; echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125; }; ' +
+    `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
     (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
     '; s=$?; rm -f "$f"; exit $s'
   )
