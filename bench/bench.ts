@@ -128,8 +128,10 @@ export interface BenchReport {
   text: string
 }
 
-export async function bench(options: { smoke?: boolean; repeats?: number } = {}): Promise<BenchReport> {
+export async function bench(options: { smoke?: boolean; repeats?: number; only?: string } = {}): Promise<BenchReport> {
   const smoke = options.smoke ?? false
+  /** `--only TEXT` measures just the work whose name contains TEXT (a quicker loop while tuning). */
+  const wanted = (work: string): boolean => options.only === undefined || work.includes(options.only)
   const repeats = options.repeats ?? (smoke ? 1 : 3)
   const sizes = smoke
     ? { small: 4, large: 6, c: 2, cLarge: 3, volumeHosts: 2, volumeMb: 1, dryRun: 50, rttMs: 20 }
@@ -142,15 +144,25 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
       [`${sizes.small} hosts × 5 steps, c${sizes.c}`, sizes.small, 5, sizes.c],
       [`${sizes.large} hosts × 1 step, c${sizes.cLarge}`, sizes.large, 1, sizes.cLarge]
     ]
-    for (const [work, hosts, steps, c] of cases) {
+    for (const [work, hosts, steps, c] of cases.filter(([work]) => wanted(work))) {
       for (const [tool, measure] of TOOLS) rows.push({ work, tool, ...(await median(repeats, () => measure(fleet, hosts, steps, c))) })
     }
     // Start-up: a dry-run of many hosts (they need not exist).
-    const many = Array.from({ length: sizes.dryRun }, (_, i) => `deploy@10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`).join('\n')
-    const dry = await median(repeats, () =>
-      node([join(ROOT, 'dist/index.js')], { PATH: process.env.PATH, HOME: fleet.dir, INPUT_HOSTS: many, 'INPUT_PRIVATE-KEY': fleet.sshd.clientKey, INPUT_RUN: 'true', 'INPUT_DRY-RUN': 'true' }, fleet.dir)
-    )
-    rows.push({ work: `dry-run of ${sizes.dryRun} hosts`, tool: 'ssh-fleet', ...dry })
+    if (wanted('dry-run')) {
+      const many = Array.from({ length: sizes.dryRun }, (_, i) => `deploy@10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`).join('\n')
+      const dry = await median(repeats, () =>
+        node([join(ROOT, 'dist/index.js')], { PATH: process.env.PATH, HOME: fleet.dir, INPUT_HOSTS: many, 'INPUT_PRIVATE-KEY': fleet.sshd.clientKey, INPUT_RUN: 'true', 'INPUT_DRY-RUN': 'true' }, fleet.dir)
+      )
+      rows.push({ work: `dry-run of ${sizes.dryRun} hosts`, tool: 'ssh-fleet', ...dry })
+    }
+    if (wanted('MB of output')) await outputVolume()
+    if (wanted('long path')) await longPath()
+  } finally {
+    await fleet.sshd.stop()
+    rmSync(fleet.dir, { recursive: true, force: true })
+  }
+
+  async function outputVolume(): Promise<void> {
     // Output volume: every host prints many MB; memory must not follow, lines must stay whole.
     let pending = ''
     let lines = 0
@@ -165,7 +177,10 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
       }
     })
     rows.push({ work: `${sizes.volumeHosts} hosts × ${sizes.volumeMb} MB of output (${lines} lines, ${malformed} malformed)`, tool: 'ssh-fleet', ...volume, ok: volume.ok && malformed === 0 && lines > sizes.volumeHosts * sizes.volumeMb * 10_000 })
-    // A long path: one host behind a relay that delays every chunk half the round trip each way.
+  }
+
+  /** A long path: one host behind a relay that delays every chunk half the round trip each way. */
+  async function longPath(): Promise<void> {
     const relay = await startProxy(fleet.hosts[0].port, { delayMs: sizes.rttMs / 2 })
     try {
       const far: Fleet = { ...fleet, hosts: [{ user: fleet.sshd.user, port: relay.port }] }
@@ -177,11 +192,10 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
     } finally {
       await relay.close()
     }
-  } finally {
-    await fleet.sshd.stop()
-    rmSync(fleet.dir, { recursive: true, force: true })
   }
-  const find = (work: string, tool: string): Measure => rows.find((r) => r.work.startsWith(work) && r.tool === tool) as Measure
+
+  const unmeasured: Measure = { wallMs: NaN, cpuMs: NaN, maxRssKb: NaN, ok: false }
+  const find = (work: string, tool: string): Measure => rows.find((r) => r.work.startsWith(work) && r.tool === tool) ?? unmeasured
   const w1 = `${sizes.small} hosts × 1 step`
   const w5 = `${sizes.small} hosts × 5 steps`
   const wl = `${sizes.large} hosts × 1 step`
@@ -203,8 +217,8 @@ export async function bench(options: { smoke?: boolean; repeats?: number } = {})
     ratio('long path: ssh-fleet round trips per further step', rtt['ssh-fleet'].further, 1.3),
     ratio('long path: ssh-fleet first step / ssh2 floor first step', rtt['ssh-fleet'].first / Math.max(rtt['ssh2 floor'].first, 0.01), 1),
     ratio(`dry-run of ${sizes.dryRun} hosts: seconds`, find('dry-run', 'ssh-fleet').wallMs / 1000, 0.5)
-  ]
-  const roundTrips = [
+  ].filter((r) => !Number.isNaN(r.value)) // with --only, the targets of what was measured
+  const roundTrips = !wanted('long path') ? [] : [
     '',
     `round trips on the long path (RTT ${sizes.rttMs} ms), beyond the direct run:`,
     `  ${'tool'.padEnd(24)} ${'first step'.padEnd(12)} each further step`,

@@ -63967,6 +63967,8 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: external "node:events"
+var external_node_events_ = __nccwpck_require__(8474);
 ;// CONCATENATED MODULE: ./src/ssh/handshake-gate.ts
 /**
  * Caps the handshakes in progress towards one server address. sshd's MaxStartups drops new
@@ -64097,7 +64099,7 @@ function parseKnownHosts(text, source, strict) {
         // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
         if (marker === '@cert-authority')
             return;
-        entries.push({ revoked: marker === '@revoked', hosts, key, origin });
+        entries.push({ revoked: marker === '@revoked', matches: hostsMatcher(hosts), key, origin });
     });
     return entries;
 }
@@ -64132,34 +64134,55 @@ const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-n
  * one we know.
  */
 function hostKeyAlgorithms(policy, host) {
-    const name = lookupName(host);
-    const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type));
+    const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => describeKey(k.key).type));
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
     return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
-function globToRegExp(pattern) {
+/** One host pattern as a test; a plain name (the usual line) needs no regular expression. */
+function patternTest(pattern) {
+    if (!/[*?]/.test(pattern)) {
+        const plain = pattern.toLowerCase();
+        return (name) => name === plain;
+    }
     const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-    return new RegExp(`^${body}$`, 'i');
+    const re = new RegExp(`^${body}$`, 'i');
+    return (name) => re.test(name);
 }
-/** OpenSSH pattern-list semantics: any negated match excludes, else any positive match includes. */
-function hostsMatch(hosts, name) {
+/**
+ * A line's host field as a test, built once: every host of a fleet is looked up in every line.
+ * OpenSSH pattern-list semantics: any negated match excludes, else any positive match includes.
+ */
+function hostsMatcher(hosts) {
     if (hosts.startsWith('|1|')) {
         const [, , salt, hash] = hosts.split('|');
         if (!salt || !hash)
-            return false;
-        const digest = (0,external_node_crypto_.createHmac)('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64');
-        return digest === hash;
+            return () => false;
+        const key = Buffer.from(salt, 'base64');
+        return (name) => (0,external_node_crypto_.createHmac)('sha1', key).update(name).digest('base64') === hash;
     }
-    let matched = false;
-    for (const pattern of hosts.split(',')) {
-        const negated = pattern.startsWith('!');
-        if (globToRegExp(negated ? pattern.slice(1) : pattern).test(name)) {
-            if (negated)
-                return false;
-            matched = true;
+    const patterns = hosts.split(',').map((p) => ({ negated: p.startsWith('!'), test: patternTest(p.replace(/^!/, '')) }));
+    return (name) => {
+        let matched = false;
+        for (const { negated, test } of patterns) {
+            if (test(name)) {
+                if (negated)
+                    return false;
+                matched = true;
+            }
         }
-    }
-    return matched;
+        return matched;
+    };
+}
+/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
+const lookups = new WeakMap();
+function linesFor(policy, name) {
+    let byName = lookups.get(policy.knownHosts);
+    if (!byName)
+        lookups.set(policy.knownHosts, (byName = new Map()));
+    let lines = byName.get(name);
+    if (!lines)
+        byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))));
+    return lines;
 }
 function fingerprintApplies(fp, host) {
     if (fp.host === undefined)
@@ -64171,7 +64194,7 @@ function fingerprintApplies(fp, host) {
 function verifyHostKey(policy, host, key) {
     const { type, fingerprint } = describeKey(key);
     const name = lookupName(host);
-    const lines = policy.knownHosts.filter((k) => hostsMatch(k.hosts, name));
+    const lines = linesFor(policy, name);
     const revoked = lines.find((k) => k.revoked && k.key.equals(key));
     if (revoked) {
         return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
@@ -64513,7 +64536,9 @@ class Connection {
     close() {
         this.markLost('closed');
         this.client.end();
-        setTimeout(() => this.client.destroy(), 1000).unref();
+        // Cleared at close, so the timer does not hold a closed client (and its buffers) for that second.
+        const cut = setTimeout(() => this.client.destroy(), 1000).unref();
+        this.client.once('close', () => clearTimeout(cut));
     }
 }
 /** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
@@ -66100,12 +66125,14 @@ async function upload(step, connection, status, signal) {
                 status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`);
         }
     };
+    let onCancel = () => { };
     try {
         const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)));
         const cancelled = new Promise((_, reject) => {
+            onCancel = () => reject(new CancelledError());
             if (signal?.aborted)
-                reject(new CancelledError());
-            signal?.addEventListener('abort', () => reject(new CancelledError()), { once: true });
+                onCancel();
+            signal?.addEventListener('abort', onCancel, { once: true });
         });
         await Promise.race([work(), timeout, lost, cancelled]);
         const ms = Date.now() - started;
@@ -66121,6 +66148,7 @@ async function upload(step, connection, status, signal) {
     }
     finally {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onCancel);
         await files.close();
     }
 }
@@ -68672,6 +68700,7 @@ const package_namespaceObject = {"rE":"0.1.0"};
 
 
 
+
 /** Writes the `results-file`, when asked for, before anything else can fail. */
 function saveResults(settings, startedAt, results) {
     if (!settings.resultsFile)
@@ -68705,6 +68734,9 @@ async function run() {
     // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
     // what runs on the hosts and leads to the report; a second one ends the process at once.
     const cancel = new AbortController();
+    // Every host in flight listens for the cancel (and stops listening when done): past 10, Node would
+    // warn of a leak that is not one.
+    (0,external_node_events_.setMaxListeners)(0, cancel.signal);
     const onSignal = (name) => {
         if (cancel.signal.aborted)
             process.exit(1);

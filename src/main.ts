@@ -1,4 +1,5 @@
 import * as core from '@actions/core'
+import { setMaxListeners } from 'node:events'
 import { HandshakeGates } from './ssh/handshake-gate'
 import { ANNOTATION_LIMIT } from './report/constants'
 import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from './run/host-result'
@@ -46,6 +47,9 @@ export async function run(): Promise<void> {
   // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
   // what runs on the hosts and leads to the report; a second one ends the process at once.
   const cancel = new AbortController()
+  // Every host in flight listens for the cancel (and stops listening when done): past 10, Node would
+  // warn of a leak that is not one.
+  setMaxListeners(0, cancel.signal)
   const onSignal = (name: NodeJS.Signals): void => {
     if (cancel.signal.aborted) process.exit(1)
     core.info(`${name}: the job is being cancelled; stopping what runs on the hosts, then reporting`)

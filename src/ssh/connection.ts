@@ -225,7 +225,9 @@ export class Connection {
   close(): void {
     this.markLost('closed')
     this.client.end()
-    setTimeout(() => this.client.destroy(), 1000).unref()
+    // Cleared at close, so the timer does not hold a closed client (and its buffers) for that second.
+    const cut = setTimeout(() => this.client.destroy(), 1000).unref()
+    this.client.once('close', () => clearTimeout(cut))
   }
 }
 

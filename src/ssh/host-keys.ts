@@ -4,8 +4,8 @@ import type { ServerHostKeyAlgorithm } from 'ssh2'
 /** One usable line of known_hosts. */
 export interface KnownHost {
   revoked: boolean
-  /** Comma-separated host patterns, or one hashed name (`|1|salt|hash`). */
-  hosts: string
+  /** Whether the line's host field (patterns, or one hashed name) names this lowercase lookup name. */
+  matches: (name: string) => boolean
   key: Buffer
   /** Where it came from, e.g. `known-hosts line 3`, for messages. */
   origin: string
@@ -73,7 +73,7 @@ export function parseKnownHosts(text: string, source: string, strict: boolean): 
     if (describeKey(key).type !== type) return invalid(`the key data is not a ${type} key`)
     // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
     if (marker === '@cert-authority') return
-    entries.push({ revoked: marker === '@revoked', hosts, key, origin })
+    entries.push({ revoked: marker === '@revoked', matches: hostsMatcher(hosts), key, origin })
   })
   return entries
 }
@@ -110,34 +110,54 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha
  * one we know.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
-  const name = lookupName(host)
-  const types = new Set(policy.knownHosts.filter((k) => !k.revoked && hostsMatch(k.hosts, name)).map((k) => describeKey(k.key).type))
+  const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => describeKey(k.key).type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
   return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
-function globToRegExp(pattern: string): RegExp {
+/** One host pattern as a test; a plain name (the usual line) needs no regular expression. */
+function patternTest(pattern: string): (name: string) => boolean {
+  if (!/[*?]/.test(pattern)) {
+    const plain = pattern.toLowerCase()
+    return (name) => name === plain
+  }
   const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
-  return new RegExp(`^${body}$`, 'i')
+  const re = new RegExp(`^${body}$`, 'i')
+  return (name) => re.test(name)
 }
 
-/** OpenSSH pattern-list semantics: any negated match excludes, else any positive match includes. */
-function hostsMatch(hosts: string, name: string): boolean {
+/**
+ * A line's host field as a test, built once: every host of a fleet is looked up in every line.
+ * OpenSSH pattern-list semantics: any negated match excludes, else any positive match includes.
+ */
+function hostsMatcher(hosts: string): (name: string) => boolean {
   if (hosts.startsWith('|1|')) {
     const [, , salt, hash] = hosts.split('|')
-    if (!salt || !hash) return false
-    const digest = createHmac('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64')
-    return digest === hash
+    if (!salt || !hash) return () => false
+    const key = Buffer.from(salt, 'base64')
+    return (name) => createHmac('sha1', key).update(name).digest('base64') === hash
   }
-  let matched = false
-  for (const pattern of hosts.split(',')) {
-    const negated = pattern.startsWith('!')
-    if (globToRegExp(negated ? pattern.slice(1) : pattern).test(name)) {
-      if (negated) return false
-      matched = true
+  const patterns = hosts.split(',').map((p) => ({ negated: p.startsWith('!'), test: patternTest(p.replace(/^!/, '')) }))
+  return (name) => {
+    let matched = false
+    for (const { negated, test } of patterns) {
+      if (test(name)) {
+        if (negated) return false
+        matched = true
+      }
     }
+    return matched
   }
-  return matched
+}
+
+/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
+const lookups = new WeakMap<KnownHost[], Map<string, KnownHost[]>>()
+function linesFor(policy: HostKeyPolicy, name: string): KnownHost[] {
+  let byName = lookups.get(policy.knownHosts)
+  if (!byName) lookups.set(policy.knownHosts, (byName = new Map()))
+  let lines = byName.get(name)
+  if (!lines) byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))))
+  return lines
 }
 
 function fingerprintApplies(fp: Fingerprint, host: HostIdentity): boolean {
@@ -150,7 +170,7 @@ function fingerprintApplies(fp: Fingerprint, host: HostIdentity): boolean {
 export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer): HostKeyVerdict {
   const { type, fingerprint } = describeKey(key)
   const name = lookupName(host)
-  const lines = policy.knownHosts.filter((k) => hostsMatch(k.hosts, name))
+  const lines = linesFor(policy, name)
   const revoked = lines.find((k) => k.revoked && k.key.equals(key))
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }

@@ -83,11 +83,13 @@ export async function upload(step: UploadStep, connection: Connection, status: (
       if (stale.length + staleDirs.length > 0) status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }
   }
+  let onCancel = (): void => {}
   try {
     const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)))
     const cancelled = new Promise<never>((_, reject) => {
-      if (signal?.aborted) reject(new CancelledError())
-      signal?.addEventListener('abort', () => reject(new CancelledError()), { once: true })
+      onCancel = () => reject(new CancelledError())
+      if (signal?.aborted) onCancel()
+      signal?.addEventListener('abort', onCancel, { once: true })
     })
     await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
@@ -100,6 +102,7 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}` })
   } finally {
     clearTimeout(timer)
+    signal?.removeEventListener('abort', onCancel)
     await files.close()
   }
 }

@@ -78,6 +78,17 @@ describe('running a script on a fleet', () => {
     }
   })
 
+  test('16 hosts in flight at once: each listens for the cancel, and Node warns of no leak', async () => {
+    const many = await startSshd({ ports: 16 })
+    try {
+      const run = await runAction({ hosts: hostList(many), 'private-key': many.clientKey, 'known-hosts': many.knownHosts, run: 'sleep 0.5', concurrency: '16' })
+      expect(run.results.filter((r) => r.status === 'success')).toHaveLength(16)
+      expect(run.stderr).not.toContain('MaxListenersExceededWarning')
+    } finally {
+      await many.stop()
+    }
+  })
+
   test('a signal is reported as a signal, not an exit code', async () => {
     const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), run: 'kill -USR1 $$' })
     expect(hostResult(run, name(sshd.ports[0]))).toMatchObject({ status: 'failed', exitCode: null, error: 'killed by signal SIGUSR1' })
