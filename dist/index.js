@@ -65119,6 +65119,10 @@ async function runScript(step, ctx) {
     const command = remoteCommand(ctx.shell, sudo);
     // One opened ahead while the step before ran, when there is one (a long path saves two round trips).
     const opening = (ctx.connection.takeSpare(command) ?? openChannel(ctx, command)).then((ch) => ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch);
+    // The next steps' channels open alongside this one's (after it: a server allowing one session
+    // gives it to this step): ready when this step ends, even when it is over in one round trip.
+    if (ctx.ahead)
+        ctx.connection.prefetch(command, ctx.ahead);
     // The step's timeout covers opening its channel and starting its command: a server that takes the
     // login but never answers a channel request must not hold the step forever. So does a cancel.
     const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
@@ -65229,8 +65233,6 @@ async function runScript(step, ctx) {
         if (step.timeoutMs > 0)
             timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
         channel.end(scriptPayload(step, stepId, sudo));
-        if (ctx.ahead)
-            ctx.connection.prefetch(command, ctx.ahead);
     });
 }
 
