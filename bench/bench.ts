@@ -1,8 +1,9 @@
 /**
  * npm run bench: a loopback fleet of real OpenSSH sshd (hosts are ports; 16 per sshd process), and the
  * same work done by (a) the action (dist/index.js with INPUT_*), (b) the OpenSSH client, one `ssh` per
- * host per step through `xargs -P`, and (c) a minimal ssh2 loop, the floor of our stack. Prints wall
- * time, client CPU time and peak RSS, and the target ratios. `--smoke` runs a tiny version.
+ * host per step through `xargs -P`, (c) a minimal ssh2 loop, the floor of our stack, and (d) that loop
+ * running ssh-fleet's own remote command (the hosts' share of a step). Prints wall time, client CPU
+ * time and peak RSS, and the target ratios. `--smoke` runs a tiny version; `--only TEXT` some work.
  */
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -10,6 +11,8 @@ import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startProxy } from '../test/helpers/proxy'
 import { startSshd, type Sshd } from '../test/helpers/sshd'
+import type { RunStep } from '../src/plan/settings'
+import { remoteCommand, scriptPayload } from '../src/steps/script'
 
 const ROOT = resolve(__dirname, '..')
 const RUSAGE = join(__dirname, 'rusage.cjs')
@@ -101,17 +104,25 @@ async function openssh(fleet: Fleet, hosts: number, steps: number, concurrency: 
   return { wallMs: r.wallMs, cpuMs, ok: r.code === 0 }
 }
 
-async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: number): Promise<Measure> {
+async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: number, remote?: { command: string; stdin: string }): Promise<Measure> {
   const file = join(fleet.dir, 'floor-hosts.json')
   writeFileSync(file, JSON.stringify({ hosts: fleet.hosts.slice(0, hosts), key: fleet.sshd.clientKey }))
-  return node([join(__dirname, 'floor.mjs'), file, String(concurrency), String(steps), COMMAND], { PATH: process.env.PATH, HOME: fleet.dir }, fleet.dir)
+  const env = { PATH: process.env.PATH, HOME: fleet.dir, ...(remote ? { FLOOR_STDIN: remote.stdin } : {}) }
+  return node([join(__dirname, 'floor.mjs'), file, String(concurrency), String(steps), remote?.command ?? COMMAND], env, fleet.dir)
 }
+
+/**
+ * The floor running ssh-fleet's own remote command for the default shell (`bash -e`): the bootstrap
+ * that reads the step id and runs the script from stdin. What the hosts' side of a step costs.
+ */
+const BOOTSTRAP = { command: remoteCommand('bash -e'), stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef') }
 
 /** The three ways of doing the same work, in the order the tables show them. */
 const TOOLS: Array<[string, (fleet: Fleet, hosts: number, steps: number, concurrency: number) => Promise<Measure>]> = [
   ['ssh-fleet', (f, h, st, c) => action(f, h, st, c)],
   ['OpenSSH ssh × xargs -P', openssh],
-  ['ssh2 floor', floor]
+  ['ssh2 floor', (f, h, st, c) => floor(f, h, st, c)],
+  ['ssh2 floor + bootstrap', (f, h, st, c) => floor(f, h, st, c, BOOTSTRAP)]
 ]
 
 /** The median run of `n` by wall time, so one noisy run does not decide a ratio. */
@@ -207,7 +218,7 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
     first: (find(far1, tool).wallMs - find('long path: 1 host × 1 step, direct', tool).wallMs) / sizes.rttMs,
     further: (find(far5, tool).wallMs - find(far1, tool).wallMs) / 4 / sizes.rttMs
   })
-  const rtt = { 'ssh-fleet': trips('ssh-fleet'), 'OpenSSH ssh × xargs -P': trips('OpenSSH ssh × xargs -P'), 'ssh2 floor': trips('ssh2 floor') }
+  const rtt = Object.fromEntries(TOOLS.map(([tool]) => [tool, trips(tool)]))
   const ratios = [
     ratio(`${w1}: ssh-fleet / OpenSSH wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'OpenSSH ssh × xargs -P').wallMs, 0.4),
     ratio(`${w1}: ssh-fleet / ssh2 floor wall`, find(w1, 'ssh-fleet').wallMs / find(w1, 'ssh2 floor').wallMs, 1.3),

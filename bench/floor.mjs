@@ -1,5 +1,6 @@
 // The floor of our stack: one ssh2 connection per host, p-limit, each step an exec, nothing else.
-// Usage: node floor.mjs <hosts-json> <concurrency> <steps> <command>
+// Usage: node floor.mjs <hosts-json> <concurrency> <steps> <command>; FLOOR_STDIN, when set, is
+// written to each exec's stdin (to run ssh-fleet's own remote command, whose script comes that way).
 import { readFileSync } from 'node:fs'
 import pLimit from 'p-limit'
 import ssh2 from 'ssh2'
@@ -15,7 +16,7 @@ function exec(client) {
       ch.on('data', () => {}).stderr.on('data', () => {})
       ch.on('exit', (code) => (code === 0 ? undefined : reject(new Error(`exit ${code}`))))
       ch.on('close', resolve)
-      ch.end()
+      ch.end(process.env.FLOOR_STDIN)
     })
   })
 }
