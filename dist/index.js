@@ -64247,11 +64247,33 @@ function keyText(key) {
 function sha512Variant(key) {
     return Object.create(key, { sign: { value: (data) => key.sign(data, 'sha512') } });
 }
-function offerAs512(client, variant) {
+/** The hash an RSA signature algorithm names; other key types have one of their own. */
+const RSA_HASH = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' };
+/**
+ * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it) for this connection's own keys, `keys`:
+ * - ssh2 first asks whether the server would accept a key and signs only after it says yes: a
+ *   round trip. A key in memory signs at once (an agent's keys are still asked about first: an
+ *   agent may want a touch or a confirmation for each signature). The server answers the signed
+ *   request as it would the one after its yes; a refusal goes on as before.
+ * - the SHA-512 variant of an RSA key is offered as rsa-sha2-512.
+ */
+function wrapAuthPK(client, keys, variant) {
     const proto = client._protocol;
+    if (typeof proto?.authPK !== 'function')
+        return;
     const authPK = proto.authPK;
     proto.authPK = function (user, key, keyAlgo, cb) {
-        return authPK.call(this, user, key, key === variant ? 'rsa-sha2-512' : keyAlgo, cb);
+        const algo = key === variant ? 'rsa-sha2-512' : keyAlgo;
+        if (cb || !keys.includes(key))
+            return authPK.call(this, user, key, algo, cb);
+        authPK.call(this, user, key, algo, (data, done) => {
+            const signature = key.sign(data, RSA_HASH[algo ?? '']);
+            // A key that cannot sign is left to ssh2's own path (ask first, then sign), which reports it.
+            if (signature instanceof Error)
+                authPK.call(this, user, key, algo);
+            else
+                done(signature);
+        });
     };
 }
 /**
@@ -64280,6 +64302,7 @@ function authHandler(client, username, auth, trail) {
             offered: 'keyboard-interactive (password)'
         });
     }
+    let wrapped = false;
     return (methodsLeft) => {
         if (methodsLeft)
             trail.serverAccepts = methodsLeft;
@@ -64287,8 +64310,11 @@ function authHandler(client, username, auth, trail) {
             const wire = next.method.type === 'agent' ? 'publickey' : next.method.type;
             if (methodsLeft && !methodsLeft.includes(wire))
                 continue;
-            if (next.sha512)
-                offerAs512(client, next.sha512);
+            if (key && !wrapped) {
+                wrapped = true;
+                const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512;
+                wrapAuthPK(client, variant ? [key, variant] : [key], variant);
+            }
             trail.offered.push(next.offered);
             return next.method;
         }

@@ -5,12 +5,13 @@ import { bench } from '../../bench/bench'
 test('the benchmark runs end to end on a tiny fleet and every tool does the work', async () => {
   const report = await bench({ smoke: true })
   console.log(report.text)
+  const tools = ['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor', 'ssh2 floor + bootstrap']
   expect(report.rows.map((r) => r.tool)).toEqual([
-    ...Array(3).fill(['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor']).flat(),
+    ...Array(3).fill(tools).flat(),
     'ssh-fleet',
     'ssh-fleet',
     // the long path: direct, relayed 1 step, relayed 5 steps, for each tool
-    ...['ssh-fleet', 'OpenSSH ssh × xargs -P', 'ssh2 floor'].flatMap((tool) => [tool, tool, tool])
+    ...tools.flatMap((tool) => [tool, tool, tool])
   ])
   for (const row of report.rows) {
     expect(row.ok, `${row.work} / ${row.tool}`).toBe(true)

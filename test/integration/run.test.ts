@@ -221,6 +221,20 @@ describe('authentication', () => {
     expect(run.results[0]).toMatchObject({ status: 'success' })
   })
 
+  test('a key in memory signs its first request: no round trip asking whether the server would take it', async () => {
+    const verbose = await startSshd({ config: ['LogLevel DEBUG1'] })
+    try {
+      const host = `${verbose.user}@127.0.0.1:${verbose.ports[0]}`
+      const run = await runAction({ hosts: host, 'private-key': verbose.clientKey, 'known-hosts': verbose.knownHosts, run: 'true' })
+      expect(run.results[0].status).toBe('success')
+      expect(verbose.log()).toMatch(/Accepted publickey for /)
+      // What sshd logs for a request without a signature (ssh2's own way: ask, then sign).
+      expect(verbose.log()).not.toMatch(/test pkalg/)
+    } finally {
+      await verbose.stop()
+    }
+  })
+
   test('a key the server does not know fails as authentication, at once and without retries', async () => {
     const key = keygen(join(sshd.dir, 'stranger'))
     const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'private-key': key, run: 'true' })
