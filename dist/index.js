@@ -64456,7 +64456,7 @@ class Connection {
     /** Forward the runner's agent on every exec channel (`forward-agent`). */
     forwardAgent = false;
     lost;
-    lostWaiters = [];
+    lostWaiters = new Set();
     constructor(client, keepalive) {
         this.client = client;
         this.keepalive = keepalive;
@@ -64469,14 +64469,24 @@ class Connection {
         if (this.lost !== undefined)
             return;
         this.lost = reason;
-        this.lostWaiters.splice(0).forEach((f) => f(reason));
+        const waiters = [...this.lostWaiters];
+        this.lostWaiters.clear();
+        waiters.forEach((f) => f(reason));
     }
     /**
-     * Resolves with the reason once the connection is gone. Work that ssh2 may leave pending when the
-     * connection dies (an SFTP transfer's callbacks never fire) races against this.
+     * Calls `listener` with the reason once the connection is gone (soon, if it is already). Work that
+     * ssh2 may leave pending when the connection dies (an SFTP transfer's callbacks never fire) ends by
+     * this. Returns the way to stop listening: work that ended otherwise lets go of its listener, so a
+     * long plan does not keep every finished step alive until the connection closes.
      */
-    whenLost() {
-        return this.lost !== undefined ? Promise.resolve(this.lost) : new Promise((resolve) => this.lostWaiters.push(resolve));
+    onLost(listener) {
+        const lost = this.lost;
+        if (lost !== undefined) {
+            queueMicrotask(() => listener(lost));
+            return () => { };
+        }
+        this.lostWaiters.add(listener);
+        return () => this.lostWaiters.delete(listener);
     }
     describeLoss(err) {
         if (err.level === 'client-timeout') {
@@ -65178,6 +65188,7 @@ async function runScript(step, ctx) {
                 return;
             done = true;
             timers.forEach(clearTimeout);
+            unwatch();
             ctx.signal?.removeEventListener('abort', onCancel);
             stdout.end();
             stderr.end();
@@ -65215,7 +65226,7 @@ async function runScript(step, ctx) {
                 finish();
         });
         // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
-        void ctx.connection.whenLost().then(() => setImmediate(finish));
+        const unwatch = ctx.connection.onLost(() => setImmediate(finish));
         /**
          * A timeout or a cancel: TERM, then KILL, each both as the session's signal and by step id on a
          * channel of its own (one of them reaches the script on any server). The channel's close alone is
@@ -65900,13 +65911,14 @@ function onceEach(make) {
 /** Ends a channel and resolves once the host confirms it closed (or the wait is over). */
 function remote_files_closed(channel, connection) {
     return new Promise((resolve) => {
-        const timer = setTimeout(resolve, CLOSE_WAIT_MS);
+        const timer = setTimeout(() => done(), CLOSE_WAIT_MS);
         const done = () => {
             clearTimeout(timer);
+            unwatch();
             resolve();
         };
         channel.on('close', done);
-        void connection.whenLost().then(done);
+        const unwatch = connection.onLost(done);
         channel.end();
     });
 }
@@ -66154,8 +66166,9 @@ async function upload(step, connection, status, signal) {
         }
     };
     let onCancel = () => { };
+    let unwatch = () => { };
     try {
-        const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)));
+        const lost = new Promise((_, reject) => (unwatch = connection.onLost((reason) => reject(new Error(reason)))));
         const cancelled = new Promise((_, reject) => {
             onCancel = () => reject(new CancelledError());
             if (signal?.aborted)
@@ -66176,6 +66189,7 @@ async function upload(step, connection, status, signal) {
     }
     finally {
         clearTimeout(timer);
+        unwatch();
         signal?.removeEventListener('abort', onCancel);
         await files.close();
     }

@@ -111,7 +111,7 @@ export class Connection {
   /** Forward the runner's agent on every exec channel (`forward-agent`). */
   forwardAgent = false
   private lost?: string
-  private readonly lostWaiters: Array<(reason: string) => void> = []
+  private readonly lostWaiters = new Set<(reason: string) => void>()
 
   constructor(
     readonly client: Client,
@@ -126,15 +126,25 @@ export class Connection {
   private markLost(reason: string): void {
     if (this.lost !== undefined) return
     this.lost = reason
-    this.lostWaiters.splice(0).forEach((f) => f(reason))
+    const waiters = [...this.lostWaiters]
+    this.lostWaiters.clear()
+    waiters.forEach((f) => f(reason))
   }
 
   /**
-   * Resolves with the reason once the connection is gone. Work that ssh2 may leave pending when the
-   * connection dies (an SFTP transfer's callbacks never fire) races against this.
+   * Calls `listener` with the reason once the connection is gone (soon, if it is already). Work that
+   * ssh2 may leave pending when the connection dies (an SFTP transfer's callbacks never fire) ends by
+   * this. Returns the way to stop listening: work that ended otherwise lets go of its listener, so a
+   * long plan does not keep every finished step alive until the connection closes.
    */
-  whenLost(): Promise<string> {
-    return this.lost !== undefined ? Promise.resolve(this.lost) : new Promise((resolve) => this.lostWaiters.push(resolve))
+  onLost(listener: (reason: string) => void): () => void {
+    const lost = this.lost
+    if (lost !== undefined) {
+      queueMicrotask(() => listener(lost))
+      return () => {}
+    }
+    this.lostWaiters.add(listener)
+    return () => this.lostWaiters.delete(listener)
   }
 
   private describeLoss(err: SshError): string {

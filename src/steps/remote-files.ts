@@ -54,13 +54,14 @@ function onceEach(make: (dir: string) => Promise<void>): (dir: string) => Promis
 /** Ends a channel and resolves once the host confirms it closed (or the wait is over). */
 function closed(channel: { on(event: 'close', f: () => void): unknown; end(): unknown }, connection: Connection): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, CLOSE_WAIT_MS)
+    const timer = setTimeout(() => done(), CLOSE_WAIT_MS)
     const done = (): void => {
       clearTimeout(timer)
+      unwatch()
       resolve()
     }
     channel.on('close', done)
-    void connection.whenLost().then(done)
+    const unwatch = connection.onLost(done)
     channel.end()
   })
 }

@@ -275,6 +275,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       if (done) return
       done = true
       timers.forEach(clearTimeout)
+      unwatch()
       ctx.signal?.removeEventListener('abort', onCancel)
       stdout.end()
       stderr.end()
@@ -311,7 +312,7 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
       if (!stop) finish()
     })
     // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
-    void ctx.connection.whenLost().then(() => setImmediate(finish))
+    const unwatch = ctx.connection.onLost(() => setImmediate(finish))
     /**
      * A timeout or a cancel: TERM, then KILL, each both as the session's signal and by step id on a
      * channel of its own (one of them reaches the script on any server). The channel's close alone is

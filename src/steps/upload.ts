@@ -84,8 +84,9 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     }
   }
   let onCancel = (): void => {}
+  let unwatch = (): void => {}
   try {
-    const lost = connection.whenLost().then((reason) => Promise.reject(new Error(reason)))
+    const lost = new Promise<never>((_, reject) => (unwatch = connection.onLost((reason) => reject(new Error(reason)))))
     const cancelled = new Promise<never>((_, reject) => {
       onCancel = () => reject(new CancelledError())
       if (signal?.aborted) onCancel()
@@ -102,6 +103,7 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}` })
   } finally {
     clearTimeout(timer)
+    unwatch()
     signal?.removeEventListener('abort', onCancel)
     await files.close()
   }

@@ -1,5 +1,7 @@
 import { describe, expect, test } from 'vitest'
-import { classifyConnectError } from '../../src/ssh/connection'
+import { EventEmitter } from 'node:events'
+import type { Client } from 'ssh2'
+import { classifyConnectError, Connection } from '../../src/ssh/connection'
 
 const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } => Object.assign(new Error(message), { level, code })
 
@@ -20,5 +22,34 @@ describe('classifyConnectError', () => {
 
   test('loss before the handshake points at MaxStartups and concurrency', () => {
     expect(classifyConnectError(err('protocol'), 1000).message).toMatch(/MaxStartups.*concurrency/)
+  })
+})
+
+describe('Connection.onLost', () => {
+  // A stand-in for ssh2's Client: the connection only listens to its 'error' and 'close' events.
+  const connection = (): { conn: Connection; client: EventEmitter } => {
+    const client = new EventEmitter()
+    return { conn: new Connection(client as unknown as Client, { intervalMs: 1000, countMax: 3 }), client }
+  }
+
+  test('tells each listener the reason once; one that stopped listening hears nothing', () => {
+    const { conn, client } = connection()
+    const heard: string[] = []
+    conn.onLost((r) => heard.push(`a: ${r}`))
+    const stop = conn.onLost((r) => heard.push(`b: ${r}`))
+    stop()
+    client.emit('close')
+    client.emit('error', Object.assign(new Error('later'), { level: 'client-socket' }))
+    expect(heard).toEqual(['a: connection closed by the remote host'])
+  })
+
+  test('a listener added after the loss hears it soon, not during the call', async () => {
+    const { conn, client } = connection()
+    client.emit('close')
+    const heard: string[] = []
+    conn.onLost((r) => heard.push(r))
+    expect(heard).toEqual([])
+    await Promise.resolve()
+    expect(heard).toEqual(['connection closed by the remote host'])
   })
 })
