@@ -64099,7 +64099,7 @@ function parseKnownHosts(text, source, strict) {
         // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
         if (marker === '@cert-authority')
             return;
-        entries.push({ revoked: marker === '@revoked', matches: hostsMatcher(hosts), key, origin });
+        entries.push({ revoked: marker === '@revoked', type, matches: hostsMatcher(hosts), key, origin });
     });
     return entries;
 }
@@ -64134,7 +64134,7 @@ const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-n
  * one we know.
  */
 function hostKeyAlgorithms(policy, host) {
-    const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => describeKey(k.key).type));
+    const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => k.type));
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
     return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
@@ -64380,7 +64380,8 @@ const LEGACY = {
     cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
     hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
 };
-const isLegacy = (name) => Object.values(LEGACY).some((names) => name !== undefined && names.includes(name));
+const LEGACY_NAMES = new Set(Object.values(LEGACY).flat());
+const isLegacy = (name) => name !== undefined && LEGACY_NAMES.has(name);
 /** The algorithms offered to `host`. */
 function algorithms(options, host) {
     const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a));

@@ -30,7 +30,8 @@ const LEGACY = {
   cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
   hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
 } as const
-const isLegacy = (name: string | undefined): boolean => Object.values(LEGACY).some((names: readonly string[]) => name !== undefined && names.includes(name))
+const LEGACY_NAMES: ReadonlySet<string> = new Set(Object.values(LEGACY).flat())
+const isLegacy = (name: string | undefined): boolean => name !== undefined && LEGACY_NAMES.has(name)
 
 /** The algorithms offered to `host`. */
 function algorithms(options: ConnectOptions, host: Host): ConnectConfig['algorithms'] {

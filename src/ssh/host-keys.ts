@@ -4,6 +4,8 @@ import type { ServerHostKeyAlgorithm } from 'ssh2'
 /** One usable line of known_hosts. */
 export interface KnownHost {
   revoked: boolean
+  /** The key's type, e.g. `ssh-ed25519`. */
+  type: string
   /** Whether the line's host field (patterns, or one hashed name) names this lowercase lookup name. */
   matches: (name: string) => boolean
   key: Buffer
@@ -73,7 +75,7 @@ export function parseKnownHosts(text: string, source: string, strict: boolean): 
     if (describeKey(key).type !== type) return invalid(`the key data is not a ${type} key`)
     // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
     if (marker === '@cert-authority') return
-    entries.push({ revoked: marker === '@revoked', matches: hostsMatcher(hosts), key, origin })
+    entries.push({ revoked: marker === '@revoked', type, matches: hostsMatcher(hosts), key, origin })
   })
   return entries
 }
@@ -110,7 +112,7 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha
  * one we know.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
-  const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => describeKey(k.key).type))
+  const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => k.type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
   return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
