@@ -67996,10 +67996,10 @@ class JumpHost {
         const bastion = await this.bastion();
         if ('kind' in bastion) {
             // A failure further up the chain already names its hop.
-            return bastion.message.startsWith('bastion ') || bastion.message.startsWith('hop ') ? bastion : { ...bastion, message: `${this.label}: ${bastion.message}` };
+            return bastion.hop ? bastion : { ...bastion, hop: this.label, message: `${this.label}: ${bastion.message}` };
         }
         return new Promise((resolve) => {
-            const fail = (why, transient = true) => resolve({ kind: 'network', transient, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` });
+            const fail = (why, transient = true) => resolve({ kind: 'network', transient, hop: this.label, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` });
             const refused = (err) => {
                 // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
                 if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {

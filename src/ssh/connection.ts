@@ -11,6 +11,8 @@ export interface ConnectFailure {
   kind: 'host-key' | 'auth' | 'timeout' | 'refused' | 'lost-before-handshake' | 'network' | 'protocol' | 'cancelled'
   transient: boolean
   message: string
+  /** The bastion of a proxy-jump route where it failed (its label, which the message starts with). */
+  hop?: string
 }
 
 export type ConnectOptions = Pick<

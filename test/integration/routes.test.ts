@@ -96,6 +96,15 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
     expect(run.results[0].error).toMatch(new RegExp(`^hop 2 of 2 \\(${second.replace(/\./g, '\\.')}\\): host key refused: .* is not known`))
   })
 
+  test('an unknown key at hop 1 is named once, as hop 1: the hops after it add nothing', async () => {
+    const first = `${outside.user}@127.0.0.1:${outside.ports[0]}`
+    const second = `${inside.user}@${ns.inner}`
+    const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'), 'proxy-jump': `${first},${second}`, run: 'true' })
+    expect(run.results[0].status).toBe('failed')
+    expect(run.results[0].error).toMatch(new RegExp(`^hop 1 of 2 \\(${first.replace(/\./g, '\\.')}\\): host key refused: .* is not known`))
+    expect(run.results[0].error).not.toContain('hop 2 of 2')
+  })
+
   test('an ssh config: aliases, Host patterns, ProxyJump and IdentityFile; unsupported keywords named', async () => {
     const config = [
       'Host web-1',
