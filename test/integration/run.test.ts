@@ -221,13 +221,16 @@ describe('authentication', () => {
     expect(run.results[0]).toMatchObject({ status: 'success' })
   })
 
-  test('a key in memory signs its first request: no round trip asking whether the server would take it', async () => {
+  test.each(['ed25519', 'rsa'])('a %s key in memory signs its first request: no round trip asking whether the server would take it', async (type) => {
     const verbose = await startSshd({ config: ['LogLevel DEBUG1'] })
     try {
+      const path = join(verbose.dir, `first-${type}`)
+      const key = keygen(path, type)
+      appendFileSync(join(verbose.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
       const host = `${verbose.user}@127.0.0.1:${verbose.ports[0]}`
-      const run = await runAction({ hosts: host, 'private-key': verbose.clientKey, 'known-hosts': verbose.knownHosts, run: 'true' })
+      const run = await runAction({ hosts: host, 'private-key': key, 'known-hosts': verbose.knownHosts, run: 'true' })
       expect(run.results[0].status).toBe('success')
-      expect(verbose.log()).toMatch(/Accepted publickey for /)
+      expect(verbose.log()).toMatch(new RegExp(`Accepted publickey for .* ${type === 'rsa' ? 'RSA' : 'ED25519'} SHA256:`))
       // What sshd logs for a request without a signature (ssh2's own way: ask, then sign).
       expect(verbose.log()).not.toMatch(/test pkalg/)
     } finally {
