@@ -242,10 +242,10 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   const stepId = randomBytes(8).toString('hex')
   const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined
   const command = remoteCommand(ctx.shell, sudo)
-  // One opened ahead while the step before ran, when there is one (a long path saves two round trips).
-  const opening = (ctx.connection.takeSpare(command) ?? openChannel(ctx, command)).then((ch) =>
-    ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch
-  )
+  // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
+  // refused (the server limits sessions), the step opens its own as it would have.
+  const spare = ctx.connection.takeSpare(command)
+  const opening = spare ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch)) : openChannel(ctx, command)
   // The next steps' channels open alongside this one's (after it: a server allowing one session
   // gives it to this step): ready when this step ends, even when it is over in one round trip.
   if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead)
