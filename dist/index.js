@@ -64728,21 +64728,41 @@ const TAIL_LINES = 20;
  */
 const TAIL_BYTES = 8192;
 const TAIL_LINE = 2048;
-/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
-class Tail {
+/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
+class LastLines {
+    maxLines;
+    maxBytes;
     lines = [];
+    dropped = false;
     size = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
     push(lines) {
-        for (const raw of lines.slice(-TAIL_LINES)) {
-            const line = raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw;
+        for (const line of lines) {
             this.lines.push(line);
             this.size += line.length + 1;
         }
-        while (this.lines.length > TAIL_LINES || this.size > TAIL_BYTES)
+        while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
             this.size -= this.lines.shift().length + 1;
+            this.dropped = true;
+        }
+    }
+    clear() {
+        this.lines = [];
+        this.size = 0;
+        this.dropped = false;
+    }
+}
+/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
+class Tail {
+    last = new LastLines(TAIL_LINES, TAIL_BYTES);
+    push(lines) {
+        this.last.push(lines.slice(-TAIL_LINES).map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)));
     }
     text() {
-        return this.lines.join('\n');
+        return this.last.lines.join('\n');
     }
 }
 /** How far back from MAX_LINE a cut looks for white space. */
@@ -64807,26 +64827,15 @@ class LineSplitter {
 const REPLAY_BYTES = 256 * 1024;
 /** The last lines of a step's output, both streams in order, within REPLAY_BYTES. */
 class Replay {
-    lines = [];
-    size = 0;
-    dropped = false;
+    // Lines are at most MAX_LINE, far below REPLAY_BYTES: the last one always stays.
+    last = new LastLines(Infinity, REPLAY_BYTES);
     push(stream, lines) {
-        for (const line of lines) {
-            const marked = stream === 'stderr' ? `stderr| ${line}` : line;
-            this.lines.push(marked);
-            this.size += marked.length + 1;
-        }
-        while (this.size > REPLAY_BYTES && this.lines.length > 1) {
-            this.size -= this.lines.shift().length + 1;
-            this.dropped = true;
-        }
+        this.last.push(stream === 'stderr' ? lines.map((line) => `stderr| ${line}`) : lines);
     }
     /** The lines kept, after a note when earlier ones were left out; then empties itself. */
     take() {
-        const lines = this.dropped ? ['[earlier lines left out]', ...this.lines] : this.lines;
-        this.lines = [];
-        this.size = 0;
-        this.dropped = false;
+        const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines;
+        this.last.clear();
         return lines;
     }
 }
@@ -64939,11 +64948,18 @@ class FleetLog {
             waiting.forEach((f) => f());
         });
     }
+    /** Opens a group titled for a host's step; the title is the rest of its line, so a step name must not end it early. */
+    group(host, step, more = '') {
+        this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}${more}`);
+    }
+    /** Writes lines, each after `prefix`; a lone `\r` ends a line here as it does for the runner. */
+    lines(prefix, lines) {
+        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
+    }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
-        // A group's title is the rest of its line: a step name must not end it early.
         if (this.grouped)
-            this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}`);
+            this.group(host, step);
     }
     hostFinished() {
         if (this.grouped)
@@ -64954,8 +64970,7 @@ class FleetLog {
      * line here as it does for the runner, so no text shows without its host. False when backed up.
      */
     output(host, stream, lines) {
-        const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '');
-        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
+        return this.lines((this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : ''), lines);
     }
     /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
     status(host, message) {
@@ -64967,8 +64982,8 @@ class FleetLog {
      * whole and in a collapsed group of its own, so it reads without other hosts' lines in between.
      */
     replay(host, step, lines) {
-        this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}: output of the failed step`);
-        this.write(lines.flatMap((line) => line.split('\r')).map((line) => `${line}\n`).join(''));
+        this.group(host, step, ': output of the failed step');
+        this.lines('', lines);
         this.command('::endgroup::');
     }
     /** Text of the action's own that quotes the plan or a server (step names, file names, scripts). */

@@ -22,22 +22,45 @@ const TAIL_LINES = 20
 const TAIL_BYTES = 8192
 const TAIL_LINE = 2048
 
-/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
-class Tail {
-  private readonly lines: string[] = []
+/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
+class LastLines {
+  lines: string[] = []
+  dropped = false
   private size = 0
 
+  constructor(
+    private readonly maxLines: number,
+    private readonly maxBytes: number
+  ) {}
+
   push(lines: string[]): void {
-    for (const raw of lines.slice(-TAIL_LINES)) {
-      const line = raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw
+    for (const line of lines) {
       this.lines.push(line)
       this.size += line.length + 1
     }
-    while (this.lines.length > TAIL_LINES || this.size > TAIL_BYTES) this.size -= (this.lines.shift() as string).length + 1
+    while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
+      this.size -= (this.lines.shift() as string).length + 1
+      this.dropped = true
+    }
+  }
+
+  clear(): void {
+    this.lines = []
+    this.size = 0
+    this.dropped = false
+  }
+}
+
+/** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
+class Tail {
+  private readonly last = new LastLines(TAIL_LINES, TAIL_BYTES)
+
+  push(lines: string[]): void {
+    this.last.push(lines.slice(-TAIL_LINES).map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)))
   }
 
   text(): string {
-    return this.lines.join('\n')
+    return this.last.lines.join('\n')
   }
 }
 
@@ -107,28 +130,17 @@ const REPLAY_BYTES = 256 * 1024
 
 /** The last lines of a step's output, both streams in order, within REPLAY_BYTES. */
 export class Replay {
-  private lines: string[] = []
-  private size = 0
-  private dropped = false
+  // Lines are at most MAX_LINE, far below REPLAY_BYTES: the last one always stays.
+  private readonly last = new LastLines(Infinity, REPLAY_BYTES)
 
   push(stream: StreamName, lines: string[]): void {
-    for (const line of lines) {
-      const marked = stream === 'stderr' ? `stderr| ${line}` : line
-      this.lines.push(marked)
-      this.size += marked.length + 1
-    }
-    while (this.size > REPLAY_BYTES && this.lines.length > 1) {
-      this.size -= (this.lines.shift() as string).length + 1
-      this.dropped = true
-    }
+    this.last.push(stream === 'stderr' ? lines.map((line) => `stderr| ${line}`) : lines)
   }
 
   /** The lines kept, after a note when earlier ones were left out; then empties itself. */
   take(): string[] {
-    const lines = this.dropped ? ['[earlier lines left out]', ...this.lines] : this.lines
-    this.lines = []
-    this.size = 0
-    this.dropped = false
+    const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines
+    this.last.clear()
     return lines
   }
 }
@@ -264,10 +276,19 @@ export class FleetLog {
     })
   }
 
+  /** Opens a group titled for a host's step; the title is the rest of its line, so a step name must not end it early. */
+  private group(host: Host, step: string, more = ''): void {
+    this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}${more}`)
+  }
+
+  /** Writes lines, each after `prefix`; a lone `\r` ends a line here as it does for the runner. */
+  private lines(prefix: string, lines: string[]): boolean {
+    return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''))
+  }
+
   /** A host starts a step: with one host at a time, a group opens for it. */
   hostStarted(host: Host, step: string): void {
-    // A group's title is the rest of its line: a step name must not end it early.
-    if (this.grouped) this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}`)
+    if (this.grouped) this.group(host, step)
   }
 
   hostFinished(): void {
@@ -279,8 +300,7 @@ export class FleetLog {
    * line here as it does for the runner, so no text shows without its host. False when backed up.
    */
   output(host: Host, stream: StreamName, lines: string[]): boolean {
-    const prefix = (this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : '')
-    return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''))
+    return this.lines((this.grouped ? '' : `[${host.name}] `) + (stream === 'stderr' ? 'stderr| ' : ''), lines)
   }
 
   /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
@@ -294,8 +314,8 @@ export class FleetLog {
    * whole and in a collapsed group of its own, so it reads without other hosts' lines in between.
    */
   replay(host: Host, step: string, lines: string[]): void {
-    this.command(`::group::${host.name} › ${step.replace(/[\r\n]+/g, ' ')}: output of the failed step`)
-    this.write(lines.flatMap((line) => line.split('\r')).map((line) => `${line}\n`).join(''))
+    this.group(host, step, ': output of the failed step')
+    this.lines('', lines)
     this.command('::endgroup::')
   }
 
