@@ -34,8 +34,6 @@ const coreReporter: Reporter = {
   notice: (message) => core.notice(message)
 }
 
-
-
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 export function tally(results: HostResult[], elapsedMs: number): string {
   const count = (s: HostResult['status']): number => results.filter((r) => r.status === s).length
@@ -230,7 +228,6 @@ export function setOutputs(results: HostResult[]): void {
   core.setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'))
 }
 
-
 const STATUS_ICON: Record<HostResult['status'], string> = {
   success: '✅ success',
   failed: '❌ failed',
@@ -251,15 +248,12 @@ class BudgetedMarkdown {
 
   constructor(private readonly limit: number) {}
 
-  private fits(lines: string[], reserve: number): boolean {
-    return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve
-  }
-
   /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
   add(lines: string[], reserve = BudgetedMarkdown.NOTE_BYTES): boolean {
-    if (!this.fits(lines, reserve)) return false
+    const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
+    if (this.bytes + bytes > this.limit - reserve) return false
     this.lines.push(...lines)
-    this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
+    this.bytes += bytes
     return true
   }
 
@@ -329,7 +323,6 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
   }
   return md.text()
 }
-
 
 /** The plan in words: batches with their hosts, steps with their options. */
 export function describePlan(settings: Settings): string {
