@@ -64042,8 +64042,8 @@ const ANNOTATION_LIMIT = 10;
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why. */
-function skippedResult(host, reason) {
-    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+function host_result_skippedResult(host, reason) {
+    return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
 }
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
@@ -66628,6 +66628,10 @@ function parseHosts(text, defaults) {
         return { name, user, hostname, port, index, ...(config?.hostKeyAlias ? { hostKeyAlias: config.hostKeyAlias } : {}) };
     });
 }
+/** The shard (1 to `count`) that runs the host at `index` of the hosts input: every `count`-th host. */
+function inventory_shardOf(index, count) {
+    return (index % count) + 1;
+}
 
 ;// CONCATENATED MODULE: ./src/plan/route.ts
 /** A value quoted for the runner's shell: sh's single quotes, or cmd's double quotes on Windows. */
@@ -67377,6 +67381,7 @@ function parseSshConfig(text) {
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./src/plan/plan.ts
 
+
 function scalar(value, what) {
     if (typeof value === 'string')
         return value;
@@ -67614,7 +67619,7 @@ function parseShard(text) {
     return { index, count };
 }
 function shardHosts(hosts, shard) {
-    return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts;
+    return shard ? hosts.filter((h) => inventory_shardOf(h.index, shard.count) === shard.index) : hosts;
 }
 
 ;// CONCATENATED MODULE: ./src/plan/inputs.ts
@@ -68433,15 +68438,13 @@ class BudgetedMarkdown {
     constructor(limit) {
         this.limit = limit;
     }
-    fits(lines, reserve) {
-        return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve;
-    }
     /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
     add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
-        if (!this.fits(lines, reserve))
+        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        if (this.bytes + bytes > this.limit - reserve)
             return false;
         this.lines.push(...lines);
-        this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        this.bytes += bytes;
         return true;
     }
     /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
@@ -68580,6 +68583,8 @@ async function writeSummary(markdown) {
 
 
 
+
+
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 const RESULTS_FORMAT = 'ssh-fleet-results/1';
 /** Writes the run's results and facts as JSON to `path`, creating its directory. */
@@ -68659,11 +68664,11 @@ function mergeResults(files) {
         const found = byHost.get(host);
         if (found)
             return found;
-        const shard = count ? (i % count) + 1 : undefined;
+        const shard = count ? shardOf(i, count) : undefined;
         const why = shard && !shards.has(shard)
             ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
             : 'no results for this host in any file';
-        return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: why, steps: [], warnings: [] };
+        return skippedResult(host, why);
     });
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
     return {
@@ -68711,7 +68716,7 @@ async function runFleet(plan, start, cancel) {
         if (cancel?.aborted || exceeded()) {
             const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason();
             for (const host of batch)
-                results.set(host, skippedResult(host, why));
+                results.set(host, host_result_skippedResult(host.name, why));
             continue;
         }
         if (plan.strategy === 'host') {
@@ -68813,7 +68818,7 @@ async function run() {
         if (settings.dryRun) {
             log.note(`${plan}\ndry-run: nothing was connected to.`);
             log.close();
-            const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'));
+            const results = settings.hosts.map((h) => host_result_skippedResult(h.name, 'dry-run'));
             setOutputs(results);
             await writeSummary(dryRunMarkdown(plan));
             saveResults(settings, startedAt, results);

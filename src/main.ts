@@ -65,7 +65,7 @@ export async function run(): Promise<void> {
     if (settings.dryRun) {
       log.note(`${plan}\ndry-run: nothing was connected to.`)
       log.close()
-      const results = settings.hosts.map((h) => skippedResult(h, 'dry-run'))
+      const results = settings.hosts.map((h) => skippedResult(h.name, 'dry-run'))
       setOutputs(results)
       await writeSummary(dryRunMarkdown(plan))
       saveResults(settings, startedAt, results)

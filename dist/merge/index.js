@@ -31840,7 +31840,7 @@ const ANNOTATION_LIMIT = 10;
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why. */
 function skippedResult(host, reason) {
-    return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+    return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
 }
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
@@ -32415,15 +32415,13 @@ class BudgetedMarkdown {
     constructor(limit) {
         this.limit = limit;
     }
-    fits(lines, reserve) {
-        return this.bytes + lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0) <= this.limit - reserve;
-    }
     /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
     add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
-        if (!this.fits(lines, reserve))
+        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        if (this.bytes + bytes > this.limit - reserve)
             return false;
         this.lines.push(...lines);
-        this.bytes += lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        this.bytes += bytes;
         return true;
     }
     /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
@@ -32558,7 +32556,108 @@ async function writeSummary(markdown) {
     await summary.addRaw(markdown).write();
 }
 
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: ./src/plan/inventory.ts
+
+const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*\$?$/;
+/** Checks a login user name: letters, digits, `.`, `_`, `-` (not first), an optional final `$`. */
+function parseUser(text) {
+    if (!USER.test(text))
+        throw new Error(`'${text}' is not a user name (letters, digits, . _ and -, not starting with -)`);
+    return text;
+}
+/** Parses a port number written in an input; throws with the reason. */
+function parsePort(text) {
+    if (!/^\d+$/.test(text))
+        throw new Error(`port '${text}' is not a number`);
+    const port = Number(text);
+    if (port < 1 || port > 65535)
+        throw new Error(`port ${text} is out of range 1-65535`);
+    return port;
+}
+/** Splits one `[user@]host[:port]` entry (IPv6 in brackets) into its parts. */
+function parseHostEntry(entry) {
+    const at = entry.lastIndexOf('@');
+    const user = at >= 0 ? entry.slice(0, at) : undefined;
+    const rest = at >= 0 ? entry.slice(at + 1) : entry;
+    if (user !== undefined && !USER.test(user))
+        throw new Error(`'${entry}' has an invalid user name '${user}'`);
+    let hostname;
+    let port;
+    const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
+    if (bracketed) {
+        hostname = bracketed[1];
+        port = bracketed[2];
+        if (isIP(hostname) !== 6)
+            throw new Error(`'${entry}': only an IPv6 address goes in brackets`);
+    }
+    else if (isIP(rest) === 6) {
+        hostname = rest; // bare IPv6 without a port
+    }
+    else {
+        const colon = rest.indexOf(':');
+        hostname = colon >= 0 ? rest.slice(0, colon) : rest;
+        port = colon >= 0 ? rest.slice(colon + 1) : undefined;
+        if (!HOSTNAME.test(hostname))
+            throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`);
+    }
+    if (port !== undefined) {
+        try {
+            parsePort(port);
+        }
+        catch (err) {
+            throw new Error(`'${entry}': ${err.message}`);
+        }
+    }
+    return { user, hostname, port };
+}
+/**
+ * Resolves the `hosts` input (newlines, commas or spaces between entries) to hosts with user and port.
+ * Throws on a malformed entry, a missing user or a duplicate.
+ */
+function parseHosts(text, defaults) {
+    const entries = text.split(/[\s,]+/).filter((e) => e !== '');
+    if (entries.length === 0)
+        throw new Error('no hosts given');
+    const seen = new Map();
+    return entries.map((name, index) => {
+        const parsed = parseHostEntry(name);
+        // What the entry says wins, then the inputs (username, port), then the ssh config, as in OpenSSH.
+        const config = defaults.config?.resolve(parsed.hostname, parsed.user);
+        const user = parsed.user ?? defaults.user ?? config?.user;
+        if (!user)
+            throw new Error(`'${name}' has no user: write user@host, set the input username${defaults.config ? ', or give it a User in ssh-config' : ''}`);
+        if (!USER.test(user))
+            throw new Error(`'${name}': the user name '${user}' from ssh-config is not valid`);
+        let port = defaults.port ?? 22;
+        const portText = parsed.port ?? (defaults.port === undefined ? config?.port : undefined);
+        if (portText !== undefined) {
+            try {
+                port = parsePort(portText);
+            }
+            catch (err) {
+                throw new Error(`'${name}': ${err.message}`);
+            }
+        }
+        const hostname = config?.hostname ?? parsed.hostname;
+        const key = `${user}@${hostname.toLowerCase()}:${port}`;
+        const earlier = seen.get(key);
+        if (earlier !== undefined)
+            throw new Error(`'${name}' is listed twice (same as '${earlier}')`);
+        seen.set(key, name);
+        return { name, user, hostname, port, index, ...(config?.hostKeyAlias ? { hostKeyAlias: config.hostKeyAlias } : {}) };
+    });
+}
+/** The shard (1 to `count`) that runs the host at `index` of the hosts input: every `count`-th host. */
+function shardOf(index, count) {
+    return (index % count) + 1;
+}
+
 ;// CONCATENATED MODULE: ./src/report/results-file.ts
+
+
 
 
 
@@ -32641,11 +32740,11 @@ function mergeResults(files) {
         const found = byHost.get(host);
         if (found)
             return found;
-        const shard = count ? (i % count) + 1 : undefined;
+        const shard = count ? shardOf(i, count) : undefined;
         const why = shard && !shards.has(shard)
             ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
             : 'no results for this host in any file';
-        return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: why, steps: [], warnings: [] };
+        return skippedResult(host, why);
     });
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
     return {

@@ -82,3 +82,8 @@ export function parseHosts(text: string, defaults: { user?: string; port?: numbe
     return { name, user, hostname, port, index, ...(config?.hostKeyAlias ? { hostKeyAlias: config.hostKeyAlias } : {}) }
   })
 }
+
+/** The shard (1 to `count`) that runs the host at `index` of the hosts input: every `count`-th host. */
+export function shardOf(index: number, count: number): number {
+  return (index % count) + 1
+}

@@ -1,5 +1,6 @@
 import { parse as parseYaml } from 'yaml'
 import type { Host, RunStep, Step, UploadFile } from './settings'
+import { shardOf } from './inventory'
 
 /** Options a step inherits from the action's inputs when it does not set them. */
 export interface StepDefaults {
@@ -246,5 +247,5 @@ export function parseShard(text: string): { index: number; count: number } {
 }
 
 export function shardHosts(hosts: Host[], shard: { index: number; count: number } | undefined): Host[] {
-  return shard ? hosts.filter((h) => h.index % shard.count === shard.index - 1) : hosts
+  return shard ? hosts.filter((h) => shardOf(h.index, shard.count) === shard.index) : hosts
 }

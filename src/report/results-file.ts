@@ -1,7 +1,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { hostFromJson, hostJson, type HostJson } from './report'
-import type { HostResult } from '../run/host-result'
+import { shardOf } from '../plan/inventory'
+import { skippedResult, type HostResult } from '../run/host-result'
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 export const RESULTS_FORMAT = 'ssh-fleet-results/1'
@@ -108,11 +109,11 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
   const results = first.run.inventory.map((host, i): HostResult => {
     const found = byHost.get(host)
     if (found) return found
-    const shard = count ? (i % count) + 1 : undefined
+    const shard = count ? shardOf(i, count) : undefined
     const why = shard && !shards.has(shard)
       ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
       : 'no results for this host in any file'
-    return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: why, steps: [], warnings: [] }
+    return skippedResult(host, why)
   })
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)
   return {

@@ -1,4 +1,3 @@
-import type { Host } from '../plan/settings'
 import type { StepResult } from '../steps/script'
 
 /** `cancelled`: the job was cancelled while the host ran; what it ran was stopped. */
@@ -24,8 +23,8 @@ export interface HostResult {
 export const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started'
 
 /** The result of a host that did not run (more of) the plan, with why. */
-export function skippedResult(host: Host, reason: string): HostResult {
-  return { host: host.name, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
+export function skippedResult(host: string, reason: string): HostResult {
+  return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] }
 }
 
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */

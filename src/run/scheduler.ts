@@ -59,7 +59,7 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
   for (const batch of plan.batches) {
     if (cancel?.aborted || exceeded()) {
       const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason()
-      for (const host of batch) results.set(host, skippedResult(host, why))
+      for (const host of batch) results.set(host, skippedResult(host.name, why))
       continue
     }
     if (plan.strategy === 'host') {
