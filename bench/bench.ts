@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { startProxy } from '../test/helpers/proxy'
-import { startSshd, type Sshd } from '../test/helpers/sshd'
+import { hostName, startSshd, type Sshd } from '../test/helpers/sshd'
 import type { RunStep } from '../src/plan/settings'
 import { remoteCommand, scriptPayload } from '../src/steps/script'
 
@@ -67,7 +67,7 @@ const COMMAND = 'echo ok'
 
 async function action(fleet: Fleet, hosts: number, steps: number, concurrency: number, extra: Record<string, string> = {}, collect?: (chunk: Buffer) => void): Promise<Measure> {
   const chosen = fleet.hosts.slice(0, hosts)
-  const list = chosen.map((h) => `${h.user}@127.0.0.1:${h.port}`).join('\n')
+  const list = chosen.map((h) => hostName(h, h.port)).join('\n')
   const plan = Array.from({ length: steps }, (_, i) => `- name: s${i}\n  run: ${COMMAND}`).join('\n')
   const inputs: Record<string, string> = {
     hosts: list,

@@ -246,9 +246,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   }
 }
 
-/** `user@127.0.0.1:port` for each port. */
+/** A port of a test sshd as a host of the `hosts` input: `user@127.0.0.1:port`. */
+export function hostName(sshd: Pick<Sshd, 'user'>, port: number): string {
+  return `${sshd.user}@127.0.0.1:${port}`
+}
+
+/** `user@127.0.0.1:port` for each port, one a line. */
 export function hostList(sshd: Sshd, ports = sshd.ports): string {
-  return ports.map((p) => `${sshd.user}@127.0.0.1:${p}`).join('\n')
+  return ports.map((p) => hostName(sshd, p)).join('\n')
 }
 
 /**

@@ -6,20 +6,16 @@
 import { execFileSync } from 'node:child_process'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { alive, freePorts, hostList, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { useSshd } from '../helpers/fixtures'
+import { alive, freePorts, hostList, hostName, keygen, startSshd, type Sshd } from '../helpers/sshd'
 import { seeded, startProxy, type Proxy } from '../helpers/proxy'
 
 let sshd: Sshd
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 4 })
-})
-afterAll(async () => {
-  await sshd?.stop()
-})
+useSshd({ ports: 4 }, (started) => (sshd = started))
 
-const name = (port: number, user = sshd.user): string => `${user}@127.0.0.1:${port}`
+const name = (port: number, user = sshd.user): string => hostName({ user }, port)
 /** known_hosts lines for ports that lead to `sshd` through a proxy. */
 const knownFor = (s: Sshd, ports: number[]): string => {
   const key = s.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')

@@ -9,19 +9,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { ensureTestUser, hostList, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
+import { useSshd, useWorkspace } from '../helpers/fixtures'
+import { ensureTestUser, hostList, hostName, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
-const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-features-'))
+const workspace = useWorkspace('features')
 const PORT = '${SSH_CONNECTION##* }'
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 6 })
-})
-afterAll(async () => {
-  await sshd?.stop()
-  rmSync(workspace, { recursive: true, force: true })
-})
-const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+useSshd({ ports: 6 }, (started) => (sshd = started))
+const name = (port: number): string => hostName(sshd, port)
 const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
 const env = { env: { GITHUB_WORKSPACE: workspace } }
 

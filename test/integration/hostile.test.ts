@@ -6,14 +6,14 @@
  * crafted DISCONNECT on cue.
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
+import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { runnerCommands } from '../helpers/runner-commands'
-import { hostList, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { hostList, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 const MARK = 'PWNED'
 const HOSTILE = `bye\n::error::${MARK}\n::stop-commands::abc\n##[warning]${MARK}\n\n## Deployment approved ${MARK} ![x](https://evil.example/x.png)\n<img src=x onerror=alert(1)>`
@@ -65,14 +65,8 @@ function disconnectingServer(text: string): Promise<Server> {
 }
 
 let sshd: Sshd
-const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-hostile-'))
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 3 })
-})
-afterAll(async () => {
-  await sshd?.stop()
-  rmSync(workspace, { recursive: true, force: true })
-})
+const workspace = useWorkspace('hostile')
+useSshd({ ports: 3 }, (started) => (sshd = started))
 
 describe('hostile servers and output', () => {
   test.each([['several hosts in flight', 2], ['one host at a time', 1]] as const)('a server\'s DISCONNECT text before any host key is accepted: %s', async (_mode, count) => {
@@ -106,7 +100,7 @@ describe('hostile servers and output', () => {
     const steps = `- name: "deploy ##[error]${MARK} ::error::${MARK}"\n  run: |\n${script.split('\n').map((l) => `    ${l}`).join('\n')}`
     const run = await runAction({ hosts: hostList(sshd), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, concurrency, steps })
     expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed', 'failed'])
-    expect(hostResult(run, `${sshd.user}@127.0.0.1:${sshd.ports[0]}`).steps[0].stderrTail).toBe(`##[error]${MARK} on stderr`)
+    expect(hostResult(run, hostName(sshd, sshd.ports[0])).steps[0].stderrTail).toBe(`##[error]${MARK} on stderr`)
     const counts = commandCounts(run.stdout)
     // 3 host errors and the failure line; groups only one host at a time (3 hosts × 1 step).
     expect(counts.error).toBe(4)
@@ -118,7 +112,7 @@ describe('hostile servers and output', () => {
     expect(counts['add-mask']).toBe(sshd.clientKey.trim().split('\n').length + 1)
     if (concurrency === '1') expect(counts.group).toBe(3)
     // Every line of remote output is in the log, each attributed to its host when several run.
-    if (concurrency === '3') expect(run.stdout).toContain(`[${sshd.user}@127.0.0.1:${sshd.ports[0]}] ::error::${MARK} cr`)
+    if (concurrency === '3') expect(run.stdout).toContain(`[${hostName(sshd, sshd.ports[0])}] ::error::${MARK} cr`)
     expect(liveMarkdown(run.summary).join('\n')).not.toContain('##[error]')
   })
 
@@ -146,7 +140,7 @@ describe('hostile servers and output', () => {
     const home = `/home/${sshd.user}`
     rmSync(join(home, 'hello.txt'), { force: true })
     const run = await runAction(
-      { hosts: `${sshd.user}@127.0.0.1:${sshd.ports[0]}`, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps: '- upload: { from: drop/hello.txt, to: "~" }' },
+      { hosts: hostName(sshd, sshd.ports[0]), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps: '- upload: { from: drop/hello.txt, to: "~" }' },
       { env: { GITHUB_WORKSPACE: workspace } }
     )
     expect(run.code, run.stdout).toBe(0)

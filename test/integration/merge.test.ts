@@ -2,24 +2,18 @@
  * One fleet across matrix jobs: three shards of a real sshd fleet run through dist/ and write their
  * results files, then the merge bundle (dist/merge) reports the whole fleet, as a needs: job would.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { MERGE_ACTION, runAction } from '../helpers/action'
-import { hostList, startSshd, type Sshd } from '../helpers/sshd'
+import { useSshd, useWorkspace } from '../helpers/fixtures'
+import { hostList, hostName, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
-const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-merge-'))
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 7 })
-})
-afterAll(async () => {
-  await sshd?.stop()
-  rmSync(workspace, { recursive: true, force: true })
-})
+const workspace = useWorkspace('merge')
+useSshd({ ports: 7 }, (started) => (sshd = started))
 
-const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+const name = (port: number): string => hostName(sshd, port)
 
 describe('shards and merge', () => {
   test('three shards write results files; the merge reports every host exactly once', async () => {

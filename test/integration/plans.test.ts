@@ -5,21 +5,17 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
+import { useSshd } from '../helpers/fixtures'
 import { createNetns } from '../helpers/netns'
-import { freePorts, hostList, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { freePorts, hostList, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 6 })
-})
-afterAll(async () => {
-  await sshd?.stop()
-})
+useSshd({ ports: 6 }, (started) => (sshd = started))
 
 const PORT = '${SSH_CONNECTION##* }'
-const name = (port: number, s: Sshd = sshd): string => `${s.user}@127.0.0.1:${port}`
+const name = (port: number, s: Sshd = sshd): string => hostName(s, port)
 const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
 /** A file in the shared directory that every host may append to. */
 function sharedFile(label: string): string {

@@ -5,15 +5,15 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
 import { startRebootableHost, type RebootableHost } from '../helpers/rebootable'
-import { hostList, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { hostList, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 const inputs = (hosts: RebootableHost[], extra: Record<string, string>): Record<string, string> => ({
-  hosts: hosts.map((h) => `${h.sshd.user}@127.0.0.1:${h.port}`).join('\n'),
+  hosts: hosts.map((h) => hostName(h.sshd, h.port)).join('\n'),
   'private-key': hosts[0].sshd.clientKey,
   'known-hosts': hosts.map((h) => h.sshd.knownHosts).join('\n'),
   ...extra
 })
-const name = (h: RebootableHost): string => `${h.sshd.user}@127.0.0.1:${h.port}`
+const name = (h: RebootableHost): string => hostName(h.sshd, h.port)
 
 /** Each rebootable host has its own client key; authorise the first host's key on all of them. */
 async function fleet(count: number, options: Parameters<typeof startRebootableHost>[0] = {}): Promise<RebootableHost[]> {

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runAction } from '../helpers/action'
 import { createNetns, type Netns } from '../helpers/netns'
-import { isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 /** A netcat in Node: stdin to a TCP connection to host:port, and back to stdout. */
 const NODE_NC = `${process.execPath} -e 'const s = require("net").connect(+process.argv[2], process.argv[1]); process.stdin.pipe(s); s.pipe(process.stdout); s.on("error", (e) => { console.error(e.message); process.exit(1) }); s.on("close", () => process.exit(0))'`
@@ -70,7 +70,7 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   })
 
   test('a two-hop chain: this machine\'s bastion, then one inside the namespace; each hop\'s trust logged', async () => {
-    const first = `${outside.user}@127.0.0.1:${outside.ports[0]}`
+    const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
     const run = await runAction({
       hosts: hosts(),
@@ -89,7 +89,7 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   })
 
   test('an unknown key at hop 2 is refused, and the message names the hop', async () => {
-    const first = `${outside.user}@127.0.0.1:${outside.ports[0]}`
+    const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
     const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': [knownTargets(), outside.knownHosts].join('\n'), 'proxy-jump': `${first},${second}`, run: 'true' })
     expect(run.results[0].status).toBe('failed')
@@ -97,7 +97,7 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   })
 
   test('an unknown key at hop 1 is named once, as hop 1: the hops after it add nothing', async () => {
-    const first = `${outside.user}@127.0.0.1:${outside.ports[0]}`
+    const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
     const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'), 'proxy-jump': `${first},${second}`, run: 'true' })
     expect(run.results[0].status).toBe('failed')

@@ -8,27 +8,23 @@ import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSyn
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { hostList, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
+import { useSshd } from '../helpers/fixtures'
+import { hostList, hostName, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
 const PASSWORD = 'Correct-Horse-9'
 const PORT = '${SSH_CONNECTION##* }'
 
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 8, password: isRoot ? PASSWORD : undefined })
-})
-afterAll(async () => {
-  await sshd?.stop()
-})
+useSshd({ ports: 8, password: isRoot ? PASSWORD : undefined }, (started) => (sshd = started))
 
 const base = (): Record<string, string> => ({
   hosts: hostList(sshd),
   'private-key': sshd.clientKey,
   'known-hosts': sshd.knownHosts
 })
-const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+const name = (port: number): string => hostName(sshd, port)
 
 describe('running a script on a fleet', () => {
   test('every host runs the script; outputs, summary and tally report it', async () => {
@@ -227,7 +223,7 @@ describe('authentication', () => {
       const path = join(verbose.dir, `first-${type}`)
       const key = keygen(path, type)
       appendFileSync(join(verbose.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
-      const host = `${verbose.user}@127.0.0.1:${verbose.ports[0]}`
+      const host = hostName(verbose, verbose.ports[0])
       const run = await runAction({ hosts: host, 'private-key': key, 'known-hosts': verbose.knownHosts, run: 'true' })
       expect(run.results[0].status).toBe('success')
       expect(verbose.log()).toMatch(new RegExp(`Accepted publickey for .* ${type === 'rsa' ? 'RSA' : 'ED25519'} SHA256:`))

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction, type ActionRun } from '../helpers/action'
 import { canRunDropbear, startDropbear, type Dropbear } from '../helpers/dropbear'
-import { alive, ensureShellUser, ensureTestUser, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { alive, ensureShellUser, ensureTestUser, hostName, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
 
 const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-servers-'))
 afterAll(() => rmSync(workspace, { recursive: true, force: true }))
@@ -74,7 +74,7 @@ describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
     bare = await startDropbear({ sftp: false })
     const pids = join(workspace, 'pids-db')
     chmodSync(workspace, 0o777)
-    const hosts = [`${db.user}@127.0.0.1:${db.ports[0]}`, `${bare.user}@127.0.0.1:${bare.ports[0]}`]
+    const hosts = [hostName(db, db.ports[0]), hostName(bare, bare.ports[0])]
     for (const server of [db, bare]) {
       rmSync(join(home(server.user), 'ssh-fleet-up'), { recursive: true, force: true })
       const run = await runAction(
@@ -101,7 +101,7 @@ describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
 
   test('without SFTP, delete mirrors the source over exec channels too', async () => {
     bare ??= await startDropbear({ sftp: false })
-    const host = `${bare.user}@127.0.0.1:${bare.ports[0]}`
+    const host = hostName(bare, bare.ports[0])
     const root = join(home(bare.user), 'ssh-fleet-mirror')
     rmSync(root, { recursive: true, force: true })
     const inputs = { hosts: host, 'private-key': bare.clientKey, 'known-hosts': bare.knownHosts }
@@ -138,7 +138,7 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
       for (const u of users) rmSync(join(home(u), 'ssh-fleet-up'), { recursive: true, force: true })
       // One key for the fleet: dropbear's user gets the sshd fixture's key too.
       if (db) appendFileSync(join(home(db.user), '.ssh/authorized_keys'), `${readFileSync(join(sshd.dir, 'client.pub'), 'utf8').trim()} ssh-fleet-shells\n`)
-      const hosts = [...users.map((u) => `${u}@127.0.0.1:${sshd.ports[0]}`), ...(db ? [`${db.user}@127.0.0.1:${db.ports[0]}`] : [])]
+      const hosts = [...users.map((u) => `${u}@127.0.0.1:${sshd.ports[0]}`), ...(db ? [hostName(db, db.ports[0])] : [])]
       const pids = join(sshd.shared, 'pids-shells')
       const run = await runAction(
         { hosts: hosts.join('\n'), 'private-key': sshd.clientKey, 'known-hosts': [sshd.knownHosts, db?.knownHosts ?? ''].join('\n'), steps: plan(pids) },
@@ -171,7 +171,7 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
         appendFileSync(join(dir, 'sshd_config.0'), `ForceCommand ${join(dir, 'audit-wrap')}\n`)
       }
     })
-    const host = `${wrapped.user}@127.0.0.1:${wrapped.ports[0]}`
+    const host = hostName(wrapped, wrapped.ports[0])
     const pids = join(wrapped.shared, 'pids-forced')
     const run = await runAction({ hosts: host, 'private-key': wrapped.clientKey, 'known-hosts': wrapped.knownHosts, run: `sleep 60 & echo "$$ $!" > ${pids}; wait`, timeout: '2s' })
     const r = hostResult(run, host)
@@ -192,7 +192,7 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
         appendFileSync(join(dir, 'sshd_config.0'), `Match User ${ensureTestUser()}\n  PubkeyAcceptedAlgorithms rsa-sha2-512\n`)
       }
     })
-    const host = `${sshd.user}@127.0.0.1:${sshd.ports[0]}`
+    const host = hostName(sshd, sshd.ports[0])
     const run = await runAction({ hosts: host, 'private-key': rsaKey, 'known-hosts': sshd.knownHosts, run: 'echo signed' })
     expect(hostResult(run, host), run.stdout).toMatchObject({ status: 'success', attempts: 1 })
     expect(sshd.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: RSA SHA256:/)
@@ -203,7 +203,7 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     const sshd = await start({ password: 'Not-Used-7' })
     const stranger = keygen(join(sshd.dir, 'stranger'))
     const fingerprint = execFileSync('ssh-keygen', ['-lf', join(sshd.dir, 'stranger.pub')], { encoding: 'utf8' }).split(/\s+/)[1]
-    const host = `${sshd.user}@127.0.0.1:${sshd.ports[0]}`
+    const host = hostName(sshd, sshd.ports[0])
     const run = await runAction({ hosts: host, 'private-key': stranger, 'known-hosts': sshd.knownHosts, run: 'true' })
     const r = hostResult(run, host)
     expect(r).toMatchObject({ status: 'failed', attempts: 1 })
@@ -212,7 +212,7 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
 
   test('ForceCommand internal-sftp: the annotation shows what the server printed on stdout', async () => {
     const sshd = await start({ config: ['ForceCommand internal-sftp'] })
-    const host = `${sshd.user}@127.0.0.1:${sshd.ports[0]}`
+    const host = hostName(sshd, sshd.ports[0])
     const run = await runAction({ hosts: host, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, run: 'echo never' })
     expect(hostResult(run, host).status).toBe('failed')
     const error = run.annotations.find((a) => a.startsWith('::error title='))
@@ -223,13 +223,13 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
   test('a bastion with AllowTcpForwarding no: named as such, not retried', async () => {
     const bastion = await start({ config: ['AllowTcpForwarding no'] })
     const target = await start()
-    const host = `${target.user}@127.0.0.1:${target.ports[0]}`
+    const host = hostName(target, target.ports[0])
     const run = await runAction({
       hosts: host,
       'private-key': target.clientKey,
       'proxy-private-key': bastion.clientKey,
       'known-hosts': [bastion.knownHosts, target.knownHosts].join('\n'),
-      'proxy-jump': `${bastion.user}@127.0.0.1:${bastion.ports[0]}`,
+      'proxy-jump': hostName(bastion, bastion.ports[0]),
       run: 'true'
     })
     const r = hostResult(run, host)

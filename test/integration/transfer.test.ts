@@ -4,26 +4,19 @@
  * mid-upload (our TCP proxy); local commands seeing their host, in order with the plan.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
+import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { startProxy } from '../helpers/proxy'
-import { hostList, startSshd, type Sshd } from '../helpers/sshd'
+import { hostList, hostName, type Sshd } from '../helpers/sshd'
 
 let sshd: Sshd
-let workspace: string
-beforeAll(async () => {
-  sshd = await startSshd({ ports: 3 })
-  workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-workspace-'))
-})
-afterAll(async () => {
-  await sshd?.stop()
-  rmSync(workspace, { recursive: true, force: true })
-})
+const workspace = useWorkspace('workspace')
+useSshd({ ports: 3 }, (started) => (sshd = started))
 
-const name = (port: number): string => `${sshd.user}@127.0.0.1:${port}`
+const name = (port: number): string => hostName(sshd, port)
 const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
 const env = (): { env: Record<string, string> } => ({ env: { GITHUB_WORKSPACE: workspace } })
 const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex')
