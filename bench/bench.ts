@@ -24,7 +24,11 @@ export interface Measure {
   ok: boolean
 }
 
-function run(argv: string[], env: NodeJS.ProcessEnv, collect?: (chunk: Buffer) => void): Promise<{ code: number | null; wallMs: number; stderr: string }> {
+function run(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  collect?: (chunk: Buffer) => void
+): Promise<{ code: number | null; wallMs: number; stderr: string }> {
   const started = process.hrtime.bigint()
   return new Promise((done) => {
     const child = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -36,7 +40,12 @@ function run(argv: string[], env: NodeJS.ProcessEnv, collect?: (chunk: Buffer) =
 }
 
 /** Runs a node script with the rusage preload. */
-async function node(script: string[], env: NodeJS.ProcessEnv, dir: string, collect?: (chunk: Buffer) => void): Promise<Measure & { code: number | null }> {
+async function node(
+  script: string[],
+  env: NodeJS.ProcessEnv,
+  dir: string,
+  collect?: (chunk: Buffer) => void
+): Promise<Measure & { code: number | null }> {
   const file = join(dir, `rusage-${Math.random().toString(36).slice(2)}.json`)
   const r = await run([process.execPath, '-r', RUSAGE, ...script], { ...env, BENCH_RUSAGE: file }, collect)
   const u = JSON.parse(readFileSync(file, 'utf8')) as { cpuMs: number; maxRssKb: number }
@@ -60,12 +69,25 @@ async function startFleet(count: number): Promise<Fleet> {
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-bench-'))
   const keyFile = join(dir, 'key')
   writeFileSync(keyFile, sshd.clientKey, { mode: 0o600 })
-  return { sshd, hosts: sshd.ports.map((port) => ({ user: sshd.user, port })), dir, keyFile, hostKey: sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ') }
+  return {
+    sshd,
+    hosts: sshd.ports.map((port) => ({ user: sshd.user, port })),
+    dir,
+    keyFile,
+    hostKey: sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')
+  }
 }
 
 const COMMAND = 'echo ok'
 
-async function action(fleet: Fleet, hosts: number, steps: number, concurrency: number, extra: Record<string, string> = {}, collect?: (chunk: Buffer) => void): Promise<Measure> {
+async function action(
+  fleet: Fleet,
+  hosts: number,
+  steps: number,
+  concurrency: number,
+  extra: Record<string, string> = {},
+  collect?: (chunk: Buffer) => void
+): Promise<Measure> {
   const chosen = fleet.hosts.slice(0, hosts)
   const list = chosen.map((h) => hostName(h, h.port)).join('\n')
   const plan = Array.from({ length: steps }, (_, i) => `- name: s${i}\n  run: ${COMMAND}`).join('\n')
@@ -97,14 +119,23 @@ async function openssh(fleet: Fleet, hosts: number, steps: number, concurrency: 
   const script = `xargs -P ${concurrency} -I{} sh -c "${ssh} >/dev/null" < ${list}; rc=$?; times >&2; exit $rc`
   const r = await run(['bash', '-c', script], { PATH: process.env.PATH, HOME: fleet.dir })
   const children = r.stderr.trim().split('\n').pop() as string
-  const cpuMs = children.split(/\s+/).map((t) => {
-    const m = /(\d+)m([\d.]+)s/.exec(t)
-    return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0
-  }).reduce((a, b) => a + b, 0)
+  const cpuMs = children
+    .split(/\s+/)
+    .map((t) => {
+      const m = /(\d+)m([\d.]+)s/.exec(t)
+      return m ? Number(m[1]) * 60_000 + Number(m[2]) * 1000 : 0
+    })
+    .reduce((a, b) => a + b, 0)
   return { wallMs: r.wallMs, cpuMs, ok: r.code === 0 }
 }
 
-async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: number, remote?: { command: string; stdin: string }): Promise<Measure> {
+async function floor(
+  fleet: Fleet,
+  hosts: number,
+  steps: number,
+  concurrency: number,
+  remote?: { command: string; stdin: string }
+): Promise<Measure> {
   const file = join(fleet.dir, 'floor-hosts.json')
   writeFileSync(file, JSON.stringify({ hosts: fleet.hosts.slice(0, hosts), key: fleet.sshd.clientKey }))
   const env = { PATH: process.env.PATH, HOME: fleet.dir, ...(remote ? { FLOOR_STDIN: remote.stdin } : {}) }
@@ -115,7 +146,10 @@ async function floor(fleet: Fleet, hosts: number, steps: number, concurrency: nu
  * The floor running ssh-fleet's own remote command for the default shell (`bash -e`): the bootstrap
  * that reads the step id and runs the script from stdin. What the hosts' side of a step costs.
  */
-const BOOTSTRAP = { command: remoteCommand('bash -e'), stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef') }
+const BOOTSTRAP = {
+  command: remoteCommand('bash -e'),
+  stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef')
+}
 
 /** The three ways of doing the same work, in the order the tables show them. */
 const TOOLS: Array<[string, (fleet: Fleet, hosts: number, steps: number, concurrency: number) => Promise<Measure>]> = [
@@ -162,7 +196,18 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
     if (wanted('dry-run')) {
       const many = Array.from({ length: sizes.dryRun }, (_, i) => `deploy@10.0.${Math.floor(i / 250)}.${(i % 250) + 1}`).join('\n')
       const dry = await median(repeats, () =>
-        node([join(ROOT, 'dist/index.js')], { PATH: process.env.PATH, HOME: fleet.dir, INPUT_HOSTS: many, 'INPUT_PRIVATE-KEY': fleet.sshd.clientKey, INPUT_RUN: 'true', 'INPUT_DRY-RUN': 'true' }, fleet.dir)
+        node(
+          [join(ROOT, 'dist/index.js')],
+          {
+            PATH: process.env.PATH,
+            HOME: fleet.dir,
+            INPUT_HOSTS: many,
+            'INPUT_PRIVATE-KEY': fleet.sshd.clientKey,
+            INPUT_RUN: 'true',
+            'INPUT_DRY-RUN': 'true'
+          },
+          fleet.dir
+        )
       )
       rows.push({ work: `dry-run of ${sizes.dryRun} hosts`, tool: 'ssh-fleet', ...dry })
     }
@@ -179,15 +224,27 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
     let lines = 0
     let malformed = 0
     const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet| {2}hosts| {2}step|::)/
-    const volume = await action(fleet, sizes.volumeHosts, 1, sizes.volumeHosts, { run: `yes "$(printf 'x%.0s' $(seq 100))" | head -n $((${sizes.volumeMb} * 1024 * 1024 / 101)) | awk '{ print NR " " $0 }'` }, (chunk) => {
-      const parts = (pending + chunk.toString()).split('\n')
-      pending = parts.pop() as string
-      for (const line of parts) {
-        lines++
-        if (!linePattern.test(line) && malformed++ < 5) console.error(`malformed output line: ${JSON.stringify(line.slice(0, 200))}`)
+    const volume = await action(
+      fleet,
+      sizes.volumeHosts,
+      1,
+      sizes.volumeHosts,
+      { run: `yes "$(printf 'x%.0s' $(seq 100))" | head -n $((${sizes.volumeMb} * 1024 * 1024 / 101)) | awk '{ print NR " " $0 }'` },
+      (chunk) => {
+        const parts = (pending + chunk.toString()).split('\n')
+        pending = parts.pop() as string
+        for (const line of parts) {
+          lines++
+          if (!linePattern.test(line) && malformed++ < 5) console.error(`malformed output line: ${JSON.stringify(line.slice(0, 200))}`)
+        }
       }
+    )
+    rows.push({
+      work: `${sizes.volumeHosts} hosts × ${sizes.volumeMb} MB of output (${lines} lines, ${malformed} malformed)`,
+      tool: 'ssh-fleet',
+      ...volume,
+      ok: volume.ok && malformed === 0 && lines > sizes.volumeHosts * sizes.volumeMb * 10_000
     })
-    rows.push({ work: `${sizes.volumeHosts} hosts × ${sizes.volumeMb} MB of output (${lines} lines, ${malformed} malformed)`, tool: 'ssh-fleet', ...volume, ok: volume.ok && malformed === 0 && lines > sizes.volumeHosts * sizes.volumeMb * 10_000 })
   }
 
   /** A long path: one host behind a relay that delays every chunk half the round trip each way. */
@@ -197,8 +254,16 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
       const far: Fleet = { ...fleet, hosts: [{ user: fleet.sshd.user, port: relay.port }] }
       for (const [tool, measure] of TOOLS) {
         rows.push({ work: 'long path: 1 host × 1 step, direct', tool, ...(await median(repeats, () => measure(fleet, 1, 1, 1))) })
-        rows.push({ work: `long path: 1 host × 1 step, RTT ${sizes.rttMs} ms`, tool, ...(await median(repeats, () => measure(far, 1, 1, 1))) })
-        rows.push({ work: `long path: 1 host × 5 steps, RTT ${sizes.rttMs} ms`, tool, ...(await median(repeats, () => measure(far, 1, 5, 1))) })
+        rows.push({
+          work: `long path: 1 host × 1 step, RTT ${sizes.rttMs} ms`,
+          tool,
+          ...(await median(repeats, () => measure(far, 1, 1, 1)))
+        })
+        rows.push({
+          work: `long path: 1 host × 5 steps, RTT ${sizes.rttMs} ms`,
+          tool,
+          ...(await median(repeats, () => measure(far, 1, 5, 1)))
+        })
       }
     } finally {
       await relay.close()
@@ -229,24 +294,33 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
     ratio('long path: ssh-fleet first step / ssh2 floor first step', rtt['ssh-fleet'].first / Math.max(rtt['ssh2 floor'].first, 0.01), 1),
     ratio(`dry-run of ${sizes.dryRun} hosts: seconds`, find('dry-run', 'ssh-fleet').wallMs / 1000, 0.5)
   ].filter((r) => !Number.isNaN(r.value)) // with --only, the targets of what was measured
-  const roundTrips = !wanted('long path') ? [] : [
-    '',
-    `round trips on the long path (RTT ${sizes.rttMs} ms), beyond the direct run:`,
-    `  ${'tool'.padEnd(24)} ${'first step'.padEnd(12)} each further step`,
-    ...Object.entries(rtt).map(([tool, t]) => `  ${tool.padEnd(24)} ${t.first.toFixed(1).padEnd(12)} ${t.further.toFixed(1)}`)
-  ]
+  const roundTrips = !wanted('long path')
+    ? []
+    : [
+        '',
+        `round trips on the long path (RTT ${sizes.rttMs} ms), beyond the direct run:`,
+        `  ${'tool'.padEnd(24)} ${'first step'.padEnd(12)} each further step`,
+        ...Object.entries(rtt).map(([tool, t]) => `  ${tool.padEnd(24)} ${t.first.toFixed(1).padEnd(12)} ${t.further.toFixed(1)}`)
+      ]
   const pad = (s: string, n: number): string => s.padEnd(n)
   const num = (n: number | undefined, unit: string): string => (n === undefined ? 'n/a' : `${n.toFixed(0)} ${unit}`)
   const text = [
     `ssh-fleet bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, median of ${repeats}`,
     '',
     `${pad('work', 46)} ${pad('tool', 24)} ${pad('wall', 10)} ${pad('client CPU', 12)} ${pad('peak RSS', 12)} ok`,
-    ...rows.map((r) => `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`),
+    ...rows.map(
+      (r) =>
+        `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`
+    ),
     ...roundTrips,
     // A smoke run (npm test) only proves the benchmark works: a tiny fleet says nothing of targets.
     ...(smoke
       ? []
-      : ['', 'targets:', ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)])
+      : [
+          '',
+          'targets:',
+          ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
+        ])
   ].join('\n')
   return { rows, ratios, text }
 }

@@ -73,11 +73,21 @@ async function demo(fleet) {
   child.stdout.on('data', (d) => {
     log += d
     // The runner hides the mask registrations; so does the demo.
-    process.stdout.write(String(d).split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'))
+    process.stdout.write(
+      String(d)
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'))
+        .join('\n')
+    )
   })
   const code = await new Promise((r) => child.on('close', r))
   section('annotations')
-  console.log(log.split('\n').filter((l) => /^::(error|warning|notice)/.test(l)).join('\n'))
+  console.log(
+    log
+      .split('\n')
+      .filter((l) => /^::(error|warning|notice)/.test(l))
+      .join('\n')
+  )
   section('job summary (GITHUB_STEP_SUMMARY)')
   console.log(readFileSync(files.summary, 'utf8'))
   section('outputs (GITHUB_OUTPUT)')
@@ -88,7 +98,11 @@ async function demo(fleet) {
   console.log(`failed = ${failed ? failed[2] : '(missing)'}`)
   rmSync(dir, { recursive: true, force: true })
   const asExpected = code === 1 && failed && failed[2] === inputs.hosts.split('\n')[2]
-  section(asExpected ? 'demo finished: 3 hosts drained, shipped, switched and rebooted; web-3 failed as planned; the action failed the job' : 'demo did not behave as expected')
+  section(
+    asExpected
+      ? 'demo finished: 3 hosts drained, shipped, switched and rebooted; web-3 failed as planned; the action failed the job'
+      : 'demo did not behave as expected'
+  )
   process.exitCode = asExpected ? 0 : 1
 }
 

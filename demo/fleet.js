@@ -29,8 +29,16 @@ function serveSftp(sftp, home) {
   let next = 0
   const path = (p) => (p.startsWith('/') ? p : join(home, p))
   const ok = (id) => sftp.status(id, STATUS_CODE.OK)
-  const fail = (id, err) => sftp.status(id, err && err.code === 'ENOENT' ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, err ? err.message : '')
-  const attrs = (st) => ({ mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, atime: Math.floor(st.atimeMs / 1000), mtime: Math.floor(st.mtimeMs / 1000) })
+  const fail = (id, err) =>
+    sftp.status(id, err && err.code === 'ENOENT' ? STATUS_CODE.NO_SUCH_FILE : STATUS_CODE.FAILURE, err ? err.message : '')
+  const attrs = (st) => ({
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    size: st.size,
+    atime: Math.floor(st.atimeMs / 1000),
+    mtime: Math.floor(st.mtimeMs / 1000)
+  })
   sftp.on('OPEN', (id, filename, flags, a) => {
     if (!(flags & OPEN_MODE.WRITE)) return sftp.status(id, STATUS_CODE.OP_UNSUPPORTED)
     fs.open(path(filename), 'w', a.mode ?? 0o644, (err, fd) => {
@@ -58,7 +66,8 @@ function serveSftp(sftp, home) {
     fs.chmod(path(p), a.mode, (err) => (err ? fail(id, err) : ok(id)))
   })
   sftp.on('MKDIR', (id, p) => fs.mkdir(path(p), (err) => (err ? fail(id, err) : ok(id))))
-  for (const op of ['STAT', 'LSTAT']) sftp.on(op, (id, p) => fs.stat(path(p), (err, st) => (err ? fail(id, err) : sftp.attrs(id, attrs(st)))))
+  for (const op of ['STAT', 'LSTAT'])
+    sftp.on(op, (id, p) => fs.stat(path(p), (err, st) => (err ? fail(id, err) : sftp.attrs(id, attrs(st)))))
   sftp.on('RENAME', (id, from, to) => fs.rename(path(from), path(to), (err) => (err ? fail(id, err) : ok(id))))
   sftp.on('REMOVE', (id, p) => fs.unlink(path(p), (err) => (err ? fail(id, err) : ok(id))))
   sftp.on('EXTENDED', (id) => sftp.status(id, STATUS_CODE.OP_UNSUPPORTED))
@@ -123,7 +132,10 @@ function startHost(name, clientPublicKey) {
       session.on('sftp', (accept) => serveSftp(accept(), home))
       session.on('exec', (accept, _reject, info) => {
         const channel = accept()
-        child = spawn('sh', ['-c', info.command], { cwd: home, env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, DEMO_HOST: name, HOME: home } })
+        child = spawn('sh', ['-c', info.command], {
+          cwd: home,
+          env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, DEMO_HOST: name, HOME: home }
+        })
         children.add(child)
         channel.pipe(child.stdin).on('error', () => {})
         child.stdout.pipe(channel, { end: false })

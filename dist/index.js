@@ -64127,14 +64127,24 @@ function lookupName(host) {
     return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
 }
 /** ssh2's host key algorithms, in its order of preference. */
-const HOST_KEY_ALGORITHMS = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'];
+const HOST_KEY_ALGORITHMS = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+    'ssh-rsa'
+];
 /**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
  * one we know.
  */
 function hostKeyAlgorithms(policy, host) {
-    const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => k.type));
+    const types = new Set(linesFor(policy, lookupName(host))
+        .filter((k) => !k.revoked)
+        .map((k) => k.type));
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
     return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
@@ -64144,7 +64154,10 @@ function patternTest(pattern) {
         const plain = pattern.toLowerCase();
         return (name) => name === plain;
     }
-    const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    const body = pattern
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.');
     const re = new RegExp(`^${body}$`, 'i');
     return (name) => re.test(name);
 }
@@ -64298,7 +64311,11 @@ function authHandler(client, username, auth, trail) {
     if (password !== undefined) {
         queue.push({ method: { type: 'password', username, password }, offered: 'password' });
         queue.push({
-            method: { type: 'keyboard-interactive', username, prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password)) },
+            method: {
+                type: 'keyboard-interactive',
+                username,
+                prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password))
+            },
             offered: 'keyboard-interactive (password)'
         });
     }
@@ -64395,8 +64412,16 @@ function algorithms(options, host) {
     };
 }
 const TRANSIENT_SOCKET_CODES = new Set([
-    'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
-    'ENETUNREACH', 'ENETDOWN', 'EPIPE', 'EAI_AGAIN'
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'ECONNABORTED',
+    'ETIMEDOUT',
+    'EHOSTUNREACH',
+    'EHOSTDOWN',
+    'ENETUNREACH',
+    'ENETDOWN',
+    'EPIPE',
+    'EAI_AGAIN'
 ]);
 const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists';
 /** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
@@ -64413,7 +64438,11 @@ function classifyConnectError(err, connectTimeoutMs) {
             };
         case 'handshake':
             // No algorithm in common: SHA-1 and CBC are offered only on request.
-            return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true` };
+            return {
+                kind: 'protocol',
+                transient: false,
+                message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true`
+            };
         case 'protocol':
             // ssh2 raises this when the server drops the connection before its banner: sshd refusing
             // unauthenticated connections past MaxStartups looks exactly like this.
@@ -64437,7 +64466,11 @@ function classifyConnectError(err, connectTimeoutMs) {
     }
 }
 /** The job was cancelled before a connection could be made. */
-const CANCELLED = { kind: 'cancelled', transient: false, message: 'cancelled (the job was cancelled) before the connection was made' };
+const CANCELLED = {
+    kind: 'cancelled',
+    transient: false,
+    message: 'cancelled (the job was cancelled) before the connection was made'
+};
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 class ChannelOpenError extends Error {
     refused;
@@ -64601,7 +64634,9 @@ function connectOnce(host, options, sock, signal) {
         const trail = new AuthTrail();
         const classify = (err) => {
             const failure = classifyConnectError(err, options.connectTimeoutMs);
-            return failure.kind === 'auth' ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` } : failure;
+            return failure.kind === 'auth'
+                ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
+                : failure;
         };
         const connection = new Connection(client, {
             intervalMs: options.keepaliveIntervalMs,
@@ -64616,7 +64651,11 @@ function connectOnce(host, options, sock, signal) {
                 settle({ failure: classify(err) });
         });
         client.on('close', () => {
-            settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } });
+            settle({
+                failure: firstError
+                    ? classify(firstError)
+                    : { kind: 'network', transient: true, message: 'connection closed before login completed' }
+            });
         });
         client.on('ready', () => settle({ connection }));
         client.on('handshake', (negotiated) => {
@@ -64680,9 +64719,7 @@ async function connect(host, hostOptions, deps = {}) {
             deps.onRetry?.(o.failure, retry, delayMs);
         }
     });
-    return 'connection' in outcome
-        ? { connection: outcome.connection, attempts, retried }
-        : { failure: outcome.failure, attempts, retried };
+    return 'connection' in outcome ? { connection: outcome.connection, attempts, retried } : { failure: outcome.failure, attempts, retried };
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -64759,7 +64796,9 @@ class LastLines {
 class Tail {
     last = new LastLines(TAIL_LINES, TAIL_BYTES);
     push(lines) {
-        this.last.push(lines.slice(-TAIL_LINES).map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)));
+        this.last.push(lines
+            .slice(-TAIL_LINES)
+            .map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)));
     }
     text() {
         return this.last.lines.join('\n');
@@ -64954,7 +64993,10 @@ class FleetLog {
     }
     /** Writes lines, each after `prefix`; a lone `\r` ends a line here as it does for the runner. */
     lines(prefix, lines) {
-        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
+        return this.write(lines
+            .flatMap((line) => line.split('\r'))
+            .map((line) => prefix + line + '\n')
+            .join(''));
     }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
@@ -64975,7 +65017,10 @@ class FleetLog {
     /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
     status(host, message) {
         const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
-        this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
+        this.write(message
+            .split(/\r\n|\r|\n/)
+            .map((line) => prefix + line + '\n')
+            .join(''));
     }
     /**
      * After a run with several hosts in flight: a failed host's output of its failing step once more,
@@ -65152,7 +65197,17 @@ function stopCause(why, timeoutMs) {
 }
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 function stepResult(name, startedAt, fields) {
-    return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields };
+    return {
+        name,
+        exitCode: null,
+        signal: null,
+        durationMs: Date.now() - startedAt,
+        attempts: 1,
+        lost: false,
+        stdoutTail: '',
+        stderrTail: '',
+        ...fields
+    };
 }
 /** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
 function exitResult(name, startedAt, exitCode, signal, tails) {
@@ -65172,7 +65227,9 @@ async function runScript(step, ctx) {
     // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
     // refused (the server limits sessions), the step opens its own as it would have.
     const spare = ctx.connection.takeSpare(command);
-    const opening = spare ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch)) : openChannel(ctx, command);
+    const opening = spare
+        ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch))
+        : openChannel(ctx, command);
     // The next steps' channels open alongside this one's (after it: a server allowing one session
     // gives it to this step): ready when this step ends, even when it is over in one round trip.
     if (ctx.ahead)
@@ -65185,7 +65242,10 @@ async function runScript(step, ctx) {
         void opening.then((late) => late instanceof ChannelOpenError || late.close());
         if (ctx.signal?.aborted)
             return result({ status: 'failed', cancelled: true, error: 'cancelled before the command started' });
-        return result({ status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)` });
+        return result({
+            status: 'failed',
+            error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)`
+        });
     }
     if (channel instanceof ChannelOpenError) {
         return result({ status: 'failed', error: channel.message, lost: !channel.refused });
@@ -65309,7 +65369,11 @@ function runLocal(step, host, ctx) {
     const started = Date.now();
     const windows = process.platform === 'win32';
     return new Promise((resolve) => {
-        const options = { cwd: ctx.cwd, env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] };
+        const options = {
+            cwd: ctx.cwd,
+            env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) },
+            stdio: ['ignore', 'pipe', 'pipe']
+        };
         const child = windows
             ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
             : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
@@ -65361,7 +65425,14 @@ function runLocal(step, host, ctx) {
                 return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
             if (stopping) {
                 const what = stopCause(stopping, step.timeoutMs);
-                return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }));
+                return resolve(stepResult(step.name, started, {
+                    status: 'failed',
+                    exitCode: code,
+                    signal,
+                    error: `${what}; the local command was stopped`,
+                    cancelled: stopping === 'cancel',
+                    ...tails
+                }));
             }
             resolve(exitResult(step.name, started, code, signal, tails));
         };
@@ -65683,8 +65754,27 @@ async function reboot(step, ctx) {
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
     const probe = (connection, name, script, sink = ctx, sudo = false) => {
-        const run = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo };
-        return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal, sudoPassword: ctx.sudoPassword });
+        const run = {
+            kind: 'run',
+            name,
+            script,
+            env: step.env,
+            timeoutMs: PROBE_TIMEOUT_MS,
+            retries: 0,
+            retryDelayMs: 0,
+            continueOnError: false,
+            runOnce: false,
+            capture: false,
+            sudo
+        };
+        return runScript(run, {
+            connection,
+            shell: ctx.shell,
+            output: sink.output,
+            whenDrained: sink.whenDrained,
+            signal: ctx.signal,
+            sudoPassword: ctx.sudoPassword
+        });
     };
     if (step.preDelayMs > 0)
         await sleep(step.preDelayMs);
@@ -65700,7 +65790,14 @@ async function reboot(step, ctx) {
     ctx.connection.close();
     if (sent.status === 'failed' && !sent.lost) {
         return {
-            result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
+            result: result({
+                status: 'failed',
+                exitCode: sent.exitCode,
+                signal: sent.signal,
+                stdoutTail: sent.stdoutTail,
+                stderrTail: sent.stderrTail,
+                error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted`
+            })
         };
     }
     let last = 'no attempt yet';
@@ -65743,7 +65840,10 @@ async function reboot(step, ctx) {
                     if (step.postDelayMs > 0)
                         await sleep(step.postDelayMs);
                     const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail };
-                    return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection };
+                    return {
+                        result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }),
+                        connection: outcome.connection
+                    };
                 }
                 last = `back with a new boot id, but test-command failed: ${test.error}`;
             }
@@ -65754,7 +65854,13 @@ async function reboot(step, ctx) {
             await sleep(Math.max(0, tick + interval - Date.now()));
     }
     if (ctx.signal?.aborted)
-        return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) };
+        return {
+            result: result({
+                status: 'failed',
+                cancelled: true,
+                error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}`
+            })
+        };
     return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
 }
 
@@ -65889,7 +65995,17 @@ function resolveFrom(from, to, workspace) {
         return walk(path, from);
     if (!stat.isFile())
         throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
+    return {
+        files: [
+            {
+                local: path,
+                relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '',
+                size: stat.size,
+                mode: defaultMode(stat.mode)
+            }
+        ],
+        dirs: []
+    };
 }
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
@@ -66041,7 +66157,12 @@ class ExecFiles {
             if (input === undefined || typeof input === 'string')
                 channel.end(input);
             else
-                input.on('error', (e) => { channel.close(); reject(e); }).pipe(channel);
+                input
+                    .on('error', (e) => {
+                    channel.close();
+                    reject(e);
+                })
+                    .pipe(channel);
         });
     }
     async must(script, what, input) {
@@ -66132,13 +66253,20 @@ async function upload(step, connection, status, signal) {
         files = await withinTimeout(opening, step.timeoutMs, signal);
     }
     catch (err) {
-        return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${err.message}` });
+        return stepResult(step.name, started, {
+            status: 'failed',
+            lost: connection.lostReason !== undefined,
+            error: `could not start SFTP: ${err.message}`
+        });
     }
     if (files === undefined) {
         void opening.then((late) => late.close(), () => undefined);
         if (signal?.aborted)
             return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' });
-        return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` });
+        return stepResult(step.name, started, {
+            status: 'failed',
+            error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)`
+        });
     }
     let timer;
     const timeout = new Promise((_, reject) => {
@@ -66169,13 +66297,21 @@ async function upload(step, connection, status, signal) {
         if (step.delete && !single) {
             const root = remote(step.to, '');
             const keepFiles = new Set(step.files.map((f) => f.relative));
-            const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))]);
+            const keepDirs = new Set([
+                ...step.dirs,
+                ...step.files.flatMap((f) => f.relative
+                    .split('/')
+                    .slice(0, -1)
+                    .map((_, i, a) => a.slice(0, i + 1).join('/')))
+            ]);
             const tree = await files.tree(root);
             // Excluded paths on the host are left alone, and so are the directories that hold them.
             const excluded = excludes(step.exclude);
             const leftAlone = tree.files.filter(excluded);
             for (const f of leftAlone)
-                f.split('/').slice(0, -1).forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')));
+                f.split('/')
+                    .slice(0, -1)
+                    .forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')));
             const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f));
             const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d));
             await files.remove(root, stale, staleDirs);
@@ -66197,13 +66333,25 @@ async function upload(step, connection, status, signal) {
         const ms = Date.now() - started;
         const rate = bytes / Math.max(ms / 1000, 0.001);
         status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${output_seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
-        return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } });
+        return stepResult(step.name, started, {
+            status: 'success',
+            exitCode: 0,
+            transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport }
+        });
     }
     catch (err) {
         if (err instanceof CancelledError)
-            return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched' });
+            return stepResult(step.name, started, {
+                status: 'failed',
+                cancelled: true,
+                error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched'
+            });
         const lost = connection.lostReason;
-        return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${err.message}` });
+        return stepResult(step.name, started, {
+            status: 'failed',
+            lost: lost !== undefined,
+            error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${err.message}`
+        });
     }
     finally {
         clearTimeout(timer);
@@ -66343,11 +66491,24 @@ class HostRun {
                 return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal });
             const lost = await this.ensureConnected();
             if (lost)
-                return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` });
+                return stepResult(step.name, Date.now(), {
+                    status: 'failed',
+                    lost: true,
+                    cancelled: lost.kind === 'cancelled',
+                    error: `could not reconnect: ${lost.message}`
+                });
             const connection = this.connection;
             if (step.kind === 'upload')
                 return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal);
-            return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword, ahead: this.ahead(step) });
+            return runScript(step, {
+                ...this.sink,
+                connection,
+                shell: this.settings.shell,
+                sleep: this.deps.sleep,
+                signal: this.deps.signal,
+                sudoPassword: this.settings.sudoPassword,
+                ahead: this.ahead(step)
+            });
         }, {
             retries: step.retries,
             retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
@@ -66382,7 +66543,12 @@ class HostRun {
             const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
             if (failure) {
                 const first = this.connection === undefined;
-                result.status = failure.kind === 'cancelled' ? 'cancelled' : failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable';
+                result.status =
+                    failure.kind === 'cancelled'
+                        ? 'cancelled'
+                        : failure.kind === 'auth' || failure.kind === 'host-key' || !first
+                            ? 'failed'
+                            : 'unreachable';
                 result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`;
                 if (!first)
                     result.failedStep = step.name;
@@ -67325,8 +67491,18 @@ function stringify(config) {
 
 /** The keywords honoured; every other one is named in a warning, never silently dropped. */
 const HONOURED = new Set([
-    'host', 'match', 'hostname', 'user', 'port', 'proxyjump', 'proxycommand', 'identityfile', 'connecttimeout',
-    'serveraliveinterval', 'serveralivecountmax', 'hostkeyalias'
+    'host',
+    'match',
+    'hostname',
+    'user',
+    'port',
+    'proxyjump',
+    'proxycommand',
+    'identityfile',
+    'connecttimeout',
+    'serveraliveinterval',
+    'serveralivecountmax',
+    'hostkeyalias'
 ]);
 function one(value) {
     const v = Array.isArray(value) ? value[0] : value;
@@ -67489,12 +67665,16 @@ function parseSteps(text, defaults, parsers) {
     const duration = (key) => (v) => parsers.duration(scalar(v, key));
     return doc.map((item, i) => {
         const where = `step ${i + 1}`;
-        const expected = `a map with one of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`;
+        const expected = `a map with one of ${Object.keys(KINDS)
+            .map((k) => `${k}:`)
+            .join(', ')}`;
         if (item === null || typeof item !== 'object' || Array.isArray(item))
             throw new Error(`${where} must be ${expected}`);
         const raw = item;
         const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where;
-        const named = Object.values(KIND_KEYS).flat().filter((k) => k in raw);
+        const named = Object.values(KIND_KEYS)
+            .flat()
+            .filter((k) => k in raw);
         if (named.length === 0)
             throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`);
         if (named.length > 1)
@@ -67649,7 +67829,7 @@ function parseDuration(text) {
     const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase()];
     const ms = Math.round(Number(m[1]) * unit);
     if (ms > MAX_DURATION_MS)
-        throw new Error(`'${text}' is longer than the longest wait a timer can hold (${MAX_DURATION_MS / 3_600_000 | 0}h, about 24 days)`);
+        throw new Error(`'${text}' is longer than the longest wait a timer can hold (${(MAX_DURATION_MS / 3_600_000) | 0}h, about 24 days)`);
     return ms;
 }
 /** Parses a whole number no smaller than `min`. */
@@ -67798,7 +67978,10 @@ function resolveRoutes(hosts, config, auth, hopAuth, username) {
                     throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`);
                 return parseHosts(text, { user: username, config });
             };
-            hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({ host, auth: withIdentity(host, hopAuth, Boolean(getInput('proxy-private-key') || getInput('private-key'))) }));
+            hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({
+                host,
+                auth: withIdentity(host, hopAuth, Boolean(getInput('proxy-private-key') || getInput('private-key')))
+            }));
             chains.set(text, hops);
         }
         return hops;
@@ -67826,9 +68009,15 @@ function resolveRoutes(hosts, config, auth, hopAuth, username) {
         }
         const overrides = {
             ...(hostAuth !== auth ? { auth: hostAuth } : {}),
-            ...(entry?.connectTimeout !== undefined && getInput('connect-timeout') === '' ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout)) } : {}),
-            ...(entry?.serverAliveInterval !== undefined && getInput('keepalive-interval') === '' ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval)) } : {}),
-            ...(entry?.serverAliveCountMax !== undefined && getInput('keepalive-count-max') === '' ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax, 1)) } : {})
+            ...(entry?.connectTimeout !== undefined && getInput('connect-timeout') === ''
+                ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout)) }
+                : {}),
+            ...(entry?.serverAliveInterval !== undefined && getInput('keepalive-interval') === ''
+                ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval)) }
+                : {}),
+            ...(entry?.serverAliveCountMax !== undefined && getInput('keepalive-count-max') === ''
+                ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax, 1)) }
+                : {})
         };
         return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) };
     });
@@ -67899,7 +68088,12 @@ function readSteps(env) {
     if (yaml.trim() !== '')
         return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks };
     if (runFile)
-        return { steps: [singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)], ...hooks };
+        return {
+            steps: [
+                singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)
+            ],
+            ...hooks
+        };
     if (script.trim() === '')
         throw new InputError('run', 'no script given: set run, run-file, or steps');
     return { steps: [singleStep(script, defaults)], ...hooks };
@@ -68021,7 +68215,12 @@ class JumpHost {
             return bastion.hop ? bastion : { ...bastion, hop: this.label, message: `${this.label}: ${bastion.message}` };
         }
         return new Promise((resolve) => {
-            const fail = (why, transient = true) => resolve({ kind: 'network', transient, hop: this.label, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` });
+            const fail = (why, transient = true) => resolve({
+                kind: 'network',
+                transient,
+                hop: this.label,
+                message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}`
+            });
             const refused = (err) => {
                 // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
                 if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
@@ -68069,7 +68268,11 @@ function openProxyCommand(command, host, onStderr) {
     }
     const windows = process.platform === 'win32';
     const child = windows
-        ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], { env: runnerEnv(), stdio: 'pipe', windowsVerbatimArguments: true })
+        ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], {
+            env: runnerEnv(),
+            stdio: 'pipe',
+            windowsVerbatimArguments: true
+        })
         : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', line], { env: runnerEnv(), stdio: 'pipe' });
     let lastStderr = '';
     let pending = '';
@@ -68146,7 +68349,10 @@ class Router {
     chain(route) {
         let previous;
         route.hops.forEach((hop, i) => {
-            const key = route.hops.slice(0, i + 1).map((h) => `${h.host.user}@${h.host.hostname}:${h.host.port}`).join(',');
+            const key = route.hops
+                .slice(0, i + 1)
+                .map((h) => `${h.host.user}@${h.host.hostname}:${h.host.port}`)
+                .join(',');
             let jump = this.hops.get(key);
             if (!jump) {
                 const through = previous;
@@ -68228,9 +68434,7 @@ const coreReporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 function tally(results, elapsedMs) {
     const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'cancelled', 'skipped']
-        .filter((s) => count(s) > 0)
-        .map((s) => `${count(s)} ${s}`);
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
     return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
 /** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
@@ -68293,7 +68497,9 @@ function hostJson(r, forFile = false) {
             stdoutTail: s.stdoutTail,
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-            ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
+            ...(s.transfer
+                ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport }
+                : {})
         }))
     };
 }
@@ -68312,7 +68518,7 @@ function report_hostFromJson(value) {
             throw new Error(`${what} is not a number`);
         return v;
     };
-    const orNull = (v, read, what) => (v === null || v === undefined ? null : read(v, what));
+    const orNull = (v, read, what) => v === null || v === undefined ? null : read(v, what);
     if (typeof o !== 'object' || o === null)
         throw new Error('a host result is not an object');
     const host = str(o.host, 'host');
@@ -68349,9 +68555,18 @@ function report_hostFromJson(value) {
                 lost: false,
                 stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
                 stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
-                ...(raw.rebootMs !== undefined ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } } : {}),
+                ...(raw.rebootMs !== undefined
+                    ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } }
+                    : {}),
                 ...(raw.files !== undefined
-                    ? { transfer: { files: num(raw.files, `${at}: files`), bytes: num(raw.bytes, `${at}: bytes`), bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`), transport: raw.transport === 'exec' ? 'exec' : 'sftp' } }
+                    ? {
+                        transfer: {
+                            files: num(raw.files, `${at}: files`),
+                            bytes: num(raw.bytes, `${at}: bytes`),
+                            bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`),
+                            transport: raw.transport === 'exec' ? 'exec' : 'sftp'
+                        }
+                    }
                     : {})
             };
         })
@@ -68387,7 +68602,12 @@ function resultsJson(results, budget = OUTPUT_BYTES) {
         // Captured stdout goes the same way, with 64 times the room.
         const shorter = results.map((r) => ({
             ...r,
-            steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+            steps: r.steps.map((st) => ({
+                ...st,
+                stdoutTail: lastLines(st.stdoutTail, chars),
+                stderrTail: lastLines(st.stderrTail, chars),
+                ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+            }))
         }));
         json = JSON.stringify(shorter.map((r) => hostJson(r)));
     }
@@ -68405,7 +68625,8 @@ function capturedJson(results, budget = OUTPUT_BYTES) {
     const build = (share) => {
         const out = {};
         for (const e of entries)
-            (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
+            (out[e.host] ??= {})[e.step] =
+                e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
         return JSON.stringify(out);
     };
     let json = build(Infinity);
@@ -68416,8 +68637,14 @@ function capturedJson(results, budget = OUTPUT_BYTES) {
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
-    setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
-    setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
+    setOutput(Outputs.Succeeded, results
+        .filter((r) => r.status === 'success')
+        .map((r) => r.host)
+        .join('\n'));
+    setOutput(Outputs.Failed, results
+        .filter(hostFailed)
+        .map((r) => r.host)
+        .join('\n'));
 }
 const STATUS_ICON = {
     success: '✅ success',
@@ -68480,7 +68707,9 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
             (r) => {
                 const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
                 const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
-                return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}` : '';
+                return moved.length
+                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}`
+                    : '';
             }
         ]);
     }
@@ -68490,23 +68719,40 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {
         const rows = results.flatMap((r) => r.steps.map((s) => `| ${markdown_inline(r.host)} | ${markdown_inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`));
-        const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>'];
+        const details = [
+            '',
+            '<details><summary>Steps per host</summary>',
+            '',
+            '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
+            '| --- | --- | --- | --- | --- | --- | --- |',
+            ...rows,
+            '',
+            '</details>'
+        ];
         if (!md.add(details))
-            md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.']);
+            md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
         md.add(['', '### Skipped hosts', '']);
         if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
-            md.add(['Left out (the summary\'s size limit): the results output has each reason.']);
+            md.add(["Left out (the summary's size limit): the results output has each reason."]);
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
         md.add(['', '### Failed hosts']);
         md.each(failures, (r) => {
             const said = lastWords(r);
-            return ['', `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`, '', ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))];
-        }, (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]);
+            return [
+                '',
+                `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`,
+                '',
+                ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
+            ];
+        }, (left) => [
+            '',
+            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
+        ]);
     }
     return md.text();
 }
@@ -68533,9 +68779,14 @@ function describePlan(settings) {
             s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
             s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
         ].filter(Boolean);
-        const what = s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
-            : s.kind === 'local' ? `on the runner: ${s.command}`
-                : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+        const what = s.kind === 'run'
+            ? s.runFile
+                ? `run-file ${s.runFile}`
+                : s.script.trim()
+            : s.kind === 'local'
+                ? `on the runner: ${s.command}`
+                : s.kind === 'upload'
+                    ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
@@ -68546,7 +68797,10 @@ function describePlan(settings) {
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
-    const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean);
+    const extras = [
+        settings.forwardAgent && "the runner's agent is forwarded",
+        settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'
+    ].filter(Boolean);
     if (extras.length)
         lines.push(`  ${extras.join('; ')}`);
     return lines.join('\n');
@@ -68567,7 +68821,10 @@ function fleetMarkdown(results, planSteps) {
         const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
         lines.push(`| ${inline(name)} | ${failed.length} |`);
     }
-    const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS);
+    const ran = results
+        .filter((r) => r.durationMs > 0)
+        .sort((a, b) => b.durationMs - a.durationMs)
+        .slice(0, SLOWEST_HOSTS);
     if (ran.length > 0)
         lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
@@ -68612,8 +68869,12 @@ function parseResultsFile(path, text) {
         throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`);
     }
     const run = doc.run;
-    const okRun = isObject(run) && Array.isArray(run.hosts) && Array.isArray(run.inventory) && Array.isArray(run.plan) &&
-        typeof run.startedAt === 'string' && typeof run.endedAt === 'string' &&
+    const okRun = isObject(run) &&
+        Array.isArray(run.hosts) &&
+        Array.isArray(run.inventory) &&
+        Array.isArray(run.plan) &&
+        typeof run.startedAt === 'string' &&
+        typeof run.endedAt === 'string' &&
         (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)));
     if (!okRun || !Array.isArray(doc.results))
         throw new MergeError(`${path}: malformed results file (run facts or results missing)`);
@@ -68659,7 +68920,11 @@ function mergeResults(files) {
     }
     const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r])));
     const count = first.run.shard?.count;
-    const missingShards = count ? Array.from({ length: count }, (_, i) => i + 1).filter((k) => !shards.has(k)).map((k) => `${k}/${count}`) : [];
+    const missingShards = count
+        ? Array.from({ length: count }, (_, i) => i + 1)
+            .filter((k) => !shards.has(k))
+            .map((k) => `${k}/${count}`)
+        : [];
     const results = first.run.inventory.map((host, i) => {
         const found = byHost.get(host);
         if (found)
@@ -68826,14 +69091,16 @@ async function run() {
         }
         const keysUnchecked = settings.hostKeys.mode === 'off';
         if (keysUnchecked) {
-            warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' });
+            warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', {
+                title: 'Host keys not checked'
+            });
         }
         // One annotation for all of them: GitHub shows at most 10 warnings.
         if (settings.sshConfigWarnings.length)
             warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' });
         log.note(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => (host ? log.status(host, message) : log.note(message)));
+        router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => host ? log.status(host, message) : log.note(message));
         const tunnel = router.tunnel;
         const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
         const started = Date.now();

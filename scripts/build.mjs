@@ -14,8 +14,13 @@ const moved = addons.filter((dir) => existsSync(dir))
 for (const dir of moved) renameSync(dir, aside(dir))
 try {
   const ncc = createRequire(import.meta.url).resolve('@vercel/ncc/dist/ncc/cli.js')
-  for (const [entry, out] of [['src/index.ts', 'dist'], ['src/merge-index.ts', 'dist/merge']]) {
-    execFileSync(process.execPath, [ncc, 'build', entry, '-o', out, '--source-map', '--license', 'licenses.txt', '--quiet'], { stdio: 'inherit' })
+  for (const [entry, out] of [
+    ['src/index.ts', 'dist'],
+    ['src/merge-index.ts', 'dist/merge']
+  ]) {
+    execFileSync(process.execPath, [ncc, 'build', entry, '-o', out, '--source-map', '--license', 'licenses.txt', '--quiet'], {
+      stdio: 'inherit'
+    })
   }
 } finally {
   for (const dir of moved) renameSync(aside(dir), dir)

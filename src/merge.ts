@@ -28,7 +28,16 @@ export async function run(): Promise<void> {
     core.info(`${scope}\n${tally(merged.results, elapsed)}`)
     annotate(merged.results, elapsed)
     setOutputs(merged.results)
-    await writeSummary(summaryMarkdown(merged.results, elapsed, merged.plan.length, [scope, '', ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))]))
+    await writeSummary(
+      summaryMarkdown(merged.results, elapsed, merged.plan.length, [
+        scope,
+        '',
+        ...fleetMarkdown(
+          merged.results,
+          merged.plan.map((s) => s.name)
+        )
+      ])
+    )
     const failure = [failureMessage(merged.results), missing].filter(Boolean).join('; ')
     if (!failure) return
     if (failOn === 'true') core.setFailed(failure)

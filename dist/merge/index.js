@@ -31816,7 +31816,17 @@ function resolveFrom(from, to, workspace) {
         return walk(path, from);
     if (!stat.isFile())
         throw new Error(`'${from}' is not a file or directory`);
-    return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] };
+    return {
+        files: [
+            {
+                local: path,
+                relative: to.endsWith('/') || to === '~' || to === '.' ? (0,external_node_path_namespaceObject.basename)(path) : '',
+                size: stat.size,
+                mode: defaultMode(stat.mode)
+            }
+        ],
+        dirs: []
+    };
 }
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
@@ -31915,7 +31925,9 @@ class LastLines {
 class Tail {
     last = new LastLines(TAIL_LINES, TAIL_BYTES);
     push(lines) {
-        this.last.push(lines.slice(-TAIL_LINES).map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)));
+        this.last.push(lines
+            .slice(-TAIL_LINES)
+            .map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)));
     }
     text() {
         return this.last.lines.join('\n');
@@ -32110,7 +32122,10 @@ class FleetLog {
     }
     /** Writes lines, each after `prefix`; a lone `\r` ends a line here as it does for the runner. */
     lines(prefix, lines) {
-        return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''));
+        return this.write(lines
+            .flatMap((line) => line.split('\r'))
+            .map((line) => prefix + line + '\n')
+            .join(''));
     }
     /** A host starts a step: with one host at a time, a group opens for it. */
     hostStarted(host, step) {
@@ -32131,7 +32146,10 @@ class FleetLog {
     /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
     status(host, message) {
         const prefix = `${this.grouped ? '' : `[${host.name}] `}» `;
-        this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''));
+        this.write(message
+            .split(/\r\n|\r|\n/)
+            .map((line) => prefix + line + '\n')
+            .join(''));
     }
     /**
      * After a run with several hosts in flight: a failed host's output of its failing step once more,
@@ -32205,9 +32223,7 @@ const coreReporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 function tally(results, elapsedMs) {
     const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'cancelled', 'skipped']
-        .filter((s) => count(s) > 0)
-        .map((s) => `${count(s)} ${s}`);
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
     return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
 }
 /** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
@@ -32270,7 +32286,9 @@ function report_hostJson(r, forFile = false) {
             stdoutTail: s.stdoutTail,
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-            ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
+            ...(s.transfer
+                ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport }
+                : {})
         }))
     };
 }
@@ -32289,7 +32307,7 @@ function hostFromJson(value) {
             throw new Error(`${what} is not a number`);
         return v;
     };
-    const orNull = (v, read, what) => (v === null || v === undefined ? null : read(v, what));
+    const orNull = (v, read, what) => v === null || v === undefined ? null : read(v, what);
     if (typeof o !== 'object' || o === null)
         throw new Error('a host result is not an object');
     const host = str(o.host, 'host');
@@ -32326,9 +32344,18 @@ function hostFromJson(value) {
                 lost: false,
                 stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
                 stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
-                ...(raw.rebootMs !== undefined ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } } : {}),
+                ...(raw.rebootMs !== undefined
+                    ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } }
+                    : {}),
                 ...(raw.files !== undefined
-                    ? { transfer: { files: num(raw.files, `${at}: files`), bytes: num(raw.bytes, `${at}: bytes`), bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`), transport: raw.transport === 'exec' ? 'exec' : 'sftp' } }
+                    ? {
+                        transfer: {
+                            files: num(raw.files, `${at}: files`),
+                            bytes: num(raw.bytes, `${at}: bytes`),
+                            bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`),
+                            transport: raw.transport === 'exec' ? 'exec' : 'sftp'
+                        }
+                    }
                     : {})
             };
         })
@@ -32364,7 +32391,12 @@ function resultsJson(results, budget = OUTPUT_BYTES) {
         // Captured stdout goes the same way, with 64 times the room.
         const shorter = results.map((r) => ({
             ...r,
-            steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+            steps: r.steps.map((st) => ({
+                ...st,
+                stdoutTail: lastLines(st.stdoutTail, chars),
+                stderrTail: lastLines(st.stderrTail, chars),
+                ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+            }))
         }));
         json = JSON.stringify(shorter.map((r) => report_hostJson(r)));
     }
@@ -32382,7 +32414,8 @@ function capturedJson(results, budget = OUTPUT_BYTES) {
     const build = (share) => {
         const out = {};
         for (const e of entries)
-            (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
+            (out[e.host] ??= {})[e.step] =
+                e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
         return JSON.stringify(out);
     };
     let json = build(Infinity);
@@ -32393,8 +32426,14 @@ function capturedJson(results, budget = OUTPUT_BYTES) {
 function setOutputs(results) {
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
-    setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'));
-    setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'));
+    setOutput(Outputs.Succeeded, results
+        .filter((r) => r.status === 'success')
+        .map((r) => r.host)
+        .join('\n'));
+    setOutput(Outputs.Failed, results
+        .filter(hostFailed)
+        .map((r) => r.host)
+        .join('\n'));
 }
 const STATUS_ICON = {
     success: '✅ success',
@@ -32457,7 +32496,9 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
             (r) => {
                 const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
                 const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
-                return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}` : '';
+                return moved.length
+                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}`
+                    : '';
             }
         ]);
     }
@@ -32467,23 +32508,40 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {
         const rows = results.flatMap((r) => r.steps.map((s) => `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`));
-        const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>'];
+        const details = [
+            '',
+            '<details><summary>Steps per host</summary>',
+            '',
+            '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
+            '| --- | --- | --- | --- | --- | --- | --- |',
+            ...rows,
+            '',
+            '</details>'
+        ];
         if (!md.add(details))
-            md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.']);
+            md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
     if (skippedHosts.length > 0) {
         md.add(['', '### Skipped hosts', '']);
         if (!md.add(markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
-            md.add(['Left out (the summary\'s size limit): the results output has each reason.']);
+            md.add(["Left out (the summary's size limit): the results output has each reason."]);
     }
     const failures = results.filter(hostFailed);
     if (failures.length > 0) {
         md.add(['', '### Failed hosts']);
         md.each(failures, (r) => {
             const said = lastWords(r);
-            return ['', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '', ...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))];
-        }, (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]);
+            return [
+                '',
+                `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`,
+                '',
+                ...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
+            ];
+        }, (left) => [
+            '',
+            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
+        ]);
     }
     return md.text();
 }
@@ -32510,9 +32568,14 @@ function describePlan(settings) {
             s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
             s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
         ].filter(Boolean);
-        const what = s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
-            : s.kind === 'local' ? `on the runner: ${s.command}`
-                : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+        const what = s.kind === 'run'
+            ? s.runFile
+                ? `run-file ${s.runFile}`
+                : s.script.trim()
+            : s.kind === 'local'
+                ? `on the runner: ${s.command}`
+                : s.kind === 'upload'
+                    ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
@@ -32523,7 +32586,10 @@ function describePlan(settings) {
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
-    const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean);
+    const extras = [
+        settings.forwardAgent && "the runner's agent is forwarded",
+        settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'
+    ].filter(Boolean);
     if (extras.length)
         lines.push(`  ${extras.join('; ')}`);
     return lines.join('\n');
@@ -32544,7 +32610,10 @@ function fleetMarkdown(results, planSteps) {
         const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
         lines.push(`| ${inline(name)} | ${failed.length} |`);
     }
-    const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS);
+    const ran = results
+        .filter((r) => r.durationMs > 0)
+        .sort((a, b) => b.durationMs - a.durationMs)
+        .slice(0, SLOWEST_HOSTS);
     if (ran.length > 0)
         lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
@@ -32688,8 +32757,12 @@ function parseResultsFile(path, text) {
         throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`);
     }
     const run = doc.run;
-    const okRun = isObject(run) && Array.isArray(run.hosts) && Array.isArray(run.inventory) && Array.isArray(run.plan) &&
-        typeof run.startedAt === 'string' && typeof run.endedAt === 'string' &&
+    const okRun = isObject(run) &&
+        Array.isArray(run.hosts) &&
+        Array.isArray(run.inventory) &&
+        Array.isArray(run.plan) &&
+        typeof run.startedAt === 'string' &&
+        typeof run.endedAt === 'string' &&
         (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)));
     if (!okRun || !Array.isArray(doc.results))
         throw new MergeError(`${path}: malformed results file (run facts or results missing)`);
@@ -32735,7 +32808,11 @@ function mergeResults(files) {
     }
     const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r])));
     const count = first.run.shard?.count;
-    const missingShards = count ? Array.from({ length: count }, (_, i) => i + 1).filter((k) => !shards.has(k)).map((k) => `${k}/${count}`) : [];
+    const missingShards = count
+        ? Array.from({ length: count }, (_, i) => i + 1)
+            .filter((k) => !shards.has(k))
+            .map((k) => `${k}/${count}`)
+        : [];
     const results = first.run.inventory.map((host, i) => {
         const found = byHost.get(host);
         if (found)
@@ -32790,7 +32867,11 @@ async function run() {
         info(`${scope}\n${tally(merged.results, elapsed)}`);
         annotate(merged.results, elapsed);
         setOutputs(merged.results);
-        await writeSummary(summaryMarkdown(merged.results, elapsed, merged.plan.length, [scope, '', ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))]));
+        await writeSummary(summaryMarkdown(merged.results, elapsed, merged.plan.length, [
+            scope,
+            '',
+            ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))
+        ]));
         const failure = [failureMessage(merged.results), missing].filter(Boolean).join('; ');
         if (!failure)
             return;

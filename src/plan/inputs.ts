@@ -31,7 +31,8 @@ export function parseDuration(text: string): number {
   }
   const unit = { s: 1_000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h']
   const ms = Math.round(Number(m[1]) * unit)
-  if (ms > MAX_DURATION_MS) throw new Error(`'${text}' is longer than the longest wait a timer can hold (${MAX_DURATION_MS / 3_600_000 | 0}h, about 24 days)`)
+  if (ms > MAX_DURATION_MS)
+    throw new Error(`'${text}' is longer than the longest wait a timer can hold (${(MAX_DURATION_MS / 3_600_000) | 0}h, about 24 days)`)
   return ms
 }
 
@@ -102,7 +103,8 @@ function parsePrivateKey(input: string, text: string, passphrase: string): Parse
     throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`)
   }
   const key = Array.isArray(parsed) ? parsed[0] : parsed
-  if (!key.isPrivateKey()) throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key')
+  if (!key.isPrivateKey())
+    throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key')
   return key
 }
 
@@ -153,7 +155,10 @@ function identityFile(paths: string[], name: string): ParsedKey | undefined {
   try {
     return parsePrivateKey('ssh-config', readFileSync(path, 'utf8'), secretInput('passphrase'))
   } catch (err) {
-    throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${(err as InputError).message.replace(/^Invalid input 'ssh-config': /, '')}`)
+    throw new InputError(
+      'ssh-config',
+      `IdentityFile ${path} of ${name}: ${(err as InputError).message.replace(/^Invalid input 'ssh-config': /, '')}`
+    )
   }
 }
 
@@ -176,7 +181,10 @@ function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth,
         if (/\s/.test(text.trim())) throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`)
         return parseHosts(text, { user: username, config })
       }
-      hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({ host, auth: withIdentity(host, hopAuth, Boolean(core.getInput('proxy-private-key') || core.getInput('private-key'))) }))
+      hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({
+        host,
+        auth: withIdentity(host, hopAuth, Boolean(core.getInput('proxy-private-key') || core.getInput('private-key')))
+      }))
       chains.set(text, hops)
     }
     return hops
@@ -192,16 +200,26 @@ function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth,
     if (command) route = { via: 'command', command }
     else if (jump) route = { via: 'jump', hops: chain(jump, 'proxy-jump') }
     else if (entry?.proxyCommand && entry.proxyCommand !== 'none') route = { via: 'command', command: entry.proxyCommand }
-    else if (entry?.proxyJump && entry.proxyJump !== 'none') route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) }
+    else if (entry?.proxyJump && entry.proxyJump !== 'none')
+      route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) }
     const hostAuth = withIdentity(host, auth, Boolean(core.getInput('private-key')))
     if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
-      throw new InputError('private-key', `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`)
+      throw new InputError(
+        'private-key',
+        `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`
+      )
     }
     const overrides: Host['overrides'] = {
       ...(hostAuth !== auth ? { auth: hostAuth } : {}),
-      ...(entry?.connectTimeout !== undefined && core.getInput('connect-timeout') === '' ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout as string)) } : {}),
-      ...(entry?.serverAliveInterval !== undefined && core.getInput('keepalive-interval') === '' ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval as string)) } : {}),
-      ...(entry?.serverAliveCountMax !== undefined && core.getInput('keepalive-count-max') === '' ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax as string, 1)) } : {})
+      ...(entry?.connectTimeout !== undefined && core.getInput('connect-timeout') === ''
+        ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout as string)) }
+        : {}),
+      ...(entry?.serverAliveInterval !== undefined && core.getInput('keepalive-interval') === ''
+        ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval as string)) }
+        : {}),
+      ...(entry?.serverAliveCountMax !== undefined && core.getInput('keepalive-count-max') === ''
+        ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax as string, 1)) }
+        : {})
     }
     return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) }
   })
@@ -268,7 +286,17 @@ function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[]
   }
   const hooks = { onFailure: list('on-failure'), always: list('always') }
   if (yaml.trim() !== '') return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks }
-  if (runFile) return { steps: [singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)], ...hooks }
+  if (runFile)
+    return {
+      steps: [
+        singleStep(
+          field('run-file', (t) => scriptFile(t, workspace), ''),
+          defaults,
+          runFile
+        )
+      ],
+      ...hooks
+    }
   if (script.trim() === '') throw new InputError('run', 'no script given: set run, run-file, or steps')
   return { steps: [singleStep(script, defaults)], ...hooks }
 }
@@ -276,10 +304,10 @@ function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[]
 /** Where the results file goes: relative to the workspace, never onto a directory. */
 function resultsPath(text: string, workspace: string): string {
   const path = resolve(workspace, text)
-  if (existsSync(path) && statSync(path).isDirectory()) throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
+  if (existsSync(path) && statSync(path).isDirectory())
+    throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
   return path
 }
-
 
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 export function getSettings(env: Env = process.env, platform: NodeJS.Platform = process.platform): Settings {
@@ -299,13 +327,21 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
   const { steps, onFailure, always } = readSteps(env)
   const flagInput = (name: string): boolean => field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
   const forwardAgent = flagInput('forward-agent')
-  if (forwardAgent && !auth.agent) throw new InputError('forward-agent', 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)')
+  if (forwardAgent && !auth.agent)
+    throw new InputError(
+      'forward-agent',
+      'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)'
+    )
   const sudoPassword = secretInput('sudo-password') || undefined
   const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
-  const shell = field('shell', (t) => {
-    if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
-    return t.trim()
-  }, 'bash -e')
+  const shell = field(
+    'shell',
+    (t) => {
+      if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
+      return t.trim()
+    },
+    'bash -e'
+  )
   return {
     hosts,
     inventory: allHosts.map((h) => h.name),
@@ -326,11 +362,15 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     legacyAlgorithms: flagInput('legacy-algorithms'),
     shell,
     concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
-    connectTimeoutMs: field('connect-timeout', (t) => {
-      const ms = parseDuration(t)
-      if (ms === 0) throw new Error(`'${t}' must be more than 0`)
-      return ms
-    }, '20s'),
+    connectTimeoutMs: field(
+      'connect-timeout',
+      (t) => {
+        const ms = parseDuration(t)
+        if (ms === 0) throw new Error(`'${t}' must be more than 0`)
+        return ms
+      },
+      '20s'
+    ),
     connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
     keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
     keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')

@@ -38,7 +38,8 @@ export function parseHostEntry(entry: string): { user?: string; hostname: string
     const colon = rest.indexOf(':')
     hostname = colon >= 0 ? rest.slice(0, colon) : rest
     port = colon >= 0 ? rest.slice(colon + 1) : undefined
-    if (!HOSTNAME.test(hostname)) throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`)
+    if (!HOSTNAME.test(hostname))
+      throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`)
   }
   if (port !== undefined) {
     try {
@@ -63,7 +64,10 @@ export function parseHosts(text: string, defaults: { user?: string; port?: numbe
     // What the entry says wins, then the inputs (username, port), then the ssh config, as in OpenSSH.
     const config = defaults.config?.resolve(parsed.hostname, parsed.user)
     const user = parsed.user ?? defaults.user ?? config?.user
-    if (!user) throw new Error(`'${name}' has no user: write user@host, set the input username${defaults.config ? ', or give it a User in ssh-config' : ''}`)
+    if (!user)
+      throw new Error(
+        `'${name}' has no user: write user@host, set the input username${defaults.config ? ', or give it a User in ssh-config' : ''}`
+      )
     if (!USER.test(user)) throw new Error(`'${name}': the user name '${user}' from ssh-config is not valid`)
     let port = defaults.port ?? 22
     const portText = parsed.port ?? (defaults.port === undefined ? config?.port : undefined)

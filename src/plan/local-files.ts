@@ -38,7 +38,10 @@ function walk(root: string, from: string): { files: UploadFile[]; dirs: string[]
         } catch {
           throw new Error(`'${from}': ${rel} is a symbolic link to nothing (${readlinkSync(path)})`)
         }
-        if (!inside(real)) throw new Error(`'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`)
+        if (!inside(real))
+          throw new Error(
+            `'${from}': ${rel} is a symbolic link to ${real}, outside ${from}: refused (copy what it points to into ${from}, or upload that path itself)`
+          )
       }
       const stat = statSync(path)
       if (stat.isDirectory()) {
@@ -76,7 +79,12 @@ function globRegExp(pattern: string): RegExp {
  * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
  * `files` are read this way. Throws when nothing is there.
  */
-export function resolveUpload(from: string, to: string, workspace: string, exclude: string[] = []): { files: UploadFile[]; dirs: string[] } {
+export function resolveUpload(
+  from: string,
+  to: string,
+  workspace: string,
+  exclude: string[] = []
+): { files: UploadFile[]; dirs: string[] } {
   const found = resolveFrom(from, to, workspace)
   if (exclude.length === 0) return found
   const excluded = excludes(exclude)
@@ -118,7 +126,17 @@ function resolveFrom(from: string, to: string, workspace: string): { files: Uplo
   }
   if (stat.isDirectory()) return walk(path, from)
   if (!stat.isFile()) throw new Error(`'${from}' is not a file or directory`)
-  return { files: [{ local: path, relative: to.endsWith('/') || to === '~' || to === '.' ? basename(path) : '', size: stat.size, mode: defaultMode(stat.mode) }], dirs: [] }
+  return {
+    files: [
+      {
+        local: path,
+        relative: to.endsWith('/') || to === '~' || to === '.' ? basename(path) : '',
+        size: stat.size,
+        mode: defaultMode(stat.mode)
+      }
+    ],
+    dirs: []
+  }
 }
 
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */

@@ -69,7 +69,8 @@ function globList(value: unknown): string[] {
   const list = Array.isArray(value) ? value : [value]
   return list.map((v) => {
     const glob = scalar(v, 'exclude').trim()
-    if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..')) throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`)
+    if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..'))
+      throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`)
     return glob
   })
 }
@@ -122,25 +123,37 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
   } catch (err) {
     throw new Error(`not valid YAML: ${(err as Error).message.split('\n')[0].replace(/:$/, '')}`)
   }
-  if (!Array.isArray(doc) || doc.length === 0) throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:')
+  if (!Array.isArray(doc) || doc.length === 0)
+    throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:')
   const names = new Set<string>()
   const duration = (key: string) => (v: unknown) => parsers.duration(scalar(v, key))
   return doc.map((item: unknown, i): Step => {
     const where = `step ${i + 1}`
-    const expected = `a map with one of ${Object.keys(KINDS).map((k) => `${k}:`).join(', ')}`
+    const expected = `a map with one of ${Object.keys(KINDS)
+      .map((k) => `${k}:`)
+      .join(', ')}`
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where} must be ${expected}`)
     const raw = item as Record<string, unknown>
     const label = typeof raw.name === 'string' ? `${where} ('${raw.name}')` : where
-    const named = Object.values(KIND_KEYS).flat().filter((k) => k in raw)
+    const named = Object.values(KIND_KEYS)
+      .flat()
+      .filter((k) => k in raw)
     if (named.length === 0) throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`)
-    if (named.length > 1) throw new Error(`${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`)
+    if (named.length > 1)
+      throw new Error(
+        `${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`
+      )
     const kind = (Object.keys(KIND_KEYS) as Kind[]).find((k) => KIND_KEYS[k].includes(named[0])) as Kind
     const allowed: readonly string[] = KINDS[kind]
     for (const key of Object.keys(raw)) {
       if (!allowed.includes(key)) throw new Error(`${label}: unknown key '${key}' (a ${kind} step takes ${allowed.join(', ')})`)
     }
     const field = reader(raw, label)
-    const name = field('name', (v) => scalar(v, 'name').trim() || where, raw.name === undefined && kind !== 'run' ? `${kind} ${i + 1}` : where)
+    const name = field(
+      'name',
+      (v) => scalar(v, 'name').trim() || where,
+      raw.name === undefined && kind !== 'run' ? `${kind} ${i + 1}` : where
+    )
     if (names.has(name)) throw new Error(`${label}: the name '${name}' is used by an earlier step`)
     names.add(name)
     const common = {
@@ -177,7 +190,10 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       const to = option('to', nonEmpty('to'), undefined)
       if (from === undefined || to === undefined) throw new Error(`${label}, field 'upload': needs from: and to:`)
       const mirror = option('delete', flag, false)
-      if (mirror && wholeTree(to)) throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`)
+      if (mirror && wholeTree(to))
+        throw new Error(
+          `${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`
+        )
       const exclude = option('exclude', globList, [])
       const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] })
       return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror }

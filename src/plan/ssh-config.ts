@@ -20,8 +20,18 @@ export interface ConfigHost {
 
 /** The keywords honoured; every other one is named in a warning, never silently dropped. */
 const HONOURED = new Set([
-  'host', 'match', 'hostname', 'user', 'port', 'proxyjump', 'proxycommand', 'identityfile', 'connecttimeout',
-  'serveraliveinterval', 'serveralivecountmax', 'hostkeyalias'
+  'host',
+  'match',
+  'hostname',
+  'user',
+  'port',
+  'proxyjump',
+  'proxycommand',
+  'identityfile',
+  'connecttimeout',
+  'serveraliveinterval',
+  'serveralivecountmax',
+  'hostkeyalias'
 ])
 
 /** OpenSSH-compatible resolution of `ssh-config` text; `warnings` names what it does not honour. */
@@ -58,7 +68,10 @@ export function parseSshConfig(text: string): SshConfig {
   return {
     warnings,
     resolve(alias, user) {
-      const c = config.compute({ Host: alias, ...(user ? { User: user } : {}) }, { ignoreCase: true, matchExec: false }) as Record<string, unknown>
+      const c = config.compute({ Host: alias, ...(user ? { User: user } : {}) }, { ignoreCase: true, matchExec: false }) as Record<
+        string,
+        unknown
+      >
       const identity = c.identityfile
       return {
         hostname: one(c.hostname)?.replace(/%h/g, alias),

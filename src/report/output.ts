@@ -56,7 +56,11 @@ class Tail {
   private readonly last = new LastLines(TAIL_LINES, TAIL_BYTES)
 
   push(lines: string[]): void {
-    this.last.push(lines.slice(-TAIL_LINES).map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw)))
+    this.last.push(
+      lines
+        .slice(-TAIL_LINES)
+        .map((raw) => (raw.length > TAIL_LINE ? `[a line of ${raw.length} characters, not kept here; the log has it]` : raw))
+    )
   }
 
   text(): string {
@@ -75,7 +79,7 @@ function cutPoint(text: string): number {
   const window = text.slice(MAX_LINE - CUT_WINDOW, MAX_LINE)
   const space = Math.max(window.lastIndexOf(' '), window.lastIndexOf('\t'))
   let cut = space >= 0 ? MAX_LINE - CUT_WINDOW + space + 1 : MAX_LINE
-  for (let moved = true; moved; ) {
+  for (let moved = true; moved;) {
     moved = false
     for (const secret of knownSecrets()) {
       const at = text.lastIndexOf(secret, cut - 1)
@@ -283,7 +287,12 @@ export class FleetLog {
 
   /** Writes lines, each after `prefix`; a lone `\r` ends a line here as it does for the runner. */
   private lines(prefix: string, lines: string[]): boolean {
-    return this.write(lines.flatMap((line) => line.split('\r')).map((line) => prefix + line + '\n').join(''))
+    return this.write(
+      lines
+        .flatMap((line) => line.split('\r'))
+        .map((line) => prefix + line + '\n')
+        .join('')
+    )
   }
 
   /** A host starts a step: with one host at a time, a group opens for it. */
@@ -306,7 +315,12 @@ export class FleetLog {
   /** A line of ssh-fleet's own about a host (connected, step finished, …); it may quote a server. */
   status(host: Host, message: string): void {
     const prefix = `${this.grouped ? '' : `[${host.name}] `}» `
-    this.write(message.split(/\r\n|\r|\n/).map((line) => prefix + line + '\n').join(''))
+    this.write(
+      message
+        .split(/\r\n|\r|\n/)
+        .map((line) => prefix + line + '\n')
+        .join('')
+    )
   }
 
   /**

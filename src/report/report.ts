@@ -37,9 +37,7 @@ const coreReporter: Reporter = {
 /** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
 export function tally(results: HostResult[], elapsedMs: number): string {
   const count = (s: HostResult['status']): number => results.filter((r) => r.status === s).length
-  const extras = (['failed', 'unreachable', 'cancelled', 'skipped'] as const)
-    .filter((s) => count(s) > 0)
-    .map((s) => `${count(s)} ${s}`)
+  const extras = (['failed', 'unreachable', 'cancelled', 'skipped'] as const).filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)
   return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`
 }
 
@@ -52,7 +50,12 @@ const HOST_ERRORS = ANNOTATION_LIMIT - 1
  * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
  * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
  */
-export function annotate(results: HostResult[], elapsedMs: number, reporter: Reporter = coreReporter, warningSlots = ANNOTATION_LIMIT): void {
+export function annotate(
+  results: HostResult[],
+  elapsedMs: number,
+  reporter: Reporter = coreReporter,
+  warningSlots = ANNOTATION_LIMIT
+): void {
   for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
     const said = lastWords(r)
     const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? []
@@ -61,9 +64,13 @@ export function annotate(results: HostResult[], elapsedMs: number, reporter: Rep
   }
   const warned = results.filter((r) => r.warnings.length > 0)
   const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length
-  for (const r of warned.slice(0, shown)) reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`)
+  for (const r of warned.slice(0, shown))
+    reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`)
   if (warned.length > shown) {
-    reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`)
+    reporter.warning(
+      `${warned.length - shown} more hosts have warnings; the job summary lists every host`,
+      `${warned.length} hosts with warnings`
+    )
   }
   reporter.notice(tally(results, elapsedMs))
 }
@@ -106,7 +113,9 @@ export function hostJson(r: HostResult, forFile = false) {
       stdoutTail: s.stdoutTail,
       stderrTail: s.stderrTail,
       ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
-      ...(s.transfer ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport } : {})
+      ...(s.transfer
+        ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport }
+        : {})
     }))
   }
 }
@@ -125,7 +134,8 @@ export function hostFromJson(value: unknown): HostResult {
     if (typeof v !== 'number') throw new Error(`${what} is not a number`)
     return v
   }
-  const orNull = <T>(v: unknown, read: (v: unknown, what: string) => T, what: string): T | null => (v === null || v === undefined ? null : read(v, what))
+  const orNull = <T>(v: unknown, read: (v: unknown, what: string) => T, what: string): T | null =>
+    v === null || v === undefined ? null : read(v, what)
   if (typeof o !== 'object' || o === null) throw new Error('a host result is not an object')
   const host = str(o.host, 'host')
   const status = str(o.status, `${host}: status`) as HostResult['status']
@@ -158,9 +168,18 @@ export function hostFromJson(value: unknown): HostResult {
         lost: false,
         stdoutTail: str(raw.stdoutTail ?? '', `${at}: stdoutTail`),
         stderrTail: str(raw.stderrTail ?? '', `${at}: stderrTail`),
-        ...(raw.rebootMs !== undefined ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } } : {}),
+        ...(raw.rebootMs !== undefined
+          ? { reboot: { downtimeMs: num(raw.downtimeMs, `${at}: downtimeMs`), totalMs: num(raw.rebootMs, `${at}: rebootMs`) } }
+          : {}),
         ...(raw.files !== undefined
-          ? { transfer: { files: num(raw.files, `${at}: files`), bytes: num(raw.bytes, `${at}: bytes`), bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`), transport: raw.transport === 'exec' ? 'exec' : 'sftp' } }
+          ? {
+              transfer: {
+                files: num(raw.files, `${at}: files`),
+                bytes: num(raw.bytes, `${at}: bytes`),
+                bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`),
+                transport: raw.transport === 'exec' ? 'exec' : 'sftp'
+              }
+            }
           : {})
       }
     })
@@ -196,7 +215,12 @@ export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): strin
     // Captured stdout goes the same way, with 64 times the room.
     const shorter = results.map((r) => ({
       ...r,
-      steps: r.steps.map((st) => ({ ...st, stdoutTail: lastLines(st.stdoutTail, chars), stderrTail: lastLines(st.stderrTail, chars), ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {}) }))
+      steps: r.steps.map((st) => ({
+        ...st,
+        stdoutTail: lastLines(st.stdoutTail, chars),
+        stderrTail: lastLines(st.stderrTail, chars),
+        ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+      }))
     }))
     json = JSON.stringify(shorter.map((r) => hostJson(r)))
   }
@@ -210,22 +234,43 @@ export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): strin
  * cut to an equal share and marked.
  */
 export function capturedJson(results: HostResult[], budget = OUTPUT_BYTES): string {
-  const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout as string })))
+  const entries = results.flatMap((r) =>
+    r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout as string }))
+  )
   const build = (share: number): string => {
     const out: Record<string, Record<string, string>> = {}
-    for (const e of entries) (out[e.host] ??= {})[e.step] = e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text
+    for (const e of entries)
+      (out[e.host] ??= {})[e.step] =
+        e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text
     return JSON.stringify(out)
   }
   let json = build(Infinity)
-  for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2)) json = build(share)
+  for (
+    let share = Math.floor(budget / Math.max(1, entries.length) / 2);
+    Buffer.byteLength(json) > budget && share > 0;
+    share = Math.floor(share / 2)
+  )
+    json = build(share)
   return json
 }
 
 export function setOutputs(results: HostResult[]): void {
   core.setOutput(Outputs.Results, resultsJson(results))
   core.setOutput(Outputs.Captured, capturedJson(results))
-  core.setOutput(Outputs.Succeeded, results.filter((r) => r.status === 'success').map((r) => r.host).join('\n'))
-  core.setOutput(Outputs.Failed, results.filter(hostFailed).map((r) => r.host).join('\n'))
+  core.setOutput(
+    Outputs.Succeeded,
+    results
+      .filter((r) => r.status === 'success')
+      .map((r) => r.host)
+      .join('\n')
+  )
+  core.setOutput(
+    Outputs.Failed,
+    results
+      .filter(hostFailed)
+      .map((r) => r.host)
+      .join('\n')
+  )
 }
 
 const STATUS_ICON: Record<HostResult['status'], string> = {
@@ -291,23 +336,44 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
       (r) => {
         const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
         const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : ''
-        return moved.length ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}` : ''
+        return moved.length
+          ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}`
+          : ''
       }
     ])
   }
   const md = new BudgetedMarkdown(SUMMARY_BYTES)
   md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])])
   md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`])
-  md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`])
+  md.each(
+    results,
+    (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`],
+    (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]
+  )
   if (results.some((r) => r.steps.length > 1)) {
-    const rows = results.flatMap((r) => r.steps.map((s) => `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`))
-    const details = ['', '<details><summary>Steps per host</summary>', '', '| Host | Step | Status | Exit code | Signal | Duration | Attempts |', '| --- | --- | --- | --- | --- | --- | --- |', ...rows, '', '</details>']
-    if (!md.add(details)) md.add(['', 'Steps per host: left out (the summary\'s size limit); the results output has every step.'])
+    const rows = results.flatMap((r) =>
+      r.steps.map(
+        (s) =>
+          `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`
+      )
+    )
+    const details = [
+      '',
+      '<details><summary>Steps per host</summary>',
+      '',
+      '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
+      '| --- | --- | --- | --- | --- | --- | --- |',
+      ...rows,
+      '',
+      '</details>'
+    ]
+    if (!md.add(details)) md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."])
   }
   const skippedHosts = results.filter((r) => r.status === 'skipped')
   if (skippedHosts.length > 0) {
     md.add(['', '### Skipped hosts', ''])
-    if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n')))) md.add(['Left out (the summary\'s size limit): the results output has each reason.'])
+    if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
+      md.add(["Left out (the summary's size limit): the results output has each reason."])
   }
   const failures = results.filter(hostFailed)
   if (failures.length > 0) {
@@ -316,9 +382,17 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
       failures,
       (r) => {
         const said = lastWords(r)
-        return ['', `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`, '', ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))]
+        return [
+          '',
+          `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`,
+          '',
+          ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
+        ]
       },
-      (left) => ['', `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`]
+      (left) => [
+        '',
+        `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
+      ]
     )
   }
   return md.text()
@@ -332,7 +406,8 @@ export function describePlan(settings: Settings): string {
     `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
       `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}`
   ]
-  if (batches.length > 1) batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
+  if (batches.length > 1)
+    batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
   else lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`)
   const describe = (s: Step, label: string): string => {
     const options = [
@@ -346,10 +421,15 @@ export function describePlan(settings: Settings): string {
       s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
     ].filter(Boolean)
     const what =
-      s.kind === 'run' ? (s.runFile ? `run-file ${s.runFile}` : s.script.trim())
-      : s.kind === 'local' ? `on the runner: ${s.command}`
-      : s.kind === 'upload' ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
-      : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
+      s.kind === 'run'
+        ? s.runFile
+          ? `run-file ${s.runFile}`
+          : s.script.trim()
+        : s.kind === 'local'
+          ? `on the runner: ${s.command}`
+          : s.kind === 'upload'
+            ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+            : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
     return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`
   }
   // Each host's way there, when any host does not go straight.
@@ -357,7 +437,10 @@ export function describePlan(settings: Settings): string {
   steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)))
   settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)))
   settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)))
-  const extras = [settings.forwardAgent && 'the runner\'s agent is forwarded', settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'].filter(Boolean)
+  const extras = [
+    settings.forwardAgent && "the runner's agent is forwarded",
+    settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'
+  ].filter(Boolean)
   if (extras.length) lines.push(`  ${extras.join('; ')}`)
   return lines.join('\n')
 }
@@ -380,7 +463,10 @@ export function fleetMarkdown(results: HostResult[], planSteps: string[]): strin
     const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'))
     lines.push(`| ${inline(name)} | ${failed.length} |`)
   }
-  const ran = results.filter((r) => r.durationMs > 0).sort((a, b) => b.durationMs - a.durationMs).slice(0, SLOWEST_HOSTS)
+  const ran = results
+    .filter((r) => r.durationMs > 0)
+    .sort((a, b) => b.durationMs - a.durationMs)
+    .slice(0, SLOWEST_HOSTS)
   if (ran.length > 0) lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`)
   return lines
 }

@@ -50,12 +50,18 @@ export function parseResultsFile(path: string, text: string): { run: RunFacts; r
     throw new MergeError(`${path}: not JSON (${(err as Error).message})`)
   }
   if (!isObject(doc) || doc.format !== RESULTS_FORMAT) {
-    throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`)
+    throw new MergeError(
+      `${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`
+    )
   }
   const run = doc.run
   const okRun =
-    isObject(run) && Array.isArray(run.hosts) && Array.isArray(run.inventory) && Array.isArray(run.plan) &&
-    typeof run.startedAt === 'string' && typeof run.endedAt === 'string' &&
+    isObject(run) &&
+    Array.isArray(run.hosts) &&
+    Array.isArray(run.inventory) &&
+    Array.isArray(run.plan) &&
+    typeof run.startedAt === 'string' &&
+    typeof run.endedAt === 'string' &&
     (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)))
   if (!okRun || !Array.isArray(doc.results)) throw new MergeError(`${path}: malformed results file (run facts or results missing)`)
   try {
@@ -89,9 +95,16 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
   const owner = new Map<string, string>()
   const shards = new Set<number>()
   for (const p of parsed) {
-    if (!sameList(p.run.plan, first.run.plan)) throw new MergeError(`${p.path}: its plan (${p.run.plan.map((s) => s.name).join(', ')}) differs from ${first.path}'s: results of different rollouts cannot be merged`)
-    if (!sameList(p.run.inventory, first.run.inventory)) throw new MergeError(`${p.path}: its hosts input differs from ${first.path}'s: results of different fleets cannot be merged`)
-    if ((p.run.shard?.count ?? null) !== (first.run.shard?.count ?? null)) throw new MergeError(`${p.path}: shard ${p.run.shard ? `${p.run.shard.index}/${p.run.shard.count}` : 'none'} does not go with ${first.path}'s`)
+    if (!sameList(p.run.plan, first.run.plan))
+      throw new MergeError(
+        `${p.path}: its plan (${p.run.plan.map((s) => s.name).join(', ')}) differs from ${first.path}'s: results of different rollouts cannot be merged`
+      )
+    if (!sameList(p.run.inventory, first.run.inventory))
+      throw new MergeError(`${p.path}: its hosts input differs from ${first.path}'s: results of different fleets cannot be merged`)
+    if ((p.run.shard?.count ?? null) !== (first.run.shard?.count ?? null))
+      throw new MergeError(
+        `${p.path}: shard ${p.run.shard ? `${p.run.shard.index}/${p.run.shard.count}` : 'none'} does not go with ${first.path}'s`
+      )
     if (p.run.shard) {
       if (shards.has(p.run.shard.index)) throw new MergeError(`${p.path}: shard ${p.run.shard.index}/${p.run.shard.count} is there twice`)
       shards.add(p.run.shard.index)
@@ -105,14 +118,19 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
   }
   const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r] as const)))
   const count = first.run.shard?.count
-  const missingShards = count ? Array.from({ length: count }, (_, i) => i + 1).filter((k) => !shards.has(k)).map((k) => `${k}/${count}`) : []
+  const missingShards = count
+    ? Array.from({ length: count }, (_, i) => i + 1)
+        .filter((k) => !shards.has(k))
+        .map((k) => `${k}/${count}`)
+    : []
   const results = first.run.inventory.map((host, i): HostResult => {
     const found = byHost.get(host)
     if (found) return found
     const shard = count ? shardOf(i, count) : undefined
-    const why = shard && !shards.has(shard)
-      ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
-      : 'no results for this host in any file'
+    const why =
+      shard && !shards.has(shard)
+        ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
+        : 'no results for this host in any file'
     return skippedResult(host, why)
   })
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)

@@ -96,7 +96,8 @@ export class HostRun {
     const started = Date.now()
     const outcome = await connect(host, this.settings, {
       ...this.deps,
-      onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
+      onRetry: (failure, retry, delayMs) =>
+        log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
     })
     this.result.attempts += outcome.attempts
     if (outcome.retried.length > 0 && outcome.connection) {
@@ -108,7 +109,10 @@ export class HostRun {
     const legacy = outcome.connection?.legacy ?? []
     const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`
     if (legacy.length && !this.result.warnings.includes(note)) this.result.warnings.push(note)
-    log.status(host, `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`)
+    log.status(
+      host,
+      `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`
+    )
     return undefined
   }
 
@@ -134,19 +138,35 @@ export class HostRun {
     if (step.kind === 'reboot') return this.reboot(step)
     const { outcome, attempts } = await withRetries(
       async (): Promise<StepResult> => {
-        if (step.kind === 'local') return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal })
+        if (step.kind === 'local')
+          return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal })
         const lost = await this.ensureConnected()
-        if (lost) return stepResult(step.name, Date.now(), { status: 'failed', lost: true, cancelled: lost.kind === 'cancelled', error: `could not reconnect: ${lost.message}` })
+        if (lost)
+          return stepResult(step.name, Date.now(), {
+            status: 'failed',
+            lost: true,
+            cancelled: lost.kind === 'cancelled',
+            error: `could not reconnect: ${lost.message}`
+          })
         const connection = this.connection as Connection
         if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
-        return runScript(step, { ...this.sink, connection, shell: this.settings.shell, sleep: this.deps.sleep, signal: this.deps.signal, sudoPassword: this.settings.sudoPassword, ahead: this.ahead(step) })
+        return runScript(step, {
+          ...this.sink,
+          connection,
+          shell: this.settings.shell,
+          sleep: this.deps.sleep,
+          signal: this.deps.signal,
+          sudoPassword: this.settings.sudoPassword,
+          ahead: this.ahead(step)
+        })
       },
       {
         retries: step.retries,
         retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
         delayMs: () => step.retryDelayMs,
         sleep: cancellableSleep(this.deps.signal, this.deps.sleep),
-        onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+        onRetry: (r, retry, delay) =>
+          this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
       }
     )
     return { ...outcome, attempts }
@@ -176,7 +196,12 @@ export class HostRun {
       const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
       if (failure) {
         const first = this.connection === undefined
-        result.status = failure.kind === 'cancelled' ? 'cancelled' : failure.kind === 'auth' || failure.kind === 'host-key' || !first ? 'failed' : 'unreachable'
+        result.status =
+          failure.kind === 'cancelled'
+            ? 'cancelled'
+            : failure.kind === 'auth' || failure.kind === 'host-key' || !first
+              ? 'failed'
+              : 'unreachable'
         result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`
         if (!first) result.failedStep = step.name
         log.status(host, `could not connect: ${failure.message}`)
@@ -216,7 +241,8 @@ export class HostRun {
         log.status(host, `step '${step.name}' failed after ${seconds(outcome.durationMs)}: ${outcome.error}`)
         return false
       }
-      if (outcome.attempts > 1 && step.kind === 'run') result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`)
+      if (outcome.attempts > 1 && step.kind === 'run')
+        result.warnings.push(`step '${step.name}' succeeded on attempt ${outcome.attempts} of ${step.retries + 1}`)
       log.status(host, `step '${step.name}' succeeded in ${seconds(outcome.durationMs)}`)
       return true
     } catch (err) {

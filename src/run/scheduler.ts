@@ -78,16 +78,24 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
       for (const s of plan.steps) {
         const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))))
         const done = active.filter((_, i) => !goOn[i])
-        await Promise.all(done.map((run) => limit(async () => {
-          await run.afterPlan()
-          results.set(run.host, run.finish())
-        })))
+        await Promise.all(
+          done.map((run) =>
+            limit(async () => {
+              await run.afterPlan()
+              results.set(run.host, run.finish())
+            })
+          )
+        )
         active = active.filter((_, i) => goOn[i])
       }
-      await Promise.all(active.map((run) => limit(async () => {
-        await run.afterPlan()
-        results.set(run.host, run.finish())
-      })))
+      await Promise.all(
+        active.map((run) =>
+          limit(async () => {
+            await run.afterPlan()
+            results.set(run.host, run.finish())
+          })
+        )
+      )
     }
   }
   return plan.batches.flat().map((host) => results.get(host) as HostResult)

@@ -90,7 +90,11 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
   if (password !== undefined) {
     queue.push({ method: { type: 'password', username, password }, offered: 'password' })
     queue.push({
-      method: { type: 'keyboard-interactive', username, prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password)) },
+      method: {
+        type: 'keyboard-interactive',
+        username,
+        prompt: (_name, _instructions, _lang, prompts, finish) => finish(prompts.map(() => password))
+      },
       offered: 'keyboard-interactive (password)'
     })
   }

@@ -50,12 +50,19 @@ function algorithms(options: ConnectOptions, host: Host): ConnectConfig['algorit
 type SshError = Error & { level?: string; code?: string | number }
 
 const TRANSIENT_SOCKET_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'EHOSTDOWN',
-  'ENETUNREACH', 'ENETDOWN', 'EPIPE', 'EAI_AGAIN'
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EPIPE',
+  'EAI_AGAIN'
 ])
 
-const THROTTLE_HINT =
-  'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists'
+const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists'
 
 /** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
 export function classifyConnectError(err: SshError, connectTimeoutMs: number): ConnectFailure {
@@ -71,7 +78,11 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       }
     case 'handshake':
       // No algorithm in common: SHA-1 and CBC are offered only on request.
-      return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true` }
+      return {
+        kind: 'protocol',
+        transient: false,
+        message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true`
+      }
     case 'protocol':
       // ssh2 raises this when the server drops the connection before its banner: sshd refusing
       // unauthenticated connections past MaxStartups looks exactly like this.
@@ -82,18 +93,24 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       if (code === 'ECONNRESET') {
         return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
       }
-      if (code === 'ECONNREFUSED') return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' }
+      if (code === 'ECONNREFUSED')
+        return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' }
       return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` }
     }
     default:
       // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
-      if (typeof err.code === 'number') return { kind: 'protocol', transient: false, message: `the server disconnected (reason ${err.code}): ${err.message}` }
+      if (typeof err.code === 'number')
+        return { kind: 'protocol', transient: false, message: `the server disconnected (reason ${err.code}): ${err.message}` }
       return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` }
   }
 }
 
 /** The job was cancelled before a connection could be made. */
-const CANCELLED: ConnectFailure = { kind: 'cancelled', transient: false, message: 'cancelled (the job was cancelled) before the connection was made' }
+const CANCELLED: ConnectFailure = {
+  kind: 'cancelled',
+  transient: false,
+  message: 'cancelled (the job was cancelled) before the connection was made'
+}
 
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 export class ChannelOpenError extends Error {
@@ -174,7 +191,12 @@ export class Connection {
         open((err, value) => {
           if (!err) return resolve(value)
           const refused = typeof (err as { reason?: unknown }).reason === 'number' && !this.lost
-          reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused))
+          reject(
+            new ChannelOpenError(
+              refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message),
+              refused
+            )
+          )
         })
       } catch (err) {
         reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
@@ -269,7 +291,9 @@ export function connectOnce(
     const trail = new AuthTrail()
     const classify = (err: SshError): ConnectFailure => {
       const failure = classifyConnectError(err, options.connectTimeoutMs)
-      return failure.kind === 'auth' ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` } : failure
+      return failure.kind === 'auth'
+        ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
+        : failure
     }
     const connection = new Connection(client, {
       intervalMs: options.keepaliveIntervalMs,
@@ -282,11 +306,17 @@ export function connectOnce(
       else settle({ failure: classify(err) })
     })
     client.on('close', () => {
-      settle({ failure: firstError ? classify(firstError) : { kind: 'network', transient: true, message: 'connection closed before login completed' } })
+      settle({
+        failure: firstError
+          ? classify(firstError)
+          : { kind: 'network', transient: true, message: 'connection closed before login completed' }
+      })
     })
     client.on('ready', () => settle({ connection }))
     client.on('handshake', (negotiated: { kex: string; serverHostKey: string; cs: { cipher: string; mac?: string } }) => {
-      connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string => isLegacy(n))
+      connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string =>
+        isLegacy(n)
+      )
     })
     const config: ConnectConfig = {
       host: host.hostname,
@@ -338,11 +368,7 @@ export interface ConnectDeps {
 }
 
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
-export async function connect(
-  host: Host,
-  hostOptions: ConnectOptions,
-  deps: ConnectDeps = {}
-): Promise<ConnectResult> {
+export async function connect(host: Host, hostOptions: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
   // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
   const options = { ...hostOptions, ...host.overrides }
   const retried: ConnectFailure[] = []
@@ -355,21 +381,16 @@ export async function connect(
     gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
     return outcome
   }
-  const { outcome, attempts } = await withRetries(
-    attempt,
-    {
-      retries: options.connectRetries,
-      retryable: (o) => 'failure' in o && o.failure.transient && !deps.signal?.aborted,
-      delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
-      sleep: cancellableSleep(deps.signal, deps.sleep),
-      onRetry: (o, retry, delayMs) => {
-        if (!('failure' in o)) return
-        retried.push(o.failure)
-        deps.onRetry?.(o.failure, retry, delayMs)
-      }
+  const { outcome, attempts } = await withRetries(attempt, {
+    retries: options.connectRetries,
+    retryable: (o) => 'failure' in o && o.failure.transient && !deps.signal?.aborted,
+    delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
+    sleep: cancellableSleep(deps.signal, deps.sleep),
+    onRetry: (o, retry, delayMs) => {
+      if (!('failure' in o)) return
+      retried.push(o.failure)
+      deps.onRetry?.(o.failure, retry, delayMs)
     }
-  )
-  return 'connection' in outcome
-    ? { connection: outcome.connection, attempts, retried }
-    : { failure: outcome.failure, attempts, retried }
+  })
+  return 'connection' in outcome ? { connection: outcome.connection, attempts, retried } : { failure: outcome.failure, attempts, retried }
 }

@@ -104,7 +104,15 @@ function lookupName(host: HostIdentity): string {
 }
 
 /** ssh2's host key algorithms, in its order of preference. */
-const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa']
+const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa'
+]
 
 /**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
@@ -112,7 +120,11 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = ['ssh-ed25519', 'ecdsa-sha
  * one we know.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
-  const types = new Set(linesFor(policy, lookupName(host)).filter((k) => !k.revoked).map((k) => k.type))
+  const types = new Set(
+    linesFor(policy, lookupName(host))
+      .filter((k) => !k.revoked)
+      .map((k) => k.type)
+  )
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
   return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
@@ -123,7 +135,10 @@ function patternTest(pattern: string): (name: string) => boolean {
     const plain = pattern.toLowerCase()
     return (name) => name === plain
   }
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const body = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   const re = new RegExp(`^${body}$`, 'i')
   return (name) => re.test(name)
 }

@@ -34,12 +34,10 @@ export class JumpHost {
     if (current && !('kind' in current) && current.lostReason === undefined) return current
     // Hosts that waited on the same attempt share one new attempt rather than each starting one.
     if (this.connecting === pending) {
-      this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then(
-        (r) => {
-          if (r.connection) this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`)
-          return r.connection ?? (r.failure as ConnectFailure)
-        }
-      )
+      this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => {
+        if (r.connection) this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`)
+        return r.connection ?? (r.failure as ConnectFailure)
+      })
     }
     return this.connecting as Promise<Connection | ConnectFailure>
   }
@@ -53,11 +51,19 @@ export class JumpHost {
     }
     return new Promise((resolve) => {
       const fail = (why: string, transient = true): void =>
-        resolve({ kind: 'network', transient, hop: this.label, message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}` })
+        resolve({
+          kind: 'network',
+          transient,
+          hop: this.label,
+          message: `${this.label} could not reach ${host.hostname}:${host.port}: ${why}`
+        })
       const refused = (err: Error & { reason?: number }): void => {
         // RFC 4254 5.1: 1 is administratively prohibited, a refusal that no retry changes.
         if (err.reason === OPEN_ADMINISTRATIVELY_PROHIBITED) {
-          fail('the bastion refused to forward (administratively prohibited): AllowTcpForwarding is off there, or PermitOpen excludes this host', false)
+          fail(
+            'the bastion refused to forward (administratively prohibited): AllowTcpForwarding is off there, or PermitOpen excludes this host',
+            false
+          )
         } else {
           fail(err.message)
         }

@@ -20,7 +20,11 @@ export function openProxyCommand(command: string, host: Host, onStderr: (line: s
   }
   const windows = process.platform === 'win32'
   const child = windows
-    ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], { env: runnerEnv(), stdio: 'pipe', windowsVerbatimArguments: true })
+    ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], {
+        env: runnerEnv(),
+        stdio: 'pipe',
+        windowsVerbatimArguments: true
+      })
     : spawn('/bin/sh', ['-c', line], { env: runnerEnv(), stdio: 'pipe' })
   let lastStderr = ''
   let pending = ''
@@ -31,12 +35,17 @@ export function openProxyCommand(command: string, host: Host, onStderr: (line: s
   })
   // The stream ssh2 reads and writes. Writing to a command that exited fails with EPIPE, and its
   // output ends before its exit status is known: both wait for the exit, which says what happened.
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  )
   const failure = async (): Promise<Error | undefined> => {
     const { code, signal } = await exited
     if (pending) onStderr((lastStderr = pending))
     if (code === 0) return undefined
-    return Object.assign(new Error(`proxy command exited with ${signal ? `signal ${signal}` : `code ${code}`}${lastStderr ? `: ${lastStderr}` : ''}`), { code: 'EPROXY' })
+    return Object.assign(
+      new Error(`proxy command exited with ${signal ? `signal ${signal}` : `code ${code}`}${lastStderr ? `: ${lastStderr}` : ''}`),
+      { code: 'EPROXY' }
+    )
   }
   const stream = new Duplex({
     read: () => void child.stdout.resume(),

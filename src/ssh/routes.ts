@@ -24,11 +24,20 @@ export class Router {
   private chain(route: Extract<Host['route'], { via: 'jump' }>): JumpHost {
     let previous: JumpHost | undefined
     route.hops.forEach((hop, i) => {
-      const key = route.hops.slice(0, i + 1).map((h) => `${h.host.user}@${h.host.hostname}:${h.host.port}`).join(',')
+      const key = route.hops
+        .slice(0, i + 1)
+        .map((h) => `${h.host.user}@${h.host.hostname}:${h.host.port}`)
+        .join(',')
       let jump = this.hops.get(key)
       if (!jump) {
         const through = previous
-        jump = new JumpHost(hop, this.options, { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined }, (m) => this.note(undefined, m), { index: i + 1, of: route.hops.length })
+        jump = new JumpHost(
+          hop,
+          this.options,
+          { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined },
+          (m) => this.note(undefined, m),
+          { index: i + 1, of: route.hops.length }
+        )
         this.hops.set(key, jump)
       }
       previous = jump

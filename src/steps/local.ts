@@ -16,7 +16,6 @@ export function fleetEnv(host: Host): Record<string, string> {
   return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
 }
 
-
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
  * its own process group so a timeout stops the command and everything it started. @actions/exec has
@@ -26,7 +25,11 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
   const started = Date.now()
   const windows = process.platform === 'win32'
   return new Promise((resolve) => {
-    const options = { cwd: ctx.cwd, env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) }, stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }
+    const options = {
+      cwd: ctx.cwd,
+      env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) },
+      stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe']
+    }
     const child = windows
       ? spawn(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
       : spawn('/bin/sh', ['-c', step.command], { ...options, detached: true })
@@ -64,10 +67,22 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
       out.end()
       err.end()
       const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) }
-      if (spawnError) return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }))
+      if (spawnError)
+        return resolve(
+          stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails })
+        )
       if (stopping) {
         const what = stopCause(stopping, step.timeoutMs)
-        return resolve(stepResult(step.name, started, { status: 'failed', exitCode: code, signal, error: `${what}; the local command was stopped`, cancelled: stopping === 'cancel', ...tails }))
+        return resolve(
+          stepResult(step.name, started, {
+            status: 'failed',
+            exitCode: code,
+            signal,
+            error: `${what}; the local command was stopped`,
+            cancelled: stopping === 'cancel',
+            ...tails
+          })
+        )
       }
       resolve(exitResult(step.name, started, code, signal, tails))
     }

@@ -59,7 +59,6 @@ export interface RebootOutcome {
   connection?: Connection
 }
 
-
 /**
  * The reboot command: the step's own as written; by default root reboots itself, and anyone else goes
  * through sudo: with `sudo-password` the way a `sudo: true` step does, else `sudo -n`, which must not prompt.
@@ -80,7 +79,8 @@ const QUIET: OutputSink = { output: () => true, whenDrained: (resume) => resume(
 async function bootId(step: RebootStep, connection: Connection, probe: Probe): Promise<{ id: string } | { error: string }> {
   const r = await probe(connection, 'boot id', step.bootIdCommand, QUIET)
   const id = r.stdoutTail.trim()
-  if (r.status !== 'success') return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` }
+  if (r.status !== 'success')
+    return { error: `boot-id-command failed: ${r.error}${r.stderrTail ? ` (${r.stderrTail.split('\n').pop()})` : ''}` }
   if (id === '') return { error: 'boot-id-command printed nothing' }
   return { id }
 }
@@ -97,12 +97,32 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const probe: Probe = (connection, name, script, sink = ctx, sudo = false) => {
-    const run: RunStep = { kind: 'run', name, script, env: step.env, timeoutMs: PROBE_TIMEOUT_MS, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo }
-    return runScript(run, { connection, shell: ctx.shell, output: sink.output, whenDrained: sink.whenDrained, signal: ctx.signal, sudoPassword: ctx.sudoPassword })
+    const run: RunStep = {
+      kind: 'run',
+      name,
+      script,
+      env: step.env,
+      timeoutMs: PROBE_TIMEOUT_MS,
+      retries: 0,
+      retryDelayMs: 0,
+      continueOnError: false,
+      runOnce: false,
+      capture: false,
+      sudo
+    }
+    return runScript(run, {
+      connection,
+      shell: ctx.shell,
+      output: sink.output,
+      whenDrained: sink.whenDrained,
+      signal: ctx.signal,
+      sudoPassword: ctx.sudoPassword
+    })
   }
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
   const before = await bootId(step, ctx.connection, probe)
-  if ('error' in before) return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
+  if ('error' in before)
+    return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
   const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword)
   ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`)
   const deadline = Date.now() + step.timeoutMs
@@ -112,7 +132,14 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   ctx.connection.close()
   if (sent.status === 'failed' && !sent.lost) {
     return {
-      result: result({ status: 'failed', exitCode: sent.exitCode, signal: sent.signal, stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail, error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted` })
+      result: result({
+        status: 'failed',
+        exitCode: sent.exitCode,
+        signal: sent.signal,
+        stdoutTail: sent.stdoutTail,
+        stderrTail: sent.stderrTail,
+        error: `the reboot command failed with the connection still up (${sent.error}): nothing was rebooted`
+      })
     }
   }
   let last = 'no attempt yet'
@@ -126,10 +153,12 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     }
     const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick))
     const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
-    const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal)
+    const outcome =
+      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal)
     lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
     if ('failure' in outcome) {
-      if (outcome.failure.kind === 'host-key') return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
+      if (outcome.failure.kind === 'host-key')
+        return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
       if (wentDown === undefined) ctx.status(`down (${outcome.failure.message})`)
       wentDown ??= tick
       last = outcome.failure.message
@@ -148,7 +177,10 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
           ctx.status(`back with boot id ${after.id}: down ${seconds(downtimeMs)}, reboot took ${seconds(Date.now() - started)}`)
           if (step.postDelayMs > 0) await sleep(step.postDelayMs)
           const tails = { stdoutTail: sent.stdoutTail, stderrTail: sent.stderrTail }
-          return { result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }), connection: outcome.connection }
+          return {
+            result: result({ status: 'success', exitCode: 0, ...tails, reboot: { downtimeMs, totalMs: Date.now() - started } }),
+            connection: outcome.connection
+          }
         }
         last = `back with a new boot id, but test-command failed: ${test.error}`
       }
@@ -157,6 +189,13 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
     if (!lastRefused || ctx.tunnel) await sleep(Math.max(0, tick + interval - Date.now()))
   }
-  if (ctx.signal?.aborted) return { result: result({ status: 'failed', cancelled: true, error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}` }) }
+  if (ctx.signal?.aborted)
+    return {
+      result: result({
+        status: 'failed',
+        cancelled: true,
+        error: `cancelled (the job was cancelled) while waiting for the host to come back; last attempt: ${last}`
+      })
+    }
   return { result: result({ status: 'failed', error: `did not come back within ${seconds(step.timeoutMs)}; last attempt: ${last}` }) }
 }

@@ -147,7 +147,10 @@ class ExecFiles implements RemoteFiles {
 
   constructor(private readonly connection: Connection) {
     this.mkdirs = onceEach(async (dir) => {
-      await this.must(`[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`, `cannot create directory ${dir}`)
+      await this.must(
+        `[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`,
+        `cannot create directory ${dir}`
+      )
     })
   }
 
@@ -169,7 +172,13 @@ class ExecFiles implements RemoteFiles {
       channel.on('error', () => {})
       channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8').trim() }))
       if (input === undefined || typeof input === 'string') channel.end(input)
-      else input.on('error', (e) => { channel.close(); reject(e) }).pipe(channel)
+      else
+        input
+          .on('error', (e) => {
+            channel.close()
+            reject(e)
+          })
+          .pipe(channel)
     })
   }
 

@@ -150,15 +150,12 @@ export interface StepContext extends OutputSink {
 }
 
 async function openChannel(ctx: StepContext, command: string): Promise<ClientChannel | ChannelOpenError> {
-  const { outcome } = await withRetries(
-    () => ctx.connection.exec(command).catch((err: ChannelOpenError) => err),
-    {
-      retries: CHANNEL_RETRIES,
-      retryable: (o) => o instanceof ChannelOpenError && o.refused,
-      delayMs: (retry) => backoffDelay(retry, 250, 4000),
-      sleep: ctx.sleep
-    }
-  )
+  const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err: ChannelOpenError) => err), {
+    retries: CHANNEL_RETRIES,
+    retryable: (o) => o instanceof ChannelOpenError && o.refused,
+    delayMs: (retry) => backoffDelay(retry, 250, 4000),
+    sleep: ctx.sleep
+  })
   return outcome
 }
 
@@ -225,11 +222,27 @@ export function stopCause(why: 'timeout' | 'cancel', timeoutMs: number): string 
 
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
 export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
-  return { name, exitCode: null, signal: null, durationMs: Date.now() - startedAt, attempts: 1, lost: false, stdoutTail: '', stderrTail: '', ...fields }
+  return {
+    name,
+    exitCode: null,
+    signal: null,
+    durationMs: Date.now() - startedAt,
+    attempts: 1,
+    lost: false,
+    stdoutTail: '',
+    stderrTail: '',
+    ...fields
+  }
 }
 
 /** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
-export function exitResult(name: string, startedAt: number, exitCode: number | null, signal: string | null, tails: Pick<StepResult, 'stdoutTail' | 'stderrTail' | 'stdout'>): StepResult {
+export function exitResult(
+  name: string,
+  startedAt: number,
+  exitCode: number | null,
+  signal: string | null,
+  tails: Pick<StepResult, 'stdoutTail' | 'stderrTail' | 'stdout'>
+): StepResult {
   if (signal) return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails })
   if (exitCode === 0) return stepResult(name, startedAt, { status: 'success', exitCode, ...tails })
   return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails })
@@ -245,7 +258,9 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
   // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
   // refused (the server limits sessions), the step opens its own as it would have.
   const spare = ctx.connection.takeSpare(command)
-  const opening = spare ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch)) : openChannel(ctx, command)
+  const opening = spare
+    ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch))
+    : openChannel(ctx, command)
   // The next steps' channels open alongside this one's (after it: a server allowing one session
   // gives it to this step): ready when this step ends, even when it is over in one round trip.
   if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead)
@@ -256,7 +271,10 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
     void opening.then((late) => late instanceof ChannelOpenError || late.close())
     if (ctx.signal?.aborted) return result({ status: 'failed', cancelled: true, error: 'cancelled before the command started' })
-    return result({ status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)` })
+    return result({
+      status: 'failed',
+      error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)`
+    })
   }
   if (channel instanceof ChannelOpenError) {
     return result({ status: 'failed', error: channel.message, lost: !channel.refused })

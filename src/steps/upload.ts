@@ -27,7 +27,12 @@ function remote(to: string, rel: string): string {
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
-export async function upload(step: UploadStep, connection: Connection, status: (message: string) => void, signal?: AbortSignal): Promise<StepResult> {
+export async function upload(
+  step: UploadStep,
+  connection: Connection,
+  status: (message: string) => void,
+  signal?: AbortSignal
+): Promise<StepResult> {
   const started = Date.now()
   let files: RemoteFiles | undefined
   const opening = openRemoteFiles(connection, status)
@@ -35,16 +40,31 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     // The timeout covers starting SFTP too: a server may take the login and never answer.
     files = await withinTimeout(opening, step.timeoutMs, signal)
   } catch (err) {
-    return stepResult(step.name, started, { status: 'failed', lost: connection.lostReason !== undefined, error: `could not start SFTP: ${(err as Error).message}` })
+    return stepResult(step.name, started, {
+      status: 'failed',
+      lost: connection.lostReason !== undefined,
+      error: `could not start SFTP: ${(err as Error).message}`
+    })
   }
   if (files === undefined) {
-    void opening.then((late) => late.close(), () => undefined)
-    if (signal?.aborted) return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' })
-    return stepResult(step.name, started, { status: 'failed', error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)` })
+    void opening.then(
+      (late) => late.close(),
+      () => undefined
+    )
+    if (signal?.aborted)
+      return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' })
+    return stepResult(step.name, started, {
+      status: 'failed',
+      error: `timed out after ${step.timeoutMs / 1000}s: the server did not open the SFTP session (it took the login but does not answer channel requests)`
+    })
   }
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    if (step.timeoutMs > 0) timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), Math.max(0, started + step.timeoutMs - Date.now()))
+    if (step.timeoutMs > 0)
+      timer = setTimeout(
+        () => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)),
+        Math.max(0, started + step.timeoutMs - Date.now())
+      )
   })
   const bytes = step.files.reduce((n, f) => n + f.size, 0)
   const work = async (): Promise<void> => {
@@ -71,16 +91,28 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     if (step.delete && !single) {
       const root = remote(step.to, '')
       const keepFiles = new Set(step.files.map((f) => f.relative))
-      const keepDirs = new Set([...step.dirs, ...step.files.flatMap((f) => f.relative.split('/').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('/')))])
+      const keepDirs = new Set([
+        ...step.dirs,
+        ...step.files.flatMap((f) =>
+          f.relative
+            .split('/')
+            .slice(0, -1)
+            .map((_, i, a) => a.slice(0, i + 1).join('/'))
+        )
+      ])
       const tree = await files.tree(root)
       // Excluded paths on the host are left alone, and so are the directories that hold them.
       const excluded = excludes(step.exclude)
       const leftAlone = tree.files.filter(excluded)
-      for (const f of leftAlone) f.split('/').slice(0, -1).forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')))
+      for (const f of leftAlone)
+        f.split('/')
+          .slice(0, -1)
+          .forEach((_, i, a) => keepDirs.add(a.slice(0, i + 1).join('/')))
       const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f))
       const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d))
       await files.remove(root, stale, staleDirs)
-      if (stale.length + staleDirs.length > 0) status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
+      if (stale.length + staleDirs.length > 0)
+        status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }
   }
   let onCancel = (): void => {}
@@ -95,12 +127,27 @@ export async function upload(step: UploadStep, connection: Connection, status: (
     await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = bytes / Math.max(ms / 1000, 0.001)
-    status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`)
-    return stepResult(step.name, started, { status: 'success', exitCode: 0, transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport } })
+    status(
+      `uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`
+    )
+    return stepResult(step.name, started, {
+      status: 'success',
+      exitCode: 0,
+      transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport }
+    })
   } catch (err) {
-    if (err instanceof CancelledError) return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched' })
+    if (err instanceof CancelledError)
+      return stepResult(step.name, started, {
+        status: 'failed',
+        cancelled: true,
+        error: 'cancelled during the upload (the job was cancelled); files not yet renamed into place are untouched'
+      })
     const lost = connection.lostReason
-    return stepResult(step.name, started, { status: 'failed', lost: lost !== undefined, error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}` })
+    return stepResult(step.name, started, {
+      status: 'failed',
+      lost: lost !== undefined,
+      error: lost ? `connection lost during the upload: ${lost}` : `upload failed: ${(err as Error).message}`
+    })
   } finally {
     clearTimeout(timer)
     unwatch()

@@ -75,7 +75,10 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
     if (options.commandsOnly) {
       const lines = (partial + d.toString()).split('\n')
       partial = lines.pop() as string
-      stdout += lines.filter((l) => l.startsWith('::')).map((l) => `${l}\n`).join('')
+      stdout += lines
+        .filter((l) => l.startsWith('::'))
+        .map((l) => `${l}\n`)
+        .join('')
     } else {
       stdout += d.toString()
     }

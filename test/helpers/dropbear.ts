@@ -29,7 +29,10 @@ export interface Dropbear {
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = tcpConnect(port, '127.0.0.1')
-    s.on('connect', () => { s.destroy(); resolve(true) })
+    s.on('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
     s.on('error', () => resolve(false))
   })
 }
@@ -40,7 +43,8 @@ export async function startDropbear(options: { ports?: number; sftp?: boolean } 
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-dropbear-'))
   execFileSync('dropbearkey', ['-t', 'ed25519', '-f', join(dir, 'host_key')], { stdio: 'ignore' })
   const hostPub = execFileSync('dropbearkey', ['-y', '-f', join(dir, 'host_key')], { encoding: 'utf8' })
-    .split('\n').find((l) => l.startsWith('ssh-ed25519 ')) as string
+    .split('\n')
+    .find((l) => l.startsWith('ssh-ed25519 ')) as string
   writeFileSync(join(dir, 'host_key.pub'), `${hostPub}\n`)
   const fingerprint = execFileSync('ssh-keygen', ['-lf', join(dir, 'host_key.pub')], { encoding: 'utf8' }).split(/\s+/)[1]
   const clientKey = keygen(join(dir, 'client'))
@@ -58,10 +62,22 @@ export async function startDropbear(options: { ports?: number; sftp?: boolean } 
   const ports = await freePorts(options.ports ?? 1)
   const logFile = join(dir, 'dropbear.log')
   writeFileSync(logFile, '')
-  const argv = [DROPBEAR as string, '-F', '-E', '-s', '-m', '-r', join(dir, 'host_key'), '-P', join(dir, 'pid'), ...ports.flatMap((p) => ['-p', `127.0.0.1:${p}`])]
-  const command = options.sftp === false
-    ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /usr/lib/openssh && exec "$@"', 'sh', ...argv]
-    : argv
+  const argv = [
+    DROPBEAR as string,
+    '-F',
+    '-E',
+    '-s',
+    '-m',
+    '-r',
+    join(dir, 'host_key'),
+    '-P',
+    join(dir, 'pid'),
+    ...ports.flatMap((p) => ['-p', `127.0.0.1:${p}`])
+  ]
+  const command =
+    options.sftp === false
+      ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /usr/lib/openssh && exec "$@"', 'sh', ...argv]
+      : argv
   const proc: ChildProcess = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
   proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
   const log = (): string => readFileSync(logFile, 'utf8')
@@ -89,7 +105,9 @@ export async function startDropbear(options: { ports?: number; sftp?: boolean } 
       } catch {
         // none left
       }
-      const keys = readFileSync(authorized, 'utf8').split('\n').filter((l) => !l.endsWith(` ${marker}`))
+      const keys = readFileSync(authorized, 'utf8')
+        .split('\n')
+        .filter((l) => !l.endsWith(` ${marker}`))
       writeFileSync(authorized, keys.join('\n'))
       rmSync(dir, { recursive: true, force: true })
     }

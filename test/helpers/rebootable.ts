@@ -47,7 +47,19 @@ export async function startRebootableHost(options: RebootOptions = {}): Promise<
     wrap: (argv) => {
       const bootFile = join(state.dir, 'boot_id')
       const bin = join(state.dir, 'bin')
-      return ['unshare', '-m', '-p', '-f', '--kill-child', '--mount-proc', 'sh', '-c', `mount --bind ${bootFile} /proc/sys/kernel/random/boot_id && mount --bind ${bin} /usr/local/bin && exec "$@"`, 'sh', ...argv]
+      return [
+        'unshare',
+        '-m',
+        '-p',
+        '-f',
+        '--kill-child',
+        '--mount-proc',
+        'sh',
+        '-c',
+        `mount --bind ${bootFile} /proc/sys/kernel/random/boot_id && mount --bind ${bin} /usr/local/bin && exec "$@"`,
+        'sh',
+        ...argv
+      ]
     },
     prepare: (dir) => {
       state.dir = dir
@@ -57,7 +69,11 @@ export async function startRebootableHost(options: RebootOptions = {}): Promise<
       const request = join(dir, 'shared', 'reboot-requested')
       const shutdown = `#!/bin/sh\necho "The system will reboot now ($0 $*)"\ntouch ${request}\n`
       const sudo = `#!/bin/sh\n[ "$1" = -n ] && shift\n${options.sudoNeedsPassword ? 'echo "sudo: a password is required" >&2\nexit 1\n' : 'echo "sudo: running $*"\nexec "$@"\n'}`
-      for (const [file, text] of [['shutdown', shutdown], ['reboot', shutdown], ['sudo', sudo]]) {
+      for (const [file, text] of [
+        ['shutdown', shutdown],
+        ['reboot', shutdown],
+        ['sudo', sudo]
+      ]) {
         writeFileSync(join(bin, file), text)
         chmodSync(join(bin, file), 0o755)
       }

@@ -23,5 +23,7 @@ export function runnerCommands(stdout: string): Array<{ name: string; line: stri
 
 /** Commands of `stdout` the runner would act on that carry `marker`: injected ones. */
 export function injected(stdout: string, marker: string): string[] {
-  return runnerCommands(stdout).filter((c) => c.line.includes(marker)).map((c) => c.line)
+  return runnerCommands(stdout)
+    .filter((c) => c.line.includes(marker))
+    .map((c) => c.line)
 }

@@ -54,10 +54,14 @@ export interface Sshd {
 /** Ports the kernel says are free right now. */
 export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer()
-      s.listen(0, '127.0.0.1', () => resolve(s))
-    }))
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const s = createServer()
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        })
+    )
   )
   const ports = servers.map((s) => (s.address() as { port: number }).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
@@ -132,7 +136,10 @@ export function keygen(path: string, type = 'ed25519', passphrase = '', format?:
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = tcpConnect(port, '127.0.0.1')
-    s.on('connect', () => { s.destroy(); resolve(true) })
+    s.on('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
     s.on('error', () => resolve(false))
   })
 }
@@ -181,7 +188,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
   const log = (): string => readFileSync(logFile, 'utf8')
   const configs = groups.map((group, i) => {
     const configFile = join(dir, `sshd_config.${i}`)
-    writeFileSync(configFile, [...group.map((a) => `ListenAddress ${a}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n')
+    writeFileSync(
+      configFile,
+      [...group.map((a) => `ListenAddress ${a}`), `PidFile ${join(dir, `sshd.${i}.pid`)}`, ...common].join('\n') + '\n'
+    )
     return configFile
   })
   let procs: ChildProcess[] = []
@@ -261,7 +271,11 @@ export function hostList(sshd: Sshd, ports = sshd.ports): string {
  * (`date +%s%N` on one machine's clock), and how many such lines there were.
  */
 export function peakOverlap(file: string): { peak: number; events: number } {
-  const events = readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
+  const events = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(' '))
+    .map(([s, t]) => ({ delta: s === '+' ? 1 : -1, t: BigInt(t) }))
   events.sort((a, b) => (a.t === b.t ? a.delta - b.delta : a.t < b.t ? -1 : 1))
   let now = 0
   let peak = 0

@@ -27,7 +27,12 @@ const inputs = (s: Sshd, ports: number[], extra: Record<string, string>): Record
   'known-hosts': knownFor(s, ports),
   ...extra
 })
-async function withProxies<T>(count: number, target: number, options: Parameters<typeof startProxy>[1], body: (proxies: Proxy[]) => Promise<T>): Promise<T> {
+async function withProxies<T>(
+  count: number,
+  target: number,
+  options: Parameters<typeof startProxy>[1],
+  body: (proxies: Proxy[]) => Promise<T>
+): Promise<T> {
   const proxies = await Promise.all(Array.from({ length: count }, () => startProxy(target, options)))
   try {
     return await body(proxies)
@@ -48,7 +53,9 @@ describe('connection retries', () => {
       expect(run.annotations.filter((a) => a.startsWith('::warning')).length).toBeGreaterThan(0)
       expect(run.annotations.find((a) => a.startsWith('::warning'))).toMatch(/%3A warning::connected after \d+ attempts.*MaxStartups/)
       // sshd confirms it turned connections away.
-      expect(throttled.log()).toMatch(/drop connection #\d+ from \[127.0.0.1\]:\d+ on \[127.0.0.1\]:\d+ past MaxStartups|exceeded MaxStartups/)
+      expect(throttled.log()).toMatch(
+        /drop connection #\d+ from \[127.0.0.1\]:\d+ on \[127.0.0.1\]:\d+ past MaxStartups|exceeded MaxStartups/
+      )
     } finally {
       await throttled.stop()
     }
@@ -74,7 +81,11 @@ describe('connection retries', () => {
   test('nothing ever listening: unreachable after all retries, reported as such', async () => {
     const [port] = await freePorts(1)
     const run = await runAction(inputs(sshd, [port], { run: 'true', 'connect-retries': '2' }))
-    expect(hostResult(run, name(port))).toMatchObject({ status: 'unreachable', attempts: 3, error: expect.stringContaining('connection refused') })
+    expect(hostResult(run, name(port))).toMatchObject({
+      status: 'unreachable',
+      attempts: 3,
+      error: expect.stringContaining('connection refused')
+    })
     expect(run.outputs.failed).toBe(name(port))
     expect(run.annotations.some((a) => a.includes('%3A connect::connection refused'))).toBe(true)
   })
@@ -132,7 +143,13 @@ describe('keepalive and lost connections', () => {
 
   test('a connection lost under a step is re-established for its retry', async () => {
     const marker = join(sshd.shared, `killed-once-${Date.now()}`)
-    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `if [ ! -e ${marker} ]; then touch ${marker}; kill -9 $PPID; fi; echo second`, retries: '1', 'retry-delay': '0.2s' }))
+    const run = await runAction(
+      inputs(sshd, [sshd.ports[0]], {
+        run: `if [ ! -e ${marker} ]; then touch ${marker}; kill -9 $PPID; fi; echo second`,
+        retries: '1',
+        'retry-delay': '0.2s'
+      })
+    )
     const r = hostResult(run, name(sshd.ports[0]))
     expect(r).toMatchObject({ status: 'success', attempts: 2 })
     expect(r.steps[0]).toMatchObject({ attempts: 2, stdoutTail: 'second' })
@@ -175,7 +192,13 @@ describe('steps', () => {
     const counter = join(sshd.shared, `count-${Date.now()}`)
     writeFileSync(counter, '0')
     chmodSync(counter, 0o666)
-    const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `n=$(($(cat ${counter}) + 1)); echo $n > ${counter}; echo "try $n"; [ $n -ge 3 ]`, retries: '3', 'retry-delay': '0.1s' }))
+    const run = await runAction(
+      inputs(sshd, [sshd.ports[0]], {
+        run: `n=$(($(cat ${counter}) + 1)); echo $n > ${counter}; echo "try $n"; [ $n -ge 3 ]`,
+        retries: '3',
+        'retry-delay': '0.1s'
+      })
+    )
     const r = hostResult(run, name(sshd.ports[0]))
     expect(r).toMatchObject({ status: 'success', attempts: 1 })
     expect(r.steps[0]).toMatchObject({ status: 'success', attempts: 3, stdoutTail: 'try 3' })
@@ -212,9 +235,18 @@ describe('robustness', () => {
     for (const seed of [1, 2, 3]) {
       await withProxies(12, sshd.ports[seed % 4], { cutWithinMs: 1500, random: seeded(seed) }, async (proxies) => {
         const ports = proxies.map((p) => p.port)
-        const run = await runAction({
-          ...inputs(sshd, ports, { run: 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done', concurrency: '12', 'connect-retries': '1', retries: '1', 'retry-delay': '0' })
-        }, { timeoutMs: 60_000 })
+        const run = await runAction(
+          {
+            ...inputs(sshd, ports, {
+              run: 'for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done',
+              concurrency: '12',
+              'connect-retries': '1',
+              retries: '1',
+              'retry-delay': '0'
+            })
+          },
+          { timeoutMs: 60_000 }
+        )
         expect(run.code === 0 || run.code === 1).toBe(true)
         expect(run.stderr).not.toMatch(/Unhandled|TypeError|EPIPE|ECONNRESET/)
         expect(run.results).toHaveLength(12)
@@ -266,7 +298,10 @@ describe('servers that stop answering after login', () => {
   ] as const)('no answer to the %s request: the step timeout covers it', async (silent, steps, message) => {
     const server = await silentServer(silent)
     try {
-      const run = await runAction({ hosts: `u@127.0.0.1:${server.port}`, password: 'x', 'known-hosts': server.known, 'keepalive-interval': '1s', steps }, { env: { GITHUB_WORKSPACE: process.cwd() } })
+      const run = await runAction(
+        { hosts: `u@127.0.0.1:${server.port}`, password: 'x', 'known-hosts': server.known, 'keepalive-interval': '1s', steps },
+        { env: { GITHUB_WORKSPACE: process.cwd() } }
+      )
       const r = run.results[0]
       expect(r.status).toBe('failed')
       expect(r.error).toBe(`timed out after 2s: ${message} (it took the login but does not answer channel requests)`)
@@ -281,7 +316,9 @@ describe('servers that stop answering after login', () => {
     const pid = join(sshd.shared, `bg-${Date.now()}`)
     const run = await runAction(inputs(sshd, [sshd.ports[0]], { run: `sleep 30 & echo $! > ${pid}; echo started`, timeout: '2s' }))
     const r = hostResult(run, name(sshd.ports[0]))
-    expect(r.error).toBe('timed out after 2s: the script had ended (exit code 0) but a process it started kept its output open; that process was stopped')
+    expect(r.error).toBe(
+      'timed out after 2s: the script had ended (exit code 0) but a process it started kept its output open; that process was stopped'
+    )
     expect(r.steps[0].durationMs).toBeLessThan(5000)
     expect(alive(readFileSync(pid, 'utf8').trim())).toBe(false)
   })
@@ -319,7 +356,8 @@ describe('the runner cancels the job', () => {
     expect(run.results.map((r) => r.status)).toEqual(['cancelled', 'cancelled', 'skipped'])
     expect(run.results[0].error).toBe('cancelled (the job was cancelled); the remote process was stopped')
     expect(run.results[2].error).toBe('skipped: the job was cancelled before this host started')
-    for (const port of ports.slice(0, 2)) for (const pid of readFileSync(pidFile(port), 'utf8').trim().split(' ')) expect(alive(pid), `pid ${pid}`).toBe(false)
+    for (const port of ports.slice(0, 2))
+      for (const pid of readFileSync(pidFile(port), 'utf8').trim().split(' ')) expect(alive(pid), `pid ${pid}`).toBe(false)
     expect(run.summary).toContain('🛑 cancelled')
     expect(run.stdout).toContain('::error::the job was cancelled: 2 hosts stopped mid-plan, 1 not started')
     const file = JSON.parse(readFileSync(join(sshd.shared, `${marker}.json`), 'utf8'))
@@ -351,8 +389,16 @@ describe('huge outputs', () => {
     try {
       const line = `printf '%065535d\\n' 0`
       const print = Array(20).fill(line).join('; ')
-      const steps = [1, 2, 3, 4, 5].map((i) => `- name: s${i}\n  run: "${print}; ${print.replace(/\\n/g, '\\n')} >&2${i === 5 ? '; [ ${SSH_CONNECTION##* } != ' + big.ports[0] + ' ]' : ''}"`).join('\n')
-      const run = await runAction({ hosts: hostList(big), 'private-key': big.clientKey, 'known-hosts': big.knownHosts, concurrency: '24', steps }, { rusage: true, commandsOnly: true, timeoutMs: 240_000 })
+      const steps = [1, 2, 3, 4, 5]
+        .map(
+          (i) =>
+            `- name: s${i}\n  run: "${print}; ${print.replace(/\\n/g, '\\n')} >&2${i === 5 ? '; [ ${SSH_CONNECTION##* } != ' + big.ports[0] + ' ]' : ''}"`
+        )
+        .join('\n')
+      const run = await runAction(
+        { hosts: hostList(big), 'private-key': big.clientKey, 'known-hosts': big.knownHosts, concurrency: '24', steps },
+        { rusage: true, commandsOnly: true, timeoutMs: 240_000 }
+      )
       expect(run.code).toBe(1) // the first host fails its last step, on purpose
       expect(run.results).toHaveLength(24)
       expect(run.results.filter((r) => r.status === 'success')).toHaveLength(23)
@@ -361,7 +407,9 @@ describe('huge outputs', () => {
       expect(summaryBytes).toBeLessThan(1_000_000)
       expect(resultsBytes).toBeLessThanOrEqual(1_000_000)
       expect(run.usage?.maxRssKb).toBeLessThan(400 * 1024)
-      console.log(`huge outputs: ${(24 * 5 * 40 * 64) / 1024} MiB printed; peak RSS ${((run.usage?.maxRssKb ?? 0) / 1024).toFixed(0)} MB; summary ${summaryBytes} B; results output ${resultsBytes} B; ${run.durationMs} ms`)
+      console.log(
+        `huge outputs: ${(24 * 5 * 40 * 64) / 1024} MiB printed; peak RSS ${((run.usage?.maxRssKb ?? 0) / 1024).toFixed(0)} MB; summary ${summaryBytes} B; results output ${resultsBytes} B; ${run.durationMs} ms`
+      )
     } finally {
       await big.stop()
     }

@@ -17,7 +17,11 @@ const workspace = useWorkspace('features')
 const PORT = '${SSH_CONNECTION##* }'
 useSshd({ ports: 6 }, (started) => (sshd = started))
 const name = (port: number): string => hostName(sshd, port)
-const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
+const base = (ports = sshd.ports): Record<string, string> => ({
+  hosts: hostList(sshd, ports),
+  'private-key': sshd.clientKey,
+  'known-hosts': sshd.knownHosts
+})
 const env = { env: { GITHUB_WORKSPACE: workspace } }
 
 describe('capture, run-file, on-failure and always', () => {
@@ -48,26 +52,41 @@ describe('capture, run-file, on-failure and always', () => {
     const logins = (sshd.log().match(/Accepted publickey/g) ?? []).length
     const missing = await runAction({ ...base([sshd.ports[0]]), 'run-file': 'scripts/nope.sh' }, env)
     expect(missing.code).toBe(1)
-    expect(missing.stdout).toMatch(/::error::Invalid input 'run-file': 'scripts\/nope.sh' cannot be read \(.*ENOENT\)\. Nothing was run on any host\./)
+    expect(missing.stdout).toMatch(
+      /::error::Invalid input 'run-file': 'scripts\/nope.sh' cannot be read \(.*ENOENT\)\. Nothing was run on any host\./
+    )
     expect((sshd.log().match(/Accepted publickey/g) ?? []).length).toBe(logins)
   })
 
   test('on-failure runs only where the plan failed, with FLEET_FAILED_STEP and FLEET_ERROR; always runs everywhere', async () => {
     const [a, b, c] = sshd.ports
-    const run = await runAction({
-      ...base([a, b, c]),
-      steps: `- name: Deploy\n  run: '[ ${PORT} != ${b} ] || { echo broken >&2; exit 7; }'`,
-      'on-failure': `- name: Rollback\n  run: 'echo "rollback after $FLEET_FAILED_STEP: $FLEET_ERROR"'\n- local: 'echo "local rollback of $FLEET_HOST:$FLEET_PORT ($FLEET_ERROR)"'`,
-      always: `- name: Re-add\n  run: echo re-added\n- name: Check\n  run: '[ ${PORT} != ${c} ]'`
-    }, env)
+    const run = await runAction(
+      {
+        ...base([a, b, c]),
+        steps: `- name: Deploy\n  run: '[ ${PORT} != ${b} ] || { echo broken >&2; exit 7; }'`,
+        'on-failure': `- name: Rollback\n  run: 'echo "rollback after $FLEET_FAILED_STEP: $FLEET_ERROR"'\n- local: 'echo "local rollback of $FLEET_HOST:$FLEET_PORT ($FLEET_ERROR)"'`,
+        always: `- name: Re-add\n  run: echo re-added\n- name: Check\n  run: '[ ${PORT} != ${c} ]'`
+      },
+      env
+    )
     const ra = hostResult(run, name(a))
     const rb = hostResult(run, name(b))
     const rc = hostResult(run, name(c))
-    expect(ra.steps.map((s: { name: string; phase?: string }) => [s.name, s.phase ?? 'plan'])).toEqual([['Deploy', 'plan'], ['Re-add', 'always'], ['Check', 'always']])
+    expect(ra.steps.map((s: { name: string; phase?: string }) => [s.name, s.phase ?? 'plan'])).toEqual([
+      ['Deploy', 'plan'],
+      ['Re-add', 'always'],
+      ['Check', 'always']
+    ])
     expect(ra.status).toBe('success')
     expect(rb.status).toBe('failed') // never turned into a success
     expect(rb.error).toBe('exit code 7')
-    expect(rb.steps.map((s: { name: string; phase?: string }) => [s.name, s.phase ?? 'plan'])).toEqual([['Deploy', 'plan'], ['Rollback', 'on-failure'], ['local 2', 'on-failure'], ['Re-add', 'always'], ['Check', 'always']])
+    expect(rb.steps.map((s: { name: string; phase?: string }) => [s.name, s.phase ?? 'plan'])).toEqual([
+      ['Deploy', 'plan'],
+      ['Rollback', 'on-failure'],
+      ['local 2', 'on-failure'],
+      ['Re-add', 'always'],
+      ['Check', 'always']
+    ])
     expect(rb.steps[1].stdoutTail).toBe('rollback after Deploy: exit code 7')
     expect(rb.steps[2].stdoutTail).toBe(`local rollback of 127.0.0.1:${b} (exit code 7)`)
     // A failure in always on a host that had succeeded fails it.
@@ -81,7 +100,11 @@ describe('throttles and uploads', () => {
     const file = join(sshd.shared, `concurrency-${Date.now()}`)
     writeFileSync(file, '')
     execFileSync('chmod', ['666', file])
-    const run = await runAction({ ...base(), concurrency: '6', steps: `- name: Warm\n  run: 'echo "+ $(date +%s%N)" >> ${file}; sleep 0.4; echo "- $(date +%s%N)" >> ${file}'\n  concurrency: 2` })
+    const run = await runAction({
+      ...base(),
+      concurrency: '6',
+      steps: `- name: Warm\n  run: 'echo "+ $(date +%s%N)" >> ${file}; sleep 0.4; echo "- $(date +%s%N)" >> ${file}'\n  concurrency: 2`
+    })
     expect(run.code).toBe(0)
     expect(peakOverlap(file)).toEqual({ peak: 2, events: 12 })
   })
@@ -94,11 +117,21 @@ describe('throttles and uploads', () => {
     writeFileSync(join(src, 'cache/a.tmp'), 'tmp')
     const root = join(sshd.shared, `site-${Date.now()}`)
     const host = [sshd.ports[0]]
-    const seed = await runAction({ ...base(host), run: `mkdir -p ${root}/logs ${root}/old && echo keep > ${root}/logs/app.log && echo stale > ${root}/old/x && echo stale > ${root}/stale.txt` })
+    const seed = await runAction({
+      ...base(host),
+      run: `mkdir -p ${root}/logs ${root}/old && echo keep > ${root}/logs/app.log && echo stale > ${root}/old/x && echo stale > ${root}/stale.txt`
+    })
     expect(seed.code).toBe(0)
-    const run = await runAction({ ...base(host), steps: `- upload: { from: site, to: ${root}, delete: true, exclude: ["*.env", cache, "logs/**"] }` }, env)
+    const run = await runAction(
+      { ...base(host), steps: `- upload: { from: site, to: ${root}, delete: true, exclude: ["*.env", cache, "logs/**"] }` },
+      env
+    )
     expect(run.code, run.stdout).toBe(0)
-    const listing = execFileSync('find', [root, '-mindepth', '1'], { encoding: 'utf8' }).trim().split('\n').map((p) => p.slice(root.length + 1)).sort()
+    const listing = execFileSync('find', [root, '-mindepth', '1'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((p) => p.slice(root.length + 1))
+      .sort()
     expect(listing).toEqual(['index.html', 'logs', 'logs/app.log'])
     expect(run.stdout).toContain('removed 2 files and 1 directories not in site')
   })
@@ -110,24 +143,38 @@ describe.runIf(isRoot)('sudo (needs root to make a test user with a sudo passwor
   beforeAll(() => {
     user = ensureTestUser()
     execFileSync('chpasswd', { input: `${user}:${PASSWORD}\n` })
-    writeFileSync('/etc/sudoers.d/ssh-fleet-test', `${user} ALL=(ALL) ALL\nDefaults:${user} !lecture, timestamp_timeout=0\n`, { mode: 0o440 })
+    writeFileSync('/etc/sudoers.d/ssh-fleet-test', `${user} ALL=(ALL) ALL\nDefaults:${user} !lecture, timestamp_timeout=0\n`, {
+      mode: 0o440
+    })
   })
   afterAll(() => rmSync('/etc/sudoers.d/ssh-fleet-test', { force: true }))
 
   test('sudo: true with sudo-password: root, and the password in no command line, environment, file or log line', async () => {
     const spy = join(sshd.shared, `sudo-spy-${Date.now()}`)
     const script = `id -u; ps -eo args > ${spy}.ps; env > ${spy}.env; cat /proc/$$/environ | tr '\\0' '\\n' >> ${spy}.env; ls -a \${TMPDIR:-/tmp} > ${spy}.tmp; cat </dev/stdin | wc -c`
-    const run = await runAction({ ...base([sshd.ports[0]]), 'sudo-password': PASSWORD, steps: `- name: As root\n  run: '${script.replace(/'/g, "''")}'\n  sudo: true` })
+    const run = await runAction({
+      ...base([sshd.ports[0]]),
+      'sudo-password': PASSWORD,
+      steps: `- name: As root\n  run: '${script.replace(/'/g, "''")}'\n  sudo: true`
+    })
     expect(run.code, run.stdout).toBe(0)
     expect(run.results[0].steps[0].stdoutTail).toBe('0\n0') // root, and an empty stdin
     for (const ext of ['ps', 'env', 'tmp']) expect(readFileSync(`${spy}.${ext}`, 'utf8')).not.toContain(PASSWORD)
     expect(readFileSync(`${spy}.tmp`, 'utf8')).not.toMatch(/ssh-fleet\./) // the staged script is gone already
-    const printed = [run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), run.stderr, run.summary, JSON.stringify(run.outputs)].join('\n')
+    const printed = [
+      run.stdout
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'))
+        .join('\n'),
+      run.stderr,
+      run.summary,
+      JSON.stringify(run.outputs)
+    ].join('\n')
     expect(printed).not.toContain(PASSWORD)
     expect(run.stdout).toContain(`::add-mask::${PASSWORD}`)
   })
 
-  test('sudo: true without sudo-password fails at once with sudo\'s message, and leaves no file', async () => {
+  test("sudo: true without sudo-password fails at once with sudo's message, and leaves no file", async () => {
     const run = await runAction({ ...base([sshd.ports[0]]), steps: '- run: id -u\n  sudo: true' })
     expect(run.results[0]).toMatchObject({ status: 'failed' })
     expect(run.results[0].steps[0].stderrTail).toMatch(/sudo: (a password is required|a terminal is required)/)
@@ -138,7 +185,7 @@ describe.runIf(isRoot)('sudo (needs root to make a test user with a sudo passwor
 })
 
 describe('agent forwarding and legacy algorithms', () => {
-  test('forward-agent: the host sees the runner\'s agent (ssh-add -l lists its key)', async () => {
+  test("forward-agent: the host sees the runner's agent (ssh-add -l lists its key)", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-fwd-'))
     const sock = join(dir, 'agent.sock')
     const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' })
@@ -148,7 +195,10 @@ describe('agent forwarding and legacy algorithms', () => {
       keygen(key)
       execFileSync('ssh-add', [key], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
       const fp = execFileSync('ssh-keygen', ['-lf', `${key}.pub`], { encoding: 'utf8' }).split(' ')[1]
-      const run = await runAction({ ...base([sshd.ports[0]]), 'forward-agent': 'true', run: 'ssh-add -l' }, { env: { SSH_AUTH_SOCK: sock } })
+      const run = await runAction(
+        { ...base([sshd.ports[0]]), 'forward-agent': 'true', run: 'ssh-add -l' },
+        { env: { SSH_AUTH_SOCK: sock } }
+      )
       expect(run.results[0].status, run.stdout).toBe('success')
       expect(run.results[0].steps[0].stdoutTail).toContain(fp)
       const without = await runAction({ ...base([sshd.ports[0]]), 'forward-agent': 'true', run: 'true' })
@@ -171,14 +221,22 @@ describe('agent forwarding and legacy algorithms', () => {
       }
     })
     try {
-      const inputs = { hosts: hostList(old), 'private-key': old.clientKey, 'known-hosts': `[127.0.0.1]:${old.ports[0]} ${rsaLine}`, run: 'echo old', 'connect-retries': '0' }
+      const inputs = {
+        hosts: hostList(old),
+        'private-key': old.clientKey,
+        'known-hosts': `[127.0.0.1]:${old.ports[0]} ${rsaLine}`,
+        run: 'echo old',
+        'connect-retries': '0'
+      }
       const refused = await runAction(inputs)
       expect(refused.results[0].status).not.toBe('success')
       expect(refused.results[0].error).toMatch(/^SSH handshake failed: .*; an old server may need legacy-algorithms: true$/)
       const reached = await runAction({ ...inputs, 'legacy-algorithms': 'true' })
       expect(reached.results[0].status, reached.stdout).toBe('success')
       const warning = reached.annotations.find((a) => a.startsWith('::warning'))
-      expect(warning).toContain('connected with legacy algorithms (legacy-algorithms: true): diffie-hellman-group14-sha1, ssh-rsa, aes128-cbc, hmac-sha1')
+      expect(warning).toContain(
+        'connected with legacy algorithms (legacy-algorithms: true): diffie-hellman-group14-sha1, ssh-rsa, aes128-cbc, hmac-sha1'
+      )
     } finally {
       await old.stop()
     }
@@ -186,9 +244,12 @@ describe('agent forwarding and legacy algorithms', () => {
 })
 
 describe('the log after a run with several hosts in flight', () => {
-  test('a failed host\'s output of its failing step is printed again, whole, in a group of its own', async () => {
+  test("a failed host's output of its failing step is printed again, whole, in a group of its own", async () => {
     const [a, b] = sshd.ports
-    const run = await runAction({ ...base([a, b]), run: `for i in 1 2 3; do echo "line $i of ${PORT}"; sleep 0.05; done; [ ${PORT} != ${b} ] || { echo "why it failed" >&2; exit 2; }` })
+    const run = await runAction({
+      ...base([a, b]),
+      run: `for i in 1 2 3; do echo "line $i of ${PORT}"; sleep 0.05; done; [ ${PORT} != ${b} ] || { echo "why it failed" >&2; exit 2; }`
+    })
     const lines = run.stdout.split('\n')
     const start = lines.findIndex((l) => l === `::group::${name(b)} › run: output of the failed step`)
     expect(start).toBeGreaterThan(0)
@@ -201,14 +262,18 @@ describe('the log after a run with several hosts in flight', () => {
 
 test('dry-run prints the new parts of the plan, and bad values are input errors before any connection', async () => {
   writeFileSync(join(workspace, 'dry.sh'), 'echo dry\n')
-  const run = await runAction({
-    ...base([sshd.ports[0]]),
-    'dry-run': 'true',
-    'sudo-password': 'not-shown',
-    steps: '- run-file: dry.sh\n  capture: true\n  sudo: true\n  concurrency: 2\n- upload: { from: dry.sh, to: /tmp/x/, exclude: "*.tmp" }',
-    'on-failure': '- run: echo rollback',
-    always: '- local: echo always'
-  }, env)
+  const run = await runAction(
+    {
+      ...base([sshd.ports[0]]),
+      'dry-run': 'true',
+      'sudo-password': 'not-shown',
+      steps:
+        '- run-file: dry.sh\n  capture: true\n  sudo: true\n  concurrency: 2\n- upload: { from: dry.sh, to: /tmp/x/, exclude: "*.tmp" }',
+      'on-failure': '- run: echo rollback',
+      always: '- local: echo always'
+    },
+    env
+  )
   expect(run.code).toBe(0)
   expect(run.stdout).toContain('step 1: step 1 (concurrency 2, capture, sudo with sudo-password): run-file dry.sh')
   expect(run.stdout).toContain('step 2: upload 2 (exclude *.tmp): upload 1 files')
@@ -222,11 +287,13 @@ test('dry-run prints the new parts of the plan, and bad values are input errors 
     ['legacy-algorithms', 'sure', "'sure' is not one of true, false"],
     ['on-failure', '- nope: 1', 'has none of run:']
   ] as const) {
-    const bad = await runAction({ ...base([sshd.ports[0]]), ...(input === 'steps' ? { steps: value } : { run: 'true', [input]: value }) }, env)
+    const bad = await runAction(
+      { ...base([sshd.ports[0]]), ...(input === 'steps' ? { steps: value } : { run: 'true', [input]: value }) },
+      env
+    )
     expect(bad.code, `${input}: ${value}`).toBe(1)
     expect(bad.stdout).toContain(`::error::Invalid input '${input}'`)
     expect(bad.stdout).toContain(message)
     expect(bad.results).toEqual([])
   }
 })
-

@@ -69,18 +69,32 @@ const workspace = useWorkspace('hostile')
 useSshd({ ports: 3 }, (started) => (sshd = started))
 
 describe('hostile servers and output', () => {
-  test.each([['several hosts in flight', 2], ['one host at a time', 1]] as const)('a server\'s DISCONNECT text before any host key is accepted: %s', async (_mode, count) => {
+  test.each([
+    ['several hosts in flight', 2],
+    ['one host at a time', 1]
+  ] as const)("a server's DISCONNECT text before any host key is accepted: %s", async (_mode, count) => {
     const servers = await Promise.all(Array.from({ length: count }, () => disconnectingServer(HOSTILE)))
     try {
       const ports = servers.map((s) => (s.address() as { port: number }).port)
-      const run = await runAction({ hosts: ports.map((p) => `deploy@127.0.0.1:${p}`).join('\n'), password: 'not-used', 'connect-retries': '0', run: 'true' })
+      const run = await runAction({
+        hosts: ports.map((p) => `deploy@127.0.0.1:${p}`).join('\n'),
+        password: 'not-used',
+        'connect-retries': '0',
+        run: 'true'
+      })
       expect(run.code).toBe(1)
       for (const r of run.results) {
         expect(r.status).toBe('unreachable')
         expect(r.error).toBe(`the server disconnected (reason 2): ${HOSTILE}`)
       }
       // The runner acts on the action's own commands only: one error per host, the failure line, the tally.
-      expect(commandCounts(run.stdout)).toEqual({ 'add-mask': 1, 'stop-commands': count === 1 ? 2 : 1, ...(count === 1 ? { group: 1, endgroup: 1 } : {}), error: count + 1, notice: 1 })
+      expect(commandCounts(run.stdout)).toEqual({
+        'add-mask': 1,
+        'stop-commands': count === 1 ? 2 : 1,
+        ...(count === 1 ? { group: 1, endgroup: 1 } : {}),
+        error: count + 1,
+        notice: 1
+      })
       expect(liveMarkdown(run.summary).join('\n')).not.toContain(MARK)
       expect(run.summary).toContain(HOSTILE) // byte for byte, inside a fence
     } finally {
@@ -88,7 +102,10 @@ describe('hostile servers and output', () => {
     }
   })
 
-  test.each([['several hosts in flight', '3'], ['one host at a time', '1']] as const)('remote output, a step name and stderr tails: %s', async (_mode, concurrency) => {
+  test.each([
+    ['several hosts in flight', '3'],
+    ['one host at a time', '1']
+  ] as const)('remote output, a step name and stderr tails: %s', async (_mode, concurrency) => {
     const script = [
       `printf 'progress 50%%\\r::error::${MARK} cr\\n'`,
       `echo 'inline ##[warning]${MARK} legacy'`,
@@ -97,8 +114,17 @@ describe('hostile servers and output', () => {
       `echo '##[error]${MARK} on stderr' >&2`,
       'exit 3'
     ].join('\n')
-    const steps = `- name: "deploy ##[error]${MARK} ::error::${MARK}"\n  run: |\n${script.split('\n').map((l) => `    ${l}`).join('\n')}`
-    const run = await runAction({ hosts: hostList(sshd), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, concurrency, steps })
+    const steps = `- name: "deploy ##[error]${MARK} ::error::${MARK}"\n  run: |\n${script
+      .split('\n')
+      .map((l) => `    ${l}`)
+      .join('\n')}`
+    const run = await runAction({
+      hosts: hostList(sshd),
+      'private-key': sshd.clientKey,
+      'known-hosts': sshd.knownHosts,
+      concurrency,
+      steps
+    })
     expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed', 'failed'])
     expect(hostResult(run, hostName(sshd, sshd.ports[0])).steps[0].stderrTail).toBe(`##[error]${MARK} on stderr`)
     const counts = commandCounts(run.stdout)
@@ -140,7 +166,12 @@ describe('hostile servers and output', () => {
     const home = `/home/${sshd.user}`
     rmSync(join(home, 'hello.txt'), { force: true })
     const run = await runAction(
-      { hosts: hostName(sshd, sshd.ports[0]), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps: '- upload: { from: drop/hello.txt, to: "~" }' },
+      {
+        hosts: hostName(sshd, sshd.ports[0]),
+        'private-key': sshd.clientKey,
+        'known-hosts': sshd.knownHosts,
+        steps: '- upload: { from: drop/hello.txt, to: "~" }'
+      },
       { env: { GITHUB_WORKSPACE: workspace } }
     )
     expect(run.code, run.stdout).toBe(0)

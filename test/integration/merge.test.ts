@@ -18,20 +18,29 @@ const name = (port: number): string => hostName(sshd, port)
 describe('shards and merge', () => {
   test('three shards write results files; the merge reports every host exactly once', async () => {
     const bad = sshd.ports[4]
-    const shards = await Promise.all([1, 2, 3].map((k) => runAction(
-      {
-        hosts: hostList(sshd),
-        'private-key': sshd.clientKey,
-        'known-hosts': sshd.knownHosts,
-        shard: `${k}/3`,
-        'results-file': `ssh-fleet-results/shard-${k}.json`,
-        steps: `- name: deploy\n  run: 'if [ "\${SSH_CONNECTION##* }" = ${bad} ]; then echo "disk full" >&2; exit 4; fi; echo deployed'`
-      },
-      { env: { GITHUB_WORKSPACE: workspace } }
-    )))
+    const shards = await Promise.all(
+      [1, 2, 3].map((k) =>
+        runAction(
+          {
+            hosts: hostList(sshd),
+            'private-key': sshd.clientKey,
+            'known-hosts': sshd.knownHosts,
+            shard: `${k}/3`,
+            'results-file': `ssh-fleet-results/shard-${k}.json`,
+            steps: `- name: deploy\n  run: 'if [ "\${SSH_CONNECTION##* }" = ${bad} ]; then echo "disk full" >&2; exit 4; fi; echo deployed'`
+          },
+          { env: { GITHUB_WORKSPACE: workspace } }
+        )
+      )
+    )
     expect(shards.map((s) => s.code)).toEqual([0, 1, 0]) // port index 4 is in shard 2 (every 3rd from the 2nd)
     const file = JSON.parse(readFileSync(join(workspace, 'ssh-fleet-results/shard-2.json'), 'utf8'))
-    expect(file.run).toMatchObject({ shard: { index: 2, count: 3 }, hosts: [name(sshd.ports[1]), name(sshd.ports[4])], inventory: sshd.ports.map(name), plan: [{ name: 'deploy', kind: 'run' }] })
+    expect(file.run).toMatchObject({
+      shard: { index: 2, count: 3 },
+      hosts: [name(sshd.ports[1]), name(sshd.ports[4])],
+      inventory: sshd.ports.map(name),
+      plan: [{ name: 'deploy', kind: 'run' }]
+    })
     expect(Date.parse(file.run.endedAt)).toBeGreaterThanOrEqual(Date.parse(file.run.startedAt))
 
     const merged = await runAction({}, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
@@ -41,7 +50,9 @@ describe('shards and merge', () => {
     expect(merged.outputs.failed).toBe(name(bad))
     expect(merged.outputs.succeeded.split('\n')).toHaveLength(6)
     expect(merged.stdout).toContain('3 results files merged')
-    expect(merged.annotations.filter((a) => a.startsWith('::error title='))).toEqual([expect.stringContaining('exit code 4%0Astderr:%0Adisk full')])
+    expect(merged.annotations.filter((a) => a.startsWith('::error title='))).toEqual([
+      expect.stringContaining('exit code 4%0Astderr:%0Adisk full')
+    ])
     expect(merged.annotations.find((a) => a.startsWith('::notice'))).toMatch(/^::notice::6\/7 hosts succeeded in \d+\.\ds \(1 failed\)$/)
     expect(merged.stdout).toContain(`::error::1 of 7 hosts failed: ${name(bad)}`)
     // Every host exactly once in the summary's table, the step's failure count, the slowest hosts.

@@ -16,7 +16,11 @@ useSshd({ ports: 6 }, (started) => (sshd = started))
 
 const PORT = '${SSH_CONNECTION##* }'
 const name = (port: number, s: Sshd = sshd): string => hostName(s, port)
-const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
+const base = (ports = sshd.ports): Record<string, string> => ({
+  hosts: hostList(sshd, ports),
+  'private-key': sshd.clientKey,
+  'known-hosts': sshd.knownHosts
+})
 /** A file in the shared directory that every host may append to. */
 function sharedFile(label: string): string {
   const file = join(sshd.shared, `${label}-${Date.now()}-${Math.random().toString(36).slice(2)}`)
@@ -26,10 +30,14 @@ function sharedFile(label: string): string {
 }
 /** Lines `event port nanoseconds` appended by the hosts. */
 function events(file: string): Array<{ event: string; port: number; at: bigint }> {
-  return readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => {
-    const [event, port, at] = l.split(' ')
-    return { event, port: Number(port), at: BigInt(at) }
-  })
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [event, port, at] = l.split(' ')
+      return { event, port: Number(port), at: BigInt(at) }
+    })
 }
 const mark = (file: string, event: string): string => `echo "${event} ${PORT} $(date +%s%N)" >> ${file}`
 
@@ -53,9 +61,12 @@ describe('strategies', () => {
     const e = events(file)
     expect(e).toHaveLength(24)
     const lastOne = e.filter((x) => x.event === 'one-end').reduce((m, x) => (x.at > m ? x.at : m), 0n)
-    const firstTwo = e.filter((x) => x.event === 'two-start').reduce((m, x) => (x.at < m ? x.at : m), BigInt(Number.MAX_SAFE_INTEGER) * 1000n)
+    const firstTwo = e
+      .filter((x) => x.event === 'two-start')
+      .reduce((m, x) => (x.at < m ? x.at : m), BigInt(Number.MAX_SAFE_INTEGER) * 1000n)
     expect(lastOne < firstTwo).toBe(true)
-    for (const r of run.results) expect(r.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(['one:success', 'two:success'])
+    for (const r of run.results)
+      expect(r.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(['one:success', 'two:success'])
     expect(run.summary).toContain('Steps per host')
   })
 
@@ -70,7 +81,17 @@ describe('strategies', () => {
     const before = logins()
     const run = await runAction({ ...base(sshd.ports.slice(0, 3)), steps, concurrency: '1' })
     expect(run.code).toBe(0)
-    expect(events(file).map((x) => `${x.event}${sshd.ports.indexOf(x.port)}`)).toEqual(['a0', 'b0', 'c0', 'a1', 'b1', 'c1', 'a2', 'b2', 'c2'])
+    expect(events(file).map((x) => `${x.event}${sshd.ports.indexOf(x.port)}`)).toEqual([
+      'a0',
+      'b0',
+      'c0',
+      'a1',
+      'b1',
+      'c1',
+      'a2',
+      'b2',
+      'c2'
+    ])
     expect(logins() - before).toBe(3)
     expect(run.results.every((r) => r.attempts === 1)).toBe(true)
   })
@@ -114,7 +135,11 @@ describe('rolling batches', () => {
     expect(run.code).toBe(1)
     expect(run.results.map((r) => r.status)).toEqual(['success', 'success', 'failed', 'success', 'skipped'])
     expect(hostResult(run, name(ports[4])).error).toBe('skipped: more than 0 hosts failed (max-failures)')
-    expect(events(file).map((x) => x.port).sort()).toEqual(ports.slice(0, 4).sort())
+    expect(
+      events(file)
+        .map((x) => x.port)
+        .sort()
+    ).toEqual(ports.slice(0, 4).sort())
     expect(run.summary).toContain('### Skipped hosts')
     expect(run.annotations.find((a) => a.startsWith('::notice'))).toMatch(/3\/5 hosts succeeded in [\d.]+s \(1 failed, 1 skipped\)/)
   })
@@ -152,7 +177,13 @@ describe('dry-run', () => {
     const listening = (server.address() as { port: number }).port
     try {
       const hosts = [...closed, listening].map((p) => `deploy@127.0.0.1:${p}`).join('\n')
-      const run = await runAction({ hosts, 'private-key': sshd.clientKey, 'dry-run': 'true', batch: '1,100%', steps: '- name: Pull\n  run: docker pull x\n  timeout: 5m\n- name: Migrate\n  run: ./migrate\n  run-once: true' })
+      const run = await runAction({
+        hosts,
+        'private-key': sshd.clientKey,
+        'dry-run': 'true',
+        batch: '1,100%',
+        steps: '- name: Pull\n  run: docker pull x\n  timeout: 5m\n- name: Migrate\n  run: ./migrate\n  run-once: true'
+      })
       expect(run.code).toBe(0)
       expect(connections).toBe(0)
       expect(run.stdout).toContain('ssh-fleet: 4 hosts in 2 batches, strategy host, concurrency 10, max-failures 0')
@@ -208,7 +239,11 @@ describe('per-step options', () => {
     expect(r.steps[0]).toMatchObject({ exitCode: 9, stderrTail: 'soft fail' })
     expect(r.steps[1].stdoutTail).toBe('stage=blue global=g')
     expect(run.annotations.some((a) => a.startsWith('::error title=') && a.includes('%3A Slow::timed out'))).toBe(true)
-    expect(run.annotations.some((a) => a.startsWith('::warning') && a.includes("step 'Soft' failed and was let through (continue-on-error): exit code 9"))).toBe(true)
+    expect(
+      run.annotations.some(
+        (a) => a.startsWith('::warning') && a.includes("step 'Soft' failed and was let through (continue-on-error): exit code 9")
+      )
+    ).toBe(true)
   })
 
   test('a continue-on-error failure does not fail the action', async () => {
@@ -231,7 +266,13 @@ describe.runIf(isRoot)('jump host (network namespace; needs root)', () => {
       const key = behind.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')
       const knownHosts = [`${ns.inner} ${key}`, ...inside.map((a) => `[127.0.0.1]:${a.split(':')[1]} ${key}`)].join('\n')
       const hosts = inside.map((a) => `${behind.user}@${a}`).join('\n')
-      const common = { hosts, 'private-key': behind.clientKey, 'known-hosts': knownHosts, run: 'echo "inside $(cat /proc/sys/kernel/hostname) via ${SSH_CONNECTION%% *}"', 'connect-retries': '1' }
+      const common = {
+        hosts,
+        'private-key': behind.clientKey,
+        'known-hosts': knownHosts,
+        run: 'echo "inside $(cat /proc/sys/kernel/hostname) via ${SSH_CONNECTION%% *}"',
+        'connect-retries': '1'
+      }
       // Without the bastion these addresses lead nowhere (this namespace's loopback has no such sshd).
       const direct = await runAction({ ...common, 'connect-timeout': '3s' })
       expect(direct.results.every((r) => r.status === 'unreachable')).toBe(true)
@@ -242,7 +283,11 @@ describe.runIf(isRoot)('jump host (network namespace; needs root)', () => {
       for (const r of via.results) expect(r.steps[0].stdoutTail).toMatch(/via 127\.0\.0\.1$/)
       expect(via.stdout).toContain(`route: runner → ${behind.user}@${ns.inner} → ${hosts.split('\n')[0]}`)
       // The hop's trust is in the log too, once: the bastion connection is shared.
-      expect(via.stdout.split(`bastion ${behind.user}@${ns.inner}: connected; host key ${behind.hostKeyType} ${behind.fingerprint} accepted by known-hosts line 1`)).toHaveLength(2)
+      expect(
+        via.stdout.split(
+          `bastion ${behind.user}@${ns.inner}: connected; host key ${behind.hostKeyType} ${behind.fingerprint} accepted by known-hosts line 1`
+        )
+      ).toHaveLength(2)
     } finally {
       await behind.stop()
       ns.remove()
@@ -254,9 +299,17 @@ describe.runIf(isRoot)('jump host (network namespace; needs root)', () => {
     const behind = await startSshd({ netns: ns.name, listen: [`${ns.inner}:22`, '127.0.0.1:2201'] })
     try {
       const key = behind.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')
-      const run = await runAction({ hosts: `${behind.user}@127.0.0.1:2201`, 'private-key': behind.clientKey, 'known-hosts': `[127.0.0.1]:2201 ${key}`, 'proxy-jump': `${behind.user}@${ns.inner}`, run: 'true' })
+      const run = await runAction({
+        hosts: `${behind.user}@127.0.0.1:2201`,
+        'private-key': behind.clientKey,
+        'known-hosts': `[127.0.0.1]:2201 ${key}`,
+        'proxy-jump': `${behind.user}@${ns.inner}`,
+        run: 'true'
+      })
       expect(run.results[0].status).toBe('failed')
-      expect(run.results[0].error).toMatch(new RegExp(`bastion ${behind.user}@${ns.inner.replace(/\./g, '\\.')}: host key refused: .* is not known`))
+      expect(run.results[0].error).toMatch(
+        new RegExp(`bastion ${behind.user}@${ns.inner.replace(/\./g, '\\.')}: host key refused: .* is not known`)
+      )
     } finally {
       await behind.stop()
       ns.remove()

@@ -59,7 +59,9 @@ describe.runIf(isRoot)('reboot step (real sshd in its own PID and mount namespac
     expect(reboot.rebootMs).toBeGreaterThan(reboot.downtimeMs)
     // Noticed within about a second of accepting logins (the next step's first command is the bound).
     const noticedAfterMs = Number(stamp) - (h.upAt as number)
-    console.log(`reboot: sshd listening again → next step running: ${noticedAfterMs} ms; downtime ${reboot.downtimeMs} ms; total ${reboot.rebootMs} ms`)
+    console.log(
+      `reboot: sshd listening again → next step running: ${noticedAfterMs} ms; downtime ${reboot.downtimeMs} ms; total ${reboot.rebootMs} ms`
+    )
     expect(noticedAfterMs).toBeLessThan(2500)
     expect(run.summary).toMatch(/\| \d+\.\ds \|$/m) // the Reboot downtime column
     expect(run.stdout).toMatch(/back with boot id [0-9a-f-]+: down \d+\.\ds, reboot took \d+\.\ds/)
@@ -97,7 +99,12 @@ describe.runIf(isRoot)('reboot step (real sshd in its own PID and mount namespac
       const steps = '- run: cat /proc/sys/kernel/random/boot_id\n- reboot: true\n- run: cat /proc/sys/kernel/random/boot_id'
       const [rebootRun, steadyRun] = await Promise.all([
         runAction(inputs(rebooting, { steps, strategy: 'step', concurrency: '3' })),
-        runAction({ hosts: hostList(steady), 'private-key': steady.clientKey, 'known-hosts': steady.knownHosts, run: 'sleep 4; echo steady' })
+        runAction({
+          hosts: hostList(steady),
+          'private-key': steady.clientKey,
+          'known-hosts': steady.knownHosts,
+          run: 'sleep 4; echo steady'
+        })
       ])
       expect(steadyRun.results.map((r) => r.status)).toEqual(['success', 'success'])
       for (const host of rebooting) {

@@ -28,7 +28,10 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
     inside = await startSshd({ netns: ns.name, listen: [`${ns.inner}:22`, ...targets] })
     outside = await startSshd({ ports: 1, prepare: (d) => writeFileSync(join(d, 'authorized_keys'), '') })
     // One key for all: the outside hop authorises the inside fixture's client key too.
-    writeFileSync(join(outside.dir, 'authorized_keys'), `${execFileSync('ssh-keygen', ['-y', '-f', join(inside.dir, 'client')], { encoding: 'utf8' })}`)
+    writeFileSync(
+      join(outside.dir, 'authorized_keys'),
+      `${execFileSync('ssh-keygen', ['-y', '-f', join(inside.dir, 'client')], { encoding: 'utf8' })}`
+    )
     writeFileSync(join(dir, 'key'), inside.clientKey, { mode: 0o600 })
     chmodSync(join(dir, 'key'), 0o600)
   })
@@ -57,19 +60,32 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   test('a proxy command through the OpenSSH client: ssh -W %h:%p via the bastion', async () => {
     writeFileSync(join(dir, 'bastion_known'), `${ns.inner} ${insideKey()}\n`)
     const ssh = `ssh -i ${join(dir, 'key')} -o UserKnownHostsFile=${join(dir, 'bastion_known')} -o StrictHostKeyChecking=yes -o BatchMode=yes -W %h:%p ${inside.user}@${ns.inner}`
-    const run = await runAction({ hosts: hosts(), 'private-key': inside.clientKey, 'known-hosts': knownTargets(), 'proxy-command': ssh, run: 'echo through ssh' })
+    const run = await runAction({
+      hosts: hosts(),
+      'private-key': inside.clientKey,
+      'known-hosts': knownTargets(),
+      'proxy-command': ssh,
+      run: 'echo through ssh'
+    })
     expect(run.code, run.stdout).toBe(0)
     expect(run.results.every((r) => r.steps[0].stdoutTail === 'through ssh')).toBe(true)
   })
 
   test('a proxy command that exits at once: its exit code and last stderr line, retried as transient', async () => {
-    const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': knownTargets(), 'proxy-command': 'echo tunnel: no route to %h >&2; exit 3', 'connect-retries': '1', run: 'true' })
+    const run = await runAction({
+      hosts: `${inside.user}@${targets[0]}`,
+      'private-key': inside.clientKey,
+      'known-hosts': knownTargets(),
+      'proxy-command': 'echo tunnel: no route to %h >&2; exit 3',
+      'connect-retries': '1',
+      run: 'true'
+    })
     expect(run.results[0]).toMatchObject({ status: 'unreachable', attempts: 2 })
-    expect(run.results[0].error).toBe("proxy command exited with code 3: tunnel: no route to 127.0.0.1")
+    expect(run.results[0].error).toBe('proxy command exited with code 3: tunnel: no route to 127.0.0.1')
     expect(run.stdout).toContain('» proxy command: tunnel: no route to 127.0.0.1')
   })
 
-  test('a two-hop chain: this machine\'s bastion, then one inside the namespace; each hop\'s trust logged', async () => {
+  test("a two-hop chain: this machine's bastion, then one inside the namespace; each hop's trust logged", async () => {
     const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
     const run = await runAction({
@@ -91,7 +107,13 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   test('an unknown key at hop 2 is refused, and the message names the hop', async () => {
     const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
-    const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': [knownTargets(), outside.knownHosts].join('\n'), 'proxy-jump': `${first},${second}`, run: 'true' })
+    const run = await runAction({
+      hosts: `${inside.user}@${targets[0]}`,
+      'private-key': inside.clientKey,
+      'known-hosts': [knownTargets(), outside.knownHosts].join('\n'),
+      'proxy-jump': `${first},${second}`,
+      run: 'true'
+    })
     expect(run.results[0].status).toBe('failed')
     expect(run.results[0].error).toMatch(new RegExp(`^hop 2 of 2 \\(${second.replace(/\./g, '\\.')}\\): host key refused: .* is not known`))
   })
@@ -99,7 +121,13 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
   test('an unknown key at hop 1 is named once, as hop 1: the hops after it add nothing', async () => {
     const first = hostName(outside, outside.ports[0])
     const second = `${inside.user}@${ns.inner}`
-    const run = await runAction({ hosts: `${inside.user}@${targets[0]}`, 'private-key': inside.clientKey, 'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'), 'proxy-jump': `${first},${second}`, run: 'true' })
+    const run = await runAction({
+      hosts: `${inside.user}@${targets[0]}`,
+      'private-key': inside.clientKey,
+      'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'),
+      'proxy-jump': `${first},${second}`,
+      run: 'true'
+    })
     expect(run.results[0].status).toBe('failed')
     expect(run.results[0].error).toMatch(new RegExp(`^hop 1 of 2 \\(${first.replace(/\./g, '\\.')}\\): host key refused: .* is not known`))
     expect(run.results[0].error).not.toContain('hop 2 of 2')
@@ -122,10 +150,22 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
       `  User ${inside.user}`,
       `  IdentityFile ${join(dir, 'key')}`
     ].join('\n')
-    const run = await runAction({ hosts: 'web-1 web-2', 'ssh-config': config, 'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'), run: 'echo "alias on ${SSH_CONNECTION##* }"' })
+    const run = await runAction({
+      hosts: 'web-1 web-2',
+      'ssh-config': config,
+      'known-hosts': [knownTargets(), `${ns.inner} ${insideKey()}`].join('\n'),
+      run: 'echo "alias on ${SSH_CONNECTION##* }"'
+    })
     expect(run.code, run.stdout).toBe(0)
-    expect(run.results.map((r) => [r.host, r.steps[0].stdoutTail])).toEqual([['web-1', 'alias on 2201'], ['web-2', 'alias on 2202']])
+    expect(run.results.map((r) => [r.host, r.steps[0].stdoutTail])).toEqual([
+      ['web-1', 'alias on 2201'],
+      ['web-2', 'alias on 2202']
+    ])
     expect(run.stdout).toContain(`route: runner → jumpbox → web-1`)
-    expect(run.annotations.some((a) => a.startsWith('::warning') && a.includes('ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored'))).toBe(true)
+    expect(
+      run.annotations.some(
+        (a) => a.startsWith('::warning') && a.includes('ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored')
+      )
+    ).toBe(true)
   })
 })

@@ -63,7 +63,12 @@ describe('running a script on a fleet', () => {
   test('12 failed hosts: 9 error annotations of their own, and the failure line says 3 more', async () => {
     const many = await startSshd({ ports: 12 })
     try {
-      const run = await runAction({ hosts: hostList(many), 'private-key': many.clientKey, 'known-hosts': many.knownHosts, run: 'echo broken >&2; exit 2' })
+      const run = await runAction({
+        hosts: hostList(many),
+        'private-key': many.clientKey,
+        'known-hosts': many.knownHosts,
+        run: 'echo broken >&2; exit 2'
+      })
       const errors = run.annotations.filter((a) => a.startsWith('::error'))
       expect(errors).toHaveLength(10)
       expect(errors.filter((a) => a.startsWith('::error title='))).toHaveLength(9)
@@ -77,7 +82,13 @@ describe('running a script on a fleet', () => {
   test('16 hosts in flight at once: each listens for the cancel, and Node warns of no leak', async () => {
     const many = await startSshd({ ports: 16 })
     try {
-      const run = await runAction({ hosts: hostList(many), 'private-key': many.clientKey, 'known-hosts': many.knownHosts, run: 'sleep 0.5', concurrency: '16' })
+      const run = await runAction({
+        hosts: hostList(many),
+        'private-key': many.clientKey,
+        'known-hosts': many.knownHosts,
+        run: 'sleep 0.5',
+        concurrency: '16'
+      })
       expect(run.results.filter((r) => r.status === 'success')).toHaveLength(16)
       expect(run.stderr).not.toContain('MaxListenersExceededWarning')
     } finally {
@@ -92,7 +103,12 @@ describe('running a script on a fleet', () => {
   })
 
   test('env is exported to the script, values intact', async () => {
-    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), env: "GREETING=it's a \"test\" $HOME\nEMPTY=", run: 'printf "%s|%s|" "$GREETING" "${EMPTY-unset}"' })
+    const run = await runAction({
+      ...base(),
+      hosts: name(sshd.ports[0]),
+      env: 'GREETING=it\'s a "test" $HOME\nEMPTY=',
+      run: 'printf "%s|%s|" "$GREETING" "${EMPTY-unset}"'
+    })
     expect(hostResult(run, name(sshd.ports[0])).steps[0].stdoutTail).toBe(`it's a "test" $HOME||`)
   })
 
@@ -125,7 +141,10 @@ describe('running a script on a fleet', () => {
   test('concurrency 1 runs hosts one at a time, each in a group', async () => {
     const run = await runAction({ ...base(), hosts: hostList(sshd, sshd.ports.slice(0, 2)), concurrency: '1', run: 'echo one' })
     const lines = run.stdout.split('\n')
-    expect(lines.filter((l) => l.startsWith('::group::'))).toEqual([`::group::${name(sshd.ports[0])} › run`, `::group::${name(sshd.ports[1])} › run`])
+    expect(lines.filter((l) => l.startsWith('::group::'))).toEqual([
+      `::group::${name(sshd.ports[0])} › run`,
+      `::group::${name(sshd.ports[1])} › run`
+    ])
     expect(lines.filter((l) => l === 'one')).toHaveLength(2)
   })
 })
@@ -151,7 +170,13 @@ describe('host keys', () => {
     const hosts = hostList(sshd, sshd.ports.slice(0, 2))
     const pinned = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: sshd.fingerprint, run: 'true' })
     expect(pinned.results.map((r) => r.status)).toEqual(['success', 'success'])
-    const scoped = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: `${name(sshd.ports[0])}=${sshd.fingerprint}`, run: 'true' })
+    const scoped = await runAction({
+      ...base(),
+      hosts,
+      'known-hosts': '',
+      fingerprint: `${name(sshd.ports[0])}=${sshd.fingerprint}`,
+      run: 'true'
+    })
     expect(scoped.results.map((r) => r.status)).toEqual(['success', 'failed'])
     const wrong = await runAction({ ...base(), hosts, 'known-hosts': '', fingerprint: 'SHA256:' + 'A'.repeat(43), run: 'true' })
     expect(wrong.results.map((r) => r.status)).toEqual(['failed', 'failed'])
@@ -179,8 +204,14 @@ describe('host keys', () => {
     const host = name(sshd.ports[0])
     const used = await runAction({ ...base(), hosts: host, 'known-hosts': '', run: 'true' }, { env: { HOME: home } })
     // A pin that matches nothing narrows trust: the runner's file holds the key, yet nothing runs.
-    const pinned = await runAction({ ...base(), hosts: host, 'known-hosts': '', fingerprint: 'SHA256:' + 'A'.repeat(43), run: `touch ${marker}` }, { env: { HOME: home } })
-    const good = await runAction({ ...base(), hosts: host, 'known-hosts': '', fingerprint: sshd.fingerprint, run: 'true' }, { env: { HOME: home } })
+    const pinned = await runAction(
+      { ...base(), hosts: host, 'known-hosts': '', fingerprint: 'SHA256:' + 'A'.repeat(43), run: `touch ${marker}` },
+      { env: { HOME: home } }
+    )
+    const good = await runAction(
+      { ...base(), hosts: host, 'known-hosts': '', fingerprint: sshd.fingerprint, run: 'true' },
+      { env: { HOME: home } }
+    )
     const listed = await runAction({ ...base(), hosts: host, run: 'true' }, { env: { HOME: home } })
     rmSync(home, { recursive: true, force: true })
     expect(used.results[0].status).toBe('success')
@@ -217,22 +248,25 @@ describe('authentication', () => {
     expect(run.results[0]).toMatchObject({ status: 'success' })
   })
 
-  test.each(['ed25519', 'rsa'])('a %s key in memory signs its first request: no round trip asking whether the server would take it', async (type) => {
-    const verbose = await startSshd({ config: ['LogLevel DEBUG1'] })
-    try {
-      const path = join(verbose.dir, `first-${type}`)
-      const key = keygen(path, type)
-      appendFileSync(join(verbose.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
-      const host = hostName(verbose, verbose.ports[0])
-      const run = await runAction({ hosts: host, 'private-key': key, 'known-hosts': verbose.knownHosts, run: 'true' })
-      expect(run.results[0].status).toBe('success')
-      expect(verbose.log()).toMatch(new RegExp(`Accepted publickey for .* ${type === 'rsa' ? 'RSA' : 'ED25519'} SHA256:`))
-      // What sshd logs for a request without a signature (ssh2's own way: ask, then sign).
-      expect(verbose.log()).not.toMatch(/test pkalg/)
-    } finally {
-      await verbose.stop()
+  test.each(['ed25519', 'rsa'])(
+    'a %s key in memory signs its first request: no round trip asking whether the server would take it',
+    async (type) => {
+      const verbose = await startSshd({ config: ['LogLevel DEBUG1'] })
+      try {
+        const path = join(verbose.dir, `first-${type}`)
+        const key = keygen(path, type)
+        appendFileSync(join(verbose.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
+        const host = hostName(verbose, verbose.ports[0])
+        const run = await runAction({ hosts: host, 'private-key': key, 'known-hosts': verbose.knownHosts, run: 'true' })
+        expect(run.results[0].status).toBe('success')
+        expect(verbose.log()).toMatch(new RegExp(`Accepted publickey for .* ${type === 'rsa' ? 'RSA' : 'ED25519'} SHA256:`))
+        // What sshd logs for a request without a signature (ssh2's own way: ask, then sign).
+        expect(verbose.log()).not.toMatch(/test pkalg/)
+      } finally {
+        await verbose.stop()
+      }
     }
-  })
+  )
 
   test('a key the server does not know fails as authentication, at once and without retries', async () => {
     const key = keygen(join(sshd.dir, 'stranger'))
@@ -247,7 +281,10 @@ describe('authentication', () => {
     try {
       for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 20))
       execFileSync('ssh-add', [join(sshd.dir, 'client')], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
-      const run = await runAction({ hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, run: 'echo via agent' }, { env: { SSH_AUTH_SOCK: sock } })
+      const run = await runAction(
+        { hosts: name(sshd.ports[0]), 'known-hosts': sshd.knownHosts, run: 'echo via agent' },
+        { env: { SSH_AUTH_SOCK: sock } }
+      )
       expect(run.results[0]).toMatchObject({ status: 'success' })
       expect(run.results[0].steps[0].stdoutTail).toBe('via agent')
     } finally {
@@ -281,11 +318,13 @@ test('keyboard-interactive is answered with the password (ssh2 Server: sshd with
     client.on('session', (accept) => {
       accept().on('exec', (acceptExec) => {
         const channel = acceptExec()
-        channel.on('data', () => {}).on('end', () => {
-          channel.write('interactive ok\n')
-          channel.exit(0)
-          channel.end()
-        })
+        channel
+          .on('data', () => {})
+          .on('end', () => {
+            channel.write('interactive ok\n')
+            channel.exit(0)
+            channel.end()
+          })
       })
     })
   })
@@ -309,12 +348,34 @@ describe('secrets', () => {
     const key = keygen(path, 'ed25519', 'hunter2-passphrase')
     appendFileSync(join(sshd.dir, 'authorized_keys'), readFileSync(`${path}.pub`))
     const run = await runAction(
-      { ...base(), 'private-key': key, passphrase: 'hunter2-passphrase', password: 'the-password-0', hosts: hostList(sshd, sshd.ports.slice(0, 2)), run: 'echo ok; exit 4' },
+      {
+        ...base(),
+        'private-key': key,
+        passphrase: 'hunter2-passphrase',
+        password: 'the-password-0',
+        hosts: hostList(sshd, sshd.ports.slice(0, 2)),
+        run: 'echo ok; exit 4'
+      },
       { env: { RUNNER_DEBUG: '1', ACTIONS_STEP_DEBUG: 'true' } }
     )
     expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed'])
-    const visible = [run.stdout.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n'), run.stderr, JSON.stringify(run.outputs), run.summary].join('\n')
-    const secrets = ['hunter2-passphrase', 'the-password-0', ...key.trim().split('\n').filter((l) => !l.startsWith('-----'))]
+    const visible = [
+      run.stdout
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'))
+        .join('\n'),
+      run.stderr,
+      JSON.stringify(run.outputs),
+      run.summary
+    ].join('\n')
+    const secrets = [
+      'hunter2-passphrase',
+      'the-password-0',
+      ...key
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('-----'))
+    ]
     for (const secret of secrets) expect(visible).not.toContain(secret)
     const masked = run.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'))
     expect(masked).toContain('::add-mask::hunter2-passphrase')

@@ -55,11 +55,14 @@ function expectStopped(run: ActionRun, host: string, pidFiles: string[]): void {
   expect(stuck).toMatchObject({ status: 'failed', error: 'timed out after 2s; the remote process was stopped' })
   expect(stuck.durationMs).toBeLessThan(7000)
   expect(pidFiles.length).toBeGreaterThan(0)
-  for (const file of pidFiles) for (const pid of readFileSync(file, 'utf8').trim().split(' ')) expect(alive(pid), `${host} pid ${pid}`).toBe(false)
+  for (const file of pidFiles)
+    for (const pid of readFileSync(file, 'utf8').trim().split(' ')) expect(alive(pid), `${host} pid ${pid}`).toBe(false)
 }
 
 const pidFilesFor = (dir: string, prefix: string, user: string): string[] =>
-  readdirSync(dir).filter((f) => f.startsWith(`${prefix}.${user}.`)).map((f) => join(dir, f))
+  readdirSync(dir)
+    .filter((f) => f.startsWith(`${prefix}.${user}.`))
+    .map((f) => join(dir, f))
 
 describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
   let db: Dropbear
@@ -93,7 +96,9 @@ describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
       rmSync(join(home(server.user), 'ssh-fleet-up'), { recursive: true, force: true })
       for (const f of pidFilesFor(workspace, 'pids-db', server.user)) rmSync(f)
       if (server === bare) {
-        expect(run.stdout).toContain('no SFTP on this host (Received exit code 127 while establishing SFTP session): uploading over exec channels')
+        expect(run.stdout).toContain(
+          'no SFTP on this host (Received exit code 127 while establishing SFTP session): uploading over exec channels'
+        )
         expect(run.summary).toContain('(exec, no SFTP)')
       }
     }
@@ -106,9 +111,15 @@ describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
     rmSync(root, { recursive: true, force: true })
     const inputs = { hosts: host, 'private-key': bare.clientKey, 'known-hosts': bare.knownHosts }
     // Stale files and directories, names with spaces and quotes included, then a mirror upload.
-    const seed = await runAction({ ...inputs, run: `mkdir -p "${root}/old dir/deeper" "${root}/lib" && touch "${root}/old dir/deeper/it's" "${root}/lib/stale" "${root}/gone"` })
+    const seed = await runAction({
+      ...inputs,
+      run: `mkdir -p "${root}/old dir/deeper" "${root}/lib" && touch "${root}/old dir/deeper/it's" "${root}/lib/stale" "${root}/gone"`
+    })
     expect(seed.code).toBe(0)
-    const run = await runAction({ ...inputs, steps: `- upload: { from: app, to: ssh-fleet-mirror, delete: true, mode: "0600" }` }, { env: { GITHUB_WORKSPACE: workspace } })
+    const run = await runAction(
+      { ...inputs, steps: `- upload: { from: app, to: ssh-fleet-mirror, delete: true, mode: "0600" }` },
+      { env: { GITHUB_WORKSPACE: workspace } }
+    )
     expect(hostResult(run, host).status, run.stdout).toBe('success')
     expect(run.stdout).toContain('removed 3 files and 2 directories not in app')
     expect(readdirSync(root).sort()).toEqual(['empty', 'lib', 'run.sh'])
@@ -137,11 +148,20 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     try {
       for (const u of users) rmSync(join(home(u), 'ssh-fleet-up'), { recursive: true, force: true })
       // One key for the fleet: dropbear's user gets the sshd fixture's key too.
-      if (db) appendFileSync(join(home(db.user), '.ssh/authorized_keys'), `${readFileSync(join(sshd.dir, 'client.pub'), 'utf8').trim()} ssh-fleet-shells\n`)
+      if (db)
+        appendFileSync(
+          join(home(db.user), '.ssh/authorized_keys'),
+          `${readFileSync(join(sshd.dir, 'client.pub'), 'utf8').trim()} ssh-fleet-shells\n`
+        )
       const hosts = [...users.map((u) => `${u}@127.0.0.1:${sshd.ports[0]}`), ...(db ? [hostName(db, db.ports[0])] : [])]
       const pids = join(sshd.shared, 'pids-shells')
       const run = await runAction(
-        { hosts: hosts.join('\n'), 'private-key': sshd.clientKey, 'known-hosts': [sshd.knownHosts, db?.knownHosts ?? ''].join('\n'), steps: plan(pids) },
+        {
+          hosts: hosts.join('\n'),
+          'private-key': sshd.clientKey,
+          'known-hosts': [sshd.knownHosts, db?.knownHosts ?? ''].join('\n'),
+          steps: plan(pids)
+        },
         { env: { GITHUB_WORKSPACE: workspace } }
       )
       expect(run.code, run.stdout).toBe(0)
@@ -158,7 +178,13 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
       if (db) {
         await db.stop()
         const keys = join(home(db.user), '.ssh/authorized_keys')
-        writeFileSync(keys, readFileSync(keys, 'utf8').split('\n').filter((l) => !l.endsWith(' ssh-fleet-shells')).join('\n'))
+        writeFileSync(
+          keys,
+          readFileSync(keys, 'utf8')
+            .split('\n')
+            .filter((l) => !l.endsWith(' ssh-fleet-shells'))
+            .join('\n')
+        )
       }
     }
   })
@@ -173,7 +199,13 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     })
     const host = hostName(wrapped, wrapped.ports[0])
     const pids = join(wrapped.shared, 'pids-forced')
-    const run = await runAction({ hosts: host, 'private-key': wrapped.clientKey, 'known-hosts': wrapped.knownHosts, run: `sleep 60 & echo "$$ $!" > ${pids}; wait`, timeout: '2s' })
+    const run = await runAction({
+      hosts: host,
+      'private-key': wrapped.clientKey,
+      'known-hosts': wrapped.knownHosts,
+      run: `sleep 60 & echo "$$ $!" > ${pids}; wait`,
+      timeout: '2s'
+    })
     const r = hostResult(run, host)
     expect(r).toMatchObject({ status: 'failed', error: 'timed out after 2s; the remote process was stopped' })
     await new Promise((res) => setTimeout(res, 200))
@@ -207,7 +239,9 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     const run = await runAction({ hosts: host, 'private-key': stranger, 'known-hosts': sshd.knownHosts, run: 'true' })
     const r = hostResult(run, host)
     expect(r).toMatchObject({ status: 'failed', attempts: 1 })
-    expect(r.error).toBe(`authentication failed: ${sshd.user}@127.0.0.1: publickey ssh-ed25519 ${fingerprint} refused; server accepts: publickey,password`)
+    expect(r.error).toBe(
+      `authentication failed: ${sshd.user}@127.0.0.1: publickey ssh-ed25519 ${fingerprint} refused; server accepts: publickey,password`
+    )
   })
 
   test('ForceCommand internal-sftp: the annotation shows what the server printed on stdout', async () => {

@@ -4,7 +4,19 @@
  * mid-upload (our TCP proxy); local commands seeing their host, in order with the plan.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+  closeSync
+} from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
@@ -17,7 +29,11 @@ const workspace = useWorkspace('workspace')
 useSshd({ ports: 3 }, (started) => (sshd = started))
 
 const name = (port: number): string => hostName(sshd, port)
-const base = (ports = sshd.ports): Record<string, string> => ({ hosts: hostList(sshd, ports), 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts })
+const base = (ports = sshd.ports): Record<string, string> => ({
+  hosts: hostList(sshd, ports),
+  'private-key': sshd.clientKey,
+  'known-hosts': sshd.knownHosts
+})
 const env = (): { env: Record<string, string> } => ({ env: { GITHUB_WORKSPACE: workspace } })
 const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex')
 /** A directory on the "host" (same machine) the test user may write to. */
@@ -86,7 +102,10 @@ describe('upload', () => {
   test('mode applies to every file; a single file can land under a name of its own', async () => {
     writeFileSync(join(workspace, 'motd'), 'hello\n')
     const dir = remoteDir('single')
-    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: motd, to: ${dir}/etc/motd.txt, mode: "0640" }` }, env())
+    const run = await runAction(
+      { ...base([sshd.ports[0]]), steps: `- upload: { from: motd, to: ${dir}/etc/motd.txt, mode: "0640" }` },
+      env()
+    )
     expect(run.code).toBe(0)
     expect(readFileSync(join(dir, 'etc/motd.txt'), 'utf8')).toBe('hello\n')
     expect(statSync(join(dir, 'etc/motd.txt')).mode & 0o777).toBe(0o640)
@@ -100,7 +119,9 @@ describe('upload', () => {
     expect(run.code).toBe(0)
     expect(sha(join(dir, 'big.bin'))).toBe(sha(big))
     const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
-    console.log(`200 MB upload: peak RSS ${rssMb.toFixed(0)} MB, ${hostResult(run, name(sshd.ports[0])).steps[0].bytesPerSecond / 1e6} MB/s`)
+    console.log(
+      `200 MB upload: peak RSS ${rssMb.toFixed(0)} MB, ${hostResult(run, name(sshd.ports[0])).steps[0].bytesPerSecond / 1e6} MB/s`
+    )
     expect(rssMb).toBeLessThan(150)
     rmSync(big)
   })
@@ -133,13 +154,29 @@ describe('upload', () => {
     const known = (port: number): string => `[127.0.0.1]:${port} ${sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')}`
     try {
       const failed = remoteDir('cut')
-      const noRetry = await runAction({ hosts: name(again.port), 'private-key': sshd.clientKey, 'known-hosts': known(again.port), steps: `- upload: { from: cut.bin, to: ${failed}/ }` }, env())
+      const noRetry = await runAction(
+        {
+          hosts: name(again.port),
+          'private-key': sshd.clientKey,
+          'known-hosts': known(again.port),
+          steps: `- upload: { from: cut.bin, to: ${failed}/ }`
+        },
+        env()
+      )
       const r = hostResult(noRetry, name(again.port))
       expect(r.status).toBe('failed')
       expect(r.error).toMatch(/^connection lost during the upload/)
       expect(existsSync(join(failed, 'cut.bin'))).toBe(false)
       const dir = remoteDir('cut-retry')
-      const run = await runAction({ hosts: name(proxy.port), 'private-key': sshd.clientKey, 'known-hosts': known(proxy.port), steps: `- upload: { from: cut.bin, to: ${dir}/ }\n  retries: 1\n  retry-delay: 0.2s` }, env())
+      const run = await runAction(
+        {
+          hosts: name(proxy.port),
+          'private-key': sshd.clientKey,
+          'known-hosts': known(proxy.port),
+          steps: `- upload: { from: cut.bin, to: ${dir}/ }\n  retries: 1\n  retry-delay: 0.2s`
+        },
+        env()
+      )
       expect(hostResult(run, name(proxy.port))).toMatchObject({ status: 'success', attempts: 2 })
       expect(hostResult(run, name(proxy.port)).steps[0].attempts).toBe(2)
       expect(sha(join(dir, 'cut.bin'))).toBe(sha(file))
@@ -191,18 +228,32 @@ describe('local', () => {
     expect(readFileSync(log, 'utf8').trim().split('\n')).toEqual(expected)
     expect(run.stdout).toContain(`local out for ${sshd.ports[0]}`)
     expect(run.stdout).toContain('stderr| local err')
-    expect(hostResult(run, name(sshd.ports[0])).steps[2]).toMatchObject({ status: 'success', exitCode: 0, stdoutTail: `local out for ${sshd.ports[0]}`, stderrTail: 'local err' })
+    expect(hostResult(run, name(sshd.ports[0])).steps[2]).toMatchObject({
+      status: 'success',
+      exitCode: 0,
+      stdoutTail: `local out for ${sshd.ports[0]}`,
+      stderrTail: 'local err'
+    })
   })
 
   test('a failing local command fails that host only; a timeout stops it', async () => {
     const bad = sshd.ports[1]
-    const run = await runAction({ ...base(), steps: `- local: '[ "$FLEET_PORT" != ${bad} ] || { echo "lb refused" >&2; exit 4; }'\n- run: echo deployed` }, env())
+    const run = await runAction(
+      { ...base(), steps: `- local: '[ "$FLEET_PORT" != ${bad} ] || { echo "lb refused" >&2; exit 4; }'\n- run: echo deployed` },
+      env()
+    )
     expect(hostResult(run, name(bad))).toMatchObject({ status: 'failed', exitCode: 4, error: 'exit code 4' })
     expect(hostResult(run, name(bad)).steps).toHaveLength(1)
     expect(run.results.filter((r) => r.status === 'success')).toHaveLength(2)
     const pidFile = join(workspace, 'local-pids')
-    const slow = await runAction({ ...base([sshd.ports[0]]), steps: `- local: 'sleep 30 & echo $$ $! > ${pidFile}; wait'\n  timeout: 1s` }, env())
-    expect(hostResult(slow, name(sshd.ports[0]))).toMatchObject({ status: 'failed', error: 'timed out after 1s; the local command was stopped' })
+    const slow = await runAction(
+      { ...base([sshd.ports[0]]), steps: `- local: 'sleep 30 & echo $$ $! > ${pidFile}; wait'\n  timeout: 1s` },
+      env()
+    )
+    expect(hostResult(slow, name(sshd.ports[0]))).toMatchObject({
+      status: 'failed',
+      error: 'timed out after 1s; the local command was stopped'
+    })
     await new Promise((r) => setTimeout(r, 200))
     for (const pid of readFileSync(pidFile, 'utf8').trim().split(' ')) {
       const state = existsSync(`/proc/${pid}/status`) ? readFileSync(`/proc/${pid}/status`, 'utf8') : 'State: gone'

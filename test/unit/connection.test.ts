@@ -3,7 +3,8 @@ import { EventEmitter } from 'node:events'
 import type { Client } from 'ssh2'
 import { classifyConnectError, Connection } from '../../src/ssh/connection'
 
-const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } => Object.assign(new Error(message), { level, code })
+const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } =>
+  Object.assign(new Error(message), { level, code })
 
 describe('classifyConnectError', () => {
   test.each([

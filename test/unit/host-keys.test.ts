@@ -1,6 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
-import { describeKey, hostKeyAlgorithms, parseFingerprints, parseKnownHosts, verifyHostKey, type HostKeyPolicy } from '../../src/ssh/host-keys'
+import {
+  describeKey,
+  hostKeyAlgorithms,
+  parseFingerprints,
+  parseKnownHosts,
+  verifyHostKey,
+  type HostKeyPolicy
+} from '../../src/ssh/host-keys'
 
 /** A syntactically valid ssh-ed25519 public key blob. */
 function edKey(): Buffer {
@@ -13,7 +20,8 @@ function edKey(): Buffer {
   body.copy(buf, 8 + type.length)
   return buf
 }
-const line = (hosts: string, key: Buffer, marker = ''): string => `${marker}${marker ? ' ' : ''}${hosts} ssh-ed25519 ${key.toString('base64')}`
+const line = (hosts: string, key: Buffer, marker = ''): string =>
+  `${marker}${marker ? ' ' : ''}${hosts} ssh-ed25519 ${key.toString('base64')}`
 const hashed = (name: string): string => {
   const salt = randomBytes(20)
   return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`
@@ -31,7 +39,10 @@ describe('verifyHostKey', () => {
   const other = edKey()
 
   test('accepts a plain name on port 22 and refuses another key for it', () => {
-    expect(verifyHostKey(policy(line('web1', key)), web, key)).toMatchObject({ accepted: true, via: `host key ssh-ed25519 ${describeKey(key).fingerprint} accepted by known-hosts line 1` })
+    expect(verifyHostKey(policy(line('web1', key)), web, key)).toMatchObject({
+      accepted: true,
+      via: `host key ssh-ed25519 ${describeKey(key).fingerprint} accepted by known-hosts line 1`
+    })
     const refused = verifyHostKey(policy(line('web1', key)), web, other)
     expect(refused).toMatchObject({ accepted: false })
     expect(refused.accepted === false && refused.reason).toContain(describeKey(other).fingerprint)
@@ -64,7 +75,10 @@ describe('verifyHostKey', () => {
 
   test('accepts pinned fingerprints, for all hosts or the named one', () => {
     const fp = describeKey(key).fingerprint
-    expect(verifyHostKey(policy('', fp), web, key)).toMatchObject({ accepted: true, via: `host key ssh-ed25519 ${fp} accepted by fingerprint pin` })
+    expect(verifyHostKey(policy('', fp), web, key)).toMatchObject({
+      accepted: true,
+      via: `host key ssh-ed25519 ${fp} accepted by fingerprint pin`
+    })
     expect(verifyHostKey(policy('', `web1=${fp}`), web, key).accepted).toBe(true)
     expect(verifyHostKey(policy('', `deploy@web1=${fp}`), web, key).accepted).toBe(true)
     expect(verifyHostKey(policy('', `web2=${fp}`), web, key).accepted).toBe(false)
@@ -98,7 +112,9 @@ describe('parsing', () => {
     const key = edKey()
     const text = `# comment\n\n${line('web1', key)}\nweb2 ssh-ed25519\nweb3 ssh-rsa ${key.toString('base64')}`
     expect(() => parseKnownHosts(text, 'known-hosts', true)).toThrow(/known-hosts line 4: expected/)
-    expect(() => parseKnownHosts(`${line('web1', key)}\n@bogus ${line('a', key)}`, 'known-hosts', true)).toThrow(/line 2: unknown marker '@bogus'/)
+    expect(() => parseKnownHosts(`${line('web1', key)}\n@bogus ${line('a', key)}`, 'known-hosts', true)).toThrow(
+      /line 2: unknown marker '@bogus'/
+    )
     expect(() => parseKnownHosts(`web3 ssh-rsa ${key.toString('base64')}`, 'known-hosts', true)).toThrow(/not a ssh-rsa key/)
     expect(parseKnownHosts(text, '~/.ssh/known_hosts', false)).toHaveLength(1)
   })
@@ -117,10 +133,12 @@ describe('parsing', () => {
   test('a host written in capitals matches its hashed line, as OpenSSH lowercases first', () => {
     const key = edKey()
     expect(verifyHostKey(policy(line(hashed('web1'), key)), { name: 'WEB1', hostname: 'WEB1', port: 22 }, key).accepted).toBe(true)
-    expect(verifyHostKey(policy(line(hashed('[web1]:2222'), key)), { name: 'Web1:2222', hostname: 'Web1', port: 2222 }, key).accepted).toBe(true)
+    expect(verifyHostKey(policy(line(hashed('[web1]:2222'), key)), { name: 'Web1:2222', hostname: 'Web1', port: 2222 }, key).accepted).toBe(
+      true
+    )
   })
 
-  test('the host key algorithms of a host\'s known keys are asked for first', () => {
+  test("the host key algorithms of a host's known keys are asked for first", () => {
     const key = edKey()
     const rsa = `web1 ssh-rsa ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.from([0, 0, 0, 1, 3, 0, 0, 0, 1, 1])]).toString('base64')}`
     expect(hostKeyAlgorithms(policy(rsa), web)?.slice(0, 4)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-ed25519'])

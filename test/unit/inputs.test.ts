@@ -59,7 +59,14 @@ describe('getSettings', () => {
     const s = getSettings({})
     expect(s.hosts).toHaveLength(1)
     expect(s.auth.privateKey?.type).toBe('ssh-ed25519')
-    expect(s).toMatchObject({ shell: 'bash -e', concurrency: 10, connectTimeoutMs: 20_000, connectRetries: 4, keepaliveIntervalMs: 15_000, keepaliveCountMax: 3 })
+    expect(s).toMatchObject({
+      shell: 'bash -e',
+      concurrency: 10,
+      connectTimeoutMs: 20_000,
+      connectRetries: 4,
+      keepaliveIntervalMs: 15_000,
+      keepaliveCountMax: 3
+    })
     expect(s.steps[0]).toMatchObject({ kind: 'run', script: 'true', timeoutMs: 0, retries: 0, retryDelayMs: 5000 })
   })
 
@@ -143,7 +150,17 @@ describe('getSettings', () => {
   })
 
   test('plan inputs: steps, strategy, batches with max-failures 0 by default, shard, dry-run, proxy-jump', () => {
-    withInputs({ ...base, hosts: 'u@a u@b u@c u@d u@e', run: '', steps: '- name: A\n  run: x\n- run: y', strategy: 'step', batch: '1,50%', shard: '', 'proxy-jump': 'jump@bastion:2222', 'dry-run': 'true' })
+    withInputs({
+      ...base,
+      hosts: 'u@a u@b u@c u@d u@e',
+      run: '',
+      steps: '- name: A\n  run: x\n- run: y',
+      strategy: 'step',
+      batch: '1,50%',
+      shard: '',
+      'proxy-jump': 'jump@bastion:2222',
+      'dry-run': 'true'
+    })
     const s = getSettings({})
     expect(s.steps.map((x) => x.name)).toEqual(['A', 'step 2'])
     expect(s.batches.map((b) => b.map((h) => h.hostname))).toEqual([['a'], ['b', 'c', 'd'], ['e']])
@@ -169,9 +186,14 @@ describe('getSettings', () => {
     expect(() => getSettings({ GITHUB_WORKSPACE: dir })).toThrow("Invalid input 'results-file': '.' is a directory")
   })
 
-  test('passphrase and password are taken exactly, spaces included; only a YAML block\'s final newline goes', () => {
+  test("passphrase and password are taken exactly, spaces included; only a YAML block's final newline goes", () => {
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', ' spaced phrase ', '-f', join(dir, 'spaced')])
-    withInputs({ ...base, 'private-key': readFileSync(join(dir, 'spaced'), 'utf8'), passphrase: ' spaced phrase ', password: '  pw with spaces \n' })
+    withInputs({
+      ...base,
+      'private-key': readFileSync(join(dir, 'spaced'), 'utf8'),
+      passphrase: ' spaced phrase ',
+      password: '  pw with spaces \n'
+    })
     const s = getSettings({})
     expect(s.auth.privateKey?.type).toBe('ssh-ed25519')
     expect(s.auth.password).toBe('  pw with spaces ')
@@ -179,7 +201,9 @@ describe('getSettings', () => {
 
   test('a public key given as private-key is an input error', () => {
     withInputs({ ...base, 'private-key': readFileSync(join(dir, 'enc.pub'), 'utf8'), passphrase: '' })
-    expect(() => getSettings({})).toThrow("Invalid input 'private-key': this is a public key (a .pub file or an authorized_keys line); give the private key")
+    expect(() => getSettings({})).toThrow(
+      "Invalid input 'private-key': this is a public key (a .pub file or an authorized_keys line); give the private key"
+    )
   })
 
   test.each(['bad user', 'deploy\nroot', '-oProxyCommand=id', 'a;b'])('username %j is refused', (username) => {

@@ -6,20 +6,43 @@ import type { Host, LocalStep } from '../../src/plan/settings'
 
 const windows = process.platform === 'win32'
 const host: Host = { name: 'deploy@web1:2222', user: 'deploy', hostname: 'web1', port: 2222, index: 3 }
-const step = (command: string, extra: Partial<LocalStep> = {}): LocalStep => ({ kind: 'local', name: 'local', command, env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, ...extra })
+const step = (command: string, extra: Partial<LocalStep> = {}): LocalStep => ({
+  kind: 'local',
+  name: 'local',
+  command,
+  env: {},
+  timeoutMs: 0,
+  retries: 0,
+  retryDelayMs: 0,
+  continueOnError: false,
+  runOnce: false,
+  capture: false,
+  ...extra
+})
 const run = (s: LocalStep) => {
   const lines: string[] = []
-  return runLocal(s, host, { cwd: process.cwd(), whenDrained: (r) => r(), output: (stream, l) => lines.push(...l.map((x) => `${stream}:${x}`)) > 0 }).then((r) => ({ r, lines }))
+  return runLocal(s, host, {
+    cwd: process.cwd(),
+    whenDrained: (r) => r(),
+    output: (stream, l) => lines.push(...l.map((x) => `${stream}:${x}`)) > 0
+  }).then((r) => ({ r, lines }))
 }
 
 describe('runLocal', () => {
   test('sees the host in FLEET_* variables and the step env', async () => {
-    const { r, lines } = await run(step(windows ? 'echo %FLEET_HOST% %FLEET_USER% %FLEET_PORT% %FLEET_HOST_INDEX% %STAGE%' : 'echo $FLEET_HOST $FLEET_USER $FLEET_PORT $FLEET_HOST_INDEX $STAGE', { env: { STAGE: 'blue' } }))
+    const { r, lines } = await run(
+      step(
+        windows
+          ? 'echo %FLEET_HOST% %FLEET_USER% %FLEET_PORT% %FLEET_HOST_INDEX% %STAGE%'
+          : 'echo $FLEET_HOST $FLEET_USER $FLEET_PORT $FLEET_HOST_INDEX $STAGE',
+        { env: { STAGE: 'blue' } }
+      )
+    )
     expect(r).toMatchObject({ status: 'success', exitCode: 0 })
     expect(lines.map((l) => l.trim())).toEqual(['stdout:web1 deploy 2222 3 blue'])
   })
 
-  test('does not see the action\'s inputs (INPUT_PASSWORD and the like)', async () => {
+  test("does not see the action's inputs (INPUT_PASSWORD and the like)", async () => {
     vi.stubEnv('INPUT_PASSWORD', 'hunter2')
     vi.stubEnv('INPUT_PRIVATE-KEY', 'key')
     try {
@@ -55,11 +78,20 @@ describe('runLocal', () => {
     const cancel = new AbortController()
     const lines: string[] = []
     const started = Date.now()
-    const running = runLocal(step('sleep 30 & echo $!; wait'), host, { cwd: process.cwd(), whenDrained: (r) => r(), output: (_s, l) => lines.push(...l) > 0, signal: cancel.signal })
+    const running = runLocal(step('sleep 30 & echo $!; wait'), host, {
+      cwd: process.cwd(),
+      whenDrained: (r) => r(),
+      output: (_s, l) => lines.push(...l) > 0,
+      signal: cancel.signal
+    })
     await new Promise((r) => setTimeout(r, 300))
     cancel.abort()
     const r = await running
-    expect(r).toMatchObject({ status: 'failed', cancelled: true, error: 'cancelled (the job was cancelled); the local command was stopped' })
+    expect(r).toMatchObject({
+      status: 'failed',
+      cancelled: true,
+      error: 'cancelled (the job was cancelled); the local command was stopped'
+    })
     expect(Date.now() - started).toBeLessThan(3000)
     // A signalled process takes a moment to be gone.
     for (let i = 0; i < 20 && alive(lines[0]); i++) await new Promise((res) => setTimeout(res, 50))

@@ -85,7 +85,14 @@ describe('FleetLog', () => {
     log.hostFinished()
     log.close()
     const lines = sink.text.trim().split('\n')
-    expect(lines.slice(1, -1)).toEqual(['[web1] a', '[web1] progress 50%', '[web1] ::error::PWNED', '[web1] stderr| b ##[warning]PWNED', '[web1] » server said: x', '[web1] » ::error::PWNED'])
+    expect(lines.slice(1, -1)).toEqual([
+      '[web1] a',
+      '[web1] progress 50%',
+      '[web1] ::error::PWNED',
+      '[web1] stderr| b ##[warning]PWNED',
+      '[web1] » server said: x',
+      '[web1] » ::error::PWNED'
+    ])
     // Fenced from the first untrusted byte to the end: the runner acts on none of it.
     expect(lines[0]).toMatch(/^::stop-commands::[0-9a-f]{32}$/)
     expect(lines.at(-1)).toBe(`::${lines[0].split('::')[2]}::`)

@@ -11,12 +11,24 @@ import { join } from 'node:path'
 const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-plan-'))
 afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
 for (const dir of ['app/bin', 'app/lib', 'app/empty']) mkdirSync(join(fixtures, dir), { recursive: true })
-for (const [file, text] of [['app/bin/run', '#!/bin/sh\n'], ['app/lib/a.js', 'a'], ['app/lib/b.js', 'bb'], ['notes.txt', 'n']]) writeFileSync(join(fixtures, file), text)
+for (const [file, text] of [
+  ['app/bin/run', '#!/bin/sh\n'],
+  ['app/lib/a.js', 'a'],
+  ['app/lib/b.js', 'bb'],
+  ['notes.txt', 'n']
+])
+  writeFileSync(join(fixtures, file), text)
 
 const defaults = { env: { GLOBAL: 'g' }, capture: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
-const parsers = { duration: parseDuration, count: parseCount, upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, fixtures, exclude), file: (path: string) => readFileSync(join(fixtures, path), 'utf8') }
+const parsers = {
+  duration: parseDuration,
+  count: parseCount,
+  upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, fixtures, exclude),
+  file: (path: string) => readFileSync(join(fixtures, path), 'utf8')
+}
 const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
-const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
+const hosts = (n: number): Host[] =>
+  Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 
 describe('parseSteps', () => {
   test('reads every field, with defaults from the inputs', () => {
@@ -36,20 +48,58 @@ describe('parseSteps', () => {
     curl -fsS localhost:8080/health
   continue-on-error: true
 `)
-    expect(pull).toMatchObject({ kind: 'run', name: 'Pull', script: 'docker compose pull', timeoutMs: 600_000, retries: 2, retryDelayMs: 1000, env: { GLOBAL: 'g', TAG: 'v1', N: '3' }, runOnce: false, continueOnError: false })
+    expect(pull).toMatchObject({
+      kind: 'run',
+      name: 'Pull',
+      script: 'docker compose pull',
+      timeoutMs: 600_000,
+      retries: 2,
+      retryDelayMs: 1000,
+      env: { GLOBAL: 'g', TAG: 'v1', N: '3' },
+      runOnce: false,
+      continueOnError: false
+    })
     expect(migrate).toMatchObject({ name: 'Migrate', runOnce: true, retries: 0, retryDelayMs: 5000 })
     expect(health).toMatchObject({ name: 'step 3', script: 'curl -fsS localhost:8080/health\n', continueOnError: true })
   })
 
   test('reboot steps: true for the defaults, or a map of options', () => {
-    const [plain, custom] = steps('- reboot: true\n- name: Kernel\n  reboot:\n    command: systemctl reboot\n    timeout: 5m\n    boot-id-command: cat /tmp/id\n    test-command: systemctl is-system-running\n    pre-delay: 2s\n    post-delay: 10s\n  continue-on-error: true')
-    expect(plain).toMatchObject({ kind: 'reboot', name: 'reboot 1', command: undefined, timeoutMs: 600_000, bootIdCommand: 'cat /proc/sys/kernel/random/boot_id', testCommand: 'true', preDelayMs: 0, postDelayMs: 0 })
-    expect(custom).toMatchObject({ kind: 'reboot', name: 'Kernel', command: 'systemctl reboot', timeoutMs: 300_000, bootIdCommand: 'cat /tmp/id', testCommand: 'systemctl is-system-running', preDelayMs: 2000, postDelayMs: 10_000, continueOnError: true })
+    const [plain, custom] = steps(
+      '- reboot: true\n- name: Kernel\n  reboot:\n    command: systemctl reboot\n    timeout: 5m\n    boot-id-command: cat /tmp/id\n    test-command: systemctl is-system-running\n    pre-delay: 2s\n    post-delay: 10s\n  continue-on-error: true'
+    )
+    expect(plain).toMatchObject({
+      kind: 'reboot',
+      name: 'reboot 1',
+      command: undefined,
+      timeoutMs: 600_000,
+      bootIdCommand: 'cat /proc/sys/kernel/random/boot_id',
+      testCommand: 'true',
+      preDelayMs: 0,
+      postDelayMs: 0
+    })
+    expect(custom).toMatchObject({
+      kind: 'reboot',
+      name: 'Kernel',
+      command: 'systemctl reboot',
+      timeoutMs: 300_000,
+      bootIdCommand: 'cat /tmp/id',
+      testCommand: 'systemctl is-system-running',
+      preDelayMs: 2000,
+      postDelayMs: 10_000,
+      continueOnError: true
+    })
   })
 
   test('local steps: a command line with the retry options', () => {
     const [drain] = steps('- name: Drain\n  local: ./lb drain "$FLEET_HOST"\n  timeout: 30s\n  retries: 2')
-    expect(drain).toMatchObject({ kind: 'local', name: 'Drain', command: './lb drain "$FLEET_HOST"', timeoutMs: 30_000, retries: 2, env: { GLOBAL: 'g' } })
+    expect(drain).toMatchObject({
+      kind: 'local',
+      name: 'Drain',
+      command: './lb drain "$FLEET_HOST"',
+      timeoutMs: 30_000,
+      retries: 2,
+      env: { GLOBAL: 'g' }
+    })
   })
 
   test('upload steps: sources resolved now, mode in octal, delete', () => {
@@ -71,7 +121,9 @@ describe('parseSteps', () => {
 
   test('upload: delete is refused where it would mirror over the root or a home directory', () => {
     for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy']) {
-      expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(/delete: true would remove everything else in .* \(the root or a home directory\)/)
+      expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(
+        /delete: true would remove everything else in .* \(the root or a home directory\)/
+      )
     }
     expect(steps('- upload: { from: app, to: /srv/app, delete: true }')[0]).toMatchObject({ delete: true })
     expect(steps('- upload: { from: app, to: "~", delete: false }')[0]).toMatchObject({ delete: false })
@@ -87,18 +139,30 @@ describe('parseSteps', () => {
     const secret = join(fixtures, 'runner-only.key')
     writeFileSync(secret, 'secret')
     symlinkSync(secret, join(tree, 'conf/key'))
-    expect(() => steps('- upload: { from: linked, to: /srv }')).toThrow(`step 1, upload, field 'from': 'linked': conf/key is a symbolic link to ${secret}, outside linked: refused`)
-    expect(() => resolveUpload('linked/**/*', '/srv', fixtures)).toThrow(/conf\/key is a symbolic link to .*, outside linked\/\*\*\/\*: refused/)
+    expect(() => steps('- upload: { from: linked, to: /srv }')).toThrow(
+      `step 1, upload, field 'from': 'linked': conf/key is a symbolic link to ${secret}, outside linked: refused`
+    )
+    expect(() => resolveUpload('linked/**/*', '/srv', fixtures)).toThrow(
+      /conf\/key is a symbolic link to .*, outside linked\/\*\*\/\*: refused/
+    )
   })
 
   test('upload: files get 0644, or 0755 when executable on the runner, never the runner mode as is', () => {
     const dir = join(fixtures, 'modes')
     mkdirSync(dir, { recursive: true })
-    for (const [name, mode] of [['open', 0o666], ['script', 0o700], ['private', 0o600]] as const) {
+    for (const [name, mode] of [
+      ['open', 0o666],
+      ['script', 0o700],
+      ['private', 0o600]
+    ] as const) {
       writeFileSync(join(dir, name), name)
       chmodSync(join(dir, name), mode)
     }
-    expect(resolveUpload('modes', '/srv', fixtures).files.map((f) => [f.relative, f.mode.toString(8)])).toEqual([['open', '644'], ['private', '644'], ['script', '755']])
+    expect(resolveUpload('modes', '/srv', fixtures).files.map((f) => [f.relative, f.mode.toString(8)])).toEqual([
+      ['open', '644'],
+      ['private', '644'],
+      ['script', '755']
+    ])
     expect(resolveUpload('modes/script', '~', fixtures).files[0]).toMatchObject({ relative: 'script', mode: 0o755 })
   })
 
@@ -144,10 +208,20 @@ describe('batches, max-failures, shards', () => {
     expect(planBatches(hosts(10), parseBatchSpec('3')).map((b) => b.length)).toEqual([3, 3, 3, 1])
     expect(planBatches(hosts(10), parseBatchSpec('10%')).map((b) => b.length)).toEqual(Array(10).fill(1))
     expect(planBatches(hosts(3), undefined)).toHaveLength(1)
-    expect(planBatches(hosts(10), parseBatchSpec('2,5')).flat().map((h) => h.name)).toEqual(hosts(10).map((h) => h.name))
+    expect(
+      planBatches(hosts(10), parseBatchSpec('2,5'))
+        .flat()
+        .map((h) => h.name)
+    ).toEqual(hosts(10).map((h) => h.name))
   })
 
-  test.each([['0', /at least 1/], ['0%', /out of range/], ['101%', /out of range/], ['a', /not a number/], ['1,,2', /not a number/]])('batch %s is refused', (spec, message) => {
+  test.each([
+    ['0', /at least 1/],
+    ['0%', /out of range/],
+    ['101%', /out of range/],
+    ['a', /not a number/],
+    ['1,,2', /not a number/]
+  ])('batch %s is refused', (spec, message) => {
     expect(() => parseBatchSpec(spec)).toThrow(message)
   })
 
@@ -162,7 +236,12 @@ describe('batches, max-failures, shards', () => {
   test('shards are disjoint, cover the fleet, and differ in size by at most one', () => {
     const all = hosts(23)
     const slices = [1, 2, 3, 4].map((k) => shardHosts(all, parseShard(`${k}/4`)))
-    expect(slices.flat().map((h) => h.name).sort()).toEqual(all.map((h) => h.name).sort())
+    expect(
+      slices
+        .flat()
+        .map((h) => h.name)
+        .sort()
+    ).toEqual(all.map((h) => h.name).sort())
     expect(new Set(slices.flat().map((h) => h.name)).size).toBe(23)
     expect(slices.map((s) => s.length)).toEqual([6, 6, 6, 5])
     expect(shardHosts(all, parseShard('2/4'))).toEqual(shardHosts(all, parseShard('2/4')))

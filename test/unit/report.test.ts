@@ -21,7 +21,19 @@ describe('annotations', () => {
     const failed = host('web2', 'failed', {
       failedStep: 'run',
       error: 'exit code 3',
-      steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 1, lost: false, stdoutTail: '', stderrTail: 'l1\nl2\nl3\nl4\nl5\nl6' }]
+      steps: [
+        {
+          name: 'run',
+          status: 'failed',
+          exitCode: 3,
+          signal: null,
+          durationMs: 5,
+          attempts: 1,
+          lost: false,
+          stdoutTail: '',
+          stderrTail: 'l1\nl2\nl3\nl4\nl5\nl6'
+        }
+      ]
     })
     annotate([host('web1', 'success'), failed, host('db', 'unreachable', { error: 'connection refused' })], 34_200, r)
     expect(r.calls).toEqual([
@@ -50,10 +62,23 @@ describe('annotations', () => {
 
   test('a warning for a host that needed retries; past the slots left, one line says how many more', () => {
     const r = recorder()
-    annotate([host('web1', 'success', { warnings: ['connected after 3 attempts; earlier attempts failed: connection lost before handshake: …MaxStartups…'] })], 1000, r)
+    annotate(
+      [
+        host('web1', 'success', {
+          warnings: ['connected after 3 attempts; earlier attempts failed: connection lost before handshake: …MaxStartups…']
+        })
+      ],
+      1000,
+      r
+    )
     expect(r.calls[0]).toEqual(['warning', expect.stringContaining('MaxStartups'), 'web1: warning'])
     const many = recorder()
-    annotate(Array.from({ length: 12 }, (_, i) => host(`h${i}`, 'success', { warnings: ['w'] })), 1000, many, 9)
+    annotate(
+      Array.from({ length: 12 }, (_, i) => host(`h${i}`, 'success', { warnings: ['w'] })),
+      1000,
+      many,
+      9
+    )
     const warnings = many.calls.filter((c) => c[0] === 'warning')
     expect(warnings).toHaveLength(9)
     expect(warnings[8][1]).toBe('4 more hosts have warnings; the job summary lists every host')
@@ -62,8 +87,29 @@ describe('annotations', () => {
 
 describe('outputs and summary', () => {
   test('reboot and upload columns appear when the plan has such steps', () => {
-    const step = { name: 's', status: 'success' as const, exitCode: 0, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' }
-    const md = summaryMarkdown([host('web1', 'success', { steps: [{ ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } }, { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }] })], 1000, 2)
+    const step = {
+      name: 's',
+      status: 'success' as const,
+      exitCode: 0,
+      signal: null,
+      durationMs: 1,
+      attempts: 1,
+      lost: false,
+      stdoutTail: '',
+      stderrTail: ''
+    }
+    const md = summaryMarkdown(
+      [
+        host('web1', 'success', {
+          steps: [
+            { ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } },
+            { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }
+          ]
+        })
+      ],
+      1000,
+      2
+    )
     expect(md).toContain('| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |')
     expect(md).toContain('| web1 | ✅ success | 2/2 | 1 | 1.2s | 0 | 2.1s | 3 files, 2.5 MB |')
   })
@@ -73,19 +119,66 @@ describe('outputs and summary', () => {
   })
 
   test('results JSON has the documented shape', () => {
-    const json = JSON.parse(resultsJson([host('a', 'failed', { error: 'x', steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 2, lost: false, stdoutTail: 'o', stderrTail: 'e' }] })]))
+    const json = JSON.parse(
+      resultsJson([
+        host('a', 'failed', {
+          error: 'x',
+          steps: [
+            {
+              name: 'run',
+              status: 'failed',
+              exitCode: 3,
+              signal: null,
+              durationMs: 5,
+              attempts: 2,
+              lost: false,
+              stdoutTail: 'o',
+              stderrTail: 'e'
+            }
+          ]
+        })
+      ])
+    )
     expect(json).toEqual([
-      { host: 'a', status: 'failed', exitCode: 3, durationMs: 1234, attempts: 1, error: 'x', steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 2, stdoutTail: 'o', stderrTail: 'e' }] }
+      {
+        host: 'a',
+        status: 'failed',
+        exitCode: 3,
+        durationMs: 1234,
+        attempts: 1,
+        error: 'x',
+        steps: [{ name: 'run', status: 'failed', exitCode: 3, signal: null, durationMs: 5, attempts: 2, stdoutTail: 'o', stderrTail: 'e' }]
+      }
     ])
   })
 
   test('summary lists every host and the failed ones with their reason; hostile text stays text, byte for byte', () => {
     const hostile = 'exit code 3 <oops>\n\n## Deployment approved ![x](https://evil.example/x.png)\n```\n<script>x</script>'
     const secret = 'pa`ss``w|rd<&>'
-    const md = summaryMarkdown([
-      host('web1', 'success'),
-      host('<b>evil</b>', 'failed', { error: hostile, failedStep: 'deploy *now*', steps: [{ name: 'deploy *now*', status: 'failed', exitCode: 3, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: `token ${secret}` }] })
-    ], 1000, 2)
+    const md = summaryMarkdown(
+      [
+        host('web1', 'success'),
+        host('<b>evil</b>', 'failed', {
+          error: hostile,
+          failedStep: 'deploy *now*',
+          steps: [
+            {
+              name: 'deploy *now*',
+              status: 'failed',
+              exitCode: 3,
+              signal: null,
+              durationMs: 1,
+              attempts: 1,
+              lost: false,
+              stdoutTail: '',
+              stderrTail: `token ${secret}`
+            }
+          ]
+        })
+      ],
+      1000,
+      2
+    )
     expect(md).toContain('| web1 | ✅ success | 0/2 |')
     expect(md).not.toContain('Reboot downtime')
     expect(md).not.toContain('Uploaded')
@@ -99,9 +192,23 @@ describe('outputs and summary', () => {
   test('budgets: a large fleet with big tails keeps the summary and the results output under their limits', () => {
     // As big as bounded tails get: 20 lines of ~400 characters (8 KiB) on both streams of every step.
     const tail = Array.from({ length: 20 }, (_, i) => `${i} ${'x'.repeat(400)}`).join('\n')
-    const step = (i: number, status: 'success' | 'failed') => ({ name: `step ${i}`, status, exitCode: status === 'failed' ? 1 : 0, signal: null, durationMs: 5, attempts: 1, lost: false, stdoutTail: tail, stderrTail: tail })
+    const step = (i: number, status: 'success' | 'failed') => ({
+      name: `step ${i}`,
+      status,
+      exitCode: status === 'failed' ? 1 : 0,
+      signal: null,
+      durationMs: 5,
+      attempts: 1,
+      lost: false,
+      stdoutTail: tail,
+      stderrTail: tail
+    })
     const results = Array.from({ length: 2000 }, (_, h) =>
-      host(`deploy@host-${h}.example.com`, h % 2 ? 'failed' : 'success', { error: 'exit code 1', failedStep: 'step 4', steps: [0, 1, 2, 3, 4].map((i) => step(i, h % 2 && i === 4 ? 'failed' : 'success')) })
+      host(`deploy@host-${h}.example.com`, h % 2 ? 'failed' : 'success', {
+        error: 'exit code 1',
+        failedStep: 'step 4',
+        steps: [0, 1, 2, 3, 4].map((i) => step(i, h % 2 && i === 4 ? 'failed' : 'success'))
+      })
     )
     const md = summaryMarkdown(results, 1000, 5)
     expect(Buffer.byteLength(md)).toBeLessThan(1_000_000)
@@ -120,7 +227,13 @@ describe('outputs and summary', () => {
     expect(Buffer.byteLength(json)).toBeLessThanOrEqual(1_000_000)
     const all = JSON.parse(json)
     expect(all).toHaveLength(2000)
-    expect(all[1]).toMatchObject({ host: 'deploy@host-1.example.com', status: 'failed', error: 'exit code 1', steps: [], stepsLeftOut: true })
+    expect(all[1]).toMatchObject({
+      host: 'deploy@host-1.example.com',
+      status: 'failed',
+      error: 'exit code 1',
+      steps: [],
+      stepsLeftOut: true
+    })
     // A small fleet's output is whole.
     expect(JSON.parse(resultsJson(results.slice(0, 3)))[1].steps[4].stderrTail).toBe(tail)
   })

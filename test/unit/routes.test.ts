@@ -17,8 +17,12 @@ describe('proxy command tokens', () => {
   test('routes in words, for dry-run', () => {
     const bastion = { host: { ...host, name: 'jump@a' }, auth: {} }
     expect(describeRoute(host)).toBe('runner → deploy@web1:2222')
-    expect(describeRoute({ ...host, route: { via: 'jump', hops: [bastion, { ...bastion, host: { ...host, name: 'jump@b' } }] } })).toBe('runner → jump@a → jump@b → deploy@web1:2222')
-    expect(describeRoute({ ...host, route: { via: 'command', command: 'nc %h %p' } })).toBe("runner → proxy command `nc 'web1' '2222'` → deploy@web1:2222")
+    expect(describeRoute({ ...host, route: { via: 'jump', hops: [bastion, { ...bastion, host: { ...host, name: 'jump@b' } }] } })).toBe(
+      'runner → jump@a → jump@b → deploy@web1:2222'
+    )
+    expect(describeRoute({ ...host, route: { via: 'command', command: 'nc %h %p' } })).toBe(
+      "runner → proxy command `nc 'web1' '2222'` → deploy@web1:2222"
+    )
   })
 })
 
@@ -43,7 +47,13 @@ Host *
 `)
 
   test('first value wins, patterns with negation, Match user', () => {
-    expect(config.resolve('web-1')).toMatchObject({ hostname: 'web-1.internal', user: 'deploy', proxyJump: 'bastion', port: '2222', connectTimeout: '7' })
+    expect(config.resolve('web-1')).toMatchObject({
+      hostname: 'web-1.internal',
+      user: 'deploy',
+      proxyJump: 'bastion',
+      port: '2222',
+      connectTimeout: '7'
+    })
     expect(config.resolve('web-9')).toMatchObject({ user: 'special', hostname: 'web-9.internal' })
     expect(config.resolve('web-8')).toMatchObject({ user: 'late', hostname: undefined, proxyJump: undefined, port: '2222' })
     expect(config.resolve('db', 'admin')).toMatchObject({ port: '2200', user: 'admin' })
@@ -51,7 +61,12 @@ Host *
   })
 
   test('keywords it does not honour are named, Match exec among them (never run)', () => {
-    expect(config.warnings).toEqual(expect.arrayContaining(['ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored', 'ssh-config: Match exec is not supported by ssh-fleet and was ignored']))
+    expect(config.warnings).toEqual(
+      expect.arrayContaining([
+        'ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored',
+        'ssh-config: Match exec is not supported by ssh-fleet and was ignored'
+      ])
+    )
   })
 })
 
@@ -66,10 +81,14 @@ describe('settings from an ssh config', () => {
       hosts: 'web-1 root@web-2:2020',
       password: 'x',
       run: 'true',
-      'ssh-config': 'Host web-*\n  HostName 10.0.0.%h\n  User deploy\n  Port 2222\n  ProxyJump jump\n  ConnectTimeout 9\nHost jump\n  HostName 10.9.9.9\n  User hop\n'
+      'ssh-config':
+        'Host web-*\n  HostName 10.0.0.%h\n  User deploy\n  Port 2222\n  ProxyJump jump\n  ConnectTimeout 9\nHost jump\n  HostName 10.9.9.9\n  User hop\n'
     })
     const s = getSettings({})
-    expect(s.hosts.map((h) => [h.name, h.user, h.hostname, h.port])).toEqual([['web-1', 'deploy', '10.0.0.web-1', 2222], ['root@web-2:2020', 'root', '10.0.0.web-2', 2020]])
+    expect(s.hosts.map((h) => [h.name, h.user, h.hostname, h.port])).toEqual([
+      ['web-1', 'deploy', '10.0.0.web-1', 2222],
+      ['root@web-2:2020', 'root', '10.0.0.web-2', 2020]
+    ])
     const route = s.hosts[0].route
     expect(route?.via === 'jump' && route.hops.map((h) => [h.host.user, h.host.hostname, h.host.port])).toEqual([['hop', '10.9.9.9', 22]])
     expect(s.hosts[0].overrides?.connectTimeoutMs).toBe(9000)

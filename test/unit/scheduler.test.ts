@@ -4,9 +4,22 @@ import { planBatches, parseBatchSpec } from '../../src/plan/plan'
 import { runFleet, type FleetPlan, type HostRunner } from '../../src/run/scheduler'
 import type { Host, Step } from '../../src/plan/settings'
 
-const hosts = (n: number): Host[] => Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
+const hosts = (n: number): Host[] =>
+  Array.from({ length: n }, (_, i) => ({ name: `h${i}`, user: 'u', hostname: `h${i}`, port: 22, index: i }))
 const steps = (n: number): Step[] =>
-  Array.from({ length: n }, (_, i) => ({ kind: 'run', name: `s${i}`, script: 'x', env: {}, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo: false }))
+  Array.from({ length: n }, (_, i) => ({
+    kind: 'run',
+    name: `s${i}`,
+    script: 'x',
+    env: {},
+    timeoutMs: 0,
+    retries: 0,
+    retryDelayMs: 0,
+    continueOnError: false,
+    runOnce: false,
+    capture: false,
+    sudo: false
+  }))
 
 /** A fake host run: records what ran when; fails where `fails` says. */
 function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, delayMs = 5) {
@@ -28,7 +41,17 @@ function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, del
         events.push({ host: host.name, step: step.name, phase: 'end', at: clock++ })
         inFlight--
         const bad = fails(host, step)
-        result.steps.push({ name: step.name, status: bad ? 'failed' : 'success', exitCode: bad ? 1 : 0, signal: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' })
+        result.steps.push({
+          name: step.name,
+          status: bad ? 'failed' : 'success',
+          exitCode: bad ? 1 : 0,
+          signal: null,
+          durationMs: 1,
+          attempts: 1,
+          lost: false,
+          stdoutTail: '',
+          stderrTail: ''
+        })
         if (bad) result.status = 'failed'
         return !bad
       },
@@ -37,7 +60,12 @@ function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, del
       },
       cancel(step) {
         if (result.status === 'failed') return
-        Object.assign(result, result.steps.length ? { status: 'cancelled', error: `cancelled before ${step.name}` } : { status: 'skipped', error: 'not started' })
+        Object.assign(
+          result,
+          result.steps.length
+            ? { status: 'cancelled', error: `cancelled before ${step.name}` }
+            : { status: 'skipped', error: 'not started' }
+        )
       },
       afterPlan: async () => {},
       finish: () => result
@@ -63,13 +91,23 @@ describe('runFleet', () => {
   test('host strategy: a host goes through the whole plan on its own', async () => {
     const fleet = fakeFleet()
     await runFleet(plan({ hosts: hosts(2), concurrency: 1, steps: steps(3) }), fleet.start)
-    expect(fleet.events.filter((e) => e.phase === 'start').map((e) => `${e.host}.${e.step}`)).toEqual(['h0.s0', 'h0.s1', 'h0.s2', 'h1.s0', 'h1.s1', 'h1.s2'])
+    expect(fleet.events.filter((e) => e.phase === 'start').map((e) => `${e.host}.${e.step}`)).toEqual([
+      'h0.s0',
+      'h0.s1',
+      'h0.s2',
+      'h1.s0',
+      'h1.s1',
+      'h1.s2'
+    ])
   })
 
   test('step strategy: each step ends on every host before the next starts anywhere', async () => {
     const fleet = fakeFleet(() => false, 1)
     await runFleet(plan({ hosts: hosts(5), concurrency: 2, steps: steps(3), strategy: 'step' }), fleet.start)
-    for (const [before, after] of [['s0', 's1'], ['s1', 's2']]) {
+    for (const [before, after] of [
+      ['s0', 's1'],
+      ['s1', 's2']
+    ]) {
       const lastEnd = Math.max(...fleet.events.filter((e) => e.step === before && e.phase === 'end').map((e) => e.at))
       const firstStart = Math.min(...fleet.events.filter((e) => e.step === after && e.phase === 'start').map((e) => e.at))
       expect(lastEnd).toBeLessThan(firstStart)
@@ -111,23 +149,30 @@ describe('runFleet', () => {
     expect(results.map((r) => r.status)).toEqual(['failed', 'success', 'success', 'failed', 'skipped', 'skipped'])
   })
 
-  test.each(['host', 'step'] as const)('a cancel (%s strategy): hosts in flight stop before their next step, nothing else starts', async (strategy) => {
-    const fleet = fakeFleet(() => false, 20)
-    const cancel = new AbortController()
-    const list = hosts(6)
-    const running = runFleet(plan({ batches: [list.slice(0, 4), list.slice(4)], steps: steps(3), strategy, concurrency: 2 }), fleet.start, cancel.signal)
-    let seenAtCancel = -1
-    setTimeout(() => {
-      seenAtCancel = fleet.events.length
-      cancel.abort()
-    }, 30) // during the first steps of the first two hosts
-    const results = await running
-    const byHost = Object.fromEntries(results.map((r) => [r.host, r.status]))
-    expect(results.filter((r) => r.status === 'cancelled').length).toBeGreaterThan(0)
-    expect(results.filter((r) => r.status === 'success')).toHaveLength(0)
-    // The second batch never started; nothing ran after the cancel but the steps already in flight.
-    expect([byHost.h4, byHost.h5]).toEqual(['skipped', 'skipped'])
-    expect(seenAtCancel).toBeGreaterThan(0)
-    expect(fleet.events.slice(seenAtCancel).filter((e) => e.phase === 'start')).toEqual([])
-  })
+  test.each(['host', 'step'] as const)(
+    'a cancel (%s strategy): hosts in flight stop before their next step, nothing else starts',
+    async (strategy) => {
+      const fleet = fakeFleet(() => false, 20)
+      const cancel = new AbortController()
+      const list = hosts(6)
+      const running = runFleet(
+        plan({ batches: [list.slice(0, 4), list.slice(4)], steps: steps(3), strategy, concurrency: 2 }),
+        fleet.start,
+        cancel.signal
+      )
+      let seenAtCancel = -1
+      setTimeout(() => {
+        seenAtCancel = fleet.events.length
+        cancel.abort()
+      }, 30) // during the first steps of the first two hosts
+      const results = await running
+      const byHost = Object.fromEntries(results.map((r) => [r.host, r.status]))
+      expect(results.filter((r) => r.status === 'cancelled').length).toBeGreaterThan(0)
+      expect(results.filter((r) => r.status === 'success')).toHaveLength(0)
+      // The second batch never started; nothing ran after the cancel but the steps already in flight.
+      expect([byHost.h4, byHost.h5]).toEqual(['skipped', 'skipped'])
+      expect(seenAtCancel).toBeGreaterThan(0)
+      expect(fleet.events.slice(seenAtCancel).filter((e) => e.phase === 'start')).toEqual([])
+    }
+  )
 })

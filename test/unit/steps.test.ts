@@ -7,7 +7,19 @@ import type { RunStep } from '../../src/plan/settings'
 import { alive } from '../helpers/sshd'
 import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps/script'
 
-const step = (script: string, env: Record<string, string> = {}): RunStep => ({ kind: 'run', name: 'run', script, env, timeoutMs: 0, retries: 0, retryDelayMs: 0, continueOnError: false, runOnce: false, capture: false, sudo: false })
+const step = (script: string, env: Record<string, string> = {}): RunStep => ({
+  kind: 'run',
+  name: 'run',
+  script,
+  env,
+  timeoutMs: 0,
+  retries: 0,
+  retryDelayMs: 0,
+  continueOnError: false,
+  runOnce: false,
+  capture: false,
+  sudo: false
+})
 
 /** Every temporary file of these tests lives here, and goes at the end. */
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-steps-'))
@@ -63,7 +75,11 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     const fd = openSync(file, 'r')
     const staging = mkdtempSync(join(scratch, 'staging-'))
     try {
-      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env: { ...process.env, TMPDIR: staging } })
+      const out = execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], {
+        stdio: [fd, 'pipe', 'pipe'],
+        encoding: 'utf8',
+        env: { ...process.env, TMPDIR: staging }
+      })
       expect(out.trim()).toBe('0')
       expect(readdirSync(staging)).toEqual([])
     } finally {
@@ -79,7 +95,10 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     const fd = openSync(file, 'r')
     try {
       expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
-        expect.objectContaining({ status: 125, stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file') })
+        expect.objectContaining({
+          status: 125,
+          stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file')
+        })
       )
     } finally {
       closeSync(fd)
@@ -111,7 +130,7 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     bystander.kill('SIGKILL')
   })
 
-  test('no env means the payload is the step id\'s line, then the script itself', () => {
+  test("no env means the payload is the step id's line, then the script itself", () => {
     expect(scriptPayload(step('echo hi'), ID)).toBe('feedc0de\necho hi')
   })
 
