@@ -31861,18 +31861,77 @@ function hostFailed(r) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
-;// CONCATENATED MODULE: ./src/report/secrets.ts
+;// CONCATENATED MODULE: ./src/base/secrets.ts
 
-/** The action's secret inputs (and each line of a key), as registered with the runner's masker. */
+/**
+ * The one masker. Every secret input (and each line of a multi-line key) is registered here before
+ * anything is logged: the runner masks it in the log, and `mask` takes it out of everything the
+ * action writes itself (outputs, the job summary, the results file), which the runner does not mask.
+ */
 const secrets = new Set();
-/** Masks `value` in the job log (core.setSecret) and remembers it, so the log never cuts a line inside it. */
+/** Longest first, so a secret that contains another is replaced whole. */
+let ordered = (/* unused pure expression or super */ null && ([]));
+/** What a secret becomes in text the action writes, as the runner shows it in the log. */
+const MASK = '***';
+/** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
 function registerSecret(value) {
+    if (value === '' || secrets.has(value))
+        return;
     core.setSecret(value);
     secrets.add(value);
+    ordered = [...secrets].sort((a, b) => b.length - a.length);
 }
 /** Every secret registered so far. */
 function secrets_knownSecrets() {
     return secrets;
+}
+/** The length of the longest end of `text` that is the start of a secret (a secret cut at the end). */
+function cutSecretAtEnd(text) {
+    let longest = 0;
+    for (const s of ordered) {
+        for (let k = Math.min(s.length - 1, text.length); k > longest; k--) {
+            if (text.endsWith(s.slice(0, k))) {
+                longest = k;
+                break;
+            }
+        }
+    }
+    return longest;
+}
+/**
+ * `text` with every registered secret replaced by MASK. `cut: true` says the text was cut at its end
+ * (a size limit): a piece of a secret left there is masked too, so no secret leaves whole or in part.
+ */
+function mask(text, options = {}) {
+    let out = text;
+    for (const s of ordered)
+        if (out.includes(s))
+            out = out.split(s).join(MASK);
+    if (options.cut) {
+        const k = cutSecretAtEnd(out);
+        if (k > 0)
+            out = out.slice(0, -k) + MASK;
+    }
+    return out;
+}
+/** A JSON-like value with every string in it masked (keys included): for outputs and files. */
+function maskDeep(value) {
+    if (ordered.length === 0)
+        return value;
+    const walk = (v) => {
+        if (typeof v === 'string')
+            return mask(v);
+        if (Array.isArray(v))
+            return v.map(walk);
+        if (v !== null && typeof v === 'object') {
+            const out = Object.create(null);
+            for (const [k, inner] of Object.entries(v))
+                out[mask(k)] = walk(inner);
+            return out;
+        }
+        return v;
+    };
+    return walk(value);
 }
 
 ;// CONCATENATED MODULE: ./src/report/output.ts

@@ -9,7 +9,7 @@ import { substituteTokens } from './route'
 import { parseSshConfig, type SshConfig } from './ssh-config'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
-import { registerSecret } from '../report/secrets'
+import { registerSecret } from '../base/secrets'
 import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import type { Host } from '../plan/settings'
-import { knownSecrets } from './secrets'
+import { knownSecrets } from '../base/secrets'
 
 export type StreamName = 'stdout' | 'stderr'
 

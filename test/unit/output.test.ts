@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
 import { FleetLog, LineSplitter, type LogSink } from '../../src/report/output'
-import { registerSecret } from '../../src/report/secrets'
+import { registerSecret } from '../../src/base/secrets'
 import type { Host } from '../../src/plan/settings'
 import { injected, runnerCommands } from '../helpers/runner-commands'
 
