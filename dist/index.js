@@ -67861,7 +67861,234 @@ function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => inventory_shardOf(h.index, shard.count) === shard.index) : hosts;
 }
 
+;// CONCATENATED MODULE: ./src/base/workspace.ts
+
+
+
+/** A runner path that would leave the workspace, or is not what it must be; the message names it. */
+class WorkspaceError extends Error {
+}
+/** O_NOFOLLOW where the platform has it (not Windows, where the checks after opening do the work). */
+const NOFOLLOW = external_node_fs_namespaceObject.constants.O_NOFOLLOW ?? 0;
+/**
+ * The one way the action reads or writes a file on the runner: every path resolves (links followed)
+ * inside the workspace (GITHUB_WORKSPACE) or the runner's temp directory (RUNNER_TEMP), and is checked
+ * again once open, so a link swapped in after the check (a pull request's files, a step before this one)
+ * cannot lead a read to `/proc/self/environ` or a write over a file outside. A link leading out is an
+ * error that names the link.
+ */
+class Workspace {
+    dir;
+    /** The roots, links resolved (macOS's /var is /private/var). */
+    roots;
+    constructor(
+    /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
+    dir, more = []) {
+        this.dir = dir;
+        this.roots = [dir, ...more]
+            .filter((r) => Boolean(r))
+            .flatMap((r) => {
+            try {
+                return [(0,external_node_fs_namespaceObject.realpathSync)(r)];
+            }
+            catch {
+                return [];
+            }
+        });
+    }
+    /** The runner's: GITHUB_WORKSPACE (else the current directory) and RUNNER_TEMP. */
+    static fromEnv(env = process.env) {
+        return new Workspace(env.GITHUB_WORKSPACE || process.cwd(), [env.RUNNER_TEMP]);
+    }
+    /** Whether a real (link-free) path is inside one of the roots. */
+    inside(real) {
+        return this.roots.some((root) => real === root || real.startsWith(root.endsWith(external_node_path_namespaceObject.sep) ? root : root + external_node_path_namespaceObject.sep));
+    }
+    where() {
+        return this.roots.length > 1 ? 'the workspace or the runner temp directory' : 'the workspace';
+    }
+    /**
+     * The absolute path of `path` (relative to the workspace), checked: it and every link on the way stay
+     * inside. `path` need not exist (a file to write): its nearest existing directory is checked.
+     */
+    resolve(path) {
+        const abs = (0,external_node_path_namespaceObject.resolve)(this.dir, path);
+        let existing = abs;
+        for (;;) {
+            try {
+                (0,external_node_fs_namespaceObject.lstatSync)(existing);
+                break;
+            }
+            catch {
+                const up = (0,external_node_path_namespaceObject.dirname)(existing);
+                if (up === existing)
+                    break;
+                existing = up;
+            }
+        }
+        let real;
+        try {
+            real = (0,external_node_fs_namespaceObject.realpathSync)(existing);
+        }
+        catch {
+            // A link to nothing: name it.
+            throw new WorkspaceError(`'${path}': ${this.show(existing)} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(existing)})`);
+        }
+        if (!this.inside(real))
+            throw new WorkspaceError(this.outside(path, existing));
+        return abs;
+    }
+    /** Why `path` (whose existing part is `existing`) leads outside: the first link on the way, or the path itself. */
+    outside(path, existing) {
+        const parts = existing.split(external_node_path_namespaceObject.sep);
+        for (let i = 1; i <= parts.length; i++) {
+            const prefix = parts.slice(0, i).join(external_node_path_namespaceObject.sep) || external_node_path_namespaceObject.sep;
+            let link = false;
+            try {
+                link = (0,external_node_fs_namespaceObject.lstatSync)(prefix).isSymbolicLink();
+            }
+            catch {
+                break;
+            }
+            if (!link)
+                continue;
+            let target;
+            try {
+                target = (0,external_node_fs_namespaceObject.realpathSync)(prefix);
+            }
+            catch {
+                target = (0,external_node_fs_namespaceObject.readlinkSync)(prefix);
+            }
+            if (!this.inside(target)) {
+                return `'${path}': ${this.show(prefix)} is a symbolic link to ${target}, outside ${this.where()}: refused`;
+            }
+        }
+        return `'${path}' is outside ${this.where()} (${this.show(existing)}): refused`;
+    }
+    /** A path as messages show it: relative to the workspace when inside it. */
+    show(abs) {
+        const rel = (0,external_node_path_namespaceObject.relative)(this.dir, abs);
+        return rel && !rel.startsWith('..') && !(0,external_node_path_namespaceObject.isAbsolute)(rel) ? rel : abs;
+    }
+    /**
+     * Opens a regular file for reading, checked before and after the open: not a link at its last
+     * component (O_NOFOLLOW), still resolving inside, and the file opened is the one the path names now.
+     * The caller reads from `fd` and closes it.
+     */
+    open(path) {
+        const abs = this.resolve(path);
+        let fd;
+        try {
+            fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NOFOLLOW);
+        }
+        catch (err) {
+            const code = err.code;
+            if (code === 'ELOOP')
+                throw new WorkspaceError(`'${path}': ${this.show(abs)} became a symbolic link: refused`);
+            throw new WorkspaceError(`'${path}' cannot be read (${this.show(abs)}: ${code ?? err.message})`);
+        }
+        try {
+            const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
+            if (!st.isFile())
+                throw new WorkspaceError(`'${path}' is not a regular file (${this.show(abs)})`);
+            let real;
+            try {
+                real = (0,external_node_fs_namespaceObject.realpathSync)(abs);
+            }
+            catch {
+                real = '';
+            }
+            const now = real && this.inside(real) ? (0,external_node_fs_namespaceObject.statSync)(real) : undefined;
+            if (!now || now.ino !== st.ino || now.dev !== st.dev)
+                throw new WorkspaceError(`'${path}': ${this.show(abs)} changed while it was opened (a link swapped in?): refused`);
+            return { fd, size: st.size, mode: st.mode, path: abs };
+        }
+        catch (err) {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            throw err;
+        }
+    }
+    /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
+    readText(path, maxBytes) {
+        const { fd, size, path: abs } = this.open(path);
+        try {
+            if (size > maxBytes)
+                throw new WorkspaceError(`'${path}' is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
+            const buf = Buffer.alloc(maxBytes + 1);
+            let n = 0;
+            for (let got = -1; got !== 0 && n <= maxBytes; n += got)
+                got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, maxBytes + 1 - n, null);
+            if (n > maxBytes)
+                throw new WorkspaceError(`'${path}' grew past the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
+            return buf.subarray(0, n).toString('utf8');
+        }
+        finally {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        }
+    }
+    /**
+     * Writes `text` to `path` whole: into a new temporary file beside it (created exclusively, never
+     * through a link), then renamed over it, so a link at `path` is replaced, never followed, and a reader
+     * sees the old file or the new one. Missing directories are created, each checked to stay inside.
+     */
+    writeText(path, text) {
+        // The file itself may be a link: it is replaced, so only its directory must lead nowhere else.
+        const abs = (0,external_node_path_namespaceObject.resolve)(this.dir, path);
+        const dir = this.resolve((0,external_node_path_namespaceObject.dirname)(abs));
+        (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+        const check = () => {
+            let real;
+            try {
+                real = (0,external_node_fs_namespaceObject.realpathSync)(dir);
+            }
+            catch {
+                real = '';
+            }
+            if (!real || !this.inside(real))
+                throw new WorkspaceError(this.outside(path, dir));
+        };
+        check();
+        let st;
+        try {
+            st = (0,external_node_fs_namespaceObject.lstatSync)(abs);
+        }
+        catch {
+            st = undefined;
+        }
+        if (st?.isDirectory())
+            throw new WorkspaceError(`'${path}' is a directory; name a file`);
+        const tmp = (0,external_node_path_namespaceObject.join)(dir, `.${(0,external_node_path_namespaceObject.basename)(abs)}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.tmp`);
+        const fd = (0,external_node_fs_namespaceObject.openSync)(tmp, external_node_fs_namespaceObject.constants.O_WRONLY | external_node_fs_namespaceObject.constants.O_CREAT | external_node_fs_namespaceObject.constants.O_EXCL | NOFOLLOW, 0o644);
+        try {
+            const buf = Buffer.from(text);
+            for (let off = 0; off < buf.length;)
+                off += (0,external_node_fs_namespaceObject.writeSync)(fd, buf, off, buf.length - off);
+        }
+        catch (err) {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            (0,external_node_fs_namespaceObject.unlinkSync)(tmp);
+            throw err;
+        }
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+        try {
+            check();
+            (0,external_node_fs_namespaceObject.renameSync)(tmp, abs);
+        }
+        catch (err) {
+            try {
+                (0,external_node_fs_namespaceObject.unlinkSync)(tmp);
+            }
+            catch {
+                // already gone
+            }
+            throw err;
+        }
+        return abs;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/plan/inputs.ts
+
 
 
 
@@ -68192,6 +68419,7 @@ function getSettings(env = process.env, platform = process.platform) {
         return t.trim();
     }, 'bash -e');
     return {
+        workspace: Workspace.fromEnv(env),
         hosts,
         inventory: allHosts.map((h) => h.name),
         shard,
@@ -69164,9 +69392,8 @@ async function run() {
         const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
         const started = Date.now();
         const runs = [];
-        const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
         const start = (host) => {
-            const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace });
+            const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace: settings.workspace.dir });
             runs.push(run);
             return run;
         };

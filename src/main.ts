@@ -92,9 +92,8 @@ export async function run(): Promise<void> {
     const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() }
     const started = Date.now()
     const runs: HostRun[] = []
-    const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
     const start = (host: Host): HostRun => {
-      const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace })
+      const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace: settings.workspace.dir })
       runs.push(run)
       return run
     }

@@ -12,6 +12,7 @@ import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
 import { registerSecret } from '../base/secrets'
 import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
+import { Workspace } from '../base/workspace'
 
 /** Inputs that are masked; their values are never quoted in a message. */
 export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
@@ -343,6 +344,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     'bash -e'
   )
   return {
+    workspace: Workspace.fromEnv(env),
     hosts,
     inventory: allHosts.map((h) => h.name),
     shard,

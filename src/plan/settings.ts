@@ -1,5 +1,6 @@
 import type { ParsedKey } from 'ssh2'
 import type { HostKeyPolicy } from '../ssh/host-keys'
+import type { Workspace } from '../base/workspace'
 
 /** One target host, resolved from the `hosts` input. */
 export interface Host {
@@ -131,6 +132,8 @@ export interface ProxyJump {
 
 /** Everything the action needs, parsed and validated before any connection is made. */
 export interface Settings {
+  /** The runner's files: GITHUB_WORKSPACE (where relative paths resolve) and RUNNER_TEMP, confined. */
+  workspace: Workspace
   /** The hosts of this run: the `hosts` input, or this job's `shard` of it. */
   hosts: Host[]
   /** Every entry of the `hosts` input, as written, whatever the shard. */
