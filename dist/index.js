@@ -64746,9 +64746,11 @@ let ordered = (/* unused pure expression or super */ null && ([]));
 const MASK = '***';
 /** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
 function registerSecret(value) {
-    if (value === '' || secrets.has(value))
+    if (value === '')
         return;
     core_setSecret(value);
+    if (secrets.has(value))
+        return;
     secrets.add(value);
     ordered = [...secrets].sort((a, b) => b.length - a.length);
 }

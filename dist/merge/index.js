@@ -31875,9 +31875,11 @@ let ordered = (/* unused pure expression or super */ null && ([]));
 const MASK = '***';
 /** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
 function registerSecret(value) {
-    if (value === '' || secrets.has(value))
+    if (value === '')
         return;
     core.setSecret(value);
+    if (secrets.has(value))
+        return;
     secrets.add(value);
     ordered = [...secrets].sort((a, b) => b.length - a.length);
 }

@@ -14,8 +14,9 @@ export const MASK = '***'
 
 /** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
 export function registerSecret(value: string): void {
-  if (value === '' || secrets.has(value)) return
+  if (value === '') return
   core.setSecret(value)
+  if (secrets.has(value)) return
   secrets.add(value)
   ordered = [...secrets].sort((a, b) => b.length - a.length)
 }
