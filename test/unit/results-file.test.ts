@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { HostResult } from '../../src/run/host-result'
 import { hostFromJson, hostJson } from '../../src/report/report'
+import { Workspace } from '../../src/base/workspace'
 import { MergeError, RESULTS_FORMAT, mergeResults, writeResultsFile, type RunFacts } from '../../src/report/results-file'
 
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-results-'))
@@ -57,6 +58,7 @@ function shardFile(k: number, n: number, statuses: Record<string, HostResult['st
   }
   const path = join(scratch, `shard-${k}-of-${n}-${Math.random().toString(16).slice(2)}.json`)
   writeResultsFile(
+    new Workspace(scratch),
     path,
     facts,
     hosts.map((h) => host(h, statuses[h]))
