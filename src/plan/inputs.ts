@@ -129,12 +129,14 @@ function readAgent(env: Env, platform: NodeJS.Platform): string | undefined {
 
 /**
  * Credentials for the hosts (`private-key`) or the bastions (`proxy-private-key`, else the same key).
+ * The hosts' `password` goes to a bastion only when it shares the hosts' credentials (no
+ * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
  */
 function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', required: boolean, platform: NodeJS.Platform): Auth {
   const keyText = core.getInput(keyInput) || core.getInput('private-key')
   const passphrase = secretInput('passphrase')
-  const password = secretInput('password')
+  const password = keyInput === 'private-key' ? secretInput('password') : ''
   const agent = readAgent(env, platform)
   // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
   if (passphrase && !keyText && required) throw new InputError('passphrase', 'given without private-key')
@@ -356,6 +358,9 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
       'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)'
     )
   const sudoPassword = secretInput('sudo-password') || undefined
+  // sudo reads one line: a second one would reach the shell, as root where sudo asks no password.
+  if (sudoPassword && /[\r\n]/.test(sudoPassword))
+    throw new InputError('sudo-password', 'has a line break; sudo reads one line, and the rest would run as a command')
   const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
   const shell = field(
     'shell',

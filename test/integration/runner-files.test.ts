@@ -3,7 +3,7 @@
  * against a real sshd: files are read and written only inside the workspace, the report survives a part
  * that cannot be written, and what ssh-config says wins over an input the workflow did not write.
  */
-import { lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
@@ -105,5 +105,48 @@ describe('ssh-config wins over an input the workflow did not write', () => {
       ['app-1', `on ${a}`],
       ['app-2', `on ${b}`]
     ])
+  })
+})
+
+describe('nothing from ssh-config runs a program', () => {
+  test('CanonicalizeHostName and Match exec with a fake nslookup and a marker command on PATH: the marker never appears, even in dry-run and on a real run', async () => {
+    const bin = mkdtempSync(join(outside, 'bin-'))
+    const marker = join(outside, 'ran')
+    writeFileSync(join(bin, 'nslookup'), `#!/bin/sh\necho "nslookup $*" >> ${marker}\nenv >> ${marker}\n`, { mode: 0o755 })
+    writeFileSync(join(bin, 'mark'), `#!/bin/sh\necho "mark $*" >> ${marker}\n`, { mode: 0o755 })
+    const [a] = sshd.ports
+    const config = [
+      'Match exec "mark exec"',
+      '  Port 1',
+      'Host app-1',
+      // The ssh-config package's compute() ran nslookup for this, with every INPUT_* in its environment.
+      '  CanonicalizeHostName yes',
+      '  CanonicalDomains example.com example.org',
+      `  User ${sshd.user}`,
+      'Match canonical host app-1.example.com',
+      '  Port 1',
+      'Host app-1 app-1.example.com',
+      `  Port ${a}`,
+      '  HostName 127.0.0.1'
+    ].join('\n')
+    const inputs = {
+      hosts: 'app-1',
+      'ssh-config': config,
+      'private-key': sshd.clientKey,
+      'known-hosts': sshd.knownHosts,
+      run: 'echo "on ${SSH_CONNECTION##* }"'
+    }
+    const path = { env: { GITHUB_WORKSPACE: workspace, PATH: `${bin}:${process.env.PATH}` } }
+    const dry = await runAction({ ...inputs, 'dry-run': 'true', password: 'sekrit-in-env' }, path)
+    expect(dry.code, dry.stdout).toBe(0)
+    const run = await runAction(inputs, path)
+    expect(run.code, run.stdout).toBe(0)
+    expect(existsSync(marker) ? readFileSync(marker, 'utf8') : '').toBe('')
+    // Neither keyword changed the route, and the warning says both were ignored.
+    expect(run.results[0].steps[0].stdoutTail).toBe(`on ${a}`)
+    const warning = run.annotations.find((l) => l.startsWith('::warning') && l.includes('ssh-config'))
+    expect(warning).toContain('CanonicalizeHostName is not supported by ssh-fleet and was ignored')
+    expect(warning).toContain('Match exec is not supported by ssh-fleet and was ignored')
+    expect(warning).toContain('Match canonical is not supported by ssh-fleet and was ignored')
   })
 })

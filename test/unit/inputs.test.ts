@@ -213,6 +213,30 @@ describe('getSettings', () => {
     }
   })
 
+  test('a sudo-password with a line break is an input error (its second line would run as a command)', () => {
+    withInputs({ ...base, 'sudo-password': 'pw\nid > /tmp/pwned' })
+    expect(() => getSettings({})).toThrow("Invalid input 'sudo-password': has a line break")
+    withInputs({ 'sudo-password': 'pw\r' })
+    expect(() => getSettings({})).toThrow("Invalid input 'sudo-password': has a line break")
+    withInputs({ 'sudo-password': 'pw\n' }) // a YAML block's final newline only
+    expect(getSettings({}).sudoPassword).toBe('pw')
+  })
+
+  test("the hosts' password goes to a bastion only when it has no key of its own (proxy-private-key)", () => {
+    const hopAuth = (s: ReturnType<typeof getSettings>) => {
+      const route = s.hosts[0].route
+      return route?.via === 'jump' ? route.hops[0].auth : undefined
+    }
+    withInputs({ ...base, password: 'host-pw', 'proxy-jump': 'jump@bastion' })
+    expect(hopAuth(getSettings({}))?.password).toBe('host-pw')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hop')])
+    withInputs({ 'proxy-private-key': readFileSync(join(dir, 'hop'), 'utf8') })
+    const s = getSettings({})
+    expect(s.auth.password).toBe('host-pw')
+    expect(hopAuth(s)?.password).toBeUndefined()
+    expect(hopAuth(s)?.privateKey?.type).toBe('ssh-ed25519')
+  })
+
   test('run-file is read through the workspace: a link to /proc/self/environ or a file outside is an input error', () => {
     const ws = mkdtempSync(join(dir, 'ws-'))
     symlinkSync('/proc/self/environ', join(ws, 'deploy.sh'))
