@@ -122,12 +122,15 @@ describe('parseSteps', () => {
   })
 
   test('upload: delete is refused where it would mirror over the root or a home directory', () => {
-    for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy']) {
+    const spellings = ['~/.', '/home/u/.', '/home//u', '/home/u/../u', '~//', '~/x/..', '~/..', '/home/u/..', '/srv/../root', './/', ' ~ ']
+    for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy', ...spellings]) {
       expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(
         /delete: true would remove everything else in .* \(the root or a home directory\)/
       )
     }
     expect(steps('- upload: { from: app, to: /srv/app, delete: true }')[0]).toMatchObject({ delete: true })
+    for (const to of ['~/app', '/home/u/app', 'releases/current', '/srv/./app/', '~deploy/site'])
+      expect(steps(`- upload: { from: app, to: "${to}", delete: true }`)[0], to).toMatchObject({ delete: true })
     expect(steps('- upload: { from: app, to: "~", delete: false }')[0]).toMatchObject({ delete: false })
   })
 
