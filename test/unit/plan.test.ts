@@ -152,6 +152,27 @@ describe('parseSteps', () => {
     )
   })
 
+  test('upload: from resolves through the workspace; .., an absolute path outside and a link leading out are refused, named', () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'ssh-fleet-elsewhere-'))
+    try {
+      writeFileSync(join(elsewhere, 'secret'), 'secret')
+      symlinkSync(elsewhere, join(fixtures, 'away'))
+      symlinkSync(join(elsewhere, 'secret'), join(fixtures, 'away.key'))
+      for (const [from, why] of [
+        ['../', /'\.\.\/' is outside the workspace/],
+        [elsewhere, /is outside the workspace/],
+        ['away', /'away': away is a symbolic link to .*, outside the workspace: refused/],
+        ['away.key', /'away\.key': away\.key is a symbolic link to .*, outside the workspace: refused/],
+        ['away/*', /away is a symbolic link to .*, outside the workspace: refused/],
+        ['app/../../*', /is outside the workspace/]
+      ] as const)
+        expect(() => steps(`- upload: { from: "${from}", to: /srv }`), from).toThrow(why)
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true })
+      for (const link of ['away', 'away.key']) rmSync(join(fixtures, link))
+    }
+  })
+
   test('upload: files get 0644, or 0755 when executable on the runner, never the runner mode as is', () => {
     const dir = join(fixtures, 'modes')
     mkdirSync(dir, { recursive: true })
