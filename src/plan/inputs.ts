@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { closeSync, existsSync, fstatSync, lstatSync, openSync, readFileSync, readSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
@@ -321,15 +321,17 @@ function readSteps(workspace: Workspace): { steps: Step[]; onFailure: Step[]; al
  */
 function resultsPath(text: string, workspace: Workspace): string {
   const path = workspace.resolve(text)
+  // The nearest part of the way that exists (links inside followed) decides.
   for (let at = path; at !== dirname(at); at = dirname(at)) {
     let isDir: boolean
     try {
-      isDir = lstatSync(at).isDirectory()
+      isDir = statSync(at).isDirectory()
     } catch {
       continue // created when the file is written
     }
     if (at === path && isDir) throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
     if (at !== path && !isDir) throw new Error(`'${text}': ${workspace.show(at)} is not a directory, so no file can be written below it`)
+    break
   }
   return path
 }

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InputError } from '../../src/plan/input-error'
@@ -199,6 +199,11 @@ describe('getSettings', () => {
     expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(
       "Invalid input 'results-file': 'README.md/shard.json': README.md is not a directory, so no file can be written below it"
     )
+    // A link to a directory inside the workspace is a directory on the way.
+    mkdirSync(join(ws, 'results'))
+    symlinkSync('results', join(ws, 'current'))
+    withInputs({ 'results-file': 'current/shard.json' })
+    expect(getSettings({ GITHUB_WORKSPACE: ws }).resultsFile).toBe(join(ws, 'current/shard.json'))
     const outside = mkdtempSync(join(tmpdir(), 'ssh-fleet-outside-'))
     try {
       symlinkSync(outside, join(ws, 'out'))
