@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { setMaxListeners } from 'node:events'
 import { HandshakeGates } from './ssh/handshake-gate'
 import { ANNOTATION_LIMIT } from './report/constants'
-import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from './run/host-result'
+import { skippedResult, type HostResult } from './run/host-result'
 import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
@@ -14,10 +14,11 @@ import { runFleet } from './run/scheduler'
 import type { Host, Settings } from './plan/settings'
 import { version } from '../package.json'
 
-/** Writes the `results-file`, when asked for, before anything else can fail. */
+/** Writes the `results-file`, when asked for. */
 function saveResults(settings: Settings, startedAt: Date, results: HostResult[]): void {
   if (!settings.resultsFile) return
   writeResultsFile(
+    settings.workspace,
     settings.resultsFile,
     {
       shard: settings.shard ?? null,
@@ -32,21 +33,43 @@ function saveResults(settings: Settings, startedAt: Date, results: HostResult[])
   )
 }
 
-/** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
+/** What a cancel did: hosts stopped mid-plan, and hosts that never started (skipped with no step run). */
 function cancelledMessage(results: HostResult[]): string {
   const stopped = results.filter((r) => r.status === 'cancelled').length
-  const notStarted = results.filter((r) => r.error === CANCELLED_BEFORE_START).length
+  const notStarted = results.filter((r) => r.status === 'skipped' && r.steps.length === 0).length
   return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`
+}
+
+/**
+ * Writes each part of the report (results file, annotations, outputs, summary) on its own: one that
+ * throws never stops the others. Returns what failed, in words, for the action's failure.
+ */
+async function report(parts: Array<[what: string, write: () => void | Promise<void>]>): Promise<string[]> {
+  const failed: string[] = []
+  for (const [what, write] of parts) {
+    try {
+      await write()
+    } catch (err) {
+      failed.push(`the ${what} could not be written: ${(err as Error).message}`)
+    }
+  }
+  return failed
 }
 
 /** settings → fleet run → report. The only place that decides the action failed. */
 export async function run(): Promise<void> {
   let router: Router | undefined
+  let log: FleetLog | undefined
   let finished = false
+  // The runner ignores commands inside the log's stop-commands fence: every error is printed after it closed.
+  const fail = (message: string): void => {
+    log?.close()
+    core.setFailed(message)
+  }
   // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
   // without an outcome, that must be a failure, never a silent success.
   process.once('beforeExit', () => {
-    if (!finished) core.setFailed('ssh-fleet stopped before every host had a result (internal error)')
+    if (!finished) fail('ssh-fleet stopped before every host had a result (internal error)')
   })
   // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
   // what runs on the hosts and leads to the report; a second one ends the process at once.
@@ -65,14 +88,17 @@ export async function run(): Promise<void> {
     const settings = getSettings()
     const plan = describePlan(settings)
     const startedAt = new Date()
-    const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
+    log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1)
     if (settings.dryRun) {
       log.note(`${plan}\ndry-run: nothing was connected to.`)
       log.close()
       const results = settings.hosts.map((h) => skippedResult(h.name, 'dry-run'))
-      setOutputs(results)
-      await writeSummary(dryRunMarkdown(plan))
-      saveResults(settings, startedAt, results)
+      const failed = await report([
+        ['results file', () => saveResults(settings, startedAt, results)],
+        ['outputs', () => setOutputs(results)],
+        ['job summary', () => writeSummary(dryRunMarkdown(plan))]
+      ])
+      if (failed.length) fail(failed.join('; '))
       return
     }
     const keysUnchecked = settings.hostKeys.mode === 'off'
@@ -86,14 +112,19 @@ export async function run(): Promise<void> {
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
     router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>
-      host ? log.status(host, message) : log.note(message)
+      host ? log?.status(host, message) : log?.note(message)
     )
     const tunnel = router.tunnel
     const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() }
     const started = Date.now()
     const runs: HostRun[] = []
     const start = (host: Host): HostRun => {
-      const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace: settings.workspace.dir })
+      const run = new HostRun(host, settings, log as FleetLog, shared, {
+        gates,
+        tunnel,
+        signal: cancel.signal,
+        workspace: settings.workspace.dir
+      })
       runs.push(run)
       return run
     }
@@ -102,17 +133,23 @@ export async function run(): Promise<void> {
     if (!log.grouped) for (const r of runs) if (r.failedOutput?.lines.length) log.replay(r.host, r.failedOutput.step, r.failedOutput.lines)
     log.close()
     const elapsed = Date.now() - started
-    saveResults(settings, startedAt, results)
-    annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
-    setOutputs(results)
-    await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))
-    const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ')
-    if (failure) core.setFailed(failure)
+    const failed = await report([
+      ['results file', () => saveResults(settings, startedAt, results)],
+      [
+        'annotations',
+        () =>
+          annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
+      ],
+      ['outputs', () => setOutputs(results)],
+      ['job summary', () => writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))]
+    ])
+    const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results), ...failed].filter(Boolean).join('; ')
+    if (failure) fail(failure)
   } catch (err) {
     if (err instanceof InputError) {
-      core.setFailed(`${err.message}. Nothing was run on any host.`)
+      fail(`${err.message}. Nothing was run on any host.`)
     } else {
-      core.setFailed(`ssh-fleet failed: ${(err as Error).message}`)
+      fail(`ssh-fleet failed: ${(err as Error).message}`)
     }
   } finally {
     finished = true

@@ -1,15 +1,14 @@
 import * as core from '@actions/core'
-import { readFileSync } from 'node:fs'
-import { relative } from 'node:path'
 import { InputError } from './plan/input-error'
 import { localFiles } from './plan/local-files'
+import { Workspace } from './base/workspace'
 import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
-import { MergeError, mergeResults } from './report/results-file'
+import { MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
 
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
 export async function run(): Promise<void> {
   try {
-    const workspace = process.env.GITHUB_WORKSPACE || process.cwd()
+    const workspace = Workspace.fromEnv(process.env)
     const pattern = core.getInput('files') || 'ssh-fleet-results/**/*.json'
     const failOn = (core.getInput('fail-on-failure') || 'true').toLowerCase()
     if (failOn !== 'true' && failOn !== 'false') throw new InputError('fail-on-failure', `'${failOn}' is not true or false`)
@@ -19,10 +18,21 @@ export async function run(): Promise<void> {
     } catch (err) {
       throw new InputError('files', `${(err as Error).message}; did the download-artifact step run, into the same path?`)
     }
-    const merged = mergeResults(paths.map((path) => ({ path: relative(workspace, path) || path, text: readFileSync(path, 'utf8') })))
+    if (paths.length > RESULTS_FILES_MAX)
+      throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`)
+    // Each file read through the workspace (no link leading out) and bounded, like anything a job did not write itself.
+    const files = paths.map((path) => {
+      const shown = workspace.show(path)
+      try {
+        return { path: shown, text: workspace.readText(path, RESULTS_FILE_BYTES) }
+      } catch (err) {
+        throw new MergeError((err as Error).message)
+      }
+    })
+    const merged = mergeResults(files)
     const elapsed = Math.max(0, merged.endedAt - merged.startedAt)
     const missing = merged.missingShards.length
-      ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.error?.startsWith('no results')).length} hosts have no results`
+      ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.skipCode === 'no-results').length} hosts have no results`
       : undefined
     const scope = `${merged.files} results file${merged.files === 1 ? '' : 's'} merged${missing ? `; ${missing}` : ''}`
     core.info(`${scope}\n${tally(merged.results, elapsed)}`)

@@ -1,7 +1,7 @@
 import * as core from '@actions/core'
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { dirname, join } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from '../ssh/host-keys'
 import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
@@ -129,12 +129,14 @@ function readAgent(env: Env, platform: NodeJS.Platform): string | undefined {
 
 /**
  * Credentials for the hosts (`private-key`) or the bastions (`proxy-private-key`, else the same key).
+ * The hosts' `password` goes to a bastion only when it shares the hosts' credentials (no
+ * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
  */
 function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', required: boolean, platform: NodeJS.Platform): Auth {
   const keyText = core.getInput(keyInput) || core.getInput('private-key')
   const passphrase = secretInput('passphrase')
-  const password = secretInput('password')
+  const password = keyInput === 'private-key' ? secretInput('password') : ''
   const agent = readAgent(env, platform)
   // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
   if (passphrase && !keyText && required) throw new InputError('passphrase', 'given without private-key')
@@ -149,12 +151,30 @@ function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', requi
   return auth
 }
 
+/** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
+const KEY_FILE_BYTES = 256 * 1024
+
+/** A key file, which may be anywhere (as in OpenSSH), read with a bound: a special file cannot make it endless. */
+function readKeyFile(path: string): string {
+  const fd = openSync(path, 'r')
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file')
+    const buf = Buffer.alloc(KEY_FILE_BYTES + 1)
+    let n = 0
+    for (let got = -1; got !== 0 && n <= KEY_FILE_BYTES; n += got) got = readSync(fd, buf, n, buf.length - n, null)
+    if (n > KEY_FILE_BYTES) throw new Error(`more than ${KEY_FILE_BYTES} bytes: not a key`)
+    return buf.subarray(0, n).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
 function identityFile(paths: string[], name: string): ParsedKey | undefined {
   const path = paths.find((p) => existsSync(p))
   if (path === undefined) return undefined
   try {
-    return parsePrivateKey('ssh-config', readFileSync(path, 'utf8'), secretInput('passphrase'))
+    return parsePrivateKey('ssh-config', readKeyFile(path), secretInput('passphrase'))
   } catch (err) {
     throw new InputError(
       'ssh-config',
@@ -249,19 +269,11 @@ function readHostKeys(): HostKeyPolicy {
   return { mode, knownHosts, fingerprints }
 }
 
-/** Reads a script file from the workspace; missing or unreadable throws, naming the path. */
-function scriptFile(path: string, workspace: string): string {
-  const full = resolve(workspace, path)
-  try {
-    if (!statSync(full).isFile()) throw new Error('not a file')
-    return readFileSync(full, 'utf8')
-  } catch (err) {
-    throw new Error(`'${path}' cannot be read (${full}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
-  }
-}
+/** The most of a `run-file` script read: a script goes whole to every host, it is no payload (upload is). */
+export const RUN_FILE_BYTES = 1024 * 1024
 
 /** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
-function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[] } {
+function readSteps(workspace: Workspace): { steps: Step[]; onFailure: Step[]; always: Step[] } {
   const script = core.getInput('run', { trimWhitespace: false }) // byte for byte: no trimming
   const runFile = core.getInput('run-file')
   const yaml = core.getInput('steps', { trimWhitespace: false })
@@ -274,12 +286,12 @@ function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[]
   }
   const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean)
   if (given.length > 1) throw new InputError(given[1] as string, `give one of run, run-file and steps, not ${given.join(' and ')}`)
-  const workspace = env.GITHUB_WORKSPACE || process.cwd()
+  // Runner files only through the workspace: a link or `..` leading out is an error naming it.
   const parsers = {
     duration: parseDuration,
     count: parseCount,
     upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
-    file: (path: string) => scriptFile(path, workspace)
+    file: (path: string) => workspace.readText(path, RUN_FILE_BYTES)
   }
   const list = (name: 'on-failure' | 'always'): Step[] => {
     const text = core.getInput(name, { trimWhitespace: false })
@@ -291,7 +303,7 @@ function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[]
     return {
       steps: [
         singleStep(
-          field('run-file', (t) => scriptFile(t, workspace), ''),
+          field('run-file', (t) => workspace.readText(t, RUN_FILE_BYTES), ''),
           defaults,
           runFile
         )
@@ -302,11 +314,25 @@ function readSteps(env: Env): { steps: Step[]; onFailure: Step[]; always: Step[]
   return { steps: [singleStep(script, defaults)], ...hooks }
 }
 
-/** Where the results file goes: relative to the workspace, never onto a directory. */
-function resultsPath(text: string, workspace: string): string {
-  const path = resolve(workspace, text)
-  if (existsSync(path) && statSync(path).isDirectory())
-    throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
+/**
+ * Where the results file goes, checked before anything connects: inside the workspace (no link or `..`
+ * leading out), not a directory, and every part of the way that exists a directory, so the write after
+ * the run cannot fail on the path.
+ */
+function resultsPath(text: string, workspace: Workspace): string {
+  const path = workspace.resolve(text)
+  // The nearest part of the way that exists (links inside followed) decides.
+  for (let at = path; at !== dirname(at); at = dirname(at)) {
+    let isDir: boolean
+    try {
+      isDir = statSync(at).isDirectory()
+    } catch {
+      continue // created when the file is written
+    }
+    if (at === path && isDir) throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`)
+    if (at !== path && !isDir) throw new Error(`'${text}': ${workspace.show(at)} is not a directory, so no file can be written below it`)
+    break
+  }
   return path
 }
 
@@ -323,9 +349,9 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
   const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username)
   const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '')
   const hosts = shardHosts(allHosts, shard)
-  const workspace = env.GITHUB_WORKSPACE || process.cwd()
+  const workspace = Workspace.fromEnv(env)
   const hostKeys = readHostKeys()
-  const { steps, onFailure, always } = readSteps(env)
+  const { steps, onFailure, always } = readSteps(workspace)
   const flagInput = (name: string): boolean => field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
   const forwardAgent = flagInput('forward-agent')
   if (forwardAgent && !auth.agent)
@@ -334,6 +360,9 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
       'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)'
     )
   const sudoPassword = secretInput('sudo-password') || undefined
+  // sudo reads one line: a second one would reach the shell, as root where sudo asks no password.
+  if (sudoPassword && /[\r\n]/.test(sudoPassword))
+    throw new InputError('sudo-password', 'has a line break; sudo reads one line, and the rest would run as a command')
   const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
   const shell = field(
     'shell',
@@ -344,7 +373,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     'bash -e'
   )
   return {
-    workspace: Workspace.fromEnv(env),
+    workspace,
     hosts,
     inventory: allHosts.map((h) => h.name),
     shard,

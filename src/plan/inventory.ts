@@ -38,7 +38,8 @@ export function parseHostEntry(entry: string): { user?: string; hostname: string
     const colon = rest.indexOf(':')
     hostname = colon >= 0 ? rest.slice(0, colon) : rest
     port = colon >= 0 ? rest.slice(colon + 1) : undefined
-    if (!HOSTNAME.test(hostname))
+    // `__proto__` is no machine's name, and as a key of a plain object it would reach Object.prototype.
+    if (!HOSTNAME.test(hostname) || hostname === '__proto__')
       throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`)
   }
   if (port !== undefined) {

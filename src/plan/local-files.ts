@@ -1,6 +1,7 @@
-import { existsSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
-import { basename, join, relative, resolve, sep } from 'node:path'
+import { readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
+import { basename, join, relative, sep } from 'node:path'
 import type { UploadFile } from './settings'
+import type { Workspace } from '../base/workspace'
 
 const MAGIC = /[*?[]/
 
@@ -75,14 +76,15 @@ function globRegExp(pattern: string): RegExp {
 }
 
 /**
- * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
- * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
- * `files` are read this way. Throws when nothing is there.
+ * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
+ * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
+ * to the glob's directory part). An upload's `from` and the merge action's `files` are read this way.
+ * Throws when nothing is there.
  */
 export function resolveUpload(
   from: string,
   to: string,
-  workspace: string,
+  workspace: Workspace,
   exclude: string[] = []
 ): { files: UploadFile[]; dirs: string[] } {
   const found = resolveFrom(from, to, workspace)
@@ -105,19 +107,26 @@ export function excludes(globs: string[]): (path: string) => boolean {
   }
 }
 
-function resolveFrom(from: string, to: string, workspace: string): { files: UploadFile[]; dirs: string[] } {
-  const path = resolve(workspace, from)
+function resolveFrom(from: string, to: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
   if (MAGIC.test(from)) {
-    const segments = toPosix(path).split('/')
+    const segments = toPosix(from).split('/')
     const firstMagic = segments.findIndex((s) => MAGIC.test(s))
-    const base = segments.slice(0, firstMagic).join('/') || '/'
+    // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+    const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`)
     const pattern = globRegExp(segments.slice(firstMagic).join('/'))
-    if (!existsSync(base) || !statSync(base).isDirectory()) throw new Error(`'${from}' matches nothing: ${base} is not a directory`)
+    let isDir = false
+    try {
+      isDir = statSync(base).isDirectory()
+    } catch {
+      // named below
+    }
+    if (!isDir) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
     const found = walk(base, from)
     const files = found.files.filter((f) => pattern.test(f.relative))
     if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
     return { files, dirs: [] }
   }
+  const path = workspace.resolve(from)
   let stat
   try {
     stat = statSync(path)
@@ -140,6 +149,6 @@ function resolveFrom(from: string, to: string, workspace: string): { files: Uplo
 }
 
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
-export function localFiles(pattern: string, workspace: string): string[] {
+export function localFiles(pattern: string, workspace: Workspace): string[] {
   return resolveUpload(pattern, '', workspace).files.map((f) => f.local)
 }

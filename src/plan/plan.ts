@@ -1,3 +1,4 @@
+import { posix } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { Host, RunStep, Step, UploadFile } from './settings'
 import { shardOf } from './inventory'
@@ -82,14 +83,22 @@ function fileMode(value: unknown): number {
   return parseInt(text, 8)
 }
 
+/** Where `~` stands in wholeTree's comparison: a home directory, as its rules see one. */
+const HOME = '/home/~'
+
 /**
  * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
- * (`~`, `~/`, `.`, empty: relative paths are below it), someone's home. `delete` there would mirror
- * the upload over authorized_keys and everything else.
+ * (`~`, `.`, empty: relative paths are below it), someone's home, or the directory of all homes.
+ * `delete` there would mirror the upload over authorized_keys and everything else. Compared after
+ * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real home is checked at
+ * run time.
  */
 function wholeTree(to: string): boolean {
-  const path = to.trim().replace(/\/+$/, '')
-  return ['', '.', '~', '/root'].includes(path) || /^~[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || /^\/+$/.test(to.trim())
+  const text = to.trim()
+  const tilde = /^~[^/]*/.exec(text)?.[0]
+  const absolute = tilde ? `/home/${tilde}${text.slice(tilde.length)}` : text.startsWith('/') ? text : `${HOME}/${text}`
+  const path = posix.normalize(absolute).replace(/(.)\/+$/, '$1')
+  return ['/', '/root', '/home', '/Users'].includes(path) || /^\/(home|Users)\/[^/]+$/.test(path)
 }
 
 /** Reads one field of a map, naming the field in any error. */

@@ -1,13 +1,17 @@
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname } from 'node:path'
 import { hostFromJson, hostJson, type HostJson } from './report'
-import { shardOf } from '../plan/inventory'
+import { CAPTURE_BYTES } from './output'
+import { parseHostEntry, shardOf } from '../plan/inventory'
 import { skippedResult, type HostResult } from '../run/host-result'
+import { maskDeep } from '../base/secrets'
+import type { Workspace } from '../base/workspace'
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 export const RESULTS_FORMAT = 'ssh-fleet-results/1'
 
-/** What a results file says about the run that wrote it. */
+/**
+ * What a results file says about the run that wrote it. Read back by the merge, from a file another
+ * job (or a pull request) may have forged: every field is checked, sizes and counts included.
+ */
 export interface RunFacts {
   /** This job's `shard` (`k/n`), or null when it ran the whole inventory. */
   shard: { index: number; count: number } | null
@@ -27,11 +31,32 @@ export interface ResultsFile {
   results: HostJson[]
 }
 
-/** Writes the run's results and facts as JSON to `path`, creating its directory. */
-export function writeResultsFile(path: string, facts: RunFacts, results: HostResult[]): void {
+/**
+ * The most the merge reads of one results file. A shard's file holds each host's tails and captured
+ * stdout (CAPTURE_BYTES a step at most); 64 MiB is hundreds of hosts with captures.
+ */
+export const RESULTS_FILE_BYTES = 64 * 1024 * 1024
+/** A matrix has at most 256 jobs, so a rollout at most 256 shards' files. */
+export const RESULTS_FILES_MAX = 256
+/** Bounds on what one file may hold: hosts of the inventory, steps and warnings of a host. */
+const MAX_HOSTS = 100_000
+const MAX_STEPS = 1_000
+const MAX_WARNINGS = 1_000
+/** A step's name as written in a plan; an error, tail or warning (tails are 8 KiB, errors far less). */
+const NAME_CHARS = 1_024
+const TEXT_CHARS = 64 * 1024
+/** Captured stdout: CAPTURE_BYTES and the note that says it was cut. */
+const STDOUT_CHARS = CAPTURE_BYTES + 256
+const STEP_KINDS = ['run', 'reboot', 'local', 'upload']
+
+/**
+ * Writes the run's results and facts as JSON to `path` through the workspace (a new file renamed over
+ * the old one: never written through a link), every secret masked: a host that echoed the password
+ * leaves it in no file, nor in the merge job that reads it.
+ */
+export function writeResultsFile(workspace: Workspace, path: string, facts: RunFacts, results: HostResult[]): void {
   const file: ResultsFile = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) }
-  mkdirSync(dirname(path), { recursive: true })
-  writeFileSync(path, `${JSON.stringify(file, null, 1)}\n`)
+  workspace.writeText(path, `${JSON.stringify(maskDeep(file), null, 1)}\n`)
 }
 
 /** A results file that cannot be merged; the message names the file. */
@@ -41,7 +66,103 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** Parses one results file, refusing anything that is not one of ours. */
+/** Checks untrusted JSON field by field; each throws a message naming the field. */
+const check = {
+  list(v: unknown, what: string, max: number): unknown[] {
+    if (!Array.isArray(v)) throw new Error(`${what} is not a list`)
+    if (v.length > max) throw new Error(`${what} has ${v.length} entries, more than ${max}`)
+    return v
+  },
+  text(v: unknown, what: string, max: number): string {
+    if (typeof v !== 'string') throw new Error(`${what} is not a string`)
+    if (v.length > max) throw new Error(`${what} is ${v.length} characters long, more than ${max}`)
+    return v
+  },
+  /** A host name, with the rules of the `hosts` input: no shell word, no Markdown, no `__proto__`. */
+  host(v: unknown, what: string): string {
+    const name = check.text(v, what, NAME_CHARS)
+    try {
+      parseHostEntry(name)
+    } catch {
+      throw new Error(`${what} ${JSON.stringify(name)} is not a host entry ([user@]host[:port])`)
+    }
+    return name
+  },
+  stepName(v: unknown, what: string): string {
+    const name = check.text(v, what, NAME_CHARS)
+    if (name === '__proto__' || /[\0\r\n]/.test(name)) throw new Error(`${what} ${JSON.stringify(name)} is not a step name`)
+    return name
+  },
+  count(v: unknown, what: string): void {
+    if (v !== null && v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+      throw new Error(`${what} is not a number of 0 or more`)
+  }
+}
+
+/** The run facts of a file, checked: every list bounded, every host a host entry, the plan's steps named. */
+function checkRun(run: unknown): RunFacts {
+  if (!isObject(run)) throw new Error('"run" is not an object')
+  const shard = run.shard
+  if (
+    shard !== null &&
+    !(
+      isObject(shard) &&
+      Number.isSafeInteger(shard.index) &&
+      Number.isSafeInteger(shard.count) &&
+      (shard.index as number) >= 1 &&
+      (shard.index as number) <= (shard.count as number) &&
+      (shard.count as number) <= MAX_HOSTS
+    )
+  )
+    throw new Error('run.shard is not null or {index, count} with 1 ≤ index ≤ count')
+  const hosts = check.list(run.hosts, 'run.hosts', MAX_HOSTS).map((h, i) => check.host(h, `run.hosts[${i}]`))
+  const inventory = check.list(run.inventory, 'run.inventory', MAX_HOSTS).map((h, i) => check.host(h, `run.inventory[${i}]`))
+  const plan = check.list(run.plan, 'run.plan', MAX_STEPS).map((s, i) => {
+    if (!isObject(s)) throw new Error(`run.plan[${i}] is not an object`)
+    const kind = check.text(s.kind, `run.plan[${i}].kind`, NAME_CHARS)
+    if (!STEP_KINDS.includes(kind)) throw new Error(`run.plan[${i}].kind '${kind}' is not one of ${STEP_KINDS.join(', ')}`)
+    return { name: check.stepName(s.name, `run.plan[${i}].name`), kind }
+  })
+  const time = (key: 'startedAt' | 'endedAt'): string => {
+    const text = check.text(run[key], `run.${key}`, 64)
+    if (!Number.isFinite(Date.parse(text))) throw new Error(`run.${key} is not a time`)
+    return text
+  }
+  const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64)
+  return {
+    shard: shard === null ? null : { index: shard.index as number, count: shard.count as number },
+    hosts,
+    inventory,
+    plan,
+    startedAt: time('startedAt'),
+    endedAt: time('endedAt'),
+    actionVersion
+  }
+}
+
+/** One host's result, its shape and sizes checked before hostFromJson reads its fields. */
+function checkHost(value: unknown, i: number): HostResult {
+  if (!isObject(value)) throw new Error(`results[${i}] is not an object`)
+  const host = check.host(value.host, `results[${i}].host`)
+  for (const key of ['exitCode', 'durationMs', 'attempts']) check.count(value[key], `${host}: ${key}`)
+  for (const key of ['error', 'failedStep'])
+    if (value[key] !== null && value[key] !== undefined) check.text(value[key], `${host}: ${key}`, TEXT_CHARS)
+  if (value.warnings !== undefined)
+    check.list(value.warnings, `${host}: warnings`, MAX_WARNINGS).forEach((w, k) => check.text(w, `${host}: warnings[${k}]`, TEXT_CHARS))
+  check.list(value.steps, `${host}: steps`, MAX_STEPS).forEach((s, k) => {
+    if (!isObject(s)) throw new Error(`${host}: steps[${k}] is not an object`)
+    const at = `${host}, step ${k + 1}`
+    check.stepName(s.name, `${at}: name`)
+    for (const key of ['exitCode', 'durationMs', 'attempts', 'downtimeMs', 'rebootMs', 'files', 'bytes', 'bytesPerSecond'])
+      check.count(s[key], `${at}: ${key}`)
+    for (const key of ['error', 'signal', 'stdoutTail', 'stderrTail'])
+      if (s[key] !== null && s[key] !== undefined) check.text(s[key], `${at}: ${key}`, TEXT_CHARS)
+    if (s.stdout !== undefined) check.text(s.stdout, `${at}: stdout`, STDOUT_CHARS)
+  })
+  return hostFromJson(value)
+}
+
+/** Parses one results file, refusing anything that is not one of ours: every field, size and count checked. */
 export function parseResultsFile(path: string, text: string): { run: RunFacts; results: HostResult[] } {
   let doc: unknown
   try {
@@ -54,23 +175,18 @@ export function parseResultsFile(path: string, text: string): { run: RunFacts; r
       `${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`
     )
   }
-  const run = doc.run
-  const okRun =
-    isObject(run) &&
-    Array.isArray(run.hosts) &&
-    Array.isArray(run.inventory) &&
-    Array.isArray(run.plan) &&
-    typeof run.startedAt === 'string' &&
-    typeof run.endedAt === 'string' &&
-    (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)))
-  if (!okRun || !Array.isArray(doc.results)) throw new MergeError(`${path}: malformed results file (run facts or results missing)`)
+  let run: RunFacts
   try {
-    return { run: run as unknown as RunFacts, results: doc.results.map(hostFromJson) }
+    run = checkRun(doc.run)
+  } catch (err) {
+    throw new MergeError(`${path}: malformed results file: ${(err as Error).message}`)
+  }
+  try {
+    return { run, results: check.list(doc.results, 'results', MAX_HOSTS).map(checkHost) }
   } catch (err) {
     throw new MergeError(`${path}: malformed host result: ${(err as Error).message}`)
   }
 }
-
 /** The merged fleet: every host of the inventory once, in its order, and what was missing. */
 export interface Merged {
   results: HostResult[]
@@ -131,7 +247,7 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
       shard && !shards.has(shard)
         ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
         : 'no results for this host in any file'
-    return skippedResult(host, why)
+    return skippedResult(host, why, 'no-results')
   })
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)
   return {

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { parse as parseYaml } from 'yaml'
 
 export const ACTION = resolve(__dirname, '../../dist/index.js')
 /** The merge action's bundle (merge/action.yml). */
@@ -20,6 +21,29 @@ export interface ActionRun {
   durationMs: number
   /** With `rusage`: the action process's peak RSS (KiB) and CPU time. */
   usage?: { maxRssKb: number; cpuMs: number }
+}
+
+/** The runner's variable for an input: `INPUT_` and the name upper-cased, spaces to `_`, hyphens kept. */
+export function inputVariable(name: string): string {
+  return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`
+}
+
+/** The action.yml beside a bundle: the main action's at the root, the merge action's in merge/. */
+export function actionYml(bundle: string): string {
+  return bundle === MERGE_ACTION ? resolve(__dirname, '../../merge/action.yml') : resolve(__dirname, '../../action.yml')
+}
+
+/**
+ * The INPUT_* variables the runner sets: every default of the bundle's action.yml (the runner fills
+ * them for inputs a workflow leaves out, so an input with a default is never empty there), then the
+ * inputs the test gives.
+ */
+export function inputEnv(inputs: Record<string, string>, bundle: string = ACTION): Record<string, string> {
+  const declared = (parseYaml(readFileSync(actionYml(bundle), 'utf8')) as { inputs?: Record<string, { default?: unknown }> }).inputs ?? {}
+  const defaults = Object.entries(declared).flatMap(([name, input]) =>
+    input?.default === undefined ? [] : [[inputVariable(name), String(input.default)] as const]
+  )
+  return Object.fromEntries([...defaults, ...Object.entries(inputs).map(([k, v]) => [inputVariable(k), v] as const)])
 }
 
 /** Parses the GITHUB_OUTPUT file format (`name<<DELIM` … `DELIM`). */
@@ -58,13 +82,20 @@ export async function runAction(inputs: Record<string, string>, options: RunOpti
   const summaryFile = join(dir, 'summary')
   writeFileSync(outputFile, '')
   writeFileSync(summaryFile, '')
-  const inputEnv = Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v]))
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('INPUT_') && k !== 'SSH_AUTH_SOCK'))
   const started = Date.now()
   const usageFile = join(dir, 'rusage.json')
   const preload = options.rusage ? ['-r', resolve(__dirname, '../../bench/rusage.cjs')] : []
   const child = spawn(process.execPath, [...preload, options.bundle ?? ACTION], {
-    env: { ...base, HOME: dir, GITHUB_OUTPUT: outputFile, GITHUB_STEP_SUMMARY: summaryFile, BENCH_RUSAGE: usageFile, ...inputEnv, ...env },
+    env: {
+      ...base,
+      HOME: dir,
+      GITHUB_OUTPUT: outputFile,
+      GITHUB_STEP_SUMMARY: summaryFile,
+      BENCH_RUSAGE: usageFile,
+      ...inputEnv(inputs, options.bundle),
+      ...env
+    },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   options.onSpawn?.(child)

@@ -2,7 +2,8 @@
  * One fleet across matrix jobs: three shards of a real sshd fleet run through dist/ and write their
  * results files, then the merge bundle (dist/merge) reports the whole fleet, as a needs: job would.
  */
-import { readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { MERGE_ACTION, runAction } from '../helpers/action'
@@ -83,5 +84,36 @@ describe('shards and merge', () => {
     const none = await runAction({ files: 'nothing-here/**/*.json' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
     expect(none.code).toBe(1)
     expect(none.stdout).toContain("::error::Invalid input 'files': 'nothing-here/**/*.json' matches nothing")
+  })
+
+  test('forged files: a __proto__ or shell-word host, a null plan, a link out: the merge fails naming the file, and writes no forged name', async () => {
+    const forged = join(workspace, 'forged')
+    mkdirSync(forged, { recursive: true })
+    const file = JSON.parse(readFileSync(join(workspace, 'ssh-fleet-results/shard-1.json'), 'utf8'))
+    const cases: Array<[string, (doc: any) => void, string]> = [
+      ['proto.json', (d) => (d.results[0].host = d.run.hosts[0] = d.run.inventory[0] = '__proto__'), 'is not a host entry'],
+      ['shell.json', (d) => (d.results[0].host = d.run.hosts[0] = d.run.inventory[0] = 'x; rm -rf /'), 'is not a host entry'],
+      ['null-plan.json', (d) => (d.run.plan = null), 'run.plan is not a list']
+    ]
+    for (const [fileName, change, why] of cases) {
+      const doc = structuredClone(file)
+      change(doc)
+      writeFileSync(join(forged, fileName), JSON.stringify(doc))
+      const merged = await runAction({ files: `forged/${fileName}` }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+      expect(merged.code, fileName).toBe(1)
+      expect(merged.stdout).toContain(`::error::ssh-fleet merge: forged/${fileName}: malformed`)
+      expect(merged.stdout).toContain(why)
+      expect(merged.outputs.failed ?? '').not.toContain('rm -rf')
+    }
+    const elsewhere = mkdtempSync(join(tmpdir(), 'ssh-fleet-elsewhere-'))
+    try {
+      writeFileSync(join(elsewhere, 'shard.json'), JSON.stringify(file))
+      symlinkSync(join(elsewhere, 'shard.json'), join(forged, 'link.json'))
+      const merged = await runAction({ files: 'forged/link.json' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
+      expect(merged.code).toBe(1)
+      expect(merged.stdout).toMatch(/::error::.*forged\/link\.json is a symbolic link to .*, outside the workspace/)
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true })
+    }
   })
 })

@@ -1,11 +1,12 @@
 import { afterAll, afterEach, describe, expect, test, vi } from 'vitest'
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { InputError } from '../../src/plan/input-error'
 import { getSettings, parseCount, parseDuration, parseEnv } from '../../src/plan/inputs'
 import type { RunStep } from '../../src/plan/settings'
+import { knownSecrets } from '../../src/base/secrets'
 
 describe('value parsers', () => {
   test('durations take seconds or s/m/h', () => {
@@ -137,16 +138,21 @@ describe('getSettings', () => {
       writes.push(String(chunk))
       return true
     })
-    withInputs({ ...base, password: 'pw-123', concurrency: 'bad' })
+    // Secrets of their own: one registered by an earlier test is not announced to the runner again.
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'sesame-once', '-f', join(dir, 'once')])
+    const key = readFileSync(join(dir, 'once'), 'utf8')
+    const before = new Set(knownSecrets())
+    withInputs({ ...base, 'private-key': key, passphrase: 'sesame-once', password: 'pw-123', concurrency: 'bad' })
     try {
       expect(() => getSettings({})).toThrow(/concurrency/)
     } finally {
       spy.mockRestore()
     }
     const masked = writes.filter((w) => w.startsWith('::add-mask::')).map((w) => w.slice('::add-mask::'.length).trim())
-    expect(masked).toContain('sesame')
+    expect(masked).toContain('sesame-once')
     expect(masked).toContain('pw-123')
-    for (const keyLine of encrypted.trim().split('\n')) expect(masked).toContain(keyLine)
+    // The BEGIN and END lines are every key's: announced once, by whichever test came first.
+    for (const keyLine of key.trim().split('\n')) expect(masked.includes(keyLine) || before.has(keyLine), keyLine).toBe(true)
   })
 
   test('plan inputs: steps, strategy, batches with max-failures 0 by default, shard, dry-run, proxy-jump', () => {
@@ -184,6 +190,69 @@ describe('getSettings', () => {
     expect(s).toMatchObject({ resultsFile: join(dir, 'out/shard-2.json'), shard: { index: 2, count: 2 }, inventory: ['u@a', 'u@b', 'u@c'] })
     withInputs({ 'results-file': '.' })
     expect(() => getSettings({ GITHUB_WORKSPACE: dir })).toThrow("Invalid input 'results-file': '.' is a directory")
+  })
+
+  test('results-file is checked before anything connects: below a file, or through a link leading out, is an input error', () => {
+    const ws = mkdtempSync(join(dir, 'ws-'))
+    writeFileSync(join(ws, 'README.md'), 'readme')
+    withInputs({ ...base, 'results-file': 'README.md/shard.json' })
+    expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(
+      "Invalid input 'results-file': 'README.md/shard.json': README.md is not a directory, so no file can be written below it"
+    )
+    // A link to a directory inside the workspace is a directory on the way.
+    mkdirSync(join(ws, 'results'))
+    symlinkSync('results', join(ws, 'current'))
+    withInputs({ 'results-file': 'current/shard.json' })
+    expect(getSettings({ GITHUB_WORKSPACE: ws }).resultsFile).toBe(join(ws, 'current/shard.json'))
+    const outside = mkdtempSync(join(tmpdir(), 'ssh-fleet-outside-'))
+    try {
+      symlinkSync(outside, join(ws, 'out'))
+      withInputs({ 'results-file': 'out/shard.json' })
+      expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(
+        `Invalid input 'results-file': 'out/shard.json': out is a symbolic link to ${outside}, outside the workspace: refused`
+      )
+      withInputs({ 'results-file': '../shard.json' })
+      expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(/'\.\.\/shard\.json' is outside the workspace/)
+    } finally {
+      rmSync(outside, { recursive: true, force: true })
+    }
+  })
+
+  test('a sudo-password with a line break is an input error (its second line would run as a command)', () => {
+    withInputs({ ...base, 'sudo-password': 'pw\nid > /tmp/pwned' })
+    expect(() => getSettings({})).toThrow("Invalid input 'sudo-password': has a line break")
+    withInputs({ 'sudo-password': 'pw\r' })
+    expect(() => getSettings({})).toThrow("Invalid input 'sudo-password': has a line break")
+    withInputs({ 'sudo-password': 'pw\n' }) // a YAML block's final newline only
+    expect(getSettings({}).sudoPassword).toBe('pw')
+  })
+
+  test("the hosts' password goes to a bastion only when it has no key of its own (proxy-private-key)", () => {
+    const hopAuth = (s: ReturnType<typeof getSettings>) => {
+      const route = s.hosts[0].route
+      return route?.via === 'jump' ? route.hops[0].auth : undefined
+    }
+    withInputs({ ...base, password: 'host-pw', 'proxy-jump': 'jump@bastion' })
+    expect(hopAuth(getSettings({}))?.password).toBe('host-pw')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hop')])
+    withInputs({ 'proxy-private-key': readFileSync(join(dir, 'hop'), 'utf8') })
+    const s = getSettings({})
+    expect(s.auth.password).toBe('host-pw')
+    expect(hopAuth(s)?.password).toBeUndefined()
+    expect(hopAuth(s)?.privateKey?.type).toBe('ssh-ed25519')
+  })
+
+  test('run-file is read through the workspace: a link to /proc/self/environ or a file outside is an input error', () => {
+    const ws = mkdtempSync(join(dir, 'ws-'))
+    symlinkSync('/proc/self/environ', join(ws, 'deploy.sh'))
+    withInputs({ ...base, run: '', 'run-file': 'deploy.sh' })
+    expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(
+      "Invalid input 'run-file': 'deploy.sh': deploy.sh is a symbolic link to /proc/"
+    )
+    withInputs({ 'run-file': '/etc/passwd' })
+    expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow("Invalid input 'run-file': '/etc/passwd' is outside the workspace")
+    withInputs({ 'run-file': '', steps: '- run-file: ../../../../etc/passwd' })
+    expect(() => getSettings({ GITHUB_WORKSPACE: ws })).toThrow(/Invalid input 'steps': step 1.*is outside the workspace/)
   })
 
   test("passphrase and password are taken exactly, spaces included; only a YAML block's final newline goes", () => {

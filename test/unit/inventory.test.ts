@@ -29,7 +29,9 @@ describe('parseHosts', () => {
     ['bad_host!', /not a valid name/],
     ['[web1]:22', /only an IPv6 address goes in brackets/],
     ['us%er@a', /invalid user name 'us%er'/],
-    ['-x@a', /invalid user name/]
+    ['-x@a', /invalid user name/],
+    ['__proto__', /'__proto__' is not a valid name/],
+    ['u@__proto__:22', /'__proto__' is not a valid name/]
   ])('refuses %s', (entry, why) => {
     expect(() => parseHosts(entry, { user: 'u', port: 22 })).toThrow(why)
   })

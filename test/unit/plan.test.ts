@@ -3,6 +3,7 @@ import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
 import type { Host } from '../../src/plan/settings'
 import { resolveUpload } from '../../src/plan/local-files'
+import { Workspace } from '../../src/base/workspace'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -10,6 +11,7 @@ import { join } from 'node:path'
 /** A small tree for uploads: app/bin/run, app/lib/a.js, app/lib/b.js, app/empty/, notes.txt. */
 const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-plan-'))
 afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
+const workspace = new Workspace(fixtures)
 for (const dir of ['app/bin', 'app/lib', 'app/empty']) mkdirSync(join(fixtures, dir), { recursive: true })
 for (const [file, text] of [
   ['app/bin/run', '#!/bin/sh\n'],
@@ -23,7 +25,7 @@ const defaults = { env: { GLOBAL: 'g' }, capture: false, timeoutMs: 0, retries: 
 const parsers = {
   duration: parseDuration,
   count: parseCount,
-  upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, fixtures, exclude),
+  upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
   file: (path: string) => readFileSync(join(fixtures, path), 'utf8')
 }
 const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
@@ -120,12 +122,15 @@ describe('parseSteps', () => {
   })
 
   test('upload: delete is refused where it would mirror over the root or a home directory', () => {
-    for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy']) {
+    const spellings = ['~/.', '/home/u/.', '/home//u', '/home/u/../u', '~//', '~/x/..', '~/..', '/home/u/..', '/srv/../root', './/', ' ~ ']
+    for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy', ...spellings]) {
       expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(
         /delete: true would remove everything else in .* \(the root or a home directory\)/
       )
     }
     expect(steps('- upload: { from: app, to: /srv/app, delete: true }')[0]).toMatchObject({ delete: true })
+    for (const to of ['~/app', '/home/u/app', 'releases/current', '/srv/./app/', '~deploy/site'])
+      expect(steps(`- upload: { from: app, to: "${to}", delete: true }`)[0], to).toMatchObject({ delete: true })
     expect(steps('- upload: { from: app, to: "~", delete: false }')[0]).toMatchObject({ delete: false })
   })
 
@@ -135,16 +140,37 @@ describe('parseSteps', () => {
     writeFileSync(join(tree, 'conf/app.ini'), 'x=1')
     symlinkSync('conf/app.ini', join(tree, 'current.ini'))
     symlinkSync('..', join(tree, 'conf/up')) // a loop back to the root: its files come once
-    expect(resolveUpload('linked', '/srv', fixtures).files.map((f) => f.relative)).toEqual(['conf/app.ini', 'current.ini'])
+    expect(resolveUpload('linked', '/srv', workspace).files.map((f) => f.relative)).toEqual(['conf/app.ini', 'current.ini'])
     const secret = join(fixtures, 'runner-only.key')
     writeFileSync(secret, 'secret')
     symlinkSync(secret, join(tree, 'conf/key'))
     expect(() => steps('- upload: { from: linked, to: /srv }')).toThrow(
       `step 1, upload, field 'from': 'linked': conf/key is a symbolic link to ${secret}, outside linked: refused`
     )
-    expect(() => resolveUpload('linked/**/*', '/srv', fixtures)).toThrow(
+    expect(() => resolveUpload('linked/**/*', '/srv', workspace)).toThrow(
       /conf\/key is a symbolic link to .*, outside linked\/\*\*\/\*: refused/
     )
+  })
+
+  test('upload: from resolves through the workspace; .., an absolute path outside and a link leading out are refused, named', () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'ssh-fleet-elsewhere-'))
+    try {
+      writeFileSync(join(elsewhere, 'secret'), 'secret')
+      symlinkSync(elsewhere, join(fixtures, 'away'))
+      symlinkSync(join(elsewhere, 'secret'), join(fixtures, 'away.key'))
+      for (const [from, why] of [
+        ['../', /'\.\.\/' is outside the workspace/],
+        [elsewhere, /is outside the workspace/],
+        ['away', /'away': away is a symbolic link to .*, outside the workspace: refused/],
+        ['away.key', /'away\.key': away\.key is a symbolic link to .*, outside the workspace: refused/],
+        ['away/*', /away is a symbolic link to .*, outside the workspace: refused/],
+        ['app/../../*', /is outside the workspace/]
+      ] as const)
+        expect(() => steps(`- upload: { from: "${from}", to: /srv }`), from).toThrow(why)
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true })
+      for (const link of ['away', 'away.key']) rmSync(join(fixtures, link))
+    }
   })
 
   test('upload: files get 0644, or 0755 when executable on the runner, never the runner mode as is', () => {
@@ -158,12 +184,12 @@ describe('parseSteps', () => {
       writeFileSync(join(dir, name), name)
       chmodSync(join(dir, name), mode)
     }
-    expect(resolveUpload('modes', '/srv', fixtures).files.map((f) => [f.relative, f.mode.toString(8)])).toEqual([
+    expect(resolveUpload('modes', '/srv', workspace).files.map((f) => [f.relative, f.mode.toString(8)])).toEqual([
       ['open', '644'],
       ['private', '644'],
       ['script', '755']
     ])
-    expect(resolveUpload('modes/script', '~', fixtures).files[0]).toMatchObject({ relative: 'script', mode: 0o755 })
+    expect(resolveUpload('modes/script', '~', workspace).files[0]).toMatchObject({ relative: 'script', mode: 0o755 })
   })
 
   test('timeout as a bare number is seconds', () => {

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { HostResult } from '../../src/run/host-result'
 import { hostFromJson, hostJson } from '../../src/report/report'
+import { Workspace } from '../../src/base/workspace'
+import { registerSecret } from '../../src/base/secrets'
 import { MergeError, RESULTS_FORMAT, mergeResults, writeResultsFile, type RunFacts } from '../../src/report/results-file'
 
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-results-'))
@@ -57,6 +59,7 @@ function shardFile(k: number, n: number, statuses: Record<string, HostResult['st
   }
   const path = join(scratch, `shard-${k}-of-${n}-${Math.random().toString(16).slice(2)}.json`)
   writeResultsFile(
+    new Workspace(scratch),
     path,
     facts,
     hosts.map((h) => host(h, statuses[h]))
@@ -122,5 +125,79 @@ describe('results files', () => {
       "bad.json: malformed host result: a: unknown status 'fine'"
     )
     expect(() => mergeResults([])).toThrow('no results files to merge')
+  })
+
+  test('a forged file: host names follow the hosts input rules (no __proto__, shell words or Markdown), refused naming the file', () => {
+    for (const name of ['__proto__', 'x; rm -rf /', '[click](https://evil.example)', 'a\n::error::forged']) {
+      for (const where of ['inventory', 'result'] as const) {
+        const forged = JSON.parse(shardFile(1, 1).text)
+        if (where === 'inventory') forged.run.inventory.push(name)
+        else forged.results[0].host = name
+        expect(() => mergeResults([{ path: 'forged.json', text: JSON.stringify(forged) }]), `${where}: ${name}`).toThrow(
+          new RegExp(`^forged\\.json: malformed .*is not a host entry`)
+        )
+      }
+    }
+    expect(Object.prototype).not.toHaveProperty('deploy')
+  })
+
+  test('a forged file: a null or odd plan or run, odd steps, oversized strings and counts are MergeErrors, never crashes', () => {
+    const forge = (change: (doc: any) => void): (() => unknown) => {
+      const doc = JSON.parse(shardFile(1, 1).text)
+      change(doc)
+      return () => mergeResults([{ path: 'forged.json', text: JSON.stringify(doc) }])
+    }
+    const cases: Array<[(doc: any) => void, RegExp]> = [
+      [(d) => (d.run.plan = null), /run\.plan is not a list/],
+      [(d) => (d.run = null), /"run" is not an object/],
+      [(d) => (d.run.plan = [null]), /run\.plan\[0\] is not an object/],
+      [(d) => (d.run.plan[0].kind = 'exec'), /run\.plan\[0\]\.kind 'exec' is not one of/],
+      [(d) => (d.run.shard = { index: 0, count: 1 }), /run\.shard is not null/],
+      [(d) => (d.run.startedAt = 'soon'), /run\.startedAt is not a time/],
+      [(d) => (d.results = {}), /results is not a list/],
+      [(d) => (d.results[0].steps = [null]), /a: steps\[0\] is not an object/],
+      [(d) => (d.results[0].steps[0].name = '__proto__'), /is not a step name/],
+      [(d) => (d.results[0].durationMs = -1), /a: durationMs is not a number of 0 or more/],
+      [(d) => (d.results[0].error = 'x'.repeat(70_000)), /a: error is 70000 characters long, more than 65536/],
+      [(d) => (d.results[0].steps[0].stdoutTail = 'x'.repeat(70_000)), /stdoutTail is 70000 characters long/],
+      [(d) => (d.results[0].warnings = Array(1001).fill('w')), /a: warnings has 1001 entries, more than 1000/],
+      [(d) => (d.run.plan = Array(1001).fill({ name: 's', kind: 'run' })), /run\.plan has 1001 entries, more than 1000/]
+    ]
+    for (const [change, message] of cases) {
+      const merge = forge(change)
+      expect(merge, String(message)).toThrow(MergeError)
+      expect(merge, String(message)).toThrow(message)
+      expect(merge).toThrow(/^forged\.json: /)
+    }
+  })
+
+  test('a missing host is found by its code, not its message', () => {
+    const merged = mergeResults([shardFile(1, 3), shardFile(3, 3)])
+    expect(merged.results.filter((r) => r.skipCode === 'no-results').map((r) => r.host)).toEqual(['b', 'e'])
+  })
+
+  test('the file written is masked: a host that echoed a secret leaves it in no file', () => {
+    registerSecret('hunter2-file-secret')
+    const path = join(scratch, 'masked.json')
+    const leaky = host('a')
+    leaky.steps[0].stderrTail = 'sudo: hunter2-file-secret'
+    leaky.error = 'failed with hunter2-file-secret'
+    writeResultsFile(
+      new Workspace(scratch),
+      path,
+      {
+        shard: null,
+        hosts: ['a'],
+        inventory: ['a'],
+        plan,
+        startedAt: '2026-11-24T10:00:00.000Z',
+        endedAt: '2026-11-24T10:01:00.000Z',
+        actionVersion: '0.1.0'
+      },
+      [leaky]
+    )
+    const text = readFileSync(path, 'utf8')
+    expect(text).not.toContain('hunter2')
+    expect(text).toContain('sudo: ***')
   })
 })

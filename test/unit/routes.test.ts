@@ -70,6 +70,40 @@ Host *
   })
 })
 
+describe('ssh config patterns match in linear time', () => {
+  test('Host *a*a*a…b with thousands of stars against a long alias answers within a second', () => {
+    const pattern = `${'*a'.repeat(5000)}*b`
+    const config = parseSshConfig(`Host ${pattern}\n  Port 2022\nMatch originalhost ${pattern},x user ${pattern}\n  Port 2023\n`)
+    const alias = 'a'.repeat(20_000)
+    const started = performance.now()
+    expect(config.resolve(alias, alias).port).toBeUndefined()
+    expect(config.resolve(`${alias}b`).port).toBe('2022')
+    expect(performance.now() - started).toBeLessThan(1000)
+  })
+
+  test('Match host, originalhost, user and all, negated or not; any other criterion applies to no host', () => {
+    const config = parseSshConfig(
+      [
+        'Host db-*',
+        '  HostName 10.0.0.9',
+        'Match host 10.0.0.* !user root',
+        '  Port 2201',
+        'Match originalhost web-1 user deploy',
+        '  Port 2202',
+        'Match localuser runner host *',
+        '  Port 2203',
+        'Match all',
+        '  Port 2204'
+      ].join('\n')
+    )
+    expect(config.resolve('db-1', 'app').port).toBe('2201')
+    expect(config.resolve('db-1', 'root').port).toBe('2204')
+    expect(config.resolve('web-1', 'deploy').port).toBe('2202')
+    expect(config.resolve('web-1', 'Deploy').port).toBe('2204') // user names are case-sensitive
+    expect(config.warnings).toContain('ssh-config: Match localuser is not supported by ssh-fleet and was ignored')
+  })
+})
+
 describe('settings from an ssh config', () => {
   const withInputs = (inputs: Record<string, string>): void => {
     for (const [k, v] of Object.entries(inputs)) vi.stubEnv(`INPUT_${k.toUpperCase()}`, v)
