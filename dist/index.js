@@ -64041,9 +64041,19 @@ const ANNOTATION_LIMIT = 10;
 ;// CONCATENATED MODULE: ./src/run/host-result.ts
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
-/** The result of a host that did not run (more of) the plan, with why. */
-function host_result_skippedResult(host, reason) {
-    return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+/** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */
+function host_result_skippedResult(host, reason, code) {
+    return {
+        host,
+        status: 'skipped',
+        exitCode: null,
+        durationMs: 0,
+        attempts: 0,
+        error: reason,
+        steps: [],
+        warnings: [],
+        ...(code ? { skipCode: code } : {})
+    };
 }
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
@@ -64741,7 +64751,7 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
  */
 const secrets = new Set();
 /** Longest first, so a secret that contains another is replaced whole. */
-let ordered = (/* unused pure expression or super */ null && ([]));
+let ordered = [];
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 const MASK = '***';
 /** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
@@ -66005,9 +66015,10 @@ function globRegExp(pattern) {
     return new RegExp(`^${re}$`);
 }
 /**
- * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
- * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
- * `files` are read this way. Throws when nothing is there.
+ * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
+ * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
+ * to the glob's directory part). An upload's `from` and the merge action's `files` are read this way.
+ * Throws when nothing is there.
  */
 function resolveUpload(from, to, workspace, exclude = []) {
     const found = resolveFrom(from, to, workspace);
@@ -66031,20 +66042,28 @@ function excludes(globs) {
     };
 }
 function resolveFrom(from, to, workspace) {
-    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
     if (MAGIC.test(from)) {
-        const segments = toPosix(path).split('/');
+        const segments = toPosix(from).split('/');
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        const base = segments.slice(0, firstMagic).join('/') || '/';
+        // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+        const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
         const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
-            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
+        let isDir = false;
+        try {
+            isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
+        }
+        catch {
+            // named below
+        }
+        if (!isDir)
+            throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
         const found = walk(base, from);
         const files = found.files.filter((f) => pattern.test(f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
         return { files, dirs: [] };
     }
+    const path = workspace.resolve(from);
     let stat;
     try {
         stat = (0,external_node_fs_namespaceObject.statSync)(path);
@@ -66805,7 +66824,8 @@ function parseHostEntry(entry) {
         const colon = rest.indexOf(':');
         hostname = colon >= 0 ? rest.slice(0, colon) : rest;
         port = colon >= 0 ? rest.slice(colon + 1) : undefined;
-        if (!HOSTNAME.test(hostname))
+        // `__proto__` is no machine's name, and as a key of a plain object it would reach Object.prototype.
+        if (!HOSTNAME.test(hostname) || hostname === '__proto__')
             throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`);
     }
     if (port !== undefined) {
@@ -67547,69 +67567,181 @@ function stringify(config) {
 }
 
 //# sourceMappingURL=ssh-config.js.map
+;// CONCATENATED MODULE: ./src/base/wildcard.ts
+/**
+ * OpenSSH's host patterns (`*` any run of characters, `?` one character), as known_hosts and ssh
+ * config use them. Matched without regular expressions: a pattern such as `*a*a*a…b` made a
+ * backtracking RegExp run for minutes with the event loop blocked. Here the pattern is split at its
+ * stars and each piece is found leftmost in turn (leftmost is always right for star-separated pieces),
+ * so the work is at most name × pattern length, and both are bounded by their inputs.
+ */
+function wildcardMatch(pattern, name, ignoreCase = true) {
+    const p = ignoreCase ? pattern.toLowerCase() : pattern;
+    const s = ignoreCase ? name.toLowerCase() : name;
+    const pieces = p.split('*');
+    if (pieces.length === 1)
+        return pieceAt(p, s, 0) && p.length === s.length;
+    const first = pieces[0];
+    const last = pieces[pieces.length - 1];
+    if (first.length + last.length > s.length)
+        return false;
+    if (!pieceAt(first, s, 0) || !pieceAt(last, s, s.length - last.length))
+        return false;
+    let at = first.length;
+    const end = s.length - last.length;
+    for (const piece of pieces.slice(1, -1)) {
+        const found = findPiece(piece, s, at, end);
+        if (found < 0)
+            return false;
+        at = found + piece.length;
+    }
+    return true;
+}
+/** Whether `piece` (with `?`) matches `s` at `at`. */
+function pieceAt(piece, s, at) {
+    if (at < 0 || at + piece.length > s.length)
+        return false;
+    for (let i = 0; i < piece.length; i++)
+        if (piece[i] !== '?' && piece[i] !== s[at + i])
+            return false;
+    return true;
+}
+/** The first position from `from` where `piece` matches and ends by `end`; -1 when none. */
+function findPiece(piece, s, from, end) {
+    for (let at = from; at + piece.length <= end; at++)
+        if (pieceAt(piece, s, at))
+            return at;
+    return -1;
+}
+/** Whether a pattern has wildcards at all (a plain name needs no matching). */
+function hasWildcard(pattern) {
+    return pattern.includes('*') || pattern.includes('?');
+}
+
 ;// CONCATENATED MODULE: ./src/plan/ssh-config.ts
 
 
-/** The keywords honoured; every other one is named in a warning, never silently dropped. */
-const HONOURED = new Set([
-    'host',
-    'match',
-    'hostname',
-    'user',
-    'port',
-    'proxyjump',
-    'proxycommand',
-    'identityfile',
-    'connecttimeout',
-    'serveraliveinterval',
-    'serveralivecountmax',
-    'hostkeyalias'
-]);
-function one(value) {
-    const v = Array.isArray(value) ? value[0] : value;
-    return typeof v === 'string' ? v : undefined;
+
+/** The keywords honoured (lower case), and the ConfigHost field each fills; every other one is warned about. */
+const HONOURED = {
+    hostname: 'hostname',
+    user: 'user',
+    port: 'port',
+    proxyjump: 'proxyJump',
+    proxycommand: 'proxyCommand',
+    connecttimeout: 'connectTimeout',
+    serveralivecountmax: 'serverAliveCountMax',
+    serveraliveinterval: 'serverAliveInterval',
+    hostkeyalias: 'hostKeyAlias'
+};
+/** Match criteria honoured; `canonical`, `final`, `exec`, `localuser`, `localnetwork`… are not. */
+const CRITERIA = new Set(['all', 'host', 'originalhost', 'user']);
+/** A keyword's value as one string: the words of a multi-word value (ProxyCommand) joined again. */
+function ssh_config_text(value) {
+    return typeof value === 'string' ? value : value.map((w) => (w.quoted ? `"${w.val}"` : w.val)).join(' ');
+}
+/** The words of a Host or Match line. */
+function words(value) {
+    return typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value.map((w) => w.val);
+}
+/** A comma-separated pattern list with `!` negation: some positive pattern matches and no negated one. */
+function matchList(list, name, ignoreCase) {
+    let matched = false;
+    for (const pattern of list) {
+        if (pattern.startsWith('!')) {
+            if (wildcardMatch(pattern.slice(1), name, ignoreCase))
+                return false;
+        }
+        else if (wildcardMatch(pattern, name, ignoreCase))
+            matched = true;
+    }
+    return matched;
+}
+function hostCondition(line) {
+    const patterns = words(line.value);
+    return (h) => matchList(patterns, h.alias, true);
 }
 /**
- * Parses OpenSSH client configuration text (the `ssh-config` npm package): `Host` patterns with `*`,
- * `?` and `!`, `Match host` and `Match user`, first value wins. `Match exec` is never run (it would
- * run commands on the runner) and is warned about, like every keyword not honoured.
+ * `Match` with host, originalhost, user and all (each may be negated); for any other criterion, its
+ * name (the section then applies to no host).
  */
-function parseSshConfig(text) {
-    const config = SSHConfig.parse(text);
+function matchCondition(line) {
+    const tokens = words(line.value);
+    const tests = [];
+    for (let i = 0; i < tokens.length; i++) {
+        const negated = tokens[i].startsWith('!');
+        const criterion = tokens[i].replace(/^!/, '').toLowerCase();
+        if (!CRITERIA.has(criterion))
+            return criterion;
+        if (criterion === 'all') {
+            tests.push(() => !negated);
+            continue;
+        }
+        const list = (tokens[++i] ?? '').split(',').filter(Boolean);
+        if (list.length === 0)
+            return `${criterion} without a pattern`;
+        const subject = (h) => criterion === 'user' ? h.user : criterion === 'host' ? (h.hostname ?? h.alias) : h.alias;
+        tests.push((h) => {
+            const name = subject(h);
+            return name !== undefined && matchList(list, name, criterion !== 'user') !== negated;
+        });
+    }
+    return (h) => tests.every((t) => t(h));
+}
+/**
+ * Parses OpenSSH client configuration text with the `ssh-config` package's parser, and resolves it with
+ * our own code: `Host` patterns with `*`, `?` and `!`, and `Match host`, `originalhost`, `user` and
+ * `all`, matched in linear time (base/wildcard), first value wins. Nothing in it ever runs a program:
+ * `Match exec`, `canonical`, `final`, `localuser`… and `CanonicalizeHostName` are warned about and
+ * never change a route (such a Match section applies to no host).
+ */
+function parseSshConfig(configText) {
+    const parsed = SSHConfig.parse(configText);
     const unsupported = new Set();
+    // Sections in order; directives before the first Host or Match apply to every host.
+    const sections = [{ applies: () => true, lines: [] }];
     const visit = (lines) => {
         for (const line of lines) {
             if (line.type !== SSHConfig.DIRECTIVE)
                 continue;
             const param = line.param.toLowerCase();
-            if (!HONOURED.has(param))
+            if (param === 'host' || param === 'match') {
+                const condition = param === 'host' ? hostCondition(line) : matchCondition(line);
+                if (typeof condition === 'string')
+                    unsupported.add(`Match ${condition}`);
+                sections.push({ applies: typeof condition === 'string' ? () => false : condition, lines: [] });
+                if ('config' in line)
+                    visit(line.config);
+                continue;
+            }
+            if (!(param in HONOURED) && param !== 'identityfile')
                 unsupported.add(line.param);
-            if (param === 'match' && /\bexec\b/i.test(JSON.stringify(line.value)))
-                unsupported.add('Match exec');
-            if ('config' in line)
-                visit(line.config);
+            sections[sections.length - 1].lines.push(line);
         }
     };
-    visit(config);
+    visit(parsed);
     const warnings = [...unsupported].map((k) => `ssh-config: ${k} is not supported by ssh-fleet and was ignored`);
     const expand = (path) => (path === '~' || path.startsWith('~/') ? (0,external_node_os_namespaceObject.homedir)() + path.slice(1) : path);
     return {
         warnings,
         resolve(alias, user) {
-            const c = config.compute({ Host: alias, ...(user ? { User: user } : {}) }, { ignoreCase: true, matchExec: false });
-            const identity = c.identityfile;
-            return {
-                hostname: one(c.hostname)?.replace(/%h/g, alias),
-                user: one(c.user),
-                port: one(c.port),
-                proxyJump: one(c.proxyjump),
-                proxyCommand: typeof c.proxycommand === 'string' ? c.proxycommand : one(c.proxycommand),
-                identityFiles: (Array.isArray(identity) ? identity : identity ? [identity] : []).map((p) => expand(String(p))),
-                connectTimeout: one(c.connecttimeout),
-                serverAliveInterval: one(c.serveraliveinterval),
-                serverAliveCountMax: one(c.serveralivecountmax),
-                hostKeyAlias: one(c.hostkeyalias)
-            };
+            // Every field present (undefined when the config says nothing), the given user first.
+            const found = { identityFiles: [], ...Object.fromEntries(Object.values(HONOURED).map((f) => [f, undefined])), user };
+            for (const section of sections) {
+                if (!section.applies({ alias, hostname: found.hostname, user: found.user }))
+                    continue;
+                for (const line of section.lines) {
+                    const param = line.param.toLowerCase();
+                    const value = ssh_config_text(line.value);
+                    if (param === 'identityfile')
+                        found.identityFiles.push(expand(value));
+                    else if (param in HONOURED) {
+                        const field = HONOURED[param];
+                        found[field] ??= field === 'hostname' ? value.replace(/%h/g, alias) : value;
+                    }
+                }
+            }
+            return found;
         }
     };
 }
@@ -67617,6 +67749,7 @@ function parseSshConfig(text) {
 // EXTERNAL MODULE: ./node_modules/yaml/dist/index.js
 var dist = __nccwpck_require__(8815);
 ;// CONCATENATED MODULE: ./src/plan/plan.ts
+
 
 
 function scalar(value, what) {
@@ -67678,14 +67811,21 @@ function fileMode(value) {
         throw new Error(`'${text}' is not an octal file mode such as 0644`);
     return parseInt(text, 8);
 }
+/** Where `~` stands in wholeTree's comparison: a home directory, as its rules see one. */
+const HOME = '/home/~';
 /**
  * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
- * (`~`, `~/`, `.`, empty: relative paths are below it), someone's home. `delete` there would mirror
- * the upload over authorized_keys and everything else.
+ * (`~`, `.`, empty: relative paths are below it), someone's home, or the directory of all homes.
+ * `delete` there would mirror the upload over authorized_keys and everything else. Compared after
+ * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real home is checked at
+ * run time.
  */
 function wholeTree(to) {
-    const path = to.trim().replace(/\/+$/, '');
-    return ['', '.', '~', '/root'].includes(path) || /^~[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || /^\/+$/.test(to.trim());
+    const text = to.trim();
+    const tilde = /^~[^/]*/.exec(text)?.[0];
+    const absolute = tilde ? `/home/${tilde}${text.slice(tilde.length)}` : text.startsWith('/') ? text : `${HOME}/${text}`;
+    const path = external_node_path_namespaceObject.posix.normalize(absolute).replace(/(.)\/+$/, '$1');
+    return ['/', '/root', '/home', '/Users'].includes(path) || /^\/(home|Users)\/[^/]+$/.test(path);
 }
 /** Reads one field of a map, naming the field in any error. */
 function reader(raw, label) {
@@ -68212,12 +68352,14 @@ function readAgent(env, platform) {
 }
 /**
  * Credentials for the hosts (`private-key`) or the bastions (`proxy-private-key`, else the same key).
+ * The hosts' `password` goes to a bastion only when it shares the hosts' credentials (no
+ * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
  */
 function readAuth(env, keyInput, required, platform) {
     const keyText = getInput(keyInput) || getInput('private-key');
     const passphrase = secretInput('passphrase');
-    const password = secretInput('password');
+    const password = keyInput === 'private-key' ? secretInput('password') : '';
     const agent = readAgent(env, platform);
     // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
     if (passphrase && !keyText && required)
@@ -68232,13 +68374,33 @@ function readAuth(env, keyInput, required, platform) {
     }
     return auth;
 }
+/** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
+const KEY_FILE_BYTES = 256 * 1024;
+/** A key file, which may be anywhere (as in OpenSSH), read with a bound: a special file cannot make it endless. */
+function readKeyFile(path) {
+    const fd = (0,external_node_fs_namespaceObject.openSync)(path, 'r');
+    try {
+        if (!(0,external_node_fs_namespaceObject.fstatSync)(fd).isFile())
+            throw new Error('not a regular file');
+        const buf = Buffer.alloc(KEY_FILE_BYTES + 1);
+        let n = 0;
+        for (let got = -1; got !== 0 && n <= KEY_FILE_BYTES; n += got)
+            got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, buf.length - n, null);
+        if (n > KEY_FILE_BYTES)
+            throw new Error(`more than ${KEY_FILE_BYTES} bytes: not a key`);
+        return buf.subarray(0, n).toString('utf8');
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
+}
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
 function identityFile(paths, name) {
     const path = paths.find((p) => (0,external_node_fs_namespaceObject.existsSync)(p));
     if (path === undefined)
         return undefined;
     try {
-        return parsePrivateKey('ssh-config', (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8'), secretInput('passphrase'));
+        return parsePrivateKey('ssh-config', readKeyFile(path), secretInput('passphrase'));
     }
     catch (err) {
         throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${err.message.replace(/^Invalid input 'ssh-config': /, '')}`);
@@ -68334,20 +68496,10 @@ function readHostKeys() {
     }
     return { mode, knownHosts, fingerprints };
 }
-/** Reads a script file from the workspace; missing or unreadable throws, naming the path. */
-function scriptFile(path, workspace) {
-    const full = (0,external_node_path_namespaceObject.resolve)(workspace, path);
-    try {
-        if (!(0,external_node_fs_namespaceObject.statSync)(full).isFile())
-            throw new Error('not a file');
-        return (0,external_node_fs_namespaceObject.readFileSync)(full, 'utf8');
-    }
-    catch (err) {
-        throw new Error(`'${path}' cannot be read (${full}: ${err.code ?? err.message})`);
-    }
-}
+/** The most of a `run-file` script read: a script goes whole to every host, it is no payload (upload is). */
+const RUN_FILE_BYTES = 1024 * 1024;
 /** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
-function readSteps(env) {
+function readSteps(workspace) {
     const script = getInput('run', { trimWhitespace: false }); // byte for byte: no trimming
     const runFile = getInput('run-file');
     const yaml = getInput('steps', { trimWhitespace: false });
@@ -68361,12 +68513,12 @@ function readSteps(env) {
     const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean);
     if (given.length > 1)
         throw new InputError(given[1], `give one of run, run-file and steps, not ${given.join(' and ')}`);
-    const workspace = env.GITHUB_WORKSPACE || process.cwd();
+    // Runner files only through the workspace: a link or `..` leading out is an error naming it.
     const parsers = {
         duration: parseDuration,
         count: parseCount,
         upload: (from, to, exclude) => resolveUpload(from, to, workspace, exclude),
-        file: (path) => scriptFile(path, workspace)
+        file: (path) => workspace.readText(path, RUN_FILE_BYTES)
     };
     const list = (name) => {
         const text = getInput(name, { trimWhitespace: false });
@@ -68378,7 +68530,7 @@ function readSteps(env) {
     if (runFile)
         return {
             steps: [
-                singleStep(field('run-file', (t) => scriptFile(t, workspace), ''), defaults, runFile)
+                singleStep(field('run-file', (t) => workspace.readText(t, RUN_FILE_BYTES), ''), defaults, runFile)
             ],
             ...hooks
         };
@@ -68386,11 +68538,28 @@ function readSteps(env) {
         throw new InputError('run', 'no script given: set run, run-file, or steps');
     return { steps: [singleStep(script, defaults)], ...hooks };
 }
-/** Where the results file goes: relative to the workspace, never onto a directory. */
+/**
+ * Where the results file goes, checked before anything connects: inside the workspace (no link or `..`
+ * leading out), not a directory, and every part of the way that exists a directory, so the write after
+ * the run cannot fail on the path.
+ */
 function resultsPath(text, workspace) {
-    const path = (0,external_node_path_namespaceObject.resolve)(workspace, text);
-    if ((0,external_node_fs_namespaceObject.existsSync)(path) && (0,external_node_fs_namespaceObject.statSync)(path).isDirectory())
-        throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`);
+    const path = workspace.resolve(text);
+    // The nearest part of the way that exists (links inside followed) decides.
+    for (let at = path; at !== (0,external_node_path_namespaceObject.dirname)(at); at = (0,external_node_path_namespaceObject.dirname)(at)) {
+        let isDir;
+        try {
+            isDir = (0,external_node_fs_namespaceObject.statSync)(at).isDirectory();
+        }
+        catch {
+            continue; // created when the file is written
+        }
+        if (at === path && isDir)
+            throw new Error(`'${text}' is a directory; name a file, e.g. ssh-fleet-results/shard-1.json`);
+        if (at !== path && !isDir)
+            throw new Error(`'${text}': ${workspace.show(at)} is not a directory, so no file can be written below it`);
+        break;
+    }
     return path;
 }
 /** Reads and validates every input. Throws InputError naming the first bad input. */
@@ -68406,14 +68575,17 @@ function getSettings(env = process.env, platform = process.platform) {
     const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username);
     const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '');
     const hosts = shardHosts(allHosts, shard);
-    const workspace = env.GITHUB_WORKSPACE || process.cwd();
+    const workspace = Workspace.fromEnv(env);
     const hostKeys = readHostKeys();
-    const { steps, onFailure, always } = readSteps(env);
+    const { steps, onFailure, always } = readSteps(workspace);
     const flagInput = (name) => field(name, (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false');
     const forwardAgent = flagInput('forward-agent');
     if (forwardAgent && !auth.agent)
         throw new InputError('forward-agent', 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)');
     const sudoPassword = secretInput('sudo-password') || undefined;
+    // sudo reads one line: a second one would reach the shell, as root where sudo asks no password.
+    if (sudoPassword && /[\r\n]/.test(sudoPassword))
+        throw new InputError('sudo-password', 'has a line break; sudo reads one line, and the rest would run as a command');
     const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
     const shell = field('shell', (t) => {
         if (/[\r\n]/.test(t) || t.trim() === '')
@@ -68421,7 +68593,7 @@ function getSettings(env = process.env, platform = process.platform) {
         return t.trim();
     }, 'bash -e');
     return {
-        workspace: Workspace.fromEnv(env),
+        workspace,
         hosts,
         inventory: allHosts.map((h) => h.name),
         shard,
@@ -69133,11 +69305,31 @@ async function writeSummary(markdown) {
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 const RESULTS_FORMAT = 'ssh-fleet-results/1';
-/** Writes the run's results and facts as JSON to `path`, creating its directory. */
-function writeResultsFile(path, facts, results) {
+/**
+ * The most the merge reads of one results file. A shard's file holds each host's tails and captured
+ * stdout (CAPTURE_BYTES a step at most); 64 MiB is hundreds of hosts with captures.
+ */
+const RESULTS_FILE_BYTES = (/* unused pure expression or super */ null && (64 * 1024 * 1024));
+/** A matrix has at most 256 jobs, so a rollout at most 256 shards' files. */
+const RESULTS_FILES_MAX = 256;
+/** Bounds on what one file may hold: hosts of the inventory, steps and warnings of a host. */
+const MAX_HOSTS = 100_000;
+const MAX_STEPS = 1_000;
+const MAX_WARNINGS = 1_000;
+/** A step's name as written in a plan; an error, tail or warning (tails are 8 KiB, errors far less). */
+const NAME_CHARS = 1_024;
+const TEXT_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
+/** Captured stdout: CAPTURE_BYTES and the note that says it was cut. */
+const STDOUT_CHARS = CAPTURE_BYTES + 256;
+const STEP_KINDS = (/* unused pure expression or super */ null && (['run', 'reboot', 'local', 'upload']));
+/**
+ * Writes the run's results and facts as JSON to `path` through the workspace (a new file renamed over
+ * the old one: never written through a link), every secret masked: a host that echoed the password
+ * leaves it in no file, nor in the merge job that reads it.
+ */
+function writeResultsFile(workspace, path, facts, results) {
     const file = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) };
-    (0,external_node_fs_namespaceObject.mkdirSync)((0,external_node_path_namespaceObject.dirname)(path), { recursive: true });
-    (0,external_node_fs_namespaceObject.writeFileSync)(path, `${JSON.stringify(file, null, 1)}\n`);
+    workspace.writeText(path, `${JSON.stringify(maskDeep(file), null, 1)}\n`);
 }
 /** A results file that cannot be merged; the message names the file. */
 class MergeError extends (/* unused pure expression or super */ null && (Error)) {
@@ -69145,7 +69337,112 @@ class MergeError extends (/* unused pure expression or super */ null && (Error))
 function isObject(v) {
     return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-/** Parses one results file, refusing anything that is not one of ours. */
+/** Checks untrusted JSON field by field; each throws a message naming the field. */
+const check = {
+    list(v, what, max) {
+        if (!Array.isArray(v))
+            throw new Error(`${what} is not a list`);
+        if (v.length > max)
+            throw new Error(`${what} has ${v.length} entries, more than ${max}`);
+        return v;
+    },
+    text(v, what, max) {
+        if (typeof v !== 'string')
+            throw new Error(`${what} is not a string`);
+        if (v.length > max)
+            throw new Error(`${what} is ${v.length} characters long, more than ${max}`);
+        return v;
+    },
+    /** A host name, with the rules of the `hosts` input: no shell word, no Markdown, no `__proto__`. */
+    host(v, what) {
+        const name = check.text(v, what, NAME_CHARS);
+        try {
+            parseHostEntry(name);
+        }
+        catch {
+            throw new Error(`${what} ${JSON.stringify(name)} is not a host entry ([user@]host[:port])`);
+        }
+        return name;
+    },
+    stepName(v, what) {
+        const name = check.text(v, what, NAME_CHARS);
+        if (name === '__proto__' || /[\0\r\n]/.test(name))
+            throw new Error(`${what} ${JSON.stringify(name)} is not a step name`);
+        return name;
+    },
+    count(v, what) {
+        if (v !== null && v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+            throw new Error(`${what} is not a number of 0 or more`);
+    }
+};
+/** The run facts of a file, checked: every list bounded, every host a host entry, the plan's steps named. */
+function checkRun(run) {
+    if (!isObject(run))
+        throw new Error('"run" is not an object');
+    const shard = run.shard;
+    if (shard !== null &&
+        !(isObject(shard) &&
+            Number.isSafeInteger(shard.index) &&
+            Number.isSafeInteger(shard.count) &&
+            shard.index >= 1 &&
+            shard.index <= shard.count &&
+            shard.count <= MAX_HOSTS))
+        throw new Error('run.shard is not null or {index, count} with 1 ≤ index ≤ count');
+    const hosts = check.list(run.hosts, 'run.hosts', MAX_HOSTS).map((h, i) => check.host(h, `run.hosts[${i}]`));
+    const inventory = check.list(run.inventory, 'run.inventory', MAX_HOSTS).map((h, i) => check.host(h, `run.inventory[${i}]`));
+    const plan = check.list(run.plan, 'run.plan', MAX_STEPS).map((s, i) => {
+        if (!isObject(s))
+            throw new Error(`run.plan[${i}] is not an object`);
+        const kind = check.text(s.kind, `run.plan[${i}].kind`, NAME_CHARS);
+        if (!STEP_KINDS.includes(kind))
+            throw new Error(`run.plan[${i}].kind '${kind}' is not one of ${STEP_KINDS.join(', ')}`);
+        return { name: check.stepName(s.name, `run.plan[${i}].name`), kind };
+    });
+    const time = (key) => {
+        const text = check.text(run[key], `run.${key}`, 64);
+        if (!Number.isFinite(Date.parse(text)))
+            throw new Error(`run.${key} is not a time`);
+        return text;
+    };
+    const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64);
+    return {
+        shard: shard === null ? null : { index: shard.index, count: shard.count },
+        hosts,
+        inventory,
+        plan,
+        startedAt: time('startedAt'),
+        endedAt: time('endedAt'),
+        actionVersion
+    };
+}
+/** One host's result, its shape and sizes checked before hostFromJson reads its fields. */
+function checkHost(value, i) {
+    if (!isObject(value))
+        throw new Error(`results[${i}] is not an object`);
+    const host = check.host(value.host, `results[${i}].host`);
+    for (const key of ['exitCode', 'durationMs', 'attempts'])
+        check.count(value[key], `${host}: ${key}`);
+    for (const key of ['error', 'failedStep'])
+        if (value[key] !== null && value[key] !== undefined)
+            check.text(value[key], `${host}: ${key}`, TEXT_CHARS);
+    if (value.warnings !== undefined)
+        check.list(value.warnings, `${host}: warnings`, MAX_WARNINGS).forEach((w, k) => check.text(w, `${host}: warnings[${k}]`, TEXT_CHARS));
+    check.list(value.steps, `${host}: steps`, MAX_STEPS).forEach((s, k) => {
+        if (!isObject(s))
+            throw new Error(`${host}: steps[${k}] is not an object`);
+        const at = `${host}, step ${k + 1}`;
+        check.stepName(s.name, `${at}: name`);
+        for (const key of ['exitCode', 'durationMs', 'attempts', 'downtimeMs', 'rebootMs', 'files', 'bytes', 'bytesPerSecond'])
+            check.count(s[key], `${at}: ${key}`);
+        for (const key of ['error', 'signal', 'stdoutTail', 'stderrTail'])
+            if (s[key] !== null && s[key] !== undefined)
+                check.text(s[key], `${at}: ${key}`, TEXT_CHARS);
+        if (s.stdout !== undefined)
+            check.text(s.stdout, `${at}: stdout`, STDOUT_CHARS);
+    });
+    return hostFromJson(value);
+}
+/** Parses one results file, refusing anything that is not one of ours: every field, size and count checked. */
 function parseResultsFile(path, text) {
     let doc;
     try {
@@ -69157,18 +69454,15 @@ function parseResultsFile(path, text) {
     if (!isObject(doc) || doc.format !== RESULTS_FORMAT) {
         throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`);
     }
-    const run = doc.run;
-    const okRun = isObject(run) &&
-        Array.isArray(run.hosts) &&
-        Array.isArray(run.inventory) &&
-        Array.isArray(run.plan) &&
-        typeof run.startedAt === 'string' &&
-        typeof run.endedAt === 'string' &&
-        (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)));
-    if (!okRun || !Array.isArray(doc.results))
-        throw new MergeError(`${path}: malformed results file (run facts or results missing)`);
+    let run;
     try {
-        return { run: run, results: doc.results.map(hostFromJson) };
+        run = checkRun(doc.run);
+    }
+    catch (err) {
+        throw new MergeError(`${path}: malformed results file: ${err.message}`);
+    }
+    try {
+        return { run, results: check.list(doc.results, 'results', MAX_HOSTS).map(checkHost) };
     }
     catch (err) {
         throw new MergeError(`${path}: malformed host result: ${err.message}`);
@@ -69222,7 +69516,7 @@ function mergeResults(files) {
         const why = shard && !shards.has(shard)
             ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
             : 'no results for this host in any file';
-        return skippedResult(host, why);
+        return skippedResult(host, why, 'no-results');
     });
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
     return {
@@ -69320,11 +69614,11 @@ const package_namespaceObject = {"rE":"0.1.0"};
 
 
 
-/** Writes the `results-file`, when asked for, before anything else can fail. */
+/** Writes the `results-file`, when asked for. */
 function saveResults(settings, startedAt, results) {
     if (!settings.resultsFile)
         return;
-    writeResultsFile(settings.resultsFile, {
+    writeResultsFile(settings.workspace, settings.resultsFile, {
         shard: settings.shard ?? null,
         hosts: settings.hosts.map((h) => h.name),
         inventory: settings.inventory,
@@ -69334,21 +69628,43 @@ function saveResults(settings, startedAt, results) {
         actionVersion: package_namespaceObject.rE
     }, results);
 }
-/** What a cancel did: hosts stopped mid-plan, and hosts that never started. */
+/** What a cancel did: hosts stopped mid-plan, and hosts that never started (skipped with no step run). */
 function cancelledMessage(results) {
     const stopped = results.filter((r) => r.status === 'cancelled').length;
-    const notStarted = results.filter((r) => r.error === CANCELLED_BEFORE_START).length;
+    const notStarted = results.filter((r) => r.status === 'skipped' && r.steps.length === 0).length;
     return `the job was cancelled: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`;
+}
+/**
+ * Writes each part of the report (results file, annotations, outputs, summary) on its own: one that
+ * throws never stops the others. Returns what failed, in words, for the action's failure.
+ */
+async function report(parts) {
+    const failed = [];
+    for (const [what, write] of parts) {
+        try {
+            await write();
+        }
+        catch (err) {
+            failed.push(`the ${what} could not be written: ${err.message}`);
+        }
+    }
+    return failed;
 }
 /** settings → fleet run → report. The only place that decides the action failed. */
 async function run() {
     let router;
+    let log;
     let finished = false;
+    // The runner ignores commands inside the log's stop-commands fence: every error is printed after it closed.
+    const fail = (message) => {
+        log?.close();
+        setFailed(message);
+    };
     // Node exits quietly, with code 0, when nothing is left to wait on. Should a host's work ever stop
     // without an outcome, that must be a failure, never a silent success.
     process.once('beforeExit', () => {
         if (!finished)
-            setFailed('ssh-fleet stopped before every host had a result (internal error)');
+            fail('ssh-fleet stopped before every host had a result (internal error)');
     });
     // The runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL: the first stops
     // what runs on the hosts and leads to the report; a second one ends the process at once.
@@ -69368,14 +69684,18 @@ async function run() {
         const settings = getSettings();
         const plan = describePlan(settings);
         const startedAt = new Date();
-        const log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
+        log = new FleetLog(settings.concurrency === 1 || settings.hosts.length === 1);
         if (settings.dryRun) {
             log.note(`${plan}\ndry-run: nothing was connected to.`);
             log.close();
             const results = settings.hosts.map((h) => host_result_skippedResult(h.name, 'dry-run'));
-            setOutputs(results);
-            await writeSummary(dryRunMarkdown(plan));
-            saveResults(settings, startedAt, results);
+            const failed = await report([
+                ['results file', () => saveResults(settings, startedAt, results)],
+                ['outputs', () => setOutputs(results)],
+                ['job summary', () => writeSummary(dryRunMarkdown(plan))]
+            ]);
+            if (failed.length)
+                fail(failed.join('; '));
             return;
         }
         const keysUnchecked = settings.hostKeys.mode === 'off';
@@ -69389,13 +69709,18 @@ async function run() {
             warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' });
         log.note(plan);
         const gates = new HandshakeGates(settings.concurrency);
-        router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => host ? log.status(host, message) : log.note(message));
+        router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => host ? log?.status(host, message) : log?.note(message));
         const tunnel = router.tunnel;
         const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
         const started = Date.now();
         const runs = [];
         const start = (host) => {
-            const run = new HostRun(host, settings, log, shared, { gates, tunnel, signal: cancel.signal, workspace: settings.workspace.dir });
+            const run = new HostRun(host, settings, log, shared, {
+                gates,
+                tunnel,
+                signal: cancel.signal,
+                workspace: settings.workspace.dir
+            });
             runs.push(run);
             return run;
         };
@@ -69407,20 +69732,25 @@ async function run() {
                     log.replay(r.host, r.failedOutput.step, r.failedOutput.lines);
         log.close();
         const elapsed = Date.now() - started;
-        saveResults(settings, startedAt, results);
-        annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0));
-        setOutputs(results);
-        await writeSummary(summaryMarkdown(results, elapsed, settings.steps.length));
-        const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results)].filter(Boolean).join('; ');
+        const failed = await report([
+            ['results file', () => saveResults(settings, startedAt, results)],
+            [
+                'annotations',
+                () => annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
+            ],
+            ['outputs', () => setOutputs(results)],
+            ['job summary', () => writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))]
+        ]);
+        const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results), ...failed].filter(Boolean).join('; ');
         if (failure)
-            setFailed(failure);
+            fail(failure);
     }
     catch (err) {
         if (err instanceof InputError) {
-            setFailed(`${err.message}. Nothing was run on any host.`);
+            fail(`${err.message}. Nothing was run on any host.`);
         }
         else {
-            setFailed(`ssh-fleet failed: ${err.message}`);
+            fail(`ssh-fleet failed: ${err.message}`);
         }
     }
     finally {

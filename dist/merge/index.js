@@ -31674,10 +31674,6 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/plan/input-error.ts
 /** A bad input value; main reports it as an error annotation naming the input. */
 class InputError extends Error {
@@ -31689,6 +31685,10 @@ class InputError extends Error {
     }
 }
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
@@ -31765,9 +31765,10 @@ function globRegExp(pattern) {
     return new RegExp(`^${re}$`);
 }
 /**
- * Resolves files on the runner (relative to `workspace`): a file, a directory (its contents), or a
- * glob (matches, relative to the glob's directory part). An upload's `from` and the merge action's
- * `files` are read this way. Throws when nothing is there.
+ * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
+ * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
+ * to the glob's directory part). An upload's `from` and the merge action's `files` are read this way.
+ * Throws when nothing is there.
  */
 function resolveUpload(from, to, workspace, exclude = []) {
     const found = resolveFrom(from, to, workspace);
@@ -31791,20 +31792,28 @@ function excludes(globs) {
     };
 }
 function resolveFrom(from, to, workspace) {
-    const path = (0,external_node_path_namespaceObject.resolve)(workspace, from);
     if (MAGIC.test(from)) {
-        const segments = toPosix(path).split('/');
+        const segments = toPosix(from).split('/');
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        const base = segments.slice(0, firstMagic).join('/') || '/';
+        // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+        const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
         const pattern = globRegExp(segments.slice(firstMagic).join('/'));
-        if (!(0,external_node_fs_namespaceObject.existsSync)(base) || !(0,external_node_fs_namespaceObject.statSync)(base).isDirectory())
-            throw new Error(`'${from}' matches nothing: ${base} is not a directory`);
+        let isDir = false;
+        try {
+            isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
+        }
+        catch {
+            // named below
+        }
+        if (!isDir)
+            throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
         const found = walk(base, from);
         const files = found.files.filter((f) => pattern.test(f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
         return { files, dirs: [] };
     }
+    const path = workspace.resolve(from);
     let stat;
     try {
         stat = (0,external_node_fs_namespaceObject.statSync)(path);
@@ -31833,6 +31842,234 @@ function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
 }
 
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/base/workspace.ts
+
+
+
+/** A runner path that would leave the workspace, or is not what it must be; the message names it. */
+class WorkspaceError extends Error {
+}
+/** O_NOFOLLOW where the platform has it (not Windows, where the checks after opening do the work). */
+const NOFOLLOW = external_node_fs_namespaceObject.constants.O_NOFOLLOW ?? 0;
+/**
+ * The one way the action reads or writes a file on the runner: every path resolves (links followed)
+ * inside the workspace (GITHUB_WORKSPACE) or the runner's temp directory (RUNNER_TEMP), and is checked
+ * again once open, so a link swapped in after the check (a pull request's files, a step before this one)
+ * cannot lead a read to `/proc/self/environ` or a write over a file outside. A link leading out is an
+ * error that names the link.
+ */
+class Workspace {
+    dir;
+    /** The roots, links resolved (macOS's /var is /private/var). */
+    roots;
+    constructor(
+    /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
+    dir, more = []) {
+        this.dir = dir;
+        this.roots = [dir, ...more]
+            .filter((r) => Boolean(r))
+            .flatMap((r) => {
+            try {
+                return [(0,external_node_fs_namespaceObject.realpathSync)(r)];
+            }
+            catch {
+                return [];
+            }
+        });
+    }
+    /** The runner's: GITHUB_WORKSPACE (else the current directory) and RUNNER_TEMP. */
+    static fromEnv(env = process.env) {
+        return new Workspace(env.GITHUB_WORKSPACE || process.cwd(), [env.RUNNER_TEMP]);
+    }
+    /** Whether a real (link-free) path is inside one of the roots. */
+    inside(real) {
+        return this.roots.some((root) => real === root || real.startsWith(root.endsWith(external_node_path_namespaceObject.sep) ? root : root + external_node_path_namespaceObject.sep));
+    }
+    where() {
+        return this.roots.length > 1 ? 'the workspace or the runner temp directory' : 'the workspace';
+    }
+    /**
+     * The absolute path of `path` (relative to the workspace), checked: it and every link on the way stay
+     * inside. `path` need not exist (a file to write): its nearest existing directory is checked.
+     */
+    resolve(path) {
+        const abs = (0,external_node_path_namespaceObject.resolve)(this.dir, path);
+        let existing = abs;
+        for (;;) {
+            try {
+                (0,external_node_fs_namespaceObject.lstatSync)(existing);
+                break;
+            }
+            catch {
+                const up = (0,external_node_path_namespaceObject.dirname)(existing);
+                if (up === existing)
+                    break;
+                existing = up;
+            }
+        }
+        let real;
+        try {
+            real = (0,external_node_fs_namespaceObject.realpathSync)(existing);
+        }
+        catch {
+            // A link to nothing: name it.
+            throw new WorkspaceError(`'${path}': ${this.show(existing)} is a symbolic link to nothing (${(0,external_node_fs_namespaceObject.readlinkSync)(existing)})`);
+        }
+        if (!this.inside(real))
+            throw new WorkspaceError(this.outside(path, existing));
+        return abs;
+    }
+    /** Why `path` (whose existing part is `existing`) leads outside: the first link on the way, or the path itself. */
+    outside(path, existing) {
+        const parts = existing.split(external_node_path_namespaceObject.sep);
+        for (let i = 1; i <= parts.length; i++) {
+            const prefix = parts.slice(0, i).join(external_node_path_namespaceObject.sep) || external_node_path_namespaceObject.sep;
+            let link = false;
+            try {
+                link = (0,external_node_fs_namespaceObject.lstatSync)(prefix).isSymbolicLink();
+            }
+            catch {
+                break;
+            }
+            if (!link)
+                continue;
+            let target;
+            try {
+                target = (0,external_node_fs_namespaceObject.realpathSync)(prefix);
+            }
+            catch {
+                target = (0,external_node_fs_namespaceObject.readlinkSync)(prefix);
+            }
+            if (!this.inside(target)) {
+                return `'${path}': ${this.show(prefix)} is a symbolic link to ${target}, outside ${this.where()}: refused`;
+            }
+        }
+        return `'${path}' is outside ${this.where()} (${this.show(existing)}): refused`;
+    }
+    /** A path as messages show it: relative to the workspace when inside it. */
+    show(abs) {
+        const rel = (0,external_node_path_namespaceObject.relative)(this.dir, abs);
+        return rel && !rel.startsWith('..') && !(0,external_node_path_namespaceObject.isAbsolute)(rel) ? rel : abs;
+    }
+    /**
+     * Opens a regular file for reading, checked before and after the open: not a link at its last
+     * component (O_NOFOLLOW), still resolving inside, and the file opened is the one the path names now.
+     * The caller reads from `fd` and closes it.
+     */
+    open(path) {
+        const abs = this.resolve(path);
+        let fd;
+        try {
+            fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NOFOLLOW);
+        }
+        catch (err) {
+            const code = err.code;
+            if (code === 'ELOOP')
+                throw new WorkspaceError(`'${path}': ${this.show(abs)} became a symbolic link: refused`);
+            throw new WorkspaceError(`'${path}' cannot be read (${this.show(abs)}: ${code ?? err.message})`);
+        }
+        try {
+            const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
+            if (!st.isFile())
+                throw new WorkspaceError(`'${path}' is not a regular file (${this.show(abs)})`);
+            let real;
+            try {
+                real = (0,external_node_fs_namespaceObject.realpathSync)(abs);
+            }
+            catch {
+                real = '';
+            }
+            const now = real && this.inside(real) ? (0,external_node_fs_namespaceObject.statSync)(real) : undefined;
+            if (!now || now.ino !== st.ino || now.dev !== st.dev)
+                throw new WorkspaceError(`'${path}': ${this.show(abs)} changed while it was opened (a link swapped in?): refused`);
+            return { fd, size: st.size, mode: st.mode, path: abs };
+        }
+        catch (err) {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            throw err;
+        }
+    }
+    /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
+    readText(path, maxBytes) {
+        const { fd, size, path: abs } = this.open(path);
+        try {
+            if (size > maxBytes)
+                throw new WorkspaceError(`'${path}' is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
+            const buf = Buffer.alloc(maxBytes + 1);
+            let n = 0;
+            for (let got = -1; got !== 0 && n <= maxBytes; n += got)
+                got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, maxBytes + 1 - n, null);
+            if (n > maxBytes)
+                throw new WorkspaceError(`'${path}' grew past the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
+            return buf.subarray(0, n).toString('utf8');
+        }
+        finally {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        }
+    }
+    /**
+     * Writes `text` to `path` whole: into a new temporary file beside it (created exclusively, never
+     * through a link), then renamed over it, so a link at `path` is replaced, never followed, and a reader
+     * sees the old file or the new one. Missing directories are created, each checked to stay inside.
+     */
+    writeText(path, text) {
+        // The file itself may be a link: it is replaced, so only its directory must lead nowhere else.
+        const abs = (0,external_node_path_namespaceObject.resolve)(this.dir, path);
+        const dir = this.resolve((0,external_node_path_namespaceObject.dirname)(abs));
+        (0,external_node_fs_namespaceObject.mkdirSync)(dir, { recursive: true });
+        const check = () => {
+            let real;
+            try {
+                real = (0,external_node_fs_namespaceObject.realpathSync)(dir);
+            }
+            catch {
+                real = '';
+            }
+            if (!real || !this.inside(real))
+                throw new WorkspaceError(this.outside(path, dir));
+        };
+        check();
+        let st;
+        try {
+            st = (0,external_node_fs_namespaceObject.lstatSync)(abs);
+        }
+        catch {
+            st = undefined;
+        }
+        if (st?.isDirectory())
+            throw new WorkspaceError(`'${path}' is a directory; name a file`);
+        const tmp = (0,external_node_path_namespaceObject.join)(dir, `.${(0,external_node_path_namespaceObject.basename)(abs)}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.tmp`);
+        const fd = (0,external_node_fs_namespaceObject.openSync)(tmp, external_node_fs_namespaceObject.constants.O_WRONLY | external_node_fs_namespaceObject.constants.O_CREAT | external_node_fs_namespaceObject.constants.O_EXCL | NOFOLLOW, 0o644);
+        try {
+            const buf = Buffer.from(text);
+            for (let off = 0; off < buf.length;)
+                off += (0,external_node_fs_namespaceObject.writeSync)(fd, buf, off, buf.length - off);
+        }
+        catch (err) {
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            (0,external_node_fs_namespaceObject.unlinkSync)(tmp);
+            throw err;
+        }
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+        try {
+            check();
+            (0,external_node_fs_namespaceObject.renameSync)(tmp, abs);
+        }
+        catch (err) {
+            try {
+                (0,external_node_fs_namespaceObject.unlinkSync)(tmp);
+            }
+            catch {
+                // already gone
+            }
+            throw err;
+        }
+        return abs;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/report/constants.ts
 /** Output names, as declared in action.yml. */
 var Outputs;
@@ -31848,17 +32085,25 @@ const ANNOTATION_LIMIT = 10;
 ;// CONCATENATED MODULE: ./src/run/host-result.ts
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
-/** The result of a host that did not run (more of) the plan, with why. */
-function skippedResult(host, reason) {
-    return { host, status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, error: reason, steps: [], warnings: [] };
+/** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */
+function skippedResult(host, reason, code) {
+    return {
+        host,
+        status: 'skipped',
+        exitCode: null,
+        durationMs: 0,
+        attempts: 0,
+        error: reason,
+        steps: [],
+        warnings: [],
+        ...(code ? { skipCode: code } : {})
+    };
 }
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */
 function hostFailed(r) {
     return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:string_decoder"
 const external_node_string_decoder_namespaceObject = require("node:string_decoder");
 ;// CONCATENATED MODULE: ./src/base/secrets.ts
@@ -31917,7 +32162,7 @@ function mask(text, options = {}) {
     return out;
 }
 /** A JSON-like value with every string in it masked (keys included): for outputs and files. */
-function maskDeep(value) {
+function secrets_maskDeep(value) {
     if (ordered.length === 0)
         return value;
     const walk = (v) => {
@@ -32069,7 +32314,7 @@ class Replay {
     }
 }
 /** The most of a step's stdout `capture: true` keeps. */
-const CAPTURE_BYTES = (/* unused pure expression or super */ null && (1024 * 1024));
+const CAPTURE_BYTES = 1024 * 1024;
 /** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
 class Capture {
     chunks = [];
@@ -32720,17 +32965,18 @@ function parseHostEntry(entry) {
     if (bracketed) {
         hostname = bracketed[1];
         port = bracketed[2];
-        if (isIP(hostname) !== 6)
+        if ((0,external_node_net_.isIP)(hostname) !== 6)
             throw new Error(`'${entry}': only an IPv6 address goes in brackets`);
     }
-    else if (isIP(rest) === 6) {
+    else if ((0,external_node_net_.isIP)(rest) === 6) {
         hostname = rest; // bare IPv6 without a port
     }
     else {
         const colon = rest.indexOf(':');
         hostname = colon >= 0 ? rest.slice(0, colon) : rest;
         port = colon >= 0 ? rest.slice(colon + 1) : undefined;
-        if (!HOSTNAME.test(hostname))
+        // `__proto__` is no machine's name, and as a key of a plain object it would reach Object.prototype.
+        if (!HOSTNAME.test(hostname) || hostname === '__proto__')
             throw new Error(`'${entry}' is not [user@]host[:port] (host '${hostname}' is not a valid name or address)`);
     }
     if (port !== undefined) {
@@ -32793,11 +33039,31 @@ function shardOf(index, count) {
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 const RESULTS_FORMAT = 'ssh-fleet-results/1';
-/** Writes the run's results and facts as JSON to `path`, creating its directory. */
-function writeResultsFile(path, facts, results) {
+/**
+ * The most the merge reads of one results file. A shard's file holds each host's tails and captured
+ * stdout (CAPTURE_BYTES a step at most); 64 MiB is hundreds of hosts with captures.
+ */
+const RESULTS_FILE_BYTES = 64 * 1024 * 1024;
+/** A matrix has at most 256 jobs, so a rollout at most 256 shards' files. */
+const RESULTS_FILES_MAX = 256;
+/** Bounds on what one file may hold: hosts of the inventory, steps and warnings of a host. */
+const MAX_HOSTS = 100_000;
+const MAX_STEPS = 1_000;
+const MAX_WARNINGS = 1_000;
+/** A step's name as written in a plan; an error, tail or warning (tails are 8 KiB, errors far less). */
+const NAME_CHARS = 1_024;
+const TEXT_CHARS = 64 * 1024;
+/** Captured stdout: CAPTURE_BYTES and the note that says it was cut. */
+const STDOUT_CHARS = CAPTURE_BYTES + 256;
+const STEP_KINDS = ['run', 'reboot', 'local', 'upload'];
+/**
+ * Writes the run's results and facts as JSON to `path` through the workspace (a new file renamed over
+ * the old one: never written through a link), every secret masked: a host that echoed the password
+ * leaves it in no file, nor in the merge job that reads it.
+ */
+function writeResultsFile(workspace, path, facts, results) {
     const file = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) };
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, `${JSON.stringify(file, null, 1)}\n`);
+    workspace.writeText(path, `${JSON.stringify(maskDeep(file), null, 1)}\n`);
 }
 /** A results file that cannot be merged; the message names the file. */
 class MergeError extends Error {
@@ -32805,7 +33071,112 @@ class MergeError extends Error {
 function isObject(v) {
     return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
-/** Parses one results file, refusing anything that is not one of ours. */
+/** Checks untrusted JSON field by field; each throws a message naming the field. */
+const check = {
+    list(v, what, max) {
+        if (!Array.isArray(v))
+            throw new Error(`${what} is not a list`);
+        if (v.length > max)
+            throw new Error(`${what} has ${v.length} entries, more than ${max}`);
+        return v;
+    },
+    text(v, what, max) {
+        if (typeof v !== 'string')
+            throw new Error(`${what} is not a string`);
+        if (v.length > max)
+            throw new Error(`${what} is ${v.length} characters long, more than ${max}`);
+        return v;
+    },
+    /** A host name, with the rules of the `hosts` input: no shell word, no Markdown, no `__proto__`. */
+    host(v, what) {
+        const name = check.text(v, what, NAME_CHARS);
+        try {
+            parseHostEntry(name);
+        }
+        catch {
+            throw new Error(`${what} ${JSON.stringify(name)} is not a host entry ([user@]host[:port])`);
+        }
+        return name;
+    },
+    stepName(v, what) {
+        const name = check.text(v, what, NAME_CHARS);
+        if (name === '__proto__' || /[\0\r\n]/.test(name))
+            throw new Error(`${what} ${JSON.stringify(name)} is not a step name`);
+        return name;
+    },
+    count(v, what) {
+        if (v !== null && v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0))
+            throw new Error(`${what} is not a number of 0 or more`);
+    }
+};
+/** The run facts of a file, checked: every list bounded, every host a host entry, the plan's steps named. */
+function checkRun(run) {
+    if (!isObject(run))
+        throw new Error('"run" is not an object');
+    const shard = run.shard;
+    if (shard !== null &&
+        !(isObject(shard) &&
+            Number.isSafeInteger(shard.index) &&
+            Number.isSafeInteger(shard.count) &&
+            shard.index >= 1 &&
+            shard.index <= shard.count &&
+            shard.count <= MAX_HOSTS))
+        throw new Error('run.shard is not null or {index, count} with 1 ≤ index ≤ count');
+    const hosts = check.list(run.hosts, 'run.hosts', MAX_HOSTS).map((h, i) => check.host(h, `run.hosts[${i}]`));
+    const inventory = check.list(run.inventory, 'run.inventory', MAX_HOSTS).map((h, i) => check.host(h, `run.inventory[${i}]`));
+    const plan = check.list(run.plan, 'run.plan', MAX_STEPS).map((s, i) => {
+        if (!isObject(s))
+            throw new Error(`run.plan[${i}] is not an object`);
+        const kind = check.text(s.kind, `run.plan[${i}].kind`, NAME_CHARS);
+        if (!STEP_KINDS.includes(kind))
+            throw new Error(`run.plan[${i}].kind '${kind}' is not one of ${STEP_KINDS.join(', ')}`);
+        return { name: check.stepName(s.name, `run.plan[${i}].name`), kind };
+    });
+    const time = (key) => {
+        const text = check.text(run[key], `run.${key}`, 64);
+        if (!Number.isFinite(Date.parse(text)))
+            throw new Error(`run.${key} is not a time`);
+        return text;
+    };
+    const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64);
+    return {
+        shard: shard === null ? null : { index: shard.index, count: shard.count },
+        hosts,
+        inventory,
+        plan,
+        startedAt: time('startedAt'),
+        endedAt: time('endedAt'),
+        actionVersion
+    };
+}
+/** One host's result, its shape and sizes checked before hostFromJson reads its fields. */
+function checkHost(value, i) {
+    if (!isObject(value))
+        throw new Error(`results[${i}] is not an object`);
+    const host = check.host(value.host, `results[${i}].host`);
+    for (const key of ['exitCode', 'durationMs', 'attempts'])
+        check.count(value[key], `${host}: ${key}`);
+    for (const key of ['error', 'failedStep'])
+        if (value[key] !== null && value[key] !== undefined)
+            check.text(value[key], `${host}: ${key}`, TEXT_CHARS);
+    if (value.warnings !== undefined)
+        check.list(value.warnings, `${host}: warnings`, MAX_WARNINGS).forEach((w, k) => check.text(w, `${host}: warnings[${k}]`, TEXT_CHARS));
+    check.list(value.steps, `${host}: steps`, MAX_STEPS).forEach((s, k) => {
+        if (!isObject(s))
+            throw new Error(`${host}: steps[${k}] is not an object`);
+        const at = `${host}, step ${k + 1}`;
+        check.stepName(s.name, `${at}: name`);
+        for (const key of ['exitCode', 'durationMs', 'attempts', 'downtimeMs', 'rebootMs', 'files', 'bytes', 'bytesPerSecond'])
+            check.count(s[key], `${at}: ${key}`);
+        for (const key of ['error', 'signal', 'stdoutTail', 'stderrTail'])
+            if (s[key] !== null && s[key] !== undefined)
+                check.text(s[key], `${at}: ${key}`, TEXT_CHARS);
+        if (s.stdout !== undefined)
+            check.text(s.stdout, `${at}: stdout`, STDOUT_CHARS);
+    });
+    return hostFromJson(value);
+}
+/** Parses one results file, refusing anything that is not one of ours: every field, size and count checked. */
 function parseResultsFile(path, text) {
     let doc;
     try {
@@ -32817,18 +33188,15 @@ function parseResultsFile(path, text) {
     if (!isObject(doc) || doc.format !== RESULTS_FORMAT) {
         throw new MergeError(`${path}: not an ssh-fleet results file (no "format": "${RESULTS_FORMAT}"); only files written by the results-file input can be merged`);
     }
-    const run = doc.run;
-    const okRun = isObject(run) &&
-        Array.isArray(run.hosts) &&
-        Array.isArray(run.inventory) &&
-        Array.isArray(run.plan) &&
-        typeof run.startedAt === 'string' &&
-        typeof run.endedAt === 'string' &&
-        (run.shard === null || (isObject(run.shard) && Number.isInteger(run.shard.index) && Number.isInteger(run.shard.count)));
-    if (!okRun || !Array.isArray(doc.results))
-        throw new MergeError(`${path}: malformed results file (run facts or results missing)`);
+    let run;
     try {
-        return { run: run, results: doc.results.map(hostFromJson) };
+        run = checkRun(doc.run);
+    }
+    catch (err) {
+        throw new MergeError(`${path}: malformed results file: ${err.message}`);
+    }
+    try {
+        return { run, results: check.list(doc.results, 'results', MAX_HOSTS).map(checkHost) };
     }
     catch (err) {
         throw new MergeError(`${path}: malformed host result: ${err.message}`);
@@ -32882,7 +33250,7 @@ function mergeResults(files) {
         const why = shard && !shards.has(shard)
             ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
             : 'no results for this host in any file';
-        return skippedResult(host, why);
+        return skippedResult(host, why, 'no-results');
     });
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
     return {
@@ -32903,11 +33271,10 @@ function mergeResults(files) {
 
 
 
-
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
 async function run() {
     try {
-        const workspace = process.env.GITHUB_WORKSPACE || process.cwd();
+        const workspace = Workspace.fromEnv(process.env);
         const pattern = getInput('files') || 'ssh-fleet-results/**/*.json';
         const failOn = (getInput('fail-on-failure') || 'true').toLowerCase();
         if (failOn !== 'true' && failOn !== 'false')
@@ -32919,10 +33286,22 @@ async function run() {
         catch (err) {
             throw new InputError('files', `${err.message}; did the download-artifact step run, into the same path?`);
         }
-        const merged = mergeResults(paths.map((path) => ({ path: (0,external_node_path_namespaceObject.relative)(workspace, path) || path, text: (0,external_node_fs_namespaceObject.readFileSync)(path, 'utf8') })));
+        if (paths.length > RESULTS_FILES_MAX)
+            throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`);
+        // Each file read through the workspace (no link leading out) and bounded, like anything a job did not write itself.
+        const files = paths.map((path) => {
+            const shown = workspace.show(path);
+            try {
+                return { path: shown, text: workspace.readText(path, RESULTS_FILE_BYTES) };
+            }
+            catch (err) {
+                throw new MergeError(err.message);
+            }
+        });
+        const merged = mergeResults(files);
         const elapsed = Math.max(0, merged.endedAt - merged.startedAt);
         const missing = merged.missingShards.length
-            ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.error?.startsWith('no results')).length} hosts have no results`
+            ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.skipCode === 'no-results').length} hosts have no results`
             : undefined;
         const scope = `${merged.files} results file${merged.files === 1 ? '' : 's'} merged${missing ? `; ${missing}` : ''}`;
         info(`${scope}\n${tally(merged.results, elapsed)}`);
