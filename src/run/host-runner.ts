@@ -149,7 +149,8 @@ export class HostRun {
             error: `could not reconnect: ${lost.message}`
           })
         const connection = this.connection as Connection
-        if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
+        if (step.kind === 'upload')
+          return upload(step, connection, this.settings.workspace, (message) => this.log.status(this.host, message), this.deps.signal)
         return runScript(step, {
           ...this.sink,
           connection,
