@@ -266,13 +266,28 @@ export class Connection {
   }
 }
 
-/** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
+/** What one attempt may be given beside the options. */
+export interface AttemptOptions {
+  /** The byte stream to the host (a bastion's channel, a proxy command); undefined: TCP. */
+  sock?: Duplex
+  /** Aborted when the job is cancelled. */
+  signal?: AbortSignal
+  /** A shorter limit for this attempt than the host's connect timeout (a reboot's poll). */
+  maxTimeoutMs?: number
+}
+
+/**
+ * One connection attempt. The host's own settings (its ssh config's IdentityFile, ConnectTimeout,
+ * ServerAlive*) apply over `runOptions` here, so every caller (connect, a reboot's polls) gets them.
+ * Resolves with the connection or the classified failure; never rejects.
+ */
 export function connectOnce(
   host: Host,
-  options: ConnectOptions,
-  sock?: Duplex,
-  signal?: AbortSignal
+  runOptions: ConnectOptions,
+  { sock, signal, maxTimeoutMs = Infinity }: AttemptOptions = {}
 ): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
+  const options = { ...runOptions, ...host.overrides }
+  const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs)
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve({ failure: CANCELLED })
     const client = new Client()
@@ -290,7 +305,7 @@ export function connectOnce(
     }
     const trail = new AuthTrail()
     const classify = (err: SshError): ConnectFailure => {
-      const failure = classifyConnectError(err, options.connectTimeoutMs)
+      const failure = classifyConnectError(err, timeoutMs)
       return failure.kind === 'auth'
         ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
         : failure
@@ -324,7 +339,7 @@ export function connectOnce(
       sock: sock as ConnectConfig['sock'],
       username: host.user,
       authHandler: authHandler(client, host.user, options.auth, trail),
-      readyTimeout: options.connectTimeoutMs,
+      readyTimeout: timeoutMs,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
       algorithms: algorithms(options, host),
@@ -368,16 +383,14 @@ export interface ConnectDeps {
 }
 
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
-export async function connect(host: Host, hostOptions: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
-  // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
-  const options = { ...hostOptions, ...host.overrides }
+export async function connect(host: Host, options: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
   const retried: ConnectFailure[] = []
   const gate = deps.gates?.for(host.hostname.toLowerCase())
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
     const sock = deps.tunnel ? await deps.tunnel(host) : undefined
     if (sock && 'kind' in sock) return { failure: sock }
     await gate?.acquire()
-    const outcome = await connectOnce(host, options, sock, deps.signal)
+    const outcome = await connectOnce(host, options, { sock, signal: deps.signal })
     gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
     return outcome
   }

@@ -144,17 +144,22 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   }
   let last = 'no attempt yet'
   let lastRefused = false
+  /** Whether the last attempt found the old boot id: said once per stretch of them. */
+  let lastOldBoot = false
   while (Date.now() < deadline && !ctx.signal?.aborted) {
     let tick = Date.now()
+    const wasOldBoot = lastOldBoot
+    lastOldBoot = false
     // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
     if (lastRefused && !ctx.tunnel) {
       await untilAccepting(ctx.host, deadline, ctx.signal)
       tick = Date.now()
     }
-    const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick))
+    // The host's own connect timeout applies (connectOnce), cut to the poll's and the deadline's.
+    const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick))
     const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
     const outcome =
-      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal)
+      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.options, { sock, signal: ctx.signal, maxTimeoutMs })
     lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key')
@@ -168,7 +173,8 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       if ('error' in after) {
         last = after.error
       } else if (after.id === before.id) {
-        if (!last.includes('old boot id')) ctx.status('still up with the old boot id: it has not gone down yet')
+        if (!wasOldBoot) ctx.status('still up with the old boot id: it has not gone down yet')
+        lastOldBoot = true
         last = 'the host answered with the old boot id: it had not gone down yet'
       } else {
         const test = await probe(outcome.connection, 'test-command', step.testCommand)
