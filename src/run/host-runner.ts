@@ -121,9 +121,15 @@ export class HostRun {
     }
     if (outcome.failure) return outcome.failure
     this.connection = outcome.connection
+    // The host's own handshake, then each bastion on its route that settled on legacy algorithms.
     const legacy = outcome.connection?.legacy ?? []
-    const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`
-    if (legacy.length && !this.result.warnings.includes(note)) this.result.warnings.push(note)
+    const notes = [
+      ...(legacy.length ? [`connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`] : []),
+      ...(outcome.connection?.legacyHops ?? []).map(
+        ({ hop, algorithms }) => `${hop} connected with legacy algorithms (legacy-algorithms: true): ${algorithms.join(', ')}`
+      )
+    ]
+    for (const note of notes) if (!this.result.warnings.includes(note)) this.result.warnings.push(note)
     log.status(
       host,
       `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`

@@ -122,12 +122,23 @@ export class ChannelOpenError extends Error {
   }
 }
 
+/** A hop of a route (a bastion) that settled on legacy algorithms, and which. */
+export interface LegacyHop {
+  hop: string
+  algorithms: string[]
+}
+
+/** A stream to a host along its route; `legacyHops` names the hops on the way that use legacy algorithms. */
+export type RouteStream = Duplex & { legacyHops?: LegacyHop[] }
+
 /** One authenticated SSH connection to a host, reused by every step of that host. */
 export class Connection {
   /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
   hostKey = ''
   /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
   legacy: string[] = []
+  /** The hops of its route (bastions) that settled on legacy algorithms. */
+  legacyHops: LegacyHop[] = []
   /** Forward the runner's agent on every exec channel (`forward-agent`). */
   forwardAgent = false
   private lost?: string
@@ -315,6 +326,7 @@ export function connectOnce(
       countMax: options.keepaliveCountMax
     })
     connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined
+    connection.legacyHops = (sock as RouteStream | undefined)?.legacyHops ?? []
     client.on('error', (err: SshError) => {
       firstError ??= err
       if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })

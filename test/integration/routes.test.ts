@@ -169,3 +169,35 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
     ).toBe(true)
   })
 })
+
+describe('legacy algorithms on a route', () => {
+  test('a bastion that settled on legacy algorithms is named in the warning, with them', async () => {
+    // The bastion speaks only CBC and hmac-sha1; the host behind it is a modern sshd.
+    const bastion = await startSshd({ ports: 1, config: ['Ciphers aes128-cbc', 'MACs hmac-sha1'] })
+    const target = await startSshd({ ports: 1 })
+    try {
+      writeFileSync(
+        join(bastion.dir, 'authorized_keys'),
+        execFileSync('ssh-keygen', ['-y', '-f', join(target.dir, 'client')], { encoding: 'utf8' })
+      )
+      const run = await runAction({
+        hosts: hostName(target, target.ports[0]),
+        'proxy-jump': hostName(bastion, bastion.ports[0]),
+        'private-key': target.clientKey,
+        'known-hosts': `${bastion.knownHosts}\n${target.knownHosts}`,
+        'legacy-algorithms': 'true',
+        run: 'echo behind'
+      })
+      expect(run.results[0].status, run.stdout).toBe('success')
+      const warning = run.annotations.find((a) => a.startsWith('::warning'))
+      expect(warning).toContain(
+        `bastion ${hostName(bastion, bastion.ports[0])} connected with legacy algorithms (legacy-algorithms: true): aes128-cbc, hmac-sha1`
+      )
+      // The host's own handshake used none.
+      expect(warning).not.toMatch(/(^|%0A|::)connected with legacy algorithms/)
+    } finally {
+      await bastion.stop()
+      await target.stop()
+    }
+  })
+})
