@@ -64,8 +64,20 @@ const TRANSIENT_SOCKET_CODES = new Set([
 
 const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists'
 
-/** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
-export function classifyConnectError(err: SshError, connectTimeoutMs: number): ConnectFailure {
+/** Where a connection to `host` goes, for its errors: the address, and the route when it was taken. */
+export function destination(host: Host, routed: boolean): string {
+  const address = host.hostname.includes(':') ? `[${host.hostname}]:${host.port}` : `${host.hostname}:${host.port}`
+  const route = host.route
+  if (!routed || !route) return address
+  return `${address} through ${route.via === 'jump' ? route.hops.map((h) => h.host.name).join(' → ') : 'the proxy command'}`
+}
+
+/**
+ * Classifies a connection failure by ssh2's error level and the socket error code, never by message
+ * text. `to` (destination()) is named in the network failures' messages.
+ */
+export function classifyConnectError(err: SshError, connectTimeoutMs: number, to?: string): ConnectFailure {
+  const at = to ? ` to ${to}` : ''
   switch (err.level) {
     case 'client-authentication':
     case 'agent':
@@ -74,7 +86,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       return {
         kind: 'timeout',
         transient: true,
-        message: `connection timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
+        message: `connection${at} timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
       }
     case 'handshake':
       // No algorithm in common: SHA-1 and CBC are offered only on request.
@@ -86,16 +98,20 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
     case 'protocol':
       // ssh2 raises this when the server drops the connection before its banner: sshd refusing
       // unauthenticated connections past MaxStartups looks exactly like this.
-      return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` }
+      return { kind: 'lost-before-handshake', transient: true, message: `connection${at} lost before handshake: ${THROTTLE_HINT}` }
     case 'client-socket': {
       const code = String(err.code ?? '')
       if (code === 'EPROXY') return { kind: 'network', transient: true, message: err.message }
       if (code === 'ECONNRESET') {
-        return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
+        return {
+          kind: 'lost-before-handshake',
+          transient: true,
+          message: `connection${at} reset during handshake (${code}): ${THROTTLE_HINT}`
+        }
       }
       if (code === 'ECONNREFUSED')
-        return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' }
-      return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` }
+        return { kind: 'refused', transient: true, message: `connection refused (ECONNREFUSED)${at}: is sshd listening on that port?` }
+      return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error${at}: ${err.message}` }
     }
     default:
       // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
@@ -315,8 +331,9 @@ export function connectOnce(
       resolve(value)
     }
     const trail = new AuthTrail()
+    const to = destination(host, sock !== undefined)
     const classify = (err: SshError): ConnectFailure => {
-      const failure = classifyConnectError(err, timeoutMs)
+      const failure = classifyConnectError(err, timeoutMs, to)
       return failure.kind === 'auth'
         ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
         : failure
@@ -336,7 +353,7 @@ export function connectOnce(
       settle({
         failure: firstError
           ? classify(firstError)
-          : { kind: 'network', transient: true, message: 'connection closed before login completed' }
+          : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
       })
     })
     client.on('ready', () => settle({ connection }))

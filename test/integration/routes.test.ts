@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runAction } from '../helpers/action'
 import { createNetns, type Netns } from '../helpers/netns'
-import { hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { freePorts, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 /** A netcat in Node: stdin to a TCP connection to host:port, and back to stdout. */
 const NODE_NC = `${process.execPath} -e 'const s = require("net").connect(+process.argv[2], process.argv[1]); process.stdin.pipe(s); s.pipe(process.stdout); s.on("error", (e) => { console.error(e.message); process.exit(1) }); s.on("close", () => process.exit(0))'`
@@ -199,5 +199,23 @@ describe('legacy algorithms on a route', () => {
       await bastion.stop()
       await target.stop()
     }
+  })
+})
+
+describe('where a connection went', () => {
+  test('a refused connection names the address an ssh-config alias resolved to', async () => {
+    const [port] = await freePorts(1) // nothing listens there
+    const run = await runAction({
+      hosts: 'app',
+      'ssh-config': ['Host app', '  HostName 127.0.0.1', `  Port ${port}`, '  User deploy'].join('\n'),
+      password: 'not-used',
+      'connect-retries': '0',
+      run: 'true'
+    })
+    expect(run.results[0]).toMatchObject({
+      host: 'app',
+      status: 'unreachable',
+      error: `connection refused (ECONNREFUSED) to 127.0.0.1:${port}: is sshd listening on that port?`
+    })
   })
 })
