@@ -98,7 +98,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number, to
     case 'protocol':
       // ssh2 raises this when the server drops the connection before its banner: sshd refusing
       // unauthenticated connections past MaxStartups looks exactly like this.
-      return { kind: 'lost-before-handshake', transient: true, message: `connection${at} lost before handshake: ${THROTTLE_HINT}` }
+      return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` }
     case 'client-socket': {
       const code = String(err.code ?? '')
       if (code === 'EPROXY') return { kind: 'network', transient: true, message: err.message }
@@ -106,7 +106,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number, to
         return {
           kind: 'lost-before-handshake',
           transient: true,
-          message: `connection${at} reset during handshake (${code}): ${THROTTLE_HINT}`
+          message: `connection reset during handshake (${code})${at}: ${THROTTLE_HINT}`
         }
       }
       if (code === 'ECONNREFUSED')

@@ -32,6 +32,9 @@ describe('classifyConnectError', () => {
       'connection to [2001:db8::1]:27005 through deploy@jump → deploy@jump timed out after 5s (TCP connect, key exchange or authentication)'
     )
     expect(destination(routed, false)).toBe('[2001:db8::1]:27005')
+    expect(classifyConnectError(err('protocol'), 5000, '10.0.0.1:22').message).toMatch(
+      /^connection lost before handshake to 10\.0\.0\.1:22: .*MaxStartups/
+    )
   })
 
   test('loss before the handshake points at MaxStartups and concurrency', () => {
