@@ -90,6 +90,16 @@ describe.runIf(isRoot)('reboot step (real sshd in its own PID and mount namespac
     expect(host.history).toHaveLength(1)
   })
 
+  test('a reboot command that drains for more than 30 s is bounded by the step timeout, not a hidden limit', async () => {
+    const [host] = await fleet(1, { lingerMs: 500, downMs: 1000 })
+    hosts.push(host)
+    const run = await runAction(inputs([host], { steps: "- reboot:\n    command: 'sleep 33; sudo -n shutdown -r now'\n    timeout: 90s" }))
+    const r = hostResult(run, name(host))
+    expect(r.status, r.error).toBe('success')
+    expect(r.steps[0].rebootMs).toBeGreaterThan(33_000)
+    expect(host.history).toHaveLength(1)
+  }, 100_000)
+
   test('the reboot command failing with the connection up fails at once, with its stderr', async () => {
     const failing = await fleet(1, { sudoNeedsPassword: true })
     hosts.push(...failing)
