@@ -19,13 +19,14 @@ export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
  * (a migration finishes before anyone goes past it) and records the step as skipped.
  */
 export class RunOnceSteps {
-  private readonly claims = new Map<string, { host: string; done: Promise<StepResult> }>()
+  /** By the step itself (shared by every host): an on-failure step may bear a plan step's name. */
+  private readonly claims = new Map<Step, { host: string; done: Promise<StepResult> }>()
 
   claim(step: Step, host: Host, run: () => Promise<StepResult>): { mine: boolean; host: string; done: Promise<StepResult> } {
-    const existing = this.claims.get(step.name)
+    const existing = this.claims.get(step)
     if (existing) return { mine: false, ...existing }
     const claim = { host: host.name, done: run() }
-    this.claims.set(step.name, claim)
+    this.claims.set(step, claim)
     return { mine: true, ...claim }
   }
 }
@@ -52,6 +53,20 @@ export class StepLimits {
 export interface Shared {
   runOnce: RunOnceSteps
   limits: StepLimits
+}
+
+/** The most of a host's error or failed step a hook sees in FLEET_ERROR / FLEET_FAILED_STEP (an env entry, not a file). */
+const HOOK_ENV_MAX_CHARS = 8 * 1024
+
+/**
+ * A value for a hook's environment: a process environment cannot hold NUL (spawn throws, and the
+ * rollback never runs), and other control characters from a server's text are no one's business
+ * there. Newline and tab stay; the rest become `?`. Capped at HOOK_ENV_MAX_CHARS.
+ */
+export function hookEnvValue(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+  return clean.length > HOOK_ENV_MAX_CHARS ? `${clean.slice(0, HOOK_ENV_MAX_CHARS)}… (cut at ${HOOK_ENV_MAX_CHARS} characters)` : clean
 }
 
 /** One host going through the plan on one connection, re-established if it drops between steps. */
@@ -106,9 +121,15 @@ export class HostRun {
     }
     if (outcome.failure) return outcome.failure
     this.connection = outcome.connection
+    // The host's own handshake, then each bastion on its route that settled on legacy algorithms.
     const legacy = outcome.connection?.legacy ?? []
-    const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`
-    if (legacy.length && !this.result.warnings.includes(note)) this.result.warnings.push(note)
+    const notes = [
+      ...(legacy.length ? [`connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`] : []),
+      ...(outcome.connection?.legacyHops ?? []).map(
+        ({ hop, algorithms }) => `${hop} connected with legacy algorithms (legacy-algorithms: true): ${algorithms.join(', ')}`
+      )
+    ]
+    for (const note of notes) if (!this.result.warnings.includes(note)) this.result.warnings.push(note)
     log.status(
       host,
       `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`
@@ -149,7 +170,8 @@ export class HostRun {
             error: `could not reconnect: ${lost.message}`
           })
         const connection = this.connection as Connection
-        if (step.kind === 'upload') return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal)
+        if (step.kind === 'upload')
+          return upload(step, connection, this.settings.workspace, (message) => this.log.status(this.host, message), this.deps.signal)
         return runScript(step, {
           ...this.sink,
           connection,
@@ -170,6 +192,20 @@ export class HostRun {
       }
     )
     return { ...outcome, attempts }
+  }
+
+  /**
+   * Runs `step` (a plan step or a hook) under what every host shares: its step `concurrency` limit and,
+   * when run-once, the claim (`ranOn` names the host that ran it when this one did not). `env` is added
+   * to the step's own; the limit and claim stay the step's.
+   */
+  private async guarded(step: Step, env?: Record<string, string>): Promise<{ outcome: StepResult; ranOn?: string }> {
+    const run = (): Promise<StepResult> =>
+      this.shared.limits.run(step, () => this.execute(env ? { ...step, env: { ...step.env, ...env } } : step))
+    if (!step.runOnce) return { outcome: await run() }
+    const claim = this.shared.runOnce.claim(step, this.host, run)
+    const outcome = await claim.done
+    return claim.mine ? { outcome } : { outcome, ranOn: claim.host }
   }
 
   /**
@@ -207,17 +243,11 @@ export class HostRun {
         log.status(host, `could not connect: ${failure.message}`)
         return false
       }
-      let outcome: StepResult
-      if (step.runOnce) {
-        const claim = this.shared.runOnce.claim(step, host, () => this.shared.limits.run(step, () => this.execute(step)))
-        outcome = await claim.done
-        if (!claim.mine) {
-          log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`)
-          result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }))
-          return true
-        }
-      } else {
-        outcome = await this.shared.limits.run(step, () => this.execute(step))
+      const { outcome, ranOn } = await this.guarded(step)
+      if (ranOn !== undefined) {
+        log.status(host, `step '${step.name}' is run-once: it ran on ${ranOn} (${outcome.status})`)
+        result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${ranOn}` }))
+        return true
       }
       result.steps.push(outcome)
       result.exitCode = outcome.exitCode
@@ -264,7 +294,7 @@ export class HostRun {
   async afterPlan(): Promise<void> {
     const { result, settings } = this
     if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted) return
-    const env = { FLEET_FAILED_STEP: result.failedStep ?? '', FLEET_ERROR: result.error ?? '' }
+    const env = { FLEET_FAILED_STEP: hookEnvValue(result.failedStep ?? ''), FLEET_ERROR: hookEnvValue(result.error ?? '') }
     if (this.failed) for (const step of settings.onFailure) if (!(await this.runHook(step, 'on-failure', env))) break
     for (const step of settings.always) if (!(await this.runHook(step, 'always', env))) break
   }
@@ -277,9 +307,14 @@ export class HostRun {
     try {
       const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
       const ran = failure
-        ? stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` })
-        : await this.execute({ ...step, env: { ...step.env, ...env } })
-      const outcome: StepResult = { ...ran, phase }
+        ? { outcome: stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` }) }
+        : await this.guarded(step, env)
+      if (ran.ranOn !== undefined) {
+        log.status(host, `${label} is run-once: it ran on ${ran.ranOn} (${ran.outcome.status})`)
+        result.steps.push({ ...stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${ran.ranOn}` }), phase })
+        return true
+      }
+      const outcome: StepResult = { ...ran.outcome, phase }
       result.steps.push(outcome)
       if (outcome.status === 'success') {
         log.status(host, `${label} succeeded in ${seconds(outcome.durationMs)}`)

@@ -7,12 +7,25 @@ export class AuthTrail {
   readonly offered: string[] = []
   /** The methods the server listed in its last refusal; undefined until it refused one. */
   serverAccepts?: string[]
+  /** Offers the server accepted while requiring more (partial success: `AuthenticationMethods publickey,password`). */
+  readonly accepted: string[] = []
 
-  /** `deploy@web1: publickey ssh-ed25519 SHA256:… refused; server accepts: publickey,password`. */
+  /**
+   * `deploy@web1: publickey ssh-ed25519 SHA256:… refused; server accepts: publickey,password`, or, when
+   * a method was accepted and another one is required, `publickey … accepted, but the server requires
+   * another method as well (partial success); server accepts: password`.
+   */
   describe(user: string, host: string): string {
-    const offered = this.offered.length ? `${[...new Set(this.offered)].join(', ')} refused` : 'no method the server accepts was configured'
+    const refused = [...new Set(this.offered)].filter((o) => !this.accepted.includes(o))
+    const parts = [
+      ...(this.accepted.length
+        ? [`${this.accepted.join(', ')} accepted, but the server requires another method as well (partial success)`]
+        : []),
+      ...(refused.length ? [`${refused.join(', ')} refused`] : []),
+      ...(this.offered.length ? [] : ['no method the server accepts was configured'])
+    ]
     const accepts = this.serverAccepts ? `; server accepts: ${this.serverAccepts.join(',') || 'nothing'}` : ''
-    return `${user}@${host}: ${offered}${accepts}`
+    return `${user}@${host}: ${parts.join('; ')}${accepts}`
   }
 }
 
@@ -99,8 +112,11 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
     })
   }
   let wrapped = false
-  return (methodsLeft) => {
+  let last: string | undefined
+  return (methodsLeft, partialSuccess) => {
     if (methodsLeft) trail.serverAccepts = methodsLeft
+    // ssh2 says the last offer was accepted, and the server wants another method too.
+    if (partialSuccess && last !== undefined && !trail.accepted.includes(last)) trail.accepted.push(last)
     for (let next = queue.shift(); next; next = queue.shift()) {
       const wire = next.method.type === 'agent' ? 'publickey' : next.method.type
       if (methodsLeft && !methodsLeft.includes(wire)) continue
@@ -110,6 +126,7 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
         wrapAuthPK(client, variant ? [key, variant] : [key], variant)
       }
       trail.offered.push(next.offered)
+      last = next.offered
       return next.method
     }
     return false

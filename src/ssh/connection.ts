@@ -64,8 +64,20 @@ const TRANSIENT_SOCKET_CODES = new Set([
 
 const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists'
 
-/** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
-export function classifyConnectError(err: SshError, connectTimeoutMs: number): ConnectFailure {
+/** Where a connection to `host` goes, for its errors: the address, and the route when it was taken. */
+export function destination(host: Host, routed: boolean): string {
+  const address = host.hostname.includes(':') ? `[${host.hostname}]:${host.port}` : `${host.hostname}:${host.port}`
+  const route = host.route
+  if (!routed || !route) return address
+  return `${address} through ${route.via === 'jump' ? route.hops.map((h) => h.host.name).join(' → ') : 'the proxy command'}`
+}
+
+/**
+ * Classifies a connection failure by ssh2's error level and the socket error code, never by message
+ * text. `to` (destination()) is named in the network failures' messages.
+ */
+export function classifyConnectError(err: SshError, connectTimeoutMs: number, to?: string): ConnectFailure {
+  const at = to ? ` to ${to}` : ''
   switch (err.level) {
     case 'client-authentication':
     case 'agent':
@@ -74,7 +86,7 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
       return {
         kind: 'timeout',
         transient: true,
-        message: `connection timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
+        message: `connection${at} timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
       }
     case 'handshake':
       // No algorithm in common: SHA-1 and CBC are offered only on request.
@@ -86,16 +98,20 @@ export function classifyConnectError(err: SshError, connectTimeoutMs: number): C
     case 'protocol':
       // ssh2 raises this when the server drops the connection before its banner: sshd refusing
       // unauthenticated connections past MaxStartups looks exactly like this.
-      return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` }
+      return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` }
     case 'client-socket': {
       const code = String(err.code ?? '')
       if (code === 'EPROXY') return { kind: 'network', transient: true, message: err.message }
       if (code === 'ECONNRESET') {
-        return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` }
+        return {
+          kind: 'lost-before-handshake',
+          transient: true,
+          message: `connection reset during handshake (${code})${at}: ${THROTTLE_HINT}`
+        }
       }
       if (code === 'ECONNREFUSED')
-        return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' }
-      return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` }
+        return { kind: 'refused', transient: true, message: `connection refused (ECONNREFUSED)${at}: is sshd listening on that port?` }
+      return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error${at}: ${err.message}` }
     }
     default:
       // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
@@ -122,12 +138,23 @@ export class ChannelOpenError extends Error {
   }
 }
 
+/** A hop of a route (a bastion) that settled on legacy algorithms, and which. */
+export interface LegacyHop {
+  hop: string
+  algorithms: string[]
+}
+
+/** A stream to a host along its route; `legacyHops` names the hops on the way that use legacy algorithms. */
+export type RouteStream = Duplex & { legacyHops?: LegacyHop[] }
+
 /** One authenticated SSH connection to a host, reused by every step of that host. */
 export class Connection {
   /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
   hostKey = ''
   /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
   legacy: string[] = []
+  /** The hops of its route (bastions) that settled on legacy algorithms. */
+  legacyHops: LegacyHop[] = []
   /** Forward the runner's agent on every exec channel (`forward-agent`). */
   forwardAgent = false
   private lost?: string
@@ -266,13 +293,28 @@ export class Connection {
   }
 }
 
-/** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
+/** What one attempt may be given beside the options. */
+export interface AttemptOptions {
+  /** The byte stream to the host (a bastion's channel, a proxy command); undefined: TCP. */
+  sock?: Duplex
+  /** Aborted when the job is cancelled. */
+  signal?: AbortSignal
+  /** A shorter limit for this attempt than the host's connect timeout (a reboot's poll). */
+  maxTimeoutMs?: number
+}
+
+/**
+ * One connection attempt. The host's own settings (its ssh config's IdentityFile, ConnectTimeout,
+ * ServerAlive*) apply over `runOptions` here, so every caller (connect, a reboot's polls) gets them.
+ * Resolves with the connection or the classified failure; never rejects.
+ */
 export function connectOnce(
   host: Host,
-  options: ConnectOptions,
-  sock?: Duplex,
-  signal?: AbortSignal
+  runOptions: ConnectOptions,
+  { sock, signal, maxTimeoutMs = Infinity }: AttemptOptions = {}
 ): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
+  const options = { ...runOptions, ...host.overrides }
+  const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs)
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve({ failure: CANCELLED })
     const client = new Client()
@@ -289,8 +331,9 @@ export function connectOnce(
       resolve(value)
     }
     const trail = new AuthTrail()
+    const to = destination(host, sock !== undefined)
     const classify = (err: SshError): ConnectFailure => {
-      const failure = classifyConnectError(err, options.connectTimeoutMs)
+      const failure = classifyConnectError(err, timeoutMs, to)
       return failure.kind === 'auth'
         ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
         : failure
@@ -300,6 +343,7 @@ export function connectOnce(
       countMax: options.keepaliveCountMax
     })
     connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined
+    connection.legacyHops = (sock as RouteStream | undefined)?.legacyHops ?? []
     client.on('error', (err: SshError) => {
       firstError ??= err
       if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
@@ -309,7 +353,7 @@ export function connectOnce(
       settle({
         failure: firstError
           ? classify(firstError)
-          : { kind: 'network', transient: true, message: 'connection closed before login completed' }
+          : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
       })
     })
     client.on('ready', () => settle({ connection }))
@@ -324,7 +368,7 @@ export function connectOnce(
       sock: sock as ConnectConfig['sock'],
       username: host.user,
       authHandler: authHandler(client, host.user, options.auth, trail),
-      readyTimeout: options.connectTimeoutMs,
+      readyTimeout: timeoutMs,
       keepaliveInterval: options.keepaliveIntervalMs,
       keepaliveCountMax: options.keepaliveCountMax,
       algorithms: algorithms(options, host),
@@ -368,16 +412,14 @@ export interface ConnectDeps {
 }
 
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
-export async function connect(host: Host, hostOptions: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
-  // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
-  const options = { ...hostOptions, ...host.overrides }
+export async function connect(host: Host, options: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
   const retried: ConnectFailure[] = []
   const gate = deps.gates?.for(host.hostname.toLowerCase())
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
     const sock = deps.tunnel ? await deps.tunnel(host) : undefined
     if (sock && 'kind' in sock) return { failure: sock }
     await gate?.acquire()
-    const outcome = await connectOnce(host, options, sock, deps.signal)
+    const outcome = await connectOnce(host, options, { sock, signal: deps.signal })
     gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
     return outcome
   }

@@ -1,5 +1,6 @@
 import { createHash, createHmac } from 'node:crypto'
 import type { ServerHostKeyAlgorithm } from 'ssh2'
+import { hasWildcard, wildcardMatch } from '../base/wildcard'
 
 /** One usable line of known_hosts. */
 export interface KnownHost {
@@ -129,18 +130,13 @@ export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): Se
   return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
-/** One host pattern as a test; a plain name (the usual line) needs no regular expression. */
+/** One host pattern as a test: a plain name (the usual line) is compared, a wildcard one matched in linear time. */
 function patternTest(pattern: string): (name: string) => boolean {
-  if (!/[*?]/.test(pattern)) {
+  if (!hasWildcard(pattern)) {
     const plain = pattern.toLowerCase()
     return (name) => name === plain
   }
-  const body = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.')
-  const re = new RegExp(`^${body}$`, 'i')
-  return (name) => re.test(name)
+  return (name) => wildcardMatch(pattern, name)
 }
 
 /**

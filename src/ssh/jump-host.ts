@@ -1,5 +1,4 @@
-import type { Duplex } from 'node:stream'
-import { connect, type ConnectDeps, type ConnectFailure, type ConnectOptions, type Connection } from './connection'
+import { connect, type ConnectDeps, type ConnectFailure, type ConnectOptions, type Connection, type RouteStream } from './connection'
 import type { Host, ProxyJump } from '../plan/settings'
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
@@ -42,8 +41,11 @@ export class JumpHost {
     return this.connecting as Promise<Connection | ConnectFailure>
   }
 
-  /** A stream to `host` through the bastion, or why there is none. */
-  async tunnel(host: Host): Promise<Duplex | ConnectFailure> {
+  /**
+   * A stream to `host` through the bastion, or why there is none. The stream names the hops on the
+   * way that settled on legacy algorithms (this one, and those before it), for the host's warning.
+   */
+  async tunnel(host: Host): Promise<RouteStream | ConnectFailure> {
     const bastion = await this.bastion()
     if ('kind' in bastion) {
       // A failure further up the chain already names its hop.
@@ -69,7 +71,10 @@ export class JumpHost {
         }
       }
       try {
-        bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? refused(err) : resolve(stream)))
+        const legacyHops = [...bastion.legacyHops, ...(bastion.legacy.length ? [{ hop: this.label, algorithms: bastion.legacy }] : [])]
+        bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) =>
+          err ? refused(err) : resolve(Object.assign(stream, { legacyHops }))
+        )
       } catch (err) {
         fail((err as Error).message)
       }

@@ -8,7 +8,7 @@ import { runScript, stepResult, type StepResult } from './script'
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000
-/** The boot id and test commands must answer within this. */
+/** The boot id and test commands must answer within this; the reboot command has the step's whole timeout. */
 const PROBE_TIMEOUT_MS = 30_000
 
 export interface RebootContext extends OutputSink {
@@ -70,7 +70,14 @@ export function rebootCommand(step: RebootStep, user: string, sudoPassword?: str
 }
 
 /** Runs one of the reboot's commands (boot id, reboot, test) on a connection, into `sink`. */
-type Probe = (connection: Connection, name: string, script: string, sink?: OutputSink, sudo?: boolean) => Promise<StepResult>
+type Probe = (
+  connection: Connection,
+  name: string,
+  script: string,
+  sink?: OutputSink,
+  sudo?: boolean,
+  timeoutMs?: number
+) => Promise<StepResult>
 
 /** The boot id is read, not shown. */
 const QUIET: OutputSink = { output: () => true, whenDrained: (resume) => resume() }
@@ -96,13 +103,13 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
-  const probe: Probe = (connection, name, script, sink = ctx, sudo = false) => {
+  const probe: Probe = (connection, name, script, sink = ctx, sudo = false, timeoutMs = PROBE_TIMEOUT_MS) => {
     const run: RunStep = {
       kind: 'run',
       name,
       script,
       env: step.env,
-      timeoutMs: PROBE_TIMEOUT_MS,
+      timeoutMs,
       retries: 0,
       retryDelayMs: 0,
       continueOnError: false,
@@ -126,7 +133,8 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword)
   ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`)
   const deadline = Date.now() + step.timeoutMs
-  const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo)
+  // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
+  const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()))
   const commandEnded = Date.now()
   let wentDown = sent.lost ? commandEnded : undefined
   ctx.connection.close()
@@ -144,17 +152,22 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
   }
   let last = 'no attempt yet'
   let lastRefused = false
+  /** Whether the last attempt found the old boot id: said once per stretch of them. */
+  let lastOldBoot = false
   while (Date.now() < deadline && !ctx.signal?.aborted) {
     let tick = Date.now()
+    const wasOldBoot = lastOldBoot
+    lastOldBoot = false
     // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
     if (lastRefused && !ctx.tunnel) {
       await untilAccepting(ctx.host, deadline, ctx.signal)
       tick = Date.now()
     }
-    const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick))
+    // The host's own connect timeout applies (connectOnce), cut to the poll's and the deadline's.
+    const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick))
     const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
     const outcome =
-      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal)
+      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.options, { sock, signal: ctx.signal, maxTimeoutMs })
     lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key')
@@ -168,7 +181,8 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       if ('error' in after) {
         last = after.error
       } else if (after.id === before.id) {
-        if (!last.includes('old boot id')) ctx.status('still up with the old boot id: it has not gone down yet')
+        if (!wasOldBoot) ctx.status('still up with the old boot id: it has not gone down yet')
+        lastOldBoot = true
         last = 'the host answered with the old boot id: it had not gone down yet'
       } else {
         const test = await probe(outcome.connection, 'test-command', step.testCommand)

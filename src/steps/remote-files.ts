@@ -1,11 +1,19 @@
-import { createReadStream } from 'node:fs'
+import { createReadStream, open, read } from 'node:fs'
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import { BoundedBytes } from '../base/bounded'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
-import type { UploadFile } from '../plan/settings'
 import { shellQuote } from './script'
 
-/** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
+/** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
 const REQUESTS_PER_FILE = 64
+/** Bytes per SFTP write request: fastPut's size, within every server's limit (OpenSSH takes 255 KiB). */
+const WRITE_CHUNK = 32 * 1024
+/** What an exec command may print on stderr before the rest is dropped: its last line names the failure. */
+const EXEC_STDERR_CAP = 4 * 1024
+/** What an exec command may print on stdout, but for the tree listing. */
+const EXEC_STDOUT_CAP = 4 * 1024
+/** The exec tree listing (NUL-separated paths): about 64k paths of 128 bytes. Past it `delete` is refused, never half done. */
+const TREE_LISTING_CAP = 8 * 1024 * 1024
 /** Directories an upload creates (existing ones keep theirs). */
 const DIR_MODE = 0o755
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -16,12 +24,23 @@ const CLOSE_WAIT_MS = 1000
  * over exec channels running POSIX commands (sh, cat, wc, chmod, mv, find). Both put each file under
  * a temporary name first and rename it into place, so a destination is the old file or the whole new one.
  */
+/** A runner file opened for an upload (Workspace.open): its bytes are read from `fd`, never from the path again. */
+export interface Source {
+  fd: number
+  size: number
+}
+
 export interface RemoteFiles {
   readonly transport: 'sftp' | 'exec'
   /** Creates `dir` and its parents (mkdir -p), new ones 0755. */
   mkdirs(dir: string): Promise<void>
-  /** Writes `file` to `part` with `mode`, then renames it over `target`; removes `part` on failure. */
-  put(file: UploadFile, part: string, target: string, mode: number): Promise<void>
+  /**
+   * Writes `source`'s `size` bytes to `part` with `mode`, then renames it over `target`; removes `part`
+   * on failure. Reads the fd at offsets (it may be shared), and leaves it open: the caller closes it.
+   */
+  put(source: Source, part: string, target: string, mode: number): Promise<void>
+  /** The host's real path of `dir` (links, `.`, `..` and `//` resolved); `.` is the login home. */
+  realpath(dir: string): Promise<string>
   /** Every path below `dir`, files and directories apart, relative to it; nothing when it does not exist. */
   tree(dir: string): Promise<{ files: string[]; dirs: string[] }>
   /** Removes these files, then these directories (deepest first), below `root`. */
@@ -85,10 +104,10 @@ class SftpFiles implements RemoteFiles {
     })
   }
 
-  async put(file: UploadFile, part: string, target: string, mode: number): Promise<void> {
+  async put(source: Source, part: string, target: string, mode: number): Promise<void> {
     const { sftp } = this
     try {
-      await call<void>((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb))
+      await this.write(source, part, mode)
       await call<void>((cb) => sftp.chmod(part, mode, cb))
       // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
       await call<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
@@ -100,6 +119,38 @@ class SftpFiles implements RemoteFiles {
       sftp.unlink(part, () => {})
       throw err
     }
+  }
+
+  /** Sends the source's bytes to a new file `part`: REQUESTS_PER_FILE writes in flight, each read from the fd at its offset. */
+  private async write(source: Source, part: string, mode: number): Promise<void> {
+    const { sftp } = this
+    const handle = await call<Buffer>((cb) => sftp.open(part, 'w', { mode }, cb))
+    let next = 0
+    const sender = async (): Promise<void> => {
+      const buf = Buffer.allocUnsafe(WRITE_CHUNK)
+      while (next < source.size) {
+        const at = next
+        const len = Math.min(WRITE_CHUNK, source.size - at)
+        next += len
+        const got = await new Promise<number>((res, rej) => read(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))))
+        if (got !== len) throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`)
+        // ssh2 copies the bytes into its packet before this returns, and calls back once the host wrote them.
+        await call<void>((cb) => sftp.write(handle, buf, 0, len, at, cb))
+      }
+    }
+    const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / WRITE_CHUNK))
+    const sent = await Promise.allSettled(Array.from({ length: senders }, sender))
+    const closing = call<void>((cb) => sftp.close(handle, cb))
+    const failed = sent.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    if (failed) {
+      closing.catch(() => undefined)
+      throw failed.reason
+    }
+    await closing
+  }
+
+  realpath(dir: string): Promise<string> {
+    return call<string>((cb) => this.sftp.realpath(dir, cb))
   }
 
   async tree(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
@@ -134,11 +185,13 @@ class SftpFiles implements RemoteFiles {
   }
 }
 
-/** The host's answer to one command: exit code and what it printed. */
+/** The host's answer to one command: exit code and what it printed, each within its cap. */
 interface Answer {
   code: number | null
-  stdout: Buffer
+  stdout: BoundedBytes
   stderr: string
+  /** Bytes of stderr past EXEC_STDERR_CAP, dropped. */
+  stderrDropped: number
 }
 
 class ExecFiles implements RemoteFiles {
@@ -154,8 +207,11 @@ class ExecFiles implements RemoteFiles {
     })
   }
 
-  /** Runs a POSIX sh script with `input` on its stdin (nothing when undefined). */
-  private async sh(script: string, input?: NodeJS.ReadableStream | string): Promise<Answer> {
+  /**
+   * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). Its stdout is kept up to
+   * `stdoutCap` bytes and its stderr up to EXEC_STDERR_CAP: a host answering with gigabytes is counted, not held.
+   */
+  private async sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
     let channel: ClientChannel
     try {
       channel = await this.connection.exec(`sh -c ${shellQuote(script)}`)
@@ -163,14 +219,16 @@ class ExecFiles implements RemoteFiles {
       throw new Error((err as ChannelOpenError).message)
     }
     return new Promise((resolve, reject) => {
-      const out: Buffer[] = []
-      const err: Buffer[] = []
+      const out = new BoundedBytes(stdoutCap)
+      const err = new BoundedBytes(EXEC_STDERR_CAP)
       let code: number | null = null
       channel.on('data', (d: Buffer) => out.push(d))
       channel.stderr.on('data', (d: Buffer) => err.push(d))
       channel.on('exit', (c: number | null) => (code = c ?? null))
       channel.on('error', () => {})
-      channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8').trim() }))
+      // Cut at the cap, the last line kept is partial: end at the last whole one.
+      const stderr = (text: string): string => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim()
+      channel.on('close', () => resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped }))
       if (input === undefined || typeof input === 'string') channel.end(input)
       else
         input
@@ -182,22 +240,37 @@ class ExecFiles implements RemoteFiles {
     })
   }
 
-  private async must(script: string, what: string, input?: NodeJS.ReadableStream | string): Promise<Answer> {
-    const answer = await this.sh(script, input)
+  private async must(script: string, what: string, input?: NodeJS.ReadableStream | string, stdoutCap?: number): Promise<Answer> {
+    const answer = await this.sh(script, input, stdoutCap)
     if (answer.code !== 0) {
       const lost = this.connection.lostReason
-      throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}`)
+      const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : ''
+      throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`)
     }
     return answer
   }
 
-  async put(file: UploadFile, part: string, target: string, mode: number): Promise<void> {
+  async put(source: Source, part: string, target: string, mode: number): Promise<void> {
     const p = shellQuote(part)
     // The size check keeps a cut stream (EOF before the end) from being renamed into place.
     const script =
-      `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${file.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+      `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
       `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`
-    await this.must(script, 'upload', createReadStream(file.local))
+    // The opened file's first `size` bytes, from its fd. Its close is a no-op: the fd is the caller's
+    // (a stream's destroy closes its fd whatever autoClose says).
+    const fs = { open, read, close: (_fd: number, cb: (err: null) => void) => cb(null) }
+    const stream = source.size === 0 ? '' : createReadStream('', { fd: source.fd, fs, start: 0, end: source.size - 1 })
+    try {
+      await this.must(script, 'upload', stream)
+    } finally {
+      // Stopped before the caller closes the fd: a read after that could hit a reused fd number.
+      if (typeof stream !== 'string') stream.destroy()
+    }
+  }
+
+  async realpath(dir: string): Promise<string> {
+    const { stdout } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`)
+    return stdout.text().trim()
   }
 
   async tree(dir: string): Promise<{ files: string[]; dirs: string[] }> {
@@ -205,9 +278,11 @@ class ExecFiles implements RemoteFiles {
     const script =
       `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
       `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`
-    const { stdout } = await this.must(script, `cannot list ${dir}`)
+    const { stdout } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP)
+    // A listing cut short would make whatever it missed look absent from the host: never used for delete.
+    if (stdout.cut) throw new Error(`cannot list ${dir}: the listing is larger than ${TREE_LISTING_CAP} bytes, the most ssh-fleet reads`)
     const tree = { files: [] as string[], dirs: [] as string[] }
-    for (const entry of stdout.toString('utf8').split('\0')) {
+    for (const entry of stdout.text().split('\0')) {
       if (entry.length < 3) continue
       ;(entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)) // drop the kind and './'
     }

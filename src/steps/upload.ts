@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
+import { closeSync } from 'node:fs'
 import { basename } from 'node:path'
 import pLimit from 'p-limit'
+import type { Workspace } from '../base/workspace'
 import type { Connection } from '../ssh/connection'
 import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
@@ -22,14 +24,31 @@ function remote(to: string, rel: string): string {
 }
 
 /**
+ * Refuses a `delete: true` whose `to` is, however it is spelled (`~/.`, `/home//u`, `/home/u/../u`, a
+ * link), the login home, `/`, or a directory holding the home: the mirror would wipe it, authorized_keys
+ * included. Decided on the host's real paths, resolved by the host itself.
+ */
+async function refuseWipe(files: RemoteFiles, to: string, root: string): Promise<void> {
+  const [real, home] = await Promise.all([files.realpath(root), files.realpath('.')])
+  const holdsHome = real === '/' || real === home || home.startsWith(`${real}/`)
+  if (holdsHome)
+    throw new Error(
+      `delete: true refused: to: ${to} is ${real === '/' ? 'the root directory /' : real === home ? `the login home (${home})` : `${real}, which holds the login home (${home})`}; nothing was removed`
+    )
+}
+
+/**
  * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
- * SFTP server). Each file is written to a temporary name beside its destination
+ * SFTP server). Each file is opened through the workspace when it is sent (checked before and after
+ * opening, so a source swapped for a link after the plan was read is refused, naming it) and its bytes
+ * come from that open file. Each is written to a temporary name beside its destination
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
 export async function upload(
   step: UploadStep,
   connection: Connection,
+  workspace: Workspace,
   status: (message: string) => void,
   signal?: AbortSignal
 ): Promise<StepResult> {
@@ -70,6 +89,8 @@ export async function upload(
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
     if (!single) await files.mkdirs(remote(step.to, ''))
+    // Before anything is written: a refused mirror leaves the host as it was.
+    if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
     for (const dir of step.dirs) await files.mkdirs(remote(step.to, dir))
     const limit = pLimit(FILES_AT_ONCE)
     await Promise.all(
@@ -80,10 +101,19 @@ export async function upload(
           await files.mkdirs(dir)
           // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
           const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
+          const name = file.relative || basename(file.local)
+          let source: ReturnType<Workspace['open']>
           try {
-            await files.put(file, part, target, step.mode ?? file.mode)
+            source = workspace.open(file.local)
           } catch (err) {
-            throw new Error(`${file.relative || basename(file.local)} → ${target}: ${(err as Error).message}`)
+            throw new Error(`${name}: ${(err as Error).message}`)
+          }
+          try {
+            await files.put(source, part, target, step.mode ?? file.mode)
+          } catch (err) {
+            throw new Error(`${name} → ${target}: ${(err as Error).message}`)
+          } finally {
+            closeSync(source.fd)
           }
         })
       )

@@ -2,6 +2,7 @@
  * The reboot step against hosts that really reboot: a real sshd in PID and mount namespaces of its
  * own (test/helpers/rebootable.ts). Needs root (unshare, mount); CI runs as root.
  */
+import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
 import { startRebootableHost, type RebootableHost } from '../helpers/rebootable'
@@ -66,6 +67,38 @@ describe.runIf(isRoot)('reboot step (real sshd in its own PID and mount namespac
     expect(run.summary).toMatch(/\| \d+\.\ds \|$/m) // the Reboot downtime column
     expect(run.stdout).toMatch(/back with boot id [0-9a-f-]+: down \d+\.\ds, reboot took \d+\.\ds/)
   })
+
+  test("a host whose key is its ssh-config IdentityFile comes back: the polls use the host's own settings", async () => {
+    const [host] = await fleet(1, { lingerMs: 500, downMs: 1000 })
+    hosts.push(host)
+    const config = [
+      'Host app',
+      '  HostName 127.0.0.1',
+      `  Port ${host.port}`,
+      `  User ${host.sshd.user}`,
+      `  IdentityFile ${join(host.sshd.dir, 'client')}`
+    ]
+    const run = await runAction({
+      hosts: 'app',
+      'ssh-config': config.join('\n'),
+      'known-hosts': host.sshd.knownHosts,
+      steps: '- reboot:\n    timeout: 20s\n- run: cat /proc/sys/kernel/random/boot_id'
+    })
+    const r = hostResult(run, 'app')
+    expect(r.status, r.error).toBe('success')
+    expect(r.steps[1].stdoutTail).toBe(host.bootId())
+    expect(host.history).toHaveLength(1)
+  })
+
+  test('a reboot command that drains for more than 30 s is bounded by the step timeout, not a hidden limit', async () => {
+    const [host] = await fleet(1, { lingerMs: 500, downMs: 1000 })
+    hosts.push(host)
+    const run = await runAction(inputs([host], { steps: "- reboot:\n    command: 'sleep 33; sudo -n shutdown -r now'\n    timeout: 90s" }))
+    const r = hostResult(run, name(host))
+    expect(r.status, r.error).toBe('success')
+    expect(r.steps[0].rebootMs).toBeGreaterThan(33_000)
+    expect(host.history).toHaveLength(1)
+  }, 100_000)
 
   test('the reboot command failing with the connection up fails at once, with its stderr', async () => {
     const failing = await fleet(1, { sudoNeedsPassword: true })

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { runAction } from '../helpers/action'
 import { createNetns, type Netns } from '../helpers/netns'
-import { hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { freePorts, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 /** A netcat in Node: stdin to a TCP connection to host:port, and back to stdout. */
 const NODE_NC = `${process.execPath} -e 'const s = require("net").connect(+process.argv[2], process.argv[1]); process.stdin.pipe(s); s.pipe(process.stdout); s.on("error", (e) => { console.error(e.message); process.exit(1) }); s.on("close", () => process.exit(0))'`
@@ -167,5 +167,55 @@ describe.runIf(isRoot)('routes (network namespaces; needs root)', () => {
         (a) => a.startsWith('::warning') && a.includes('ssh-config: StrictHostKeyChecking is not supported by ssh-fleet and was ignored')
       )
     ).toBe(true)
+  })
+})
+
+describe('legacy algorithms on a route', () => {
+  test('a bastion that settled on legacy algorithms is named in the warning, with them', async () => {
+    // The bastion speaks only CBC and hmac-sha1; the host behind it is a modern sshd.
+    const bastion = await startSshd({ ports: 1, config: ['Ciphers aes128-cbc', 'MACs hmac-sha1'] })
+    const target = await startSshd({ ports: 1 })
+    try {
+      writeFileSync(
+        join(bastion.dir, 'authorized_keys'),
+        execFileSync('ssh-keygen', ['-y', '-f', join(target.dir, 'client')], { encoding: 'utf8' })
+      )
+      const run = await runAction({
+        hosts: hostName(target, target.ports[0]),
+        'proxy-jump': hostName(bastion, bastion.ports[0]),
+        'private-key': target.clientKey,
+        'known-hosts': `${bastion.knownHosts}\n${target.knownHosts}`,
+        'legacy-algorithms': 'true',
+        run: 'echo behind'
+      })
+      expect(run.results[0].status, run.stdout).toBe('success')
+      const warning = run.annotations.find((a) => a.startsWith('::warning'))
+      expect(warning).toContain(
+        `bastion ${hostName(bastion, bastion.ports[0])} connected with legacy algorithms (legacy-algorithms: true): aes128-cbc, hmac-sha1`
+      )
+      // The host's own handshake used none.
+      expect(warning).not.toMatch(/(^|%0A|::)connected with legacy algorithms/)
+    } finally {
+      await bastion.stop()
+      await target.stop()
+    }
+  })
+})
+
+describe('where a connection went', () => {
+  test('a refused connection names the address an ssh-config alias resolved to', async () => {
+    const [port] = await freePorts(1) // nothing listens there
+    const run = await runAction({
+      hosts: 'app',
+      'ssh-config': ['Host app', '  HostName 127.0.0.1', `  Port ${port}`, '  User deploy'].join('\n'),
+      password: 'not-used',
+      'connect-retries': '0',
+      run: 'true'
+    })
+    expect(run.results[0]).toMatchObject({
+      host: 'app',
+      status: 'unreachable',
+      error: `connection refused (ECONNREFUSED) to 127.0.0.1:${port}: is sshd listening on that port?`
+    })
   })
 })

@@ -244,6 +244,18 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     )
   })
 
+  test('AuthenticationMethods publickey,password with only the key: the key is reported accepted, and what else is required', async () => {
+    const sshd = await start({ password: 'Not-Used-7', config: ['AuthenticationMethods publickey,password'] })
+    const fingerprint = execFileSync('ssh-keygen', ['-lf', join(sshd.dir, 'client.pub')], { encoding: 'utf8' }).split(/\s+/)[1]
+    const host = hostName(sshd, sshd.ports[0])
+    const run = await runAction({ hosts: host, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, run: 'true' })
+    const r = hostResult(run, host)
+    expect(r).toMatchObject({ status: 'failed', attempts: 1 })
+    expect(r.error).toBe(
+      `authentication failed: ${sshd.user}@127.0.0.1: publickey ssh-ed25519 ${fingerprint} accepted, but the server requires another method as well (partial success); server accepts: password`
+    )
+  })
+
   test('ForceCommand internal-sftp: the annotation shows what the server printed on stdout', async () => {
     const sshd = await start({ config: ['ForceCommand internal-sftp'] })
     const host = hostName(sshd, sshd.ports[0])

@@ -60,6 +60,16 @@ describe('verifyHostKey', () => {
     expect(verifyHostKey(policy(line(hashed('web2'), key)), web, key).accepted).toBe(false)
   })
 
+  test('a backtracking pattern against a long name answers at once (linear matching, not a RegExp)', () => {
+    const evil = `${'*a'.repeat(30)}*b`
+    const long = { name: 'long', hostname: 'a'.repeat(5000), port: 22 }
+    const started = performance.now()
+    const verdict = verifyHostKey(policy(`${line(evil, other)}\n${line(`*a*,${evil}`, key)}`), long, key)
+    expect(performance.now() - started).toBeLessThan(1000)
+    expect(verdict).toMatchObject({ accepted: true, via: expect.stringContaining('known-hosts line 2') })
+    expect(verifyHostKey(policy(line(`${'*a'.repeat(30)}*`, key)), long, key).accepted).toBe(true)
+  })
+
   test('matches * and ? patterns, with negation', () => {
     expect(verifyHostKey(policy(line('web?,db*', key)), web, key).accepted).toBe(true)
     expect(verifyHostKey(policy(line('*,!web1', key)), web, key).accepted).toBe(false)
