@@ -64064,7 +64064,59 @@ function hostFailed(r) {
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/base/wildcard.ts
+/**
+ * OpenSSH's host patterns (`*` any run of characters, `?` one character), as known_hosts and ssh
+ * config use them. Matched without regular expressions: a pattern such as `*a*a*a…b` made a
+ * backtracking RegExp run for minutes with the event loop blocked. Here the pattern is split at its
+ * stars and each piece is found leftmost in turn (leftmost is always right for star-separated pieces),
+ * so the work is at most name × pattern length, and both are bounded by their inputs.
+ */
+function wildcardMatch(pattern, name, ignoreCase = true) {
+    const p = ignoreCase ? pattern.toLowerCase() : pattern;
+    const s = ignoreCase ? name.toLowerCase() : name;
+    const pieces = p.split('*');
+    if (pieces.length === 1)
+        return pieceAt(p, s, 0) && p.length === s.length;
+    const first = pieces[0];
+    const last = pieces[pieces.length - 1];
+    if (first.length + last.length > s.length)
+        return false;
+    if (!pieceAt(first, s, 0) || !pieceAt(last, s, s.length - last.length))
+        return false;
+    let at = first.length;
+    const end = s.length - last.length;
+    for (const piece of pieces.slice(1, -1)) {
+        const found = findPiece(piece, s, at, end);
+        if (found < 0)
+            return false;
+        at = found + piece.length;
+    }
+    return true;
+}
+/** Whether `piece` (with `?`) matches `s` at `at`. */
+function pieceAt(piece, s, at) {
+    if (at < 0 || at + piece.length > s.length)
+        return false;
+    for (let i = 0; i < piece.length; i++)
+        if (piece[i] !== '?' && piece[i] !== s[at + i])
+            return false;
+    return true;
+}
+/** The first position from `from` where `piece` matches and ends by `end`; -1 when none. */
+function findPiece(piece, s, from, end) {
+    for (let at = from; at + piece.length <= end; at++)
+        if (pieceAt(piece, s, at))
+            return at;
+    return -1;
+}
+/** Whether a pattern has wildcards at all (a plain name needs no matching). */
+function hasWildcard(pattern) {
+    return pattern.includes('*') || pattern.includes('?');
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
+
 
 /** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
 function describeKey(blob) {
@@ -64158,18 +64210,13 @@ function hostKeyAlgorithms(policy, host) {
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
     return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
-/** One host pattern as a test; a plain name (the usual line) needs no regular expression. */
+/** One host pattern as a test: a plain name (the usual line) is compared, a wildcard one matched in linear time. */
 function patternTest(pattern) {
-    if (!/[*?]/.test(pattern)) {
+    if (!hasWildcard(pattern)) {
         const plain = pattern.toLowerCase();
         return (name) => name === plain;
     }
-    const body = pattern
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replace(/\*/g, '.*')
-        .replace(/\?/g, '.');
-    const re = new RegExp(`^${body}$`, 'i');
-    return (name) => re.test(name);
+    return (name) => wildcardMatch(pattern, name);
 }
 /**
  * A line's host field as a test, built once: every host of a fleet is looked up in every line.
@@ -64250,11 +64297,24 @@ class AuthTrail {
     offered = [];
     /** The methods the server listed in its last refusal; undefined until it refused one. */
     serverAccepts;
-    /** `deploy@web1: publickey ssh-ed25519 SHA256:… refused; server accepts: publickey,password`. */
+    /** Offers the server accepted while requiring more (partial success: `AuthenticationMethods publickey,password`). */
+    accepted = [];
+    /**
+     * `deploy@web1: publickey ssh-ed25519 SHA256:… refused; server accepts: publickey,password`, or, when
+     * a method was accepted and another one is required, `publickey … accepted, but the server requires
+     * another method as well (partial success); server accepts: password`.
+     */
     describe(user, host) {
-        const offered = this.offered.length ? `${[...new Set(this.offered)].join(', ')} refused` : 'no method the server accepts was configured';
+        const refused = [...new Set(this.offered)].filter((o) => !this.accepted.includes(o));
+        const parts = [
+            ...(this.accepted.length
+                ? [`${this.accepted.join(', ')} accepted, but the server requires another method as well (partial success)`]
+                : []),
+            ...(refused.length ? [`${refused.join(', ')} refused`] : []),
+            ...(this.offered.length ? [] : ['no method the server accepts was configured'])
+        ];
         const accepts = this.serverAccepts ? `; server accepts: ${this.serverAccepts.join(',') || 'nothing'}` : '';
-        return `${user}@${host}: ${offered}${accepts}`;
+        return `${user}@${host}: ${parts.join('; ')}${accepts}`;
     }
 }
 /** What a method offers, as the message names it. */
@@ -64330,9 +64390,13 @@ function authHandler(client, username, auth, trail) {
         });
     }
     let wrapped = false;
-    return (methodsLeft) => {
+    let last;
+    return (methodsLeft, partialSuccess) => {
         if (methodsLeft)
             trail.serverAccepts = methodsLeft;
+        // ssh2 says the last offer was accepted, and the server wants another method too.
+        if (partialSuccess && last !== undefined && !trail.accepted.includes(last))
+            trail.accepted.push(last);
         for (let next = queue.shift(); next; next = queue.shift()) {
             const wire = next.method.type === 'agent' ? 'publickey' : next.method.type;
             if (methodsLeft && !methodsLeft.includes(wire))
@@ -64343,6 +64407,7 @@ function authHandler(client, username, auth, trail) {
                 wrapAuthPK(client, variant ? [key, variant] : [key], variant);
             }
             trail.offered.push(next.offered);
+            last = next.offered;
             return next.method;
         }
         return false;
@@ -64434,8 +64499,20 @@ const TRANSIENT_SOCKET_CODES = new Set([
     'EAI_AGAIN'
 ]);
 const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists';
-/** Classifies a connection failure by ssh2's error level and the socket error code, never by message text. */
-function classifyConnectError(err, connectTimeoutMs) {
+/** Where a connection to `host` goes, for its errors: the address, and the route when it was taken. */
+function destination(host, routed) {
+    const address = host.hostname.includes(':') ? `[${host.hostname}]:${host.port}` : `${host.hostname}:${host.port}`;
+    const route = host.route;
+    if (!routed || !route)
+        return address;
+    return `${address} through ${route.via === 'jump' ? route.hops.map((h) => h.host.name).join(' → ') : 'the proxy command'}`;
+}
+/**
+ * Classifies a connection failure by ssh2's error level and the socket error code, never by message
+ * text. `to` (destination()) is named in the network failures' messages.
+ */
+function classifyConnectError(err, connectTimeoutMs, to) {
+    const at = to ? ` to ${to}` : '';
     switch (err.level) {
         case 'client-authentication':
         case 'agent':
@@ -64444,7 +64521,7 @@ function classifyConnectError(err, connectTimeoutMs) {
             return {
                 kind: 'timeout',
                 transient: true,
-                message: `connection timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
+                message: `connection${at} timed out after ${connectTimeoutMs / 1000}s (TCP connect, key exchange or authentication)`
             };
         case 'handshake':
             // No algorithm in common: SHA-1 and CBC are offered only on request.
@@ -64456,17 +64533,21 @@ function classifyConnectError(err, connectTimeoutMs) {
         case 'protocol':
             // ssh2 raises this when the server drops the connection before its banner: sshd refusing
             // unauthenticated connections past MaxStartups looks exactly like this.
-            return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake: ${THROTTLE_HINT}` };
+            return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` };
         case 'client-socket': {
             const code = String(err.code ?? '');
             if (code === 'EPROXY')
                 return { kind: 'network', transient: true, message: err.message };
             if (code === 'ECONNRESET') {
-                return { kind: 'lost-before-handshake', transient: true, message: `connection reset during handshake (${code}): ${THROTTLE_HINT}` };
+                return {
+                    kind: 'lost-before-handshake',
+                    transient: true,
+                    message: `connection reset during handshake (${code})${at}: ${THROTTLE_HINT}`
+                };
             }
             if (code === 'ECONNREFUSED')
-                return { kind: 'refused', transient: true, message: 'connection refused (ECONNREFUSED): is sshd listening on that port?' };
-            return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error: ${err.message}` };
+                return { kind: 'refused', transient: true, message: `connection refused (ECONNREFUSED)${at}: is sshd listening on that port?` };
+            return { kind: 'network', transient: TRANSIENT_SOCKET_CODES.has(code), message: `network error${at}: ${err.message}` };
         }
         default:
             // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
@@ -64497,6 +64578,8 @@ class Connection {
     hostKey = '';
     /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
     legacy = [];
+    /** The hops of its route (bastions) that settled on legacy algorithms. */
+    legacyHops = [];
     /** Forward the runner's agent on every exec channel (`forward-agent`). */
     forwardAgent = false;
     lost;
@@ -64621,8 +64704,14 @@ class Connection {
         this.client.once('close', () => clearTimeout(cut));
     }
 }
-/** One connection attempt. Resolves with the connection or the classified failure; never rejects. */
-function connectOnce(host, options, sock, signal) {
+/**
+ * One connection attempt. The host's own settings (its ssh config's IdentityFile, ConnectTimeout,
+ * ServerAlive*) apply over `runOptions` here, so every caller (connect, a reboot's polls) gets them.
+ * Resolves with the connection or the classified failure; never rejects.
+ */
+function connectOnce(host, runOptions, { sock, signal, maxTimeoutMs = Infinity } = {}) {
+    const options = { ...runOptions, ...host.overrides };
+    const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs);
     return new Promise((resolve) => {
         if (signal?.aborted)
             return resolve({ failure: CANCELLED });
@@ -64642,8 +64731,9 @@ function connectOnce(host, options, sock, signal) {
             resolve(value);
         };
         const trail = new AuthTrail();
+        const to = destination(host, sock !== undefined);
         const classify = (err) => {
-            const failure = classifyConnectError(err, options.connectTimeoutMs);
+            const failure = classifyConnectError(err, timeoutMs, to);
             return failure.kind === 'auth'
                 ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
                 : failure;
@@ -64653,6 +64743,7 @@ function connectOnce(host, options, sock, signal) {
             countMax: options.keepaliveCountMax
         });
         connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined;
+        connection.legacyHops = sock?.legacyHops ?? [];
         client.on('error', (err) => {
             firstError ??= err;
             if (refusal !== undefined)
@@ -64664,7 +64755,7 @@ function connectOnce(host, options, sock, signal) {
             settle({
                 failure: firstError
                     ? classify(firstError)
-                    : { kind: 'network', transient: true, message: 'connection closed before login completed' }
+                    : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
             });
         });
         client.on('ready', () => settle({ connection }));
@@ -64677,7 +64768,7 @@ function connectOnce(host, options, sock, signal) {
             sock: sock,
             username: host.user,
             authHandler: authHandler(client, host.user, options.auth, trail),
-            readyTimeout: options.connectTimeoutMs,
+            readyTimeout: timeoutMs,
             keepaliveInterval: options.keepaliveIntervalMs,
             keepaliveCountMax: options.keepaliveCountMax,
             algorithms: algorithms(options, host),
@@ -64703,9 +64794,7 @@ function connectOnce(host, options, sock, signal) {
     });
 }
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
-async function connect(host, hostOptions, deps = {}) {
-    // A host's own settings (its ssh config's IdentityFile, ConnectTimeout, ServerAlive*) come first.
-    const options = { ...hostOptions, ...host.overrides };
+async function connect(host, options, deps = {}) {
     const retried = [];
     const gate = deps.gates?.for(host.hostname.toLowerCase());
     const attempt = async () => {
@@ -64713,7 +64802,7 @@ async function connect(host, hostOptions, deps = {}) {
         if (sock && 'kind' in sock)
             return { failure: sock };
         await gate?.acquire();
-        const outcome = await connectOnce(host, options, sock, deps.signal);
+        const outcome = await connectOnce(host, options, { sock, signal: deps.signal });
         gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other');
         return outcome;
     };
@@ -65764,7 +65853,7 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000;
-/** The boot id and test commands must answer within this. */
+/** The boot id and test commands must answer within this; the reboot command has the step's whole timeout. */
 const PROBE_TIMEOUT_MS = 30_000;
 /** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
 const KNOCK_MS = 100;
@@ -65824,13 +65913,13 @@ async function reboot(step, ctx) {
     const interval = ctx.pollIntervalMs ?? 1000;
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
-    const probe = (connection, name, script, sink = ctx, sudo = false) => {
+    const probe = (connection, name, script, sink = ctx, sudo = false, timeoutMs = PROBE_TIMEOUT_MS) => {
         const run = {
             kind: 'run',
             name,
             script,
             env: step.env,
-            timeoutMs: PROBE_TIMEOUT_MS,
+            timeoutMs,
             retries: 0,
             retryDelayMs: 0,
             continueOnError: false,
@@ -65855,7 +65944,8 @@ async function reboot(step, ctx) {
     const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword);
     ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`);
     const deadline = Date.now() + step.timeoutMs;
-    const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo);
+    // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
+    const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()));
     const commandEnded = Date.now();
     let wentDown = sent.lost ? commandEnded : undefined;
     ctx.connection.close();
@@ -65873,16 +65963,21 @@ async function reboot(step, ctx) {
     }
     let last = 'no attempt yet';
     let lastRefused = false;
+    /** Whether the last attempt found the old boot id: said once per stretch of them. */
+    let lastOldBoot = false;
     while (Date.now() < deadline && !ctx.signal?.aborted) {
         let tick = Date.now();
+        const wasOldBoot = lastOldBoot;
+        lastOldBoot = false;
         // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
         if (lastRefused && !ctx.tunnel) {
             await untilAccepting(ctx.host, deadline, ctx.signal);
             tick = Date.now();
         }
-        const connectTimeoutMs = Math.max(1, Math.min(ctx.options.connectTimeoutMs, POLL_CONNECT_TIMEOUT_MS, deadline - tick));
+        // The host's own connect timeout applies (connectOnce), cut to the poll's and the deadline's.
+        const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick));
         const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined;
-        const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, { ...ctx.options, connectTimeoutMs }, sock, ctx.signal);
+        const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.options, { sock, signal: ctx.signal, maxTimeoutMs });
         lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused';
         if ('failure' in outcome) {
             if (outcome.failure.kind === 'host-key')
@@ -65899,8 +65994,9 @@ async function reboot(step, ctx) {
                 last = after.error;
             }
             else if (after.id === before.id) {
-                if (!last.includes('old boot id'))
+                if (!wasOldBoot)
                     ctx.status('still up with the old boot id: it has not gone down yet');
+                lastOldBoot = true;
                 last = 'the host answered with the old boot id: it had not gone down yet';
             }
             else {
@@ -65935,10 +66031,10 @@ async function reboot(step, ctx) {
     return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
@@ -66092,12 +66188,137 @@ function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
 }
 
+;// CONCATENATED MODULE: ./src/base/bounded.ts
+/**
+ * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
+ * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
+ * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
+ */
+/** The first `cap` bytes of a stream, and how many more came and were dropped. */
+class BoundedBytes {
+    cap;
+    chunks = [];
+    size = 0;
+    /** Bytes that came past the cap, dropped. */
+    dropped = 0;
+    constructor(cap) {
+        this.cap = cap;
+    }
+    push(chunk) {
+        const room = this.cap - this.size;
+        if (chunk.length > room)
+            this.dropped += chunk.length - Math.max(0, room);
+        if (room <= 0)
+            return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** Whether anything was dropped. */
+    get cut() {
+        return this.dropped > 0;
+    }
+    bytes() {
+        return Buffer.concat(this.chunks);
+    }
+    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
+    text() {
+        const buf = this.bytes();
+        // Back off to the start of a UTF-8 sequence that the cap may have cut.
+        let end = buf.length;
+        if (this.cut) {
+            let i = end - 1;
+            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
+                i--;
+            if (i >= 0 && buf[i] >= 0xc0) {
+                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
+                if (end - i < need)
+                    end = i;
+            }
+        }
+        return buf.subarray(0, end).toString('utf8');
+    }
+}
+/**
+ * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
+ * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
+ * array's shift() per line made a flood of short lines quadratic).
+ */
+class bounded_LastLines {
+    maxLines;
+    maxBytes;
+    items = [];
+    head = 0;
+    size = 0;
+    /** Lines dropped from the front since the last clear. */
+    dropped = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
+    push(lines) {
+        for (const line of lines) {
+            this.items.push(line);
+            this.size += line.length + 1;
+            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
+                this.size -= this.items[this.head].length + 1;
+                this.head++;
+                this.dropped++;
+            }
+        }
+        // Compact now and then, so the dropped front does not stay in memory.
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+            this.items = this.items.slice(this.head);
+            this.head = 0;
+        }
+    }
+    /** The lines kept, oldest first. */
+    get lines() {
+        return this.head === 0 ? this.items : this.items.slice(this.head);
+    }
+    clear() {
+        this.items = [];
+        this.head = 0;
+        this.size = 0;
+        this.dropped = 0;
+    }
+}
+/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
+class SharedBudget {
+    left;
+    constructor(left) {
+        this.left = left;
+    }
+    /** Grants up to `want` bytes; 0 once the budget is spent. */
+    take(want) {
+        const granted = Math.max(0, Math.min(want, this.left));
+        this.left -= granted;
+        return granted;
+    }
+    /** Gives bytes back (a holder that kept less than it was granted). */
+    give(bytes) {
+        this.left += bytes;
+    }
+    get remaining() {
+        return this.left;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/steps/remote-files.ts
 
 
 
-/** Requests in flight per file over SFTP (ssh2 fastPut pipelining). */
+
+/** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
 const REQUESTS_PER_FILE = 64;
+/** Bytes per SFTP write request: fastPut's size, within every server's limit (OpenSSH takes 255 KiB). */
+const WRITE_CHUNK = 32 * 1024;
+/** What an exec command may print on stderr before the rest is dropped: its last line names the failure. */
+const EXEC_STDERR_CAP = 4 * 1024;
+/** What an exec command may print on stdout, but for the tree listing. */
+const EXEC_STDOUT_CAP = 4 * 1024;
+/** The exec tree listing (NUL-separated paths): about 64k paths of 128 bytes. Past it `delete` is refused, never half done. */
+const TREE_LISTING_CAP = 8 * 1024 * 1024;
 /** Directories an upload creates (existing ones keep theirs). */
 const DIR_MODE = 0o755;
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -66156,10 +66377,10 @@ class SftpFiles {
             }
         });
     }
-    async put(file, part, target, mode) {
+    async put(source, part, target, mode) {
         const { sftp } = this;
         try {
-            await call((cb) => sftp.fastPut(file.local, part, { concurrency: REQUESTS_PER_FILE, mode }, cb));
+            await this.write(source, part, mode);
             await call((cb) => sftp.chmod(part, mode, cb));
             // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
             await call((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
@@ -66172,6 +66393,37 @@ class SftpFiles {
             sftp.unlink(part, () => { });
             throw err;
         }
+    }
+    /** Sends the source's bytes to a new file `part`: REQUESTS_PER_FILE writes in flight, each read from the fd at its offset. */
+    async write(source, part, mode) {
+        const { sftp } = this;
+        const handle = await call((cb) => sftp.open(part, 'w', { mode }, cb));
+        let next = 0;
+        const sender = async () => {
+            const buf = Buffer.allocUnsafe(WRITE_CHUNK);
+            while (next < source.size) {
+                const at = next;
+                const len = Math.min(WRITE_CHUNK, source.size - at);
+                next += len;
+                const got = await new Promise((res, rej) => (0,external_node_fs_namespaceObject.read)(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))));
+                if (got !== len)
+                    throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`);
+                // ssh2 copies the bytes into its packet before this returns, and calls back once the host wrote them.
+                await call((cb) => sftp.write(handle, buf, 0, len, at, cb));
+            }
+        };
+        const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / WRITE_CHUNK));
+        const sent = await Promise.allSettled(Array.from({ length: senders }, sender));
+        const closing = call((cb) => sftp.close(handle, cb));
+        const failed = sent.find((r) => r.status === 'rejected');
+        if (failed) {
+            closing.catch(() => undefined);
+            throw failed.reason;
+        }
+        await closing;
+    }
+    realpath(dir) {
+        return call((cb) => this.sftp.realpath(dir, cb));
     }
     async tree(dir, rel = '') {
         const tree = { files: [], dirs: [] };
@@ -66216,8 +66468,11 @@ class ExecFiles {
             await this.must(`[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`, `cannot create directory ${dir}`);
         });
     }
-    /** Runs a POSIX sh script with `input` on its stdin (nothing when undefined). */
-    async sh(script, input) {
+    /**
+     * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). Its stdout is kept up to
+     * `stdoutCap` bytes and its stderr up to EXEC_STDERR_CAP: a host answering with gigabytes is counted, not held.
+     */
+    async sh(script, input, stdoutCap = EXEC_STDOUT_CAP) {
         let channel;
         try {
             channel = await this.connection.exec(`sh -c ${shellQuote(script)}`);
@@ -66226,14 +66481,16 @@ class ExecFiles {
             throw new Error(err.message);
         }
         return new Promise((resolve, reject) => {
-            const out = [];
-            const err = [];
+            const out = new BoundedBytes(stdoutCap);
+            const err = new BoundedBytes(EXEC_STDERR_CAP);
             let code = null;
             channel.on('data', (d) => out.push(d));
             channel.stderr.on('data', (d) => err.push(d));
             channel.on('exit', (c) => (code = c ?? null));
             channel.on('error', () => { });
-            channel.on('close', () => resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8').trim() }));
+            // Cut at the cap, the last line kept is partial: end at the last whole one.
+            const stderr = (text) => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim();
+            channel.on('close', () => resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped }));
             if (input === undefined || typeof input === 'string')
                 channel.end(input);
             else
@@ -66245,28 +66502,47 @@ class ExecFiles {
                     .pipe(channel);
         });
     }
-    async must(script, what, input) {
-        const answer = await this.sh(script, input);
+    async must(script, what, input, stdoutCap) {
+        const answer = await this.sh(script, input, stdoutCap);
         if (answer.code !== 0) {
             const lost = this.connection.lostReason;
-            throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}`);
+            const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : '';
+            throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`);
         }
         return answer;
     }
-    async put(file, part, target, mode) {
+    async put(source, part, target, mode) {
         const p = shellQuote(part);
         // The size check keeps a cut stream (EOF before the end) from being renamed into place.
-        const script = `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${file.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+        const script = `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
             `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`;
-        await this.must(script, 'upload', (0,external_node_fs_namespaceObject.createReadStream)(file.local));
+        // The opened file's first `size` bytes, from its fd. Its close is a no-op: the fd is the caller's
+        // (a stream's destroy closes its fd whatever autoClose says).
+        const fs = { open: external_node_fs_namespaceObject.open, read: external_node_fs_namespaceObject.read, close: (_fd, cb) => cb(null) };
+        const stream = source.size === 0 ? '' : (0,external_node_fs_namespaceObject.createReadStream)('', { fd: source.fd, fs, start: 0, end: source.size - 1 });
+        try {
+            await this.must(script, 'upload', stream);
+        }
+        finally {
+            // Stopped before the caller closes the fd: a read after that could hit a reused fd number.
+            if (typeof stream !== 'string')
+                stream.destroy();
+        }
+    }
+    async realpath(dir) {
+        const { stdout } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`);
+        return stdout.text().trim();
     }
     async tree(dir) {
         // NUL-separated, so any file name comes back as it is; a missing directory is an empty tree.
         const script = `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
             `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`;
-        const { stdout } = await this.must(script, `cannot list ${dir}`);
+        const { stdout } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP);
+        // A listing cut short would make whatever it missed look absent from the host: never used for delete.
+        if (stdout.cut)
+            throw new Error(`cannot list ${dir}: the listing is larger than ${TREE_LISTING_CAP} bytes, the most ssh-fleet reads`);
         const tree = { files: [], dirs: [] };
-        for (const entry of stdout.toString('utf8').split('\0')) {
+        for (const entry of stdout.text().split('\0')) {
             if (entry.length < 3)
                 continue;
             (entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)); // drop the kind and './'
@@ -66307,6 +66583,7 @@ async function openRemoteFiles(connection, note) {
 
 
 
+
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {
 }
@@ -66319,12 +66596,25 @@ function remote(to, rel) {
     return rel === '' ? root : root === '/' ? `/${rel}` : `${root}/${rel}`;
 }
 /**
+ * Refuses a `delete: true` whose `to` is, however it is spelled (`~/.`, `/home//u`, `/home/u/../u`, a
+ * link), the login home, `/`, or a directory holding the home: the mirror would wipe it, authorized_keys
+ * included. Decided on the host's real paths, resolved by the host itself.
+ */
+async function refuseWipe(files, to, root) {
+    const [real, home] = await Promise.all([files.realpath(root), files.realpath('.')]);
+    const holdsHome = real === '/' || real === home || home.startsWith(`${real}/`);
+    if (holdsHome)
+        throw new Error(`delete: true refused: to: ${to} is ${real === '/' ? 'the root directory /' : real === home ? `the login home (${home})` : `${real}, which holds the login home (${home})`}; nothing was removed`);
+}
+/**
  * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
- * SFTP server). Each file is written to a temporary name beside its destination
+ * SFTP server). Each file is opened through the workspace when it is sent (checked before and after
+ * opening, so a source swapped for a link after the plan was read is refused, naming it) and its bytes
+ * come from that open file. Each is written to a temporary name beside its destination
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
-async function upload(step, connection, status, signal) {
+async function upload(step, connection, workspace, status, signal) {
     const started = Date.now();
     let files;
     const opening = openRemoteFiles(connection, status);
@@ -66358,6 +66648,9 @@ async function upload(step, connection, status, signal) {
         const single = step.files.length === 1 && step.files[0].relative === '';
         if (!single)
             await files.mkdirs(remote(step.to, ''));
+        // Before anything is written: a refused mirror leaves the host as it was.
+        if (step.delete && !single)
+            await refuseWipe(files, step.to, remote(step.to, ''));
         for (const dir of step.dirs)
             await files.mkdirs(remote(step.to, dir));
         const limit = pLimit(FILES_AT_ONCE);
@@ -66367,11 +66660,22 @@ async function upload(step, connection, status, signal) {
             await files.mkdirs(dir);
             // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
             const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
+            const name = file.relative || (0,external_node_path_namespaceObject.basename)(file.local);
+            let source;
             try {
-                await files.put(file, part, target, step.mode ?? file.mode);
+                source = workspace.open(file.local);
             }
             catch (err) {
-                throw new Error(`${file.relative || (0,external_node_path_namespaceObject.basename)(file.local)} → ${target}: ${err.message}`);
+                throw new Error(`${name}: ${err.message}`);
+            }
+            try {
+                await files.put(source, part, target, step.mode ?? file.mode);
+            }
+            catch (err) {
+                throw new Error(`${name} → ${target}: ${err.message}`);
+            }
+            finally {
+                (0,external_node_fs_namespaceObject.closeSync)(source.fd);
             }
         })));
         if (step.delete && !single) {
@@ -66456,13 +66760,14 @@ async function upload(step, connection, status, signal) {
  * (a migration finishes before anyone goes past it) and records the step as skipped.
  */
 class RunOnceSteps {
+    /** By the step itself (shared by every host): an on-failure step may bear a plan step's name. */
     claims = new Map();
     claim(step, host, run) {
-        const existing = this.claims.get(step.name);
+        const existing = this.claims.get(step);
         if (existing)
             return { mine: false, ...existing };
         const claim = { host: host.name, done: run() };
-        this.claims.set(step.name, claim);
+        this.claims.set(step, claim);
         return { mine: true, ...claim };
     }
 }
@@ -66482,6 +66787,18 @@ class StepLimits {
             this.limits.set(step, (limit = pLimit(step.concurrency)));
         return limit(work);
     }
+}
+/** The most of a host's error or failed step a hook sees in FLEET_ERROR / FLEET_FAILED_STEP (an env entry, not a file). */
+const HOOK_ENV_MAX_CHARS = 8 * 1024;
+/**
+ * A value for a hook's environment: a process environment cannot hold NUL (spawn throws, and the
+ * rollback never runs), and other control characters from a server's text are no one's business
+ * there. Newline and tab stay; the rest become `?`. Capped at HOOK_ENV_MAX_CHARS.
+ */
+function hookEnvValue(text) {
+    // eslint-disable-next-line no-control-regex
+    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+    return clean.length > HOOK_ENV_MAX_CHARS ? `${clean.slice(0, HOOK_ENV_MAX_CHARS)}… (cut at ${HOOK_ENV_MAX_CHARS} characters)` : clean;
 }
 /** One host going through the plan on one connection, re-established if it drops between steps. */
 class HostRun {
@@ -66538,10 +66855,15 @@ class HostRun {
         if (outcome.failure)
             return outcome.failure;
         this.connection = outcome.connection;
+        // The host's own handshake, then each bastion on its route that settled on legacy algorithms.
         const legacy = outcome.connection?.legacy ?? [];
-        const note = `connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`;
-        if (legacy.length && !this.result.warnings.includes(note))
-            this.result.warnings.push(note);
+        const notes = [
+            ...(legacy.length ? [`connected with legacy algorithms (legacy-algorithms: true): ${legacy.join(', ')}`] : []),
+            ...(outcome.connection?.legacyHops ?? []).map(({ hop, algorithms }) => `${hop} connected with legacy algorithms (legacy-algorithms: true): ${algorithms.join(', ')}`)
+        ];
+        for (const note of notes)
+            if (!this.result.warnings.includes(note))
+                this.result.warnings.push(note);
         log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`);
         return undefined;
     }
@@ -66579,7 +66901,7 @@ class HostRun {
                 });
             const connection = this.connection;
             if (step.kind === 'upload')
-                return upload(step, connection, (message) => this.log.status(this.host, message), this.deps.signal);
+                return upload(step, connection, this.settings.workspace, (message) => this.log.status(this.host, message), this.deps.signal);
             return runScript(step, {
                 ...this.sink,
                 connection,
@@ -66597,6 +66919,19 @@ class HostRun {
             onRetry: (r, retry, delay) => this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${output_seconds(delay)}`)
         });
         return { ...outcome, attempts };
+    }
+    /**
+     * Runs `step` (a plan step or a hook) under what every host shares: its step `concurrency` limit and,
+     * when run-once, the claim (`ranOn` names the host that ran it when this one did not). `env` is added
+     * to the step's own; the limit and claim stay the step's.
+     */
+    async guarded(step, env) {
+        const run = () => this.shared.limits.run(step, () => this.execute(env ? { ...step, env: { ...step.env, ...env } } : step));
+        if (!step.runOnce)
+            return { outcome: await run() };
+        const claim = this.shared.runOnce.claim(step, this.host, run);
+        const outcome = await claim.done;
+        return claim.mine ? { outcome } : { outcome, ranOn: claim.host };
     }
     /**
      * How many channels to open ahead while `step` runs: one for each of the next two steps when they
@@ -66635,18 +66970,11 @@ class HostRun {
                 log.status(host, `could not connect: ${failure.message}`);
                 return false;
             }
-            let outcome;
-            if (step.runOnce) {
-                const claim = this.shared.runOnce.claim(step, host, () => this.shared.limits.run(step, () => this.execute(step)));
-                outcome = await claim.done;
-                if (!claim.mine) {
-                    log.status(host, `step '${step.name}' is run-once: it ran on ${claim.host} (${outcome.status})`);
-                    result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${claim.host}` }));
-                    return true;
-                }
-            }
-            else {
-                outcome = await this.shared.limits.run(step, () => this.execute(step));
+            const { outcome, ranOn } = await this.guarded(step);
+            if (ranOn !== undefined) {
+                log.status(host, `step '${step.name}' is run-once: it ran on ${ranOn} (${outcome.status})`);
+                result.steps.push(stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${ranOn}` }));
+                return true;
             }
             result.steps.push(outcome);
             result.exitCode = outcome.exitCode;
@@ -66695,7 +67023,7 @@ class HostRun {
         const { result, settings } = this;
         if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted)
             return;
-        const env = { FLEET_FAILED_STEP: result.failedStep ?? '', FLEET_ERROR: result.error ?? '' };
+        const env = { FLEET_FAILED_STEP: hookEnvValue(result.failedStep ?? ''), FLEET_ERROR: hookEnvValue(result.error ?? '') };
         if (this.failed)
             for (const step of settings.onFailure)
                 if (!(await this.runHook(step, 'on-failure', env)))
@@ -66712,9 +67040,14 @@ class HostRun {
         try {
             const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
             const ran = failure
-                ? stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` })
-                : await this.execute({ ...step, env: { ...step.env, ...env } });
-            const outcome = { ...ran, phase };
+                ? { outcome: stepResult(step.name, Date.now(), { status: 'failed', error: `could not connect: ${failure.message}` }) }
+                : await this.guarded(step, env);
+            if (ran.ranOn !== undefined) {
+                log.status(host, `${label} is run-once: it ran on ${ran.ranOn} (${ran.outcome.status})`);
+                result.steps.push({ ...stepResult(step.name, Date.now(), { status: 'skipped', error: `run once, on ${ran.ranOn}` }), phase });
+                return true;
+            }
+            const outcome = { ...ran.outcome, phase };
             result.steps.push(outcome);
             if (outcome.status === 'success') {
                 log.status(host, `${label} succeeded in ${output_seconds(outcome.durationMs)}`);
@@ -67567,57 +67900,6 @@ function stringify(config) {
 }
 
 //# sourceMappingURL=ssh-config.js.map
-;// CONCATENATED MODULE: ./src/base/wildcard.ts
-/**
- * OpenSSH's host patterns (`*` any run of characters, `?` one character), as known_hosts and ssh
- * config use them. Matched without regular expressions: a pattern such as `*a*a*a…b` made a
- * backtracking RegExp run for minutes with the event loop blocked. Here the pattern is split at its
- * stars and each piece is found leftmost in turn (leftmost is always right for star-separated pieces),
- * so the work is at most name × pattern length, and both are bounded by their inputs.
- */
-function wildcardMatch(pattern, name, ignoreCase = true) {
-    const p = ignoreCase ? pattern.toLowerCase() : pattern;
-    const s = ignoreCase ? name.toLowerCase() : name;
-    const pieces = p.split('*');
-    if (pieces.length === 1)
-        return pieceAt(p, s, 0) && p.length === s.length;
-    const first = pieces[0];
-    const last = pieces[pieces.length - 1];
-    if (first.length + last.length > s.length)
-        return false;
-    if (!pieceAt(first, s, 0) || !pieceAt(last, s, s.length - last.length))
-        return false;
-    let at = first.length;
-    const end = s.length - last.length;
-    for (const piece of pieces.slice(1, -1)) {
-        const found = findPiece(piece, s, at, end);
-        if (found < 0)
-            return false;
-        at = found + piece.length;
-    }
-    return true;
-}
-/** Whether `piece` (with `?`) matches `s` at `at`. */
-function pieceAt(piece, s, at) {
-    if (at < 0 || at + piece.length > s.length)
-        return false;
-    for (let i = 0; i < piece.length; i++)
-        if (piece[i] !== '?' && piece[i] !== s[at + i])
-            return false;
-    return true;
-}
-/** The first position from `from` where `piece` matches and ends by `end`; -1 when none. */
-function findPiece(piece, s, from, end) {
-    for (let at = from; at + piece.length <= end; at++)
-        if (pieceAt(piece, s, at))
-            return at;
-    return -1;
-}
-/** Whether a pattern has wildcards at all (a plain name needs no matching). */
-function hasWildcard(pattern) {
-    return pattern.includes('*') || pattern.includes('?');
-}
-
 ;// CONCATENATED MODULE: ./src/plan/ssh-config.ts
 
 
@@ -68668,7 +68950,10 @@ class JumpHost {
         }
         return this.connecting;
     }
-    /** A stream to `host` through the bastion, or why there is none. */
+    /**
+     * A stream to `host` through the bastion, or why there is none. The stream names the hops on the
+     * way that settled on legacy algorithms (this one, and those before it), for the host's warning.
+     */
     async tunnel(host) {
         const bastion = await this.bastion();
         if ('kind' in bastion) {
@@ -68692,7 +68977,8 @@ class JumpHost {
                 }
             };
             try {
-                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => (err ? refused(err) : resolve(stream)));
+                const legacyHops = [...bastion.legacyHops, ...(bastion.legacy.length ? [{ hop: this.label, algorithms: bastion.legacy }] : [])];
+                bastion.client.forwardOut('127.0.0.1', 0, host.hostname, host.port, (err, stream) => err ? refused(err) : resolve(Object.assign(stream, { legacyHops })));
             }
             catch (err) {
                 fail(err.message);
