@@ -64115,7 +64115,11 @@ function hasWildcard(pattern) {
     return pattern.includes('*') || pattern.includes('?');
 }
 
-;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
+;// CONCATENATED MODULE: ./src/plan/known-hosts.ts
+/**
+ * The host-key inputs as data: known_hosts lines (`known-hosts`, ~/.ssh/known_hosts) and pinned
+ * fingerprints, parsed once when the inputs are read. Checking a host's key against them is ssh/host-keys.
+ */
 
 
 /** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
@@ -64180,36 +64184,6 @@ function parseFingerprints(text) {
     });
     return result;
 }
-/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
-function lookupName(host) {
-    if (host.hostKeyAlias)
-        return host.hostKeyAlias.toLowerCase();
-    // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
-    const hostname = host.hostname.toLowerCase();
-    return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
-}
-/** ssh2's host key algorithms, in its order of preference. */
-const HOST_KEY_ALGORITHMS = [
-    'ssh-ed25519',
-    'ecdsa-sha2-nistp256',
-    'ecdsa-sha2-nistp384',
-    'ecdsa-sha2-nistp521',
-    'rsa-sha2-512',
-    'rsa-sha2-256',
-    'ssh-rsa'
-];
-/**
- * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
- * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
- * one we know.
- */
-function hostKeyAlgorithms(policy, host) {
-    const types = new Set(linesFor(policy, lookupName(host))
-        .filter((k) => !k.revoked)
-        .map((k) => k.type));
-    const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
-    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
-}
 /** One host pattern as a test: a plain name (the usual line) is compared, a wildcard one matched in linear time. */
 function patternTest(pattern) {
     if (!hasWildcard(pattern)) {
@@ -64241,52 +64215,6 @@ function hostsMatcher(hosts) {
             }
         }
         return matched;
-    };
-}
-/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
-const lookups = new WeakMap();
-function linesFor(policy, name) {
-    let byName = lookups.get(policy.knownHosts);
-    if (!byName)
-        lookups.set(policy.knownHosts, (byName = new Map()));
-    let lines = byName.get(name);
-    if (!lines)
-        byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))));
-    return lines;
-}
-function fingerprintApplies(fp, host) {
-    if (fp.host === undefined)
-        return true;
-    const wanted = fp.host.toLowerCase();
-    return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted);
-}
-/** Decides whether the key a host presented is acceptable under the policy. */
-function verifyHostKey(policy, host, key) {
-    const { type, fingerprint } = describeKey(key);
-    const name = lookupName(host);
-    const lines = linesFor(policy, name);
-    const revoked = lines.find((k) => k.revoked && k.key.equals(key));
-    if (revoked) {
-        return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
-    }
-    const accepted = (by) => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` });
-    if (policy.mode === 'off')
-        return accepted('without checking (host-key-check: off)');
-    const known = lines.find((k) => !k.revoked && k.key.equals(key));
-    if (known)
-        return accepted(`by ${known.origin}`);
-    const sha = fingerprint.slice('SHA256:'.length);
-    if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
-        return accepted('by fingerprint pin');
-    }
-    const mismatch = lines.some((k) => !k.revoked)
-        ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-        : ` is not known (no known-hosts line or fingerprint for ${name})`;
-    return {
-        accepted: false,
-        reason: `host key ${type} ${fingerprint}${mismatch}. ` +
-            `If you trust it, pin it with the input fingerprint: '${host.name}=${fingerprint}', ` +
-            `or add the output of 'ssh-keyscan -p ${host.port} ${host.hostname}' to known-hosts`
     };
 }
 
@@ -64411,6 +64339,85 @@ function authHandler(client, username, auth, trail) {
             return next.method;
         }
         return false;
+    };
+}
+
+;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
+
+/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
+function lookupName(host) {
+    if (host.hostKeyAlias)
+        return host.hostKeyAlias.toLowerCase();
+    // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
+    const hostname = host.hostname.toLowerCase();
+    return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
+}
+/** ssh2's host key algorithms, in its order of preference. */
+const HOST_KEY_ALGORITHMS = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+    'ssh-rsa'
+];
+/**
+ * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
+ * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
+ * one we know.
+ */
+function hostKeyAlgorithms(policy, host) {
+    const types = new Set(linesFor(policy, lookupName(host))
+        .filter((k) => !k.revoked)
+        .map((k) => k.type));
+    const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
+    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
+}
+/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
+const lookups = new WeakMap();
+function linesFor(policy, name) {
+    let byName = lookups.get(policy.knownHosts);
+    if (!byName)
+        lookups.set(policy.knownHosts, (byName = new Map()));
+    let lines = byName.get(name);
+    if (!lines)
+        byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))));
+    return lines;
+}
+function fingerprintApplies(fp, host) {
+    if (fp.host === undefined)
+        return true;
+    const wanted = fp.host.toLowerCase();
+    return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted);
+}
+/** Decides whether the key a host presented is acceptable under the policy. */
+function verifyHostKey(policy, host, key) {
+    const { type, fingerprint } = describeKey(key);
+    const name = lookupName(host);
+    const lines = linesFor(policy, name);
+    const revoked = lines.find((k) => k.revoked && k.key.equals(key));
+    if (revoked) {
+        return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
+    }
+    const accepted = (by) => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` });
+    if (policy.mode === 'off')
+        return accepted('without checking (host-key-check: off)');
+    const known = lines.find((k) => !k.revoked && k.key.equals(key));
+    if (known)
+        return accepted(`by ${known.origin}`);
+    const sha = fingerprint.slice('SHA256:'.length);
+    if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
+        return accepted('by fingerprint pin');
+    }
+    const mismatch = lines.some((k) => !k.revoked)
+        ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
+        : ` is not known (no known-hosts line or fingerprint for ${name})`;
+    return {
+        accepted: false,
+        reason: `host key ${type} ${fingerprint}${mismatch}. ` +
+            `If you trust it, pin it with the input fingerprint: '${host.name}=${fingerprint}', ` +
+            `or add the output of 'ssh-keyscan -p ${host.port} ${host.hostname}' to known-hosts`
     };
 }
 

@@ -3,7 +3,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
-import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from '../ssh/host-keys'
+import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './known-hosts'
 import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
 import { substituteTokens } from './route'
 import { parseSshConfig, type SshConfig } from './ssh-config'

@@ -1,5 +1,5 @@
 import type { ParsedKey } from 'ssh2'
-import type { HostKeyPolicy } from '../ssh/host-keys'
+import type { HostKeyPolicy } from './known-hosts'
 import type { Workspace } from '../base/workspace'
 
 /** One target host, resolved from the `hosts` input. */

@@ -1,5 +1,5 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
-import { describeKey } from './host-keys'
+import { describeKey } from '../plan/known-hosts'
 import type { Auth } from '../plan/settings'
 
 /** What one connection attempt offered the server, and what the server said it accepts. */

@@ -1,13 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { describe, expect, test } from 'vitest'
-import {
-  describeKey,
-  hostKeyAlgorithms,
-  parseFingerprints,
-  parseKnownHosts,
-  verifyHostKey,
-  type HostKeyPolicy
-} from '../../src/ssh/host-keys'
+import { describeKey, parseFingerprints, parseKnownHosts, type HostKeyPolicy } from '../../src/plan/known-hosts'
+import { hostKeyAlgorithms, verifyHostKey } from '../../src/ssh/host-keys'
 
 /** A syntactically valid ssh-ed25519 public key blob. */
 function edKey(): Buffer {
