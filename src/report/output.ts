@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import type { Host } from '../plan/settings'
 import { knownSecrets } from '../base/secrets'
+import { LastLines } from '../base/bounded'
 
 export type StreamName = 'stdout' | 'stderr'
 
@@ -21,35 +22,6 @@ const TAIL_LINES = 20
  */
 const TAIL_BYTES = 8192
 const TAIL_LINE = 2048
-
-/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
-class LastLines {
-  lines: string[] = []
-  dropped = false
-  private size = 0
-
-  constructor(
-    private readonly maxLines: number,
-    private readonly maxBytes: number
-  ) {}
-
-  push(lines: string[]): void {
-    for (const line of lines) {
-      this.lines.push(line)
-      this.size += line.length + 1
-    }
-    while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
-      this.size -= (this.lines.shift() as string).length + 1
-      this.dropped = true
-    }
-  }
-
-  clear(): void {
-    this.lines = []
-    this.size = 0
-    this.dropped = false
-  }
-}
 
 /** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
 class Tail {
@@ -114,9 +86,14 @@ export class LineSplitter {
   }
 
   private emit(text: string, final: boolean): void {
-    const parts = (this.pending + text).split('\n')
-    this.pending = final ? '' : (parts.pop() as string)
-    if (final && parts[parts.length - 1] === '') parts.pop()
+    let parts: string[] = []
+    // A chunk without a newline only grows the open line: no copy of what came before it.
+    if (!final && !text.includes('\n')) this.pending += text
+    else {
+      parts = (this.pending + text).split('\n')
+      this.pending = final ? '' : (parts.pop() as string)
+      if (final && parts[parts.length - 1] === '') parts.pop()
+    }
     while (this.pending.length > MAX_LINE) {
       const cut = cutPoint(this.pending)
       parts.push(this.pending.slice(0, cut))
@@ -143,7 +120,8 @@ export class Replay {
 
   /** The lines kept, after a note when earlier ones were left out; then empties itself. */
   take(): string[] {
-    const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines
+    const { dropped } = this.last
+    const lines = dropped ? [`[${dropped} earlier lines left out]`, ...this.last.lines] : this.last.lines
     this.last.clear()
     return lines
   }
