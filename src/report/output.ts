@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import type { Host } from '../plan/settings'
-import { knownSecrets } from '../base/secrets'
-import { LastLines } from '../base/bounded'
+import { knownSecrets, mask } from '../base/secrets'
+import { BoundedBytes, LastLines, SharedBudget } from '../base/bounded'
 
 export type StreamName = 'stdout' | 'stderr'
 
@@ -127,32 +127,50 @@ export class Replay {
   }
 }
 
-/** The most of a step's stdout `capture: true` keeps. */
+/** The most of one step's stdout `capture: true` keeps. */
 export const CAPTURE_BYTES = 1024 * 1024
+/**
+ * The most the whole run's captures keep, all steps of all hosts together. Captured stdout goes into
+ * both the `captured` and the `results` output, each refused by GitHub past 1 MB; this leaves room
+ * for the JSON around it and the tails, and keeps memory flat however large the fleet.
+ */
+export const RUN_CAPTURE_BYTES = 800_000
+/** The run's captures, shared by every step that captures. */
+const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES)
 
-/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+/**
+ * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
+ * budget. Past either, the rest is dropped, counted and named in the text.
+ */
 export class Capture {
-  private readonly chunks: Buffer[] = []
-  private size = 0
-  private cut = false
+  private readonly held = new BoundedBytes(CAPTURE_BYTES)
+  /** Bytes granted by the budget so far (the held part). */
+  private granted = 0
+  /** Of the bytes dropped, those refused by the run's budget (not the step's own limit). */
+  private overRun = 0
+
+  constructor(private readonly budget: SharedBudget = runCaptures) {}
 
   push(chunk: Buffer): void {
-    if (this.size >= CAPTURE_BYTES) {
-      this.cut = true
-      return
-    }
-    const room = CAPTURE_BYTES - this.size
-    if (chunk.length > room) this.cut = true
-    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk
-    this.chunks.push(kept)
-    this.size += kept.length
+    const want = Math.min(chunk.length, CAPTURE_BYTES - this.granted)
+    const got = this.budget.take(want)
+    this.granted += got
+    this.overRun += want - got
+    this.held.push(chunk.subarray(0, got))
+    // Counted where a cut is known, so text() also drops a character cut in two.
+    this.held.dropped += chunk.length - got
   }
 
-  /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+  /**
+   * The text (a character cut in two at the limit is dropped), masked, with a last line saying when
+   * and why it was cut: a secret's start left at the cut is masked too.
+   */
   text(): string {
-    const decoder = new StringDecoder('utf8')
-    const text = decoder.write(Buffer.concat(this.chunks))
-    return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text
+    const { dropped } = this.held
+    if (dropped === 0) return mask(this.held.text())
+    const why =
+      this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`
+    return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`
   }
 }
 
