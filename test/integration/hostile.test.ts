@@ -179,4 +179,30 @@ describe('hostile servers and output', () => {
     expect(existsSync(join(home, '~'))).toBe(false)
     rmSync(join(home, 'hello.txt'), { force: true })
   })
+
+  test('a host echoing the password input: masked in every output and in the summary, also cut at a limit', async () => {
+    const password = 'Pw-echoed_by-the-host-7f3a'
+    const run = await runAction({
+      hosts: hostList(sshd, sshd.ports.slice(0, 2)),
+      'private-key': sshd.clientKey,
+      'known-hosts': sshd.knownHosts,
+      password,
+      concurrency: '2',
+      steps: [
+        '- name: echo',
+        '  capture: true',
+        `  run: echo "said ${password}"; echo "${password}" >&2; head -c 2000000 /dev/zero | tr "\\0" a; echo ${password}`,
+        '- name: fail',
+        `  run: echo "${password}" >&2; exit 1`
+      ].join('\n')
+    })
+    expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed'])
+    for (const name of ['results', 'captured', 'succeeded', 'failed']) expect(run.outputs[name]).toBeDefined()
+    const written = [...Object.values(run.outputs), run.summary].join('\n')
+    expect(written).not.toContain(password)
+    // Nor its start at a cut end: every piece of it of 4 characters or more.
+    for (let i = 4; i < password.length; i++) expect(written).not.toContain(password.slice(0, i) + '\n')
+    expect(run.results[0].steps[0].stderrTail).toBe('***')
+    expect(run.summary).toContain('***')
+  })
 })

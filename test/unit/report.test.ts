@@ -1,8 +1,10 @@
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
+import { getSettings } from '../../src/plan/inputs'
 import type { HostResult } from '../../src/run/host-result'
 import {
   annotate,
   capturedJson,
+  describePlan,
   failureMessage,
   fleetMarkdown,
   resultsJson,
@@ -334,5 +336,24 @@ describe('outputs and summary', () => {
     expect(parsed.__proto__.small).toBe('ok\n')
     expect(parsed.b.big).toMatch(/^é+\n\[ssh-fleet: cut to fit/)
     expect(({} as Record<string, unknown>).big).toBeUndefined()
+  })
+})
+
+describe('dry-run plan', () => {
+  afterEach(() => vi.unstubAllEnvs())
+
+  test("one line per host: the resolved user, address, port and route (ssh config's values included)", () => {
+    const inputs: Record<string, string> = {
+      hosts: 'web-1 root@db:2020',
+      password: 'x',
+      run: 'true',
+      'ssh-config': 'Host web-*\n  HostName 10.0.0.7\n  User deploy\n  Port 27005\n  ProxyJump hop@10.9.9.9\n'
+    }
+    for (const [k, v] of Object.entries(inputs)) vi.stubEnv(`INPUT_${k.toUpperCase()}`, v)
+    const lines = describePlan(getSettings({})).split('\n')
+    expect(lines.filter((l) => l.startsWith('  host '))).toEqual([
+      '  host web-1: user deploy, address 10.0.0.7, port 27005, route: runner → hop@10.9.9.9 → web-1',
+      '  host root@db:2020: user root, address db, port 2020, route: runner → root@db:2020'
+    ])
   })
 })
