@@ -22,12 +22,13 @@ export function codeBlock(text: string): string[] {
 // eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g
 const BREAKS = /[\t\r\n\u2028\u2029]+/g
-const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' }
+/** HTML's characters, and brackets: as entities no link or image can open or close, and `](` never shows. */
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '&#91;', ']': '&#93;' }
 /**
- * ASCII punctuation that can start or end Markdown mid-line: emphasis, code, links and images,
- * strikethrough, table cells, headings, math, and the `:` and `@` that GFM's autolinks need.
+ * ASCII punctuation that can start or end Markdown mid-line: emphasis, code, strikethrough, table
+ * cells, headings, math, and the `:` and `@` that GFM's autolinks need.
  */
-const SPECIAL = /[\\`*_[\]()!|~#:@$]/g
+const SPECIAL = /[\\`*_!|~#:@$]/g
 
 /**
  * A short text (a host's name, a step's, a signal's) inline, in a table cell or a heading: masked,
@@ -35,12 +36,15 @@ const SPECIAL = /[\\`*_[\]()!|~#:@$]/g
  * backslash-escaped, so it shows as written and renders as nothing but text.
  */
 export function inline(text: string): string {
-  return mask(text)
-    .replace(CONTROL, '')
-    .replace(BREAKS, ' ')
-    .replace(/[&<>]/g, (c) => ENTITIES[c])
-    .replace(SPECIAL, '\\$&')
-    .replace(/(www)\./gi, '$1\\.')
+  return (
+    mask(text)
+      .replace(CONTROL, '')
+      .replace(BREAKS, ' ')
+      .replace(SPECIAL, '\\$&')
+      // After the backslashes: an entity's own `#` must stay as it is.
+      .replace(/[&<>[\]]/g, (c) => ENTITIES[c])
+      .replace(/(www)\./gi, '$1\\.')
+  )
 }
 
 /**
