@@ -1,26 +1,57 @@
+import { mask } from '../base/secrets'
+
 /**
  * The one place text that did not come from the action becomes Markdown for the job summary. Nothing
- * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text), and
- * text that may hold a secret is never altered, so the runner's masker still finds the secret whole.
+ * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text, a
+ * `https://` or `www.` or `user@host.example` is no link), and every secret in it is masked first.
  */
 
 /**
- * Untrusted text as a fenced code block, byte for byte: its fence is longer than any run of backticks
- * in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every text that
- * may quote a host or a server (errors, output tails, the plan).
+ * Untrusted text as a fenced code block, byte for byte but masked: its fence is longer than any run
+ * of backticks in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every
+ * text that may quote a host or a server at length (errors, output tails, the plan).
  */
 export function codeBlock(text: string): string[] {
-  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length))
+  const masked = mask(text)
+  const longest = Math.max(0, ...(masked.match(/`+/g) ?? []).map((run) => run.length))
   const fence = '`'.repeat(Math.max(3, longest + 1))
-  return [fence, ...text.split(/\r?\n/), fence]
+  return [fence, ...masked.split(/\r?\n/), fence]
+}
+
+/** Control characters (NUL included) are dropped; line breaks of any kind become a space. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g
+const BREAKS = /[\t\r\n\u2028\u2029]+/g
+/** HTML's characters, and brackets: as entities no link or image can open or close, and `](` never shows. */
+const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '&#91;', ']': '&#93;' }
+/**
+ * ASCII punctuation that can start or end Markdown mid-line: emphasis, code, strikethrough, table
+ * cells, headings, math, and the `:` and `@` that GFM's autolinks need.
+ */
+const SPECIAL = /[\\`*_!|~#:@$]/g
+
+/**
+ * A short text (a host's name, a step's, a signal's) inline, in a table cell or a heading: masked,
+ * control characters dropped, line breaks made spaces, HTML's characters as entities and Markdown's
+ * backslash-escaped, so it shows as written and renders as nothing but text.
+ */
+export function inline(text: string): string {
+  return (
+    mask(text)
+      .replace(CONTROL, '')
+      .replace(BREAKS, ' ')
+      .replace(SPECIAL, '\\$&')
+      // After the backslashes: an entity's own `#` must stay as it is.
+      .replace(/[&<>[\]]/g, (c) => ENTITIES[c])
+      .replace(/(www)\./gi, '$1\\.')
+  )
 }
 
 /**
- * A short name (a host's, a step's) inline, in a table cell or a heading: characters that Markdown or
- * HTML treat specially are escaped and line breaks become spaces. Escaping changes bytes, so this is
- * never for text that may hold a secret: that goes in a codeBlock.
+ * A GFM table: the header row, its rule, then a row per entry, every cell through inline(). The only
+ * way a table is built, so no cell can be forgotten.
  */
-export function inline(text: string): string {
-  // Emphasis, code, links, images, strikethrough, table cells, HTML: nothing else can start Markdown mid-line.
-  return text.replace(/[\r\n]+/g, ' ').replace(/[&<>\\`*_[\]!|~]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? `\\${c}`)
+export function table(header: string[], rows: string[][]): string[] {
+  const line = (cells: string[]): string => `| ${cells.map(inline).join(' | ')} |`
+  return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)]
 }

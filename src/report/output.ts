@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import type { Host } from '../plan/settings'
-import { knownSecrets } from '../base/secrets'
+import { knownSecrets, mask } from '../base/secrets'
+import { BoundedBytes, LastLines, SharedBudget } from '../base/bounded'
 
 export type StreamName = 'stdout' | 'stderr'
 
@@ -21,35 +22,6 @@ const TAIL_LINES = 20
  */
 const TAIL_BYTES = 8192
 const TAIL_LINE = 2048
-
-/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
-class LastLines {
-  lines: string[] = []
-  dropped = false
-  private size = 0
-
-  constructor(
-    private readonly maxLines: number,
-    private readonly maxBytes: number
-  ) {}
-
-  push(lines: string[]): void {
-    for (const line of lines) {
-      this.lines.push(line)
-      this.size += line.length + 1
-    }
-    while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
-      this.size -= (this.lines.shift() as string).length + 1
-      this.dropped = true
-    }
-  }
-
-  clear(): void {
-    this.lines = []
-    this.size = 0
-    this.dropped = false
-  }
-}
 
 /** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
 class Tail {
@@ -114,9 +86,14 @@ export class LineSplitter {
   }
 
   private emit(text: string, final: boolean): void {
-    const parts = (this.pending + text).split('\n')
-    this.pending = final ? '' : (parts.pop() as string)
-    if (final && parts[parts.length - 1] === '') parts.pop()
+    let parts: string[] = []
+    // A chunk without a newline only grows the open line: no copy of what came before it.
+    if (!final && !text.includes('\n')) this.pending += text
+    else {
+      parts = (this.pending + text).split('\n')
+      this.pending = final ? '' : (parts.pop() as string)
+      if (final && parts[parts.length - 1] === '') parts.pop()
+    }
     while (this.pending.length > MAX_LINE) {
       const cut = cutPoint(this.pending)
       parts.push(this.pending.slice(0, cut))
@@ -143,38 +120,57 @@ export class Replay {
 
   /** The lines kept, after a note when earlier ones were left out; then empties itself. */
   take(): string[] {
-    const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines
+    const { dropped } = this.last
+    const lines = dropped ? [`[${dropped} earlier lines left out]`, ...this.last.lines] : this.last.lines
     this.last.clear()
     return lines
   }
 }
 
-/** The most of a step's stdout `capture: true` keeps. */
+/** The most of one step's stdout `capture: true` keeps. */
 export const CAPTURE_BYTES = 1024 * 1024
+/**
+ * The most the whole run's captures keep, all steps of all hosts together. Captured stdout goes into
+ * both the `captured` and the `results` output, each refused by GitHub past 1 MB; this leaves room
+ * for the JSON around it and the tails, and keeps memory flat however large the fleet.
+ */
+export const RUN_CAPTURE_BYTES = 800_000
+/** The run's captures, shared by every step that captures. */
+const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES)
 
-/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+/**
+ * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
+ * budget. Past either, the rest is dropped, counted and named in the text.
+ */
 export class Capture {
-  private readonly chunks: Buffer[] = []
-  private size = 0
-  private cut = false
+  private readonly held = new BoundedBytes(CAPTURE_BYTES)
+  /** Bytes granted by the budget so far (the held part). */
+  private granted = 0
+  /** Of the bytes dropped, those refused by the run's budget (not the step's own limit). */
+  private overRun = 0
+
+  constructor(private readonly budget: SharedBudget = runCaptures) {}
 
   push(chunk: Buffer): void {
-    if (this.size >= CAPTURE_BYTES) {
-      this.cut = true
-      return
-    }
-    const room = CAPTURE_BYTES - this.size
-    if (chunk.length > room) this.cut = true
-    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk
-    this.chunks.push(kept)
-    this.size += kept.length
+    const want = Math.min(chunk.length, CAPTURE_BYTES - this.granted)
+    const got = this.budget.take(want)
+    this.granted += got
+    this.overRun += want - got
+    this.held.push(chunk.subarray(0, got))
+    // Counted where a cut is known, so text() also drops a character cut in two.
+    this.held.dropped += chunk.length - got
   }
 
-  /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+  /**
+   * The text (a character cut in two at the limit is dropped), masked, with a last line saying when
+   * and why it was cut: a secret's start left at the cut is masked too.
+   */
   text(): string {
-    const decoder = new StringDecoder('utf8')
-    const text = decoder.write(Buffer.concat(this.chunks))
-    return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text
+    const { dropped } = this.held
+    if (dropped === 0) return mask(this.held.text())
+    const why =
+      this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`
+    return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`
   }
 }
 

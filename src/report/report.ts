@@ -4,7 +4,9 @@ import { hostFailed, type HostResult } from '../run/host-result'
 import { seconds } from './output'
 import type { Settings, Step } from '../plan/settings'
 import { describeRoute } from '../plan/route'
-import { codeBlock, inline } from './markdown'
+import { codeBlock, inline, table } from './markdown'
+import { jsonArrayWithin, jsonBytes, jsonPrefix } from './json-budget'
+import { mask, maskDeep } from '../base/secrets'
 import type { StepResult } from '../steps/script'
 
 /** Lines of output quoted in a failed host's annotation. */
@@ -202,59 +204,95 @@ function lastLines(tail: string, chars: number): string {
   return ['[earlier lines left out: the output size limit]', ...kept].join('\n')
 }
 
+/** A host's result with its tails (and captured stdout, 64 times the room) cut to their last `chars`. */
+function shortened(r: HostResult, chars: number): HostResult {
+  if (chars === Infinity) return r
+  return {
+    ...r,
+    steps: r.steps.map((st) => ({
+      ...st,
+      stdoutTail: lastLines(st.stdoutTail, chars),
+      stderrTail: lastLines(st.stderrTail, chars),
+      ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+    }))
+  }
+}
+
 /**
  * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
- * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
- * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the
+ * last ones kept); if even no tails do not fit, each host keeps its own fields and its steps are left
+ * out (`stepsLeftOut`). Hosts are added one at a time and a try stops as soon as it is over budget.
  */
 export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): string {
-  const fits = (json: string): boolean => Buffer.byteLength(json) <= budget
-  let json = JSON.stringify(results.map((r) => hostJson(r)))
-  for (const chars of [4096, 1024, 256, 0]) {
-    if (fits(json)) break
-    // Captured stdout goes the same way, with 64 times the room.
-    const shorter = results.map((r) => ({
-      ...r,
-      steps: r.steps.map((st) => ({
-        ...st,
-        stdoutTail: lastLines(st.stdoutTail, chars),
-        stderrTail: lastLines(st.stderrTail, chars),
-        ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
-      }))
-    }))
-    json = JSON.stringify(shorter.map((r) => hostJson(r)))
+  const hosts = function* (chars: number): Generator<string> {
+    for (const r of results) yield JSON.stringify(hostJson(shortened(r, chars)))
   }
-  if (!fits(json)) json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })))
-  return json
+  for (const chars of [Infinity, 4096, 1024, 256, 0]) {
+    const json = jsonArrayWithin(hosts(chars), budget)
+    if (json !== undefined) return json
+  }
+  return JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })))
 }
+
+/** The last line of a captured stdout cut to fit the `captured` output. */
+const CAPTURE_CUT_NOTE = "\n[ssh-fleet: cut to fit the captured output's size limit]"
+/** Room kept for that note in each cut stdout, and for a mask that is longer than the piece it hides. */
+const CAPTURE_CUT_ROOM = CAPTURE_CUT_NOTE.length + 8
 
 /**
  * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
- * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
- * cut to an equal share and marked.
+ * failed ones too, within `budget` bytes. Sizes are counted before anything is built; when the whole
+ * does not fit, the largest stdouts are cut to an equal share (their start kept, marked), the smaller
+ * ones kept whole.
  */
 export function capturedJson(results: HostResult[], budget = OUTPUT_BYTES): string {
-  const entries = results.flatMap((r) =>
-    r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout as string }))
-  )
-  const build = (share: number): string => {
-    const out: Record<string, Record<string, string>> = {}
-    for (const e of entries)
-      (out[e.host] ??= {})[e.step] =
-        e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text
-    return JSON.stringify(out)
+  // host → step → stdout (a step name given twice: the last one), keyed by Map: a host named __proto__ is a host.
+  const byHost = new Map<string, Map<string, string>>()
+  for (const r of results)
+    for (const s of r.steps) {
+      if (s.stdout === undefined) continue
+      const steps = byHost.get(r.host) ?? new Map<string, string>()
+      byHost.set(r.host, steps.set(s.name, s.stdout))
+    }
+  const entries = [...byHost.values()].flatMap((steps) => [...steps].map(([step, text]) => ({ steps, step, text, bytes: jsonBytes(text) })))
+  // Braces, keys, colons and commas.
+  let frame = 2
+  for (const [host, steps] of byHost) {
+    frame += jsonBytes(host) + 3
+    for (const step of steps.keys()) frame += jsonBytes(step) + 2
   }
-  let json = build(Infinity)
-  for (
-    let share = Math.floor(budget / Math.max(1, entries.length) / 2);
-    Buffer.byteLength(json) > budget && share > 0;
-    share = Math.floor(share / 2)
-  )
-    json = build(share)
-  return json
+  let left = budget - frame
+  if (entries.reduce((n, e) => n + e.bytes, 0) > left) {
+    // Equal shares, smallest first: what a small stdout does not use goes to the larger ones.
+    entries.sort((a, b) => a.bytes - b.bytes)
+    entries.forEach((e, i) => {
+      const share = Math.floor(left / (entries.length - i))
+      if (e.bytes <= share) {
+        left -= e.bytes
+        return
+      }
+      left -= share
+      const { end } = jsonPrefix(e.text, Math.max(0, share - CAPTURE_CUT_ROOM))
+      e.steps.set(e.step, end > 0 ? `${mask(e.text.slice(0, end), { cut: true })}${CAPTURE_CUT_NOTE}` : '')
+    })
+  }
+  const json = `{${[...byHost]
+    .map(
+      ([host, steps]) =>
+        `${JSON.stringify(host)}:{${[...steps].map(([step, text]) => `${JSON.stringify(step)}:${JSON.stringify(text)}`).join(',')}}`
+    )
+    .join(',')}}`
+  // Only names alone past the budget (tens of thousands of captured steps) get here.
+  return Buffer.byteLength(json) <= budget ? json : '{}'
 }
 
-export function setOutputs(results: HostResult[]): void {
+/**
+ * The outputs, masked: a host can print a secret (echo the password), and the runner masks only the
+ * log. Hosts' names and every text of their results go through the one masker first.
+ */
+export function setOutputs(unmasked: HostResult[]): void {
+  const results = maskDeep(unmasked)
   core.setOutput(Outputs.Results, resultsJson(results))
   core.setOutput(Outputs.Captured, capturedJson(results))
   core.setOutput(
@@ -319,7 +357,7 @@ class BudgetedMarkdown {
  */
 export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSteps: number, intro: string[] = []): string {
   const columns: Array<[string, (r: HostResult) => string]> = [
-    ['Host', (r) => inline(r.host)],
+    ['Host', (r) => r.host],
     ['Status', (r) => STATUS_ICON[r.status]],
     ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
     ['Attempts', (r) => String(r.attempts)],
@@ -344,29 +382,24 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
   }
   const md = new BudgetedMarkdown(SUMMARY_BYTES)
   md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])])
-  md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`])
+  const [head, rule, ...rows] = table(
+    columns.map(([title]) => title),
+    results.map((r) => columns.map(([, cell]) => cell(r)))
+  )
+  md.add([head, rule])
   md.each(
-    results,
-    (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`],
+    rows,
+    (row) => [row],
     (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]
   )
   if (results.some((r) => r.steps.length > 1)) {
-    const rows = results.flatMap((r) =>
-      r.steps.map(
-        (s) =>
-          `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`
+    const steps = table(
+      ['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'],
+      results.flatMap((r) =>
+        r.steps.map((s) => [r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)])
       )
     )
-    const details = [
-      '',
-      '<details><summary>Steps per host</summary>',
-      '',
-      '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
-      '| --- | --- | --- | --- | --- | --- | --- |',
-      ...rows,
-      '',
-      '</details>'
-    ]
+    const details = ['', '<details><summary>Steps per host</summary>', '', ...steps, '', '</details>']
     if (!md.add(details)) md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."])
   }
   const skippedHosts = results.filter((r) => r.status === 'skipped')
@@ -408,7 +441,8 @@ export function describePlan(settings: Settings): string {
   ]
   if (batches.length > 1)
     batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`))
-  else lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`)
+  // Where each host's connection goes, as resolved (ssh config, defaults): what a refused connection names too.
+  for (const h of hosts) lines.push(`  host ${h.name}: user ${h.user}, address ${h.hostname}, port ${h.port}, route: ${describeRoute(h)}`)
   const describe = (s: Step, label: string): string => {
     const options = [
       s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
@@ -432,8 +466,6 @@ export function describePlan(settings: Settings): string {
             : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
     return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`
   }
-  // Each host's way there, when any host does not go straight.
-  if (hosts.some((h) => h.route)) for (const h of hosts) lines.push(`  route: ${describeRoute(h)}`)
   steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)))
   settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)))
   settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)))
@@ -458,11 +490,10 @@ const SLOWEST_HOSTS = 5
  * hosts. Markdown lines to go before the per-host table.
  */
 export function fleetMarkdown(results: HostResult[], planSteps: string[]): string[] {
-  const lines = ['| Step | Failed on |', '| --- | --- |']
-  for (const name of planSteps) {
-    const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'))
-    lines.push(`| ${inline(name)} | ${failed.length} |`)
-  }
+  const lines = table(
+    ['Step', 'Failed on'],
+    planSteps.map((name) => [name, String(results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed')).length)])
+  )
   const ran = results
     .filter((r) => r.durationMs > 0)
     .sort((a, b) => b.durationMs - a.durationMs)
@@ -471,8 +502,11 @@ export function fleetMarkdown(results: HostResult[], planSteps: string[]): strin
   return lines
 }
 
-/** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
+/**
+ * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
+ * catches a secret in any other text); outside Actions (a local run) there is no summary file.
+ */
 export async function writeSummary(markdown: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  await core.summary.addRaw(markdown).write()
+  await core.summary.addRaw(mask(markdown)).write()
 }

@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream'
 import type { Host } from '../plan/settings'
 import type { ConnectDeps, ConnectFailure, ConnectOptions } from './connection'
 import { JumpHost } from './jump-host'
-import { openProxyCommand } from './proxy-command'
+import { ProxyCommands } from './proxy-command'
 
 /**
  * Opens the byte stream to each host along its route: through its chain of bastions (each hop one
@@ -12,6 +12,7 @@ import { openProxyCommand } from './proxy-command'
 export class Router {
   /** JumpHosts by the chain of hops that leads to them (`a`, `a,b`, …). */
   private readonly hops = new Map<string, JumpHost>()
+  private readonly proxies = new ProxyCommands()
 
   constructor(
     private readonly options: ConnectOptions,
@@ -49,11 +50,13 @@ export class Router {
   readonly tunnel = async (host: Host): Promise<Duplex | ConnectFailure | undefined> => {
     const route = host.route
     if (!route) return undefined
-    if (route.via === 'command') return openProxyCommand(route.command, host, (line) => this.note(host, `proxy command: ${line}`))
+    if (route.via === 'command') return this.proxies.open(route.command, host, (line) => this.note(host, `proxy command: ${line}`))
     return this.chain(route).tunnel(host)
   }
 
+  /** Closes every bastion connection and kills every proxy command still alive. */
   async close(): Promise<void> {
+    this.proxies.close()
     await Promise.all([...this.hops.values()].map((j) => j.close()))
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
+import { BoundedBytes } from '../base/bounded'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
@@ -200,15 +201,24 @@ function execOutput(connection: Connection, command: string, ms: number): Promis
   return withinTimeout(execAnswer(connection, command), ms)
 }
 
+/**
+ * The most of a short command's answer kept: `found: <pids>` for a few hundred processes. A host that
+ * answers with more (600 MB seen) is cut off there: its channel is closed, the rest never held.
+ */
+const EXEC_ANSWER_BYTES = 4096
+
 function execAnswer(connection: Connection, command: string): Promise<string | undefined> {
   return connection.exec(command).then(
     (ch) =>
       new Promise<string | undefined>((resolve) => {
-        const out: Buffer[] = []
+        const out = new BoundedBytes(EXEC_ANSWER_BYTES)
         ch.on('error', () => {})
         ch.stderr.resume()
-        ch.on('data', (d: Buffer) => out.push(d))
-        ch.on('close', () => resolve(Buffer.concat(out).toString('utf8')))
+        ch.on('data', (d: Buffer) => {
+          out.push(d)
+          if (out.cut) ch.close()
+        })
+        ch.on('close', () => resolve(out.text()))
         ch.end()
       }),
     () => undefined

@@ -6,8 +6,10 @@
  * crafted DISCONNECT on cue.
  */
 import { execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import { createServer, type AddressInfo, type Server } from 'node:net'
+import { Server as SshServer, utils } from 'ssh2'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
@@ -178,5 +180,80 @@ describe('hostile servers and output', () => {
     expect(readFileSync(join(home, 'hello.txt'), 'utf8')).toBe('hello')
     expect(existsSync(join(home, '~'))).toBe(false)
     rmSync(join(home, 'hello.txt'), { force: true })
+  })
+
+  test('a host echoing the password input: masked in every output and in the summary, also cut at a limit', async () => {
+    const password = 'Pw-echoed_by-the-host-7f3a'
+    const run = await runAction({
+      hosts: hostList(sshd, sshd.ports.slice(0, 2)),
+      'private-key': sshd.clientKey,
+      'known-hosts': sshd.knownHosts,
+      password,
+      concurrency: '2',
+      steps: [
+        '- name: echo',
+        '  capture: true',
+        `  run: echo "said ${password}"; echo "${password}" >&2; head -c 2000000 /dev/zero | tr "\\0" a; echo ${password}`,
+        '- name: fail',
+        `  run: echo "${password}" >&2; exit 1`
+      ].join('\n')
+    })
+    expect(run.results.map((r) => r.status)).toEqual(['failed', 'failed'])
+    for (const name of ['results', 'captured', 'succeeded', 'failed']) expect(run.outputs[name]).toBeDefined()
+    const written = [...Object.values(run.outputs), run.summary].join('\n')
+    expect(written).not.toContain(password)
+    // Nor its start at a cut end: every piece of it of 4 characters or more.
+    for (let i = 4; i < password.length; i++) expect(written).not.toContain(password.slice(0, i) + '\n')
+    expect(run.results[0].steps[0].stderrTail).toBe('***')
+    expect(run.summary).toContain('***')
+  })
+
+  test("a host's exit-signal name with HTML, a heading, links and autolinks: the summary's tables render it as text", async () => {
+    const signal =
+      'KILL</details>\n## Owned <img src=https://evil.example/p.png> [x](https://evil.example) www.evil.example ops@evil.example |'
+    // No real sshd sends a made-up signal name: an ssh2 Server of ours answers the first step with
+    // exit 0 and the second with that signal (ssh2 sends only names on its list, upper-cased: ours is added).
+    ;(createRequire(__filename)('ssh2/lib/protocol/constants') as { SIGNALS: Record<string, number> }).SIGNALS[signal.toUpperCase()] = 1
+    const key = utils.generateKeyPairSync('ed25519')
+    let steps = 0
+    const server = new SshServer({ hostKeys: [key.private] }, (client) => {
+      client.on('error', () => {})
+      client.on('authentication', (ctx) => ctx.accept())
+      client.on('session', (accept) =>
+        accept().on('exec', (acceptExec) => {
+          const channel = acceptExec()
+          channel.on('error', () => {})
+          channel.resume()
+          channel.once('end', () => {
+            if (++steps === 1) channel.exit(0)
+            else channel.exit(signal, false, '')
+            channel.end()
+          })
+        })
+      )
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as AddressInfo).port
+    try {
+      const run = await runAction({
+        hosts: `deploy@127.0.0.1:${port}`,
+        password: 'any',
+        'known-hosts': `[127.0.0.1]:${port} ${key.public}`,
+        steps: '- name: one\n  run: "true"\n- name: two\n  run: "true"'
+      })
+      expect(run.results[0].steps[1].signal).toContain('</DETAILS>')
+      const live = liveMarkdown(run.summary)
+      const rows = live.filter((l) => l.startsWith('|'))
+      expect(rows.filter((l) => l.includes('KILL'))).toHaveLength(1) // the signal's row, whole on one line
+      for (const line of live) {
+        expect(line).not.toMatch(/<(?!\/?details>|summary>|\/summary>)/)
+        expect(line).not.toContain('](')
+        expect(line).not.toMatch(/https?:\/\/|www\.|\w@\w/i)
+        expect(line).not.toMatch(/^#+ Owned/i)
+      }
+      expect(live.filter((l) => /<\/details>/i.test(l))).toEqual(['</details>'])
+    } finally {
+      server.close()
+    }
   })
 })

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
-import { FleetLog, LineSplitter, type LogSink } from '../../src/report/output'
+import { CAPTURE_BYTES, Capture, FleetLog, LineSplitter, Replay, type LogSink } from '../../src/report/output'
+import { SharedBudget } from '../../src/base/bounded'
 import { registerSecret } from '../../src/base/secrets'
 import type { Host } from '../../src/plan/settings'
 import { injected, runnerCommands } from '../helpers/runner-commands'
@@ -60,6 +61,50 @@ describe('LineSplitter', () => {
     expect(s.tailText().split('\n')).toHaveLength(20)
     expect(lines.slice(100).every((l) => l.length <= 64 * 1024)).toBe(true)
     expect(lines.slice(100).join('').length).toBe(200 * 1024)
+  })
+})
+
+describe('a flood of short lines', () => {
+  test('3,000,000 empty lines through LineSplitter, its tail and Replay: linear time, bounded memory', () => {
+    const replay = new Replay()
+    const s = new LineSplitter((lines) => replay.push('stdout', lines))
+    const chunk = Buffer.alloc(32 * 1024, '\n') // what an SSH channel hands over at once
+    const heapBefore = process.memoryUsage().heapUsed
+    const started = performance.now()
+    for (let sent = 0; sent < 3_000_000; sent += chunk.length) s.push(chunk)
+    s.push(Buffer.from('last\n'))
+    s.end()
+    const ms = performance.now() - started
+    // A shift() per line over the 256 KiB of kept lines took minutes here; linear work is under a second.
+    expect(ms).toBeLessThan(5000)
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(64 * 1024 * 1024)
+    expect(s.tailText().split('\n').at(-1)).toBe('last')
+    const lines = replay.take()
+    expect(lines.at(-1)).toBe('last')
+    expect(lines[0]).toMatch(/^\[\d+ earlier lines left out\]$/)
+    expect(lines.length).toBeLessThanOrEqual(256 * 1024 + 1)
+  })
+})
+
+describe('Capture', () => {
+  test("each step within CAPTURE_BYTES, all of them within the run's budget; past either the rest is counted and named", () => {
+    const budget = new SharedBudget(3 * 1024 * 1024)
+    const steps = Array.from({ length: 4 }, () => new Capture(budget))
+    for (const c of steps) for (let i = 0; i < 3; i++) c.push(Buffer.alloc(512 * 1024, 'a'))
+    const [first, , third, fourth] = steps.map((c) => c.text())
+    expect(first.startsWith('a'.repeat(CAPTURE_BYTES))).toBe(true)
+    expect(first.slice(CAPTURE_BYTES)).toBe(
+      `\n[ssh-fleet: ${512 * 1024} more bytes not captured: the step's capture reached ${CAPTURE_BYTES} bytes]`
+    )
+    expect(third.slice(CAPTURE_BYTES)).toMatch(/^\n\[ssh-fleet: \d+ more bytes not captured/)
+    expect(fourth).toBe(`\n[ssh-fleet: ${3 * 512 * 1024} more bytes not captured: the run's captures reached 800000 bytes]`)
+    expect(budget.remaining).toBe(0)
+  })
+
+  test('a UTF-8 character cut at the limit is dropped, not mangled', () => {
+    const c = new Capture(new SharedBudget(5))
+    c.push(Buffer.from('abcdé'))
+    expect(c.text()).toBe("abcd\n[ssh-fleet: 1 more bytes not captured: the run's captures reached 800000 bytes]")
   })
 })
 

@@ -1,6 +1,21 @@
-import { describe, expect, test } from 'vitest'
+import { afterEach, describe, expect, test, vi } from 'vitest'
+import { getSettings } from '../../src/plan/inputs'
 import type { HostResult } from '../../src/run/host-result'
-import { annotate, failureMessage, resultsJson, summaryMarkdown, tally, type Reporter } from '../../src/report/report'
+import {
+  annotate,
+  capturedJson,
+  describePlan,
+  failureMessage,
+  fleetMarkdown,
+  resultsJson,
+  summaryMarkdown,
+  tally,
+  type Reporter
+} from '../../src/report/report'
+import { table } from '../../src/report/markdown'
+import { maskDeep, registerSecret } from '../../src/base/secrets'
+import { SharedBudget } from '../../src/base/bounded'
+import { Capture } from '../../src/report/output'
 
 function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {
   return { host: name, status, exitCode: status === 'success' ? 0 : 3, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }
@@ -213,7 +228,8 @@ describe('outputs and summary', () => {
     const md = summaryMarkdown(results, 1000, 5)
     expect(Buffer.byteLength(md)).toBeLessThan(1_000_000)
     expect(md).toMatch(/\d+ more failed hosts are not shown here \(the summary's size limit\)/)
-    expect(md).toContain('| deploy@host-1999.example.com |') // every host's row still fits
+    // Every host's row still fits (`@` escaped: GFM would make the name a mailto link).
+    expect(md).toContain('| deploy\\@host-1999.example.com |')
     // 60 hosts: the tails are shortened to whole last lines, never cut inside one.
     const some = JSON.parse(resultsJson(results.slice(0, 60)))
     expect(Buffer.byteLength(resultsJson(results.slice(0, 60)))).toBeLessThanOrEqual(1_000_000)
@@ -236,5 +252,108 @@ describe('outputs and summary', () => {
     })
     // A small fleet's output is whole.
     expect(JSON.parse(resultsJson(results.slice(0, 3)))[1].steps[4].stderrTail).toBe(tail)
+  })
+
+  test('every table cell is inert: hostile host, step and signal names render no HTML, link, image, heading or autolink', () => {
+    const hostile =
+      'x</details>\n## Owned <img src=https://evil.example/p.png> [click](https://evil.example) ![i](//e/x.png) www.evil.example me@evil.example |\u0000\u001b[31m'
+    const step = { status: 'failed' as const, exitCode: null, durationMs: 1, attempts: 1, lost: false, stdoutTail: '', stderrTail: '' }
+    const results = [
+      host(hostile, 'failed', {
+        steps: [
+          { ...step, name: hostile, signal: hostile },
+          { ...step, name: 'two', signal: 'KILL' }
+        ]
+      })
+    ]
+    const md = [...summaryMarkdown(results, 1000, 2).split('\n'), ...fleetMarkdown(results, [hostile])]
+    // Only the action's own HTML (the details around the steps table) is raw.
+    const cells = md.filter((l) => l.startsWith('|'))
+    expect(cells.length).toBeGreaterThan(4)
+    for (const row of cells) {
+      expect(row).not.toContain('<')
+      expect(row).not.toContain('](')
+      expect(row).not.toMatch(/https?:\/\//)
+      expect(row).not.toMatch(/www\./i)
+      expect(row).not.toMatch(/\w@\w/)
+      // eslint-disable-next-line no-control-regex -- none may be left
+      expect(row).not.toMatch(/[\u0000-\u001f]/)
+    }
+    // Each row has as many cells as its table's header: no `|` from outside makes a cell of its own.
+    const columns = (row: string): number => row.split(/(?<!\\)\|/).length
+    md.forEach((l, i) => {
+      if (l.startsWith('|') && md[i - 1]?.startsWith('|')) expect(columns(l)).toBe(columns(md[i - 1]))
+    })
+    expect(md.filter((l) => l.includes('</details>'))).toEqual(['</details>'])
+    expect(md.filter((l) => /^#/.test(l))).toEqual(['## ssh-fleet', '### Failed hosts'])
+    // What is shown is still the text, escaped: `\<` never, entities and backslashes only.
+    expect(table(['h'], [['a:b@c www.d']])[2]).toBe('| a\\:b\\@c www\\.d |')
+  })
+
+  test('outputs and summary cells are masked; captured stdout cut to fit is masked at the cut too', () => {
+    const secret = 'hunter2-' + 'z'.repeat(40)
+    registerSecret(secret)
+    const step = { name: `echo ${secret}`, status: 'success' as const, exitCode: 0, signal: null, durationMs: 1, attempts: 1, lost: false }
+    const results = [
+      host(`web-${secret}`, 'success', {
+        steps: [{ ...step, stdoutTail: `pw ${secret}`, stderrTail: secret, stdout: `${'a'.repeat(900)}${secret}` }]
+      })
+    ]
+    expect(summaryMarkdown(results, 1, 1)).not.toContain('hunter2')
+    // What the action writes out is masked whole, whatever it quotes.
+    expect(JSON.stringify(maskDeep(results))).not.toContain('hunter2')
+    // Cut so the secret's first bytes are the last kept: masked all the same.
+    for (let cap = 905; cap < 948; cap += 7) {
+      const c = new Capture(new SharedBudget(cap))
+      c.push(Buffer.from(results[0].steps[0].stdout as string))
+      expect(c.text()).toMatch(/^a{900}\*\*\*\n\[ssh-fleet: \d+ more bytes not captured/)
+    }
+  })
+
+  test('captured: the largest stdouts cut to equal shares, small ones whole, never built past the budget; __proto__ is a host', () => {
+    const stdout = (n: number, c = '\u0000') => c.repeat(n)
+    const step = (name: string, out: string) => ({
+      name,
+      status: 'success' as const,
+      exitCode: 0,
+      signal: null,
+      durationMs: 1,
+      attempts: 1,
+      lost: false,
+      stdoutTail: '',
+      stderrTail: '',
+      stdout: out
+    })
+    const results = [
+      host('__proto__', 'success', { steps: [step('big', stdout(400_000)), step('small', 'ok\n')] }),
+      host('b', 'success', { steps: [step('big', stdout(400_000, 'é'))] })
+    ]
+    const json = capturedJson(results, 200_000)
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(200_000)
+    expect(Buffer.byteLength(json)).toBeGreaterThan(190_000)
+    const parsed = JSON.parse(json)
+    expect(Object.keys(parsed)).toEqual(['__proto__', 'b'])
+    expect(parsed.__proto__.small).toBe('ok\n')
+    expect(parsed.b.big).toMatch(/^é+\n\[ssh-fleet: cut to fit/)
+    expect(({} as Record<string, unknown>).big).toBeUndefined()
+  })
+})
+
+describe('dry-run plan', () => {
+  afterEach(() => vi.unstubAllEnvs())
+
+  test("one line per host: the resolved user, address, port and route (ssh config's values included)", () => {
+    const inputs: Record<string, string> = {
+      hosts: 'web-1 root@db:2020',
+      password: 'x',
+      run: 'true',
+      'ssh-config': 'Host web-*\n  HostName 10.0.0.7\n  User deploy\n  Port 27005\n  ProxyJump hop@10.9.9.9\n'
+    }
+    for (const [k, v] of Object.entries(inputs)) vi.stubEnv(`INPUT_${k.toUpperCase()}`, v)
+    const lines = describePlan(getSettings({})).split('\n')
+    expect(lines.filter((l) => l.startsWith('  host '))).toEqual([
+      '  host web-1: user deploy, address 10.0.0.7, port 27005, route: runner → hop@10.9.9.9 → web-1',
+      '  host root@db:2020: user root, address db, port 2020, route: runner → root@db:2020'
+    ])
   })
 })
