@@ -64913,7 +64913,124 @@ function maskDeep(value) {
     return walk(value);
 }
 
+;// CONCATENATED MODULE: ./src/base/bounded.ts
+/**
+ * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
+ * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
+ * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
+ */
+/** The first `cap` bytes of a stream, and how many more came and were dropped. */
+class BoundedBytes {
+    cap;
+    chunks = [];
+    size = 0;
+    /** Bytes that came past the cap, dropped. */
+    dropped = 0;
+    constructor(cap) {
+        this.cap = cap;
+    }
+    push(chunk) {
+        const room = this.cap - this.size;
+        if (chunk.length > room)
+            this.dropped += chunk.length - Math.max(0, room);
+        if (room <= 0)
+            return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** Whether anything was dropped. */
+    get cut() {
+        return this.dropped > 0;
+    }
+    bytes() {
+        return Buffer.concat(this.chunks);
+    }
+    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
+    text() {
+        const buf = this.bytes();
+        // Back off to the start of a UTF-8 sequence that the cap may have cut.
+        let end = buf.length;
+        if (this.cut) {
+            let i = end - 1;
+            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
+                i--;
+            if (i >= 0 && buf[i] >= 0xc0) {
+                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
+                if (end - i < need)
+                    end = i;
+            }
+        }
+        return buf.subarray(0, end).toString('utf8');
+    }
+}
+/**
+ * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
+ * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
+ * array's shift() per line made a flood of short lines quadratic).
+ */
+class LastLines {
+    maxLines;
+    maxBytes;
+    items = [];
+    head = 0;
+    size = 0;
+    /** Lines dropped from the front since the last clear. */
+    dropped = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
+    push(lines) {
+        for (const line of lines) {
+            this.items.push(line);
+            this.size += line.length + 1;
+            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
+                this.size -= this.items[this.head].length + 1;
+                this.head++;
+                this.dropped++;
+            }
+        }
+        // Compact now and then, so the dropped front does not stay in memory.
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+            this.items = this.items.slice(this.head);
+            this.head = 0;
+        }
+    }
+    /** The lines kept, oldest first. */
+    get lines() {
+        return this.head === 0 ? this.items : this.items.slice(this.head);
+    }
+    clear() {
+        this.items = [];
+        this.head = 0;
+        this.size = 0;
+        this.dropped = 0;
+    }
+}
+/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
+class SharedBudget {
+    left;
+    constructor(left) {
+        this.left = left;
+    }
+    /** Grants up to `want` bytes; 0 once the budget is spent. */
+    take(want) {
+        const granted = Math.max(0, Math.min(want, this.left));
+        this.left -= granted;
+        return granted;
+    }
+    /** Gives bytes back (a holder that kept less than it was granted). */
+    give(bytes) {
+        this.left += bytes;
+    }
+    get remaining() {
+        return this.left;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/report/output.ts
+
 
 
 
@@ -64932,33 +65049,6 @@ const TAIL_LINES = 20;
  */
 const TAIL_BYTES = 8192;
 const TAIL_LINE = 2048;
-/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
-class LastLines {
-    maxLines;
-    maxBytes;
-    lines = [];
-    dropped = false;
-    size = 0;
-    constructor(maxLines, maxBytes) {
-        this.maxLines = maxLines;
-        this.maxBytes = maxBytes;
-    }
-    push(lines) {
-        for (const line of lines) {
-            this.lines.push(line);
-            this.size += line.length + 1;
-        }
-        while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
-            this.size -= this.lines.shift().length + 1;
-            this.dropped = true;
-        }
-    }
-    clear() {
-        this.lines = [];
-        this.size = 0;
-        this.dropped = false;
-    }
-}
 /** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
 class Tail {
     last = new LastLines(TAIL_LINES, TAIL_BYTES);
@@ -65013,10 +65103,16 @@ class LineSplitter {
         return this.tail.text();
     }
     emit(text, final) {
-        const parts = (this.pending + text).split('\n');
-        this.pending = final ? '' : parts.pop();
-        if (final && parts[parts.length - 1] === '')
-            parts.pop();
+        let parts = [];
+        // A chunk without a newline only grows the open line: no copy of what came before it.
+        if (!final && !text.includes('\n'))
+            this.pending += text;
+        else {
+            parts = (this.pending + text).split('\n');
+            this.pending = final ? '' : parts.pop();
+            if (final && parts[parts.length - 1] === '')
+                parts.pop();
+        }
         while (this.pending.length > MAX_LINE) {
             const cut = cutPoint(this.pending);
             parts.push(this.pending.slice(0, cut));
@@ -65040,35 +65136,55 @@ class Replay {
     }
     /** The lines kept, after a note when earlier ones were left out; then empties itself. */
     take() {
-        const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines;
+        const { dropped } = this.last;
+        const lines = dropped ? [`[${dropped} earlier lines left out]`, ...this.last.lines] : this.last.lines;
         this.last.clear();
         return lines;
     }
 }
-/** The most of a step's stdout `capture: true` keeps. */
+/** The most of one step's stdout `capture: true` keeps. */
 const CAPTURE_BYTES = 1024 * 1024;
-/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+/**
+ * The most the whole run's captures keep, all steps of all hosts together. Captured stdout goes into
+ * both the `captured` and the `results` output, each refused by GitHub past 1 MB; this leaves room
+ * for the JSON around it and the tails, and keeps memory flat however large the fleet.
+ */
+const RUN_CAPTURE_BYTES = 800_000;
+/** The run's captures, shared by every step that captures. */
+const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES);
+/**
+ * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
+ * budget. Past either, the rest is dropped, counted and named in the text.
+ */
 class Capture {
-    chunks = [];
-    size = 0;
-    cut = false;
-    push(chunk) {
-        if (this.size >= CAPTURE_BYTES) {
-            this.cut = true;
-            return;
-        }
-        const room = CAPTURE_BYTES - this.size;
-        if (chunk.length > room)
-            this.cut = true;
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        this.chunks.push(kept);
-        this.size += kept.length;
+    budget;
+    held = new BoundedBytes(CAPTURE_BYTES);
+    /** Bytes granted by the budget so far (the held part). */
+    granted = 0;
+    /** Of the bytes dropped, those refused by the run's budget (not the step's own limit). */
+    overRun = 0;
+    constructor(budget = runCaptures) {
+        this.budget = budget;
     }
-    /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+    push(chunk) {
+        const want = Math.min(chunk.length, CAPTURE_BYTES - this.granted);
+        const got = this.budget.take(want);
+        this.granted += got;
+        this.overRun += want - got;
+        this.held.push(chunk.subarray(0, got));
+        // Counted where a cut is known, so text() also drops a character cut in two.
+        this.held.dropped += chunk.length - got;
+    }
+    /**
+     * The text (a character cut in two at the limit is dropped), masked, with a last line saying when
+     * and why it was cut: a secret's start left at the cut is masked too.
+     */
     text() {
-        const decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
-        const text = decoder.write(Buffer.concat(this.chunks));
-        return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text;
+        const { dropped } = this.held;
+        if (dropped === 0)
+            return mask(this.held.text());
+        const why = this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`;
+        return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`;
     }
 }
 /**
@@ -65205,6 +65321,7 @@ class FleetLog {
 }
 
 ;// CONCATENATED MODULE: ./src/steps/script.ts
+
 
 
 
@@ -65348,13 +65465,22 @@ function withinTimeout(work, ms, signal) {
 function execOutput(connection, command, ms) {
     return withinTimeout(execAnswer(connection, command), ms);
 }
+/**
+ * The most of a short command's answer kept: `found: <pids>` for a few hundred processes. A host that
+ * answers with more (600 MB seen) is cut off there: its channel is closed, the rest never held.
+ */
+const EXEC_ANSWER_BYTES = 4096;
 function execAnswer(connection, command) {
     return connection.exec(command).then((ch) => new Promise((resolve) => {
-        const out = [];
+        const out = new BoundedBytes(EXEC_ANSWER_BYTES);
         ch.on('error', () => { });
         ch.stderr.resume();
-        ch.on('data', (d) => out.push(d));
-        ch.on('close', () => resolve(Buffer.concat(out).toString('utf8')));
+        ch.on('data', (d) => {
+            out.push(d);
+            if (out.cut)
+                ch.close();
+        });
+        ch.on('close', () => resolve(out.text()));
         ch.end();
     }), () => undefined);
 }
@@ -66193,122 +66319,6 @@ function resolveFrom(from, to, workspace) {
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
-}
-
-;// CONCATENATED MODULE: ./src/base/bounded.ts
-/**
- * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
- * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
- * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
- */
-/** The first `cap` bytes of a stream, and how many more came and were dropped. */
-class BoundedBytes {
-    cap;
-    chunks = [];
-    size = 0;
-    /** Bytes that came past the cap, dropped. */
-    dropped = 0;
-    constructor(cap) {
-        this.cap = cap;
-    }
-    push(chunk) {
-        const room = this.cap - this.size;
-        if (chunk.length > room)
-            this.dropped += chunk.length - Math.max(0, room);
-        if (room <= 0)
-            return;
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        this.chunks.push(kept);
-        this.size += kept.length;
-    }
-    /** Whether anything was dropped. */
-    get cut() {
-        return this.dropped > 0;
-    }
-    bytes() {
-        return Buffer.concat(this.chunks);
-    }
-    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
-    text() {
-        const buf = this.bytes();
-        // Back off to the start of a UTF-8 sequence that the cap may have cut.
-        let end = buf.length;
-        if (this.cut) {
-            let i = end - 1;
-            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
-                i--;
-            if (i >= 0 && buf[i] >= 0xc0) {
-                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
-                if (end - i < need)
-                    end = i;
-            }
-        }
-        return buf.subarray(0, end).toString('utf8');
-    }
-}
-/**
- * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
- * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
- * array's shift() per line made a flood of short lines quadratic).
- */
-class bounded_LastLines {
-    maxLines;
-    maxBytes;
-    items = [];
-    head = 0;
-    size = 0;
-    /** Lines dropped from the front since the last clear. */
-    dropped = 0;
-    constructor(maxLines, maxBytes) {
-        this.maxLines = maxLines;
-        this.maxBytes = maxBytes;
-    }
-    push(lines) {
-        for (const line of lines) {
-            this.items.push(line);
-            this.size += line.length + 1;
-            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
-                this.size -= this.items[this.head].length + 1;
-                this.head++;
-                this.dropped++;
-            }
-        }
-        // Compact now and then, so the dropped front does not stay in memory.
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
-            this.items = this.items.slice(this.head);
-            this.head = 0;
-        }
-    }
-    /** The lines kept, oldest first. */
-    get lines() {
-        return this.head === 0 ? this.items : this.items.slice(this.head);
-    }
-    clear() {
-        this.items = [];
-        this.head = 0;
-        this.size = 0;
-        this.dropped = 0;
-    }
-}
-/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
-class SharedBudget {
-    left;
-    constructor(left) {
-        this.left = left;
-    }
-    /** Grants up to `want` bytes; 0 once the budget is spent. */
-    take(want) {
-        const granted = Math.max(0, Math.min(want, this.left));
-        this.left -= granted;
-        return granted;
-    }
-    /** Gives bytes back (a holder that kept less than it was granted). */
-    give(bytes) {
-        this.left += bytes;
-    }
-    get remaining() {
-        return this.left;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/steps/remote-files.ts
@@ -69006,76 +69016,185 @@ var external_node_stream_ = __nccwpck_require__(7075);
 
 
 
+
+/** Longest stderr line of a proxy command kept (logged, quoted in an error); the rest of it is dropped. */
+const STDERR_LINE = 1024;
+/** stderr lines of one proxy command logged: a bastion flooding banners must not flood the log. */
+const STDERR_LINES = 20;
+/** After its stdin ended, how long a proxy command gets to exit by itself before its group is killed. */
+const EXIT_GRACE_MS = 2000;
 /**
- * Starts a proxy command for one connection: its stdin and stdout carry the SSH stream, its stderr
- * lines go to `onStderr`. Should it exit while the stream is in use, the stream fails with its exit
- * code and last stderr line (code EPROXY: a transient connect failure); the command is stopped when
- * the stream ends (the connection closed, or the run was cancelled).
+ * A proxy command's stderr as lines, within bounds: each line cut at STDERR_LINE (an endless line
+ * holds no more than that), the first STDERR_LINES logged and the rest only counted.
  */
-function openProxyCommand(command, host, onStderr) {
-    let line;
-    try {
-        line = substituteTokens(command, host);
+class StderrLines {
+    log;
+    decoder = new external_node_string_decoder_namespaceObject.StringDecoder('utf8');
+    pending = '';
+    /** The open line passed STDERR_LINE: what follows until its newline is dropped. */
+    overlong = false;
+    logged = 0;
+    /** Lines not logged (past STDERR_LINES). */
+    left = 0;
+    /** The last line, for the error when the command fails. */
+    last = '';
+    constructor(log) {
+        this.log = log;
     }
-    catch (err) {
-        return Promise.resolve({ kind: 'protocol', transient: false, message: err.message });
-    }
-    const windows = process.platform === 'win32';
-    const child = windows
-        ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], {
-            env: runnerEnv(),
-            stdio: 'pipe',
-            windowsVerbatimArguments: true
-        })
-        : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', line], { env: runnerEnv(), stdio: 'pipe' });
-    let lastStderr = '';
-    let pending = '';
-    child.stderr.on('data', (d) => {
-        const lines = (pending + d.toString()).split(/\r?\n/);
-        pending = lines.pop();
-        for (const l of lines.filter(Boolean))
-            onStderr((lastStderr = l));
-    });
-    // The stream ssh2 reads and writes. Writing to a command that exited fails with EPIPE, and its
-    // output ends before its exit status is known: both wait for the exit, which says what happened.
-    const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-    const failure = async () => {
-        const { code, signal } = await exited;
-        if (pending)
-            onStderr((lastStderr = pending));
-        if (code === 0)
-            return undefined;
-        return Object.assign(new Error(`proxy command exited with ${signal ? `signal ${signal}` : `code ${code}`}${lastStderr ? `: ${lastStderr}` : ''}`), { code: 'EPROXY' });
-    };
-    const stream = new external_node_stream_.Duplex({
-        read: () => void child.stdout.resume(),
-        write: (chunk, encoding, done) => {
-            if (!child.stdin.writable)
-                return done();
-            child.stdin.write(chunk, encoding, () => done());
-        },
-        final: (done) => {
-            child.stdin.end();
-            done();
-        },
-        destroy: (err, done) => {
-            if (child.exitCode === null && child.signalCode === null)
-                child.kill('SIGTERM');
-            done(err);
+    push(chunk) {
+        const parts = this.decoder.write(chunk).split(/\r?\n/);
+        const open = parts.pop();
+        for (const part of parts) {
+            this.take(part);
+            if (!this.overlong)
+                this.line(this.pending);
+            this.overlong = false;
+            this.pending = '';
         }
-    });
-    child.stdin.on('error', () => { });
-    child.stdout.on('data', (d) => {
-        if (!stream.push(d))
-            child.stdout.pause();
-    });
-    child.stdout.on('end', () => {
-        void failure().then((err) => (err ? stream.destroy(err) : stream.push(null)));
-    });
-    return new Promise((resolve) => {
-        child.once('error', (err) => resolve({ kind: 'network', transient: false, message: `proxy command could not start: ${err.message}` }));
-        child.once('spawn', () => resolve(stream));
-    });
+        this.take(open);
+    }
+    /** The open line, if any, as the last one. */
+    end() {
+        this.take(this.decoder.end());
+        if (!this.overlong)
+            this.line(this.pending);
+        this.pending = '';
+    }
+    /** Adds `text` to the open line, emitting it cut when it grows past STDERR_LINE. */
+    take(text) {
+        if (this.overlong)
+            return;
+        this.pending += text;
+        if (this.pending.length <= STDERR_LINE)
+            return;
+        this.line(`${this.pending.slice(0, STDERR_LINE)} [cut]`);
+        this.overlong = true;
+    }
+    line(text) {
+        if (!text)
+            return;
+        this.last = text;
+        if (this.logged < STDERR_LINES) {
+            this.logged++;
+            this.log(text);
+        }
+        else
+            this.left++;
+    }
+}
+/**
+ * The proxy commands of a run. Each runs in a process group of its own (a job object's tree on
+ * Windows), killed whole when its stream ends, and on close() for any still alive: a proxy that left
+ * a child running (a flooding banner loop, a control master) cannot outlive the action or keep it
+ * from exiting.
+ */
+class ProxyCommands {
+    alive = new Set();
+    constructor() {
+        // Also when the process ends without close() (a second cancel signal exits at once): its own group
+        // keeps a proxy command from the runner's signals, so this is its only way out.
+        process.once('exit', () => this.close());
+    }
+    /**
+     * Starts a proxy command for one connection: its stdin and stdout carry the SSH stream, its stderr
+     * lines go to `onStderr` (bounded, see StderrLines). Should it exit while the stream is in use, the
+     * stream fails with its exit code and last stderr line (code EPROXY: a transient connect failure).
+     */
+    open(command, host, onStderr) {
+        let line;
+        try {
+            line = substituteTokens(command, host);
+        }
+        catch (err) {
+            return Promise.resolve({ kind: 'protocol', transient: false, message: err.message });
+        }
+        const windows = process.platform === 'win32';
+        const child = windows
+            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${line}"`], {
+                env: runnerEnv(),
+                stdio: 'pipe',
+                windowsVerbatimArguments: true
+            })
+            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', line], { env: runnerEnv(), stdio: 'pipe', detached: true });
+        this.alive.add(child);
+        const stderr = new StderrLines(onStderr);
+        child.stderr.on('data', (d) => stderr.push(d));
+        let graceTimer;
+        let stopped = false;
+        /** Kills the command's whole group, once; names the stderr lines that were not logged. */
+        const stop = () => {
+            if (stopped)
+                return;
+            stopped = true;
+            clearTimeout(graceTimer);
+            this.kill(child);
+            if (stderr.left > 0)
+                onStderr(`${stderr.left} more stderr lines not logged (the first ${STDERR_LINES} of a connection are)`);
+        };
+        // The stream ssh2 reads and writes. Writing to a command that exited fails with EPIPE, and its
+        // output ends before its exit status is known: both wait for the exit, which says what happened.
+        const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+        const failure = async () => {
+            const { code, signal } = await exited;
+            stderr.end();
+            if (code === 0)
+                return undefined;
+            return Object.assign(new Error(`proxy command exited with ${signal ? `signal ${signal}` : `code ${code}`}${stderr.last ? `: ${stderr.last}` : ''}`), { code: 'EPROXY' });
+        };
+        const stream = new external_node_stream_.Duplex({
+            read: () => void child.stdout.resume(),
+            write: (chunk, encoding, done) => {
+                if (!child.stdin.writable)
+                    return done();
+                child.stdin.write(chunk, encoding, () => done());
+            },
+            final: (done) => {
+                child.stdin.end();
+                graceTimer = setTimeout(stop, EXIT_GRACE_MS);
+                done();
+            },
+            destroy: (err, done) => {
+                stop();
+                done(err);
+            }
+        });
+        child.stdin.on('error', () => { });
+        child.stdout.on('data', (d) => {
+            if (!stream.push(d))
+                child.stdout.pause();
+        });
+        child.stdout.on('end', () => {
+            void failure().then((err) => (err ? stream.destroy(err) : stream.push(null)));
+        });
+        // The command itself exited: whatever it left running in its group goes with it.
+        void exited.then(stop);
+        return new Promise((resolve) => {
+            child.once('error', (err) => {
+                this.alive.delete(child);
+                resolve({ kind: 'network', transient: false, message: `proxy command could not start: ${err.message}` });
+            });
+            child.once('spawn', () => resolve(stream));
+        });
+    }
+    /** Kills every proxy command still alive, with its group. */
+    close() {
+        for (const child of this.alive)
+            this.kill(child);
+    }
+    kill(child) {
+        this.alive.delete(child);
+        if (child.pid === undefined)
+            return;
+        try {
+            if (process.platform === 'win32')
+                (0,external_node_child_process_namespaceObject.spawn)('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' }).on('error', () => { });
+            else
+                process.kill(-child.pid, 'SIGKILL');
+        }
+        catch {
+            // The group is gone already.
+        }
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/ssh/routes.ts
@@ -69092,6 +69211,7 @@ class Router {
     note;
     /** JumpHosts by the chain of hops that leads to them (`a`, `a,b`, …). */
     hops = new Map();
+    proxies = new ProxyCommands();
     constructor(options, deps, 
     /** A line for the log: a hop's host key trust, or a proxy command's stderr (with its host). */
     note) {
@@ -69123,41 +69243,124 @@ class Router {
         if (!route)
             return undefined;
         if (route.via === 'command')
-            return openProxyCommand(route.command, host, (line) => this.note(host, `proxy command: ${line}`));
+            return this.proxies.open(route.command, host, (line) => this.note(host, `proxy command: ${line}`));
         return this.chain(route).tunnel(host);
     };
+    /** Closes every bastion connection and kills every proxy command still alive. */
     async close() {
+        this.proxies.close();
         await Promise.all([...this.hops.values()].map((j) => j.close()));
     }
 }
 
 ;// CONCATENATED MODULE: ./src/report/markdown.ts
+
 /**
  * The one place text that did not come from the action becomes Markdown for the job summary. Nothing
- * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text), and
- * text that may hold a secret is never altered, so the runner's masker still finds the secret whole.
+ * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text, a
+ * `https://` or `www.` or `user@host.example` is no link), and every secret in it is masked first.
  */
 /**
- * Untrusted text as a fenced code block, byte for byte: its fence is longer than any run of backticks
- * in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every text that
- * may quote a host or a server (errors, output tails, the plan).
+ * Untrusted text as a fenced code block, byte for byte but masked: its fence is longer than any run
+ * of backticks in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every
+ * text that may quote a host or a server at length (errors, output tails, the plan).
  */
 function codeBlock(text) {
-    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+    const masked = mask(text);
+    const longest = Math.max(0, ...(masked.match(/`+/g) ?? []).map((run) => run.length));
     const fence = '`'.repeat(Math.max(3, longest + 1));
-    return [fence, ...text.split(/\r?\n/), fence];
+    return [fence, ...masked.split(/\r?\n/), fence];
 }
+/** Control characters (NUL included) are dropped; line breaks of any kind become a space. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+const BREAKS = /[\t\r\n\u2028\u2029]+/g;
+/** HTML's characters, and brackets: as entities no link or image can open or close, and `](` never shows. */
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '&#91;', ']': '&#93;' };
 /**
- * A short name (a host's, a step's) inline, in a table cell or a heading: characters that Markdown or
- * HTML treat specially are escaped and line breaks become spaces. Escaping changes bytes, so this is
- * never for text that may hold a secret: that goes in a codeBlock.
+ * ASCII punctuation that can start or end Markdown mid-line: emphasis, code, strikethrough, table
+ * cells, headings, math, and the `:` and `@` that GFM's autolinks need.
+ */
+const SPECIAL = /[\\`*_!|~#:@$]/g;
+/**
+ * A short text (a host's name, a step's, a signal's) inline, in a table cell or a heading: masked,
+ * control characters dropped, line breaks made spaces, HTML's characters as entities and Markdown's
+ * backslash-escaped, so it shows as written and renders as nothing but text.
  */
 function markdown_inline(text) {
-    // Emphasis, code, links, images, strikethrough, table cells, HTML: nothing else can start Markdown mid-line.
-    return text.replace(/[\r\n]+/g, ' ').replace(/[&<>\\`*_[\]!|~]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? `\\${c}`);
+    return (mask(text)
+        .replace(CONTROL, '')
+        .replace(BREAKS, ' ')
+        .replace(SPECIAL, '\\$&')
+        // After the backslashes: an entity's own `#` must stay as it is.
+        .replace(/[&<>[\]]/g, (c) => ENTITIES[c])
+        .replace(/(www)\./gi, '$1\\.'));
+}
+/**
+ * A GFM table: the header row, its rule, then a row per entry, every cell through inline(). The only
+ * way a table is built, so no cell can be forgotten.
+ */
+function markdown_table(header, rows) {
+    const line = (cells) => `| ${cells.map(markdown_inline).join(' | ')} |`;
+    return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)];
+}
+
+;// CONCATENATED MODULE: ./src/report/json-budget.ts
+/**
+ * JSON within a byte budget, measured before it is built: an output of a large fleet is never first
+ * built whole (hundreds of MB) only to be found too big.
+ */
+/** The bytes `text` takes as a JSON string, quotes included, counted without building it. */
+function jsonBytes(text) {
+    return 2 + jsonPrefix(text, Infinity).bytes;
+}
+/**
+ * The longest start of `text` (its length in UTF-16 units, never inside a surrogate pair) whose JSON
+ * escaping takes at most `maxBytes` (quotes not counted), and the bytes it takes.
+ */
+function jsonPrefix(text, maxBytes) {
+    let bytes = 0;
+    let i = 0;
+    while (i < text.length) {
+        const c = text.charCodeAt(i);
+        const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+        const size = pair
+            ? 4
+            : c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d
+                ? 2
+                : c < 0x20 || (c >= 0xd800 && c <= 0xdfff)
+                    ? 6 // \u00XX, and a lone surrogate as JSON.stringify writes it
+                    : c < 0x80
+                        ? 1
+                        : c < 0x800
+                            ? 2
+                            : 3;
+        if (bytes + size > maxBytes)
+            break;
+        bytes += size;
+        i += pair ? 2 : 1;
+    }
+    return { end: i, bytes };
+}
+/**
+ * `[part, part, …]` from parts built one at a time, or undefined as soon as they pass `budget`
+ * bytes: at most one part more than fits is ever built.
+ */
+function jsonArrayWithin(parts, budget) {
+    const built = [];
+    let bytes = 2;
+    for (const part of parts) {
+        bytes += Buffer.byteLength(part) + (built.length ? 1 : 0);
+        if (bytes > budget)
+            return undefined;
+        built.push(part);
+    }
+    return `[${built.join(',')}]`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/report.ts
+
+
 
 
 
@@ -69342,53 +69545,93 @@ function lastLines(tail, chars) {
     }
     return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
 }
+/** A host's result with its tails (and captured stdout, 64 times the room) cut to their last `chars`. */
+function shortened(r, chars) {
+    if (chars === Infinity)
+        return r;
+    return {
+        ...r,
+        steps: r.steps.map((st) => ({
+            ...st,
+            stdoutTail: lastLines(st.stdoutTail, chars),
+            stderrTail: lastLines(st.stderrTail, chars),
+            ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+        }))
+    };
+}
 /**
  * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
- * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
- * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the
+ * last ones kept); if even no tails do not fit, each host keeps its own fields and its steps are left
+ * out (`stepsLeftOut`). Hosts are added one at a time and a try stops as soon as it is over budget.
  */
 function resultsJson(results, budget = OUTPUT_BYTES) {
-    const fits = (json) => Buffer.byteLength(json) <= budget;
-    let json = JSON.stringify(results.map((r) => hostJson(r)));
-    for (const chars of [4096, 1024, 256, 0]) {
-        if (fits(json))
-            break;
-        // Captured stdout goes the same way, with 64 times the room.
-        const shorter = results.map((r) => ({
-            ...r,
-            steps: r.steps.map((st) => ({
-                ...st,
-                stdoutTail: lastLines(st.stdoutTail, chars),
-                stderrTail: lastLines(st.stderrTail, chars),
-                ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
-            }))
-        }));
-        json = JSON.stringify(shorter.map((r) => hostJson(r)));
+    const hosts = function* (chars) {
+        for (const r of results)
+            yield JSON.stringify(hostJson(shortened(r, chars)));
+    };
+    for (const chars of [Infinity, 4096, 1024, 256, 0]) {
+        const json = jsonArrayWithin(hosts(chars), budget);
+        if (json !== undefined)
+            return json;
     }
-    if (!fits(json))
-        json = JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })));
-    return json;
+    return JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })));
 }
+/** The last line of a captured stdout cut to fit the `captured` output. */
+const CAPTURE_CUT_NOTE = "\n[ssh-fleet: cut to fit the captured output's size limit]";
+/** Room kept for that note in each cut stdout, and for a mask that is longer than the piece it hides. */
+const CAPTURE_CUT_ROOM = CAPTURE_CUT_NOTE.length + 8;
 /**
  * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
- * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
- * cut to an equal share and marked.
+ * failed ones too, within `budget` bytes. Sizes are counted before anything is built; when the whole
+ * does not fit, the largest stdouts are cut to an equal share (their start kept, marked), the smaller
+ * ones kept whole.
  */
 function capturedJson(results, budget = OUTPUT_BYTES) {
-    const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout })));
-    const build = (share) => {
-        const out = {};
-        for (const e of entries)
-            (out[e.host] ??= {})[e.step] =
-                e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
-        return JSON.stringify(out);
-    };
-    let json = build(Infinity);
-    for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2))
-        json = build(share);
-    return json;
+    // host → step → stdout (a step name given twice: the last one), keyed by Map: a host named __proto__ is a host.
+    const byHost = new Map();
+    for (const r of results)
+        for (const s of r.steps) {
+            if (s.stdout === undefined)
+                continue;
+            const steps = byHost.get(r.host) ?? new Map();
+            byHost.set(r.host, steps.set(s.name, s.stdout));
+        }
+    const entries = [...byHost.values()].flatMap((steps) => [...steps].map(([step, text]) => ({ steps, step, text, bytes: jsonBytes(text) })));
+    // Braces, keys, colons and commas.
+    let frame = 2;
+    for (const [host, steps] of byHost) {
+        frame += jsonBytes(host) + 3;
+        for (const step of steps.keys())
+            frame += jsonBytes(step) + 2;
+    }
+    let left = budget - frame;
+    if (entries.reduce((n, e) => n + e.bytes, 0) > left) {
+        // Equal shares, smallest first: what a small stdout does not use goes to the larger ones.
+        entries.sort((a, b) => a.bytes - b.bytes);
+        entries.forEach((e, i) => {
+            const share = Math.floor(left / (entries.length - i));
+            if (e.bytes <= share) {
+                left -= e.bytes;
+                return;
+            }
+            left -= share;
+            const { end } = jsonPrefix(e.text, Math.max(0, share - CAPTURE_CUT_ROOM));
+            e.steps.set(e.step, end > 0 ? `${mask(e.text.slice(0, end), { cut: true })}${CAPTURE_CUT_NOTE}` : '');
+        });
+    }
+    const json = `{${[...byHost]
+        .map(([host, steps]) => `${JSON.stringify(host)}:{${[...steps].map(([step, text]) => `${JSON.stringify(step)}:${JSON.stringify(text)}`).join(',')}}`)
+        .join(',')}}`;
+    // Only names alone past the budget (tens of thousands of captured steps) get here.
+    return Buffer.byteLength(json) <= budget ? json : '{}';
 }
-function setOutputs(results) {
+/**
+ * The outputs, masked: a host can print a secret (echo the password), and the runner masks only the
+ * log. Hosts' names and every text of their results go through the one masker first.
+ */
+function setOutputs(unmasked) {
+    const results = maskDeep(unmasked);
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
     setOutput(Outputs.Succeeded, results
@@ -69444,7 +69687,7 @@ class BudgetedMarkdown {
  */
 function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
-        ['Host', (r) => markdown_inline(r.host)],
+        ['Host', (r) => r.host],
         ['Status', (r) => STATUS_ICON[r.status]],
         ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
@@ -69469,20 +69712,12 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     }
     const md = new BudgetedMarkdown(SUMMARY_BYTES);
     md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
-    md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`]);
-    md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    const [head, rule, ...rows] = markdown_table(columns.map(([title]) => title), results.map((r) => columns.map(([, cell]) => cell(r))));
+    md.add([head, rule]);
+    md.each(rows, (row) => [row], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {
-        const rows = results.flatMap((r) => r.steps.map((s) => `| ${markdown_inline(r.host)} | ${markdown_inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${output_seconds(s.durationMs)} | ${s.attempts} |`));
-        const details = [
-            '',
-            '<details><summary>Steps per host</summary>',
-            '',
-            '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
-            '| --- | --- | --- | --- | --- | --- | --- |',
-            ...rows,
-            '',
-            '</details>'
-        ];
+        const steps = markdown_table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], results.flatMap((r) => r.steps.map((s) => [r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', output_seconds(s.durationMs), String(s.attempts)])));
+        const details = ['', '<details><summary>Steps per host</summary>', '', ...steps, '', '</details>'];
         if (!md.add(details))
             md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
     }
@@ -69520,8 +69755,9 @@ function describePlan(settings) {
     ];
     if (batches.length > 1)
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
-    else
-        lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
+    // Where each host's connection goes, as resolved (ssh config, defaults): what a refused connection names too.
+    for (const h of hosts)
+        lines.push(`  host ${h.name}: user ${h.user}, address ${h.hostname}, port ${h.port}, route: ${describeRoute(h)}`);
     const describe = (s, label) => {
         const options = [
             s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
@@ -69544,10 +69780,6 @@ function describePlan(settings) {
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
-    // Each host's way there, when any host does not go straight.
-    if (hosts.some((h) => h.route))
-        for (const h of hosts)
-            lines.push(`  route: ${describeRoute(h)}`);
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
@@ -69570,11 +69802,7 @@ const SLOWEST_HOSTS = 5;
  * hosts. Markdown lines to go before the per-host table.
  */
 function fleetMarkdown(results, planSteps) {
-    const lines = ['| Step | Failed on |', '| --- | --- |'];
-    for (const name of planSteps) {
-        const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
-        lines.push(`| ${inline(name)} | ${failed.length} |`);
-    }
+    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed')).length)]));
     const ran = results
         .filter((r) => r.durationMs > 0)
         .sort((a, b) => b.durationMs - a.durationMs)
@@ -69583,11 +69811,14 @@ function fleetMarkdown(results, planSteps) {
         lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
 }
-/** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
+/**
+ * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
+ * catches a secret in any other text); outside Actions (a local run) there is no summary file.
+ */
 async function writeSummary(markdown) {
     if (!process.env.GITHUB_STEP_SUMMARY)
         return;
-    await summary.addRaw(markdown).write();
+    await summary.addRaw(mask(markdown)).write();
 }
 
 ;// CONCATENATED MODULE: ./src/report/results-file.ts

@@ -32115,7 +32115,7 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
  */
 const secrets = new Set();
 /** Longest first, so a secret that contains another is replaced whole. */
-let ordered = (/* unused pure expression or super */ null && ([]));
+let ordered = [];
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 const MASK = '***';
 /** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
@@ -32149,7 +32149,7 @@ function cutSecretAtEnd(text) {
  * `text` with every registered secret replaced by MASK. `cut: true` says the text was cut at its end
  * (a size limit): a piece of a secret left there is masked too, so no secret leaves whole or in part.
  */
-function mask(text, options = {}) {
+function secrets_mask(text, options = {}) {
     let out = text;
     for (const s of ordered)
         if (out.includes(s))
@@ -32167,13 +32167,13 @@ function secrets_maskDeep(value) {
         return value;
     const walk = (v) => {
         if (typeof v === 'string')
-            return mask(v);
+            return secrets_mask(v);
         if (Array.isArray(v))
             return v.map(walk);
         if (v !== null && typeof v === 'object') {
             const out = Object.create(null);
             for (const [k, inner] of Object.entries(v))
-                out[mask(k)] = walk(inner);
+                out[secrets_mask(k)] = walk(inner);
             return out;
         }
         return v;
@@ -32181,7 +32181,124 @@ function secrets_maskDeep(value) {
     return walk(value);
 }
 
+;// CONCATENATED MODULE: ./src/base/bounded.ts
+/**
+ * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
+ * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
+ * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
+ */
+/** The first `cap` bytes of a stream, and how many more came and were dropped. */
+class bounded_BoundedBytes {
+    cap;
+    chunks = [];
+    size = 0;
+    /** Bytes that came past the cap, dropped. */
+    dropped = 0;
+    constructor(cap) {
+        this.cap = cap;
+    }
+    push(chunk) {
+        const room = this.cap - this.size;
+        if (chunk.length > room)
+            this.dropped += chunk.length - Math.max(0, room);
+        if (room <= 0)
+            return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** Whether anything was dropped. */
+    get cut() {
+        return this.dropped > 0;
+    }
+    bytes() {
+        return Buffer.concat(this.chunks);
+    }
+    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
+    text() {
+        const buf = this.bytes();
+        // Back off to the start of a UTF-8 sequence that the cap may have cut.
+        let end = buf.length;
+        if (this.cut) {
+            let i = end - 1;
+            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
+                i--;
+            if (i >= 0 && buf[i] >= 0xc0) {
+                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
+                if (end - i < need)
+                    end = i;
+            }
+        }
+        return buf.subarray(0, end).toString('utf8');
+    }
+}
+/**
+ * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
+ * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
+ * array's shift() per line made a flood of short lines quadratic).
+ */
+class bounded_LastLines {
+    maxLines;
+    maxBytes;
+    items = [];
+    head = 0;
+    size = 0;
+    /** Lines dropped from the front since the last clear. */
+    dropped = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
+    push(lines) {
+        for (const line of lines) {
+            this.items.push(line);
+            this.size += line.length + 1;
+            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
+                this.size -= this.items[this.head].length + 1;
+                this.head++;
+                this.dropped++;
+            }
+        }
+        // Compact now and then, so the dropped front does not stay in memory.
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+            this.items = this.items.slice(this.head);
+            this.head = 0;
+        }
+    }
+    /** The lines kept, oldest first. */
+    get lines() {
+        return this.head === 0 ? this.items : this.items.slice(this.head);
+    }
+    clear() {
+        this.items = [];
+        this.head = 0;
+        this.size = 0;
+        this.dropped = 0;
+    }
+}
+/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
+class SharedBudget {
+    left;
+    constructor(left) {
+        this.left = left;
+    }
+    /** Grants up to `want` bytes; 0 once the budget is spent. */
+    take(want) {
+        const granted = Math.max(0, Math.min(want, this.left));
+        this.left -= granted;
+        return granted;
+    }
+    /** Gives bytes back (a holder that kept less than it was granted). */
+    give(bytes) {
+        this.left += bytes;
+    }
+    get remaining() {
+        return this.left;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/report/output.ts
+
 
 
 
@@ -32200,33 +32317,6 @@ const TAIL_LINES = 20;
  */
 const TAIL_BYTES = 8192;
 const TAIL_LINE = 2048;
-/** The last lines pushed, within `maxLines` and `maxBytes` (newlines counted); says when it left some out. */
-class LastLines {
-    maxLines;
-    maxBytes;
-    lines = [];
-    dropped = false;
-    size = 0;
-    constructor(maxLines, maxBytes) {
-        this.maxLines = maxLines;
-        this.maxBytes = maxBytes;
-    }
-    push(lines) {
-        for (const line of lines) {
-            this.lines.push(line);
-            this.size += line.length + 1;
-        }
-        while (this.lines.length > this.maxLines || this.size > this.maxBytes) {
-            this.size -= this.lines.shift().length + 1;
-            this.dropped = true;
-        }
-    }
-    clear() {
-        this.lines = [];
-        this.size = 0;
-        this.dropped = false;
-    }
-}
 /** Keeps the last lines of a stream within TAIL_LINES and TAIL_BYTES. */
 class Tail {
     last = new LastLines(TAIL_LINES, TAIL_BYTES);
@@ -32281,10 +32371,16 @@ class LineSplitter {
         return this.tail.text();
     }
     emit(text, final) {
-        const parts = (this.pending + text).split('\n');
-        this.pending = final ? '' : parts.pop();
-        if (final && parts[parts.length - 1] === '')
-            parts.pop();
+        let parts = [];
+        // A chunk without a newline only grows the open line: no copy of what came before it.
+        if (!final && !text.includes('\n'))
+            this.pending += text;
+        else {
+            parts = (this.pending + text).split('\n');
+            this.pending = final ? '' : parts.pop();
+            if (final && parts[parts.length - 1] === '')
+                parts.pop();
+        }
         while (this.pending.length > MAX_LINE) {
             const cut = cutPoint(this.pending);
             parts.push(this.pending.slice(0, cut));
@@ -32308,35 +32404,55 @@ class Replay {
     }
     /** The lines kept, after a note when earlier ones were left out; then empties itself. */
     take() {
-        const lines = this.last.dropped ? ['[earlier lines left out]', ...this.last.lines] : this.last.lines;
+        const { dropped } = this.last;
+        const lines = dropped ? [`[${dropped} earlier lines left out]`, ...this.last.lines] : this.last.lines;
         this.last.clear();
         return lines;
     }
 }
-/** The most of a step's stdout `capture: true` keeps. */
+/** The most of one step's stdout `capture: true` keeps. */
 const CAPTURE_BYTES = 1024 * 1024;
-/** A step's whole stdout, up to CAPTURE_BYTES, for `capture: true` (marked when cut). */
+/**
+ * The most the whole run's captures keep, all steps of all hosts together. Captured stdout goes into
+ * both the `captured` and the `results` output, each refused by GitHub past 1 MB; this leaves room
+ * for the JSON around it and the tails, and keeps memory flat however large the fleet.
+ */
+const RUN_CAPTURE_BYTES = 800_000;
+/** The run's captures, shared by every step that captures. */
+const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES);
+/**
+ * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
+ * budget. Past either, the rest is dropped, counted and named in the text.
+ */
 class Capture {
-    chunks = [];
-    size = 0;
-    cut = false;
-    push(chunk) {
-        if (this.size >= CAPTURE_BYTES) {
-            this.cut = true;
-            return;
-        }
-        const room = CAPTURE_BYTES - this.size;
-        if (chunk.length > room)
-            this.cut = true;
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        this.chunks.push(kept);
-        this.size += kept.length;
+    budget;
+    held = new BoundedBytes(CAPTURE_BYTES);
+    /** Bytes granted by the budget so far (the held part). */
+    granted = 0;
+    /** Of the bytes dropped, those refused by the run's budget (not the step's own limit). */
+    overRun = 0;
+    constructor(budget = runCaptures) {
+        this.budget = budget;
     }
-    /** The text (a character cut in two at the limit is dropped), with a last line saying when it was cut. */
+    push(chunk) {
+        const want = Math.min(chunk.length, CAPTURE_BYTES - this.granted);
+        const got = this.budget.take(want);
+        this.granted += got;
+        this.overRun += want - got;
+        this.held.push(chunk.subarray(0, got));
+        // Counted where a cut is known, so text() also drops a character cut in two.
+        this.held.dropped += chunk.length - got;
+    }
+    /**
+     * The text (a character cut in two at the limit is dropped), masked, with a last line saying when
+     * and why it was cut: a secret's start left at the cut is masked too.
+     */
     text() {
-        const decoder = new StringDecoder('utf8');
-        const text = decoder.write(Buffer.concat(this.chunks));
-        return this.cut ? `${text}\n[ssh-fleet: cut at ${CAPTURE_BYTES} bytes]` : text;
+        const { dropped } = this.held;
+        if (dropped === 0)
+            return mask(this.held.text());
+        const why = this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`;
+        return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`;
     }
 }
 /**
@@ -32473,32 +32589,113 @@ class FleetLog {
 }
 
 ;// CONCATENATED MODULE: ./src/report/markdown.ts
+
 /**
  * The one place text that did not come from the action becomes Markdown for the job summary. Nothing
- * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text), and
- * text that may hold a secret is never altered, so the runner's masker still finds the secret whole.
+ * of it may render as Markdown or HTML (a server's `## Deployment approved ![x](…)` stays text, a
+ * `https://` or `www.` or `user@host.example` is no link), and every secret in it is masked first.
  */
 /**
- * Untrusted text as a fenced code block, byte for byte: its fence is longer than any run of backticks
- * in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every text that
- * may quote a host or a server (errors, output tails, the plan).
+ * Untrusted text as a fenced code block, byte for byte but masked: its fence is longer than any run
+ * of backticks in it, so no line inside can close it, and nothing inside is Markdown or HTML. For every
+ * text that may quote a host or a server at length (errors, output tails, the plan).
  */
 function markdown_codeBlock(text) {
-    const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+    const masked = secrets_mask(text);
+    const longest = Math.max(0, ...(masked.match(/`+/g) ?? []).map((run) => run.length));
     const fence = '`'.repeat(Math.max(3, longest + 1));
-    return [fence, ...text.split(/\r?\n/), fence];
+    return [fence, ...masked.split(/\r?\n/), fence];
 }
+/** Control characters (NUL included) are dropped; line breaks of any kind become a space. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+const BREAKS = /[\t\r\n\u2028\u2029]+/g;
+/** HTML's characters, and brackets: as entities no link or image can open or close, and `](` never shows. */
+const ENTITIES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '[': '&#91;', ']': '&#93;' };
 /**
- * A short name (a host's, a step's) inline, in a table cell or a heading: characters that Markdown or
- * HTML treat specially are escaped and line breaks become spaces. Escaping changes bytes, so this is
- * never for text that may hold a secret: that goes in a codeBlock.
+ * ASCII punctuation that can start or end Markdown mid-line: emphasis, code, strikethrough, table
+ * cells, headings, math, and the `:` and `@` that GFM's autolinks need.
+ */
+const SPECIAL = /[\\`*_!|~#:@$]/g;
+/**
+ * A short text (a host's name, a step's, a signal's) inline, in a table cell or a heading: masked,
+ * control characters dropped, line breaks made spaces, HTML's characters as entities and Markdown's
+ * backslash-escaped, so it shows as written and renders as nothing but text.
  */
 function inline(text) {
-    // Emphasis, code, links, images, strikethrough, table cells, HTML: nothing else can start Markdown mid-line.
-    return text.replace(/[\r\n]+/g, ' ').replace(/[&<>\\`*_[\]!|~]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;' })[c] ?? `\\${c}`);
+    return (secrets_mask(text)
+        .replace(CONTROL, '')
+        .replace(BREAKS, ' ')
+        .replace(SPECIAL, '\\$&')
+        // After the backslashes: an entity's own `#` must stay as it is.
+        .replace(/[&<>[\]]/g, (c) => ENTITIES[c])
+        .replace(/(www)\./gi, '$1\\.'));
+}
+/**
+ * A GFM table: the header row, its rule, then a row per entry, every cell through inline(). The only
+ * way a table is built, so no cell can be forgotten.
+ */
+function table(header, rows) {
+    const line = (cells) => `| ${cells.map(inline).join(' | ')} |`;
+    return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)];
+}
+
+;// CONCATENATED MODULE: ./src/report/json-budget.ts
+/**
+ * JSON within a byte budget, measured before it is built: an output of a large fleet is never first
+ * built whole (hundreds of MB) only to be found too big.
+ */
+/** The bytes `text` takes as a JSON string, quotes included, counted without building it. */
+function jsonBytes(text) {
+    return 2 + jsonPrefix(text, Infinity).bytes;
+}
+/**
+ * The longest start of `text` (its length in UTF-16 units, never inside a surrogate pair) whose JSON
+ * escaping takes at most `maxBytes` (quotes not counted), and the bytes it takes.
+ */
+function jsonPrefix(text, maxBytes) {
+    let bytes = 0;
+    let i = 0;
+    while (i < text.length) {
+        const c = text.charCodeAt(i);
+        const pair = c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00;
+        const size = pair
+            ? 4
+            : c === 0x22 || c === 0x5c || c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d
+                ? 2
+                : c < 0x20 || (c >= 0xd800 && c <= 0xdfff)
+                    ? 6 // \u00XX, and a lone surrogate as JSON.stringify writes it
+                    : c < 0x80
+                        ? 1
+                        : c < 0x800
+                            ? 2
+                            : 3;
+        if (bytes + size > maxBytes)
+            break;
+        bytes += size;
+        i += pair ? 2 : 1;
+    }
+    return { end: i, bytes };
+}
+/**
+ * `[part, part, …]` from parts built one at a time, or undefined as soon as they pass `budget`
+ * bytes: at most one part more than fits is ever built.
+ */
+function jsonArrayWithin(parts, budget) {
+    const built = [];
+    let bytes = 2;
+    for (const part of parts) {
+        bytes += Buffer.byteLength(part) + (built.length ? 1 : 0);
+        if (bytes > budget)
+            return undefined;
+        built.push(part);
+    }
+    return `[${built.join(',')}]`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/report.ts
+
+
 
 
 
@@ -32683,53 +32880,93 @@ function lastLines(tail, chars) {
     }
     return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
 }
+/** A host's result with its tails (and captured stdout, 64 times the room) cut to their last `chars`. */
+function shortened(r, chars) {
+    if (chars === Infinity)
+        return r;
+    return {
+        ...r,
+        steps: r.steps.map((st) => ({
+            ...st,
+            stdoutTail: lastLines(st.stdoutTail, chars),
+            stderrTail: lastLines(st.stderrTail, chars),
+            ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
+        }))
+    };
+}
 /**
  * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
- * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the last ones kept); if even no
- * tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`).
+ * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the
+ * last ones kept); if even no tails do not fit, each host keeps its own fields and its steps are left
+ * out (`stepsLeftOut`). Hosts are added one at a time and a try stops as soon as it is over budget.
  */
 function resultsJson(results, budget = OUTPUT_BYTES) {
-    const fits = (json) => Buffer.byteLength(json) <= budget;
-    let json = JSON.stringify(results.map((r) => report_hostJson(r)));
-    for (const chars of [4096, 1024, 256, 0]) {
-        if (fits(json))
-            break;
-        // Captured stdout goes the same way, with 64 times the room.
-        const shorter = results.map((r) => ({
-            ...r,
-            steps: r.steps.map((st) => ({
-                ...st,
-                stdoutTail: lastLines(st.stdoutTail, chars),
-                stderrTail: lastLines(st.stderrTail, chars),
-                ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
-            }))
-        }));
-        json = JSON.stringify(shorter.map((r) => report_hostJson(r)));
+    const hosts = function* (chars) {
+        for (const r of results)
+            yield JSON.stringify(report_hostJson(shortened(r, chars)));
+    };
+    for (const chars of [Infinity, 4096, 1024, 256, 0]) {
+        const json = jsonArrayWithin(hosts(chars), budget);
+        if (json !== undefined)
+            return json;
     }
-    if (!fits(json))
-        json = JSON.stringify(results.map((r) => ({ ...report_hostJson(r), steps: [], stepsLeftOut: true })));
-    return json;
+    return JSON.stringify(results.map((r) => ({ ...report_hostJson(r), steps: [], stepsLeftOut: true })));
 }
+/** The last line of a captured stdout cut to fit the `captured` output. */
+const CAPTURE_CUT_NOTE = "\n[ssh-fleet: cut to fit the captured output's size limit]";
+/** Room kept for that note in each cut stdout, and for a mask that is longer than the piece it hides. */
+const CAPTURE_CUT_ROOM = CAPTURE_CUT_NOTE.length + 8;
 /**
  * The `captured` output: `{"<host>": {"<step>": "<stdout>"}}` for every step with `capture: true`,
- * failed ones too, within `budget` bytes: when the whole does not fit, each stdout keeps its start,
- * cut to an equal share and marked.
+ * failed ones too, within `budget` bytes. Sizes are counted before anything is built; when the whole
+ * does not fit, the largest stdouts are cut to an equal share (their start kept, marked), the smaller
+ * ones kept whole.
  */
 function capturedJson(results, budget = OUTPUT_BYTES) {
-    const entries = results.flatMap((r) => r.steps.filter((s) => s.stdout !== undefined).map((s) => ({ host: r.host, step: s.name, text: s.stdout })));
-    const build = (share) => {
-        const out = {};
-        for (const e of entries)
-            (out[e.host] ??= {})[e.step] =
-                e.text.length > share ? `${e.text.slice(0, share)}\n[ssh-fleet: cut to fit the captured output's size limit]` : e.text;
-        return JSON.stringify(out);
-    };
-    let json = build(Infinity);
-    for (let share = Math.floor(budget / Math.max(1, entries.length) / 2); Buffer.byteLength(json) > budget && share > 0; share = Math.floor(share / 2))
-        json = build(share);
-    return json;
+    // host → step → stdout (a step name given twice: the last one), keyed by Map: a host named __proto__ is a host.
+    const byHost = new Map();
+    for (const r of results)
+        for (const s of r.steps) {
+            if (s.stdout === undefined)
+                continue;
+            const steps = byHost.get(r.host) ?? new Map();
+            byHost.set(r.host, steps.set(s.name, s.stdout));
+        }
+    const entries = [...byHost.values()].flatMap((steps) => [...steps].map(([step, text]) => ({ steps, step, text, bytes: jsonBytes(text) })));
+    // Braces, keys, colons and commas.
+    let frame = 2;
+    for (const [host, steps] of byHost) {
+        frame += jsonBytes(host) + 3;
+        for (const step of steps.keys())
+            frame += jsonBytes(step) + 2;
+    }
+    let left = budget - frame;
+    if (entries.reduce((n, e) => n + e.bytes, 0) > left) {
+        // Equal shares, smallest first: what a small stdout does not use goes to the larger ones.
+        entries.sort((a, b) => a.bytes - b.bytes);
+        entries.forEach((e, i) => {
+            const share = Math.floor(left / (entries.length - i));
+            if (e.bytes <= share) {
+                left -= e.bytes;
+                return;
+            }
+            left -= share;
+            const { end } = jsonPrefix(e.text, Math.max(0, share - CAPTURE_CUT_ROOM));
+            e.steps.set(e.step, end > 0 ? `${secrets_mask(e.text.slice(0, end), { cut: true })}${CAPTURE_CUT_NOTE}` : '');
+        });
+    }
+    const json = `{${[...byHost]
+        .map(([host, steps]) => `${JSON.stringify(host)}:{${[...steps].map(([step, text]) => `${JSON.stringify(step)}:${JSON.stringify(text)}`).join(',')}}`)
+        .join(',')}}`;
+    // Only names alone past the budget (tens of thousands of captured steps) get here.
+    return Buffer.byteLength(json) <= budget ? json : '{}';
 }
-function setOutputs(results) {
+/**
+ * The outputs, masked: a host can print a secret (echo the password), and the runner masks only the
+ * log. Hosts' names and every text of their results go through the one masker first.
+ */
+function setOutputs(unmasked) {
+    const results = secrets_maskDeep(unmasked);
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
     setOutput(Outputs.Succeeded, results
@@ -32785,7 +33022,7 @@ class BudgetedMarkdown {
  */
 function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const columns = [
-        ['Host', (r) => inline(r.host)],
+        ['Host', (r) => r.host],
         ['Status', (r) => STATUS_ICON[r.status]],
         ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
         ['Attempts', (r) => String(r.attempts)],
@@ -32810,20 +33047,12 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     }
     const md = new BudgetedMarkdown(SUMMARY_BYTES);
     md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
-    md.add([`| ${columns.map(([title]) => title).join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`]);
-    md.each(results, (r) => [`| ${columns.map(([, cell]) => cell(r)).join(' | ')} |`], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    const [head, rule, ...rows] = table(columns.map(([title]) => title), results.map((r) => columns.map(([, cell]) => cell(r))));
+    md.add([head, rule]);
+    md.each(rows, (row) => [row], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {
-        const rows = results.flatMap((r) => r.steps.map((s) => `| ${inline(r.host)} | ${inline(s.name)} | ${s.status} | ${s.exitCode ?? ''} | ${s.signal ?? ''} | ${seconds(s.durationMs)} | ${s.attempts} |`));
-        const details = [
-            '',
-            '<details><summary>Steps per host</summary>',
-            '',
-            '| Host | Step | Status | Exit code | Signal | Duration | Attempts |',
-            '| --- | --- | --- | --- | --- | --- | --- |',
-            ...rows,
-            '',
-            '</details>'
-        ];
+        const steps = table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], results.flatMap((r) => r.steps.map((s) => [r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)])));
+        const details = ['', '<details><summary>Steps per host</summary>', '', ...steps, '', '</details>'];
         if (!md.add(details))
             md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
     }
@@ -32861,8 +33090,9 @@ function describePlan(settings) {
     ];
     if (batches.length > 1)
         batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
-    else
-        lines.push(`  hosts: ${hosts.map((h) => h.name).join(', ')}`);
+    // Where each host's connection goes, as resolved (ssh config, defaults): what a refused connection names too.
+    for (const h of hosts)
+        lines.push(`  host ${h.name}: user ${h.user}, address ${h.hostname}, port ${h.port}, route: ${describeRoute(h)}`);
     const describe = (s, label) => {
         const options = [
             s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
@@ -32885,10 +33115,6 @@ function describePlan(settings) {
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
-    // Each host's way there, when any host does not go straight.
-    if (hosts.some((h) => h.route))
-        for (const h of hosts)
-            lines.push(`  route: ${describeRoute(h)}`);
     steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
     settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
     settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
@@ -32911,11 +33137,7 @@ const SLOWEST_HOSTS = 5;
  * hosts. Markdown lines to go before the per-host table.
  */
 function fleetMarkdown(results, planSteps) {
-    const lines = ['| Step | Failed on |', '| --- | --- |'];
-    for (const name of planSteps) {
-        const failed = results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed'));
-        lines.push(`| ${inline(name)} | ${failed.length} |`);
-    }
+    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed')).length)]));
     const ran = results
         .filter((r) => r.durationMs > 0)
         .sort((a, b) => b.durationMs - a.durationMs)
@@ -32924,11 +33146,14 @@ function fleetMarkdown(results, planSteps) {
         lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
     return lines;
 }
-/** Writes the job summary; outside Actions (a local run) there is no summary file to write to. */
+/**
+ * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
+ * catches a secret in any other text); outside Actions (a local run) there is no summary file.
+ */
 async function writeSummary(markdown) {
     if (!process.env.GITHUB_STEP_SUMMARY)
         return;
-    await summary.addRaw(markdown).write();
+    await summary.addRaw(secrets_mask(markdown)).write();
 }
 
 // EXTERNAL MODULE: external "node:net"
