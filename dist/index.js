@@ -27286,7 +27286,7 @@ const net = __nccwpck_require__(7030)
 const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
-const { EventEmitter: EE } = __nccwpck_require__(8474)
+const { EventEmitter: EE } = __nccwpck_require__(6093)
 const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
 const { tree } = __nccwpck_require__(7752)
@@ -29885,7 +29885,7 @@ module.exports = connectH1
 
 
 const assert = __nccwpck_require__(4589)
-const { errorMonitor } = __nccwpck_require__(8474)
+const { errorMonitor } = __nccwpck_require__(6093)
 const { pipeline } = __nccwpck_require__(7075)
 const util = __nccwpck_require__(3440)
 const {
@@ -31531,7 +31531,7 @@ module.exports = DispatcherBase
 
 "use strict";
 
-const EventEmitter = __nccwpck_require__(8474)
+const EventEmitter = __nccwpck_require__(6093)
 
 class Dispatcher extends EventEmitter {
   dispatch () {
@@ -32677,7 +32677,7 @@ const util = __nccwpck_require__(3440)
 const { kBodyUsed } = __nccwpck_require__(6443)
 const assert = __nccwpck_require__(4589)
 const { InvalidArgumentError } = __nccwpck_require__(8707)
-const EE = __nccwpck_require__(8474)
+const EE = __nccwpck_require__(6093)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
 
@@ -42023,7 +42023,7 @@ const {
   requestBodyHeader,
   subresourceSet
 } = __nccwpck_require__(4495)
-const EE = __nccwpck_require__(8474)
+const EE = __nccwpck_require__(6093)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
 const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
 const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
@@ -44272,7 +44272,7 @@ const { webidl } = __nccwpck_require__(5893)
 const { URLSerializer } = __nccwpck_require__(1900)
 const { kConstruct } = __nccwpck_require__(6443)
 const assert = __nccwpck_require__(4589)
-const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
+const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(6093)
 
 const kAbortController = Symbol('abortController')
 
@@ -52173,7 +52173,7 @@ module.exports = require("node:dns");
 
 /***/ }),
 
-/***/ 8474:
+/***/ 6093:
 /***/ ((module) => {
 
 "use strict";
@@ -63968,7 +63968,7 @@ function getIDToken(aud) {
 
 //# sourceMappingURL=core.js.map
 // EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(8474);
+var external_node_events_ = __nccwpck_require__(6093);
 ;// CONCATENATED MODULE: ./src/ssh/handshake-gate.ts
 /**
  * Caps the handshakes in progress towards one server address. sshd's MaxStartups drops new
@@ -64038,11 +64038,29 @@ var Outputs;
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
 
-;// CONCATENATED MODULE: ./src/run/host-result.ts
+;// CONCATENATED MODULE: ./src/base/results.ts
+/**
+ * The results every floor shares: a step's and a host's outcome, as data (a failed host is a value,
+ * never an exception), and the few rules on them that reports and merges decide by.
+ */
+/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
+function stepResult(name, startedAt, fields) {
+    return {
+        name,
+        exitCode: null,
+        signal: null,
+        durationMs: Date.now() - startedAt,
+        attempts: 1,
+        lost: false,
+        stdoutTail: '',
+        stderrTail: '',
+        ...fields
+    };
+}
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */
-function host_result_skippedResult(host, reason, code) {
+function results_skippedResult(host, reason, code) {
     return {
         host,
         status: 'skipped',
@@ -65326,6 +65344,7 @@ class FleetLog {
 
 
 
+
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 const KILL_GRACE_MS = 5000;
 /**
@@ -65488,20 +65507,6 @@ function execAnswer(connection, command) {
 function stopCause(why, timeoutMs) {
     return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`;
 }
-/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
-function stepResult(name, startedAt, fields) {
-    return {
-        name,
-        exitCode: null,
-        signal: null,
-        durationMs: Date.now() - startedAt,
-        attempts: 1,
-        lost: false,
-        stdoutTail: '',
-        stderrTail: '',
-        ...fields
-    };
-}
 /** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
 function exitResult(name, startedAt, exitCode, signal, tails) {
     if (signal)
@@ -65645,6 +65650,7 @@ async function runScript(step, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/steps/local.ts
+
 
 
 
@@ -65979,6 +65985,7 @@ function validateConcurrency(concurrency) {
 // EXTERNAL MODULE: external "node:net"
 var external_node_net_ = __nccwpck_require__(7030);
 ;// CONCATENATED MODULE: ./src/steps/reboot.ts
+
 
 
 
@@ -66593,6 +66600,7 @@ async function openRemoteFiles(connection, note) {
 }
 
 ;// CONCATENATED MODULE: ./src/steps/upload.ts
+
 
 
 
@@ -70088,7 +70096,7 @@ async function runFleet(plan, start, cancel) {
         if (cancel?.aborted || exceeded()) {
             const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason();
             for (const host of batch)
-                results.set(host, host_result_skippedResult(host.name, why));
+                results.set(host, results_skippedResult(host.name, why));
             continue;
         }
         if (plan.strategy === 'host') {
@@ -70212,7 +70220,7 @@ async function run() {
         if (settings.dryRun) {
             log.note(`${plan}\ndry-run: nothing was connected to.`);
             log.close();
-            const results = settings.hosts.map((h) => host_result_skippedResult(h.name, 'dry-run'));
+            const results = settings.hosts.map((h) => results_skippedResult(h.name, 'dry-run'));
             const failed = await report([
                 ['results file', () => saveResults(settings, startedAt, results)],
                 ['outputs', () => setOutputs(results)],

@@ -32082,7 +32082,25 @@ var Outputs;
 /** GitHub shows at most this many annotations of one kind per step. */
 const ANNOTATION_LIMIT = 10;
 
-;// CONCATENATED MODULE: ./src/run/host-result.ts
+;// CONCATENATED MODULE: ./src/base/results.ts
+/**
+ * The results every floor shares: a step's and a host's outcome, as data (a failed host is a value,
+ * never an exception), and the few rules on them that reports and merges decide by.
+ */
+/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
+function stepResult(name, startedAt, fields) {
+    return {
+        name,
+        exitCode: null,
+        signal: null,
+        durationMs: Date.now() - startedAt,
+        attempts: 1,
+        lost: false,
+        stdoutTail: '',
+        stderrTail: '',
+        ...fields
+    };
+}
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */

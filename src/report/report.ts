@@ -1,13 +1,12 @@
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT, Outputs } from './constants'
-import { hostFailed, type HostResult } from '../run/host-result'
+import { hostFailed, type HostResult, type StepResult } from '../base/results'
 import { seconds } from './output'
 import type { Settings, Step } from '../plan/settings'
 import { describeRoute } from '../plan/route'
 import { codeBlock, inline, table } from './markdown'
 import { jsonArrayWithin, jsonBytes, jsonPrefix } from './json-budget'
 import { mask, maskDeep } from '../base/secrets'
-import type { StepResult } from '../steps/script'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5

@@ -1,7 +1,7 @@
 import { hostFromJson, hostJson, type HostJson } from './report'
 import { CAPTURE_BYTES } from './output'
 import { parseHostEntry, shardOf } from '../plan/inventory'
-import { skippedResult, type HostResult } from '../run/host-result'
+import { skippedResult, type HostResult } from '../base/results'
 import { maskDeep } from '../base/secrets'
 import type { Workspace } from '../base/workspace'
 

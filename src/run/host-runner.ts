@@ -4,9 +4,9 @@ import { Replay, seconds, type FleetLog, type OutputSink } from '../report/outpu
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
-import { CANCELLED_BEFORE_START, hostFailed, type HostResult } from './host-result'
+import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type StepResult } from '../base/results'
 import type { Host, RebootStep, RunStep, Settings, Step } from '../plan/settings'
-import { runScript, stepResult, type StepResult } from '../steps/script'
+import { runScript } from '../steps/script'
 import { upload } from '../steps/upload'
 
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit'
-import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from './host-result'
+import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from '../base/results'
 import type { Host, Step } from '../plan/settings'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */

@@ -4,7 +4,8 @@ import { connectOnce, type ConnectFailure, type ConnectOptions, type Connection 
 import { seconds, type OutputSink } from '../report/output'
 import { cancellableSleep, realSleep, type Sleep } from '../ssh/retry'
 import type { Host, RebootStep, RunStep } from '../plan/settings'
-import { runScript, stepResult, type StepResult } from './script'
+import { runScript } from './script'
+import { stepResult, type StepResult } from '../base/results'
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000

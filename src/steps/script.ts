@@ -5,31 +5,7 @@ import { BoundedBytes } from '../base/bounded'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
-
-export interface StepResult {
-  name: string
-  /** `skipped`: a run-once step that ran on another host. */
-  status: 'success' | 'failed' | 'skipped'
-  exitCode: number | null
-  signal: string | null
-  durationMs: number
-  attempts: number
-  error?: string
-  /** True when the connection was lost under the step. */
-  lost: boolean
-  /** True when the job was cancelled while the step ran, and the step was stopped for it. */
-  cancelled?: boolean
-  stdoutTail: string
-  stderrTail: string
-  /** For a reboot step: went down → accepting logins, and the whole reboot. */
-  reboot?: { downtimeMs: number; totalMs: number }
-  /** With `capture: true`: the step's whole stdout, up to 1 MiB (marked when cut). */
-  stdout?: string
-  /** For on-failure and always steps: which of them it was. */
-  phase?: 'on-failure' | 'always'
-  /** For an upload step: what was moved. */
-  transfer?: { files: number; bytes: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
-}
+import { stepResult, type StepResult } from '../base/results'
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 export const KILL_GRACE_MS = 5000
@@ -228,21 +204,6 @@ function execAnswer(connection: Connection, command: string): Promise<string | u
 /** Why a step was stopped, as its error begins: its timeout, or the job's cancel. */
 export function stopCause(why: 'timeout' | 'cancel', timeoutMs: number): string {
   return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`
-}
-
-/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
-export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
-  return {
-    name,
-    exitCode: null,
-    signal: null,
-    durationMs: Date.now() - startedAt,
-    attempts: 1,
-    lost: false,
-    stdoutTail: '',
-    stderrTail: '',
-    ...fields
-  }
 }
 
 /** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */

@@ -8,7 +8,8 @@ import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
-import { stepResult, withinTimeout, type StepResult } from './script'
+import { withinTimeout } from './script'
+import { stepResult, type StepResult } from '../base/results'
 
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {}

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { getSettings } from '../../src/plan/inputs'
-import type { HostResult } from '../../src/run/host-result'
+import type { HostResult } from '../../src/base/results'
 import {
   annotate,
   capturedJson,

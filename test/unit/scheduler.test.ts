@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import type { HostResult } from '../../src/run/host-result'
+import type { HostResult } from '../../src/base/results'
 import { planBatches, parseBatchSpec } from '../../src/plan/plan'
 import { runFleet, type FleetPlan, type HostRunner } from '../../src/run/scheduler'
 import type { Host, Step } from '../../src/plan/settings'

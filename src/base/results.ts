@@ -1,4 +1,48 @@
-import type { StepResult } from '../steps/script'
+/**
+ * The results every floor shares: a step's and a host's outcome, as data (a failed host is a value,
+ * never an exception), and the few rules on them that reports and merges decide by.
+ */
+
+/** The outcome of one step on one host. */
+export interface StepResult {
+  name: string
+  /** `skipped`: a run-once step that ran on another host. */
+  status: 'success' | 'failed' | 'skipped'
+  exitCode: number | null
+  signal: string | null
+  durationMs: number
+  attempts: number
+  error?: string
+  /** True when the connection was lost under the step. */
+  lost: boolean
+  /** True when the job was cancelled while the step ran, and the step was stopped for it. */
+  cancelled?: boolean
+  stdoutTail: string
+  stderrTail: string
+  /** For a reboot step: went down → accepting logins, and the whole reboot. */
+  reboot?: { downtimeMs: number; totalMs: number }
+  /** With `capture: true`: the step's whole stdout, up to 1 MiB (marked when cut). */
+  stdout?: string
+  /** For on-failure and always steps: which of them it was. */
+  phase?: 'on-failure' | 'always'
+  /** For an upload step: what was moved. */
+  transfer?: { files: number; bytes: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
+}
+
+/** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */
+export function stepResult(name: string, startedAt: number, fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult {
+  return {
+    name,
+    exitCode: null,
+    signal: null,
+    durationMs: Date.now() - startedAt,
+    attempts: 1,
+    lost: false,
+    stdoutTail: '',
+    stderrTail: '',
+    ...fields
+  }
+}
 
 /** `cancelled`: the job was cancelled while the host ran; what it ran was stopped. */
 export type HostStatus = 'success' | 'failed' | 'skipped' | 'unreachable' | 'cancelled'
