@@ -29,8 +29,7 @@ export async function startSsh2Server(onSession: (session: Session) => void): Pr
 
 /**
  * A raw TCP server that sends its ident, then an SSH DISCONNECT carrying `text`, before any key
- * exchange (no real sshd sends a crafted DISCONNECT on cue). hostile.test.ts has its own copy, to be
- * moved onto this one.
+ * exchange (no real sshd sends a crafted DISCONNECT on cue).
  */
 export function disconnectingServer(text: string): Promise<NetServer> {
   const field = (s: string): Buffer => {

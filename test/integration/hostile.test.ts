@@ -8,13 +8,14 @@
 import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, type AddressInfo, type Server } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { Server as SshServer, utils } from 'ssh2'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
 import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { runnerCommands } from '../helpers/runner-commands'
+import { disconnectingServer } from '../helpers/ssh2-server'
 import { hostList, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 const MARK = 'PWNED'
@@ -38,32 +39,6 @@ function commandCounts(stdout: string): Record<string, number> {
   const counts: Record<string, number> = {}
   for (const c of runnerCommands(stdout)) counts[c.name] = (counts[c.name] ?? 0) + 1
   return counts
-}
-
-/** A server that sends its ident, then an SSH DISCONNECT carrying `text`, before any key exchange. */
-function disconnectingServer(text: string): Promise<Server> {
-  const field = (s: string): Buffer => {
-    const b = Buffer.from(s)
-    const len = Buffer.alloc(4)
-    len.writeUInt32BE(b.length)
-    return Buffer.concat([len, b])
-  }
-  const payload = Buffer.concat([Buffer.from([1, 0, 0, 0, 2]), field(text), field('')]) // SSH_MSG_DISCONNECT, protocol error
-  let pad = 8 - ((5 + payload.length) % 8)
-  if (pad < 4) pad += 8
-  const packet = Buffer.alloc(5 + payload.length + pad)
-  packet.writeUInt32BE(1 + payload.length + pad, 0)
-  packet[4] = pad
-  payload.copy(packet, 5)
-  const server = createServer((socket) => {
-    socket.on('error', () => {})
-    socket.write('SSH-2.0-Evil_1.0\r\n')
-    socket.once('data', () => {
-      socket.write(packet)
-      setTimeout(() => socket.end(), 50)
-    })
-  })
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)))
 }
 
 let sshd: Sshd
