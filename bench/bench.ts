@@ -223,7 +223,7 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
     let pending = ''
     let lines = 0
     let malformed = 0
-    const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet| {2}hosts| {2}step|::)/
+    const linePattern = /^\[[^\]]+\] (\d+) x{100}$|^\[[^\]]+\] » |^(ssh-fleet| {2}hosts?| {2}step|::)/
     const volume = await action(
       fleet,
       sizes.volumeHosts,

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
+import { inline } from '../../src/report/markdown'
 import { MERGE_ACTION, runAction } from '../helpers/action'
 import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { hostList, hostName, type Sshd } from '../helpers/sshd'
@@ -57,7 +58,7 @@ describe('shards and merge', () => {
     expect(merged.annotations.find((a) => a.startsWith('::notice'))).toMatch(/^::notice::6\/7 hosts succeeded in \d+\.\ds \(1 failed\)$/)
     expect(merged.stdout).toContain(`::error::1 of 7 hosts failed: ${name(bad)}`)
     // Every host exactly once in the summary's table, the step's failure count, the slowest hosts.
-    for (const port of sshd.ports) expect(merged.summary.split(`| ${name(port)} |`)).toHaveLength(2)
+    for (const port of sshd.ports) expect(merged.summary.split(`| ${inline(name(port))} |`)).toHaveLength(2)
     expect(merged.summary).toContain('| deploy | 1 |')
     expect(merged.summary).toContain('Slowest hosts: ')
 

@@ -9,6 +9,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
+import { inline } from '../../src/report/markdown'
 import { hostResult, runAction } from '../helpers/action'
 import { useSshd } from '../helpers/fixtures'
 import { hostList, hostName, isRoot, keygen, peakOverlap, startSshd, type Sshd } from '../helpers/sshd'
@@ -26,8 +27,6 @@ const base = (): Record<string, string> => ({
 })
 const name = (port: number): string => hostName(sshd, port)
 
-/** A host name as the summary shows it: `@` and `:` escaped, so GFM makes no mailto or other link of it. */
-const cell = (text: string): string => text.replace(/[@:]/g, '\\$&')
 describe('running a script on a fleet', () => {
   test('every host runs the script; outputs, summary and tally report it', async () => {
     const run = await runAction({ ...base(), run: 'echo "hello from $USER on port ' + PORT + '"' })
@@ -42,7 +41,7 @@ describe('running a script on a fleet', () => {
     expect(run.outputs.failed).toBe('')
     expect(run.annotations.find((a) => a.startsWith('::notice'))).toMatch(/::notice::8\/8 hosts succeeded in \d+\.\ds/)
     expect(run.summary).toContain('8/8 hosts succeeded')
-    for (const port of sshd.ports) expect(run.summary).toContain(`| ${cell(name(port))} | ✅ success | 1/1 | 1 |`)
+    for (const port of sshd.ports) expect(run.summary).toContain(`| ${inline(name(port))} | ✅ success | 1/1 | 1 |`)
   })
 
   test('exit codes and stderr per host; one failing host does not disturb the others', async () => {
@@ -59,7 +58,7 @@ describe('running a script on a fleet', () => {
     expect(error).toContain(`title=${name(bad).replace(/:/g, '%3A')}%3A run::exit code 3%0Astderr:%0Adisk full`)
     expect(run.stdout).toContain(`::error::1 of 8 hosts failed: ${name(bad)}`)
     expect(run.summary).toContain('### Failed hosts')
-    expect(run.summary).toContain(`**${cell(name(bad))}** (step run):\n\n\`\`\`\nexit code 3\nstderr:\ndisk full\n\`\`\``)
+    expect(run.summary).toContain(`**${inline(name(bad))}** (step run):\n\n\`\`\`\nexit code 3\nstderr:\ndisk full\n\`\`\``)
   })
 
   test('12 failed hosts: 9 error annotations of their own, and the failure line says 3 more', async () => {

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
+import { inline } from '../../src/report/markdown'
 import { hostResult, runAction } from '../helpers/action'
 import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { startSsh2Server } from '../helpers/ssh2-server'
@@ -90,7 +91,7 @@ describe('exec answers are bounded', () => {
       const run = await runAction(
         {
           hosts: `u@127.0.0.1:${server.port}`,
-          password: 'x',
+          password: 'any-password',
           'known-hosts': server.known,
           steps: '- upload: { from: flooded, to: /srv/app }'
         },
@@ -104,7 +105,7 @@ describe('exec answers are bounded', () => {
       expect(run.results[0].error).toMatch(
         /^upload failed: cannot create directory \/srv\/app: noise line \(\d+ more bytes of stderr dropped\)$/
       )
-      expect(run.summary).toContain(`127.0.0.1:${server.port}`)
+      expect(run.summary).toContain(inline(`127.0.0.1:${server.port}`))
       expect(rssMb).toBeLessThan(160)
     } finally {
       server.close()
@@ -138,7 +139,7 @@ describe('exec answers are bounded', () => {
       const run = await runAction(
         {
           hosts: `u@127.0.0.1:${server.port}`,
-          password: 'x',
+          password: 'any-password',
           'known-hosts': server.known,
           steps: '- upload: { from: listed, to: /srv/app, delete: true }'
         },
@@ -190,8 +191,9 @@ describe.runIf(isRoot)('delete: true never mirrors over the login home', () => {
     const src = join(workspace, 'site')
     mkdirSync(src, { recursive: true })
     writeFileSync(join(src, 'index.html'), 'hi\n')
-    // The plain spellings (`~`, `/home/u`) are input errors already; these pass that check, and a link too.
-    const spellings = ['~/.', `${WIPE_HOME}/.`, `/home//${WIPE_USER}`, `${WIPE_HOME}/../${WIPE_USER}`, link]
+    // Every spelling of the home the plan can see (`~/.`, `/home//u`, `/home/u/../u`…) is an input error
+    // already (plan.test.ts); what only the host knows is left: a link to the home, and that link's `.`.
+    const spellings = [link, `${link}/.`, `${link}//`]
     const steps = spellings.map((to) => `- upload: { from: site, to: "${to}", delete: true }\n  continue-on-error: true`).join('\n')
     const host = `${WIPE_USER}@127.0.0.1:${sshd.ports[0]}`
     const run = await runAction({ hosts: host, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps }, { env })
@@ -211,11 +213,14 @@ describe.runIf(isRoot)('delete: true never mirrors over the login home', () => {
 
   test('a directory that holds the home is refused too; a directory beside it mirrors', async () => {
     const host = `${WIPE_USER}@127.0.0.1:${sftp.ports[0]}`
+    // `/home` itself is an input error (plan.test.ts); a link to it only the host can resolve.
+    const homes = join(sftp.shared, 'homes-link')
+    if (!existsSync(homes)) symlinkSync('/home', homes)
     const beside = join(WIPE_HOME, 'site')
     mkdirSync(beside, { recursive: true })
     writeFileSync(join(beside, 'stale.txt'), 'x')
     execFileSync('chown', ['-R', `${WIPE_USER}:${WIPE_USER}`, beside])
-    const steps = `- upload: { from: site, to: /home, delete: true }\n  continue-on-error: true\n- upload: { from: site, to: site, delete: true }`
+    const steps = `- upload: { from: site, to: ${homes}, delete: true }\n  continue-on-error: true\n- upload: { from: site, to: site, delete: true }`
     const run = await runAction({ hosts: host, 'private-key': sftp.clientKey, 'known-hosts': sftp.knownHosts, steps }, { env })
     const r = hostResult(run, host)
     expect(r.steps[0]).toMatchObject({ status: 'failed' })
