@@ -70053,7 +70053,6 @@ function mergeResults(files) {
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
     return {
         results,
-        inventory: first.run.inventory,
         plan: first.run.plan,
         missingShards,
         files: parsed.length,

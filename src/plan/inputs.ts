@@ -15,7 +15,7 @@ import { resolveUpload } from './local-files'
 import { Workspace } from '../base/workspace'
 
 /** Inputs that are masked; their values are never quoted in a message. */
-export const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
+const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
 
 type Env = NodeJS.ProcessEnv
 
@@ -270,7 +270,7 @@ function readHostKeys(): HostKeyPolicy {
 }
 
 /** The most of a `run-file` script read: a script goes whole to every host, it is no payload (upload is). */
-export const RUN_FILE_BYTES = 1024 * 1024
+const RUN_FILE_BYTES = 1024 * 1024
 
 /** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
 function readSteps(workspace: Workspace): { steps: Step[]; onFailure: Step[]; always: Step[] } {

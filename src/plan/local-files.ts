@@ -13,7 +13,7 @@ function toPosix(path: string): string {
  * The mode a file gets on the host when the step sets none: 0755 when it is executable on the runner,
  * else 0644. Never the runner's mode as is: on Windows every file reads 0666 (world-writable).
  */
-export function defaultMode(mode: number): number {
+function defaultMode(mode: number): number {
   return mode & 0o111 ? 0o755 : 0o644
 }
 

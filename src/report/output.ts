@@ -134,7 +134,7 @@ export const CAPTURE_BYTES = 1024 * 1024
  * both the `captured` and the `results` output, each refused by GitHub past 1 MB; this leaves room
  * for the JSON around it and the tails, and keeps memory flat however large the fleet.
  */
-export const RUN_CAPTURE_BYTES = 800_000
+const RUN_CAPTURE_BYTES = 800_000
 /** The run's captures, shared by every step that captures. */
 const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES)
 

@@ -163,7 +163,7 @@ function checkHost(value: unknown, i: number): HostResult {
 }
 
 /** Parses one results file, refusing anything that is not one of ours: every field, size and count checked. */
-export function parseResultsFile(path: string, text: string): { run: RunFacts; results: HostResult[] } {
+function parseResultsFile(path: string, text: string): { run: RunFacts; results: HostResult[] } {
   let doc: unknown
   try {
     doc = JSON.parse(text)
@@ -187,10 +187,10 @@ export function parseResultsFile(path: string, text: string): { run: RunFacts; r
     throw new MergeError(`${path}: malformed host result: ${(err as Error).message}`)
   }
 }
+
 /** The merged fleet: every host of the inventory once, in its order, and what was missing. */
 export interface Merged {
   results: HostResult[]
-  inventory: string[]
   plan: RunFacts['plan']
   /** Shards of `k/n` that wrote no file, e.g. `2/3`. */
   missingShards: string[]
@@ -252,7 +252,6 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)
   return {
     results,
-    inventory: first.run.inventory,
     plan: first.run.plan,
     missingShards,
     files: parsed.length,

@@ -13,7 +13,7 @@ export interface LocalContext extends OutputSink {
 }
 
 /** The variables a local step sees about the host it runs for. */
-export function fleetEnv(host: Host): Record<string, string> {
+function fleetEnv(host: Host): Record<string, string> {
   return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
 }
 

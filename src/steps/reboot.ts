@@ -64,7 +64,7 @@ export interface RebootOutcome {
  * The reboot command: the step's own as written; by default root reboots itself, and anyone else goes
  * through sudo: with `sudo-password` the way a `sudo: true` step does, else `sudo -n`, which must not prompt.
  */
-export function rebootCommand(step: RebootStep, user: string, sudoPassword?: string): { script: string; sudo: boolean } {
+function rebootCommand(step: RebootStep, user: string, sudoPassword?: string): { script: string; sudo: boolean } {
   if (step.command !== undefined) return { script: step.command, sudo: false }
   if (user === 'root') return { script: 'shutdown -r now', sudo: false }
   return sudoPassword !== undefined ? { script: 'shutdown -r now', sudo: true } : { script: 'sudo -n shutdown -r now', sudo: false }

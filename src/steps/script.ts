@@ -26,7 +26,7 @@ export function shellQuote(text: string): string {
  * Every process of a step has this variable in its environment, with the step's own token as value:
  * it is how a timeout finds the step's processes where a signal does not reach them.
  */
-export const STEP_ID_VAR = 'FLEET_STEP_ID'
+const STEP_ID_VAR = 'FLEET_STEP_ID'
 
 /**
  * The first line of stdin is the step's id: the command itself is the same for every step, so a

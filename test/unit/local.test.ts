@@ -61,10 +61,10 @@ describe('runLocal', () => {
     expect(r.stderrTail.trim()).toBe('refused')
   })
 
-  test('a command that cannot start is a failed step, not a crash', async () => {
+  test("a command the runner's shell cannot find is a failed step with the shell's exit code, not a crash", async () => {
     const { r } = await run(step('this-command-does-not-exist-ssh-fleet'))
     expect(r.status).toBe('failed')
-    expect(r.exitCode).not.toBe(0)
+    expect(r.exitCode).toBe(windows ? 1 : 127)
   })
 
   test('a timeout stops the command', async () => {
