@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
+  type Stats,
   closeSync,
   constants,
   fstatSync,
@@ -21,6 +22,60 @@ export class WorkspaceError extends Error {}
 
 /** O_NOFOLLOW where the platform has it (not Windows, where the checks after opening do the work). */
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0
+/** Opening a FIFO for reading waits for a writer, with the whole event loop: never wait. */
+const NONBLOCK = constants.O_NONBLOCK ?? 0
+
+/**
+ * Opens `abs` for reading only if it is a regular file: looked at before opening (a FIFO or a device is
+ * never opened) and after (fstat: what was opened, should something else have been swapped in). `shown`
+ * names it in errors. The caller closes the fd.
+ */
+function openRegular(abs: string, shown: string, flags = 0): { fd: number; st: Stats } {
+  const regular = (st: Stats): void => {
+    if (!st.isFile()) throw new WorkspaceError(`${shown} is not a regular file`)
+  }
+  let fd: number
+  try {
+    regular(statSync(abs))
+    fd = openSync(abs, constants.O_RDONLY | NONBLOCK | flags)
+  } catch (err) {
+    if (err instanceof WorkspaceError) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ELOOP') throw new WorkspaceError(`${shown} became a symbolic link: refused`)
+    throw new WorkspaceError(`${shown} cannot be read (${code ?? (err as Error).message})`)
+  }
+  try {
+    const st = fstatSync(fd)
+    regular(st)
+    return { fd, st }
+  } catch (err) {
+    closeSync(fd)
+    throw err
+  }
+}
+
+/** Reads an open file as UTF-8, at most `maxBytes` (more is an error naming the limit); closes it. */
+function readAll(fd: number, size: number, maxBytes: number, shown: string): string {
+  try {
+    if (size > maxBytes) throw new WorkspaceError(`${shown} is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads`)
+    const buf = Buffer.alloc(Math.min(size, maxBytes) + 1)
+    let n = 0
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null)
+    if (n > maxBytes) throw new WorkspaceError(`${shown} grew past the ${maxBytes} bytes ssh-fleet reads`)
+    return buf.subarray(0, n).toString('utf8')
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Reads a regular file that may be anywhere (an ssh config's IdentityFile, ~/.ssh/known_hosts, as in
+ * OpenSSH), bounded, never blocking on a FIFO.
+ */
+export function readRegularFile(path: string, maxBytes: number): string {
+  const { fd, st } = openRegular(path, path)
+  return readAll(fd, st.size, maxBytes, path)
+}
 
 /**
  * The one way the action reads or writes a file on the runner: every path resolves (links followed)
@@ -129,17 +184,8 @@ export class Workspace {
    */
   open(path: string): { fd: number; size: number; mode: number; path: string } {
     const abs = this.resolve(path)
-    let fd: number
+    const { fd, st } = openRegular(abs, `'${path}' (${this.show(abs)})`, NOFOLLOW)
     try {
-      fd = openSync(abs, constants.O_RDONLY | NOFOLLOW)
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ELOOP') throw new WorkspaceError(`'${path}': ${this.show(abs)} became a symbolic link: refused`)
-      throw new WorkspaceError(`'${path}' cannot be read (${this.show(abs)}: ${code ?? (err as Error).message})`)
-    }
-    try {
-      const st = fstatSync(fd)
-      if (!st.isFile()) throw new WorkspaceError(`'${path}' is not a regular file (${this.show(abs)})`)
       let real: string
       try {
         real = realpathSync(abs)
@@ -159,17 +205,7 @@ export class Workspace {
   /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
   readText(path: string, maxBytes: number): string {
     const { fd, size, path: abs } = this.open(path)
-    try {
-      if (size > maxBytes)
-        throw new WorkspaceError(`'${path}' is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`)
-      const buf = Buffer.alloc(maxBytes + 1)
-      let n = 0
-      for (let got = -1; got !== 0 && n <= maxBytes; n += got) got = readSync(fd, buf, n, maxBytes + 1 - n, null)
-      if (n > maxBytes) throw new WorkspaceError(`'${path}' grew past the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`)
-      return buf.subarray(0, n).toString('utf8')
-    } finally {
-      closeSync(fd)
-    }
+    return readAll(fd, size, maxBytes, `'${path}' (${this.show(abs)})`)
   }
 
   /**

@@ -1,5 +1,5 @@
 import * as core from '@actions/core'
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { utils, type ParsedKey } from 'ssh2'
@@ -12,7 +12,7 @@ import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
 import { registerSecret } from '../base/secrets'
 import { InputError } from './input-error'
 import { resolveUpload } from './local-files'
-import { Workspace } from '../base/workspace'
+import { Workspace, readRegularFile } from '../base/workspace'
 
 /** Inputs that are masked; their values are never quoted in a message. */
 const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
@@ -153,28 +153,15 @@ function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', requi
 
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
 const KEY_FILE_BYTES = 256 * 1024
-
-/** A key file, which may be anywhere (as in OpenSSH), read with a bound: a special file cannot make it endless. */
-function readKeyFile(path: string): string {
-  const fd = openSync(path, 'r')
-  try {
-    if (!fstatSync(fd).isFile()) throw new Error('not a regular file')
-    const buf = Buffer.alloc(KEY_FILE_BYTES + 1)
-    let n = 0
-    for (let got = -1; got !== 0 && n <= KEY_FILE_BYTES; n += got) got = readSync(fd, buf, n, buf.length - n, null)
-    if (n > KEY_FILE_BYTES) throw new Error(`more than ${KEY_FILE_BYTES} bytes: not a key`)
-    return buf.subarray(0, n).toString('utf8')
-  } finally {
-    closeSync(fd)
-  }
-}
+/** The most of ~/.ssh/known_hosts read: some 50,000 lines. */
+const KNOWN_HOSTS_BYTES = 16 * 1024 * 1024
 
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
 function identityFile(paths: string[], name: string): ParsedKey | undefined {
   const path = paths.find((p) => existsSync(p))
   if (path === undefined) return undefined
   try {
-    return parsePrivateKey('ssh-config', readKeyFile(path), secretInput('passphrase'))
+    return parsePrivateKey('ssh-config', readRegularFile(path, KEY_FILE_BYTES), secretInput('passphrase'))
   } catch (err) {
     throw new InputError(
       'ssh-config',
@@ -264,7 +251,7 @@ function readHostKeys(): HostKeyPolicy {
   // add to whatever earlier jobs or tools left in ~/.ssh/known_hosts.
   if (core.getInput('known-hosts') === '' && fingerprints.length === 0) {
     const file = join(homedir(), '.ssh', 'known_hosts')
-    if (existsSync(file)) knownHosts = parseKnownHosts(readFileSync(file, 'utf8'), '~/.ssh/known_hosts', false)
+    if (existsSync(file)) knownHosts = parseKnownHosts(readRegularFile(file, KNOWN_HOSTS_BYTES), '~/.ssh/known_hosts', false)
   }
   return { mode, knownHosts, fingerprints }
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -5,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { BoundedBytes, LastLines, SharedBudget } from '../../src/base/bounded'
 import { MASK, mask, maskDeep, registerSecret } from '../../src/base/secrets'
 import { wildcardMatch } from '../../src/base/wildcard'
-import { Workspace, WorkspaceError } from '../../src/base/workspace'
+import { Workspace, WorkspaceError, readRegularFile } from '../../src/base/workspace'
 
 describe('bounded holders', () => {
   it('BoundedBytes keeps the first cap bytes and counts the rest', () => {
@@ -112,5 +113,20 @@ describe('Workspace', () => {
     expect(() => readFileSync(join(outside, 'victim'))).toThrow()
     expect(() => w.writeText('dir-out/x.json', '{}')).toThrow(/dir-out is a symbolic link/)
     expect(() => w.writeText('sub', '{}')).toThrow(/is a directory/)
+  })
+})
+
+describe('Workspace and special files', () => {
+  const base = mkdtempSync(join(tmpdir(), 'ssh-fleet-ws-fifo-'))
+  afterAll(() => rmSync(base, { recursive: true, force: true }))
+  execFileSync('mkfifo', [join(base, 'pipe')])
+  const w = new Workspace(base)
+
+  it('refuses a FIFO at once instead of waiting for a writer (which would stop the event loop)', () => {
+    const started = Date.now()
+    expect(() => w.readText('pipe', 100)).toThrow(/is not a regular file/)
+    expect(() => w.open('pipe')).toThrow(/is not a regular file/)
+    expect(() => readRegularFile(join(base, 'pipe'), 100)).toThrow(/is not a regular file/)
+    expect(Date.now() - started).toBeLessThan(1000)
   })
 })
