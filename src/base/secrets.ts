@@ -6,19 +6,45 @@ import * as core from '@actions/core'
  * action writes itself (outputs, the job summary, the results file), which the runner does not mask.
  */
 const secrets = new Set<string>()
+/** The secrets' encoded forms, masked like the secrets themselves. */
+const forms = new Set<string>()
 /** Longest first, so a secret that contains another is replaced whole. */
 let ordered: string[] = []
 
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 export const MASK = '***'
 
-/** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
+/** Encoded forms shorter than this are not masked on their own: they would hide common text. */
+const MIN_ENCODED = 6
+
+/** Base64 of `value` as it shows inside a longer base64 text that starts `shift` bytes before it. */
+function base64At(value: Buffer, shift: number): string {
+  const text = Buffer.concat([Buffer.alloc(shift), value])
+    .toString('base64')
+    .replace(/=+$/, '')
+  // Characters that also hold bits of the bytes before or after the value are left out.
+  const first = Math.ceil((shift * 8) / 6)
+  const last = Math.floor(((shift + value.length) * 8) / 6)
+  return text.slice(first, last)
+}
+
+/**
+ * The forms a secret takes when a host or a tool re-encodes it (as the runner's masker knows them):
+ * JSON-escaped (`"` and `\` in a JSON text), URL-encoded, and base64 at each alignment.
+ */
+function encodedForms(value: string): string[] {
+  const bytes = Buffer.from(value)
+  return [JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value), ...[0, 1, 2].map((k) => base64At(bytes, k))]
+}
+
+/** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 export function registerSecret(value: string): void {
   if (value === '') return
   core.setSecret(value)
   if (secrets.has(value)) return
   secrets.add(value)
-  ordered = [...secrets].sort((a, b) => b.length - a.length)
+  for (const form of encodedForms(value)) if (form !== value && form.length >= MIN_ENCODED) forms.add(form)
+  ordered = [...secrets, ...forms].sort((a, b) => b.length - a.length)
 }
 
 /** Every secret registered so far. */
@@ -54,7 +80,16 @@ export function mask(text: string, options: { cut?: boolean } = {}): string {
   return out
 }
 
-/** A JSON-like value with every string in it masked (keys included): for outputs and files. */
+/**
+ * Fields whose values are the action's own words (a status, a kind), never text from outside: masking
+ * a secret that happens to be part of one (`fail`) would break the shape that readers decide on.
+ */
+const OWN_WORDS: ReadonlySet<string> = new Set(['status', 'phase', 'transport', 'format', 'kind'])
+
+/**
+ * A JSON-like value with every string in it masked: for outputs and files. Keys are field names, host
+ * and step names (the action's, or checked like inputs), and are kept, as are the OWN_WORDS fields.
+ */
 export function maskDeep<T>(value: T): T {
   if (ordered.length === 0) return value
   const walk = (v: unknown): unknown => {
@@ -62,7 +97,7 @@ export function maskDeep<T>(value: T): T {
     if (Array.isArray(v)) return v.map(walk)
     if (v !== null && typeof v === 'object') {
       const out: Record<string, unknown> = Object.create(null)
-      for (const [k, inner] of Object.entries(v)) out[mask(k)] = walk(inner)
+      for (const [k, inner] of Object.entries(v)) out[k] = OWN_WORDS.has(k) ? inner : walk(inner)
       return out
     }
     return v

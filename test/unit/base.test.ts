@@ -69,7 +69,22 @@ describe('mask', () => {
     expect(mask('say hunter2-the-password twice: hunter2-the-password')).toBe(`say ${MASK} twice: ${MASK}`)
     expect(mask('cut here hunter2-the', { cut: true })).toBe(`cut here ${MASK}`)
     const deep = maskDeep({ a: ['x hunter2-the-password'], 'hunter2-the-password': 1 })
-    expect(JSON.stringify(deep)).toBe(`{"a":["x ${MASK}"],"${MASK}":1}`)
+    expect(JSON.stringify(deep)).toBe(`{"a":["x ${MASK}"],"hunter2-the-password":1}`)
+  })
+
+  it('masks the forms a host re-encodes a secret in: JSON-escaped, URL-encoded, base64 at any alignment', () => {
+    const secret = 'Pa"ss\\w0rd%x'
+    registerSecret(secret)
+    const json = JSON.stringify({ db_password: secret })
+    expect(mask(json)).toBe(`{"db_password":"${MASK}"}`)
+    expect(mask(`url: ${encodeURIComponent(secret)}`)).toBe(`url: ${MASK}`)
+    for (const prefix of ['', 'a', 'ab', 'abc']) expect(mask(Buffer.from(`${prefix}${secret}tail`).toString('base64'))).toContain(MASK)
+  })
+
+  it("leaves keys and the action's own words alone, so the shape readers decide on survives a short secret", () => {
+    registerSecret('fail')
+    const deep = maskDeep({ status: 'failed', steps: [{ status: 'failed', error: 'it will fail' }] })
+    expect(deep).toEqual({ status: 'failed', steps: [{ status: 'failed', error: `it will ${MASK}` }] })
   })
 })
 
