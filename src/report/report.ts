@@ -16,7 +16,8 @@ const ANNOTATION_OUTPUT_LINES = 5
  * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
  */
 function lastWords(r: HostResult): { stream: 'stderr' | 'stdout'; text: string } | undefined {
-  const step = r.steps.at(-1)
+  // The step that failed the host, not the last one run: on-failure and always steps come after it.
+  const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep)
   if (!step) return undefined
   if (step.stderrTail.trim()) return { stream: 'stderr', text: step.stderrTail }
   if (step.stdoutTail.trim()) return { stream: 'stdout', text: step.stdoutTail }

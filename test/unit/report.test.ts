@@ -31,6 +31,34 @@ function recorder(): Reporter & { calls: Array<[string, string, string?]> } {
 }
 
 describe('annotations', () => {
+  test("a failed host's annotation and summary quote the step that failed it, not an on-failure step run after", () => {
+    const r = recorder()
+    const step = (name: string, extra: Partial<HostResult['steps'][number]>): HostResult['steps'][number] => ({
+      name,
+      status: 'success',
+      exitCode: 0,
+      signal: null,
+      durationMs: 5,
+      attempts: 1,
+      lost: false,
+      stdoutTail: '',
+      stderrTail: '',
+      ...extra
+    })
+    const failed = host('web2', 'failed', {
+      failedStep: 'migrate',
+      error: 'exit code 3',
+      steps: [
+        step('migrate', { status: 'failed', exitCode: 3, stderrTail: 'disk full' }),
+        step('rollback', { phase: 'on-failure', stdoutTail: 'rolled back' })
+      ]
+    })
+    annotate([failed], 1000, r)
+    expect(r.calls[0]).toEqual(['error', 'exit code 3\nstderr:\ndisk full', 'web2: migrate'])
+    expect(summaryMarkdown([failed], 1000, 1)).toContain('exit code 3\nstderr:\ndisk full')
+    expect(summaryMarkdown([failed], 1000, 1)).not.toContain('rolled back\n```')
+  })
+
   test('an error per failed host titled with host and step, with the last stderr lines', () => {
     const r = recorder()
     const failed = host('web2', 'failed', {
