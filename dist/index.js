@@ -64078,6 +64078,133 @@ function hostFailed(r) {
     return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
+;// CONCATENATED MODULE: ./src/base/bounded.ts
+/**
+ * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
+ * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
+ * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
+ */
+/** The first `cap` bytes of a stream, and how many more came and were dropped. */
+class BoundedBytes {
+    cap;
+    chunks = [];
+    size = 0;
+    /** Bytes that came past the cap, dropped. */
+    dropped = 0;
+    constructor(cap) {
+        this.cap = cap;
+    }
+    push(chunk) {
+        const room = this.cap - this.size;
+        if (chunk.length > room)
+            this.dropped += chunk.length - Math.max(0, room);
+        if (room <= 0)
+            return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
+    }
+    /** Whether anything was dropped. */
+    get cut() {
+        return this.dropped > 0;
+    }
+    bytes() {
+        return Buffer.concat(this.chunks);
+    }
+    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
+    text() {
+        const buf = this.bytes();
+        // Back off to the start of a UTF-8 sequence that the cap may have cut.
+        let end = buf.length;
+        if (this.cut) {
+            let i = end - 1;
+            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
+                i--;
+            if (i >= 0 && buf[i] >= 0xc0) {
+                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
+                if (end - i < need)
+                    end = i;
+            }
+        }
+        return buf.subarray(0, end).toString('utf8');
+    }
+}
+/**
+ * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
+ * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
+ * array's shift() per line made a flood of short lines quadratic).
+ */
+class LastLines {
+    maxLines;
+    maxBytes;
+    items = [];
+    head = 0;
+    size = 0;
+    /** Lines dropped from the front since the last clear. */
+    dropped = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
+    push(lines) {
+        for (const line of lines) {
+            this.items.push(line);
+            this.size += line.length + 1;
+            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
+                this.size -= this.items[this.head].length + 1;
+                this.head++;
+                this.dropped++;
+            }
+        }
+        // Compact now and then, so the dropped front does not stay in memory.
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+            this.items = this.items.slice(this.head);
+            this.head = 0;
+        }
+    }
+    /** The lines kept, oldest first. */
+    get lines() {
+        return this.head === 0 ? this.items : this.items.slice(this.head);
+    }
+    clear() {
+        this.items = [];
+        this.head = 0;
+        this.size = 0;
+        this.dropped = 0;
+    }
+}
+/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
+class SharedBudget {
+    left;
+    constructor(left) {
+        this.left = left;
+    }
+    /** Grants up to `want` bytes; 0 once the budget is spent. */
+    take(want) {
+        const granted = Math.max(0, Math.min(want, this.left));
+        this.left -= granted;
+        return granted;
+    }
+    /** Gives bytes back (a holder that kept less than it was granted). */
+    give(bytes) {
+        this.left += bytes;
+    }
+    get remaining() {
+        return this.left;
+    }
+}
+/**
+ * A short text from outside (a server's DISCONNECT reason, a signal name, a value for an environment)
+ * made safe to hold and pass on: NUL and other control characters but newline and tab become `?` (an
+ * environment cannot hold NUL; a terminal or a parser should not see the rest), and at most `maxChars`
+ * are kept, the cut said.
+ */
+function clipText(text, maxChars) {
+    // eslint-disable-next-line no-control-regex
+    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+    return clean.length > maxChars ? `${clean.slice(0, maxChars)}… (cut at ${maxChars} of ${clean.length} characters)` : clean;
+}
+
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
@@ -64486,6 +64613,7 @@ async function withRetries(attempt, options) {
 
 
 
+
 /**
  * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
  * signatures and MACs, and CBC ciphers. Without it none of them is offered (ssh2 would offer ssh-rsa
@@ -64511,6 +64639,8 @@ function algorithms(options, host) {
         hmac: { append: [...LEGACY.hmac] }
     };
 }
+/** The most of a server's text kept in a connection failure. */
+const SERVER_TEXT_CHARS = 1024;
 const TRANSIENT_SOCKET_CODES = new Set([
     'ECONNREFUSED',
     'ECONNRESET',
@@ -64536,8 +64666,10 @@ function destination(host, routed) {
  * Classifies a connection failure by ssh2's error level and the socket error code, never by message
  * text. `to` (destination()) is named in the network failures' messages.
  */
-function classifyConnectError(err, connectTimeoutMs, to) {
+function classifyConnectError(raw, connectTimeoutMs, to) {
     const at = to ? ` to ${to}` : '';
+    // A message may carry the server's own text (a DISCONNECT reason): held short and without control characters.
+    const err = { level: raw.level, code: raw.code, message: clipText(raw.message, SERVER_TEXT_CHARS) };
     switch (err.level) {
         case 'client-authentication':
         case 'agent':
@@ -64864,11 +64996,33 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
  * action writes itself (outputs, the job summary, the results file), which the runner does not mask.
  */
 const secrets = new Set();
+/** The secrets' encoded forms, masked like the secrets themselves. */
+const secrets_forms = new Set();
 /** Longest first, so a secret that contains another is replaced whole. */
 let ordered = [];
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 const MASK = '***';
-/** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
+/** Encoded forms shorter than this are not masked on their own: they would hide common text. */
+const MIN_ENCODED = 6;
+/** Base64 of `value` as it shows inside a longer base64 text that starts `shift` bytes before it. */
+function base64At(value, shift) {
+    const text = Buffer.concat([Buffer.alloc(shift), value])
+        .toString('base64')
+        .replace(/=+$/, '');
+    // Characters that also hold bits of the bytes before or after the value are left out.
+    const first = Math.ceil((shift * 8) / 6);
+    const last = Math.floor(((shift + value.length) * 8) / 6);
+    return text.slice(first, last);
+}
+/**
+ * The forms a secret takes when a host or a tool re-encodes it (as the runner's masker knows them):
+ * JSON-escaped (`"` and `\` in a JSON text), URL-encoded, and base64 at each alignment.
+ */
+function encodedForms(value) {
+    const bytes = Buffer.from(value);
+    return [JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value), ...[0, 1, 2].map((k) => base64At(bytes, k))];
+}
+/** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 function registerSecret(value) {
     if (value === '')
         return;
@@ -64876,7 +65030,10 @@ function registerSecret(value) {
     if (secrets.has(value))
         return;
     secrets.add(value);
-    ordered = [...secrets].sort((a, b) => b.length - a.length);
+    for (const form of encodedForms(value))
+        if (form !== value && form.length >= MIN_ENCODED)
+            secrets_forms.add(form);
+    ordered = [...secrets, ...secrets_forms].sort((a, b) => b.length - a.length);
 }
 /** Every secret registered so far. */
 function knownSecrets() {
@@ -64911,7 +65068,15 @@ function mask(text, options = {}) {
     }
     return out;
 }
-/** A JSON-like value with every string in it masked (keys included): for outputs and files. */
+/**
+ * Fields whose values are the action's own words (a status, a kind), never text from outside: masking
+ * a secret that happens to be part of one (`fail`) would break the shape that readers decide on.
+ */
+const OWN_WORDS = new Set(['status', 'phase', 'transport', 'format', 'kind']);
+/**
+ * A JSON-like value with every string in it masked: for outputs and files. Keys are field names, host
+ * and step names (the action's, or checked like inputs), and are kept, as are the OWN_WORDS fields.
+ */
 function maskDeep(value) {
     if (ordered.length === 0)
         return value;
@@ -64923,128 +65088,12 @@ function maskDeep(value) {
         if (v !== null && typeof v === 'object') {
             const out = Object.create(null);
             for (const [k, inner] of Object.entries(v))
-                out[mask(k)] = walk(inner);
+                out[k] = OWN_WORDS.has(k) ? inner : walk(inner);
             return out;
         }
         return v;
     };
     return walk(value);
-}
-
-;// CONCATENATED MODULE: ./src/base/bounded.ts
-/**
- * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
- * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
- * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
- */
-/** The first `cap` bytes of a stream, and how many more came and were dropped. */
-class BoundedBytes {
-    cap;
-    chunks = [];
-    size = 0;
-    /** Bytes that came past the cap, dropped. */
-    dropped = 0;
-    constructor(cap) {
-        this.cap = cap;
-    }
-    push(chunk) {
-        const room = this.cap - this.size;
-        if (chunk.length > room)
-            this.dropped += chunk.length - Math.max(0, room);
-        if (room <= 0)
-            return;
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        this.chunks.push(kept);
-        this.size += kept.length;
-    }
-    /** Whether anything was dropped. */
-    get cut() {
-        return this.dropped > 0;
-    }
-    bytes() {
-        return Buffer.concat(this.chunks);
-    }
-    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
-    text() {
-        const buf = this.bytes();
-        // Back off to the start of a UTF-8 sequence that the cap may have cut.
-        let end = buf.length;
-        if (this.cut) {
-            let i = end - 1;
-            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
-                i--;
-            if (i >= 0 && buf[i] >= 0xc0) {
-                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
-                if (end - i < need)
-                    end = i;
-            }
-        }
-        return buf.subarray(0, end).toString('utf8');
-    }
-}
-/**
- * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
- * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
- * array's shift() per line made a flood of short lines quadratic).
- */
-class LastLines {
-    maxLines;
-    maxBytes;
-    items = [];
-    head = 0;
-    size = 0;
-    /** Lines dropped from the front since the last clear. */
-    dropped = 0;
-    constructor(maxLines, maxBytes) {
-        this.maxLines = maxLines;
-        this.maxBytes = maxBytes;
-    }
-    push(lines) {
-        for (const line of lines) {
-            this.items.push(line);
-            this.size += line.length + 1;
-            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
-                this.size -= this.items[this.head].length + 1;
-                this.head++;
-                this.dropped++;
-            }
-        }
-        // Compact now and then, so the dropped front does not stay in memory.
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
-            this.items = this.items.slice(this.head);
-            this.head = 0;
-        }
-    }
-    /** The lines kept, oldest first. */
-    get lines() {
-        return this.head === 0 ? this.items : this.items.slice(this.head);
-    }
-    clear() {
-        this.items = [];
-        this.head = 0;
-        this.size = 0;
-        this.dropped = 0;
-    }
-}
-/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
-class SharedBudget {
-    left;
-    constructor(left) {
-        this.left = left;
-    }
-    /** Grants up to `want` bytes; 0 once the budget is spent. */
-    take(want) {
-        const granted = Math.max(0, Math.min(want, this.left));
-        this.left -= granted;
-        return granted;
-    }
-    /** Gives bytes back (a holder that kept less than it was granted). */
-    give(bytes) {
-        this.left += bytes;
-    }
-    get remaining() {
-        return this.left;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/report/output.ts
@@ -65345,6 +65394,8 @@ class FleetLog {
 
 
 
+/** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
+const SIGNAL_NAME_CHARS = 64;
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 const KILL_GRACE_MS = 5000;
 /**
@@ -65590,7 +65641,8 @@ async function runScript(step, ctx) {
         let whenClosed = () => { };
         const channelClosed = new Promise((r) => (whenClosed = r));
         channel.on('exit', (code, signal) => {
-            exit = { code: code ?? null, signal: signal ?? null };
+            // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
+            exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) };
         });
         // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
         channel.on('error', () => { });
@@ -66780,6 +66832,7 @@ async function upload(step, connection, workspace, status, signal) {
 
 
 
+
 /**
  * `run-once` steps: the first host to reach one runs it; every other host waits for that run to end
  * (a migration finishes before anyone goes past it) and records the step as skipped.
@@ -66815,16 +66868,6 @@ class StepLimits {
 }
 /** The most of a host's error or failed step a hook sees in FLEET_ERROR / FLEET_FAILED_STEP (an env entry, not a file). */
 const HOOK_ENV_MAX_CHARS = 8 * 1024;
-/**
- * A value for a hook's environment: a process environment cannot hold NUL (spawn throws, and the
- * rollback never runs), and other control characters from a server's text are no one's business
- * there. Newline and tab stay; the rest become `?`. Capped at HOOK_ENV_MAX_CHARS.
- */
-function hookEnvValue(text) {
-    // eslint-disable-next-line no-control-regex
-    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
-    return clean.length > HOOK_ENV_MAX_CHARS ? `${clean.slice(0, HOOK_ENV_MAX_CHARS)}… (cut at ${HOOK_ENV_MAX_CHARS} characters)` : clean;
-}
 /** One host going through the plan on one connection, re-established if it drops between steps. */
 class HostRun {
     host;
@@ -67048,7 +67091,10 @@ class HostRun {
         const { result, settings } = this;
         if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted)
             return;
-        const env = { FLEET_FAILED_STEP: hookEnvValue(result.failedStep ?? ''), FLEET_ERROR: hookEnvValue(result.error ?? '') };
+        const env = {
+            FLEET_FAILED_STEP: clipText(result.failedStep ?? '', HOOK_ENV_MAX_CHARS),
+            FLEET_ERROR: clipText(result.error ?? '', HOOK_ENV_MAX_CHARS)
+        };
         if (this.failed)
             for (const step of settings.onFailure)
                 if (!(await this.runHook(step, 'on-failure', env)))
@@ -68319,6 +68365,66 @@ class WorkspaceError extends Error {
 }
 /** O_NOFOLLOW where the platform has it (not Windows, where the checks after opening do the work). */
 const NOFOLLOW = external_node_fs_namespaceObject.constants.O_NOFOLLOW ?? 0;
+/** Opening a FIFO for reading waits for a writer, with the whole event loop: never wait. */
+const NONBLOCK = external_node_fs_namespaceObject.constants.O_NONBLOCK ?? 0;
+/**
+ * Opens `abs` for reading only if it is a regular file: looked at before opening (a FIFO or a device is
+ * never opened) and after (fstat: what was opened, should something else have been swapped in). `shown`
+ * names it in errors. The caller closes the fd.
+ */
+function openRegular(abs, shown, flags = 0) {
+    const regular = (st) => {
+        if (!st.isFile())
+            throw new WorkspaceError(`${shown} is not a regular file`);
+    };
+    let fd;
+    try {
+        regular((0,external_node_fs_namespaceObject.statSync)(abs));
+        fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NONBLOCK | flags);
+    }
+    catch (err) {
+        if (err instanceof WorkspaceError)
+            throw err;
+        const code = err.code;
+        if (code === 'ELOOP')
+            throw new WorkspaceError(`${shown} became a symbolic link: refused`);
+        throw new WorkspaceError(`${shown} cannot be read (${code ?? err.message})`);
+    }
+    try {
+        const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
+        regular(st);
+        return { fd, st };
+    }
+    catch (err) {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+        throw err;
+    }
+}
+/** Reads an open file as UTF-8, at most `maxBytes` (more is an error naming the limit); closes it. */
+function readAll(fd, size, maxBytes, shown) {
+    try {
+        if (size > maxBytes)
+            throw new WorkspaceError(`${shown} is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads`);
+        const buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
+        let n = 0;
+        for (let got = -1; got !== 0 && n < buf.length; n += got)
+            got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, buf.length - n, null);
+        if (n > maxBytes)
+            throw new WorkspaceError(`${shown} grew past the ${maxBytes} bytes ssh-fleet reads`);
+        return buf.subarray(0, n).toString('utf8');
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
+}
+/**
+ * Reads a regular file that may be anywhere (an ssh config's IdentityFile, ~/.ssh/known_hosts, as in
+ * OpenSSH), bounded, never blocking on a FIFO.
+ */
+function readRegularFile(path, maxBytes) {
+    const { fd, st } = openRegular(path, path);
+    return readAll(fd, st.size, maxBytes, path);
+}
 /**
  * The one way the action reads or writes a file on the runner: every path resolves (links followed)
  * inside the workspace (GITHUB_WORKSPACE) or the runner's temp directory (RUNNER_TEMP), and is checked
@@ -68426,20 +68532,8 @@ class Workspace {
      */
     open(path) {
         const abs = this.resolve(path);
-        let fd;
+        const { fd, st } = openRegular(abs, `'${path}' (${this.show(abs)})`, NOFOLLOW);
         try {
-            fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NOFOLLOW);
-        }
-        catch (err) {
-            const code = err.code;
-            if (code === 'ELOOP')
-                throw new WorkspaceError(`'${path}': ${this.show(abs)} became a symbolic link: refused`);
-            throw new WorkspaceError(`'${path}' cannot be read (${this.show(abs)}: ${code ?? err.message})`);
-        }
-        try {
-            const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
-            if (!st.isFile())
-                throw new WorkspaceError(`'${path}' is not a regular file (${this.show(abs)})`);
             let real;
             try {
                 real = (0,external_node_fs_namespaceObject.realpathSync)(abs);
@@ -68460,20 +68554,7 @@ class Workspace {
     /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
     readText(path, maxBytes) {
         const { fd, size, path: abs } = this.open(path);
-        try {
-            if (size > maxBytes)
-                throw new WorkspaceError(`'${path}' is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
-            const buf = Buffer.alloc(maxBytes + 1);
-            let n = 0;
-            for (let got = -1; got !== 0 && n <= maxBytes; n += got)
-                got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, maxBytes + 1 - n, null);
-            if (n > maxBytes)
-                throw new WorkspaceError(`'${path}' grew past the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
-            return buf.subarray(0, n).toString('utf8');
-        }
-        finally {
-            (0,external_node_fs_namespaceObject.closeSync)(fd);
-        }
+        return readAll(fd, size, maxBytes, `'${path}' (${this.show(abs)})`);
     }
     /**
      * Writes `text` to `path` whole: into a new temporary file beside it (created exclusively, never
@@ -68683,31 +68764,15 @@ function readAuth(env, keyInput, required, platform) {
 }
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
 const KEY_FILE_BYTES = 256 * 1024;
-/** A key file, which may be anywhere (as in OpenSSH), read with a bound: a special file cannot make it endless. */
-function readKeyFile(path) {
-    const fd = (0,external_node_fs_namespaceObject.openSync)(path, 'r');
-    try {
-        if (!(0,external_node_fs_namespaceObject.fstatSync)(fd).isFile())
-            throw new Error('not a regular file');
-        const buf = Buffer.alloc(KEY_FILE_BYTES + 1);
-        let n = 0;
-        for (let got = -1; got !== 0 && n <= KEY_FILE_BYTES; n += got)
-            got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, buf.length - n, null);
-        if (n > KEY_FILE_BYTES)
-            throw new Error(`more than ${KEY_FILE_BYTES} bytes: not a key`);
-        return buf.subarray(0, n).toString('utf8');
-    }
-    finally {
-        (0,external_node_fs_namespaceObject.closeSync)(fd);
-    }
-}
+/** The most of ~/.ssh/known_hosts read: some 50,000 lines. */
+const KNOWN_HOSTS_BYTES = 16 * 1024 * 1024;
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
 function identityFile(paths, name) {
     const path = paths.find((p) => (0,external_node_fs_namespaceObject.existsSync)(p));
     if (path === undefined)
         return undefined;
     try {
-        return parsePrivateKey('ssh-config', readKeyFile(path), secretInput('passphrase'));
+        return parsePrivateKey('ssh-config', readRegularFile(path, KEY_FILE_BYTES), secretInput('passphrase'));
     }
     catch (err) {
         throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${err.message.replace(/^Invalid input 'ssh-config': /, '')}`);
@@ -68799,7 +68864,7 @@ function readHostKeys() {
     if (getInput('known-hosts') === '' && fingerprints.length === 0) {
         const file = (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts');
         if ((0,external_node_fs_namespaceObject.existsSync)(file))
-            knownHosts = parseKnownHosts((0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8'), '~/.ssh/known_hosts', false);
+            knownHosts = parseKnownHosts(readRegularFile(file, KNOWN_HOSTS_BYTES), '~/.ssh/known_hosts', false);
     }
     return { mode, knownHosts, fingerprints };
 }
@@ -69382,7 +69447,8 @@ const ANNOTATION_OUTPUT_LINES = 5;
  * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
  */
 function lastWords(r) {
-    const step = r.steps.at(-1);
+    // The step that failed the host, not the last one run: on-failure and always steps come after it.
+    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
     if (!step)
         return undefined;
     if (step.stderrTail.trim())

@@ -31853,6 +31853,66 @@ class WorkspaceError extends Error {
 }
 /** O_NOFOLLOW where the platform has it (not Windows, where the checks after opening do the work). */
 const NOFOLLOW = external_node_fs_namespaceObject.constants.O_NOFOLLOW ?? 0;
+/** Opening a FIFO for reading waits for a writer, with the whole event loop: never wait. */
+const NONBLOCK = external_node_fs_namespaceObject.constants.O_NONBLOCK ?? 0;
+/**
+ * Opens `abs` for reading only if it is a regular file: looked at before opening (a FIFO or a device is
+ * never opened) and after (fstat: what was opened, should something else have been swapped in). `shown`
+ * names it in errors. The caller closes the fd.
+ */
+function openRegular(abs, shown, flags = 0) {
+    const regular = (st) => {
+        if (!st.isFile())
+            throw new WorkspaceError(`${shown} is not a regular file`);
+    };
+    let fd;
+    try {
+        regular((0,external_node_fs_namespaceObject.statSync)(abs));
+        fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NONBLOCK | flags);
+    }
+    catch (err) {
+        if (err instanceof WorkspaceError)
+            throw err;
+        const code = err.code;
+        if (code === 'ELOOP')
+            throw new WorkspaceError(`${shown} became a symbolic link: refused`);
+        throw new WorkspaceError(`${shown} cannot be read (${code ?? err.message})`);
+    }
+    try {
+        const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
+        regular(st);
+        return { fd, st };
+    }
+    catch (err) {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+        throw err;
+    }
+}
+/** Reads an open file as UTF-8, at most `maxBytes` (more is an error naming the limit); closes it. */
+function readAll(fd, size, maxBytes, shown) {
+    try {
+        if (size > maxBytes)
+            throw new WorkspaceError(`${shown} is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads`);
+        const buf = Buffer.alloc(Math.min(size, maxBytes) + 1);
+        let n = 0;
+        for (let got = -1; got !== 0 && n < buf.length; n += got)
+            got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, buf.length - n, null);
+        if (n > maxBytes)
+            throw new WorkspaceError(`${shown} grew past the ${maxBytes} bytes ssh-fleet reads`);
+        return buf.subarray(0, n).toString('utf8');
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
+}
+/**
+ * Reads a regular file that may be anywhere (an ssh config's IdentityFile, ~/.ssh/known_hosts, as in
+ * OpenSSH), bounded, never blocking on a FIFO.
+ */
+function readRegularFile(path, maxBytes) {
+    const { fd, st } = openRegular(path, path);
+    return readAll(fd, st.size, maxBytes, path);
+}
 /**
  * The one way the action reads or writes a file on the runner: every path resolves (links followed)
  * inside the workspace (GITHUB_WORKSPACE) or the runner's temp directory (RUNNER_TEMP), and is checked
@@ -31960,20 +32020,8 @@ class Workspace {
      */
     open(path) {
         const abs = this.resolve(path);
-        let fd;
+        const { fd, st } = openRegular(abs, `'${path}' (${this.show(abs)})`, NOFOLLOW);
         try {
-            fd = (0,external_node_fs_namespaceObject.openSync)(abs, external_node_fs_namespaceObject.constants.O_RDONLY | NOFOLLOW);
-        }
-        catch (err) {
-            const code = err.code;
-            if (code === 'ELOOP')
-                throw new WorkspaceError(`'${path}': ${this.show(abs)} became a symbolic link: refused`);
-            throw new WorkspaceError(`'${path}' cannot be read (${this.show(abs)}: ${code ?? err.message})`);
-        }
-        try {
-            const st = (0,external_node_fs_namespaceObject.fstatSync)(fd);
-            if (!st.isFile())
-                throw new WorkspaceError(`'${path}' is not a regular file (${this.show(abs)})`);
             let real;
             try {
                 real = (0,external_node_fs_namespaceObject.realpathSync)(abs);
@@ -31994,20 +32042,7 @@ class Workspace {
     /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
     readText(path, maxBytes) {
         const { fd, size, path: abs } = this.open(path);
-        try {
-            if (size > maxBytes)
-                throw new WorkspaceError(`'${path}' is ${size} bytes, more than the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
-            const buf = Buffer.alloc(maxBytes + 1);
-            let n = 0;
-            for (let got = -1; got !== 0 && n <= maxBytes; n += got)
-                got = (0,external_node_fs_namespaceObject.readSync)(fd, buf, n, maxBytes + 1 - n, null);
-            if (n > maxBytes)
-                throw new WorkspaceError(`'${path}' grew past the ${maxBytes} bytes ssh-fleet reads (${this.show(abs)})`);
-            return buf.subarray(0, n).toString('utf8');
-        }
-        finally {
-            (0,external_node_fs_namespaceObject.closeSync)(fd);
-        }
+        return readAll(fd, size, maxBytes, `'${path}' (${this.show(abs)})`);
     }
     /**
      * Writes `text` to `path` whole: into a new temporary file beside it (created exclusively, never
@@ -32132,11 +32167,33 @@ const external_node_string_decoder_namespaceObject = require("node:string_decode
  * action writes itself (outputs, the job summary, the results file), which the runner does not mask.
  */
 const secrets = new Set();
+/** The secrets' encoded forms, masked like the secrets themselves. */
+const secrets_forms = new Set();
 /** Longest first, so a secret that contains another is replaced whole. */
 let ordered = [];
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 const MASK = '***';
-/** Masks `value` in the job log (core.setSecret) and remembers it for `mask`. */
+/** Encoded forms shorter than this are not masked on their own: they would hide common text. */
+const MIN_ENCODED = 6;
+/** Base64 of `value` as it shows inside a longer base64 text that starts `shift` bytes before it. */
+function base64At(value, shift) {
+    const text = Buffer.concat([Buffer.alloc(shift), value])
+        .toString('base64')
+        .replace(/=+$/, '');
+    // Characters that also hold bits of the bytes before or after the value are left out.
+    const first = Math.ceil((shift * 8) / 6);
+    const last = Math.floor(((shift + value.length) * 8) / 6);
+    return text.slice(first, last);
+}
+/**
+ * The forms a secret takes when a host or a tool re-encodes it (as the runner's masker knows them):
+ * JSON-escaped (`"` and `\` in a JSON text), URL-encoded, and base64 at each alignment.
+ */
+function encodedForms(value) {
+    const bytes = Buffer.from(value);
+    return [JSON.stringify(value).slice(1, -1), encodeURIComponent(value), encodeURI(value), ...[0, 1, 2].map((k) => base64At(bytes, k))];
+}
+/** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 function registerSecret(value) {
     if (value === '')
         return;
@@ -32144,7 +32201,10 @@ function registerSecret(value) {
     if (secrets.has(value))
         return;
     secrets.add(value);
-    ordered = [...secrets].sort((a, b) => b.length - a.length);
+    for (const form of encodedForms(value))
+        if (form !== value && form.length >= MIN_ENCODED)
+            secrets_forms.add(form);
+    ordered = [...secrets, ...secrets_forms].sort((a, b) => b.length - a.length);
 }
 /** Every secret registered so far. */
 function secrets_knownSecrets() {
@@ -32179,7 +32239,15 @@ function secrets_mask(text, options = {}) {
     }
     return out;
 }
-/** A JSON-like value with every string in it masked (keys included): for outputs and files. */
+/**
+ * Fields whose values are the action's own words (a status, a kind), never text from outside: masking
+ * a secret that happens to be part of one (`fail`) would break the shape that readers decide on.
+ */
+const OWN_WORDS = new Set(['status', 'phase', 'transport', 'format', 'kind']);
+/**
+ * A JSON-like value with every string in it masked: for outputs and files. Keys are field names, host
+ * and step names (the action's, or checked like inputs), and are kept, as are the OWN_WORDS fields.
+ */
 function secrets_maskDeep(value) {
     if (ordered.length === 0)
         return value;
@@ -32191,7 +32259,7 @@ function secrets_maskDeep(value) {
         if (v !== null && typeof v === 'object') {
             const out = Object.create(null);
             for (const [k, inner] of Object.entries(v))
-                out[secrets_mask(k)] = walk(inner);
+                out[k] = OWN_WORDS.has(k) ? inner : walk(inner);
             return out;
         }
         return v;
@@ -32313,6 +32381,17 @@ class SharedBudget {
     get remaining() {
         return this.left;
     }
+}
+/**
+ * A short text from outside (a server's DISCONNECT reason, a signal name, a value for an environment)
+ * made safe to hold and pass on: NUL and other control characters but newline and tab become `?` (an
+ * environment cannot hold NUL; a terminal or a parser should not see the rest), and at most `maxChars`
+ * are kept, the cut said.
+ */
+function clipText(text, maxChars) {
+    // eslint-disable-next-line no-control-regex
+    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+    return clean.length > maxChars ? `${clean.slice(0, maxChars)}… (cut at ${maxChars} of ${clean.length} characters)` : clean;
 }
 
 ;// CONCATENATED MODULE: ./src/report/output.ts
@@ -32727,7 +32806,8 @@ const ANNOTATION_OUTPUT_LINES = 5;
  * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
  */
 function lastWords(r) {
-    const step = r.steps.at(-1);
+    // The step that failed the host, not the last one run: on-failure and always steps come after it.
+    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
     if (!step)
         return undefined;
     if (step.stderrTail.trim())

@@ -115,3 +115,15 @@ export class SharedBudget {
     return this.left
   }
 }
+
+/**
+ * A short text from outside (a server's DISCONNECT reason, a signal name, a value for an environment)
+ * made safe to hold and pass on: NUL and other control characters but newline and tab become `?` (an
+ * environment cannot hold NUL; a terminal or a parser should not see the rest), and at most `maxChars`
+ * are kept, the cut said.
+ */
+export function clipText(text: string, maxChars: number): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+  return clean.length > maxChars ? `${clean.slice(0, maxChars)}… (cut at ${maxChars} of ${clean.length} characters)` : clean
+}

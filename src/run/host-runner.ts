@@ -5,6 +5,7 @@ import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
 import { reboot } from '../steps/reboot'
 import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type StepResult } from '../base/results'
+import { clipText } from '../base/bounded'
 import type { Host, RebootStep, RunStep, Settings, Step } from '../plan/settings'
 import { runScript } from '../steps/script'
 import { upload } from '../steps/upload'
@@ -57,17 +58,6 @@ export interface Shared {
 
 /** The most of a host's error or failed step a hook sees in FLEET_ERROR / FLEET_FAILED_STEP (an env entry, not a file). */
 const HOOK_ENV_MAX_CHARS = 8 * 1024
-
-/**
- * A value for a hook's environment: a process environment cannot hold NUL (spawn throws, and the
- * rollback never runs), and other control characters from a server's text are no one's business
- * there. Newline and tab stay; the rest become `?`. Capped at HOOK_ENV_MAX_CHARS.
- */
-export function hookEnvValue(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
-  return clean.length > HOOK_ENV_MAX_CHARS ? `${clean.slice(0, HOOK_ENV_MAX_CHARS)}… (cut at ${HOOK_ENV_MAX_CHARS} characters)` : clean
-}
 
 /** One host going through the plan on one connection, re-established if it drops between steps. */
 export class HostRun {
@@ -294,7 +284,10 @@ export class HostRun {
   async afterPlan(): Promise<void> {
     const { result, settings } = this
     if (this.startedAt === undefined || result.status === 'skipped' || result.status === 'cancelled' || this.deps.signal?.aborted) return
-    const env = { FLEET_FAILED_STEP: hookEnvValue(result.failedStep ?? ''), FLEET_ERROR: hookEnvValue(result.error ?? '') }
+    const env = {
+      FLEET_FAILED_STEP: clipText(result.failedStep ?? '', HOOK_ENV_MAX_CHARS),
+      FLEET_ERROR: clipText(result.error ?? '', HOOK_ENV_MAX_CHARS)
+    }
     if (this.failed) for (const step of settings.onFailure) if (!(await this.runHook(step, 'on-failure', env))) break
     for (const step of settings.always) if (!(await this.runHook(step, 'always', env))) break
   }

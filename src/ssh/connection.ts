@@ -1,3 +1,4 @@
+import { clipText } from '../base/bounded'
 import type { Duplex } from 'node:stream'
 import { Client, type ClientChannel, type ConnectConfig, type ExecOptions, type SFTPWrapper } from 'ssh2'
 import { AuthTrail, authHandler } from './auth'
@@ -49,6 +50,9 @@ function algorithms(options: ConnectOptions, host: Host): ConnectConfig['algorit
 
 type SshError = Error & { level?: string; code?: string | number }
 
+/** The most of a server's text kept in a connection failure. */
+const SERVER_TEXT_CHARS = 1024
+
 const TRANSIENT_SOCKET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -76,8 +80,10 @@ export function destination(host: Host, routed: boolean): string {
  * Classifies a connection failure by ssh2's error level and the socket error code, never by message
  * text. `to` (destination()) is named in the network failures' messages.
  */
-export function classifyConnectError(err: SshError, connectTimeoutMs: number, to?: string): ConnectFailure {
+export function classifyConnectError(raw: SshError, connectTimeoutMs: number, to?: string): ConnectFailure {
   const at = to ? ` to ${to}` : ''
+  // A message may carry the server's own text (a DISCONNECT reason): held short and without control characters.
+  const err = { level: raw.level, code: raw.code, message: clipText(raw.message, SERVER_TEXT_CHARS) }
   switch (err.level) {
     case 'client-authentication':
     case 'agent':

@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
-import { BoundedBytes } from '../base/bounded'
+import { BoundedBytes, clipText } from '../base/bounded'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
 import { stepResult, type StepResult } from '../base/results'
+
+/** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
+const SIGNAL_NAME_CHARS = 64
 
 /** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
 export const KILL_GRACE_MS = 5000
@@ -290,7 +293,8 @@ export async function runScript(step: RunStep, ctx: StepContext): Promise<StepRe
     let whenClosed: () => void = () => {}
     const channelClosed = new Promise<void>((r) => (whenClosed = r))
     channel.on('exit', (code: number | null, signal?: string) => {
-      exit = { code: code ?? null, signal: signal ?? null }
+      // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
+      exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) }
     })
     // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
     channel.on('error', () => {})

@@ -217,6 +217,8 @@ describe('hostile servers and output', () => {
         steps: '- name: one\n  run: "true"\n- name: two\n  run: "true"'
       })
       expect(run.results[0].steps[1].signal).toContain('</DETAILS>')
+      // A signal name is a word: a host's longer text is held cut, wherever it goes next.
+      expect(run.results[0].steps[1].signal).toMatch(/… \(cut at 64 of \d+ characters\)$/)
       const live = liveMarkdown(run.summary)
       const rows = live.filter((l) => l.startsWith('|'))
       expect(rows.filter((l) => l.includes('KILL'))).toHaveLength(1) // the signal's row, whole on one line

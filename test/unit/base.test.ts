@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { BoundedBytes, LastLines, SharedBudget } from '../../src/base/bounded'
+import { BoundedBytes, LastLines, SharedBudget, clipText } from '../../src/base/bounded'
 import { MASK, mask, maskDeep, registerSecret } from '../../src/base/secrets'
 import { wildcardMatch } from '../../src/base/wildcard'
 import { Workspace, WorkspaceError, readRegularFile } from '../../src/base/workspace'
@@ -33,6 +33,11 @@ describe('bounded holders', () => {
     expect(last.dropped).toBeGreaterThan(999_000)
     // The array-shift version took minutes for this; linear is well under a second even on a busy machine.
     expect(ms).toBeLessThan(5000)
+  })
+
+  it('clipText: NUL and control characters become ?, newline and tab stay; a long text is cut, and says so', () => {
+    expect(clipText('a\0b\x1b[1m\x7f\tc\nd\re', 100)).toBe('a?b?[1m?\tc\nd?e')
+    expect(clipText('x'.repeat(100_000), 8192)).toMatch(/^x{8192}… \(cut at 8192 of 100000 characters\)$/)
   })
 
   it('SharedBudget grants until spent', () => {
