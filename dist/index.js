@@ -69090,6 +69090,7 @@ var external_node_stream_ = __nccwpck_require__(7075);
 
 
 
+
 /** Longest stderr line of a proxy command kept (logged, quoted in an error); the rest of it is dropped. */
 const STDERR_LINE = 1024;
 /** stderr lines of one proxy command logged: a bastion flooding banners must not flood the log. */
@@ -69140,7 +69141,8 @@ class StderrLines {
         this.pending += text;
         if (this.pending.length <= STDERR_LINE)
             return;
-        this.line(`${this.pending.slice(0, STDERR_LINE)} [cut]`);
+        // A secret's start left at the cut is masked: the runner's masker knows only whole secrets.
+        this.line(`${mask(this.pending.slice(0, STDERR_LINE), { cut: true })} [cut]`);
         this.overlong = true;
     }
     line(text) {

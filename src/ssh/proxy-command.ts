@@ -1,3 +1,4 @@
+import { mask } from '../base/secrets'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { Duplex } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
@@ -17,7 +18,7 @@ const EXIT_GRACE_MS = 2000
  * A proxy command's stderr as lines, within bounds: each line cut at STDERR_LINE (an endless line
  * holds no more than that), the first STDERR_LINES logged and the rest only counted.
  */
-class StderrLines {
+export class StderrLines {
   private readonly decoder = new StringDecoder('utf8')
   private pending = ''
   /** The open line passed STDERR_LINE: what follows until its newline is dropped. */
@@ -54,7 +55,8 @@ class StderrLines {
     if (this.overlong) return
     this.pending += text
     if (this.pending.length <= STDERR_LINE) return
-    this.line(`${this.pending.slice(0, STDERR_LINE)} [cut]`)
+    // A secret's start left at the cut is masked: the runner's masker knows only whole secrets.
+    this.line(`${mask(this.pending.slice(0, STDERR_LINE), { cut: true })} [cut]`)
     this.overlong = true
   }
 
