@@ -32008,6 +32008,11 @@ class Workspace {
         }
         return `'${path}' is outside ${this.where()} (${this.show(existing)}): refused`;
     }
+    /** `path` as given, and where it resolved when that reads differently: for messages. */
+    named(path, abs) {
+        const shown = this.show(abs);
+        return shown === path ? `'${path}'` : `'${path}' (${shown})`;
+    }
     /** A path as messages show it: relative to the workspace when inside it. */
     show(abs) {
         const rel = (0,external_node_path_namespaceObject.relative)(this.dir, abs);
@@ -32020,7 +32025,7 @@ class Workspace {
      */
     open(path) {
         const abs = this.resolve(path);
-        const { fd, st } = openRegular(abs, `'${path}' (${this.show(abs)})`, NOFOLLOW);
+        const { fd, st } = openRegular(abs, this.named(path, abs), NOFOLLOW);
         try {
             let real;
             try {
@@ -32042,7 +32047,7 @@ class Workspace {
     /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
     readText(path, maxBytes) {
         const { fd, size, path: abs } = this.open(path);
-        return readAll(fd, size, maxBytes, `'${path}' (${this.show(abs)})`);
+        return readAll(fd, size, maxBytes, this.named(path, abs));
     }
     /**
      * Writes `text` to `path` whole: into a new temporary file beside it (created exclusively, never

@@ -171,6 +171,12 @@ export class Workspace {
     return `'${path}' is outside ${this.where()} (${this.show(existing)}): refused`
   }
 
+  /** `path` as given, and where it resolved when that reads differently: for messages. */
+  private named(path: string, abs: string): string {
+    const shown = this.show(abs)
+    return shown === path ? `'${path}'` : `'${path}' (${shown})`
+  }
+
   /** A path as messages show it: relative to the workspace when inside it. */
   show(abs: string): string {
     const rel = relative(this.dir, abs)
@@ -184,7 +190,7 @@ export class Workspace {
    */
   open(path: string): { fd: number; size: number; mode: number; path: string } {
     const abs = this.resolve(path)
-    const { fd, st } = openRegular(abs, `'${path}' (${this.show(abs)})`, NOFOLLOW)
+    const { fd, st } = openRegular(abs, this.named(path, abs), NOFOLLOW)
     try {
       let real: string
       try {
@@ -205,7 +211,7 @@ export class Workspace {
   /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
   readText(path: string, maxBytes: number): string {
     const { fd, size, path: abs } = this.open(path)
-    return readAll(fd, size, maxBytes, `'${path}' (${this.show(abs)})`)
+    return readAll(fd, size, maxBytes, this.named(path, abs))
   }
 
   /**
