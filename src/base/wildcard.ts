@@ -41,3 +41,42 @@ function findPiece(piece: string, s: string, from: number, end: number): number 
 export function hasWildcard(pattern: string): boolean {
   return pattern.includes('*') || pattern.includes('?')
 }
+
+/**
+ * Which prefixes of `path` (segment counts 0…n) a glob can match: `*` and `?` within a segment
+ * (wildcardMatch, case-sensitive), `**` as a whole segment any number of segments (zero or more before
+ * another segment, one or more at the end, as `cache/**` names what is below cache/), `**x` as `**`
+ * then `*x`. A segment-level DP, one pass over the pattern: O(pattern segments × path segments ×
+ * segment length), where a backtracking RegExp took seconds per name on `*-*-*-*-*` and a long name.
+ */
+function globEnds(pattern: string, path: string): boolean[] {
+  const names = path.split('/')
+  const segments = pattern.split('/').flatMap((s) => (s.startsWith('**') && s !== '**' ? ['**', s.slice(1)] : [s]))
+  let ends = names.map((_, j) => j === 0).concat(false)
+  segments.forEach((segment, i) => {
+    const next = ends.map(() => false)
+    if (segment === '**') {
+      const last = i === segments.length - 1
+      let seen = false
+      for (let j = 0; j < ends.length; j++) {
+        if (!last && ends[j]) seen = true
+        next[j] = seen
+        if (last && ends[j]) seen = true
+      }
+    } else {
+      for (let j = 0; j < names.length; j++) next[j + 1] = ends[j] && wildcardMatch(segment, names[j], false)
+    }
+    ends = next
+  })
+  return ends
+}
+
+/** Whether a glob matches a whole `/`-separated path (see globEnds for the syntax). */
+export function globMatch(pattern: string, path: string): boolean {
+  return globEnds(pattern, path)[path.split('/').length]
+}
+
+/** Whether a glob matches `path` or a directory it is in (`cache` covers `cache/a/b`), in one pass. */
+export function globCovers(pattern: string, path: string): boolean {
+  return globEnds(pattern, path).some((end, j) => end && j > 0)
+}

@@ -2,6 +2,7 @@ import { readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { basename, join, relative, sep } from 'node:path'
 import type { UploadFile } from './settings'
 import type { Workspace } from '../base/workspace'
+import { globCovers, globMatch } from '../base/wildcard'
 
 const MAGIC = /[*?[]/
 
@@ -60,21 +61,6 @@ function walk(root: string, from: string): { files: UploadFile[]; dirs: string[]
   return { files, dirs }
 }
 
-/** `*` and `?` within a path segment, `**` across segments. */
-function globRegExp(pattern: string): RegExp {
-  let re = ''
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]
-    if (c === '*' && pattern[i + 1] === '*') {
-      re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*'
-      i += pattern[i + 2] === '/' ? 2 : 1
-    } else if (c === '*') re += '[^/]*'
-    else if (c === '?') re += '[^/]'
-    else re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&')
-  }
-  return new RegExp(`^${re}$`)
-}
-
 /**
  * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
  * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
@@ -100,11 +86,8 @@ export function resolveUpload(
  * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
  */
 export function excludes(globs: string[]): (path: string) => boolean {
-  const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')))
-  return (path) => {
-    const parts = path.split('/')
-    return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))))
-  }
+  const patterns = globs.map((g) => g.replace(/\/+$/, ''))
+  return (path) => patterns.some((p) => globCovers(p, path))
 }
 
 function resolveFrom(from: string, to: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
@@ -113,7 +96,7 @@ function resolveFrom(from: string, to: string, workspace: Workspace): { files: U
     const firstMagic = segments.findIndex((s) => MAGIC.test(s))
     // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
     const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`)
-    const pattern = globRegExp(segments.slice(firstMagic).join('/'))
+    const pattern = segments.slice(firstMagic).join('/')
     let isDir = false
     try {
       isDir = statSync(base).isDirectory()
@@ -122,7 +105,7 @@ function resolveFrom(from: string, to: string, workspace: Workspace): { files: U
     }
     if (!isDir) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
     const found = walk(base, from)
-    const files = found.files.filter((f) => pattern.test(f.relative))
+    const files = found.files.filter((f) => globMatch(pattern, f.relative))
     if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
     return { files, dirs: [] }
   }

@@ -87,18 +87,19 @@ function fileMode(value: unknown): number {
 const HOME = '/home/~'
 
 /**
- * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
- * (`~`, `.`, empty: relative paths are below it), someone's home, or the directory of all homes.
- * `delete` there would mirror the upload over authorized_keys and everything else. Compared after
- * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real home is checked at
- * run time.
+ * Whether an upload's `to` is a directory that holds far more than one deploy, or the keys that let
+ * anyone in: `/`, a top-level directory (`/etc`, `/var`, `/root`, `/home`…), the login home (`~`, `.`,
+ * empty: relative paths are below it), someone's home, or a `.ssh` directory or anything inside one.
+ * `delete` there would mirror the upload over authorized_keys or the system. Compared after
+ * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real paths are checked
+ * at run time.
  */
 function wholeTree(to: string): boolean {
   const text = to.trim()
   const tilde = /^~[^/]*/.exec(text)?.[0]
   const absolute = tilde ? `/home/${tilde}${text.slice(tilde.length)}` : text.startsWith('/') ? text : `${HOME}/${text}`
   const path = posix.normalize(absolute).replace(/(.)\/+$/, '$1')
-  return ['/', '/root', '/home', '/Users'].includes(path) || /^\/(home|Users)\/[^/]+$/.test(path)
+  return /^\/[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || path.split('/').includes('.ssh')
 }
 
 /** Reads one field of a map, naming the field in any error. */
@@ -201,7 +202,7 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
       const mirror = option('delete', flag, false)
       if (mirror && wholeTree(to))
         throw new Error(
-          `${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`
+          `${label}, upload: delete: true would remove everything else in '${to}' (the root, a top-level directory, a home directory or .ssh): upload into a directory of its own`
         )
       const exclude = option('exclude', globList, [])
       const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] })

@@ -26,16 +26,31 @@ function remote(to: string, rel: string): string {
 
 /**
  * Refuses a `delete: true` whose `to` is, however it is spelled (`~/.`, `/home//u`, `/home/u/../u`, a
- * link), the login home, `/`, or a directory holding the home: the mirror would wipe it, authorized_keys
- * included. Decided on the host's real paths, resolved by the host itself.
+ * link), `/`, a top-level directory, the login home or a directory holding it, or the home's `.ssh`
+ * (wherever it really is) or anything inside a `.ssh`: the mirror would wipe the system or
+ * authorized_keys. Decided on the host's real paths, resolved by the host itself.
  */
 async function refuseWipe(files: RemoteFiles, to: string, root: string): Promise<void> {
-  const [real, home] = await Promise.all([files.realpath(root), files.realpath('.')])
-  const holdsHome = real === '/' || real === home || home.startsWith(`${real}/`)
-  if (holdsHome)
-    throw new Error(
-      `delete: true refused: to: ${to} is ${real === '/' ? 'the root directory /' : real === home ? `the login home (${home})` : `${real}, which holds the login home (${home})`}; nothing was removed`
-    )
+  const [real, home, keys] = await Promise.all([
+    files.realpath(root),
+    files.realpath('.'),
+    // No ~/.ssh on the host: nothing there to lock out with.
+    files.realpath('.ssh').catch(() => undefined)
+  ])
+  const within = (dir: string | undefined): boolean => dir !== undefined && (real === dir || real.startsWith(`${dir}/`))
+  const why =
+    real === '/'
+      ? 'the root directory /'
+      : real === home
+        ? `the login home (${home})`
+        : home.startsWith(`${real}/`)
+          ? `${real}, which holds the login home (${home})`
+          : /^\/[^/]+$/.test(real)
+            ? `${real}, a top-level directory`
+            : within(keys) || real.split('/').includes('.ssh')
+              ? `${real}, the ssh keys' directory or inside it`
+              : undefined
+  if (why !== undefined) throw new Error(`delete: true refused: to: ${to} is ${why}; nothing was removed`)
 }
 
 /**

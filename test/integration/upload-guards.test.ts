@@ -228,4 +228,43 @@ describe.runIf(isRoot)('delete: true never mirrors over the login home', () => {
     expect(r.steps[1]).toMatchObject({ status: 'success' })
     expect(readdirSync(beside)).toEqual(['index.html'])
   })
+
+  test.each(['sftp', 'exec'] as const)(
+    'over %s: a link to ~/.ssh (or into it) is refused, authorized_keys intact; a link to / or a top-level directory too',
+    async (transport) => {
+      const sshd = transport === 'sftp' ? sftp : exec
+      // The plan refuses every spelling of .ssh and of a top-level directory; a link only the host resolves.
+      const keys = join(sshd.shared, 'keys-link')
+      const inside = join(sshd.shared, 'keys-inside-link')
+      const top = join(sshd.shared, 'top-link')
+      const root = join(sshd.shared, 'root-link')
+      rmSync(join(WIPE_HOME, '.ssh/id_new.pub'), { force: true }) // left by a run of the old code
+      mkdirSync(join(WIPE_HOME, '.ssh/sub'), { recursive: true })
+      execFileSync('chown', ['-R', `${WIPE_USER}:${WIPE_USER}`, join(WIPE_HOME, '.ssh')])
+      for (const [link, target] of [
+        [keys, join(WIPE_HOME, '.ssh')],
+        [inside, join(WIPE_HOME, '.ssh/sub')],
+        [top, '/opt'],
+        [root, '/']
+      ])
+        if (!existsSync(link)) symlinkSync(target, link)
+      const src = join(workspace, 'keys')
+      mkdirSync(src, { recursive: true })
+      writeFileSync(join(src, 'id_new.pub'), 'ssh-ed25519 AAAA new\n')
+      const links = [keys, `${keys}/.`, inside, top, root]
+      const steps = links.map((to) => `- upload: { from: keys, to: "${to}", delete: true }\n  continue-on-error: true`).join('\n')
+      const host = `${WIPE_USER}@127.0.0.1:${sshd.ports[0]}`
+      const run = await runAction({ hosts: host, 'private-key': sshd.clientKey, 'known-hosts': sshd.knownHosts, steps }, { env })
+      const r = hostResult(run, host)
+      expect(r.steps.map((s: { status: string }) => s.status)).toEqual(links.map(() => 'failed'))
+      for (const step of r.steps.slice(0, 3))
+        expect(step.error).toMatch(/\.ssh(\/sub)?, the ssh keys' directory or inside it; nothing was removed$/)
+      expect(r.steps[3].error).toContain('/opt, a top-level directory; nothing was removed')
+      expect(r.steps[4].error).toContain('the root directory /; nothing was removed')
+      expect(readFileSync(join(WIPE_HOME, '.ssh/authorized_keys'), 'utf8')).toContain(
+        readFileSync(join(sshd.dir, 'client.pub'), 'utf8').trim()
+      )
+      expect(existsSync(join(WIPE_HOME, '.ssh/id_new.pub'))).toBe(false)
+    }
+  )
 })

@@ -125,13 +125,23 @@ describe('parseSteps', () => {
     const spellings = ['~/.', '/home/u/.', '/home//u', '/home/u/../u', '~//', '~/x/..', '~/..', '/home/u/..', '/srv/../root', './/', ' ~ ']
     for (const to of ['/', '//', '~', '~/', '.', './', '/root', '/home/deploy/', '/Users/me', '~deploy', ...spellings]) {
       expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(
-        /delete: true would remove everything else in .* \(the root or a home directory\)/
+        /delete: true would remove everything else in .* \(the root, a top-level directory, a home directory or \.ssh\)/
       )
     }
     expect(steps('- upload: { from: app, to: /srv/app, delete: true }')[0]).toMatchObject({ delete: true })
     for (const to of ['~/app', '/home/u/app', 'releases/current', '/srv/./app/', '~deploy/site'])
       expect(steps(`- upload: { from: app, to: "${to}", delete: true }`)[0], to).toMatchObject({ delete: true })
     expect(steps('- upload: { from: app, to: "~", delete: false }')[0]).toMatchObject({ delete: false })
+  })
+
+  test('upload: delete is refused over a .ssh directory or inside one, and over a top-level directory', () => {
+    const ssh = ['~/.ssh', '~/.ssh/', '/home/u/.ssh/', '/root/.ssh', '.ssh', '~/x/../.ssh', '~/.ssh/keys', '/srv/app/.ssh']
+    for (const to of [...ssh, '/etc', '/usr/', '/var', '/opt', '/srv', '/tmp', '/var/../etc'])
+      expect(() => steps(`- upload: { from: app, to: "${to}", delete: true }`), to).toThrow(
+        /delete: true would remove everything else in .* \(the root, a top-level directory, a home directory or \.ssh\)/
+      )
+    for (const to of ['~/.sshd', '~/ssh', '/srv/app', '/etc/app.d'])
+      expect(steps(`- upload: { from: app, to: "${to}", delete: true }`)[0], to).toMatchObject({ delete: true })
   })
 
   test('upload: a symbolic link inside from is followed; one that leads outside is refused, named', () => {

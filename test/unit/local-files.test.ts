@@ -1,0 +1,68 @@
+/**
+ * Upload `from`/`exclude` globs and the merge's `files` glob: the semantics the uploads rely on, and
+ * a linear matcher (file names come from a pull request or a shard's artifact).
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, test } from 'vitest'
+import { globCovers, globMatch } from '../../src/base/wildcard'
+import { excludes, resolveUpload } from '../../src/plan/local-files'
+import { Workspace } from '../../src/base/workspace'
+
+const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-globs-'))
+afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
+const workspace = new Workspace(fixtures)
+
+describe('globMatch', () => {
+  test('* and ? stay within a segment, case-sensitive; ** spans segments', () => {
+    const cases: [string, string, boolean][] = [
+      ['*.js', 'a.js', true],
+      ['*.js', 'lib/a.js', false],
+      ['*.js', 'A.JS', false],
+      ['?.js', 'ab.js', false],
+      ['lib/?.js', 'lib/a.js', true],
+      ['**/*.js', 'a.js', true],
+      ['**/*.js', 'lib/deep/a.js', true],
+      ['lib/**/*.js', 'lib/a.js', true],
+      ['lib/**/*.js', 'lib/x/y/a.js', true],
+      ['lib/**/*.js', 'other/a.js', false],
+      ['logs/**', 'logs/a/b.txt', true],
+      ['logs/**', 'logs', false], // what is below logs/, as the RegExp had it
+      ['**', 'any/thing', true],
+      ['**.map', 'dist/a.js.map', true], // ** leading a segment: any directories, then *.map
+      ['**.map', 'a.map', true],
+      ['a.b', 'aXb', false], // . is literal
+      ['a+b(c)', 'a+b(c)', true]
+    ]
+    for (const [pattern, path, expected] of cases) expect(globMatch(pattern, path), `${pattern} ~ ${path}`).toBe(expected)
+  })
+
+  test('globCovers: the path or a directory it is in', () => {
+    expect(globCovers('cache', 'cache/a/b')).toBe(true)
+    expect(globCovers('cache', 'cache')).toBe(true)
+    expect(globCovers('cache', 'x/cache')).toBe(false)
+    expect(globCovers('*.env', 'conf/.env')).toBe(false)
+    expect(globCovers('**/*.env', 'conf/.env/x')).toBe(true)
+    expect(excludes(['*.env', 'cache', 'logs/**'])('logs')).toBe(false)
+    expect(excludes(['*.env', 'cache', 'logs/**'])('logs/a')).toBe(true)
+  })
+
+  test('a file named with 200 dashes against *-*-*-*-* patterns answers at once (a backtracking RegExp took seconds per name)', () => {
+    const name = '-'.repeat(200)
+    const dist = join(fixtures, 'dist')
+    mkdirSync(dist, { recursive: true })
+    writeFileSync(join(dist, name), 'x')
+    writeFileSync(join(dist, 'keep.js'), 'x')
+    const started = performance.now()
+    const found = resolveUpload('dist', '/srv/', workspace, ['**/*-*-*-*-*.map', '*-*-*-*-*-*.map'])
+    expect(found.files.map((f) => f.relative).sort()).toEqual([name, 'keep.js'].sort())
+    expect(() => resolveUpload('dist/**/*-*-*-*-*-*.map', '/srv/', workspace, [])).toThrow(/matches no file/)
+    const deep = `${'a/'.repeat(100)}${name}`
+    expect(globMatch('**/a/**/a/**/*-*-*-*-*.map', deep)).toBe(false)
+    expect(globCovers('**/a/**/*-*-*-*-*.map', deep)).toBe(false)
+    const ms = performance.now() - started
+    console.log(`pathological globs: ${ms.toFixed(0)} ms`)
+    expect(ms).toBeLessThan(1000)
+  })
+})
