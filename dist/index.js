@@ -64259,6 +64259,46 @@ function findPiece(piece, s, from, end) {
 function hasWildcard(pattern) {
     return pattern.includes('*') || pattern.includes('?');
 }
+/**
+ * Which prefixes of `path` (segment counts 0…n) a glob can match: `*` and `?` within a segment
+ * (wildcardMatch, case-sensitive), `**` as a whole segment any number of segments (zero or more before
+ * another segment, one or more at the end, as `cache/**` names what is below cache/), `**x` as `**`
+ * then `*x`. A segment-level DP, one pass over the pattern: O(pattern segments × path segments ×
+ * segment length), where a backtracking RegExp took seconds per name on `*-*-*-*-*` and a long name.
+ */
+function globEnds(pattern, path) {
+    const names = path.split('/');
+    const segments = pattern.split('/').flatMap((s) => (s.startsWith('**') && s !== '**' ? ['**', s.slice(1)] : [s]));
+    let ends = names.map((_, j) => j === 0).concat(false);
+    segments.forEach((segment, i) => {
+        const next = ends.map(() => false);
+        if (segment === '**') {
+            const last = i === segments.length - 1;
+            let seen = false;
+            for (let j = 0; j < ends.length; j++) {
+                if (!last && ends[j])
+                    seen = true;
+                next[j] = seen;
+                if (last && ends[j])
+                    seen = true;
+            }
+        }
+        else {
+            for (let j = 0; j < names.length; j++)
+                next[j + 1] = ends[j] && wildcardMatch(segment, names[j], false);
+        }
+        ends = next;
+    });
+    return ends;
+}
+/** Whether a glob matches a whole `/`-separated path (see globEnds for the syntax). */
+function globMatch(pattern, path) {
+    return globEnds(pattern, path)[path.split('/').length];
+}
+/** Whether a glob matches `path` or a directory it is in (`cache` covers `cache/a/b`), in one pass. */
+function globCovers(pattern, path) {
+    return globEnds(pattern, path).some((end, j) => end && j > 0);
+}
 
 ;// CONCATENATED MODULE: ./src/plan/known-hosts.ts
 /**
@@ -66230,6 +66270,7 @@ const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
+
 const MAGIC = /[*?[]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
@@ -66284,24 +66325,6 @@ function walk(root, from) {
     visit(root);
     return { files, dirs };
 }
-/** `*` and `?` within a path segment, `**` across segments. */
-function globRegExp(pattern) {
-    let re = '';
-    for (let i = 0; i < pattern.length; i++) {
-        const c = pattern[i];
-        if (c === '*' && pattern[i + 1] === '*') {
-            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
-            i += pattern[i + 2] === '/' ? 2 : 1;
-        }
-        else if (c === '*')
-            re += '[^/]*';
-        else if (c === '?')
-            re += '[^/]';
-        else
-            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
 /**
  * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
  * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
@@ -66323,11 +66346,8 @@ function resolveUpload(from, to, workspace, exclude = []) {
  * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
  */
 function excludes(globs) {
-    const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')));
-    return (path) => {
-        const parts = path.split('/');
-        return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))));
-    };
+    const patterns = globs.map((g) => g.replace(/\/+$/, ''));
+    return (path) => patterns.some((p) => globCovers(p, path));
 }
 function resolveFrom(from, to, workspace) {
     if (MAGIC.test(from)) {
@@ -66335,7 +66355,7 @@ function resolveFrom(from, to, workspace) {
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
         // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
         const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
-        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
+        const pattern = segments.slice(firstMagic).join('/');
         let isDir = false;
         try {
             isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
@@ -66346,7 +66366,7 @@ function resolveFrom(from, to, workspace) {
         if (!isDir)
             throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
         const found = walk(base, from);
-        const files = found.files.filter((f) => pattern.test(f.relative));
+        const files = found.files.filter((f) => globMatch(pattern, f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
         return { files, dirs: [] };
@@ -66674,14 +66694,31 @@ function remote(to, rel) {
 }
 /**
  * Refuses a `delete: true` whose `to` is, however it is spelled (`~/.`, `/home//u`, `/home/u/../u`, a
- * link), the login home, `/`, or a directory holding the home: the mirror would wipe it, authorized_keys
- * included. Decided on the host's real paths, resolved by the host itself.
+ * link), `/`, a top-level directory, the login home or a directory holding it, or the home's `.ssh`
+ * (wherever it really is) or anything inside a `.ssh`: the mirror would wipe the system or
+ * authorized_keys. Decided on the host's real paths, resolved by the host itself.
  */
 async function refuseWipe(files, to, root) {
-    const [real, home] = await Promise.all([files.realpath(root), files.realpath('.')]);
-    const holdsHome = real === '/' || real === home || home.startsWith(`${real}/`);
-    if (holdsHome)
-        throw new Error(`delete: true refused: to: ${to} is ${real === '/' ? 'the root directory /' : real === home ? `the login home (${home})` : `${real}, which holds the login home (${home})`}; nothing was removed`);
+    const [real, home, keys] = await Promise.all([
+        files.realpath(root),
+        files.realpath('.'),
+        // No ~/.ssh on the host: nothing there to lock out with.
+        files.realpath('.ssh').catch(() => undefined)
+    ]);
+    const within = (dir) => dir !== undefined && (real === dir || real.startsWith(`${dir}/`));
+    const why = real === '/'
+        ? 'the root directory /'
+        : real === home
+            ? `the login home (${home})`
+            : home.startsWith(`${real}/`)
+                ? `${real}, which holds the login home (${home})`
+                : /^\/[^/]+$/.test(real)
+                    ? `${real}, a top-level directory`
+                    : within(keys) || real.split('/').includes('.ssh')
+                        ? `${real}, the ssh keys' directory or inside it`
+                        : undefined;
+    if (why !== undefined)
+        throw new Error(`delete: true refused: to: ${to} is ${why}; nothing was removed`);
 }
 /**
  * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
@@ -68167,18 +68204,19 @@ function fileMode(value) {
 /** Where `~` stands in wholeTree's comparison: a home directory, as its rules see one. */
 const HOME = '/home/~';
 /**
- * Whether an upload's `to` is a directory that holds far more than one deploy: `/`, the login home
- * (`~`, `.`, empty: relative paths are below it), someone's home, or the directory of all homes.
- * `delete` there would mirror the upload over authorized_keys and everything else. Compared after
- * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real home is checked at
- * run time.
+ * Whether an upload's `to` is a directory that holds far more than one deploy, or the keys that let
+ * anyone in: `/`, a top-level directory (`/etc`, `/var`, `/root`, `/home`…), the login home (`~`, `.`,
+ * empty: relative paths are below it), someone's home, or a `.ssh` directory or anything inside one.
+ * `delete` there would mirror the upload over authorized_keys or the system. Compared after
+ * normalising (`~/.`, `/home//u`, `/home/u/../u` are the home too); the host's real paths are checked
+ * at run time.
  */
 function wholeTree(to) {
     const text = to.trim();
     const tilde = /^~[^/]*/.exec(text)?.[0];
     const absolute = tilde ? `/home/${tilde}${text.slice(tilde.length)}` : text.startsWith('/') ? text : `${HOME}/${text}`;
     const path = external_node_path_namespaceObject.posix.normalize(absolute).replace(/(.)\/+$/, '$1');
-    return ['/', '/root', '/home', '/Users'].includes(path) || /^\/(home|Users)\/[^/]+$/.test(path);
+    return /^\/[^/]*$/.test(path) || /^\/(home|Users)\/[^/]+$/.test(path) || path.split('/').includes('.ssh');
 }
 /** Reads one field of a map, naming the field in any error. */
 function reader(raw, label) {
@@ -68282,7 +68320,7 @@ function parseSteps(text, defaults, parsers) {
                 throw new Error(`${label}, field 'upload': needs from: and to:`);
             const mirror = option('delete', flag, false);
             if (mirror && wholeTree(to))
-                throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root or a home directory): upload into a directory of its own`);
+                throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root, a top-level directory, a home directory or .ssh): upload into a directory of its own`);
             const exclude = option('exclude', globList, []);
             const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] });
             return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror };

@@ -31689,7 +31689,99 @@ class InputError extends Error {
 const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./src/base/wildcard.ts
+/**
+ * OpenSSH's host patterns (`*` any run of characters, `?` one character), as known_hosts and ssh
+ * config use them. Matched without regular expressions: a pattern such as `*a*a*a…b` made a
+ * backtracking RegExp run for minutes with the event loop blocked. Here the pattern is split at its
+ * stars and each piece is found leftmost in turn (leftmost is always right for star-separated pieces),
+ * so the work is at most name × pattern length, and both are bounded by their inputs.
+ */
+function wildcardMatch(pattern, name, ignoreCase = true) {
+    const p = ignoreCase ? pattern.toLowerCase() : pattern;
+    const s = ignoreCase ? name.toLowerCase() : name;
+    const pieces = p.split('*');
+    if (pieces.length === 1)
+        return pieceAt(p, s, 0) && p.length === s.length;
+    const first = pieces[0];
+    const last = pieces[pieces.length - 1];
+    if (first.length + last.length > s.length)
+        return false;
+    if (!pieceAt(first, s, 0) || !pieceAt(last, s, s.length - last.length))
+        return false;
+    let at = first.length;
+    const end = s.length - last.length;
+    for (const piece of pieces.slice(1, -1)) {
+        const found = findPiece(piece, s, at, end);
+        if (found < 0)
+            return false;
+        at = found + piece.length;
+    }
+    return true;
+}
+/** Whether `piece` (with `?`) matches `s` at `at`. */
+function pieceAt(piece, s, at) {
+    if (at < 0 || at + piece.length > s.length)
+        return false;
+    for (let i = 0; i < piece.length; i++)
+        if (piece[i] !== '?' && piece[i] !== s[at + i])
+            return false;
+    return true;
+}
+/** The first position from `from` where `piece` matches and ends by `end`; -1 when none. */
+function findPiece(piece, s, from, end) {
+    for (let at = from; at + piece.length <= end; at++)
+        if (pieceAt(piece, s, at))
+            return at;
+    return -1;
+}
+/** Whether a pattern has wildcards at all (a plain name needs no matching). */
+function hasWildcard(pattern) {
+    return pattern.includes('*') || pattern.includes('?');
+}
+/**
+ * Which prefixes of `path` (segment counts 0…n) a glob can match: `*` and `?` within a segment
+ * (wildcardMatch, case-sensitive), `**` as a whole segment any number of segments (zero or more before
+ * another segment, one or more at the end, as `cache/**` names what is below cache/), `**x` as `**`
+ * then `*x`. A segment-level DP, one pass over the pattern: O(pattern segments × path segments ×
+ * segment length), where a backtracking RegExp took seconds per name on `*-*-*-*-*` and a long name.
+ */
+function globEnds(pattern, path) {
+    const names = path.split('/');
+    const segments = pattern.split('/').flatMap((s) => (s.startsWith('**') && s !== '**' ? ['**', s.slice(1)] : [s]));
+    let ends = names.map((_, j) => j === 0).concat(false);
+    segments.forEach((segment, i) => {
+        const next = ends.map(() => false);
+        if (segment === '**') {
+            const last = i === segments.length - 1;
+            let seen = false;
+            for (let j = 0; j < ends.length; j++) {
+                if (!last && ends[j])
+                    seen = true;
+                next[j] = seen;
+                if (last && ends[j])
+                    seen = true;
+            }
+        }
+        else {
+            for (let j = 0; j < names.length; j++)
+                next[j + 1] = ends[j] && wildcardMatch(segment, names[j], false);
+        }
+        ends = next;
+    });
+    return ends;
+}
+/** Whether a glob matches a whole `/`-separated path (see globEnds for the syntax). */
+function globMatch(pattern, path) {
+    return globEnds(pattern, path)[path.split('/').length];
+}
+/** Whether a glob matches `path` or a directory it is in (`cache` covers `cache/a/b`), in one pass. */
+function globCovers(pattern, path) {
+    return globEnds(pattern, path).some((end, j) => end && j > 0);
+}
+
 ;// CONCATENATED MODULE: ./src/plan/local-files.ts
+
 
 
 const MAGIC = /[*?[]/;
@@ -31746,24 +31838,6 @@ function walk(root, from) {
     visit(root);
     return { files, dirs };
 }
-/** `*` and `?` within a path segment, `**` across segments. */
-function globRegExp(pattern) {
-    let re = '';
-    for (let i = 0; i < pattern.length; i++) {
-        const c = pattern[i];
-        if (c === '*' && pattern[i + 1] === '*') {
-            re += pattern[i + 2] === '/' ? '(?:.*/)?' : '.*';
-            i += pattern[i + 2] === '/' ? 2 : 1;
-        }
-        else if (c === '*')
-            re += '[^/]*';
-        else if (c === '?')
-            re += '[^/]';
-        else
-            re += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-    return new RegExp(`^${re}$`);
-}
 /**
  * Resolves files on the runner through the workspace (relative to it; `..`, an absolute path or a link
  * leading out is an error naming it): a file, a directory (its contents), or a glob (matches, relative
@@ -31785,11 +31859,8 @@ function resolveUpload(from, to, workspace, exclude = []) {
  * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
  */
 function excludes(globs) {
-    const patterns = globs.map((g) => globRegExp(g.replace(/\/+$/, '')));
-    return (path) => {
-        const parts = path.split('/');
-        return parts.some((_, i) => patterns.some((p) => p.test(parts.slice(0, i + 1).join('/'))));
-    };
+    const patterns = globs.map((g) => g.replace(/\/+$/, ''));
+    return (path) => patterns.some((p) => globCovers(p, path));
 }
 function resolveFrom(from, to, workspace) {
     if (MAGIC.test(from)) {
@@ -31797,7 +31868,7 @@ function resolveFrom(from, to, workspace) {
         const firstMagic = segments.findIndex((s) => MAGIC.test(s));
         // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
         const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
-        const pattern = globRegExp(segments.slice(firstMagic).join('/'));
+        const pattern = segments.slice(firstMagic).join('/');
         let isDir = false;
         try {
             isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
@@ -31808,7 +31879,7 @@ function resolveFrom(from, to, workspace) {
         if (!isDir)
             throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
         const found = walk(base, from);
-        const files = found.files.filter((f) => pattern.test(f.relative));
+        const files = found.files.filter((f) => globMatch(pattern, f.relative));
         if (files.length === 0)
             throw new Error(`'${from}' matches no file (looked in ${base})`);
         return { files, dirs: [] };
