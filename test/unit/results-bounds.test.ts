@@ -146,21 +146,26 @@ describe('time linear in the fleet', () => {
     expect(merged.results).toHaveLength(100_000)
   })
 
-  test('1000 hosts × 1000 steps: the fleet table and the summary take well under a second each', () => {
-    const plan = Array.from({ length: 1000 }, (_, i) => `step ${i}`)
-    const results = Array.from({ length: 1000 }, (_, h) =>
-      host(`host-${h}`, { steps: plan.map((s, i) => step(s, i === h ? { status: 'failed', exitCode: 1 } : {})) })
-    )
-    let started = performance.now()
+  const plan = Array.from({ length: 1000 }, (_, i) => `step ${i}`)
+  const results = Array.from({ length: 1000 }, (_, h) =>
+    host(`host-${h}`, { steps: plan.map((s, i) => step(s, i === h ? { status: 'failed', exitCode: 1 } : {})) })
+  )
+
+  test('1000 hosts × 1000 steps: the fleet table in one pass', () => {
+    const started = performance.now()
     const fleet = fleetMarkdown(results, plan)
     // Was 6.4 s (plan × hosts × steps).
-    expect(performance.now() - started).toBeLessThan(1500)
+    expect(performance.now() - started).toBeLessThan(3000)
     expect(fleet).toContain('| step 999 | 1 |')
-    started = performance.now()
-    const md = summaryMarkdown(results, 1000, plan.length, fleet)
-    // Every per-step row was built before the budget was checked.
-    expect(performance.now() - started).toBeLessThan(1500)
+  })
+
+  test('1000 hosts × 1000 steps: the summary stops building rows once its budget is spent', () => {
+    const started = performance.now()
+    const md = summaryMarkdown(results, 1000, plan.length)
+    // Every per-step row (a million) was built through inline() before the budget was checked.
+    expect(performance.now() - started).toBeLessThan(3000)
     expect(Buffer.byteLength(md)).toBeLessThan(1_000_000)
+    expect(md).toContain('| host-999 | ✅ success |')
     expect(md).toContain("Steps per host: left out (the summary's size limit)")
   })
 })
