@@ -223,6 +223,8 @@ export function mergeResults(files: Iterable<{ path: string; text: string }>): M
   const parsed: Array<{ path: string; run: RunFacts; results: HostResult[] }> = []
   const sameList = (a: unknown[], b: unknown[]): boolean => JSON.stringify(a) === JSON.stringify(b)
   const owner = new Map<string, string>()
+  // Hosts a file says its job ran: one without a result there was left out of it (the file's size limit).
+  const ran = new Set<string>()
   const shards = new Set<number>()
   let inventory = new Set<string>()
   // A file at a time, each checked as it is parsed: a lazy `files` holds one file's text at a time.
@@ -250,6 +252,7 @@ export function mergeResults(files: Iterable<{ path: string; text: string }>): M
       if (!inventory.has(r.host)) throw new MergeError(`${p.path}: host ${r.host} is not in its own inventory`)
       owner.set(r.host, p.path)
     }
+    for (const h of p.run.hosts) ran.add(h)
     // Kept as one list: 256 shards' copies of a 100k-host inventory are not held.
     parsed.push({ ...p, run: { ...p.run, inventory: first.run.inventory } })
   }
@@ -269,7 +272,9 @@ export function mergeResults(files: Iterable<{ path: string; text: string }>): M
     const why =
       shard && !shards.has(shard)
         ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
-        : 'no results for this host in any file'
+        : ran.has(host)
+          ? "no results: left out of its job's results file (the file's size limit); that job's results output counts it"
+          : 'no results for this host in any file'
     return skippedResult(host, why, 'no-results')
   })
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)

@@ -126,6 +126,21 @@ describe('the results file', () => {
     // 100 MB of captures unshortened; the share is 512 MiB / 16.
     expect(statSync(path).size).toBeLessThanOrEqual((512 * 1024 * 1024) / 16)
   })
+  test('hosts left out of a full file are counted there, and the merge says why they have no results', () => {
+    const inventory = Array.from({ length: 50_000 }, (_, i) => `h${i}`)
+    const hosts = inventory.slice(0, 100)
+    // Even cut to 256 characters each, 100 warnings a host do not fit this shard's share (1 MB, less the inventory).
+    const results = hosts.map((h) => host(h, { warnings: Array.from({ length: 100 }, () => 'w'.repeat(1000)) }))
+    const path = join(scratch, 'full.json')
+    writeResultsFile(new Workspace(scratch), path, facts(hosts, inventory), results)
+    const text = readFileSync(path, 'utf8')
+    const left = JSON.parse(text).hostsLeftOut
+    expect(left).toBeGreaterThan(0)
+    const merged = mergeResults([{ path: 'full.json', text }])
+    expect(merged.results[99]).toMatchObject({ host: 'h99', status: 'skipped' })
+    expect(merged.results[99].error).toMatch(/^no results: left out of its job's results file/)
+    expect(merged.results.filter((r) => r.error?.startsWith('no results: left out'))).toHaveLength(left)
+  })
 })
 
 describe('time linear in the fleet', () => {
