@@ -1,9 +1,10 @@
+import { closeSync } from 'node:fs'
 import * as core from '@actions/core'
 import { InputError } from './plan/input-error'
 import { localFiles } from './plan/local-files'
 import { Workspace } from './base/workspace'
 import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
-import { MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
+import { MERGE_BYTES, MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
 
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
 export async function run(): Promise<void> {
@@ -20,16 +21,36 @@ export async function run(): Promise<void> {
     }
     if (paths.length > RESULTS_FILES_MAX)
       throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`)
-    // Each file read through the workspace (no link leading out) and bounded, like anything a job did not write itself.
-    const files = paths.map((path) => {
-      const shown = workspace.show(path)
+    // All files' sizes against MERGE_BYTES before any is read; each file then read through the workspace
+    // (no link leading out), bounded by what is left, and parsed before the next is read.
+    const checked = <T>(read: () => T): T => {
       try {
-        return { path: shown, text: workspace.readText(path, RESULTS_FILE_BYTES) }
+        return read()
       } catch (err) {
         throw new MergeError((err as Error).message)
       }
-    })
-    const merged = mergeResults(files)
+    }
+    const sizes = paths.map((path) =>
+      checked(() => {
+        const { fd, size } = workspace.open(path)
+        closeSync(fd)
+        return size
+      })
+    )
+    const total = sizes.reduce((n, size) => n + size, 0)
+    if (total > MERGE_BYTES)
+      throw new MergeError(
+        `the ${paths.length} results files take ${total} bytes, more than the ${MERGE_BYTES} bytes (MERGE_BYTES) the merge reads of all files together`
+      )
+    let left = MERGE_BYTES
+    const files = function* (): Generator<{ path: string; text: string }> {
+      for (const path of paths) {
+        const text = checked(() => workspace.readText(path, Math.min(RESULTS_FILE_BYTES, left)))
+        left -= Buffer.byteLength(text)
+        yield { path: workspace.show(path), text }
+      }
+    }
+    const merged = mergeResults(files())
     const elapsed = Math.max(0, merged.endedAt - merged.startedAt)
     const missing = merged.missingShards.length
       ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.skipCode === 'no-results').length} hosts have no results`

@@ -37,16 +37,17 @@ export function jsonPrefix(text: string, maxBytes: number): { end: number; bytes
 }
 
 /**
- * `[part, part, …]` from parts built one at a time, or undefined as soon as they pass `budget`
- * bytes: at most one part more than fits is ever built.
+ * The parts in order while they fit in `budget` bytes, each after the first with a `separator`
+ * before it; stops at the first that does not fit, so at most one part more than fits is ever built.
  */
-export function jsonArrayWithin(parts: Iterable<string>, budget: number): string | undefined {
-  const built: string[] = []
-  let bytes = 2
+export function partsWithin(parts: Iterable<string>, budget: number, separator = ','): { kept: string[]; complete: boolean } {
+  const kept: string[] = []
+  let bytes = 0
   for (const part of parts) {
-    bytes += Buffer.byteLength(part) + (built.length ? 1 : 0)
-    if (bytes > budget) return undefined
-    built.push(part)
+    const more = Buffer.byteLength(part) + (kept.length ? Buffer.byteLength(separator) : 0)
+    if (bytes + more > budget) return { kept, complete: false }
+    kept.push(part)
+    bytes += more
   }
-  return `[${built.join(',')}]`
+  return { kept, complete: true }
 }

@@ -5,7 +5,7 @@ import { seconds } from './output'
 import type { Settings, Step } from '../plan/settings'
 import { describeRoute } from '../plan/route'
 import { codeBlock, inline, table } from './markdown'
-import { jsonArrayWithin, jsonBytes, jsonPrefix } from './json-budget'
+import { jsonBytes, jsonPrefix, partsWithin } from './json-budget'
 import { mask, maskDeep } from '../base/secrets'
 
 /** Lines of output quoted in a failed host's annotation. */
@@ -204,13 +204,33 @@ function lastLines(tail: string, chars: number): string {
   return ['[earlier lines left out: the output size limit]', ...kept].join('\n')
 }
 
-/** A host's result with its tails (and captured stdout, 64 times the room) cut to their last `chars`. */
+/** The shortest an error, signal name or warning is cut to: a host can make them any length (an exit signal's name). */
+const TEXT_CHARS = 256
+const TEXT_CUT_NOTE = ' [cut: the size limit]'
+
+/** The start of `text` within `chars` (never half a surrogate pair), marked when cut. */
+function cutText(text: string, chars: number): string {
+  if (text.length <= chars) return text
+  const end = chars > 0 && (text.charCodeAt(chars - 1) & 0xfc00) === 0xd800 ? chars - 1 : chars
+  return `${mask(text.slice(0, end), { cut: true })}${TEXT_CUT_NOTE}`
+}
+
+/**
+ * A host's result with its tails cut to their last `chars` (captured stdout: 64 times the room), and its
+ * errors, signals and warnings to their first `chars` (TEXT_CHARS at least).
+ */
 function shortened(r: HostResult, chars: number): HostResult {
   if (chars === Infinity) return r
+  const text = Math.max(chars, TEXT_CHARS)
+  const cut = (t: string | undefined): string | undefined => (t === undefined ? t : cutText(t, text))
   return {
     ...r,
+    error: cut(r.error),
+    warnings: r.warnings.map((w) => cutText(w, text)),
     steps: r.steps.map((st) => ({
       ...st,
+      error: cut(st.error),
+      signal: st.signal === null ? null : cutText(st.signal, text),
       stdoutTail: lastLines(st.stdoutTail, chars),
       stderrTail: lastLines(st.stderrTail, chars),
       ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
@@ -219,20 +239,51 @@ function shortened(r: HostResult, chars: number): HostResult {
 }
 
 /**
- * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
- * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the
- * last ones kept); if even no tails do not fit, each host keeps its own fields and its steps are left
- * out (`stepsLeftOut`). Hosts are added one at a time and a try stops as soon as it is over budget.
+ * Hosts as JSON (hostJson), in order, within `budget` bytes joined by `separator`: the one shortening
+ * of the `results` output and the results file. Tails (and captured stdout) are what grows with a
+ * fleet, so they are shortened first (whole lines, the last ones kept) with errors cut alongside; if
+ * even no tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`);
+ * past that, hosts are left out (`left` counts them). A try stops as soon as it is over budget.
  */
-export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): string {
-  const hosts = function* (chars: number): Generator<string> {
-    for (const r of results) yield JSON.stringify(hostJson(shortened(r, chars)))
+export function hostsWithin(results: HostResult[], budget: number, forFile = false, separator = ','): { parts: string[]; left: number } {
+  const hosts = function* (chars: number, steps: boolean): Generator<string> {
+    for (const r of results) {
+      const json = hostJson(shortened(r, chars), forFile)
+      yield JSON.stringify(steps ? json : { ...json, steps: [], stepsLeftOut: true })
+    }
   }
   for (const chars of [Infinity, 4096, 1024, 256, 0]) {
-    const json = jsonArrayWithin(hosts(chars), budget)
-    if (json !== undefined) return json
+    const { kept, complete } = partsWithin(hosts(chars, true), budget, separator)
+    if (complete) return { parts: kept, left: 0 }
   }
-  return JSON.stringify(results.map((r) => ({ ...hostJson(r), steps: [], stepsLeftOut: true })))
+  const { kept } = partsWithin(hosts(0, false), budget, separator)
+  return { parts: kept, left: results.length - kept.length }
+}
+
+/** Room for the entry that counts hosts left out (`{"hostsLeftOut":N}`). */
+const LEFT_OUT_ROOM = 64
+
+/**
+ * The `results` output: one object per host, in the order of `hosts`, always within `budget` bytes
+ * (hostsWithin). Hosts left out, if any, are counted by a last entry `{"hostsLeftOut": N}`.
+ */
+export function resultsJson(results: HostResult[], budget = OUTPUT_BYTES): string {
+  const { parts, left } = hostsWithin(results, budget - 2 - LEFT_OUT_ROOM)
+  return `[${[...parts, ...(left ? [JSON.stringify({ hostsLeftOut: left })] : [])].join(',')}]`
+}
+
+/**
+ * Host names, a line each, within `budget` bytes (100k hosts' names pass GitHub's 1 MB); past it, a
+ * last line (no host entry: it has spaces) says how many were left out.
+ */
+function hostLines(hosts: HostResult[], budget = OUTPUT_BYTES): string {
+  const { kept } = partsWithin(
+    hosts.map((r) => r.host),
+    budget - LEFT_OUT_ROOM,
+    '\n'
+  )
+  const left = hosts.length - kept.length
+  return [...kept, ...(left ? [`(${left} more hosts left out: the output's size limit)`] : [])].join('\n')
 }
 
 /** The last line of a captured stdout cut to fit the `captured` output. */
@@ -295,20 +346,8 @@ export function setOutputs(unmasked: HostResult[]): void {
   const results = maskDeep(unmasked)
   core.setOutput(Outputs.Results, resultsJson(results))
   core.setOutput(Outputs.Captured, capturedJson(results))
-  core.setOutput(
-    Outputs.Succeeded,
-    results
-      .filter((r) => r.status === 'success')
-      .map((r) => r.host)
-      .join('\n')
-  )
-  core.setOutput(
-    Outputs.Failed,
-    results
-      .filter(hostFailed)
-      .map((r) => r.host)
-      .join('\n')
-  )
+  core.setOutput(Outputs.Succeeded, hostLines(results.filter((r) => r.status === 'success')))
+  core.setOutput(Outputs.Failed, hostLines(results.filter(hostFailed)))
 }
 
 const STATUS_ICON: Record<HostResult['status'], string> = {
@@ -344,6 +383,11 @@ class BudgetedMarkdown {
   each<T>(items: T[], part: (item: T) => string[], rest: (left: number) => string[]): void {
     const i = items.findIndex((item) => !this.add(part(item)))
     if (i >= 0) this.add(rest(items.length - i), 0)
+  }
+
+  /** Bytes that can still be added, keeping room for notes. */
+  get room(): number {
+    return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes
   }
 
   text(): string {
@@ -382,25 +426,37 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
   }
   const md = new BudgetedMarkdown(SUMMARY_BYTES)
   md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])])
-  const [head, rule, ...rows] = table(
-    columns.map(([title]) => title),
-    results.map((r) => columns.map(([, cell]) => cell(r)))
+  // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
+  const row = (cells: string[]): string => table([], [cells])[2]
+  md.add(
+    table(
+      columns.map(([title]) => title),
+      []
+    )
   )
-  md.add([head, rule])
   md.each(
-    rows,
-    (row) => [row],
+    results,
+    (r) => [row(columns.map(([, cell]) => cell(r)))],
     (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]
   )
   if (results.some((r) => r.steps.length > 1)) {
-    const steps = table(
-      ['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'],
-      results.flatMap((r) =>
-        r.steps.map((s) => [r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)])
-      )
-    )
-    const details = ['', '<details><summary>Steps per host</summary>', '', ...steps, '', '</details>']
-    if (!md.add(details)) md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."])
+    const details = [
+      '',
+      '<details><summary>Steps per host</summary>',
+      '',
+      ...table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], [])
+    ]
+    const end = ['', '</details>']
+    const room = md.room - [...details, ...end].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0)
+    const stepRows = function* (): Generator<string> {
+      for (const r of results)
+        for (const s of r.steps)
+          yield row([r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)])
+    }
+    // Newline-joined, as the summary's lines are: the whole table fits, or it is left out.
+    const { kept, complete } = partsWithin(stepRows(), room - 1, '\n')
+    if (complete) md.add([...details, ...kept, ...end])
+    else md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."])
   }
   const skippedHosts = results.filter((r) => r.status === 'skipped')
   if (skippedHosts.length > 0) {
@@ -490,9 +546,14 @@ const SLOWEST_HOSTS = 5
  * hosts. Markdown lines to go before the per-host table.
  */
 export function fleetMarkdown(results: HostResult[], planSteps: string[]): string[] {
+  // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
+  const failedOn = new Map<string, number>()
+  for (const r of results)
+    for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
+      failedOn.set(name, (failedOn.get(name) ?? 0) + 1)
   const lines = table(
     ['Step', 'Failed on'],
-    planSteps.map((name) => [name, String(results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed')).length)])
+    planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)])
   )
   const ran = results
     .filter((r) => r.durationMs > 0)

@@ -1,4 +1,4 @@
-import { hostFromJson, hostJson, type HostJson } from './report'
+import { hostFromJson, hostsWithin, type HostJson } from './report'
 import { CAPTURE_BYTES } from './output'
 import { parseHostEntry, shardOf } from '../plan/inventory'
 import { skippedResult, type HostResult } from '../base/results'
@@ -50,13 +50,29 @@ const STDOUT_CHARS = CAPTURE_BYTES + 256
 const STEP_KINDS = ['run', 'reboot', 'local', 'upload']
 
 /**
+ * The most the merge reads of all files together, checked from their sizes before any is read: 40
+ * files under the per-file cap once took 4 GB and the heap. 10,000 hosts with full tails (6 steps,
+ * 8 KiB each stream) take about 1 GB escaped; writers shorten to their share (writeResultsFile), so
+ * what a rollout's shards write always fits.
+ */
+export const MERGE_BYTES = 512 * 1024 * 1024
+
+/** Room for the end of a results file (`],"hostsLeftOut":N}`). */
+const FILE_END_ROOM = 64
+
+/**
  * Writes the run's results and facts as JSON to `path` through the workspace (a new file renamed over
  * the old one: never written through a link), every secret masked: a host that echoed the password
- * leaves it in no file, nor in the merge job that reads it.
+ * leaves it in no file, nor in the merge job that reads it. The file is kept within this shard's share
+ * of MERGE_BYTES (and RESULTS_FILE_BYTES) by the `results` output's shortening, a host a line, so what
+ * the action writes the merge always reads; hosts left out (past even that) are counted.
  */
 export function writeResultsFile(workspace: Workspace, path: string, facts: RunFacts, results: HostResult[]): void {
-  const file: ResultsFile = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) }
-  workspace.writeText(path, `${JSON.stringify(maskDeep(file), null, 1)}\n`)
+  const share = Math.floor((MERGE_BYTES * facts.hosts.length) / Math.max(1, facts.inventory.length))
+  const head = `{"format":${JSON.stringify(RESULTS_FORMAT)},\n"run":${JSON.stringify(maskDeep(facts))},\n"results":[\n`
+  const budget = Math.min(RESULTS_FILE_BYTES, share) - Buffer.byteLength(head) - FILE_END_ROOM
+  const { parts, left } = hostsWithin(maskDeep(results), budget, true, ',\n')
+  workspace.writeText(path, `${head}${parts.join(',\n')}\n],\n"hostsLeftOut":${left}}\n`)
 }
 
 /** A results file that cannot be merged; the message names the file. */
@@ -203,14 +219,19 @@ export interface Merged {
  * Merges the results files of one rollout's shards. They must share the plan and the inventory, and
  * their hosts must be disjoint; a shard with no file leaves its hosts `skipped` with why.
  */
-export function mergeResults(files: Array<{ path: string; text: string }>): Merged {
-  if (files.length === 0) throw new MergeError('no results files to merge')
-  const parsed = files.map((f) => ({ path: f.path, ...parseResultsFile(f.path, f.text) }))
-  const [first] = parsed
+export function mergeResults(files: Iterable<{ path: string; text: string }>): Merged {
+  const parsed: Array<{ path: string; run: RunFacts; results: HostResult[] }> = []
   const sameList = (a: unknown[], b: unknown[]): boolean => JSON.stringify(a) === JSON.stringify(b)
   const owner = new Map<string, string>()
+  // Hosts a file says its job ran: one without a result there was left out of it (the file's size limit).
+  const ran = new Set<string>()
   const shards = new Set<number>()
-  for (const p of parsed) {
+  let inventory = new Set<string>()
+  // A file at a time, each checked as it is parsed: a lazy `files` holds one file's text at a time.
+  for (const f of files) {
+    const p = { path: f.path, ...parseResultsFile(f.path, f.text) }
+    const first = parsed[0] ?? p
+    if (p === first) inventory = new Set(p.run.inventory)
     if (!sameList(p.run.plan, first.run.plan))
       throw new MergeError(
         `${p.path}: its plan (${p.run.plan.map((s) => s.name).join(', ')}) differs from ${first.path}'s: results of different rollouts cannot be merged`
@@ -228,10 +249,15 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
     for (const r of p.results) {
       const other = owner.get(r.host)
       if (other !== undefined) throw new MergeError(`${p.path}: host ${r.host} is in ${other} too: shards must be disjoint`)
-      if (!p.run.inventory.includes(r.host)) throw new MergeError(`${p.path}: host ${r.host} is not in its own inventory`)
+      if (!inventory.has(r.host)) throw new MergeError(`${p.path}: host ${r.host} is not in its own inventory`)
       owner.set(r.host, p.path)
     }
+    for (const h of p.run.hosts) ran.add(h)
+    // Kept as one list: 256 shards' copies of a 100k-host inventory are not held.
+    parsed.push({ ...p, run: { ...p.run, inventory: first.run.inventory } })
   }
+  if (parsed.length === 0) throw new MergeError('no results files to merge')
+  const [first] = parsed
   const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r] as const)))
   const count = first.run.shard?.count
   const missingShards = count
@@ -246,7 +272,9 @@ export function mergeResults(files: Array<{ path: string; text: string }>): Merg
     const why =
       shard && !shards.has(shard)
         ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
-        : 'no results for this host in any file'
+        : ran.has(host)
+          ? "no results: left out of its job's results file (the file's size limit); that job's results output counts it"
+          : 'no results for this host in any file'
     return skippedResult(host, why, 'no-results')
   })
   const times = (key: 'startedAt' | 'endedAt'): number[] => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite)
