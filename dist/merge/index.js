@@ -28729,6 +28729,8 @@ var __webpack_exports__ = {};
 (() => {
 "use strict";
 
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = require("os");
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
@@ -31685,8 +31687,6 @@ class InputError extends Error {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/base/wildcard.ts
@@ -32851,19 +32851,20 @@ function jsonPrefix(text, maxBytes) {
     return { end: i, bytes };
 }
 /**
- * `[part, part, …]` from parts built one at a time, or undefined as soon as they pass `budget`
- * bytes: at most one part more than fits is ever built.
+ * The parts in order while they fit in `budget` bytes, each after the first with a `separator`
+ * before it; stops at the first that does not fit, so at most one part more than fits is ever built.
  */
-function jsonArrayWithin(parts, budget) {
-    const built = [];
-    let bytes = 2;
+function partsWithin(parts, budget, separator = ',') {
+    const kept = [];
+    let bytes = 0;
     for (const part of parts) {
-        bytes += Buffer.byteLength(part) + (built.length ? 1 : 0);
-        if (bytes > budget)
-            return undefined;
-        built.push(part);
+        const more = Buffer.byteLength(part) + (kept.length ? Buffer.byteLength(separator) : 0);
+        if (bytes + more > budget)
+            return { kept, complete: false };
+        kept.push(part);
+        bytes += more;
     }
-    return `[${built.join(',')}]`;
+    return { kept, complete: true };
 }
 
 ;// CONCATENATED MODULE: ./src/report/report.ts
@@ -32941,7 +32942,7 @@ function failureMessage(results) {
     return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
 }
 /** A host's result as the `results` output shows it; `forFile` adds the failed step and warnings. */
-function report_hostJson(r, forFile = false) {
+function hostJson(r, forFile = false) {
     return {
         host: r.host,
         status: r.status,
@@ -33054,14 +33055,33 @@ function lastLines(tail, chars) {
     }
     return ['[earlier lines left out: the output size limit]', ...kept].join('\n');
 }
-/** A host's result with its tails (and captured stdout, 64 times the room) cut to their last `chars`. */
+/** The shortest an error, signal name or warning is cut to: a host can make them any length (an exit signal's name). */
+const TEXT_CHARS = 256;
+const TEXT_CUT_NOTE = ' [cut: the size limit]';
+/** The start of `text` within `chars` (never half a surrogate pair), marked when cut. */
+function cutText(text, chars) {
+    if (text.length <= chars)
+        return text;
+    const end = chars > 0 && (text.charCodeAt(chars - 1) & 0xfc00) === 0xd800 ? chars - 1 : chars;
+    return `${secrets_mask(text.slice(0, end), { cut: true })}${TEXT_CUT_NOTE}`;
+}
+/**
+ * A host's result with its tails cut to their last `chars` (captured stdout: 64 times the room), and its
+ * errors, signals and warnings to their first `chars` (TEXT_CHARS at least).
+ */
 function shortened(r, chars) {
     if (chars === Infinity)
         return r;
+    const text = Math.max(chars, TEXT_CHARS);
+    const cut = (t) => (t === undefined ? t : cutText(t, text));
     return {
         ...r,
+        error: cut(r.error),
+        warnings: r.warnings.map((w) => cutText(w, text)),
         steps: r.steps.map((st) => ({
             ...st,
+            error: cut(st.error),
+            signal: st.signal === null ? null : cutText(st.signal, text),
             stdoutTail: lastLines(st.stdoutTail, chars),
             stderrTail: lastLines(st.stderrTail, chars),
             ...(st.stdout !== undefined ? { stdout: lastLines(st.stdout, chars * 64) } : {})
@@ -33069,22 +33089,45 @@ function shortened(r, chars) {
     };
 }
 /**
- * The `results` output: one object per host, in the order of `hosts`, within `budget` bytes. Tails
- * (and captured stdout) are what grows with a fleet, so they are shortened first (whole lines, the
- * last ones kept); if even no tails do not fit, each host keeps its own fields and its steps are left
- * out (`stepsLeftOut`). Hosts are added one at a time and a try stops as soon as it is over budget.
+ * Hosts as JSON (hostJson), in order, within `budget` bytes joined by `separator`: the one shortening
+ * of the `results` output and the results file. Tails (and captured stdout) are what grows with a
+ * fleet, so they are shortened first (whole lines, the last ones kept) with errors cut alongside; if
+ * even no tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`);
+ * past that, hosts are left out (`left` counts them). A try stops as soon as it is over budget.
  */
-function resultsJson(results, budget = OUTPUT_BYTES) {
-    const hosts = function* (chars) {
-        for (const r of results)
-            yield JSON.stringify(report_hostJson(shortened(r, chars)));
+function report_hostsWithin(results, budget, forFile = false, separator = ',') {
+    const hosts = function* (chars, steps) {
+        for (const r of results) {
+            const json = hostJson(shortened(r, chars), forFile);
+            yield JSON.stringify(steps ? json : { ...json, steps: [], stepsLeftOut: true });
+        }
     };
     for (const chars of [Infinity, 4096, 1024, 256, 0]) {
-        const json = jsonArrayWithin(hosts(chars), budget);
-        if (json !== undefined)
-            return json;
+        const { kept, complete } = partsWithin(hosts(chars, true), budget, separator);
+        if (complete)
+            return { parts: kept, left: 0 };
     }
-    return JSON.stringify(results.map((r) => ({ ...report_hostJson(r), steps: [], stepsLeftOut: true })));
+    const { kept } = partsWithin(hosts(0, false), budget, separator);
+    return { parts: kept, left: results.length - kept.length };
+}
+/** Room for the entry that counts hosts left out (`{"hostsLeftOut":N}`). */
+const LEFT_OUT_ROOM = 64;
+/**
+ * The `results` output: one object per host, in the order of `hosts`, always within `budget` bytes
+ * (hostsWithin). Hosts left out, if any, are counted by a last entry `{"hostsLeftOut": N}`.
+ */
+function resultsJson(results, budget = OUTPUT_BYTES) {
+    const { parts, left } = report_hostsWithin(results, budget - 2 - LEFT_OUT_ROOM);
+    return `[${[...parts, ...(left ? [JSON.stringify({ hostsLeftOut: left })] : [])].join(',')}]`;
+}
+/**
+ * Host names, a line each, within `budget` bytes (100k hosts' names pass GitHub's 1 MB); past it, a
+ * last line (no host entry: it has spaces) says how many were left out.
+ */
+function hostLines(hosts, budget = OUTPUT_BYTES) {
+    const { kept } = partsWithin(hosts.map((r) => r.host), budget - LEFT_OUT_ROOM, '\n');
+    const left = hosts.length - kept.length;
+    return [...kept, ...(left ? [`(${left} more hosts left out: the output's size limit)`] : [])].join('\n');
 }
 /** The last line of a captured stdout cut to fit the `captured` output. */
 const CAPTURE_CUT_NOTE = "\n[ssh-fleet: cut to fit the captured output's size limit]";
@@ -33143,14 +33186,8 @@ function setOutputs(unmasked) {
     const results = secrets_maskDeep(unmasked);
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
-    setOutput(Outputs.Succeeded, results
-        .filter((r) => r.status === 'success')
-        .map((r) => r.host)
-        .join('\n'));
-    setOutput(Outputs.Failed, results
-        .filter(hostFailed)
-        .map((r) => r.host)
-        .join('\n'));
+    setOutput(Outputs.Succeeded, hostLines(results.filter((r) => r.status === 'success')));
+    setOutput(Outputs.Failed, hostLines(results.filter(hostFailed)));
 }
 const STATUS_ICON = {
     success: '✅ success',
@@ -33185,6 +33222,10 @@ class BudgetedMarkdown {
         const i = items.findIndex((item) => !this.add(part(item)));
         if (i >= 0)
             this.add(rest(items.length - i), 0);
+    }
+    /** Bytes that can still be added, keeping room for notes. */
+    get room() {
+        return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes;
     }
     text() {
         return this.lines.join('\n') + '\n';
@@ -33221,13 +33262,29 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     }
     const md = new BudgetedMarkdown(SUMMARY_BYTES);
     md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
-    const [head, rule, ...rows] = table(columns.map(([title]) => title), results.map((r) => columns.map(([, cell]) => cell(r))));
-    md.add([head, rule]);
-    md.each(rows, (row) => [row], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
+    const row = (cells) => table([], [cells])[2];
+    md.add(table(columns.map(([title]) => title), []));
+    md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {
-        const steps = table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], results.flatMap((r) => r.steps.map((s) => [r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)])));
-        const details = ['', '<details><summary>Steps per host</summary>', '', ...steps, '', '</details>'];
-        if (!md.add(details))
+        const details = [
+            '',
+            '<details><summary>Steps per host</summary>',
+            '',
+            ...table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], [])
+        ];
+        const end = ['', '</details>'];
+        const room = md.room - [...details, ...end].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        const stepRows = function* () {
+            for (const r of results)
+                for (const s of r.steps)
+                    yield row([r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)]);
+        };
+        // Newline-joined, as the summary's lines are: the whole table fits, or it is left out.
+        const { kept, complete } = partsWithin(stepRows(), room - 1, '\n');
+        if (complete)
+            md.add([...details, ...kept, ...end]);
+        else
             md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
     }
     const skippedHosts = results.filter((r) => r.status === 'skipped');
@@ -33311,7 +33368,12 @@ const SLOWEST_HOSTS = 5;
  * hosts. Markdown lines to go before the per-host table.
  */
 function fleetMarkdown(results, planSteps) {
-    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(results.filter((r) => r.steps.some((s) => s.name === name && s.status === 'failed')).length)]));
+    // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
+    const failedOn = new Map();
+    for (const r of results)
+        for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
+            failedOn.set(name, (failedOn.get(name) ?? 0) + 1);
+    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)]));
     const ran = results
         .filter((r) => r.durationMs > 0)
         .sort((a, b) => b.durationMs - a.durationMs)
@@ -33451,18 +33513,32 @@ const MAX_STEPS = 1_000;
 const MAX_WARNINGS = 1_000;
 /** A step's name as written in a plan; an error, tail or warning (tails are 8 KiB, errors far less). */
 const NAME_CHARS = 1_024;
-const TEXT_CHARS = 64 * 1024;
+const results_file_TEXT_CHARS = 64 * 1024;
 /** Captured stdout: CAPTURE_BYTES and the note that says it was cut. */
 const STDOUT_CHARS = CAPTURE_BYTES + 256;
 const STEP_KINDS = ['run', 'reboot', 'local', 'upload'];
 /**
+ * The most the merge reads of all files together, checked from their sizes before any is read: 40
+ * files under the per-file cap once took 4 GB and the heap. 10,000 hosts with full tails (6 steps,
+ * 8 KiB each stream) take about 1 GB escaped; writers shorten to their share (writeResultsFile), so
+ * what a rollout's shards write always fits.
+ */
+const MERGE_BYTES = 512 * 1024 * 1024;
+/** Room for the end of a results file (`],"hostsLeftOut":N}`). */
+const FILE_END_ROOM = 64;
+/**
  * Writes the run's results and facts as JSON to `path` through the workspace (a new file renamed over
  * the old one: never written through a link), every secret masked: a host that echoed the password
- * leaves it in no file, nor in the merge job that reads it.
+ * leaves it in no file, nor in the merge job that reads it. The file is kept within this shard's share
+ * of MERGE_BYTES (and RESULTS_FILE_BYTES) by the `results` output's shortening, a host a line, so what
+ * the action writes the merge always reads; hosts left out (past even that) are counted.
  */
 function writeResultsFile(workspace, path, facts, results) {
-    const file = { format: RESULTS_FORMAT, run: facts, results: results.map((r) => hostJson(r, true)) };
-    workspace.writeText(path, `${JSON.stringify(maskDeep(file), null, 1)}\n`);
+    const share = Math.floor((MERGE_BYTES * facts.hosts.length) / Math.max(1, facts.inventory.length));
+    const head = `{"format":${JSON.stringify(RESULTS_FORMAT)},\n"run":${JSON.stringify(maskDeep(facts))},\n"results":[\n`;
+    const budget = Math.min(RESULTS_FILE_BYTES, share) - Buffer.byteLength(head) - FILE_END_ROOM;
+    const { parts, left } = hostsWithin(maskDeep(results), budget, true, ',\n');
+    workspace.writeText(path, `${head}${parts.join(',\n')}\n],\n"hostsLeftOut":${left}}\n`);
 }
 /** A results file that cannot be merged; the message names the file. */
 class MergeError extends Error {
@@ -33557,9 +33633,9 @@ function checkHost(value, i) {
         check.count(value[key], `${host}: ${key}`);
     for (const key of ['error', 'failedStep'])
         if (value[key] !== null && value[key] !== undefined)
-            check.text(value[key], `${host}: ${key}`, TEXT_CHARS);
+            check.text(value[key], `${host}: ${key}`, results_file_TEXT_CHARS);
     if (value.warnings !== undefined)
-        check.list(value.warnings, `${host}: warnings`, MAX_WARNINGS).forEach((w, k) => check.text(w, `${host}: warnings[${k}]`, TEXT_CHARS));
+        check.list(value.warnings, `${host}: warnings`, MAX_WARNINGS).forEach((w, k) => check.text(w, `${host}: warnings[${k}]`, results_file_TEXT_CHARS));
     check.list(value.steps, `${host}: steps`, MAX_STEPS).forEach((s, k) => {
         if (!isObject(s))
             throw new Error(`${host}: steps[${k}] is not an object`);
@@ -33569,7 +33645,7 @@ function checkHost(value, i) {
             check.count(s[key], `${at}: ${key}`);
         for (const key of ['error', 'signal', 'stdoutTail', 'stderrTail'])
             if (s[key] !== null && s[key] !== undefined)
-                check.text(s[key], `${at}: ${key}`, TEXT_CHARS);
+                check.text(s[key], `${at}: ${key}`, results_file_TEXT_CHARS);
         if (s.stdout !== undefined)
             check.text(s.stdout, `${at}: stdout`, STDOUT_CHARS);
     });
@@ -33606,14 +33682,19 @@ function parseResultsFile(path, text) {
  * their hosts must be disjoint; a shard with no file leaves its hosts `skipped` with why.
  */
 function mergeResults(files) {
-    if (files.length === 0)
-        throw new MergeError('no results files to merge');
-    const parsed = files.map((f) => ({ path: f.path, ...parseResultsFile(f.path, f.text) }));
-    const [first] = parsed;
+    const parsed = [];
     const sameList = (a, b) => JSON.stringify(a) === JSON.stringify(b);
     const owner = new Map();
+    // Hosts a file says its job ran: one without a result there was left out of it (the file's size limit).
+    const ran = new Set();
     const shards = new Set();
-    for (const p of parsed) {
+    let inventory = new Set();
+    // A file at a time, each checked as it is parsed: a lazy `files` holds one file's text at a time.
+    for (const f of files) {
+        const p = { path: f.path, ...parseResultsFile(f.path, f.text) };
+        const first = parsed[0] ?? p;
+        if (p === first)
+            inventory = new Set(p.run.inventory);
         if (!sameList(p.run.plan, first.run.plan))
             throw new MergeError(`${p.path}: its plan (${p.run.plan.map((s) => s.name).join(', ')}) differs from ${first.path}'s: results of different rollouts cannot be merged`);
         if (!sameList(p.run.inventory, first.run.inventory))
@@ -33629,11 +33710,18 @@ function mergeResults(files) {
             const other = owner.get(r.host);
             if (other !== undefined)
                 throw new MergeError(`${p.path}: host ${r.host} is in ${other} too: shards must be disjoint`);
-            if (!p.run.inventory.includes(r.host))
+            if (!inventory.has(r.host))
                 throw new MergeError(`${p.path}: host ${r.host} is not in its own inventory`);
             owner.set(r.host, p.path);
         }
+        for (const h of p.run.hosts)
+            ran.add(h);
+        // Kept as one list: 256 shards' copies of a 100k-host inventory are not held.
+        parsed.push({ ...p, run: { ...p.run, inventory: first.run.inventory } });
     }
+    if (parsed.length === 0)
+        throw new MergeError('no results files to merge');
+    const [first] = parsed;
     const byHost = new Map(parsed.flatMap((p) => p.results.map((r) => [r.host, r])));
     const count = first.run.shard?.count;
     const missingShards = count
@@ -33648,7 +33736,9 @@ function mergeResults(files) {
         const shard = count ? shardOf(i, count) : undefined;
         const why = shard && !shards.has(shard)
             ? `no results: shard ${shard}/${count} wrote no results file (its job was cancelled, or failed before it ran)`
-            : 'no results for this host in any file';
+            : ran.has(host)
+                ? "no results: left out of its job's results file (the file's size limit); that job's results output counts it"
+                : 'no results for this host in any file';
         return skippedResult(host, why, 'no-results');
     });
     const times = (key) => parsed.map((p) => Date.parse(p.run[key])).filter(Number.isFinite);
@@ -33663,6 +33753,7 @@ function mergeResults(files) {
 }
 
 ;// CONCATENATED MODULE: ./src/merge.ts
+
 
 
 
@@ -33686,17 +33777,33 @@ async function run() {
         }
         if (paths.length > RESULTS_FILES_MAX)
             throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`);
-        // Each file read through the workspace (no link leading out) and bounded, like anything a job did not write itself.
-        const files = paths.map((path) => {
-            const shown = workspace.show(path);
+        // All files' sizes against MERGE_BYTES before any is read; each file then read through the workspace
+        // (no link leading out), bounded by what is left, and parsed before the next is read.
+        const checked = (read) => {
             try {
-                return { path: shown, text: workspace.readText(path, RESULTS_FILE_BYTES) };
+                return read();
             }
             catch (err) {
                 throw new MergeError(err.message);
             }
-        });
-        const merged = mergeResults(files);
+        };
+        const sizes = paths.map((path) => checked(() => {
+            const { fd, size } = workspace.open(path);
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            return size;
+        }));
+        const total = sizes.reduce((n, size) => n + size, 0);
+        if (total > MERGE_BYTES)
+            throw new MergeError(`the ${paths.length} results files take ${total} bytes, more than the ${MERGE_BYTES} bytes (MERGE_BYTES) the merge reads of all files together`);
+        let left = MERGE_BYTES;
+        const files = function* () {
+            for (const path of paths) {
+                const text = checked(() => workspace.readText(path, Math.min(RESULTS_FILE_BYTES, left)));
+                left -= Buffer.byteLength(text);
+                yield { path: workspace.show(path), text };
+            }
+        };
+        const merged = mergeResults(files());
         const elapsed = Math.max(0, merged.endedAt - merged.startedAt);
         const missing = merged.missingShards.length
             ? `shard${merged.missingShards.length > 1 ? 's' : ''} ${merged.missingShards.join(', ')} wrote no results file: ${merged.results.filter((r) => r.skipCode === 'no-results').length} hosts have no results`
