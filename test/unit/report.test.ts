@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { getSettings } from '../../src/plan/inputs'
-import type { HostResult } from '../../src/base/results'
+import { hostOf, stepOf } from '../helpers/results'
 import {
   annotate,
   capturedJson,
@@ -17,9 +17,7 @@ import { maskDeep, registerSecret } from '../../src/base/secrets'
 import { SharedBudget } from '../../src/base/bounded'
 import { Capture } from '../../src/report/output'
 
-function host(name: string, status: HostResult['status'], extra: Partial<HostResult> = {}): HostResult {
-  return { host: name, status, exitCode: status === 'success' ? 0 : 3, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }
-}
+const host = hostOf
 function recorder(): Reporter & { calls: Array<[string, string, string?]> } {
   const calls: Array<[string, string, string?]> = []
   return {
@@ -33,18 +31,7 @@ function recorder(): Reporter & { calls: Array<[string, string, string?]> } {
 describe('annotations', () => {
   test("a failed host's annotation and summary quote the step that failed it, not an on-failure step run after", () => {
     const r = recorder()
-    const step = (name: string, extra: Partial<HostResult['steps'][number]>): HostResult['steps'][number] => ({
-      name,
-      status: 'success',
-      exitCode: 0,
-      signal: null,
-      durationMs: 5,
-      attempts: 1,
-      lost: false,
-      stdoutTail: '',
-      stderrTail: '',
-      ...extra
-    })
+    const step = stepOf
     const failed = host('web2', 'failed', {
       failedStep: 'migrate',
       error: 'exit code 3',
@@ -130,17 +117,7 @@ describe('annotations', () => {
 
 describe('outputs and summary', () => {
   test('reboot and upload columns appear when the plan has such steps', () => {
-    const step = {
-      name: 's',
-      status: 'success' as const,
-      exitCode: 0,
-      signal: null,
-      durationMs: 1,
-      attempts: 1,
-      lost: false,
-      stdoutTail: '',
-      stderrTail: ''
-    }
+    const step = stepOf('s', { durationMs: 1 })
     const md = summaryMarkdown(
       [
         host('web1', 'success', {
@@ -340,18 +317,7 @@ describe('outputs and summary', () => {
 
   test('captured: the largest stdouts cut to equal shares, small ones whole, never built past the budget; __proto__ is a host', () => {
     const stdout = (n: number, c = '\u0000') => c.repeat(n)
-    const step = (name: string, out: string) => ({
-      name,
-      status: 'success' as const,
-      exitCode: 0,
-      signal: null,
-      durationMs: 1,
-      attempts: 1,
-      lost: false,
-      stdoutTail: '',
-      stderrTail: '',
-      stdout: out
-    })
+    const step = (name: string, out: string) => stepOf(name, { durationMs: 1, stdout: out })
     const results = [
       host('__proto__', 'success', { steps: [step('big', stdout(400_000)), step('small', 'ok\n')] }),
       host('b', 'success', { steps: [step('big', stdout(400_000, 'é'))] })

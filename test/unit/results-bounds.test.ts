@@ -6,34 +6,20 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import type { HostResult, StepResult } from '../../src/base/results'
+import type { HostResult } from '../../src/base/results'
 import { fleetMarkdown, resultsJson, setOutputs, summaryMarkdown } from '../../src/report/report'
 import { Workspace } from '../../src/base/workspace'
 import { RESULTS_FILE_BYTES, mergeResults, writeResultsFile, type RunFacts } from '../../src/report/results-file'
 import { parseOutputFile } from '../helpers/action'
+import { hostOf, stepOf } from '../helpers/results'
 
 const scratch = mkdtempSync(join(tmpdir(), 'ssh-fleet-bounds-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 const OUTPUT_BYTES = 1_000_000
 
-function step(name: string, extra: Partial<StepResult> = {}): StepResult {
-  return {
-    name,
-    status: 'success',
-    exitCode: 0,
-    signal: null,
-    durationMs: 5,
-    attempts: 1,
-    lost: false,
-    stdoutTail: '',
-    stderrTail: '',
-    ...extra
-  }
-}
-function host(name: string, extra: Partial<HostResult> = {}): HostResult {
-  return { host: name, status: 'success', exitCode: 0, durationMs: 1234, attempts: 1, steps: [], warnings: [], ...extra }
-}
+const step = stepOf
+const host = (name: string, extra: Partial<HostResult> = {}): HostResult => hostOf(name, 'success', extra)
 function facts(hosts: string[], inventory = hosts, plan = ['s']): RunFacts {
   return {
     shard: null,
