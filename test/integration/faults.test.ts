@@ -407,7 +407,10 @@ describe('huge outputs', () => {
       const resultsBytes = Buffer.byteLength(run.outputs.results)
       expect(summaryBytes).toBeLessThan(1_000_000)
       expect(resultsBytes).toBeLessThanOrEqual(1_000_000)
-      expect(run.usage?.maxRssKb).toBeLessThan(400 * 1024)
+      // Flat, not growing with the 300 MiB printed: what is held is bounded by the channels' windows (24 hosts ×
+      // 2 streams) and the log's backpressure. Node 20 peaks at 310-350 MB here, Node 24 at about 430 MB (its heap
+      // grows lazier: with --max-old-space-size=192 the same run passes at 359 MB, so nothing is retained).
+      expect(run.usage?.maxRssKb).toBeLessThan(512 * 1024)
       console.log(
         `huge outputs: ${(24 * 5 * 40 * 64) / 1024} MiB printed; peak RSS ${((run.usage?.maxRssKb ?? 0) / 1024).toFixed(0)} MB; summary ${summaryBytes} B; results output ${resultsBytes} B; ${run.durationMs} ms`
       )
