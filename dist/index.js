@@ -69419,8 +69419,11 @@ function markdown_inline(text) {
  * way a table is built, so no cell can be forgotten.
  */
 function markdown_table(header, rows) {
-    const line = (cells) => `| ${cells.map(markdown_inline).join(' | ')} |`;
-    return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)];
+    return [row(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(row)];
+}
+/** One row of a table(), every cell through inline(): for a table whose rows are added as they fit. */
+function row(cells) {
+    return `| ${cells.map(markdown_inline).join(' | ')} |`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/json-budget.ts
@@ -69873,7 +69876,6 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const md = new BudgetedMarkdown(SUMMARY_BYTES);
     md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
     // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
-    const row = (cells) => markdown_table([], [cells])[2];
     md.add(markdown_table(columns.map(([title]) => title), []));
     md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {

@@ -32809,8 +32809,11 @@ function inline(text) {
  * way a table is built, so no cell can be forgotten.
  */
 function table(header, rows) {
-    const line = (cells) => `| ${cells.map(inline).join(' | ')} |`;
-    return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)];
+    return [row(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(row)];
+}
+/** One row of a table(), every cell through inline(): for a table whose rows are added as they fit. */
+function row(cells) {
+    return `| ${cells.map(inline).join(' | ')} |`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/json-budget.ts
@@ -33263,7 +33266,6 @@ function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
     const md = new BudgetedMarkdown(SUMMARY_BYTES);
     md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
     // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
-    const row = (cells) => table([], [cells])[2];
     md.add(table(columns.map(([title]) => title), []));
     md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
     if (results.some((r) => r.steps.length > 1)) {

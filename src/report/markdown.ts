@@ -52,6 +52,10 @@ export function inline(text: string): string {
  * way a table is built, so no cell can be forgotten.
  */
 export function table(header: string[], rows: string[][]): string[] {
-  const line = (cells: string[]): string => `| ${cells.map(inline).join(' | ')} |`
-  return [line(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(line)]
+  return [row(header), `| ${header.map(() => '---').join(' | ')} |`, ...rows.map(row)]
+}
+
+/** One row of a table(), every cell through inline(): for a table whose rows are added as they fit. */
+export function row(cells: string[]): string {
+  return `| ${cells.map(inline).join(' | ')} |`
 }

@@ -4,7 +4,7 @@ import { hostFailed, type HostResult, type StepResult } from '../base/results'
 import { seconds } from './output'
 import type { Settings, Step } from '../plan/settings'
 import { describeRoute } from '../plan/route'
-import { codeBlock, inline, table } from './markdown'
+import { codeBlock, inline, row, table } from './markdown'
 import { jsonBytes, jsonPrefix, partsWithin } from './json-budget'
 import { mask, maskDeep } from '../base/secrets'
 
@@ -427,7 +427,6 @@ export function summaryMarkdown(results: HostResult[], elapsedMs: number, planSt
   const md = new BudgetedMarkdown(SUMMARY_BYTES)
   md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])])
   // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
-  const row = (cells: string[]): string => table([], [cells])[2]
   md.add(
     table(
       columns.map(([title]) => title),
