@@ -32286,11 +32286,16 @@ function registerSecret(value) {
 function secrets_knownSecrets() {
     return secrets;
 }
+/**
+ * The shortest start of a secret masked at a cut: a character or three match by chance (a key line
+ * starting with `x` after a run of `x`), and reveal nothing.
+ */
+const MIN_CUT = 4;
 /** The length of the longest end of `text` that is the start of a secret (a secret cut at the end). */
 function cutSecretAtEnd(text) {
     let longest = 0;
     for (const s of ordered) {
-        for (let k = Math.min(s.length - 1, text.length); k > longest; k--) {
+        for (let k = Math.min(s.length - 1, text.length); k > Math.max(longest, MIN_CUT - 1); k--) {
             if (text.endsWith(s.slice(0, k))) {
                 longest = k;
                 break;
