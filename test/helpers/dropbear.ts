@@ -7,10 +7,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ensureTestUser, freePorts, isRoot, keygen } from './sshd'
+import { ensureTestUser, freePorts, isRoot, keygen, portOpen } from './sshd'
 
 export const DROPBEAR = ['/usr/sbin/dropbear', '/usr/local/sbin/dropbear'].find((p) => existsSync(p))
 /** dropbear tests need the binary and root (see above); elsewhere they are skipped, and say so. */
@@ -24,17 +23,6 @@ export interface Dropbear {
   fingerprint: string
   log(): string
   stop(): Promise<void>
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1')
-    s.on('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.on('error', () => resolve(false))
-  })
 }
 
 export async function startDropbear(options: { ports?: number; sftp?: boolean } = {}): Promise<Dropbear> {
