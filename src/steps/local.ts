@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { runnerEnv } from '../plan/runner-env'
 import { Capture, streamOutput, type OutputSink } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
-import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './script'
+import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command-end'
 import { stepResult, type StepResult } from '../base/results'
 
 export interface LocalContext extends OutputSink {

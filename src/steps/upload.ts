@@ -8,7 +8,7 @@ import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
-import { withinTimeout } from './script'
+import { withinTimeout } from './timeout'
 import { stepResult, type StepResult } from '../base/results'
 
 /** The job was cancelled while files were moving. */
