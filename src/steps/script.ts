@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
 import { clipText } from '../base/bounded'
-import { Capture, streamOutput, type OutputSink } from '../report/output'
-import { backoffDelay, withRetries, type Sleep } from '../ssh/retry'
+import { Capture, streamOutput } from '../report/output'
+import { backoffDelay, withRetries } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
 import { stepResult, type StepResult } from '../base/results'
 import { remoteCommand, scriptPayload, stopCommand } from './remote-shell'
@@ -11,25 +11,22 @@ import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command
 import { sendSignal } from './channel-signal'
 import { execOutput } from './exec-output'
 import { withinTimeout } from './timeout'
+import { liveConnection, type StepContext, type StepRunner, type StepSettings } from './context'
 
 /** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
 const SIGNAL_NAME_CHARS = 64
 /** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
 const CHANNEL_RETRIES = 6
 
-export interface StepContext extends OutputSink {
-  connection: Connection
-  shell: string
-  sleep?: Sleep
-  /** Aborted when the job is cancelled: the step stops what it started, as on a timeout. */
-  signal?: AbortSignal
-  /** For `sudo: true` steps: the `sudo-password` input. */
-  sudoPassword?: string
-  /** How many run steps with the same command follow this one: channels to open ahead for them. */
-  ahead?: number
-}
+/** What a script needs to run on a given connection: the host's, or a reboot's poll connection. */
+export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'sleep' | 'signal'> &
+  Pick<StepSettings, 'shell' | 'sudoPassword'> & {
+    connection: Connection
+    /** How many run steps with the same command follow this one: channels to open ahead for them. */
+    ahead?: number
+  }
 
-async function openChannel(ctx: StepContext, command: string): Promise<ClientChannel | ChannelOpenError> {
+async function openChannel(ctx: ScriptContext, command: string): Promise<ClientChannel | ChannelOpenError> {
   const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err: ChannelOpenError) => err), {
     retries: CHANNEL_RETRIES,
     retryable: (o) => o instanceof ChannelOpenError && o.refused,
@@ -39,8 +36,19 @@ async function openChannel(ctx: StepContext, command: string): Promise<ClientCha
   return outcome
 }
 
-/** Runs a script step once. Never rejects: every outcome is a StepResult. */
-export async function runScript(step: RunStep, ctx: StepContext): Promise<StepResult> {
+/** Runs a script step once on the host's live connection. Never rejects. */
+export const runScript: StepRunner<RunStep> = async (step, ctx) => {
+  const live = await liveConnection(step, ctx)
+  if ('result' in live) return live
+  const { output, whenDrained, sleep, signal, ahead } = ctx
+  const { shell, sudoPassword } = ctx.settings
+  return {
+    result: await runScriptOn(step, { connection: live.connection, output, whenDrained, shell, sleep, signal, sudoPassword, ahead })
+  }
+}
+
+/** Runs a script step once on `ctx.connection`. Never rejects: every outcome is a StepResult. */
+export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<StepResult> {
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
