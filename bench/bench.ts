@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path'
 import { startProxy } from '../test/helpers/proxy'
 import { hostName, startSshd, type Sshd } from '../test/helpers/sshd'
 import type { RunStep } from '../src/plan/settings'
-import { remoteCommand, scriptPayload } from '../src/steps/script'
+import { remoteCommand, scriptPayload } from '../src/steps/remote-shell'
 
 const ROOT = resolve(__dirname, '..')
 const RUSAGE = join(__dirname, 'rusage.cjs')

@@ -1,14 +1,12 @@
 import { connect, type ConnectDeps, type ConnectFailure, type Connection } from '../ssh/connection'
-import { runLocal } from '../steps/local'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
-import { reboot } from '../steps/reboot'
 import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type StepResult } from '../base/results'
 import { clipText } from '../base/bounded'
-import type { Host, RebootStep, RunStep, Settings, Step } from '../plan/settings'
-import { runScript } from '../steps/script'
-import { upload } from '../steps/upload'
+import type { Host, RunStep, Settings, Step } from '../plan/settings'
+import { dispatchStep } from '../steps/registry'
+import type { StepContext } from '../steps/context'
 
 export type HostRunDeps = Omit<ConnectDeps, 'onRetry'> & {
   /** Where local steps run and relative paths resolve: GITHUB_WORKSPACE on a runner. */
@@ -127,60 +125,44 @@ export class HostRun {
     return undefined
   }
 
-  private async reboot(step: RebootStep): Promise<StepResult> {
-    const outcome = await reboot(step, {
-      host: this.host,
-      connection: this.connection as Connection,
-      options: this.settings,
-      shell: this.settings.shell,
-      status: (message) => this.log.status(this.host, message),
+  /** What a step may use on this host. */
+  private stepContext(step: Step): StepContext {
+    return {
       ...this.sink,
+      host: this.host,
+      settings: this.settings,
+      cwd: this.deps.workspace ?? process.cwd(),
+      connection: this.connection,
+      connect: async () => (await this.ensureConnected()) ?? (this.connection as Connection),
+      status: (message) => this.log.status(this.host, message),
       sleep: this.deps.sleep,
       signal: this.deps.signal,
-      sudoPassword: this.settings.sudoPassword,
+      ahead: this.ahead(step),
       // A host behind bastions or a proxy command is polled along its route; a direct one over TCP.
       tunnel: this.host.route ? this.deps.tunnel : undefined
-    })
-    if (outcome.connection) this.connection = outcome.connection
-    return outcome.result
+    }
   }
 
+  /**
+   * Runs `step` by its kind's runner, retried as it says; the connection a step leaves (a reboot's to the
+   * host back up) is the host's from then on.
+   */
   private async execute(step: Step): Promise<StepResult> {
-    if (step.kind === 'reboot') return this.reboot(step)
-    const { outcome, attempts } = await withRetries(
-      async (): Promise<StepResult> => {
-        if (step.kind === 'local')
-          return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal })
-        const lost = await this.ensureConnected()
-        if (lost)
-          return stepResult(step.name, Date.now(), {
-            status: 'failed',
-            lost: true,
-            cancelled: lost.kind === 'cancelled',
-            error: `could not reconnect: ${lost.message}`
-          })
-        const connection = this.connection as Connection
-        if (step.kind === 'upload')
-          return upload(step, connection, this.settings.workspace, (message) => this.log.status(this.host, message), this.deps.signal)
-        return runScript(step, {
-          ...this.sink,
-          connection,
-          shell: this.settings.shell,
-          sleep: this.deps.sleep,
-          signal: this.deps.signal,
-          sudoPassword: this.settings.sudoPassword,
-          ahead: this.ahead(step)
-        })
-      },
-      {
-        retries: step.retries,
-        retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
-        delayMs: () => step.retryDelayMs,
-        sleep: cancellableSleep(this.deps.signal, this.deps.sleep),
-        onRetry: (r, retry, delay) =>
-          this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
-      }
-    )
+    const attempt = async (): Promise<StepResult> => {
+      const { result, connection } = await dispatchStep(step, this.stepContext(step))
+      if (connection) this.connection = connection
+      return result
+    }
+    // A reboot has no retries: its one attempt is its result.
+    if (!('retries' in step)) return attempt()
+    const { outcome, attempts } = await withRetries(attempt, {
+      retries: step.retries,
+      retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
+      delayMs: () => step.retryDelayMs,
+      sleep: cancellableSleep(this.deps.signal, this.deps.sleep),
+      onRetry: (r, retry, delay) =>
+        this.log.status(this.host, `step '${step.name}' failed (${r.error}); retry ${retry} of ${step.retries} in ${seconds(delay)}`)
+    })
     return { ...outcome, attempts }
   }
 

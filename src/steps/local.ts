@@ -1,16 +1,13 @@
 import { spawn } from 'node:child_process'
 import { runnerEnv } from '../plan/runner-env'
-import { Capture, streamOutput, type OutputSink } from '../report/output'
+import { Capture, streamOutput } from '../report/output'
 import type { Host, LocalStep } from '../plan/settings'
-import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './script'
+import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command-end'
 import { stepResult, type StepResult } from '../base/results'
+import type { StepContext, StepOutcome } from './context'
 
-export interface LocalContext extends OutputSink {
-  /** Where relative paths resolve: GITHUB_WORKSPACE on a runner. */
-  cwd: string
-  /** Aborted when the job is cancelled: the command is stopped, as on a timeout. */
-  signal?: AbortSignal
-}
+/** What a local step uses of its context: no connection, the runner's directory, the host's FLEET_* values. */
+type LocalContext = Pick<StepContext, 'host' | 'cwd' | 'signal' | 'output' | 'whenDrained'>
 
 /** The variables a local step sees about the host it runs for. */
 function fleetEnv(host: Host): Record<string, string> {
@@ -22,13 +19,13 @@ function fleetEnv(host: Host): Record<string, string> {
  * its own process group so a timeout stops the command and everything it started. @actions/exec has
  * no way to stop what it started, so this spawns directly. Never rejects.
  */
-export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promise<StepResult> {
+export async function runLocal(step: LocalStep, ctx: LocalContext): Promise<StepOutcome> {
   const started = Date.now()
   const windows = process.platform === 'win32'
-  return new Promise((resolve) => {
+  const result = await new Promise<StepResult>((resolve) => {
     const options = {
       cwd: ctx.cwd,
-      env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) },
+      env: { ...runnerEnv(), ...step.env, ...fleetEnv(ctx.host) },
       stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe']
     }
     const child = windows
@@ -90,4 +87,5 @@ export function runLocal(step: LocalStep, host: Host, ctx: LocalContext): Promis
     child.on('error', (e) => finish(null, null, e))
     child.on('close', (code, signal) => finish(code, signal))
   })
+  return { result }
 }

@@ -1,33 +1,18 @@
 import { connect as tcpConnect } from 'node:net'
-import type { Duplex } from 'node:stream'
-import { connectOnce, type ConnectFailure, type ConnectOptions, type Connection } from '../ssh/connection'
+import { connectOnce, type Connection } from '../ssh/connection'
 import { seconds, type OutputSink } from '../report/output'
-import { cancellableSleep, realSleep, type Sleep } from '../ssh/retry'
+import { cancellableSleep, realSleep } from '../ssh/retry'
 import type { Host, RebootStep, RunStep } from '../plan/settings'
-import { runScript } from './script'
+import { runScriptOn } from './script'
+import type { StepRunner } from './context'
 import { stepResult, type StepResult } from '../base/results'
 
 /** Each poll connection gets at most this long; a refused one costs nothing. */
 const POLL_CONNECT_TIMEOUT_MS = 5000
 /** The boot id and test commands must answer within this; the reboot command has the step's whole timeout. */
 const PROBE_TIMEOUT_MS = 30_000
-
-export interface RebootContext extends OutputSink {
-  host: Host
-  connection: Connection
-  /** For the poll connections: the same host key check and credentials as any connection. */
-  options: ConnectOptions
-  shell: string
-  status: (message: string) => void
-  sleep?: Sleep
-  pollIntervalMs?: number
-  /** Aborted when the job is cancelled: the wait ends, and a command in flight is stopped. */
-  signal?: AbortSignal
-  /** `sudo-password`: the default reboot command goes through sudo with it. */
-  sudoPassword?: string
-  /** The host's route (bastions, proxy command) for the polls; undefined: plain TCP. */
-  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure | undefined>
-}
+/** While the host is down (and not refusing) or still on its old boot id, it is polled about this often. */
+const POLL_INTERVAL_MS = 1000
 
 /** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
 const KNOCK_MS = 100
@@ -52,12 +37,6 @@ function untilAccepting(host: Host, deadline: number, signal?: AbortSignal): Pro
     }
     knock()
   })
-}
-
-export interface RebootOutcome {
-  result: StepResult
-  /** The connection to the rebooted host, for the steps after this one. */
-  connection?: Connection
 }
 
 /**
@@ -99,9 +78,8 @@ async function bootId(step: RebootStep, connection: Connection, probe: Probe): P
  * failure, at once), close, then poll about once a second until the deadline. A host that answers
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
-export async function reboot(step: RebootStep, ctx: RebootContext): Promise<RebootOutcome> {
+export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
   const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep)
-  const interval = ctx.pollIntervalMs ?? 1000
   const started = Date.now()
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const probe: Probe = (connection, name, script, sink = ctx, sudo = false, timeoutMs = PROBE_TIMEOUT_MS) => {
@@ -118,27 +96,29 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       capture: false,
       sudo
     }
-    return runScript(run, {
+    return runScriptOn(run, {
       connection,
-      shell: ctx.shell,
+      shell: ctx.settings.shell,
       output: sink.output,
       whenDrained: sink.whenDrained,
       signal: ctx.signal,
-      sudoPassword: ctx.sudoPassword
+      sudoPassword: ctx.settings.sudoPassword
     })
   }
+  // The host runner connects before every step that is not local.
+  const connection = ctx.connection as Connection
   if (step.preDelayMs > 0) await sleep(step.preDelayMs)
-  const before = await bootId(step, ctx.connection, probe)
+  const before = await bootId(step, connection, probe)
   if ('error' in before)
     return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) }
-  const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword)
+  const command = rebootCommand(step, ctx.host.user, ctx.settings.sudoPassword)
   ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`)
   const deadline = Date.now() + step.timeoutMs
   // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
-  const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()))
+  const sent = await probe(connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()))
   const commandEnded = Date.now()
   let wentDown = sent.lost ? commandEnded : undefined
-  ctx.connection.close()
+  connection.close()
   if (sent.status === 'failed' && !sent.lost) {
     return {
       result: result({
@@ -168,7 +148,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
     const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick))
     const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
     const outcome =
-      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.options, { sock, signal: ctx.signal, maxTimeoutMs })
+      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.settings, { sock, signal: ctx.signal, maxTimeoutMs })
     lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key')
@@ -202,7 +182,7 @@ export async function reboot(step: RebootStep, ctx: RebootContext): Promise<Rebo
       outcome.connection.close()
     }
     // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
-    if (!lastRefused || ctx.tunnel) await sleep(Math.max(0, tick + interval - Date.now()))
+    if (!lastRefused || ctx.tunnel) await sleep(Math.max(0, tick + POLL_INTERVAL_MS - Date.now()))
   }
   if (ctx.signal?.aborted)
     return {

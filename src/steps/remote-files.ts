@@ -2,7 +2,7 @@ import { createReadStream, open, read } from 'node:fs'
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
 import { BoundedBytes } from '../base/bounded'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
-import { shellQuote } from './script'
+import { shellQuote } from './remote-shell'
 
 /** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
 const REQUESTS_PER_FILE = 64

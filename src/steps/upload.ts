@@ -8,7 +8,8 @@ import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import type { UploadStep } from '../plan/settings'
-import { withinTimeout } from './script'
+import { withinTimeout } from './timeout'
+import { liveConnection, type StepRunner } from './context'
 import { stepResult, type StepResult } from '../base/results'
 
 /** The job was cancelled while files were moving. */
@@ -53,6 +54,13 @@ async function refuseWipe(files: RemoteFiles, to: string, root: string): Promise
   if (why !== undefined) throw new Error(`delete: true refused: to: ${to} is ${why}; nothing was removed`)
 }
 
+/** Runs an upload step once on the host's live connection. Never rejects. */
+export const runUpload: StepRunner<UploadStep> = async (step, ctx) => {
+  const live = await liveConnection(step, ctx)
+  if ('result' in live) return live
+  return { result: await upload(step, live.connection, ctx.settings.workspace, ctx.status, ctx.signal) }
+}
+
 /**
  * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
  * SFTP server). Each file is opened through the workspace when it is sent (checked before and after
@@ -61,7 +69,7 @@ async function refuseWipe(files: RemoteFiles, to: string, root: string): Promise
  * (`.name.ssh-fleet-XXXXXXXX.part`) and renamed into place, so the destination is either the old file
  * or the whole new one. Never rejects.
  */
-export async function upload(
+async function upload(
   step: UploadStep,
   connection: Connection,
   workspace: Workspace,

@@ -21,11 +21,12 @@ const step = (command: string, extra: Partial<LocalStep> = {}): LocalStep => ({
 })
 const run = (s: LocalStep) => {
   const lines: string[] = []
-  return runLocal(s, host, {
+  return runLocal(s, {
+    host,
     cwd: process.cwd(),
     whenDrained: (r) => r(),
     output: (stream, l) => lines.push(...l.map((x) => `${stream}:${x}`)) > 0
-  }).then((r) => ({ r, lines }))
+  }).then(({ result: r }) => ({ r, lines }))
 }
 
 describe('runLocal', () => {
@@ -78,7 +79,8 @@ describe('runLocal', () => {
     const cancel = new AbortController()
     const lines: string[] = []
     const started = Date.now()
-    const running = runLocal(step('sleep 30 & echo $!; wait'), host, {
+    const running = runLocal(step('sleep 30 & echo $!; wait'), {
+      host,
       cwd: process.cwd(),
       whenDrained: (r) => r(),
       output: (_s, l) => lines.push(...l) > 0,
@@ -86,7 +88,7 @@ describe('runLocal', () => {
     })
     await new Promise((r) => setTimeout(r, 300))
     cancel.abort()
-    const r = await running
+    const { result: r } = await running
     expect(r).toMatchObject({
       status: 'failed',
       cancelled: true,

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import type { RunStep } from '../../src/plan/settings'
 import { alive } from '../helpers/sshd'
-import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps/script'
+import { remoteCommand, scriptPayload, shellQuote, stopCommand } from '../../src/steps/remote-shell'
 
 const step = (script: string, env: Record<string, string> = {}): RunStep => ({
   kind: 'run',

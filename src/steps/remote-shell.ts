@@ -1,0 +1,104 @@
+import type { RunStep } from '../plan/settings'
+
+/**
+ * The remote shell text of a script step: the bootstrap that reads the step's id and stages the
+ * script from stdin (through sudo when asked), the bytes sent on stdin, and the command that stops a
+ * step's processes by its id.
+ */
+
+/** Quotes a string for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * Every process of a step has this variable in its environment, with the step's own token as value:
+ * it is how a timeout finds the step's processes where a signal does not reach them.
+ */
+const STEP_ID_VAR = 'FLEET_STEP_ID'
+
+/**
+ * The first line of stdin is the step's id: the command itself is the same for every step, so a
+ * channel for the next step can be opened and its command started before the step is known.
+ */
+const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `
+
+/** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
+const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"'
+const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;'
+
+/**
+ * The remote command. The script travels on stdin, not in the command line: no size limit, no
+ * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
+ * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
+ * session's. When stdin is a pipe this user may reopen (OpenSSH on Linux and the BSDs) fd 3 is that
+ * pipe: no extra process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux, or
+ * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
+ * makes it 0600), opens it and removes it first.
+ */
+export function remoteCommand(shell: string, sudo?: Sudo): string {
+  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`
+  const bootstrap =
+    READ_STEP_ID +
+    `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
+    `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
+    `exec ${shell} /dev/fd/3 </dev/null`
+  return `sh -c ${shellQuote(bootstrap)}`
+}
+
+/**
+ * A command that sends `signal` to every process of this user carrying the step's id, and prints
+ * `found: <pids>` (`unknown` where it cannot look). Where the session's signal does not reach the script (dropbear signals only its direct
+ * child; sshd refuses signals to a ForceCommand session) this stops it, children included. The id is
+ * written in two pieces so this command's own processes never match it.
+ */
+export function stopCommand(stepId: string, signal: 'TERM' | 'KILL'): string {
+  if (!/^[0-9a-f]{16}$/.test(stepId)) throw new Error(`invalid step id '${stepId}'`)
+  const script =
+    `v=${STEP_ID_VAR}=; v="\${v}${stepId}"; ` +
+    // Never an empty or partial pattern: that would match every process of the user.
+    `[ \${#v} -eq ${STEP_ID_VAR.length + 1 + stepId.length} ] || exit 2; ` +
+    'if [ -r /proc/self/environ ]; then ' +
+    'p=$(grep -l -F "$v" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); ' +
+    // No /proc (macOS, the BSDs): ps -E appends each process's environment to its command.
+    'elif o=$(ps -A -E -ww -o pid= -o command= 2>/dev/null); then ' +
+    `p=$(printf '%s\\n' "$o" | awk '{ if (index($0, " ${STEP_ID_VAR}=" "${stepId}")) print $1 }'); ` +
+    'else echo unknown; exit 0; fi; ' +
+    `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`
+  return `sh -c ${shellQuote(script)}`
+}
+
+/** How a step runs as root: through sudo, with the password when one is given. */
+export interface Sudo {
+  password?: string
+}
+
+/**
+ * The remote command of a `sudo: true` step. The login user's sh reads the password (the first line
+ * of stdin, when given) into a variable of its own, stages the script in a private temp file, and
+ * pipes the password to `sudo -S` with printf, a builtin: it is never in a command line, an
+ * environment, a file or the log. The root shell opens the file, removes it, and runs the script
+ * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
+ * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
+ */
+function sudoBootstrap(shell: string, sudo: Sudo): string {
+  const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
+  return (
+    READ_STEP_ID +
+    (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
+    `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
+    (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
+    '; s=$?; rm -f "$f"; exit $s'
+  )
+}
+
+/**
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
+ * exports when env is set, then the script untouched.
+ */
+export function scriptPayload(step: RunStep, stepId: string, sudo?: Sudo): string {
+  const names = Object.keys(step.env)
+  const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`
+  if (names.length === 0) return head + step.script
+  return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+}
