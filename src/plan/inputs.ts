@@ -163,10 +163,8 @@ function identityFile(paths: string[], name: string): ParsedKey | undefined {
   try {
     return parsePrivateKey('ssh-config', readRegularFile(path, KEY_FILE_BYTES), secretInput('passphrase'))
   } catch (err) {
-    throw new InputError(
-      'ssh-config',
-      `IdentityFile ${path} of ${name}: ${(err as InputError).message.replace(/^Invalid input 'ssh-config': /, '')}`
-    )
+    const problem = err instanceof InputError ? err.problem : (err as Error).message
+    throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${problem}`)
   }
 }
 
