@@ -6,6 +6,7 @@ import { skippedResult, type HostResult } from './base/results'
 import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
+import { Inputs } from './plan/input-names'
 import { Router } from './ssh/routes'
 import { FleetLog } from './report/output'
 import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report/report'
@@ -108,7 +109,7 @@ export async function run(): Promise<void> {
       })
     }
     // One annotation for all of them: GitHub shows at most 10 warnings.
-    if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' })
+    if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: Inputs.SshConfig })
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
     router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>

@@ -1,6 +1,7 @@
 import { closeSync } from 'node:fs'
 import * as core from '@actions/core'
 import { InputError } from './plan/input-error'
+import { MergeInputs } from './plan/input-names'
 import { localFiles } from './plan/local-files'
 import { Workspace } from './base/workspace'
 import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
@@ -10,17 +11,20 @@ import { MERGE_BYTES, MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeRe
 export async function run(): Promise<void> {
   try {
     const workspace = Workspace.fromEnv(process.env)
-    const pattern = core.getInput('files') || 'ssh-fleet-results/**/*.json'
-    const failOn = (core.getInput('fail-on-failure') || 'true').toLowerCase()
-    if (failOn !== 'true' && failOn !== 'false') throw new InputError('fail-on-failure', `'${failOn}' is not true or false`)
+    const pattern = core.getInput(MergeInputs.Files) || 'ssh-fleet-results/**/*.json'
+    const failOn = (core.getInput(MergeInputs.FailOnFailure) || 'true').toLowerCase()
+    if (failOn !== 'true' && failOn !== 'false') throw new InputError(MergeInputs.FailOnFailure, `'${failOn}' is not true or false`)
     let paths: string[]
     try {
       paths = localFiles(pattern, workspace)
     } catch (err) {
-      throw new InputError('files', `${(err as Error).message}; did the download-artifact step run, into the same path?`)
+      throw new InputError(MergeInputs.Files, `${(err as Error).message}; did the download-artifact step run, into the same path?`)
     }
     if (paths.length > RESULTS_FILES_MAX)
-      throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`)
+      throw new InputError(
+        MergeInputs.Files,
+        `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`
+      )
     // All files' sizes against MERGE_BYTES before any is read; each file then read through the workspace
     // (no link leading out), bounded by what is left, and parsed before the next is read.
     const checked = <T>(read: () => T): T => {

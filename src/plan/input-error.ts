@@ -2,7 +2,8 @@
 export class InputError extends Error {
   constructor(
     readonly input: string,
-    problem: string
+    /** What is wrong, without the input's name: a caller that wraps it names its own input. */
+    readonly problem: string
   ) {
     super(`Invalid input '${input}': ${problem}`)
     this.name = 'InputError'

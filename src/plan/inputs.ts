@@ -1,4 +1,3 @@
-import * as core from '@actions/core'
 import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -11,11 +10,10 @@ import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, 
 import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
 import { registerSecret } from '../base/secrets'
 import { InputError } from './input-error'
+import { Inputs } from './input-names'
+import { InputValues, SECRET_INPUTS } from './input-values'
 import { resolveUpload } from './local-files'
 import { Workspace, readRegularFile } from '../base/workspace'
-
-/** Inputs that are masked; their values are never quoted in a message. */
-const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'] as const
 
 type Env = NodeJS.ProcessEnv
 
@@ -60,16 +58,6 @@ export function parseEnv(text: string): Record<string, string> {
   return env
 }
 
-/** Reads one input and converts it, turning a failure into an InputError that names the input. */
-function field<T>(name: string, parse: (text: string) => T, fallback: string): T {
-  const text = core.getInput(name) || fallback
-  try {
-    return parse(text)
-  } catch (err) {
-    throw new InputError(name, (err as Error).message)
-  }
-}
-
 function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
   return (text) => {
     if (!choices.includes(text as T)) throw new Error(`'${text}' is not one of ${choices.join(', ')}`)
@@ -77,19 +65,11 @@ function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
   }
 }
 
-/**
- * A secret input exactly as given: a password or passphrase may begin or end with spaces. Only the
- * line break a YAML block scalar (`password: |`) adds at the end goes.
- */
-function secretInput(name: (typeof SECRET_INPUTS)[number]): string {
-  return core.getInput(name, { trimWhitespace: false }).replace(/\r?\n$/, '')
-}
-
 /** Registers every secret input with the runner's masker, before anything can be logged. */
-function maskSecrets(): void {
+function maskSecrets(inputs: InputValues): void {
   const values = new Set<string>()
   for (const name of SECRET_INPUTS) {
-    const value = secretInput(name)
+    const value = inputs.text(name)
     if (value.trim() === '') continue
     values.add(value)
     // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
@@ -98,7 +78,7 @@ function maskSecrets(): void {
   values.forEach(registerSecret)
 }
 
-function parsePrivateKey(input: string, text: string, passphrase: string): ParsedKey {
+function parsePrivateKey(input: Inputs, text: string, passphrase: string): ParsedKey {
   const parsed = utils.parseKey(text.trim() + '\n', passphrase || undefined)
   if (parsed instanceof Error) {
     throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`)
@@ -114,16 +94,16 @@ function parsePrivateKey(input: string, text: string, passphrase: string): Parse
 const WINDOWS_AGENT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent'
 
 /** The agent to use: SSH_AUTH_SOCK, Windows' OpenSSH agent, or Pageant; undefined for none. */
-function readAgent(env: Env, platform: NodeJS.Platform): string | undefined {
-  const mode = field('agent', oneOf(['auto', 'true', 'false', 'pageant'] as const), 'auto')
+function readAgent(inputs: InputValues, env: Env, platform: NodeJS.Platform): string | undefined {
+  const mode = inputs.field(Inputs.Agent, oneOf(['auto', 'true', 'false', 'pageant'] as const), 'auto')
   if (mode === 'false') return undefined
   if (mode === 'pageant') {
-    if (platform !== 'win32') throw new InputError('agent', `'pageant' is for Windows runners (this one is ${platform})`)
+    if (platform !== 'win32') throw new InputError(Inputs.Agent, `'pageant' is for Windows runners (this one is ${platform})`)
     return 'pageant'
   }
   const windowsAgent = platform === 'win32' && existsSync(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined
   const socket = env.SSH_AUTH_SOCK || windowsAgent
-  if (mode === 'true' && !socket) throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
+  if (mode === 'true' && !socket) throw new InputError(Inputs.Agent, `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`)
   return socket
 }
 
@@ -133,15 +113,22 @@ function readAgent(env: Env, platform: NodeJS.Platform): string | undefined {
  * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
  */
-function readAuth(env: Env, keyInput: 'private-key' | 'proxy-private-key', required: boolean, platform: NodeJS.Platform): Auth {
-  const keyText = core.getInput(keyInput) || core.getInput('private-key')
-  const passphrase = secretInput('passphrase')
-  const password = keyInput === 'private-key' ? secretInput('password') : ''
-  const agent = readAgent(env, platform)
+function readAuth(
+  inputs: InputValues,
+  env: Env,
+  keyInput: Inputs.PrivateKey | Inputs.ProxyPrivateKey,
+  required: boolean,
+  platform: NodeJS.Platform
+): Auth {
+  const keyFrom = inputs.given(keyInput) ? keyInput : Inputs.PrivateKey
+  const keyText = inputs.text(keyFrom).trim()
+  const passphrase = inputs.text(Inputs.Passphrase)
+  const password = keyInput === Inputs.PrivateKey ? inputs.text(Inputs.Password) : ''
+  const agent = readAgent(inputs, env, platform)
   // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
-  if (passphrase && !keyText && required) throw new InputError('passphrase', 'given without private-key')
+  if (passphrase && !keyText && required) throw new InputError(Inputs.Passphrase, 'given without private-key')
   const auth: Auth = {
-    privateKey: keyText ? parsePrivateKey(core.getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
+    privateKey: keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined,
     password: password || undefined,
     agent
   }
@@ -157,16 +144,14 @@ const KEY_FILE_BYTES = 256 * 1024
 const KNOWN_HOSTS_BYTES = 16 * 1024 * 1024
 
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
-function identityFile(paths: string[], name: string): ParsedKey | undefined {
+function identityFile(paths: string[], name: string, passphrase: string): ParsedKey | undefined {
   const path = paths.find((p) => existsSync(p))
   if (path === undefined) return undefined
   try {
-    return parsePrivateKey('ssh-config', readRegularFile(path, KEY_FILE_BYTES), secretInput('passphrase'))
+    return parsePrivateKey(Inputs.SshConfig, readRegularFile(path, KEY_FILE_BYTES), passphrase)
   } catch (err) {
-    throw new InputError(
-      'ssh-config',
-      `IdentityFile ${path} of ${name}: ${(err as InputError).message.replace(/^Invalid input 'ssh-config': /, '')}`
-    )
+    const problem = err instanceof InputError ? err.problem : (err as Error).message
+    throw new InputError(Inputs.SshConfig, `IdentityFile ${path} of ${name}: ${problem}`)
   }
 }
 
@@ -176,11 +161,18 @@ function identityFile(paths: string[], name: string): ParsedKey | undefined {
  * resolved through the config too, `none` for direct); IdentityFile when private-key is not given,
  * ConnectTimeout and ServerAlive* when their inputs are not given.
  */
-function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth, hopAuth: Auth, username: string | undefined): Host[] {
-  const command = core.getInput('proxy-command')
-  const jump = core.getInput('proxy-jump')
-  if (command && jump) throw new InputError('proxy-command', 'give proxy-command or proxy-jump, not both')
-  if (command) field('proxy-command', (t) => substituteTokens(t, hosts[0]), '')
+function resolveRoutes(
+  inputs: InputValues,
+  hosts: Host[],
+  config: SshConfig | undefined,
+  auth: Auth,
+  hopAuth: Auth,
+  username: string | undefined
+): Host[] {
+  const command = inputs.text(Inputs.ProxyCommand)
+  const jump = inputs.text(Inputs.ProxyJump)
+  if (command && jump) throw new InputError(Inputs.ProxyCommand, 'give proxy-command or proxy-jump, not both')
+  if (command) inputs.field(Inputs.ProxyCommand, (t) => substituteTokens(t, hosts[0]), '')
   const chains = new Map<string, ProxyJump[]>()
   const chain = (text: string, input: string): ProxyJump[] => {
     let hops = chains.get(text)
@@ -189,9 +181,9 @@ function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth,
         if (/\s/.test(text.trim())) throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`)
         return parseHosts(text, { user: username, config })
       }
-      hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({
+      hops = (input === Inputs.ProxyJump ? inputs.field(Inputs.ProxyJump, parse, '') : wrap(input, parse)).map((host) => ({
         host,
-        auth: withIdentity(host, hopAuth, Boolean(core.getInput('proxy-private-key') || core.getInput('private-key')))
+        auth: withIdentity(host, hopAuth, inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey))
       }))
       chains.set(text, hops)
     }
@@ -199,34 +191,35 @@ function resolveRoutes(hosts: Host[], config: SshConfig | undefined, auth: Auth,
   }
   const withIdentity = (host: Host, base: Auth, keyGiven: boolean): Auth => {
     if (keyGiven || !config) return base
-    const key = identityFile(config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles, host.name)
+    const files = config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles
+    const key = identityFile(files, host.name, inputs.text(Inputs.Passphrase))
     return key ? { ...base, privateKey: key } : base
   }
   return hosts.map((host) => {
     const entry = config?.resolve(parseHostEntry(host.name).hostname, host.user)
     let route: Host['route']
     if (command) route = { via: 'command', command }
-    else if (jump) route = { via: 'jump', hops: chain(jump, 'proxy-jump') }
+    else if (jump) route = { via: 'jump', hops: chain(jump, Inputs.ProxyJump) }
     else if (entry?.proxyCommand && entry.proxyCommand !== 'none') route = { via: 'command', command: entry.proxyCommand }
     else if (entry?.proxyJump && entry.proxyJump !== 'none')
       route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) }
-    const hostAuth = withIdentity(host, auth, Boolean(core.getInput('private-key')))
+    const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey))
     if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
       throw new InputError(
-        'private-key',
+        Inputs.PrivateKey,
         `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`
       )
     }
     const overrides: Host['overrides'] = {
       ...(hostAuth !== auth ? { auth: hostAuth } : {}),
-      ...(entry?.connectTimeout !== undefined && core.getInput('connect-timeout') === ''
-        ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout as string)) }
+      ...(entry?.connectTimeout !== undefined && !inputs.given(Inputs.ConnectTimeout)
+        ? { connectTimeoutMs: wrap(Inputs.SshConfig, () => parseDuration(entry.connectTimeout as string)) }
         : {}),
-      ...(entry?.serverAliveInterval !== undefined && core.getInput('keepalive-interval') === ''
-        ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval as string)) }
+      ...(entry?.serverAliveInterval !== undefined && !inputs.given(Inputs.KeepaliveInterval)
+        ? { keepaliveIntervalMs: wrap(Inputs.SshConfig, () => parseDuration(entry.serverAliveInterval as string)) }
         : {}),
-      ...(entry?.serverAliveCountMax !== undefined && core.getInput('keepalive-count-max') === ''
-        ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax as string, 1)) }
+      ...(entry?.serverAliveCountMax !== undefined && !inputs.given(Inputs.KeepaliveCountMax)
+        ? { keepaliveCountMax: wrap(Inputs.SshConfig, () => parseCount(entry.serverAliveCountMax as string, 1)) }
         : {})
     }
     return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) }
@@ -243,13 +236,13 @@ function wrap<T>(input: string, parse: () => T): T {
   }
 }
 
-function readHostKeys(): HostKeyPolicy {
-  const mode = field('host-key-check', oneOf(['strict', 'off'] as const), 'strict')
-  let knownHosts: KnownHost[] = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '')
-  const fingerprints = field('fingerprint', parseFingerprints, '')
+function readHostKeys(inputs: InputValues): HostKeyPolicy {
+  const mode = inputs.field(Inputs.HostKeyCheck, oneOf(['strict', 'off'] as const), 'strict')
+  let knownHosts: KnownHost[] = inputs.field(Inputs.KnownHosts, (t) => parseKnownHosts(t, Inputs.KnownHosts, true), '')
+  const fingerprints = inputs.field(Inputs.Fingerprint, parseFingerprints, '')
   // The runner's own file only when the workflow names no key at all: a pin must narrow trust, not
   // add to whatever earlier jobs or tools left in ~/.ssh/known_hosts.
-  if (core.getInput('known-hosts') === '' && fingerprints.length === 0) {
+  if (!inputs.given(Inputs.KnownHosts) && fingerprints.length === 0) {
     const file = join(homedir(), '.ssh', 'known_hosts')
     if (existsSync(file)) knownHosts = parseKnownHosts(readRegularFile(file, KNOWN_HOSTS_BYTES), '~/.ssh/known_hosts', false)
   }
@@ -260,18 +253,18 @@ function readHostKeys(): HostKeyPolicy {
 const RUN_FILE_BYTES = 1024 * 1024
 
 /** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
-function readSteps(workspace: Workspace): { steps: Step[]; onFailure: Step[]; always: Step[] } {
-  const script = core.getInput('run', { trimWhitespace: false }) // byte for byte: no trimming
-  const runFile = core.getInput('run-file')
-  const yaml = core.getInput('steps', { trimWhitespace: false })
+function readSteps(inputs: InputValues, workspace: Workspace): { steps: Step[]; onFailure: Step[]; always: Step[] } {
+  const script = inputs.text(Inputs.Run) // byte for byte: no trimming
+  const runFile = inputs.text(Inputs.RunFile)
+  const yaml = inputs.text(Inputs.Steps)
   const defaults: StepDefaults = {
-    capture: field('capture', (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
-    env: field('env', () => parseEnv(core.getInput('env', { trimWhitespace: false })), ''),
-    timeoutMs: field('timeout', parseDuration, '0'),
-    retries: field('retries', (t) => parseCount(t, 0), '0'),
-    retryDelayMs: field('retry-delay', parseDuration, '5s')
+    capture: inputs.field(Inputs.Capture, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
+    env: inputs.field(Inputs.Env, parseEnv, ''),
+    timeoutMs: inputs.field(Inputs.Timeout, parseDuration, '0'),
+    retries: inputs.field(Inputs.Retries, (t) => parseCount(t, 0), '0'),
+    retryDelayMs: inputs.field(Inputs.RetryDelay, parseDuration, '5s')
   }
-  const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean)
+  const given = [script.trim() && Inputs.Run, runFile && Inputs.RunFile, yaml.trim() && Inputs.Steps].filter(Boolean)
   if (given.length > 1) throw new InputError(given[1] as string, `give one of run, run-file and steps, not ${given.join(' and ')}`)
   // Runner files only through the workspace: a link or `..` leading out is an error naming it.
   const parsers = {
@@ -280,24 +273,24 @@ function readSteps(workspace: Workspace): { steps: Step[]; onFailure: Step[]; al
     upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
     file: (path: string) => workspace.readText(path, RUN_FILE_BYTES)
   }
-  const list = (name: 'on-failure' | 'always'): Step[] => {
-    const text = core.getInput(name, { trimWhitespace: false })
-    return text.trim() === '' ? [] : field(name, () => parseSteps(text, defaults, parsers), '')
+  const list = (name: Inputs.OnFailure | Inputs.Always): Step[] => {
+    const text = inputs.text(name)
+    return text.trim() === '' ? [] : inputs.field(name, () => parseSteps(text, defaults, parsers), '')
   }
-  const hooks = { onFailure: list('on-failure'), always: list('always') }
-  if (yaml.trim() !== '') return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks }
+  const hooks = { onFailure: list(Inputs.OnFailure), always: list(Inputs.Always) }
+  if (yaml.trim() !== '') return { steps: inputs.field(Inputs.Steps, () => parseSteps(yaml, defaults, parsers), ''), ...hooks }
   if (runFile)
     return {
       steps: [
         singleStep(
-          field('run-file', (t) => workspace.readText(t, RUN_FILE_BYTES), ''),
+          inputs.field(Inputs.RunFile, (t) => workspace.readText(t, RUN_FILE_BYTES), ''),
           defaults,
           runFile
         )
       ],
       ...hooks
     }
-  if (script.trim() === '') throw new InputError('run', 'no script given: set run, run-file, or steps')
+  if (script.trim() === '') throw new InputError(Inputs.Run, 'no script given: set run, run-file, or steps')
   return { steps: [singleStep(script, defaults)], ...hooks }
 }
 
@@ -325,34 +318,36 @@ function resultsPath(text: string, workspace: Workspace): string {
 
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 export function getSettings(env: Env = process.env, platform: NodeJS.Platform = process.platform): Settings {
-  maskSecrets()
-  const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '')
-  const config = field('ssh-config', (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '')
+  const inputs = new InputValues()
+  maskSecrets(inputs)
+  const username = inputs.field(Inputs.Username, (t) => (t === '' ? undefined : parseUser(t)), '')
+  const config = inputs.field(Inputs.SshConfig, (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '')
   // The port input wins over the ssh config only when it is given.
-  const port = field('port', (t) => (t === '' ? undefined : parsePort(t)), '')
-  const auth = readAuth(env, 'private-key', config === undefined, platform)
-  const hopAuth = core.getInput('proxy-private-key') ? readAuth(env, 'proxy-private-key', false, platform) : auth
-  const parsed = field('hosts', (t) => parseHosts(t, { user: username, port, config }), '')
-  const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username)
-  const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '')
+  const port = inputs.field(Inputs.Port, (t) => (t === '' ? undefined : parsePort(t)), '')
+  const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, platform)
+  const hopAuth = inputs.given(Inputs.ProxyPrivateKey) ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform) : auth
+  const parsed = inputs.field(Inputs.Hosts, (t) => parseHosts(t, { user: username, port, config }), '')
+  const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username)
+  const shard = inputs.field(Inputs.Shard, (t) => (t === '' ? undefined : parseShard(t)), '')
   const hosts = shardHosts(allHosts, shard)
   const workspace = Workspace.fromEnv(env)
-  const hostKeys = readHostKeys()
-  const { steps, onFailure, always } = readSteps(workspace)
-  const flagInput = (name: string): boolean => field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
-  const forwardAgent = flagInput('forward-agent')
+  const hostKeys = readHostKeys(inputs)
+  const { steps, onFailure, always } = readSteps(inputs, workspace)
+  const flagInput = (name: Inputs): boolean =>
+    inputs.field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
+  const forwardAgent = flagInput(Inputs.ForwardAgent)
   if (forwardAgent && !auth.agent)
     throw new InputError(
-      'forward-agent',
+      Inputs.ForwardAgent,
       'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)'
     )
-  const sudoPassword = secretInput('sudo-password') || undefined
+  const sudoPassword = inputs.text(Inputs.SudoPassword) || undefined
   // sudo reads one line: a second one would reach the shell, as root where sudo asks no password.
   if (sudoPassword && /[\r\n]/.test(sudoPassword))
-    throw new InputError('sudo-password', 'has a line break; sudo reads one line, and the rest would run as a command')
-  const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
-  const shell = field(
-    'shell',
+    throw new InputError(Inputs.SudoPassword, 'has a line break; sudo reads one line, and the rest would run as a command')
+  const batchSpec = inputs.field(Inputs.Batch, (t) => (t === '' ? undefined : parseBatchSpec(t)), '')
+  const shell = inputs.field(
+    Inputs.Shell,
     (t) => {
       if (/[\r\n]/.test(t) || t.trim() === '') throw new Error('must be one line, e.g. bash -e or sh -e')
       return t.trim()
@@ -364,11 +359,11 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     hosts,
     inventory: allHosts.map((h) => h.name),
     shard,
-    resultsFile: field('results-file', (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
+    resultsFile: inputs.field(Inputs.ResultsFile, (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
     batches: planBatches(hosts, batchSpec),
-    strategy: field('strategy', oneOf(['host', 'step'] as const), 'host'),
-    maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
-    dryRun: field('dry-run', (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
+    strategy: inputs.field(Inputs.Strategy, oneOf(['host', 'step'] as const), 'host'),
+    maxFailures: inputs.field(Inputs.MaxFailures, (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
+    dryRun: inputs.field(Inputs.DryRun, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
     sshConfigWarnings: config?.warnings ?? [],
     auth,
     hostKeys,
@@ -377,11 +372,11 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     always,
     sudoPassword,
     forwardAgent,
-    legacyAlgorithms: flagInput('legacy-algorithms'),
+    legacyAlgorithms: flagInput(Inputs.LegacyAlgorithms),
     shell,
-    concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
-    connectTimeoutMs: field(
-      'connect-timeout',
+    concurrency: inputs.field(Inputs.Concurrency, (t) => parseCount(t, 1), '10'),
+    connectTimeoutMs: inputs.field(
+      Inputs.ConnectTimeout,
       (t) => {
         const ms = parseDuration(t)
         if (ms === 0) throw new Error(`'${t}' must be more than 0`)
@@ -389,8 +384,8 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
       },
       '20s'
     ),
-    connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
-    keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
-    keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')
+    connectRetries: inputs.field(Inputs.ConnectRetries, (t) => parseCount(t, 0), '4'),
+    keepaliveIntervalMs: inputs.field(Inputs.KeepaliveInterval, parseDuration, '15s'),
+    keepaliveCountMax: inputs.field(Inputs.KeepaliveCountMax, (t) => parseCount(t, 1), '3')
   }
 }

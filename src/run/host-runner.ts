@@ -1,4 +1,6 @@
-import { connect, type ConnectDeps, type ConnectFailure, type Connection } from '../ssh/connection'
+import { connect, type ConnectDeps } from '../ssh/connect'
+import type { ConnectFailure } from '../ssh/connect-errors'
+import type { Connection } from '../ssh/connection'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'

@@ -1,4 +1,6 @@
-import { connect, type ConnectDeps, type ConnectFailure, type ConnectOptions, type Connection, type RouteStream } from './connection'
+import { connect, type ConnectDeps, type ConnectOptions, type RouteStream } from './connect'
+import type { ConnectFailure } from './connect-errors'
+import type { Connection } from './connection'
 import type { Host, ProxyJump } from '../plan/settings'
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */

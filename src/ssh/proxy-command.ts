@@ -5,7 +5,7 @@ import { StringDecoder } from 'node:string_decoder'
 import { substituteTokens } from '../plan/route'
 import { runnerEnv } from '../plan/runner-env'
 import type { Host } from '../plan/settings'
-import type { ConnectFailure } from './connection'
+import type { ConnectFailure } from './connect-errors'
 
 /** Longest stderr line of a proxy command kept (logged, quoted in an error); the rest of it is dropped. */
 const STDERR_LINE = 1024

@@ -1,6 +1,7 @@
 import type { Duplex } from 'node:stream'
 import type { Host } from '../plan/settings'
-import type { ConnectDeps, ConnectFailure, ConnectOptions } from './connection'
+import type { ConnectDeps, ConnectOptions } from './connect'
+import type { ConnectFailure } from './connect-errors'
 import { JumpHost } from './jump-host'
 import { ProxyCommands } from './proxy-command'
 

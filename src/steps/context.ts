@@ -1,5 +1,7 @@
 import type { Duplex } from 'node:stream'
-import { Connection, type ConnectFailure, type ConnectOptions } from '../ssh/connection'
+import { Connection } from '../ssh/connection'
+import type { ConnectFailure } from '../ssh/connect-errors'
+import type { ConnectOptions } from '../ssh/connect'
 import type { OutputSink } from '../report/output'
 import type { Sleep } from '../ssh/retry'
 import type { Host, Settings, Step } from '../plan/settings'

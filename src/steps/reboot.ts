@@ -1,5 +1,6 @@
 import { connect as tcpConnect } from 'node:net'
-import { connectOnce, type Connection } from '../ssh/connection'
+import { connectOnce } from '../ssh/connect'
+import type { Connection } from '../ssh/connection'
 import { seconds, type OutputSink } from '../report/output'
 import { cancellableSleep, realSleep } from '../ssh/retry'
 import type { Host, RebootStep, RunStep } from '../plan/settings'

@@ -1,4 +1,7 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { getSettings } from '../../src/plan/inputs'
 import { describeRoute, substituteTokens } from '../../src/plan/route'
 import type { Host } from '../../src/plan/settings'
@@ -132,6 +135,15 @@ describe('settings from an ssh config', () => {
     expect(explicit.hosts[0].overrides?.connectTimeoutMs).toBeUndefined()
     const jump = explicit.hosts[0].route
     expect(jump?.via === 'jump' && jump.hops[0].host.hostname).toBe('10.1.1.1')
+  })
+
+  test("an IdentityFile that cannot be read names the file and ssh-config once, not the inner error's input", () => {
+    const key = join(mkdtempSync(join(tmpdir(), 'fleet-id-')), 'id_bad')
+    writeFileSync(key, 'not a key\n')
+    withInputs({ hosts: 'web-1', run: 'true', 'ssh-config': `Host web-1\n  User deploy\n  IdentityFile ${key}\n` })
+    expect(() => getSettings({})).toThrow(
+      new RegExp(`^Invalid input 'ssh-config': IdentityFile ${key} of web-1: the private key could not be read: (?!Invalid input)`)
+    )
   })
 
   test('agent: the Windows OpenSSH agent pipe when SSH_AUTH_SOCK is unset, Pageant on request, Windows only', () => {

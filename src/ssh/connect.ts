@@ -1,0 +1,164 @@
+/** Connecting to a host: each attempt's failure classified, transient ones retried with backoff. */
+import type { Duplex } from 'node:stream'
+import { Client, type ConnectConfig } from 'ssh2'
+import { algorithms, isLegacy, type LegacyHop } from './algorithms'
+import { AuthTrail, authHandler } from './auth'
+import { CANCELLED, classifyConnectError, destination, type ConnectFailure, type SshError } from './connect-errors'
+import { Connection } from './connection'
+import type { HandshakeGates } from './handshake-gate'
+import { verifyHostKey } from './host-keys'
+import { backoffDelay, cancellableSleep, withRetries, type Sleep } from './retry'
+import type { Host, Settings } from '../plan/settings'
+
+export type ConnectOptions = Pick<
+  Settings,
+  'auth' | 'hostKeys' | 'connectTimeoutMs' | 'connectRetries' | 'keepaliveIntervalMs' | 'keepaliveCountMax'
+> &
+  Partial<Pick<Settings, 'forwardAgent' | 'legacyAlgorithms'>>
+
+/** A stream to a host along its route; `legacyHops` names the hops on the way that use legacy algorithms. */
+export type RouteStream = Duplex & { legacyHops?: LegacyHop[] }
+
+/** What one attempt may be given beside the options. */
+export interface AttemptOptions {
+  /** The byte stream to the host (a bastion's channel, a proxy command); undefined: TCP. */
+  sock?: Duplex
+  /** Aborted when the job is cancelled. */
+  signal?: AbortSignal
+  /** A shorter limit for this attempt than the host's connect timeout (a reboot's poll). */
+  maxTimeoutMs?: number
+}
+
+/**
+ * One connection attempt. The host's own settings (its ssh config's IdentityFile, ConnectTimeout,
+ * ServerAlive*) apply over `runOptions` here, so every caller (connect, a reboot's polls) gets them.
+ * Resolves with the connection or the classified failure; never rejects.
+ */
+export function connectOnce(
+  host: Host,
+  runOptions: ConnectOptions,
+  { sock, signal, maxTimeoutMs = Infinity }: AttemptOptions = {}
+): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
+  const options = { ...runOptions, ...host.overrides }
+  const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs)
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve({ failure: CANCELLED })
+    const client = new Client()
+    let refusal: string | undefined
+    let firstError: SshError | undefined
+    let settled = false
+    const onCancel = (): void => settle({ failure: CANCELLED })
+    signal?.addEventListener('abort', onCancel, { once: true })
+    const settle = (value: { connection: Connection } | { failure: ConnectFailure }): void => {
+      if (settled) return
+      settled = true
+      signal?.removeEventListener('abort', onCancel)
+      if ('failure' in value) client.destroy()
+      resolve(value)
+    }
+    const trail = new AuthTrail()
+    const to = destination(host, sock !== undefined)
+    const classify = (err: SshError): ConnectFailure => {
+      const failure = classifyConnectError(err, timeoutMs, to)
+      return failure.kind === 'auth'
+        ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
+        : failure
+    }
+    const connection = new Connection(client, {
+      intervalMs: options.keepaliveIntervalMs,
+      countMax: options.keepaliveCountMax
+    })
+    connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined
+    connection.legacyHops = (sock as RouteStream | undefined)?.legacyHops ?? []
+    client.on('error', (err: SshError) => {
+      firstError ??= err
+      if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
+      else settle({ failure: classify(err) })
+    })
+    client.on('close', () => {
+      settle({
+        failure: firstError
+          ? classify(firstError)
+          : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
+      })
+    })
+    client.on('ready', () => settle({ connection }))
+    client.on('handshake', (negotiated: { kex: string; serverHostKey: string; cs: { cipher: string; mac?: string } }) => {
+      connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string =>
+        isLegacy(n)
+      )
+    })
+    const config: ConnectConfig = {
+      host: host.hostname,
+      port: host.port,
+      sock: sock as ConnectConfig['sock'],
+      username: host.user,
+      authHandler: authHandler(client, host.user, options.auth, trail),
+      readyTimeout: timeoutMs,
+      keepaliveInterval: options.keepaliveIntervalMs,
+      keepaliveCountMax: options.keepaliveCountMax,
+      algorithms: algorithms(options, host),
+      ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(options.hostKeys, host, key)
+        if (verdict.accepted) connection.hostKey = verdict.via
+        else refusal = verdict.reason
+        return verdict.accepted
+      }
+    }
+    try {
+      client.connect(config)
+      // ssh2 leaves Nagle's algorithm on; with delayed ACKs every handshake round trip and every
+      // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
+      client.setNoDelay(true)
+    } catch (err) {
+      settle({ failure: { kind: 'protocol', transient: false, message: (err as Error).message } })
+    }
+  })
+}
+
+export interface ConnectResult {
+  connection?: Connection
+  failure?: ConnectFailure
+  attempts: number
+  /** Failures that were retried, in order, for the warning annotation. */
+  retried: ConnectFailure[]
+}
+
+export interface ConnectDeps {
+  sleep?: Sleep
+  random?: () => number
+  /** Shared by every host of the run, so handshakes towards one address adapt to its throttling. */
+  gates?: HandshakeGates
+  onRetry?: (failure: ConnectFailure, retry: number, delayMs: number) => void
+  /** Opens the byte stream to the host along its route (bastions, proxy command); undefined: TCP. */
+  tunnel?: (host: Host) => Promise<Duplex | ConnectFailure | undefined>
+  /** Aborted when the job is cancelled: no new attempt starts, the one in progress is dropped. */
+  signal?: AbortSignal
+}
+
+/** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
+export async function connect(host: Host, options: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
+  const retried: ConnectFailure[] = []
+  const gate = deps.gates?.for(host.hostname.toLowerCase())
+  const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
+    const sock = deps.tunnel ? await deps.tunnel(host) : undefined
+    if (sock && 'kind' in sock) return { failure: sock }
+    await gate?.acquire()
+    const outcome = await connectOnce(host, options, { sock, signal: deps.signal })
+    gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
+    return outcome
+  }
+  const { outcome, attempts } = await withRetries(attempt, {
+    retries: options.connectRetries,
+    retryable: (o) => 'failure' in o && o.failure.transient && !deps.signal?.aborted,
+    delayMs: (retry) => backoffDelay(retry, 1000, 30_000, deps.random),
+    sleep: cancellableSleep(deps.signal, deps.sleep),
+    onRetry: (o, retry, delayMs) => {
+      if (!('failure' in o)) return
+      retried.push(o.failure)
+      deps.onRetry?.(o.failure, retry, delayMs)
+    }
+  })
+  return 'connection' in outcome ? { connection: outcome.connection, attempts, retried } : { failure: outcome.failure, attempts, retried }
+}
