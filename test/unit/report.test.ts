@@ -4,7 +4,6 @@ import { hostOf, stepOf } from '../helpers/results'
 import {
   annotate,
   capturedJson,
-  describePlan,
   failureMessage,
   fleetMarkdown,
   resultsJson,
@@ -12,6 +11,7 @@ import {
   tally,
   type Reporter
 } from '../../src/report/report'
+import { describePlan } from '../../src/report/plan-text'
 import { table } from '../../src/report/markdown'
 import { maskDeep, registerSecret } from '../../src/base/secrets'
 import { SharedBudget } from '../../src/base/bounded'
