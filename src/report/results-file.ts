@@ -1,4 +1,4 @@
-import { hostsWithin } from './report'
+import { hostsWithin } from './results-budget'
 import { hostFromJson, type HostJson } from './results-json'
 import { CAPTURE_BYTES } from './output'
 import { parseHostEntry, shardOf } from '../plan/inventory'
