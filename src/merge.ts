@@ -3,7 +3,8 @@ import * as core from '@actions/core'
 import { InputError } from './plan/input-error'
 import { localFiles } from './plan/local-files'
 import { Workspace } from './base/workspace'
-import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
+import { annotate, failureMessage, fleetMarkdown, summaryMarkdown, tally, writeSummary } from './report/report'
+import { setOutputs } from './report/action-outputs'
 import { MERGE_BYTES, MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
 
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */

@@ -1,17 +1,9 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { getSettings } from '../../src/plan/inputs'
 import { hostOf, stepOf } from '../helpers/results'
-import {
-  annotate,
-  capturedJson,
-  failureMessage,
-  fleetMarkdown,
-  resultsJson,
-  summaryMarkdown,
-  tally,
-  type Reporter
-} from '../../src/report/report'
+import { annotate, failureMessage, fleetMarkdown, summaryMarkdown, tally, type Reporter } from '../../src/report/report'
 import { describePlan } from '../../src/report/plan-text'
+import { capturedJson, resultsJson } from '../../src/report/action-outputs'
 import { table } from '../../src/report/markdown'
 import { maskDeep, registerSecret } from '../../src/base/secrets'
 import { SharedBudget } from '../../src/base/bounded'
