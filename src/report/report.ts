@@ -5,6 +5,7 @@ import { seconds } from './output'
 import { codeBlock, inline, row, table } from './markdown'
 import { partsWithin } from './json-budget'
 import { mask } from '../base/secrets'
+import { tally } from './tally'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5
@@ -32,13 +33,6 @@ const coreReporter: Reporter = {
   error: (message, title) => core.error(message, { title }),
   warning: (message, title) => core.warning(message, { title }),
   notice: (message) => core.notice(message)
-}
-
-/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
-export function tally(results: HostResult[], elapsedMs: number): string {
-  const count = (s: HostResult['status']): number => results.filter((r) => r.status === s).length
-  const extras = (['failed', 'unreachable', 'cancelled', 'skipped'] as const).filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`)
-  return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`
 }
 
 /** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
