@@ -6,22 +6,10 @@ import { codeBlock, inline, row, table } from './markdown'
 import { partsWithin } from './json-budget'
 import { mask } from '../base/secrets'
 import { tally } from './tally'
+import { lastWords } from './last-words'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5
-
-/**
- * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
- * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
- */
-function lastWords(r: HostResult): { stream: 'stderr' | 'stdout'; text: string } | undefined {
-  // The step that failed the host, not the last one run: on-failure and always steps come after it.
-  const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep)
-  if (!step) return undefined
-  if (step.stderrTail.trim()) return { stream: 'stderr', text: step.stderrTail }
-  if (step.stdoutTail.trim()) return { stream: 'stdout', text: step.stdoutTail }
-  return undefined
-}
 
 export interface Reporter {
   error(message: string, title: string): void
