@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { getSettings } from '../../src/plan/inputs'
 import { hostOf, stepOf } from '../helpers/results'
-import { annotate, failureMessage, type Reporter } from '../../src/report/report'
+import { annotate, failureMessage, type Reporter } from '../../src/report/annotations'
 import { fleetMarkdown, summaryMarkdown } from '../../src/report/summary'
 import { tally } from '../../src/report/tally'
 import { describePlan } from '../../src/report/plan-text'

@@ -1,3 +1,7 @@
+/**
+ * The run's annotations, within GitHub's 10 of a kind: an error per failed host, a warning per host
+ * with warnings, the tally as a notice, the action's failure line.
+ */
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT } from './constants'
 import { hostFailed, type HostResult } from '../base/results'
