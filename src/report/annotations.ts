@@ -1,12 +1,13 @@
 /**
- * The run's annotations, within GitHub's 10 of a kind: an error per failed host, a warning per host
- * with warnings, the tally as a notice, the action's failure line.
+ * The run's annotations within GitHub's 10 of a kind, every slot counted: the action's own warnings,
+ * an error per failed host, a warning per host with warnings, the tally as a notice, the failure line.
  */
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT } from './constants'
 import { hostFailed, type HostResult } from '../base/results'
 import { tally } from './tally'
 import { lastWords } from './last-words'
+import type { Settings } from '../plan/settings'
 
 /** Lines of output quoted in a failed host's annotation. */
 const ANNOTATION_OUTPUT_LINES = 5
@@ -23,6 +24,23 @@ const coreReporter: Reporter = {
   notice: (message) => core.notice(message)
 }
 
+/**
+ * The action's own warnings, given before any host runs: host-key-check off, the ssh config's notes
+ * (one annotation for all of them: GitHub shows at most 10 warnings). Returns the warning slots left
+ * of the 10 for the hosts' warnings (annotate's `warningSlots`).
+ */
+export function warnBeforeRun(settings: Pick<Settings, 'hostKeys' | 'sshConfigWarnings'>, reporter: Reporter = coreReporter): number {
+  const warnings: Array<[message: string, title: string]> = []
+  if (settings.hostKeys.mode === 'off')
+    warnings.push([
+      'host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy',
+      'Host keys not checked'
+    ])
+  if (settings.sshConfigWarnings.length) warnings.push([settings.sshConfigWarnings.join('\n'), 'ssh-config'])
+  for (const [message, title] of warnings) reporter.warning(message, title)
+  return ANNOTATION_LIMIT - warnings.length
+}
+
 /** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
 const HOST_ERRORS = ANNOTATION_LIMIT - 1
 
@@ -30,7 +48,7 @@ const HOST_ERRORS = ANNOTATION_LIMIT - 1
  * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
  * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
  * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
- * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
+ * `warningSlots` is what is left of the 10 after warnings already given (warnBeforeRun).
  */
 export function annotate(
   results: HostResult[],
