@@ -1,15 +1,16 @@
 import * as core from '@actions/core'
 import { setMaxListeners } from 'node:events'
 import { HandshakeGates } from './ssh/handshake-gate'
-import { ANNOTATION_LIMIT } from './report/constants'
 import { skippedResult, type HostResult } from './base/results'
 import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
-import { Inputs } from './plan/input-names'
 import { Router } from './ssh/routes'
 import { FleetLog } from './report/output'
-import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report/report'
+import { annotate, failureMessage, warnBeforeRun } from './report/annotations'
+import { dryRunMarkdown, summaryMarkdown, writeSummary } from './report/summary'
+import { setOutputs } from './report/action-outputs'
+import { describePlan } from './report/plan-text'
 import { writeResultsFile } from './report/results-file'
 import { runFleet } from './run/scheduler'
 import type { Host, Settings } from './plan/settings'
@@ -102,14 +103,7 @@ export async function run(): Promise<void> {
       if (failed.length) fail(failed.join('; '))
       return
     }
-    const keysUnchecked = settings.hostKeys.mode === 'off'
-    if (keysUnchecked) {
-      core.warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', {
-        title: 'Host keys not checked'
-      })
-    }
-    // One annotation for all of them: GitHub shows at most 10 warnings.
-    if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: Inputs.SshConfig })
+    const warningSlots = warnBeforeRun(settings)
     log.note(plan)
     const gates = new HandshakeGates(settings.concurrency)
     router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>
@@ -136,11 +130,7 @@ export async function run(): Promise<void> {
     const elapsed = Date.now() - started
     const failed = await report([
       ['results file', () => saveResults(settings, startedAt, results)],
-      [
-        'annotations',
-        () =>
-          annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
-      ],
+      ['annotations', () => annotate(results, elapsed, undefined, warningSlots)],
       ['outputs', () => setOutputs(results)],
       ['job summary', () => writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))]
     ])

@@ -4,7 +4,10 @@ import { InputError } from './plan/input-error'
 import { MergeInputs } from './plan/input-names'
 import { localFiles } from './plan/local-files'
 import { Workspace } from './base/workspace'
-import { annotate, failureMessage, fleetMarkdown, setOutputs, summaryMarkdown, tally, writeSummary } from './report/report'
+import { annotate, failureMessage } from './report/annotations'
+import { fleetMarkdown, summaryMarkdown, writeSummary } from './report/summary'
+import { tally } from './report/tally'
+import { setOutputs } from './report/action-outputs'
 import { MERGE_BYTES, MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
 
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */

@@ -1,4 +1,5 @@
-import { hostFromJson, hostsWithin, type HostJson } from './report'
+import { hostsWithin } from './results-budget'
+import { hostFromJson, type HostJson } from './results-json'
 import { CAPTURE_BYTES } from './output'
 import { parseHostEntry, shardOf } from '../plan/inventory'
 import { skippedResult, type HostResult } from '../base/results'

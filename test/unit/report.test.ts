@@ -1,17 +1,11 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
 import { getSettings } from '../../src/plan/inputs'
 import { hostOf, stepOf } from '../helpers/results'
-import {
-  annotate,
-  capturedJson,
-  describePlan,
-  failureMessage,
-  fleetMarkdown,
-  resultsJson,
-  summaryMarkdown,
-  tally,
-  type Reporter
-} from '../../src/report/report'
+import { annotate, failureMessage, warnBeforeRun, type Reporter } from '../../src/report/annotations'
+import { fleetMarkdown, summaryMarkdown } from '../../src/report/summary'
+import { tally } from '../../src/report/tally'
+import { describePlan } from '../../src/report/plan-text'
+import { capturedJson, resultsJson } from '../../src/report/action-outputs'
 import { table } from '../../src/report/markdown'
 import { maskDeep, registerSecret } from '../../src/base/secrets'
 import { SharedBudget } from '../../src/base/bounded'
@@ -112,6 +106,20 @@ describe('annotations', () => {
     const warnings = many.calls.filter((c) => c[0] === 'warning')
     expect(warnings).toHaveLength(9)
     expect(warnings[8][1]).toBe('4 more hosts have warnings; the job summary lists every host')
+  })
+
+  test("the action's own warnings (host keys unchecked, ssh config) each take a warning slot from the hosts", () => {
+    const r = recorder()
+    const slots = warnBeforeRun(
+      { hostKeys: { mode: 'off', knownHosts: [], fingerprints: [] }, sshConfigWarnings: ['line 3: unknown', 'line 4: unknown'] },
+      r
+    )
+    expect(r.calls).toEqual([
+      ['warning', expect.stringContaining('host-key-check is off'), 'Host keys not checked'],
+      ['warning', 'line 3: unknown\nline 4: unknown', 'ssh-config']
+    ])
+    expect(slots).toBe(8)
+    expect(warnBeforeRun({ hostKeys: { mode: 'strict', knownHosts: [], fingerprints: [] }, sshConfigWarnings: [] }, recorder())).toBe(10)
   })
 })
 
