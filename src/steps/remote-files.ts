@@ -2,7 +2,9 @@ import { createReadStream, open, read } from 'node:fs'
 import type { ClientChannel, SFTPWrapper } from 'ssh2'
 import { BoundedBytes } from '../base/bounded'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
+import { answerMarker, FramedAnswer, shownNoise } from './framed-answer'
 import { shellQuote } from './remote-shell'
+import { SessionSlots } from './session-slots'
 
 /** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
 const REQUESTS_PER_FILE = 64
@@ -14,8 +16,10 @@ const EXEC_STDERR_CAP = 4 * 1024
 const EXEC_STDOUT_CAP = 4 * 1024
 /** The exec tree listing (NUL-separated paths): about 64k paths of 128 bytes. Past it `delete` is refused, never half done. */
 const TREE_LISTING_CAP = 8 * 1024 * 1024
-/** Directories an upload creates (existing ones keep theirs). */
+/** Directories an upload creates, set after each is made whatever the host's umask (existing ones keep theirs). */
 const DIR_MODE = 0o755
+/** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
+const SFTP_NO_SUCH_FILE = 2
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
 const CLOSE_WAIT_MS = 1000
 
@@ -32,7 +36,7 @@ export interface Source {
 
 export interface RemoteFiles {
   readonly transport: 'sftp' | 'exec'
-  /** Creates `dir` and its parents (mkdir -p), new ones 0755. */
+  /** Creates `dir` and its parents (mkdir -p), each new one set to 0755 (a umask of 027 or 077 cuts what mkdir gives). */
   mkdirs(dir: string): Promise<void>
   /**
    * Writes `source`'s `size` bytes to `part` with `mode`, then renames it over `target`; removes `part`
@@ -100,7 +104,12 @@ class SftpFiles implements RemoteFiles {
       } catch (err) {
         const stat = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
         if (!stat?.isDirectory()) throw new Error(`cannot create directory ${dir}: ${(err as Error).message}`)
+        return // it was there: left as it is
       }
+      // The server's umask (internal-sftp -u, pam_umask) cut the mode mkdir asked for; setstat is not cut.
+      await call<void>((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err: Error) => {
+        throw new Error(`cannot set mode ${DIR_MODE.toString(8)} on new directory ${dir}: ${err.message}`)
+      })
     })
   }
 
@@ -156,10 +165,13 @@ class SftpFiles implements RemoteFiles {
   async tree(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
     const tree = { files: [] as string[], dirs: [] as string[] }
     let entries: Array<{ filename: string; attrs: { isDirectory(): boolean } }>
+    const path = rel ? `${dir}/${rel}` : dir
     try {
-      entries = await call((cb) => this.sftp.readdir(rel ? `${dir}/${rel}` : dir, cb))
-    } catch {
-      return tree
+      entries = await call((cb) => this.sftp.readdir(path, cb))
+    } catch (err) {
+      // Only a missing directory is empty: one that cannot be read would make its stale files look gone.
+      if ((err as { code?: unknown }).code === SFTP_NO_SUCH_FILE) return tree
+      throw new Error(`cannot list ${path}: ${(err as Error).message}`)
     }
     for (const e of entries) {
       const path = rel ? `${rel}/${e.filename}` : e.filename
@@ -185,69 +197,96 @@ class SftpFiles implements RemoteFiles {
   }
 }
 
-/** The host's answer to one command: exit code and what it printed, each within its cap. */
+/** The host's answer to one command: exit code, its stdout framed (the login shell's noise apart), stderr within its cap. */
 interface Answer {
   code: number | null
-  stdout: BoundedBytes
+  stdout: FramedAnswer
   stderr: string
   /** Bytes of stderr past EXEC_STDERR_CAP, dropped. */
   stderrDropped: number
 }
 
+/** Each level of `dir` from the top: `a/b/c` → `a`, `a/b`, `a/b/c`; `/srv/x` → `/srv`, `/srv/x`. */
+function levels(dir: string): string[] {
+  const parts = dir.split('/')
+  return parts.map((_, i) => parts.slice(0, i + 1).join('/')).filter((d) => d !== '' && d !== '.')
+}
+
 class ExecFiles implements RemoteFiles {
   readonly transport = 'exec'
   readonly mkdirs: (dir: string) => Promise<void>
+  /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
+  private readonly slots = new SessionSlots()
 
   constructor(private readonly connection: Connection) {
     this.mkdirs = onceEach(async (dir) => {
-      await this.must(
-        `[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`,
-        `cannot create directory ${dir}`
-      )
+      // Level by level, each one made here (and only those) set to DIR_MODE: `mkdir -p -m` sets the last
+      // one only, and the umask cuts the rest. A level another command makes meanwhile is that one's to set.
+      const script =
+        `for d in ${levels(dir).map(shellQuote).join(' ')}; do [ -d "$d" ] && continue; ` +
+        `if mkdir -- "$d"; then chmod ${DIR_MODE.toString(8)} -- "$d" || exit 1; elif [ ! -d "$d" ]; then exit 1; fi; done`
+      await this.must(script, `cannot create directory ${dir}`)
     })
   }
 
   /**
-   * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). Its stdout is kept up to
-   * `stdoutCap` bytes and its stderr up to EXEC_STDERR_CAP: a host answering with gigabytes is counted, not held.
+   * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). The script first prints
+   * a fresh marker line: its stdout after the marker is kept up to `stdoutCap` bytes, what came before
+   * (the login shell's noise) apart; its stderr up to EXEC_STDERR_CAP. A host answering with gigabytes
+   * is counted, not held.
    */
-  private async sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
-    let channel: ClientChannel
-    try {
-      channel = await this.connection.exec(`sh -c ${shellQuote(script)}`)
-    } catch (err) {
-      throw new Error((err as ChannelOpenError).message)
-    }
-    return new Promise((resolve, reject) => {
-      const out = new BoundedBytes(stdoutCap)
-      const err = new BoundedBytes(EXEC_STDERR_CAP)
-      let code: number | null = null
-      channel.on('data', (d: Buffer) => out.push(d))
-      channel.stderr.on('data', (d: Buffer) => err.push(d))
-      channel.on('exit', (c: number | null) => (code = c ?? null))
-      channel.on('error', () => {})
-      // Cut at the cap, the last line kept is partial: end at the last whole one.
-      const stderr = (text: string): string => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim()
-      channel.on('close', () => resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped }))
-      if (input === undefined || typeof input === 'string') channel.end(input)
-      else
-        input
-          .on('error', (e) => {
-            channel.close()
-            reject(e)
+  private sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
+    const { marker, print } = answerMarker()
+    const open = (): Promise<ClientChannel> => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`)
+    return this.slots.with(
+      open,
+      (channel) =>
+        new Promise<Answer>((resolve, reject) => {
+          const out = new FramedAnswer(marker, stdoutCap)
+          const err = new BoundedBytes(EXEC_STDERR_CAP)
+          let code: number | null = null
+          channel.on('data', (d: Buffer) => out.push(d))
+          channel.stderr.on('data', (d: Buffer) => err.push(d))
+          channel.on('exit', (c: number | null) => (code = c ?? null))
+          channel.on('error', () => {})
+          // Cut at the cap, the last line kept is partial: end at the last whole one.
+          const stderr = (text: string): string => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim()
+          channel.on('close', () => {
+            out.end()
+            resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped })
           })
-          .pipe(channel)
-    })
+          if (input === undefined || typeof input === 'string') channel.end(input)
+          else
+            input
+              .on('error', (e) => {
+                channel.close()
+                reject(e)
+              })
+              .pipe(channel)
+        })
+    )
   }
 
-  private async must(script: string, what: string, input?: NodeJS.ReadableStream | string, stdoutCap?: number): Promise<Answer> {
+  /** Runs `script` (as sh does); its framed stdout when it ran and exited 0, else an error saying `what` failed and why. */
+  private async must(script: string, what: string, input?: NodeJS.ReadableStream | string, stdoutCap?: number): Promise<FramedAnswer> {
     const answer = await this.sh(script, input, stdoutCap)
-    if (answer.code !== 0) {
-      const lost = this.connection.lostReason
-      const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : ''
-      throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`)
-    }
-    return answer
+    if (answer.code === 0 && answer.stdout.framed) return answer.stdout
+    const lost = this.connection.lostReason
+    if (lost) throw new Error(lost)
+    const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : ''
+    const why =
+      answer.code !== 0
+        ? `${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`
+        : 'the host answered without running the command (no answer marker: a ForceCommand or a login shell that ignores commands?)'
+    // The command never ran: what the login shell printed instead says why (nologin's message is on stdout).
+    const { noise } = answer.stdout
+    const shell = answer.stdout.framed || noise.bytes().length === 0 ? '' : `; the login shell printed ${shownNoise(noise)}`
+    throw new Error(`${what}: ${why}${shell}`)
+  }
+
+  /** What the login shell prints before every command (nothing on a quiet host); rejects when commands do not run. */
+  async loginNoise(what: string): Promise<BoundedBytes> {
+    return (await this.must('true', what)).noise
   }
 
   async put(source: Source, part: string, target: string, mode: number): Promise<void> {
@@ -269,8 +308,8 @@ class ExecFiles implements RemoteFiles {
   }
 
   async realpath(dir: string): Promise<string> {
-    const { stdout } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`)
-    return stdout.text().trim()
+    const { answer } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`)
+    return answer.text().trim()
   }
 
   async tree(dir: string): Promise<{ files: string[]; dirs: string[] }> {
@@ -278,11 +317,11 @@ class ExecFiles implements RemoteFiles {
     const script =
       `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
       `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`
-    const { stdout } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP)
+    const { answer } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP)
     // A listing cut short would make whatever it missed look absent from the host: never used for delete.
-    if (stdout.cut) throw new Error(`cannot list ${dir}: the listing is larger than ${TREE_LISTING_CAP} bytes, the most ssh-fleet reads`)
+    if (answer.cut) throw new Error(`cannot list ${dir}: the listing is larger than ${TREE_LISTING_CAP} bytes, the most ssh-fleet reads`)
     const tree = { files: [] as string[], dirs: [] as string[] }
-    for (const entry of stdout.text().split('\0')) {
+    for (const entry of answer.text().split('\0')) {
       if (entry.length < 3) continue
       ;(entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)) // drop the kind and './'
     }
@@ -301,16 +340,28 @@ class ExecFiles implements RemoteFiles {
 }
 
 /**
- * The transport for an upload: SFTP, or exec channels when the host has no SFTP server (the subsystem
- * is refused or exits at once, as on dropbear without sftp-server). `note` says why when it falls back.
+ * The transport for an upload: SFTP, or exec channels when SFTP cannot be had (the subsystem is
+ * refused or exits at once, as on dropbear without sftp-server, or its stream is garbled by a login
+ * shell that prints for every session). `note` says why when it falls back.
  */
 export async function openRemoteFiles(connection: Connection, note: (message: string) => void): Promise<RemoteFiles> {
+  let failed: ChannelOpenError
   try {
     return new SftpFiles(await connection.sftp(), connection)
   } catch (err) {
     // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
     if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined) throw err
-    note(`no SFTP on this host (${err.message}): uploading over exec channels with POSIX sh`)
-    return new ExecFiles(connection)
+    failed = err
   }
+  const exec = new ExecFiles(connection)
+  // sftp-server runs through the login shell: what the shell prints for every session lands first in the
+  // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
+  const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`)
+  note(
+    noise.bytes().length === 0
+      ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh`
+      : `SFTP unusable: the login shell printed text before the SFTP stream (${shownNoise(noise)}): make it print nothing for ` +
+          `non-interactive sessions; uploading over exec channels, that text ignored (SFTP said: ${failed.message})`
+  )
+  return exec
 }

@@ -104,6 +104,25 @@ export function ensureShellUser(shell: 'dash' | 'zsh' | 'fish' | 'tcsh' | 'busyb
   return name
 }
 
+/**
+ * A test user (root only) of its own with `shell` as login shell (bash by default) and, when given,
+ * `bashrc` as its ~/.bashrc: sshd makes bash read it even for a non-interactive command, the way
+ * hardened (`umask 077`) or chatty (a greeting) profiles reach every session.
+ */
+export function ensureProfileUser(name: string, options: { shell?: string; bashrc?: string } = {}): string {
+  const shell = options.shell ?? '/bin/bash'
+  try {
+    execFileSync('id', [name], { stdio: 'ignore' })
+    execFileSync('usermod', ['-s', shell, name], { stdio: 'ignore' })
+  } catch {
+    execFileSync('useradd', ['-m', '-s', shell, name], { stdio: 'ignore' })
+  }
+  execFileSync('usermod', ['-p', '*', name], { stdio: 'ignore' })
+  const home = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).split(':')[5]
+  writeFileSync(join(home, '.bashrc'), options.bashrc ?? '')
+  return name
+}
+
 /** Whether a process runs (a zombie no one has reaped yet counts as ended: a container's init may never reap). */
 export function alive(pid: string | number): boolean {
   if (!existsSync('/proc/self')) {

@@ -103,7 +103,8 @@ describe('exec answers are bounded', () => {
       expect(run.results).toHaveLength(1)
       expect(run.results[0].status).toBe('failed')
       expect(run.results[0].error).toMatch(
-        /^upload failed: cannot create directory \/srv\/app: noise line \(\d+ more bytes of stderr dropped\)$/
+        // The first command is the probe that follows a failed SFTP start.
+        /^could not start SFTP: Unable to start subsystem: sftp, nor run commands over exec: noise line \(\d+ more bytes of stderr dropped\)$/
       )
       expect(run.summary).toContain(inline(`127.0.0.1:${server.port}`))
       expect(rssMb).toBeLessThan(160)
@@ -125,6 +126,9 @@ describe('exec answers are bounded', () => {
         const channel = accept()
         channel.on('data', () => {})
         channel.on('end', () => {
+          // The answer marker the command would print (ssh-fleet frames every exec answer with one).
+          const token = /ssh-fleet-answer- ([0-9a-f]{16})/.exec(info.command)?.[1]
+          channel.write(`ssh-fleet-answer-${token}\n`)
           if (info.command.includes('pwd -P')) channel.write(info.command.includes('/srv/app') ? '/srv/app\n' : '/home/u\n')
           if (info.command.includes('find .')) for (let i = 0; i < 20; i++) channel.write(listing)
           channel.exit(0)
