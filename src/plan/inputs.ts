@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { utils, type ParsedKey } from 'ssh2'
+import { PageantAgent, utils, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './known-hosts'
 import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
 import { substituteTokens } from './route'
@@ -99,6 +99,14 @@ function readAgent(inputs: InputValues, env: Env, platform: NodeJS.Platform): st
   if (mode === 'false') return undefined
   if (mode === 'pageant') {
     if (platform !== 'win32') throw new InputError(Inputs.Agent, `'pageant' is for Windows runners (this one is ${platform})`)
+    // ssh2 after 1.17 has no Pageant (its main branch removed it 2026-05-27); without it ssh2 would
+    // take 'pageant' for the path of a Cygwin agent's socket.
+    if (typeof PageantAgent !== 'function') {
+      throw new InputError(
+        Inputs.Agent,
+        "'pageant' is not available: the ssh2 library in this build of the action has no Pageant support; load the key into Windows' OpenSSH agent and use agent: auto, or give private-key"
+      )
+    }
     return 'pageant'
   }
   const windowsAgent = platform === 'win32' && existsSync(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined

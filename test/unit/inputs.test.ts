@@ -286,4 +286,30 @@ describe('getSettings', () => {
     withInputs({ ...base, agent: 'false' })
     expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }).auth.agent).toBeUndefined()
   })
+
+  test('agent pageant: on Windows with the bundled ssh2; elsewhere an input error', () => {
+    withInputs({ ...base, agent: 'pageant' })
+    expect(getSettings({}, 'win32').auth.agent).toBe('pageant')
+    expect(() => getSettings({}, 'linux')).toThrow(/^Invalid input 'agent': 'pageant' is for Windows runners \(this one is linux\)/)
+  })
+
+  test('agent pageant with an ssh2 that has no PageantAgent (its main branch dropped it) is an input error', async () => {
+    // A fake is the only way to have it: the ssh2 installed here still has Pageant.
+    vi.resetModules()
+    vi.doMock('ssh2', async (original) => {
+      // ssh2 is CommonJS: its exports are the default export's properties.
+      const ssh2 = { ...(await original<{ default: typeof import('ssh2') }>()).default, PageantAgent: undefined }
+      return { ...ssh2, default: ssh2 }
+    })
+    try {
+      const fresh = await import('../../src/plan/inputs')
+      withInputs({ ...base, agent: 'pageant' })
+      expect(() => fresh.getSettings({}, 'win32')).toThrow(
+        /^Invalid input 'agent': 'pageant' is not available: the ssh2 library in this build of the action has no Pageant support/
+      )
+    } finally {
+      vi.doUnmock('ssh2')
+      vi.resetModules()
+    }
+  })
 })
