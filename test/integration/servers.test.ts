@@ -116,6 +116,34 @@ describe.runIf(canRunDropbear)('dropbear (needs dropbear-bin and root)', () => {
     }
   })
 
+  test('a full TMPDIR (a 4 KiB tmpfs) where the script is staged: the step fails naming it, and no copy of the script is left', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'ssh-fleet-full-tmp-'))
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4k,mode=1777', 'tmpfs', tmp])
+    // dropbear's stdin cannot be reopened by the user: the script is staged in a temp file.
+    const small = await startDropbear({ env: { TMPDIR: tmp } })
+    try {
+      const host = hostName(small, small.ports[0])
+      const script = `echo staged\n${'# padding, past what the tmpfs holds\n'.repeat(2000)}`
+      const run = await runAction({
+        hosts: host,
+        'private-key': small.clientKey,
+        'known-hosts': small.knownHosts,
+        env: 'DEPLOY_TOKEN=tok-3f9a-secret',
+        run: script
+      })
+      const r = hostResult(run, host)
+      expect(r).toMatchObject({ status: 'failed', exitCode: 125 })
+      expect(readdirSync(tmp)).toEqual([])
+      expect(r.steps[0].stdoutTail).toBe('')
+      expect(r.steps[0].stderrTail).toContain('No space left on device')
+      expect(r.steps[0].stderrTail).toContain(`ssh-fleet: could not write the script to a temporary file in ${tmp} (TMPDIR on the host)`)
+    } finally {
+      await small.stop()
+      execFileSync('umount', [tmp])
+      rmSync(tmp, { recursive: true, force: true })
+    }
+  })
+
   test('without SFTP, delete mirrors the source over exec channels too', async () => {
     bare ??= await startDropbear({ sftp: false })
     const host = hostName(bare, bare.ports[0])
