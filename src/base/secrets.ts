@@ -39,12 +39,18 @@ function encodedForms(value: string): string[] {
 
 /** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 export function registerSecret(value: string): void {
-  if (value === '') return
+  if (value === '' || secrets.has(value)) return
   core.setSecret(value)
-  if (secrets.has(value)) return
   secrets.add(value)
   for (const form of encodedForms(value)) if (form !== value && form.length >= MIN_ENCODED) forms.add(form)
   ordered = [...secrets, ...forms].sort((a, b) => b.length - a.length)
+}
+
+/** A multi-line secret (a key): whole, and each line, as the runner masks line by line. */
+export function registerSecretLines(value: string): void {
+  if (value.trim() === '') return
+  registerSecret(value)
+  for (const line of value.split(/\r?\n/)) if (line.trim().length > 0) registerSecret(line.trim())
 }
 
 /** Every secret registered so far. */

@@ -1,18 +1,19 @@
 import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { utils, type ParsedKey } from 'ssh2'
+import { PageantAgent, type ParsedKey } from 'ssh2'
 import { parseFingerprints, parseKnownHosts, type HostKeyPolicy, type KnownHost } from './known-hosts'
 import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
 import { substituteTokens } from './route'
 import { parseSshConfig, type SshConfig } from './ssh-config'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
-import { registerSecret } from '../base/secrets'
+import { registerSecretLines } from '../base/secrets'
 import { InputError } from './input-error'
 import { Inputs } from './input-names'
 import { InputValues, SECRET_INPUTS } from './input-values'
 import { resolveUpload } from './local-files'
+import { parsePrivateKey } from './private-key'
 import { Workspace, readRegularFile } from '../base/workspace'
 
 type Env = NodeJS.ProcessEnv
@@ -67,29 +68,9 @@ function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
 
 /** Registers every secret input with the runner's masker, before anything can be logged. */
 function maskSecrets(inputs: InputValues): void {
-  const values = new Set<string>()
-  for (const name of SECRET_INPUTS) {
-    const value = inputs.text(name)
-    if (value.trim() === '') continue
-    values.add(value)
-    // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
-    for (const line of value.split(/\r?\n/)) if (line.trim().length > 0) values.add(line.trim())
-  }
-  values.forEach(registerSecret)
+  for (const name of SECRET_INPUTS) registerSecretLines(inputs.text(name))
 }
 
-function parsePrivateKey(input: Inputs, text: string, passphrase: string): ParsedKey {
-  const parsed = utils.parseKey(text.trim() + '\n', passphrase || undefined)
-  if (parsed instanceof Error) {
-    throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`)
-  }
-  const key = Array.isArray(parsed) ? parsed[0] : parsed
-  if (!key.isPrivateKey())
-    throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key')
-  return key
-}
-
-/** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
 /** The Windows OpenSSH agent's named pipe, used by `agent: auto` when SSH_AUTH_SOCK is not set. */
 const WINDOWS_AGENT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent'
 
@@ -99,6 +80,14 @@ function readAgent(inputs: InputValues, env: Env, platform: NodeJS.Platform): st
   if (mode === 'false') return undefined
   if (mode === 'pageant') {
     if (platform !== 'win32') throw new InputError(Inputs.Agent, `'pageant' is for Windows runners (this one is ${platform})`)
+    // ssh2 after 1.17 has no Pageant (its main branch removed it 2026-05-27); without it ssh2 would
+    // take 'pageant' for the path of a Cygwin agent's socket.
+    if (typeof PageantAgent !== 'function') {
+      throw new InputError(
+        Inputs.Agent,
+        "'pageant' is not available: the ssh2 library in this build of the action has no Pageant support; load the key into Windows' OpenSSH agent and use agent: auto, or give private-key"
+      )
+    }
     return 'pageant'
   }
   const windowsAgent = platform === 'win32' && existsSync(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined

@@ -7,7 +7,11 @@ import { hasWildcard, wildcardMatch } from '../base/wildcard'
 
 /** One usable line of known_hosts. */
 export interface KnownHost {
-  revoked: boolean
+  /**
+   * `@revoked`: the key is refused for the hosts named. `@cert-authority`: a CA key vouching for host
+   * certificates, which are not supported yet (ssh2 sees the host's plain key): kept to say so.
+   */
+  marker?: 'revoked' | 'cert-authority'
   /** The key's type, e.g. `ssh-ed25519`. */
   type: string
   /** Whether the line's host field (patterns, or one hashed name) names this lowercase lookup name. */
@@ -66,9 +70,13 @@ export function parseKnownHosts(text: string, source: string, strict: boolean): 
       return invalid('the key is not valid base64')
     }
     if (describeKey(key).type !== type) return invalid(`the key data is not a ${type} key`)
-    // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
-    if (marker === '@cert-authority') return
-    entries.push({ revoked: marker === '@revoked', type, matches: hostsMatcher(hosts), key, origin })
+    entries.push({
+      ...(marker ? { marker: marker === '@revoked' ? 'revoked' : 'cert-authority' } : {}),
+      type,
+      matches: hostsMatcher(hosts),
+      key,
+      origin
+    })
   })
   return entries
 }

@@ -39,7 +39,7 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
   const types = new Set(
     linesFor(policy, lookupName(host))
-      .filter((k) => !k.revoked)
+      .filter((k) => !k.marker)
       .map((k) => k.type)
   )
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
@@ -67,21 +67,24 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   const { type, fingerprint } = describeKey(key)
   const name = lookupName(host)
   const lines = linesFor(policy, name)
-  const revoked = lines.find((k) => k.revoked && k.key.equals(key))
+  const revoked = lines.find((k) => k.marker === 'revoked' && k.key.equals(key))
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }
   }
   const accepted = (by: string): HostKeyVerdict => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` })
   if (policy.mode === 'off') return accepted('without checking (host-key-check: off)')
-  const known = lines.find((k) => !k.revoked && k.key.equals(key))
+  const known = lines.find((k) => !k.marker && k.key.equals(key))
   if (known) return accepted(`by ${known.origin}`)
   const sha = fingerprint.slice('SHA256:'.length)
   if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
     return accepted('by fingerprint pin')
   }
-  const mismatch = lines.some((k) => !k.revoked)
+  const authority = lines.find((k) => k.marker === 'cert-authority')
+  const mismatch = lines.some((k) => !k.marker)
     ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-    : ` is not known (no known-hosts line or fingerprint for ${name})`
+    : authority
+      ? ` is not known: ${authority.origin} is a @cert-authority line for ${name}; SSH certificates are not supported yet`
+      : ` is not known (no known-hosts line or fingerprint for ${name})`
   return {
     accepted: false,
     reason:

@@ -23,9 +23,17 @@ const STEP_ID_VAR = 'FLEET_STEP_ID'
  */
 const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `
 
-/** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
-const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"'
-const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;'
+/**
+ * Stages the rest of stdin (the script, `env` values included) in a private temp file "$f" (mktemp
+ * makes it 0600) in the host's TMPDIR, else /tmp. The file goes on every way out of this shell: a
+ * failed write (a full or read-only TMPDIR leaves part of the script), a signal, the end (EXIT
+ * trap; `exec` drops the traps, so the shell that runs the script removes it first). A signal ends
+ * it with 128 + the signal's number, as a shell reports one.
+ */
+const STAGE =
+  `f=; d=\${TMPDIR:-/tmp}; trap 'rm -f "$f"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; ` +
+  'f=$(mktemp "$d/ssh-fleet.XXXXXX") && cat >"$f" || ' +
+  '{ echo "ssh-fleet: could not write the script to a temporary file in $d (TMPDIR on the host): is it full or not writable?" >&2; exit 125; }; '
 
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
@@ -41,7 +49,8 @@ export function remoteCommand(shell: string, sudo?: Sudo): string {
   const bootstrap =
     READ_STEP_ID +
     `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-    `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
+    STAGE +
+    'exec 3<"$f" || exit 125; rm -f "$f"; ' +
     `exec ${shell} /dev/fd/3 </dev/null`
   return `sh -c ${shellQuote(bootstrap)}`
 }
@@ -86,9 +95,8 @@ function sudoBootstrap(shell: string, sudo: Sudo): string {
   return (
     READ_STEP_ID +
     (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-    `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
-    (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
-    '; s=$?; rm -f "$f"; exit $s'
+    STAGE +
+    (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`)
   )
 }
 

@@ -25,7 +25,15 @@ export interface Dropbear {
   stop(): Promise<void>
 }
 
-export async function startDropbear(options: { ports?: number; sftp?: boolean } = {}): Promise<Dropbear> {
+export interface DropbearOptions {
+  ports?: number
+  /** false: no SFTP server (see above). */
+  sftp?: boolean
+  /** Variables every session gets, as a host's own environment would give them (dropbear -e). */
+  env?: Record<string, string>
+}
+
+export async function startDropbear(options: DropbearOptions = {}): Promise<Dropbear> {
   if (!canRunDropbear) throw new Error('dropbear tests need dropbear (apt-get install dropbear-bin) and root')
   const user = ensureTestUser()
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-dropbear-'))
@@ -56,6 +64,7 @@ export async function startDropbear(options: { ports?: number; sftp?: boolean } 
     '-E',
     '-s',
     '-m',
+    ...(options.env ? ['-e'] : []),
     '-r',
     join(dir, 'host_key'),
     '-P',
@@ -66,7 +75,11 @@ export async function startDropbear(options: { ports?: number; sftp?: boolean } 
     options.sftp === false
       ? ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /usr/lib/openssh && exec "$@"', 'sh', ...argv]
       : argv
-  const proc: ChildProcess = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
+  const proc: ChildProcess = spawn(command[0], command.slice(1), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    // Only these reach the sessions: not the test runner's own environment.
+    ...(options.env ? { env: { PATH: process.env.PATH, ...options.env } } : {})
+  })
   proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
   const log = (): string => readFileSync(logFile, 'utf8')
   const deadline = Date.now() + 10_000

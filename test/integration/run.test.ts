@@ -2,7 +2,7 @@
  * The action (dist/index.js, run as the runner runs it) against a real OpenSSH sshd on loopback.
  * One sshd listens on 8 ports: 8 hosts. A script tells hosts apart by the server port in SSH_CONNECTION.
  */
-import { createHash } from 'node:crypto'
+import { createHash, createPrivateKey } from 'node:crypto'
 import { execFileSync, spawn } from 'node:child_process'
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -247,6 +247,86 @@ describe('authentication', () => {
     authorize(path)
     const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'private-key': key, passphrase: 'pass phrase!', run: 'echo in' })
     expect(run.results[0]).toMatchObject({ status: 'success' })
+  })
+
+  /** A key made by OpenSSL 3 (PKCS#8 PEM), authorised for the test user: the text of its file. */
+  const genpkey = (label: string, args: string[], passphrase?: string): string => {
+    const path = join(sshd.dir, `pkcs8-${label}-${passphrase ? 'encrypted' : 'plain'}.pem`)
+    execFileSync('openssl', ['genpkey', ...args, ...(passphrase ? ['-aes256', '-pass', `pass:${passphrase}`] : []), '-out', path])
+    const pem = readFileSync(path, 'utf8')
+    const key = createPrivateKey({ key: pem, passphrase })
+    let line: string
+    if (key.asymmetricKeyType === 'ed25519') {
+      // OpenSSH 9.2's ssh-keygen -y reads no PKCS#8 ed25519: the public key from its raw half.
+      const wire = (b: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, b.length]), b])
+      const raw = Buffer.from(key.export({ format: 'jwk' }).x as string, 'base64url')
+      line = `ssh-ed25519 ${Buffer.concat([wire(Buffer.from('ssh-ed25519')), wire(raw)]).toString('base64')}`
+    } else {
+      line = execFileSync('ssh-keygen', ['-y', ...(passphrase ? ['-P', passphrase] : []), '-f', path], { encoding: 'utf8' }).trim()
+    }
+    appendFileSync(join(sshd.dir, 'authorized_keys'), `${line}\n`)
+    return pem
+  }
+  const PKCS8_TYPES = [
+    ['RSA', ['-algorithm', 'RSA']],
+    ['ECDSA P-256', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']],
+    ['ECDSA P-384', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384']],
+    ['ECDSA P-521', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-521']],
+    ['ed25519', ['-algorithm', 'ED25519']]
+  ] as const
+
+  test.each(PKCS8_TYPES)('PKCS#8 PEM as openssl genpkey writes it (%s); its converted form is masked too', async (label, args) => {
+    const pem = genpkey(label.replace(/ /g, ''), [...args])
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/)
+    const run = await runAction({ ...base(), hosts: name(sshd.ports[0]), 'private-key': pem, run: 'echo in' })
+    expect(run.results[0], run.annotations.join('\n')).toMatchObject({ status: 'success' })
+    const key = createPrivateKey(pem)
+    // RSA goes to ssh2 as PKCS#1, ECDSA as SEC1 (ed25519 as openssh-key-v1, with random check bytes).
+    if (key.asymmetricKeyType !== 'ed25519') {
+      const converted = key.export({ type: key.asymmetricKeyType === 'rsa' ? 'pkcs1' : 'sec1', format: 'pem' }) as string
+      const masked = run.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'))
+      for (const line of converted.trim().split('\n').slice(1, -1)) expect(masked).toContain(`::add-mask::${line}`)
+    }
+  })
+
+  test('encrypted PKCS#8 (genpkey -aes256 -pass) with the passphrase: as private-key and as proxy-private-key', async () => {
+    const passphrase = 'pkcs8 pass!'
+    const hostKey = genpkey('ed25519', ['-algorithm', 'ED25519'], passphrase)
+    const hopKey = genpkey('RSA', ['-algorithm', 'RSA'], passphrase)
+    expect(hostKey).toMatch(/^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/)
+    const logged = sshd.log().length
+    const run = await runAction({
+      ...base(),
+      hosts: name(sshd.ports[1]),
+      'private-key': hostKey,
+      'proxy-private-key': hopKey,
+      'proxy-jump': name(sshd.ports[0]),
+      passphrase,
+      run: 'echo in'
+    })
+    expect(run.results[0], run.annotations.join('\n')).toMatchObject({ status: 'success' })
+    const accepted =
+      sshd
+        .log()
+        .slice(logged)
+        .match(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: (RSA|ED25519) /g) ?? []
+    expect(accepted.some((l) => l.endsWith(': RSA '))).toBe(true)
+    expect(accepted.some((l) => l.endsWith(': ED25519 '))).toBe(true)
+  })
+
+  test('an encrypted PKCS#8 key as an ssh config IdentityFile, with the passphrase', async () => {
+    const passphrase = 'identity-pass'
+    const path = join(sshd.dir, 'identity-p384.pem')
+    writeFileSync(path, genpkey('ECDSA-P384', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384'], passphrase))
+    const config = ['Host app', '  HostName 127.0.0.1', `  Port ${sshd.ports[2]}`, `  User ${sshd.user}`, `  IdentityFile ${path}`]
+    const run = await runAction({
+      'known-hosts': sshd.knownHosts,
+      hosts: 'app',
+      'ssh-config': config.join('\n'),
+      passphrase,
+      run: 'echo in'
+    })
+    expect(hostResult(run, 'app'), run.annotations.join('\n')).toMatchObject({ status: 'success' })
   })
 
   test.each(['ed25519', 'rsa'])(

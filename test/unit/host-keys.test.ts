@@ -123,10 +123,15 @@ describe('parsing', () => {
     expect(parseKnownHosts(text, '~/.ssh/known_hosts', false)).toHaveLength(1)
   })
 
-  test('@cert-authority lines are accepted but vouch for no plain key', () => {
+  test('a @cert-authority line vouches for no plain key, and a refusal names it for the hosts it covers', () => {
     const key = edKey()
-    const p = policy(line('*', key, '@cert-authority'))
-    expect(p.knownHosts).toHaveLength(0)
+    const p = policy(`${line('*.example', key, '@cert-authority')}\n${line('db1', edKey())}`)
+    const refused = verifyHostKey(p, { name: 'web1.example', hostname: 'web1.example', port: 22 }, key)
+    expect(refused.accepted === false && refused.reason).toContain(
+      'is not known: known-hosts line 1 is a @cert-authority line for web1.example; SSH certificates are not supported yet'
+    )
+    const other = verifyHostKey(p, web, key)
+    expect(other.accepted === false && other.reason).toContain('is not known (no known-hosts line or fingerprint for web1)')
   })
 
   test('fingerprint lines must be SHA256', () => {

@@ -286,4 +286,62 @@ describe('getSettings', () => {
     withInputs({ ...base, agent: 'false' })
     expect(getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' }).auth.agent).toBeUndefined()
   })
+
+  test('PKCS#8 keys (openssl genpkey): read, plain or encrypted; a missing or wrong passphrase and a key SSH has no type for are named', () => {
+    const genpkey = (file: string, args: string[]): string => {
+      execFileSync('openssl', ['genpkey', ...args, '-out', join(dir, file)])
+      return readFileSync(join(dir, file), 'utf8')
+    }
+    const rsa = genpkey('rsa-enc.pem', ['-algorithm', 'RSA', '-aes256', '-pass', 'pass:sesame'])
+    withInputs({ ...base, 'private-key': rsa })
+    expect(getSettings({}).auth.privateKey?.type).toBe('ssh-rsa')
+    withInputs({ ...base, 'private-key': rsa, passphrase: 'wrong' })
+    expect(() => getSettings({})).toThrow(
+      "Invalid input 'private-key': the private key could not be read with the given passphrase: the passphrase does not decrypt it"
+    )
+    withInputs({ ...base, 'private-key': rsa, passphrase: '' })
+    expect(() => getSettings({})).toThrow(
+      "Invalid input 'private-key': the private key could not be read: it is encrypted (BEGIN ENCRYPTED PRIVATE KEY): give its passphrase"
+    )
+    withInputs({ ...base, 'private-key': genpkey('ed448.pem', ['-algorithm', 'ED448']), passphrase: '' })
+    expect(() => getSettings({})).toThrow(
+      "Invalid input 'private-key': the private key could not be read: a PKCS#8 key, but a key of type ed448: SSH takes RSA, ECDSA (P-256, P-384, P-521) or ed25519"
+    )
+    withInputs({
+      ...base,
+      'private-key': genpkey('k1.pem', ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:secp256k1']),
+      passphrase: ''
+    })
+    expect(() => getSettings({})).toThrow(/a PKCS#8 key, but an EC key on secp256k1/)
+    withInputs({ ...base, 'private-key': genpkey('ed.pem', ['-algorithm', 'ED25519']), passphrase: '' })
+    const converted = getSettings({}).auth.privateKey
+    expect(converted?.type).toBe('ssh-ed25519')
+    expect(converted?.verify(Buffer.from('x'), converted.sign(Buffer.from('x')) as Buffer)).toBe(true)
+  })
+
+  test('agent pageant: on Windows with the bundled ssh2; elsewhere an input error', () => {
+    withInputs({ ...base, agent: 'pageant' })
+    expect(getSettings({}, 'win32').auth.agent).toBe('pageant')
+    expect(() => getSettings({}, 'linux')).toThrow(/^Invalid input 'agent': 'pageant' is for Windows runners \(this one is linux\)/)
+  })
+
+  test('agent pageant with an ssh2 that has no PageantAgent (its main branch dropped it) is an input error', async () => {
+    // A fake is the only way to have it: the ssh2 installed here still has Pageant.
+    vi.resetModules()
+    vi.doMock('ssh2', async (original) => {
+      // ssh2 is CommonJS: its exports are the default export's properties.
+      const ssh2 = { ...(await original<{ default: typeof import('ssh2') }>()).default, PageantAgent: undefined }
+      return { ...ssh2, default: ssh2 }
+    })
+    try {
+      const fresh = await import('../../src/plan/inputs')
+      withInputs({ ...base, agent: 'pageant' })
+      expect(() => fresh.getSettings({}, 'win32')).toThrow(
+        /^Invalid input 'agent': 'pageant' is not available: the ssh2 library in this build of the action has no Pageant support/
+      )
+    } finally {
+      vi.doUnmock('ssh2')
+      vi.resetModules()
+    }
+  })
 })

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,6 +87,22 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     }
   })
 
+  test('stopped by TERM while the script is staged (the stop by step id reaches sh and cat), no copy is left', async () => {
+    const staging = mkdtempSync(join(scratch, 'staging-'))
+    // node's stdio is a socketpair, which the bootstrap cannot reopen: it stages the script.
+    const sh = spawn('/bin/sh', ['-c', remoteCommand('sh -e')], { detached: true, env: { ...process.env, TMPDIR: staging } })
+    sh.stdin.write(withId('export DEPLOY_TOKEN=secret\n')) // the rest never comes: cat waits
+    const until = async (done: () => boolean): Promise<void> => {
+      for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10))
+    }
+    await until(() => readdirSync(staging).length > 0)
+    expect(readdirSync(staging)).toHaveLength(1)
+    process.kill(-(sh.pid as number), 'SIGTERM')
+    // The login shell (here /bin/sh -c) ends at once; the bootstrap's own sh a moment later.
+    await until(() => readdirSync(staging).length === 0)
+    expect(readdirSync(staging)).toEqual([])
+  })
+
   test('a pipe needs no temp file; anything else is staged in TMPDIR (exit 125 when that fails)', () => {
     const env = { ...process.env, TMPDIR: '/nonexistent-ssh-fleet' }
     expect(execFileSync('/bin/sh', ['-c', piped('sh -e')], { input: withId('echo piped'), encoding: 'utf8', env })).toBe('piped\n')
@@ -97,7 +113,9 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
       expect(() => execFileSync('/bin/sh', ['-c', remoteCommand('sh -e')], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', env })).toThrow(
         expect.objectContaining({
           status: 125,
-          stderr: expect.stringContaining('ssh-fleet: could not stage the script in a temporary file')
+          stderr: expect.stringContaining(
+            'ssh-fleet: could not write the script to a temporary file in /nonexistent-ssh-fleet (TMPDIR on the host)'
+          )
         })
       )
     } finally {
