@@ -137,7 +137,10 @@ function identityFile(paths: string[], name: string, passphrase: string): Parsed
   const path = paths.find((p) => existsSync(p))
   if (path === undefined) return undefined
   try {
-    return parsePrivateKey(Inputs.SshConfig, readRegularFile(path, KEY_FILE_BYTES), passphrase)
+    // A key file's text is as secret as the private-key input's, though no one typed it into a secret.
+    const text = readRegularFile(path, KEY_FILE_BYTES)
+    registerSecretLines(text)
+    return parsePrivateKey(Inputs.SshConfig, text, passphrase)
   } catch (err) {
     const problem = err instanceof InputError ? err.problem : (err as Error).message
     throw new InputError(Inputs.SshConfig, `IdentityFile ${path} of ${name}: ${problem}`)

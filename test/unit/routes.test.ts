@@ -1,8 +1,10 @@
 import { afterEach, describe, expect, test, vi } from 'vitest'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getSettings } from '../../src/plan/inputs'
+import { knownSecrets } from '../../src/base/secrets'
 import { describeRoute, substituteTokens } from '../../src/plan/route'
 import type { Host } from '../../src/plan/settings'
 import { parseSshConfig } from '../../src/plan/ssh-config'
@@ -144,6 +146,16 @@ describe('settings from an ssh config', () => {
     expect(() => getSettings({})).toThrow(
       new RegExp(`^Invalid input 'ssh-config': IdentityFile ${key} of web-1: the private key could not be read: (?!Invalid input)`)
     )
+  })
+
+  test("an IdentityFile's key is a secret: each of its lines is masked, as the private-key input's are", () => {
+    const key = join(mkdtempSync(join(tmpdir(), 'fleet-id-')), 'id_ed25519')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
+    withInputs({ hosts: 'web-1', run: 'true', 'ssh-config': `Host web-1\n  User deploy\n  IdentityFile ${key}\n` })
+    getSettings({})
+    const body = readFileSync(key, 'utf8').trim().split('\n').slice(1, -1)
+    expect(body.length).toBeGreaterThan(0)
+    for (const line of body) expect(knownSecrets().has(line), line).toBe(true)
   })
 
   test('agent: the Windows OpenSSH agent pipe when SSH_AUTH_SOCK is unset, Pageant on request, Windows only', () => {
