@@ -8,7 +8,10 @@ import { getSettings } from './plan/inputs'
 import { Router } from './ssh/routes'
 import { FleetLog } from './report/output'
 import { annotate, failureMessage, warnBeforeRun } from './report/annotations'
-import { dryRunMarkdown, summaryMarkdown, writeSummary } from './report/summary'
+import { dryRunMarkdown, stepTitle, summaryMarkdown, writeSummary } from './report/summary'
+import { RolloutLog } from './report/rollout-log'
+import { Timeline } from './report/timeline'
+import { runLink } from './report/run-link'
 import { setOutputs } from './report/action-outputs'
 import { describePlan } from './report/plan-text'
 import { writeResultsFile } from './report/results-file'
@@ -19,6 +22,7 @@ import { version } from '../package.json'
 /** Writes the `results-file`, when asked for. */
 function saveResults(settings: Settings, startedAt: Date, results: HostResult[]): void {
   if (!settings.resultsFile) return
+  const runUrl = runLink(process.env)
   writeResultsFile(
     settings.workspace,
     settings.resultsFile,
@@ -29,7 +33,8 @@ function saveResults(settings: Settings, startedAt: Date, results: HostResult[])
       plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
       startedAt: startedAt.toISOString(),
       endedAt: new Date().toISOString(),
-      actionVersion: version
+      actionVersion: version,
+      ...(runUrl ? { runUrl } : {})
     },
     results
   )
@@ -123,7 +128,9 @@ export async function run(): Promise<void> {
       runs.push(run)
       return run
     }
-    const results = await runFleet(settings, start, cancel.signal)
+    const rollout = new RolloutLog(settings.hosts.length, (line) => log?.note(line))
+    const timeline = new Timeline()
+    const results = await runFleet(settings, start, cancel.signal, [rollout, timeline])
     // With several hosts in flight their lines interleave: each failed host's failing step again, whole.
     if (!log.grouped) for (const r of runs) if (r.failedOutput?.lines.length) log.replay(r.host, r.failedOutput.step, r.failedOutput.lines)
     log.close()
@@ -132,9 +139,25 @@ export async function run(): Promise<void> {
       ['results file', () => saveResults(settings, startedAt, results)],
       ['annotations', () => annotate(results, elapsed, undefined, warningSlots)],
       ['outputs', () => setOutputs(results)],
-      ['job summary', () => writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))]
+      [
+        'job summary',
+        () =>
+          writeSummary(
+            summaryMarkdown({
+              results,
+              elapsedMs: elapsed,
+              steps: settings.steps.map((s) => s.name),
+              title: stepTitle(process.env),
+              runUrl: runLink(process.env),
+              halt: rollout.halt,
+              timeline
+            })
+          )
+      ]
     ])
-    const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results), ...failed].filter(Boolean).join('; ')
+    const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results, rollout.halt), ...failed]
+      .filter(Boolean)
+      .join('; ')
     if (failure) fail(failure)
   } catch (err) {
     if (err instanceof InputError) {

@@ -5,7 +5,8 @@ import { MergeInputs } from './plan/input-names'
 import { localFiles } from './plan/local-files'
 import { Workspace } from './base/workspace'
 import { annotate, failureMessage } from './report/annotations'
-import { fleetMarkdown, summaryMarkdown, writeSummary } from './report/summary'
+import { fleetMarkdown, shardLinks, stepTitle, summaryMarkdown, writeSummary } from './report/summary'
+import { runLink } from './report/run-link'
 import { tally } from './report/tally'
 import { setOutputs } from './report/action-outputs'
 import { MERGE_BYTES, MergeError, RESULTS_FILE_BYTES, RESULTS_FILES_MAX, mergeResults } from './report/results-file'
@@ -67,14 +68,22 @@ export async function run(): Promise<void> {
     annotate(merged.results, elapsed)
     setOutputs(merged.results)
     await writeSummary(
-      summaryMarkdown(merged.results, elapsed, merged.plan.length, [
-        scope,
-        '',
-        ...fleetMarkdown(
-          merged.results,
-          merged.plan.map((s) => s.name)
-        )
-      ])
+      summaryMarkdown({
+        results: merged.results,
+        elapsedMs: elapsed,
+        steps: merged.plan.map((s) => s.name),
+        title: stepTitle(process.env),
+        runUrl: runLink(process.env),
+        intro: [
+          scope,
+          ...shardLinks(merged.runs),
+          '',
+          ...fleetMarkdown(
+            merged.results,
+            merged.plan.map((s) => s.name)
+          )
+        ]
+      })
     )
     const failure = [failureMessage(merged.results), missing].filter(Boolean).join('; ')
     if (!failure) return

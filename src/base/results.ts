@@ -65,8 +65,22 @@ export interface HostResult {
   skipCode?: SkipCode
 }
 
-/** `no-results`: the merge found no results file with this host (its shard's job wrote none). */
-export type SkipCode = 'no-results'
+/**
+ * `no-results`: the merge found no results file with this host (its shard's job wrote none).
+ * `not-started`: the rollout stopped (max-failures) before the host ran any step of the plan.
+ * `stopped`: the rollout stopped (max-failures) while the host was part-way through the plan: it ran
+ * the steps its result lists, then no more.
+ */
+export type SkipCode = 'no-results' | 'not-started' | 'stopped'
+export const SKIP_CODES: readonly SkipCode[] = ['no-results', 'not-started', 'stopped']
+
+/** Which host's failure stopped a rollout (one more than max-failures), and in which batch (1-based). */
+export interface Halt {
+  host: string
+  batch: number
+  batches: number
+  maxFailures: number
+}
 
 /** Why a host that had not started yet when the job was cancelled did not run. */
 export const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started'

@@ -4,7 +4,8 @@
  */
 import * as core from '@actions/core'
 import { ANNOTATION_LIMIT } from './constants'
-import { hostFailed, type HostResult } from '../base/results'
+import { hostFailed, type Halt, type HostResult } from '../base/results'
+import { haltText } from './rollout-log'
 import { tally } from './tally'
 import { lastWords } from './last-words'
 import type { Settings } from '../plan/settings'
@@ -78,12 +79,18 @@ export function annotate(
 
 /**
  * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
- * have annotations of their own, how many more and where to find them.
+ * have annotations of their own, how many more and where to find them; when max-failures stopped the
+ * rollout, which batch and host did, and how many hosts it left stopped mid-plan or not started.
  */
-export function failureMessage(results: HostResult[]): string | undefined {
+export function failureMessage(results: HostResult[], halt?: Halt): string | undefined {
   const failures = results.filter(hostFailed)
   if (failures.length === 0) return undefined
   const head = `${failures.length} of ${results.length} hosts failed`
-  if (failures.length <= HOST_ERRORS) return `${head}: ${failures.map((r) => r.host).join(', ')}`
-  return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`
+  const which =
+    failures.length <= HOST_ERRORS
+      ? `${head}: ${failures.map((r) => r.host).join(', ')}`
+      : `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`
+  if (!halt) return which
+  const count = (code: HostResult['skipCode']): number => results.filter((r) => r.skipCode === code).length
+  return `${which}; ${haltText(halt)}: ${count('stopped')} stopped mid-plan, ${count('not-started')} not started`
 }

@@ -59,3 +59,37 @@ export function table(header: string[], rows: string[][]): string[] {
 export function row(cells: string[]): string {
   return `| ${cells.map(inline).join(' | ')} |`
 }
+
+/** The most of one text a Mermaid label shows: a bar's label is one line of a picture. */
+const MERMAID_CHARS = 60
+/**
+ * Characters a Mermaid label keeps: letters and digits of any script, and punctuation that is no
+ * syntax in a gantt chart. Everything else (`:` `;` `#` `%` `{` `}` backticks, quotes, `<`, control
+ * and format characters, line breaks) is replaced: they end a task's name, start a comment, an
+ * entity or a directive (`%%{init}`), or close the code block.
+ */
+const MERMAID_UNSAFE = /[^\p{L}\p{N} .,@+=()[\]/_…∶-]/gu
+/**
+ * Words Mermaid reads as a statement when a line starts with them (gantt's and every diagram's
+ * directives): a label starting with one is prefixed, so it stays a label.
+ */
+const MERMAID_KEYWORDS =
+  /^(click|call|href|section|title|gantt|dateformat|axisformat|tickinterval|excludes|includes|todaymarker|weekday|weekend|inclusiveenddates|topaxis|displaymode|acctitle|accdescr|style|classdef|class|link|callback|end)\b/i
+
+/** How a label may start: a letter, a digit, `[` (an IPv6 host), `(` or `_`; never `---` (front matter) or the like. */
+const MERMAID_START = /^[\p{L}\p{N}[(_]/u
+
+/**
+ * The one place text that did not come from the action becomes part of a Mermaid diagram (a host's
+ * name, a step's, a title): masked, cut to MERMAID_CHARS, only characters with no meaning in Mermaid
+ * kept (a `:` becomes `∶`, so `host:22` still reads), never empty, never starting with a directive,
+ * keyword or punctuation, and never a bare property name of JavaScript objects (`__proto__`,
+ * `constructor`) that a renderer may keep labels in.
+ */
+export function mermaidText(text: string): string {
+  const chars = [...mask(text).replace(BREAKS, ' ')]
+  const flat = chars.length > MERMAID_CHARS ? `${chars.slice(0, MERMAID_CHARS - 1).join('')}…` : chars.join('')
+  const safe = flat.replace(/:/g, '∶').replace(MERMAID_UNSAFE, '_').trim()
+  if (safe === '' || MERMAID_KEYWORDS.test(safe) || !MERMAID_START.test(safe) || safe in Object.prototype) return `‣ ${safe}`
+  return safe
+}

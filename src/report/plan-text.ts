@@ -4,6 +4,7 @@
  */
 import type { Settings, Step } from '../plan/settings'
 import { describeRoute } from '../plan/route'
+import { size } from './units'
 
 /** The plan in words: batches with their hosts, steps with their options. */
 export function describePlan(settings: Settings): string {
@@ -36,7 +37,7 @@ export function describePlan(settings: Settings): string {
         : s.kind === 'local'
           ? `on the runner: ${s.command}`
           : s.kind === 'upload'
-            ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+            ? `upload ${s.files.length} files (${size(s.files.reduce((n, f) => n + f.size, 0))}) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
             : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`
     return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`
   }

@@ -5,6 +5,7 @@ import { parseHostEntry, shardOf } from '../plan/inventory'
 import { skippedResult, type HostResult } from '../base/results'
 import { maskDeep } from '../base/secrets'
 import type { Workspace } from '../base/workspace'
+import { RUN_LINK } from './run-link'
 
 /** Names the layout of a results file; a file without it is not ours (or from another version). */
 export const RESULTS_FORMAT = 'ssh-fleet-results/1'
@@ -24,6 +25,8 @@ export interface RunFacts {
   startedAt: string
   endedAt: string
   actionVersion: string
+  /** The link to the log of the job that wrote the file (runLink); files of earlier versions have none. */
+  runUrl?: string
 }
 
 export interface ResultsFile {
@@ -146,6 +149,9 @@ function checkRun(run: unknown): RunFacts {
     return text
   }
   const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64)
+  // Linked from the merged summary: only a link of the shape this action writes.
+  const runUrl = run.runUrl === undefined ? undefined : check.text(run.runUrl, 'run.runUrl', NAME_CHARS)
+  if (runUrl !== undefined && !RUN_LINK.test(runUrl)) throw new Error('run.runUrl is not a link to a GitHub Actions run')
   return {
     shard: shard === null ? null : { index: shard.index as number, count: shard.count as number },
     hosts,
@@ -153,7 +159,8 @@ function checkRun(run: unknown): RunFacts {
     plan,
     startedAt: time('startedAt'),
     endedAt: time('endedAt'),
-    actionVersion
+    actionVersion,
+    ...(runUrl ? { runUrl } : {})
   }
 }
 
@@ -211,6 +218,8 @@ export interface Merged {
   plan: RunFacts['plan']
   /** Shards of `k/n` that wrote no file, e.g. `2/3`. */
   missingShards: string[]
+  /** Each file's shard (`k/n`, or null) and the link to its job's log, in the order read. */
+  runs: Array<{ shard: string | null; runUrl?: string }>
   files: number
   startedAt: number
   endedAt: number
@@ -283,6 +292,10 @@ export function mergeResults(files: Iterable<{ path: string; text: string }>): M
     results,
     plan: first.run.plan,
     missingShards,
+    runs: parsed.map(({ run }) => ({
+      shard: run.shard && `${run.shard.index}/${run.shard.count}`,
+      ...(run.runUrl ? { runUrl: run.runUrl } : {})
+    })),
     files: parsed.length,
     startedAt: Math.min(...times('startedAt')),
     endedAt: Math.max(...times('endedAt'))

@@ -2,7 +2,7 @@
  * A host's result as JSON, both ways: the shape the `results` output shows (results files keep a few
  * fields more), read back field by field when the merge reads results files.
  */
-import type { HostResult, StepResult } from '../base/results'
+import { SKIP_CODES, type HostResult, type SkipCode, type StepResult } from '../base/results'
 
 /** One host in the `results` output; results files also keep what merging needs to report it again. */
 export type HostJson = ReturnType<typeof hostJson>
@@ -16,6 +16,7 @@ export function hostJson(r: HostResult, forFile = false) {
     durationMs: r.durationMs,
     attempts: r.attempts,
     error: r.error ?? null,
+    ...(r.skipCode ? { skipCode: r.skipCode } : {}),
     ...(forFile ? { failedStep: r.failedStep ?? null, warnings: r.warnings } : {}),
     steps: r.steps.map((s) => ({
       name: s.name,
@@ -58,6 +59,9 @@ export function hostFromJson(value: unknown): HostResult {
   const status = str(o.status, `${host}: status`) as HostResult['status']
   if (!HOST_STATUSES.includes(status)) throw new Error(`${host}: unknown status '${status}'`)
   if (!Array.isArray(o.steps)) throw new Error(`${host}: steps is not a list`)
+  // Files of earlier versions have no code: the host reads as plainly skipped.
+  const skipCode = orNull(o.skipCode, str, `${host}: skipCode`) as SkipCode | null
+  if (skipCode !== null && !SKIP_CODES.includes(skipCode)) throw new Error(`${host}: unknown skipCode '${skipCode}'`)
   return {
     host,
     status,
@@ -67,6 +71,7 @@ export function hostFromJson(value: unknown): HostResult {
     error: orNull(o.error, str, `${host}: error`) ?? undefined,
     failedStep: orNull(o.failedStep, str, `${host}: failedStep`) ?? undefined,
     warnings: Array.isArray(o.warnings) ? o.warnings.map((w) => str(w, `${host}: warning`)) : [],
+    ...(skipCode ? { skipCode } : {}),
     steps: o.steps.map((raw: Record<string, unknown>): StepResult => {
       const name = str(raw.name, `${host}: step name`)
       const at = `${host}, step ${name}`

@@ -4,7 +4,7 @@ import type { Connection } from '../ssh/connection'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
-import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type StepResult } from '../base/results'
+import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type SkipCode, type StepResult } from '../base/results'
 import { clipText } from '../base/bounded'
 import type { Host, RunStep, Settings, Step } from '../plan/settings'
 import { dispatchStep } from '../steps/registry'
@@ -314,11 +314,12 @@ export class HostRun {
     }
   }
 
-  /** Stops the host before its next step, e.g. because too many hosts failed. */
-  skip(reason: string): void {
+  /** Stops the host before its next step, e.g. because too many hosts failed (`code` says which way). */
+  skip(reason: string, code?: SkipCode): void {
     if (this.failed) return
     this.result.status = 'skipped'
     this.result.error = reason
+    if (code) this.result.skipCode = code
   }
 
   /**

@@ -1,6 +1,7 @@
 import pLimit from 'p-limit'
-import { CANCELLED_BEFORE_START, skippedResult, type HostResult } from '../base/results'
+import { CANCELLED_BEFORE_START, skippedResult, type Halt, type HostResult, type SkipCode } from '../base/results'
 import type { Host, Step } from '../plan/settings'
+import { haltText, type RolloutWatch } from '../report/rollout-log'
 
 /** What the scheduler needs of one host's run; HostRun in production, a fake in unit tests. */
 export interface HostRunner {
@@ -8,7 +9,7 @@ export interface HostRunner {
   readonly failed: boolean
   /** Runs one step; false when the host stops here. Never throws. */
   runStep(step: Step): Promise<boolean>
-  skip(reason: string): void
+  skip(reason: string, code?: SkipCode): void
   /** The job was cancelled before `step`. */
   cancel(step: Step): void
   /** The on-failure and always steps, once the plan is over for the host. Never throws. */
@@ -32,14 +33,29 @@ export type Cancel = AbortSignal | undefined
  * Runs the plan over the fleet: batch after batch, each with at most `concurrency` hosts in flight,
  * either each host through the whole plan (`host`) or each step across the batch (`step`). Once more
  * than `maxFailures` hosts have failed, hosts in flight stop before their next step and hosts not yet
- * started are skipped. Results come back in the order of the hosts.
+ * started are skipped: `stopped` after the steps they ran, or `not-started`. Results come back in the
+ * order of the hosts; `watch` hears of batches, hosts and steps as they go (the log, the timeline).
  */
-export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunner, cancel?: Cancel): Promise<HostResult[]> {
+export async function runFleet(
+  plan: FleetPlan,
+  start: (host: Host) => HostRunner,
+  cancel?: Cancel,
+  watch: RolloutWatch[] = []
+): Promise<HostResult[]> {
   const results = new Map<Host, HostResult>()
   const limit = pLimit(plan.concurrency)
+  const batches = plan.batches.length
+  let batch = 0
   let failures = 0
-  const exceeded = (): boolean => failures > plan.maxFailures
-  const stopReason = (): string => `skipped: more than ${plan.maxFailures} host${plan.maxFailures === 1 ? '' : 's'} failed (max-failures)`
+  let halt: Halt | undefined
+  const tell = <K extends keyof RolloutWatch>(event: K, ...args: Parameters<NonNullable<RolloutWatch[K]>>): void => {
+    for (const w of watch) (w[event] as ((...a: typeof args) => void) | undefined)?.call(w, ...args)
+  }
+  /** Why a host is skipped once the rollout stopped, after `done` of its plan's steps. */
+  const haltedSkip = (done: number): { reason: string; code: SkipCode } =>
+    done === 0
+      ? { reason: `not started: ${haltText(halt as Halt)}`, code: 'not-started' }
+      : { reason: `stopped after step ${done} of ${plan.steps.length}: ${haltText(halt as Halt)}`, code: 'stopped' }
 
   /** Runs a step on a host, counting the host's failure at once so others can stop. */
   const step = async (run: HostRunner, s: Step): Promise<boolean> => {
@@ -47,56 +63,67 @@ export async function runFleet(plan: FleetPlan, start: (host: Host) => HostRunne
       run.cancel(s)
       return false
     }
-    if (exceeded()) {
-      run.skip(stopReason())
+    if (halt) {
+      const { reason, code } = haltedSkip(plan.steps.indexOf(s))
+      run.skip(reason, code)
       return false
     }
+    const startedAt = Date.now()
     const goOn = await run.runStep(s)
-    if (run.failed) failures++
+    tell('stepRan', run.host, plan.steps.indexOf(s), startedAt, Date.now())
+    if (run.failed && ++failures > plan.maxFailures && !halt) {
+      halt = { host: run.host.name, batch, batches, maxFailures: plan.maxFailures }
+      tell('halted', halt)
+    }
     return goOn
   }
+  const begin = (host: Host): HostRunner => {
+    tell('hostStarted', host)
+    return start(host)
+  }
+  const end = async (run: HostRunner): Promise<void> => {
+    await run.afterPlan()
+    const result = run.finish()
+    results.set(run.host, result)
+    tell('hostFinished', result)
+  }
 
-  for (const batch of plan.batches) {
-    if (cancel?.aborted || exceeded()) {
-      const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason()
-      for (const host of batch) results.set(host, skippedResult(host.name, why))
+  for (const hosts of plan.batches) {
+    batch++
+    if (cancel?.aborted || halt) {
+      for (const host of hosts)
+        results.set(
+          host,
+          cancel?.aborted ? skippedResult(host.name, CANCELLED_BEFORE_START) : skippedResult(host.name, haltedSkip(0).reason, 'not-started')
+        )
       continue
     }
+    tell('batchStarted', batch, batches, hosts)
     if (plan.strategy === 'host') {
       await Promise.all(
-        batch.map((host) =>
+        hosts.map((host) =>
           limit(async () => {
-            const run = start(host)
+            const run = begin(host)
             for (const s of plan.steps) if (!(await step(run, s))) break
-            await run.afterPlan()
-            results.set(host, run.finish())
+            await end(run)
           })
         )
       )
     } else {
-      let active = batch.map(start)
+      let active = hosts.map(begin)
       for (const s of plan.steps) {
         const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))))
-        const done = active.filter((_, i) => !goOn[i])
-        await Promise.all(
-          done.map((run) =>
-            limit(async () => {
-              await run.afterPlan()
-              results.set(run.host, run.finish())
-            })
-          )
-        )
+        await Promise.all(active.filter((_, i) => !goOn[i]).map((run) => limit(() => end(run))))
         active = active.filter((_, i) => goOn[i])
       }
-      await Promise.all(
-        active.map((run) =>
-          limit(async () => {
-            await run.afterPlan()
-            results.set(run.host, run.finish())
-          })
-        )
-      )
+      await Promise.all(active.map((run) => limit(() => end(run))))
     }
+    tell(
+      'batchFinished',
+      batch,
+      batches,
+      hosts.map((host) => results.get(host) as HostResult)
+    )
   }
   return plan.batches.flat().map((host) => results.get(host) as HostResult)
 }

@@ -17,6 +17,14 @@ useSshd({ ports: 7 }, (started) => (sshd = started))
 
 const name = (port: number): string => hostName(sshd, port)
 
+/** The runner's variables for a run's log link. */
+const runEnv = (id: string): Record<string, string> => ({
+  GITHUB_SERVER_URL: 'https://github.com',
+  GITHUB_REPOSITORY: 'acme/site',
+  GITHUB_RUN_ID: id,
+  GITHUB_RUN_ATTEMPT: ''
+})
+
 describe('shards and merge', () => {
   test('three shards write results files; the merge reports every host exactly once', async () => {
     const bad = sshd.ports[4]
@@ -31,7 +39,8 @@ describe('shards and merge', () => {
             'results-file': `ssh-fleet-results/shard-${k}.json`,
             steps: `- name: deploy\n  run: 'if [ "\${SSH_CONNECTION##* }" = ${bad} ]; then echo "disk full" >&2; exit 4; fi; echo deployed'`
           },
-          { env: { GITHUB_WORKSPACE: workspace } }
+          // Each job's log link (a matrix's jobs share the run; the run ids differ here only to tell them apart).
+          { env: { GITHUB_WORKSPACE: workspace, ...runEnv(`90${k}`) } }
         )
       )
     )
@@ -41,7 +50,8 @@ describe('shards and merge', () => {
       shard: { index: 2, count: 3 },
       hosts: [name(sshd.ports[1]), name(sshd.ports[4])],
       inventory: sshd.ports.map(name),
-      plan: [{ name: 'deploy', kind: 'run' }]
+      plan: [{ name: 'deploy', kind: 'run' }],
+      runUrl: 'https://github.com/acme/site/actions/runs/902'
     })
     expect(Date.parse(file.run.endedAt)).toBeGreaterThanOrEqual(Date.parse(file.run.startedAt))
 
@@ -61,6 +71,10 @@ describe('shards and merge', () => {
     for (const port of sshd.ports) expect(merged.summary.split(`| ${inline(name(port))} |`)).toHaveLength(2)
     expect(merged.summary).toContain('| deploy | 1 |')
     expect(merged.summary).toContain('Slowest hosts: ')
+    // Each shard's log, linked from the merged report (files are read in path order).
+    expect(merged.summary).toContain(
+      'Logs: [shard 1/3](https://github.com/acme/site/actions/runs/901) · [shard 2/3](https://github.com/acme/site/actions/runs/902) · [shard 3/3](https://github.com/acme/site/actions/runs/903)'
+    )
 
     const report = await runAction({ 'fail-on-failure': 'false' }, { bundle: MERGE_ACTION, env: { GITHUB_WORKSPACE: workspace } })
     expect(report.code).toBe(0)

@@ -67,7 +67,7 @@ describe('strategies', () => {
     expect(lastOne < firstTwo).toBe(true)
     for (const r of run.results)
       expect(r.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(['one:success', 'two:success'])
-    expect(run.summary).toContain('Steps per host')
+    expect(run.summary).toContain('| Host | Status | one | two | Duration |')
   })
 
   test('host: hosts go through the plan on their own, one connection each for all steps', async () => {
@@ -134,13 +134,16 @@ describe('rolling batches', () => {
     const run = await runAction({ ...base(ports), batch: '1,50%', run: `${mark(file, 'ran')}\n[ "${PORT}" != ${bad} ]` })
     expect(run.code).toBe(1)
     expect(run.results.map((r) => r.status)).toEqual(['success', 'success', 'failed', 'success', 'skipped'])
-    expect(hostResult(run, name(ports[4])).error).toBe('skipped: more than 0 hosts failed (max-failures)')
+    expect(hostResult(run, name(ports[4]))).toMatchObject({
+      skipCode: 'not-started',
+      error: `not started: the rollout stopped in batch 2/3 when ${name(bad)} failed: more than 0 hosts failed (max-failures)`
+    })
     expect(
       events(file)
         .map((x) => x.port)
         .sort()
     ).toEqual(ports.slice(0, 4).sort())
-    expect(run.summary).toContain('### Skipped hosts')
+    expect(run.summary).toContain('### Stopped by max-failures')
     expect(run.annotations.find((a) => a.startsWith('::notice'))).toMatch(/3\/5 hosts succeeded in [\d.]+s \(1 failed, 1 skipped\)/)
   })
 

@@ -96,7 +96,7 @@ describe('upload', () => {
       expect(step.bytesPerSecond).toBeGreaterThan(0)
     }
     expect(run.stdout).toMatch(/uploaded 3 files, 0\.3 MB in \d+\.\ds \([\d.]+ MB\/s\)/)
-    expect(run.summary).toContain('| 3 files, 0.3 MB |')
+    expect(run.summary).toContain('| 3 files, 300.0 KB |')
   })
 
   test('mode applies to every file; a single file can land under a name of its own', async () => {

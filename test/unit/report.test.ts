@@ -36,8 +36,8 @@ describe('annotations', () => {
     })
     annotate([failed], 1000, r)
     expect(r.calls[0]).toEqual(['error', 'exit code 3\nstderr:\ndisk full', 'web2: migrate'])
-    expect(summaryMarkdown([failed], 1000, 1)).toContain('exit code 3\nstderr:\ndisk full')
-    expect(summaryMarkdown([failed], 1000, 1)).not.toContain('rolled back\n```')
+    expect(summaryMarkdown({ results: [failed], elapsedMs: 1000, steps: ['migrate'] })).toContain('exit code 3\nstderr:\ndisk full')
+    expect(summaryMarkdown({ results: [failed], elapsedMs: 1000, steps: ['migrate'] })).not.toContain('rolled back\n```')
   })
 
   test('an error per failed host titled with host and step, with the last stderr lines', () => {
@@ -126,20 +126,21 @@ describe('annotations', () => {
 describe('outputs and summary', () => {
   test('reboot and upload columns appear when the plan has such steps', () => {
     const step = stepOf('s', { durationMs: 1 })
-    const md = summaryMarkdown(
-      [
+    const md = summaryMarkdown({
+      results: [
         host('web1', 'success', {
           steps: [
-            { ...step, reboot: { downtimeMs: 2100, totalMs: 5000 } },
-            { ...step, transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }
+            { ...step, name: 'reboot', reboot: { downtimeMs: 2100, totalMs: 5000 } },
+            { ...step, name: 'upload', transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }
           ]
         })
       ],
-      1000,
-      2
-    )
-    expect(md).toContain('| Host | Status | Steps done | Attempts | Duration | Exit code | Reboot downtime | Uploaded |')
-    expect(md).toContain('| web1 | ✅ success | 2/2 | 1 | 1.2s | 0 | 2.1s | 3 files, 2.5 MB |')
+      elapsedMs: 1000,
+      steps: ['reboot', 'upload']
+    })
+    // A column per step; no column that is empty on every host (connect attempts: all first time).
+    expect(md).toContain('| Host | Status | reboot | upload | Duration | Reboot downtime | Uploaded |')
+    expect(md).toContain('| web1 | ✅ success | ✅ 0.0s | ✅ 0.0s | 1.2s | 2.1s | 3 files, 2.5 MB |')
   })
 
   test('tally counts every outcome', () => {
@@ -183,8 +184,8 @@ describe('outputs and summary', () => {
   test('summary lists every host and the failed ones with their reason; hostile text stays text, byte for byte', () => {
     const hostile = 'exit code 3 <oops>\n\n## Deployment approved ![x](https://evil.example/x.png)\n```\n<script>x</script>'
     const secret = 'pa`ss``w|rd<&>'
-    const md = summaryMarkdown(
-      [
+    const md = summaryMarkdown({
+      results: [
         host('web1', 'success'),
         host('<b>evil</b>', 'failed', {
           error: hostile,
@@ -204,10 +205,12 @@ describe('outputs and summary', () => {
           ]
         })
       ],
-      1000,
-      2
-    )
-    expect(md).toContain('| web1 | ✅ success | 0/2 |')
+      elapsedMs: 1000,
+      steps: ['deploy *now*', 'restart']
+    })
+    // A column per step of the plan, the one no host reached too; none for what is empty everywhere.
+    expect(md).toContain('| Host | Status | deploy \\*now\\* | restart | Duration |')
+    expect(md).toContain('| web1 | ✅ success |  |  | 1.2s |')
     expect(md).not.toContain('Reboot downtime')
     expect(md).not.toContain('Uploaded')
     expect(md).toContain('| &lt;b&gt;evil&lt;/b&gt; | ❌ failed |')
@@ -238,7 +241,7 @@ describe('outputs and summary', () => {
         steps: [0, 1, 2, 3, 4].map((i) => step(i, h % 2 && i === 4 ? 'failed' : 'success'))
       })
     )
-    const md = summaryMarkdown(results, 1000, 5)
+    const md = summaryMarkdown({ results, elapsedMs: 1000, steps: [0, 1, 2, 3, 4].map((i) => `step ${i}`) })
     expect(Buffer.byteLength(md)).toBeLessThan(1_000_000)
     expect(md).toMatch(/\d+ more failed hosts are not shown here \(the summary's size limit\)/)
     // Every host's row still fits (`@` escaped: GFM would make the name a mailto link).
@@ -279,8 +282,7 @@ describe('outputs and summary', () => {
         ]
       })
     ]
-    const md = [...summaryMarkdown(results, 1000, 2).split('\n'), ...fleetMarkdown(results, [hostile])]
-    // Only the action's own HTML (the details around the steps table) is raw.
+    const md = [...summaryMarkdown({ results, elapsedMs: 1000, steps: [hostile, 'two'] }).split('\n'), ...fleetMarkdown(results, [hostile])]
     const cells = md.filter((l) => l.startsWith('|'))
     expect(cells.length).toBeGreaterThan(4)
     for (const row of cells) {
@@ -297,7 +299,7 @@ describe('outputs and summary', () => {
     md.forEach((l, i) => {
       if (l.startsWith('|') && md[i - 1]?.startsWith('|')) expect(columns(l)).toBe(columns(md[i - 1]))
     })
-    expect(md.filter((l) => l.includes('</details>'))).toEqual(['</details>'])
+    expect(md.filter((l) => l.includes('</details>'))).toEqual([])
     expect(md.filter((l) => /^#/.test(l))).toEqual(['## ssh-fleet', '### Failed hosts'])
     // What is shown is still the text, escaped: `\<` never, entities and backslashes only.
     expect(table(['h'], [['a:b@c www.d']])[2]).toBe('| a\\:b\\@c www\\.d |')
@@ -312,7 +314,7 @@ describe('outputs and summary', () => {
         steps: [{ ...step, stdoutTail: `pw ${secret}`, stderrTail: secret, stdout: `${'a'.repeat(900)}${secret}` }]
       })
     ]
-    expect(summaryMarkdown(results, 1, 1)).not.toContain('hunter2')
+    expect(summaryMarkdown({ results, elapsedMs: 1, steps: [`echo ${secret}`] })).not.toContain('hunter2')
     // What the action writes out is masked whole, whatever it quotes.
     expect(JSON.stringify(maskDeep(results))).not.toContain('hunter2')
     // Cut so the secret's first bytes are the last kept: masked all the same.

@@ -46,7 +46,12 @@ function host(name: string, status: HostResult['status'] = 'success', durationMs
 }
 
 /** The file that shard k/n of `inventory` writes, with these statuses for its hosts. */
-function shardFile(k: number, n: number, statuses: Record<string, HostResult['status']> = {}): { path: string; text: string } {
+function shardFile(
+  k: number,
+  n: number,
+  statuses: Record<string, HostResult['status']> = {},
+  more: Partial<RunFacts> = {}
+): { path: string; text: string } {
   const hosts = inventory.filter((_, i) => i % n === k - 1)
   const facts: RunFacts = {
     shard: { index: k, count: n },
@@ -55,7 +60,8 @@ function shardFile(k: number, n: number, statuses: Record<string, HostResult['st
     plan,
     startedAt: `2026-11-24T10:00:0${k}.000Z`,
     endedAt: `2026-11-24T10:01:0${k}.000Z`,
-    actionVersion: '0.1.0'
+    actionVersion: '0.1.0',
+    ...more
   }
   const path = join(scratch, `shard-${k}-of-${n}-${Math.random().toString(16).slice(2)}.json`)
   writeResultsFile(
@@ -169,6 +175,16 @@ describe('results files', () => {
       expect(merge, String(message)).toThrow(message)
       expect(merge).toThrow(/^forged\.json: /)
     }
+  })
+
+  test("each file's run link is kept for the merged report; a file without one (an earlier version's) still merges; a link of another shape is refused", () => {
+    const url = 'https://github.com/acme/site/actions/runs/77/attempts/2'
+    const merged = mergeResults([shardFile(1, 2, {}, { runUrl: url }), shardFile(2, 2)])
+    expect(merged.runs).toEqual([{ shard: '1/2', runUrl: url }, { shard: '2/2' }])
+    expect(merged.results).toHaveLength(inventory.length)
+    expect(() => mergeResults([shardFile(1, 2, {}, { runUrl: 'https://evil.example/x)](javascript:alert(1)' })])).toThrow(
+      'shard-1.json: malformed results file: run.runUrl is not a link to a GitHub Actions run'
+    )
   })
 
   test('a missing host is found by its code, not its message', () => {

@@ -2,6 +2,7 @@ import { describe, expect, test } from 'vitest'
 import type { HostResult } from '../../src/base/results'
 import { planBatches, parseBatchSpec } from '../../src/plan/plan'
 import { runFleet, type FleetPlan, type HostRunner } from '../../src/run/scheduler'
+import type { RolloutWatch } from '../../src/report/rollout-log'
 import type { Host, Step } from '../../src/plan/settings'
 
 const hosts = (n: number): Host[] =>
@@ -55,8 +56,8 @@ function fakeFleet(fails: (host: Host, step: Step) => boolean = () => false, del
         if (bad) result.status = 'failed'
         return !bad
       },
-      skip(reason) {
-        if (result.status !== 'failed') Object.assign(result, { status: 'skipped', error: reason })
+      skip(reason, code) {
+        if (result.status !== 'failed') Object.assign(result, { status: 'skipped', error: reason, skipCode: code })
       },
       cancel(step) {
         if (result.status === 'failed') return
@@ -129,9 +130,44 @@ describe('runFleet', () => {
     const fleet = fakeFleet((h) => h.index === 2)
     const results = await runFleet(plan({ hosts: list, batches, maxFailures: 0 }), fleet.start)
     expect(results.map((r) => r.status)).toEqual(['success', 'success', 'failed', 'success', 'skipped', 'skipped'])
-    expect(results[4].error).toBe('skipped: more than 0 hosts failed (max-failures)')
+    expect(results[4]).toMatchObject({
+      skipCode: 'not-started',
+      error: 'not started: the rollout stopped in batch 2/3 when h2 failed: more than 0 hosts failed (max-failures)'
+    })
     expect(fleet.events.some((e) => e.host === 'h4' || e.host === 'h5')).toBe(false)
   })
+
+  test.each([
+    ['host', ['not-started', 'not-started']],
+    // Step by step, the whole batch ran s0 before s1 started anywhere.
+    ['step', ['stopped', 'stopped']]
+  ] as const)(
+    'halted (%s strategy): hosts stopped mid-plan carry `stopped` and how far they got, hosts never started `not-started`; watchers hear the batches and the halt',
+    async (strategy, queued) => {
+      const list = hosts(6)
+      // h0 fails its second step while h1 runs its own; h2, h3 wait for a slot; h4, h5 are a batch later.
+      const fleet = fakeFleet((h, s) => h.index === 0 && s.name === 's1', 10)
+      const heard: string[] = []
+      const watch: RolloutWatch = {
+        batchStarted: (b, n, hs) => heard.push(`start ${b}/${n} ${hs.map((h) => h.name).join(',')}`),
+        halted: (halt) => heard.push(`halt ${halt.host} ${halt.batch}/${halt.batches}`),
+        batchFinished: (b, n, rs) => heard.push(`end ${b}/${n} ${rs.map((r) => r.skipCode ?? r.status).join(',')}`)
+      }
+      const results = await runFleet(
+        plan({ batches: [list.slice(0, 4), list.slice(4)], steps: steps(3), strategy, concurrency: 2, maxFailures: 0 }),
+        fleet.start,
+        undefined,
+        [watch]
+      )
+      expect(results.map((r) => r.skipCode ?? r.status)).toEqual(['failed', 'stopped', ...queued, 'not-started', 'not-started'])
+      expect(results[1].error).toBe(
+        'stopped after step 2 of 3: the rollout stopped in batch 1/2 when h0 failed: more than 0 hosts failed (max-failures)'
+      )
+      expect(results[1].steps.map((s) => s.name)).toEqual(['s0', 's1'])
+      expect(results[4].error).toBe('not started: the rollout stopped in batch 1/2 when h0 failed: more than 0 hosts failed (max-failures)')
+      expect(heard).toEqual(['start 1/2 h0,h1,h2,h3', 'halt h0 1/2', `end 1/2 failed,stopped,${queued.join(',')}`])
+    }
+  )
 
   test('past max-failures, hosts in flight finish their step and stop, queued hosts never start', async () => {
     const fleet = fakeFleet((h) => h.index === 0, 20)
