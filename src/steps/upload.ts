@@ -7,6 +7,7 @@ import type { Connection } from '../ssh/connection'
 import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
+import { size } from '../report/units'
 import type { UploadStep } from '../plan/settings'
 import { withinTimeout } from './timeout'
 import { liveConnection, type StepRunner } from './context'
@@ -181,9 +182,7 @@ async function upload(
     await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = bytes / Math.max(ms / 1000, 0.001)
-    status(
-      `uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`
-    )
+    status(`uploaded ${step.files.length} files, ${size(bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}`)
     return stepResult(step.name, started, {
       status: 'success',
       exitCode: 0,

@@ -95,7 +95,7 @@ describe('upload', () => {
       expect(step).toMatchObject({ status: 'success', files: 3, bytes: 300_000 + 21 + 7 })
       expect(step.bytesPerSecond).toBeGreaterThan(0)
     }
-    expect(run.stdout).toMatch(/uploaded 3 files, 0\.3 MB in \d+\.\ds \([\d.]+ MB\/s\)/)
+    expect(run.stdout).toMatch(/uploaded 3 files, 300\.\d KB in \d+\.\ds \([\d.]+ [KMG]B\/s\)/)
     expect(run.summary).toContain('| 3 files, 300.0 KB |')
   })
 
