@@ -1,6 +1,6 @@
 import { connect, type ConnectDeps } from '../ssh/connect'
 import type { ConnectFailure } from '../ssh/connect-errors'
-import type { Connection } from '../ssh/connection'
+import { SessionLimits, type Connection } from '../ssh/connection'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
@@ -93,6 +93,39 @@ export class HostRun {
     return hostFailed(this.result)
   }
 
+  /** What the host's server allows, learned on one connection and kept for the next. */
+  private readonly limits = new SessionLimits()
+  /** Said once: the server allows one session per connection. */
+  private saidOneSession = false
+
+  /** Makes `connection` the host's: it shares what the server allows, and links anew through `redial`. */
+  private adopt(connection: Connection): void {
+    connection.limits = this.limits
+    connection.redial = (why) => this.redial(why)
+    this.connection = connection
+  }
+
+  /**
+   * A new link for the host's connection, when the last one ended before a channel's open went
+   * through (`why`), or the server closes after each session (`why` undefined). Not a failure of
+   * any step: counted in the host's connection attempts, said once for a one-session server.
+   */
+  private async redial(why: string | undefined): Promise<Connection | ConnectFailure> {
+    const { host, log } = this
+    if (why !== undefined) log.status(host, `reconnecting: ${why} (nothing of the next channel had been sent)`)
+    else if (!this.saidOneSession) {
+      this.saidOneSession = true
+      log.status(host, 'the server allows one session per connection and closes it after: each session gets a connection of its own')
+    }
+    const outcome = await connect(host, this.settings, {
+      ...this.deps,
+      onRetry: (failure, retry, delayMs) =>
+        log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${seconds(delayMs)}`)
+    })
+    this.result.attempts += outcome.attempts
+    return outcome.connection ?? (outcome.failure as ConnectFailure)
+  }
+
   /** Connects when there is no live connection; returns the failure otherwise. */
   private async ensureConnected(): Promise<ConnectFailure | undefined> {
     if (this.connection && this.connection.lostReason === undefined) return undefined
@@ -110,7 +143,7 @@ export class HostRun {
       this.result.warnings.push(`connected after ${outcome.attempts} attempts; earlier attempts failed: ${causes}`)
     }
     if (outcome.failure) return outcome.failure
-    this.connection = outcome.connection
+    this.adopt(outcome.connection as Connection)
     // The host's own handshake, then each bastion on its route that settled on legacy algorithms.
     const legacy = outcome.connection?.legacy ?? []
     const notes = [
@@ -152,7 +185,7 @@ export class HostRun {
   private async execute(step: Step): Promise<StepResult> {
     const attempt = async (): Promise<StepResult> => {
       const { result, connection } = await dispatchStep(step, this.stepContext(step))
-      if (connection) this.connection = connection
+      if (connection) this.adopt(connection)
       return result
     }
     // A reboot has no retries: its one attempt is its result.

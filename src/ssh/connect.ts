@@ -1,10 +1,12 @@
 /** Connecting to a host: each attempt's failure classified, transient ones retried with backoff. */
+import { connect as tcpConnect } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Client, type ConnectConfig } from 'ssh2'
 import { algorithms, isLegacy, type LegacyHop } from './algorithms'
 import { AuthTrail, authHandler } from './auth'
 import { CANCELLED, classifyConnectError, destination, type ConnectFailure, type SshError } from './connect-errors'
 import { Connection } from './connection'
+import { Link } from './link'
 import type { HandshakeGates } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, cancellableSleep, withRetries, type Sleep } from './retry'
@@ -64,10 +66,11 @@ export function connectOnce(
         ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
         : failure
     }
-    const connection = new Connection(client, {
-      intervalMs: options.keepaliveIntervalMs,
-      countMax: options.keepaliveCountMax
-    })
+    // The TCP socket is ours, not ssh2's, so the keepalive can hear every byte on it, as on a route's stream.
+    const transport = sock ?? tcpConnect({ host: host.hostname, port: host.port })
+    const connection = new Connection(
+      new Link(client, transport, { intervalMs: options.keepaliveIntervalMs, countMax: options.keepaliveCountMax })
+    )
     connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined
     connection.legacyHops = (sock as RouteStream | undefined)?.legacyHops ?? []
     client.on('error', (err: SshError) => {
@@ -91,12 +94,12 @@ export function connectOnce(
     const config: ConnectConfig = {
       host: host.hostname,
       port: host.port,
-      sock: sock as ConnectConfig['sock'],
+      sock: transport as ConnectConfig['sock'],
       username: host.user,
       authHandler: authHandler(client, host.user, options.auth, trail),
       readyTimeout: timeoutMs,
-      keepaliveInterval: options.keepaliveIntervalMs,
-      keepaliveCountMax: options.keepaliveCountMax,
+      // Off: the link keeps the connection alive (ssh2's takes tinysshd's UNIMPLEMENTED for silence).
+      keepaliveInterval: 0,
       algorithms: algorithms(options, host),
       ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
       hostVerifier: (key: Buffer) => {
@@ -112,6 +115,7 @@ export function connectOnce(
       // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
       client.setNoDelay(true)
     } catch (err) {
+      transport.destroy()
       settle({ failure: { kind: 'protocol', transient: false, message: (err as Error).message } })
     }
   })

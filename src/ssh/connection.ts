@@ -1,7 +1,10 @@
-/** One authenticated SSH connection to a host: the channels opened on it, some ahead of need. */
+/** One host's connection as the steps see it: the channels opened on it, some ahead of need, on one link at a time. */
+import type { EventEmitter } from 'node:events'
 import type { Client, ClientChannel, ExecOptions, SFTPWrapper } from 'ssh2'
 import type { LegacyHop } from './algorithms'
-import type { SshError } from './connect-errors'
+import type { ConnectFailure } from './connect-errors'
+import type { Link } from './link'
+import { backoffDelay, realSleep } from './retry'
 
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 export class ChannelOpenError extends Error {
@@ -13,7 +16,31 @@ export class ChannelOpenError extends Error {
   }
 }
 
-/** One authenticated SSH connection to a host, reused by every step of that host. */
+/**
+ * CHANNEL_OPEN_FAILURE reasons (RFC 4254 5.1) for a session worth another try: 1, administratively
+ * prohibited (tinysshd's second session), 2, connect failed (what OpenSSH sends past MaxSessions, with
+ * "open failed"), and 4, resource shortage. Not 3, unknown channel type: that never changes.
+ */
+const RETRIED_REASONS = new Set([1, 2, 4])
+/** A refused open is tried again this often, with backoff from 250 ms (full jitter, 4 s cap). */
+const CHANNEL_RETRIES = 6
+/**
+ * A server that closes an idle connection this soon after a session on it ended closes after each
+ * session: tinysshd closes 5-70 ms after the session's close here. Later, it is a connection dropped
+ * for another cause (the tests kill sshd 300 ms after a step). Missed under load, the close still
+ * costs nothing when an open is under way: that open goes to a new link.
+ */
+const SESSION_END_CLOSE_MS = 250
+
+/** What a host's server was seen to allow; learned on one connection, kept for the host's next ones. */
+export class SessionLimits {
+  /** It refused a channel opened ahead (MaxSessions 1, tinysshd): none are opened ahead. */
+  oneAtATime = false
+  /** It closes the connection when a session ends (tinysshd, many appliances): each session gets a link of its own. */
+  closesAfterSession = false
+}
+
+/** One host's connection, reused by every step of that host. */
 export class Connection {
   /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
   hostKey = ''
@@ -23,17 +50,45 @@ export class Connection {
   legacyHops: LegacyHop[] = []
   /** Forward the runner's agent on every exec channel (`forward-agent`). */
   forwardAgent = false
+  /** What the host's server allows; the host runner shares one between the host's connections. */
+  limits = new SessionLimits()
+  /**
+   * Opens a new link to the host (`why`: undefined when it is the server's one session per connection).
+   * Unset (bastions, a reboot's polls), a link that ends is the connection lost.
+   */
+  redial?: (why: string | undefined) => Promise<Connection | ConnectFailure>
+  private link!: Link
+  private redialing?: Promise<Link>
+  /** Channel opens under way (backoff included): a link that ends meanwhile is replaced for them. */
+  private opens = 0
   private lost?: string
   private readonly lostWaiters = new Set<(reason: string) => void>()
 
-  constructor(
-    readonly client: Client,
-    private readonly keepalive: { intervalMs: number; countMax: number }
-  ) {
-    // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
-    // unhandled 'error' event would take the whole process down.
-    client.on('error', (err: SshError) => this.markLost(this.describeLoss(err)))
-    client.on('close', () => this.markLost('connection closed by the remote host'))
+  constructor(link: Link) {
+    this.adopt(link)
+  }
+
+  /** The ssh2 client of the current link (a bastion forwards through it). */
+  get client(): Client {
+    return this.link.client
+  }
+
+  private adopt(link: Link): void {
+    this.link = link
+    link.onEnd = (reason) => this.linkEnded(link, reason)
+  }
+
+  /**
+   * A link that ends with no channel open on it loses nothing when a new one can be had: the server
+   * closes after each session, or an open was under way (nothing of it sent). Otherwise the
+   * connection is lost.
+   */
+  private linkEnded(link: Link, reason: string): void {
+    if (link !== this.link) return
+    if (link.idle && link.sessionsEnded > 0 && Date.now() - link.lastSessionEnd < SESSION_END_CLOSE_MS)
+      this.limits.closesAfterSession = true
+    if (link.idle && this.redial && (this.limits.closesAfterSession || this.opens > 0)) return
+    this.markLost(reason)
   }
 
   private markLost(reason: string): void {
@@ -60,48 +115,85 @@ export class Connection {
     return () => this.lostWaiters.delete(listener)
   }
 
-  private describeLoss(err: SshError): string {
-    if (err.level === 'client-timeout') {
-      const { intervalMs, countMax } = this.keepalive
-      return `host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`
-    }
-    return `connection lost: ${err.code ?? err.message}`
-  }
-
   /** Why the connection is gone, or undefined while it is up. */
   get lostReason(): string | undefined {
     return this.lost
   }
 
-  /**
-   * Opens a channel with ssh2's `open`, rejecting with ChannelOpenError: `refused` when the server
-   * answered CHANNEL_OPEN_FAILURE (a numeric reason) on a live connection, e.g. past MaxSessions.
-   */
-  private channel<T>(open: (cb: (err: Error | undefined, value: T) => void) => void): Promise<T> {
-    return new Promise((resolve, reject) => {
-      if (this.lost) return reject(new ChannelOpenError(this.lost, false))
-      try {
-        open((err, value) => {
-          if (!err) return resolve(value)
-          const refused = typeof (err as { reason?: unknown }).reason === 'number' && !this.lost
-          reject(
-            new ChannelOpenError(
-              refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message),
-              refused
-            )
-          )
-        })
-      } catch (err) {
-        reject(new ChannelOpenError(this.lost ?? (err as Error).message, false))
-      }
-    })
+  /** The link for the next channel: the current one, or a new one when it is spent. */
+  private usableLink(): Promise<Link> {
+    if (this.lost !== undefined) return Promise.reject(new ChannelOpenError(this.lost, false))
+    const link = this.link
+    const spent = link.ended !== undefined || link.halfOpen || (this.limits.closesAfterSession && link.idle && link.sessionsEnded > 0)
+    if (!spent || !this.redial) return Promise.resolve(link)
+    // Opens waiting at the same time share one new link.
+    this.redialing ??= this.replace(link).finally(() => (this.redialing = undefined))
+    return this.redialing
   }
 
-  /** Opens an exec channel. Rejects with ChannelOpenError. */
-  exec(command: string): Promise<ClientChannel> {
+  private async replace(old: Link): Promise<Link> {
+    const why = old.ended === undefined || this.limits.closesAfterSession ? undefined : old.ended
+    old.onEnd = () => {}
+    old.close()
+    const fresh = await (this.redial as NonNullable<Connection['redial']>)(why)
+    if (!(fresh instanceof Connection)) {
+      const reason = `could not reconnect: ${fresh.message}`
+      this.markLost(reason)
+      throw new ChannelOpenError(reason, false)
+    }
+    this.adopt(fresh.link)
+    return fresh.link
+  }
+
+  /**
+   * Opens a channel with ssh2's `start`, the one way every channel is opened. A refusal
+   * (RETRIED_REASONS) is tried again with backoff unless `once`; a link that ends during the open
+   * (nothing sent on the channel yet) is replaced and the open made there. Rejects with
+   * ChannelOpenError: `refused` when the server answered CHANNEL_OPEN_FAILURE on a live connection.
+   */
+  private async channel<T extends EventEmitter>(
+    start: (client: Client, cb: (err: Error | undefined, channel: T) => void) => void,
+    once = false
+  ): Promise<T> {
+    this.opens++
+    try {
+      return await this.openOnLinks(start, once)
+    } finally {
+      this.opens--
+    }
+  }
+
+  private async openOnLinks<T extends EventEmitter>(
+    start: (client: Client, cb: (err: Error | undefined, channel: T) => void) => void,
+    once: boolean
+  ): Promise<T> {
+    let refusals = 0
+    let relinked = false
+    for (;;) {
+      const link = await this.usableLink()
+      const opened = await link.openChannel(start)
+      if ('channel' in opened) return opened.channel
+      const { err } = opened
+      if (link.ended !== undefined) {
+        // One new link per open: a host whose links keep ending under opens is lost.
+        if (this.lost === undefined && this.redial && !relinked) {
+          relinked = true
+          continue
+        }
+        throw new ChannelOpenError(this.lost ?? link.ended, false)
+      }
+      if (typeof err.reason !== 'number') throw new ChannelOpenError(err.message, false)
+      if (once || !RETRIED_REASONS.has(err.reason) || refusals === CHANNEL_RETRIES)
+        throw new ChannelOpenError(`channel refused by the server: ${err.message} (MaxSessions?)`, true)
+      await realSleep(backoffDelay(++refusals, 250, 4000))
+    }
+  }
+
+  /** Opens an exec channel (a refusal retried unless `once`). Rejects with ChannelOpenError. */
+  exec(command: string, once = false): Promise<ClientChannel> {
     // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
     const options = (this.forwardAgent ? { agentForward: true } : {}) as ExecOptions
-    return this.channel((cb) => this.client.exec(command, options, cb))
+    return this.channel<ClientChannel>((client, cb) => client.exec(command, options, cb), once)
   }
 
   /**
@@ -109,18 +201,17 @@ export class Connection {
    * stdin for their step). On a long path a further step then costs one round trip, not three.
    */
   private readonly spares = new Map<string, Array<{ channel: Promise<ClientChannel | ChannelOpenError>; closed: boolean }>>()
-  /** Set once the server refused a channel opened ahead: it limits sessions (MaxSessions); open on demand. */
-  private sparesRefused = false
 
-  /** Opens exec channels for `command` until `count` wait unused. Never rejects. */
+  /** Opens exec channels for `command` until `count` wait unused, where the server allows more than one session. Never rejects. */
   prefetch(command: string, count: number): void {
-    if (this.sparesRefused || this.lost) return
+    if (this.limits.oneAtATime || this.limits.closesAfterSession || this.lost) return
     const list = this.spares.get(command) ?? []
     this.spares.set(command, list)
     while (list.length < count) {
       const spare: { closed: boolean; channel: Promise<ClientChannel | ChannelOpenError> } = {
         closed: false,
-        channel: this.exec(command).then(
+        // Not retried: a refused one tells the server allows one session at a time.
+        channel: this.exec(command, true).then(
           (ch) => {
             // Unused, it must not leave an unhandled error; closed by the server, it is no use.
             ch.on('error', () => {})
@@ -128,7 +219,7 @@ export class Connection {
             return ch
           },
           (err: ChannelOpenError) => {
-            if (err.refused) this.sparesRefused = true
+            if (err.refused) this.limits.oneAtATime = true
             return err
           }
         )
@@ -146,15 +237,12 @@ export class Connection {
 
   /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
   sftp(): Promise<SFTPWrapper> {
-    return this.channel((cb) => this.client.sftp(cb))
+    return this.channel<SFTPWrapper>((client, cb) => client.sftp(cb))
   }
 
   /** Ends the connection; a peer that does not answer is cut after a second. */
   close(): void {
     this.markLost('closed')
-    this.client.end()
-    // Cleared at close, so the timer does not hold a closed client (and its buffers) for that second.
-    const cut = setTimeout(() => this.client.destroy(), 1000).unref()
-    this.client.once('close', () => clearTimeout(cut))
+    this.link.close()
   }
 }

@@ -3,7 +3,6 @@ import type { ClientChannel } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
 import { clipText } from '../base/bounded'
 import { Capture, streamOutput } from '../report/output'
-import { backoffDelay, withRetries } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
 import { stepResult, type StepResult } from '../base/results'
 import { remoteCommand, scriptPayload, stopCommand } from './remote-shell'
@@ -15,35 +14,28 @@ import { liveConnection, type StepContext, type StepRunner, type StepSettings } 
 
 /** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
 const SIGNAL_NAME_CHARS = 64
-/** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
-const CHANNEL_RETRIES = 6
 
 /** What a script needs to run on a given connection: the host's, or a reboot's poll connection. */
-export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'sleep' | 'signal'> &
+export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'signal'> &
   Pick<StepSettings, 'shell' | 'sudoPassword'> & {
     connection: Connection
     /** How many run steps with the same command follow this one: channels to open ahead for them. */
     ahead?: number
   }
 
-async function openChannel(ctx: ScriptContext, command: string): Promise<ClientChannel | ChannelOpenError> {
-  const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err: ChannelOpenError) => err), {
-    retries: CHANNEL_RETRIES,
-    retryable: (o) => o instanceof ChannelOpenError && o.refused,
-    delayMs: (retry) => backoffDelay(retry, 250, 4000),
-    sleep: ctx.sleep
-  })
-  return outcome
+/** The step's channel (a refusal retried by the connection), or why there is none. */
+function openChannel(ctx: ScriptContext, command: string): Promise<ClientChannel | ChannelOpenError> {
+  return ctx.connection.exec(command).catch((err: ChannelOpenError) => err)
 }
 
 /** Runs a script step once on the host's live connection. Never rejects. */
 export const runScript: StepRunner<RunStep> = async (step, ctx) => {
   const live = await liveConnection(step, ctx)
   if ('result' in live) return live
-  const { output, whenDrained, sleep, signal, ahead } = ctx
+  const { output, whenDrained, signal, ahead } = ctx
   const { shell, sudoPassword } = ctx.settings
   return {
-    result: await runScriptOn(step, { connection: live.connection, output, whenDrained, shell, sleep, signal, sudoPassword, ahead })
+    result: await runScriptOn(step, { connection: live.connection, output, whenDrained, shell, signal, sudoPassword, ahead })
   }
 }
 

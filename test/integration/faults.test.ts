@@ -3,16 +3,17 @@
  * listening yet, idle-killing and black-holing paths (a TCP proxy of ours, since sshd cannot misbehave
  * on the network on cue), a killed session, step timeouts, refused channels, flaky steps, random cuts.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
-import { useSshd } from '../helpers/fixtures'
+import { useSshd, useWorkspace } from '../helpers/fixtures'
 import { alive, freePorts, hostList, hostName, keygen, startSshd, type Sshd } from '../helpers/sshd'
 import { seeded, startProxy, type Proxy } from '../helpers/proxy'
 
 let sshd: Sshd
 useSshd({ ports: 4 }, (started) => (sshd = started))
+const workspace = useWorkspace('faults')
 
 const name = (port: number, user = sshd.user): string => hostName({ user }, port)
 /** known_hosts lines for ports that lead to `sshd` through a proxy. */
@@ -211,6 +212,26 @@ describe('steps', () => {
       const r = hostResult(run, name(single.ports[0], single.user))
       expect(r.steps[0]).toMatchObject({ attempts: 3, exitCode: 1 })
       expect(r.error).toBe('exit code 1')
+    } finally {
+      await single.stop()
+    }
+  })
+
+  test('MaxSessions 1: an SFTP upload right after a run step gets its channel (a refused open is retried)', async () => {
+    const single = await startSshd({ config: ['MaxSessions 1'] })
+    mkdirSync(join(workspace, 'site'), { recursive: true })
+    writeFileSync(join(workspace, 'site/index.html'), '<h1>hi</h1>\n')
+    try {
+      // The run steps open a channel ahead for the next, which sshd refuses while the step runs; each
+      // upload's SFTP open then races the closing session for the one slot.
+      const steps = Array.from(
+        { length: 6 },
+        (_, i) => `- run: echo ${i}\n- run: echo ${i}b\n- upload: { from: site, to: max1-${i} }`
+      ).join('\n')
+      const run = await runAction(inputs(single, single.ports, { steps }), { env: { GITHUB_WORKSPACE: workspace } })
+      const r = hostResult(run, name(single.ports[0], single.user))
+      expect(r.status, run.stdout).toBe('success')
+      expect(run.stdout.match(/uploaded 1 files, .* over sftp/g)).toHaveLength(6)
     } finally {
       await single.stop()
     }

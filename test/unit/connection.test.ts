@@ -1,13 +1,15 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
+import { PassThrough } from 'node:stream'
 import type { Client } from 'ssh2'
 import { Connection } from '../../src/ssh/connection'
+import { Link } from '../../src/ssh/link'
 
 describe('Connection.onLost', () => {
-  // A stand-in for ssh2's Client: the connection only listens to its 'error' and 'close' events.
+  // A stand-in for ssh2's Client: the link only listens to its 'error', 'close' and 'ready' events.
   const connection = (): { conn: Connection; client: EventEmitter } => {
     const client = new EventEmitter()
-    return { conn: new Connection(client as unknown as Client, { intervalMs: 1000, countMax: 3 }), client }
+    return { conn: new Connection(new Link(client as unknown as Client, new PassThrough(), { intervalMs: 1000, countMax: 3 })), client }
   }
 
   test('tells each listener the reason once; one that stopped listening hears nothing', () => {
