@@ -237,7 +237,7 @@ class ExecFiles implements RemoteFiles {
    */
   private sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
     const { marker, print } = answerMarker()
-    const open = (): Promise<ClientChannel> => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`)
+    const open = (once: boolean): Promise<ClientChannel> => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once)
     return this.slots.with(
       open,
       (channel) =>
