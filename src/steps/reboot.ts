@@ -99,6 +99,7 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
     }
     return runScriptOn(run, {
       connection,
+      host: ctx.host,
       shell: ctx.settings.shell,
       output: sink.output,
       whenDrained: sink.whenDrained,

@@ -94,11 +94,13 @@ function sudoBootstrap(shell: string, sudo: Sudo): string {
 
 /**
  * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
- * exports when env is set, then the script untouched.
+ * exports (the env, then the FLEET_* variables: every value quoted, as it comes from inputs), then
+ * the script untouched.
  */
-export function scriptPayload(step: RunStep, stepId: string, sudo?: Sudo): string {
-  const names = Object.keys(step.env)
+export function scriptPayload(step: RunStep, stepId: string, fleet: Record<string, string>, sudo?: Sudo): string {
   const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`
+  const env = { ...step.env, ...fleet }
+  const names = Object.keys(env)
   if (names.length === 0) return head + step.script
-  return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+  return `${head}export ${names.map((n) => `${n}=${shellQuote(env[n])}`).join(' ')}\n${step.script}`
 }

@@ -11,7 +11,7 @@ import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command
 import { sendSignal } from './channel-signal'
 import { execOutput } from './exec-output'
 import { withinTimeout } from './timeout'
-import { liveConnection, type StepContext, type StepRunner, type StepSettings } from './context'
+import { fleetVariables, liveConnection, type StepContext, type StepRunner, type StepSettings } from './context'
 
 /** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
 const SIGNAL_NAME_CHARS = 64
@@ -19,7 +19,7 @@ const SIGNAL_NAME_CHARS = 64
 const CHANNEL_RETRIES = 6
 
 /** What a script needs to run on a given connection: the host's, or a reboot's poll connection. */
-export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'sleep' | 'signal'> &
+export type ScriptContext = Pick<StepContext, 'host' | 'output' | 'whenDrained' | 'sleep' | 'signal'> &
   Pick<StepSettings, 'shell' | 'sudoPassword'> & {
     connection: Connection
     /** How many run steps with the same command follow this one: channels to open ahead for them. */
@@ -40,10 +40,10 @@ async function openChannel(ctx: ScriptContext, command: string): Promise<ClientC
 export const runScript: StepRunner<RunStep> = async (step, ctx) => {
   const live = await liveConnection(step, ctx)
   if ('result' in live) return live
-  const { output, whenDrained, sleep, signal, ahead } = ctx
+  const { host, output, whenDrained, sleep, signal, ahead } = ctx
   const { shell, sudoPassword } = ctx.settings
   return {
-    result: await runScriptOn(step, { connection: live.connection, output, whenDrained, shell, sleep, signal, sudoPassword, ahead })
+    result: await runScriptOn(step, { connection: live.connection, host, output, whenDrained, shell, sleep, signal, sudoPassword, ahead })
   }
 }
 
@@ -168,6 +168,6 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
     if (ctx.signal?.aborted) onCancel()
     else ctx.signal?.addEventListener('abort', onCancel, { once: true })
     if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())))
-    channel.end(scriptPayload(step, stepId, sudo))
+    channel.end(scriptPayload(step, stepId, fleetVariables(ctx.host, step), sudo))
   })
 }
