@@ -8,6 +8,8 @@ export interface StepDefaults {
   env: Record<string, string>
   /** The `capture` input: whether run and local steps keep their stdout. */
   capture: boolean
+  /** The `pty` input: whether run steps get a pseudo-terminal. */
+  pty: boolean
   timeoutMs: number
   retries: number
   retryDelayMs: number
@@ -47,14 +49,15 @@ function envMap(value: unknown): Record<string, string> {
 
 /** The `run` input as a plan of one step. */
 export function singleStep(script: string, defaults: StepDefaults, runFile?: string): RunStep {
-  return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, ...defaults }
+  const { pty, ...rest } = defaults
+  return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, pty, ...rest }
 }
 
 const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once', 'concurrency']
 const RETRY_KEYS = ['timeout', 'retries', 'retry-delay']
 /** Every key each kind of step takes. */
 const KINDS = {
-  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo'],
+  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo', 'pty'],
   reboot: [...COMMON_KEYS, 'reboot'],
   local: [...COMMON_KEYS, ...RETRY_KEYS, 'local', 'capture'],
   upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
@@ -182,7 +185,16 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
     if (kind === 'run') {
       const runFile = field('run-file', nonEmpty('run-file'), undefined)
       const script = runFile === undefined ? field('run', nonEmpty('run'), '') : field('run-file', () => parsers.file(runFile), '')
-      return { kind, ...common, ...retrying(), script, runFile, capture, sudo: field('sudo', flag, false) }
+      return {
+        kind,
+        ...common,
+        ...retrying(),
+        script,
+        runFile,
+        capture,
+        sudo: field('sudo', flag, false),
+        pty: field('pty', flag, defaults.pty)
+      }
     }
     if (kind === 'local') return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), ''), capture }
     const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind]

@@ -1,5 +1,5 @@
 /** One authenticated SSH connection to a host: the channels opened on it, some ahead of need. */
-import type { Client, ClientChannel, ExecOptions, SFTPWrapper } from 'ssh2'
+import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions, SFTPWrapper } from 'ssh2'
 import type { LegacyHop } from './algorithms'
 import type { SshError } from './connect-errors'
 
@@ -97,10 +97,10 @@ export class Connection {
     })
   }
 
-  /** Opens an exec channel. Rejects with ChannelOpenError. */
-  exec(command: string): Promise<ClientChannel> {
+  /** Opens an exec channel, on a pty when `pty` is given. Rejects with ChannelOpenError. */
+  exec(command: string, pty?: PseudoTtyOptions): Promise<ClientChannel> {
     // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
-    const options = (this.forwardAgent ? { agentForward: true } : {}) as ExecOptions
+    const options = { ...(this.forwardAgent ? { agentForward: true } : {}), ...(pty ? { pty } : {}) } as ExecOptions
     return this.channel((cb) => this.client.exec(command, options, cb))
   }
 
@@ -112,15 +112,21 @@ export class Connection {
   /** Set once the server refused a channel opened ahead: it limits sessions (MaxSessions); open on demand. */
   private sparesRefused = false
 
-  /** Opens exec channels for `command` until `count` wait unused. Never rejects. */
-  prefetch(command: string, count: number): void {
+  /** A spare's key: its command, and whether it has a pty. */
+  private static spareKey(command: string, pty?: PseudoTtyOptions): string {
+    return `${pty ? 'pty' : 'pipe'} ${command}`
+  }
+
+  /** Opens exec channels for `command` (on a pty when `pty` is given) until `count` wait unused. Never rejects. */
+  prefetch(command: string, count: number, pty?: PseudoTtyOptions): void {
     if (this.sparesRefused || this.lost) return
-    const list = this.spares.get(command) ?? []
-    this.spares.set(command, list)
+    const key = Connection.spareKey(command, pty)
+    const list = this.spares.get(key) ?? []
+    this.spares.set(key, list)
     while (list.length < count) {
       const spare: { closed: boolean; channel: Promise<ClientChannel | ChannelOpenError> } = {
         closed: false,
-        channel: this.exec(command).then(
+        channel: this.exec(command, pty).then(
           (ch) => {
             // Unused, it must not leave an unhandled error; closed by the server, it is no use.
             ch.on('error', () => {})
@@ -137,9 +143,9 @@ export class Connection {
     }
   }
 
-  /** A channel for `command` opened ahead, if one is there and still open; undefined otherwise. */
-  takeSpare(command: string): Promise<ClientChannel | ChannelOpenError> | undefined {
-    const list = this.spares.get(command)
+  /** A channel for `command` (with a pty or not) opened ahead, if one is there and still open; undefined otherwise. */
+  takeSpare(command: string, pty?: PseudoTtyOptions): Promise<ClientChannel | ChannelOpenError> | undefined {
+    const list = this.spares.get(Connection.spareKey(command, pty))
     for (let spare = list?.shift(); spare; spare = list?.shift()) if (!spare.closed) return spare.channel
     return undefined
   }

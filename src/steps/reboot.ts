@@ -95,7 +95,8 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
       continueOnError: false,
       runOnce: false,
       capture: false,
-      sudo
+      sudo,
+      pty: false
     }
     return runScriptOn(run, {
       connection,

@@ -1,3 +1,4 @@
+import type { PseudoTtyOptions } from 'ssh2'
 import type { RunStep } from '../plan/settings'
 
 /**
@@ -25,6 +26,45 @@ const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_
 
 /** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
 const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"'
+
+/**
+ * On a pty, stdin never ends (sshd ignores the channel's EOF there), so the script's byte count comes
+ * first, on a line of its own, and exactly that many bytes are staged; a short read (the session
+ * went away mid-script) fails the step rather than run half a script.
+ */
+const STAGE_COUNTED =
+  'IFS= read -r n || exit 125; f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && head -c "$n" >"$f" && [ $(wc -c <"$f") -eq "$n" ]'
+
+/**
+ * The pty a `pty: true` step asks for, in raw mode: no echo (the script would come back as output),
+ * no line editing (a 4096-byte line limit, ^D, ^U, ^V), no signal keys (^C, ^Z, ^\), no CR/NL
+ * translation or 8th-bit stripping on input, no flow control (^S, ^Q); sshd applies these modes before
+ * the command starts, so the script's bytes reach the bootstrap as sent. Output processing is off too:
+ * line ends arrive as the program writes them, not as \r\n.
+ */
+export const RAW_PTY: PseudoTtyOptions = {
+  modes: {
+    ECHO: 0,
+    ECHOE: 0,
+    ECHOK: 0,
+    ECHONL: 0,
+    ICANON: 0,
+    ISIG: 0,
+    IEXTEN: 0,
+    ICRNL: 0,
+    INLCR: 0,
+    IGNCR: 0,
+    ISTRIP: 0,
+    INPCK: 0,
+    PARMRK: 0,
+    IXON: 0,
+    IXOFF: 0,
+    IMAXBEL: 0,
+    OPOST: 0,
+    CS8: 1,
+    PARENB: 0
+  }
+}
 const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;'
 
 /**
@@ -36,12 +76,12 @@ const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-export function remoteCommand(shell: string, sudo?: Sudo): string {
-  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`
+export function remoteCommand(shell: string, sudo?: Sudo, pty = false): string {
+  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo, pty))}`
   const bootstrap =
     READ_STEP_ID +
-    `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-    `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
+    (pty ? '' : `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; `) +
+    `${pty ? STAGE_COUNTED : STAGE} && exec 3<"$f" && rm -f "$f" || { rm -f "$f"; ${STAGE_FAILED} }; ` +
     `exec ${shell} /dev/fd/3 </dev/null`
   return `sh -c ${shellQuote(bootstrap)}`
 }
@@ -81,26 +121,26 @@ export interface Sudo {
  * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
  * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
  */
-function sudoBootstrap(shell: string, sudo: Sudo): string {
+function sudoBootstrap(shell: string, sudo: Sudo, pty: boolean): string {
   const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
   return (
     READ_STEP_ID +
     (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-    `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
+    `${pty ? STAGE_COUNTED : STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
     (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
     '; s=$?; rm -f "$f"; exit $s'
   )
 }
 
 /**
- * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
- * exports (the env, then the FLEET_* variables: every value quoted, as it comes from inputs), then
- * the script untouched.
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, on a pty the
+ * byte count of what follows, one line of exports (the env, then the FLEET_* variables: every value
+ * quoted, as it comes from inputs), then the script untouched.
  */
 export function scriptPayload(step: RunStep, stepId: string, fleet: Record<string, string>, sudo?: Sudo): string {
   const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`
   const env = { ...step.env, ...fleet }
   const names = Object.keys(env)
-  if (names.length === 0) return head + step.script
-  return `${head}export ${names.map((n) => `${n}=${shellQuote(env[n])}`).join(' ')}\n${step.script}`
+  const body = names.length === 0 ? step.script : `export ${names.map((n) => `${n}=${shellQuote(env[n])}`).join(' ')}\n${step.script}`
+  return step.pty ? `${head}${Buffer.byteLength(body)}\n${body}` : head + body
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto'
-import type { ClientChannel } from 'ssh2'
+import type { ClientChannel, PseudoTtyOptions } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
 import { clipText } from '../base/bounded'
 import { Capture, streamOutput } from '../report/output'
 import { backoffDelay, withRetries } from '../ssh/retry'
 import type { RunStep } from '../plan/settings'
 import { stepResult, type StepResult } from '../base/results'
-import { remoteCommand, scriptPayload, stopCommand } from './remote-shell'
+import { RAW_PTY, remoteCommand, scriptPayload, stopCommand } from './remote-shell'
 import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command-end'
 import { sendSignal } from './channel-signal'
 import { execOutput } from './exec-output'
@@ -26,8 +26,8 @@ export type ScriptContext = Pick<StepContext, 'host' | 'output' | 'whenDrained' 
     ahead?: number
   }
 
-async function openChannel(ctx: ScriptContext, command: string): Promise<ClientChannel | ChannelOpenError> {
-  const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err: ChannelOpenError) => err), {
+async function openChannel(ctx: ScriptContext, command: string, pty?: PseudoTtyOptions): Promise<ClientChannel | ChannelOpenError> {
+  const { outcome } = await withRetries(() => ctx.connection.exec(command, pty).catch((err: ChannelOpenError) => err), {
     retries: CHANNEL_RETRIES,
     retryable: (o) => o instanceof ChannelOpenError && o.refused,
     delayMs: (retry) => backoffDelay(retry, 250, 4000),
@@ -53,16 +53,17 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
   const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined
-  const command = remoteCommand(ctx.shell, sudo)
+  const command = remoteCommand(ctx.shell, sudo, step.pty)
+  const pty = step.pty ? RAW_PTY : undefined
   // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
   // refused (the server limits sessions), the step opens its own as it would have.
-  const spare = ctx.connection.takeSpare(command)
+  const spare = ctx.connection.takeSpare(command, pty)
   const opening = spare
-    ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch))
-    : openChannel(ctx, command)
+    ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command, pty) : ch))
+    : openChannel(ctx, command, pty)
   // The next steps' channels open alongside this one's (after it: a server allowing one session
   // gives it to this step): ready when this step ends, even when it is over in one round trip.
-  if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead)
+  if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead, pty)
   // The step's timeout covers opening its channel and starting its command: a server that takes the
   // login but never answers a channel request must not hold the step forever. So does a cancel.
   const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal)

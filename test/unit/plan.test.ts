@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
-import type { Host } from '../../src/plan/settings'
+import type { Host, RunStep } from '../../src/plan/settings'
 import { resolveUpload } from '../../src/plan/local-files'
 import { Workspace } from '../../src/base/workspace'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -21,7 +21,7 @@ for (const [file, text] of [
 ])
   writeFileSync(join(fixtures, file), text)
 
-const defaults = { env: { GLOBAL: 'g' }, capture: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
+const defaults = { env: { GLOBAL: 'g' }, capture: false, pty: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
 const parsers = {
   duration: parseDuration,
   count: parseCount,
@@ -63,6 +63,12 @@ describe('parseSteps', () => {
     })
     expect(migrate).toMatchObject({ name: 'Migrate', runOnce: true, retries: 0, retryDelayMs: 5000 })
     expect(health).toMatchObject({ name: 'step 3', script: 'curl -fsS localhost:8080/health\n', continueOnError: true })
+  })
+
+  test('pty: a run step field, its default the pty input; only run steps take it', () => {
+    expect(steps('- run: a\n  pty: true\n- run: b').map((s) => (s as RunStep).pty)).toEqual([true, false])
+    expect((parseSteps('- run: a', { ...defaults, pty: true }, parsers)[0] as RunStep).pty).toBe(true)
+    expect(() => steps('- local: a\n  pty: true')).toThrow("unknown key 'pty'")
   })
 
   test('reboot steps: true for the defaults, or a map of options', () => {

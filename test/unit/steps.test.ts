@@ -18,7 +18,8 @@ const step = (script: string, env: Record<string, string> = {}): RunStep => ({
   continueOnError: false,
   runOnce: false,
   capture: false,
-  sudo: false
+  sudo: false,
+  pty: false
 })
 
 /** Every temporary file of these tests lives here, and goes at the end. */
@@ -135,6 +136,11 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
 
   test("no env and no variables means the payload is the step id's line, then the script itself", () => {
     expect(scriptPayload(step('echo hi'), ID, {})).toBe('feedc0de\necho hi')
+  })
+
+  test('on a pty the byte count of what follows comes first: its stdin never ends', () => {
+    expect(scriptPayload({ ...step('é'), pty: true }, ID, { A: '1' })).toBe("feedc0de\n15\nexport A='1'\né")
+    expect(remoteCommand('bash -e', undefined, true)).toContain('head -c "$n"')
   })
 
   test('the FLEET_* variables win over an env of the same name, as for local steps', () => {
