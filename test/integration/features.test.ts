@@ -286,7 +286,14 @@ test('dry-run prints the new parts of the plan, and bad values are input errors 
     ['steps', '- upload: { from: dry.sh, to: /tmp/, exclude: "../x" }', "'../x' is not a glob relative to from"],
     ['capture', 'yes', "'yes' is not one of true, false"],
     ['legacy-algorithms', 'sure', "'sure' is not one of true, false"],
-    ['on-failure', '- nope: 1', 'has none of run:']
+    ['on-failure', '- nope: 1', "step 1: nope: are no step's keys; a step has one of run:"],
+    [
+      'steps',
+      '- name: Up\n  run: echo a: b',
+      "step 1 ('Up'), field 'run': not valid YAML at line 2, column 8: Nested mappings are not allowed in compact mappings (a value with ': ' in it needs quotes"
+    ],
+    ['pty', 'maybe', "'maybe' is not one of true, false"],
+    ['steps', '- local: x\n  pty: true', "step 1: unknown key 'pty'"]
   ] as const) {
     const bad = await runAction(
       { ...base([sshd.ports[0]]), ...(input === 'steps' ? { steps: value } : { run: 'true', [input]: value }) },
