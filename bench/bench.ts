@@ -148,7 +148,13 @@ async function floor(
  */
 const BOOTSTRAP = {
   command: remoteCommand('bash -e'),
-  stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef')
+  stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef', {
+    FLEET_HOST: '127.0.0.1',
+    FLEET_HOST_INDEX: '0',
+    FLEET_USER: 'sshfleet',
+    FLEET_PORT: '22',
+    FLEET_STEP: 'step 1'
+  })
 }
 
 /** The three ways of doing the same work, in the order the tables show them. */

@@ -18,6 +18,7 @@ export enum Inputs {
   OnFailure = 'on-failure',
   Always = 'always',
   Capture = 'capture',
+  Pty = 'pty',
   SudoPassword = 'sudo-password',
   ForwardAgent = 'forward-agent',
   LegacyAlgorithms = 'legacy-algorithms',

@@ -66,6 +66,11 @@ function oneOf<T extends string>(choices: readonly T[]): (text: string) => T {
   }
 }
 
+/** A true/false input (any case), false when not given. */
+function flagInput(inputs: InputValues, name: Inputs): boolean {
+  return inputs.field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
+}
+
 /** Registers every secret input with the runner's masker, before anything can be logged. */
 function maskSecrets(inputs: InputValues): void {
   for (const name of SECRET_INPUTS) registerSecretLines(inputs.text(name))
@@ -250,7 +255,8 @@ function readSteps(inputs: InputValues, workspace: Workspace): { steps: Step[]; 
   const runFile = inputs.text(Inputs.RunFile)
   const yaml = inputs.text(Inputs.Steps)
   const defaults: StepDefaults = {
-    capture: inputs.field(Inputs.Capture, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
+    capture: flagInput(inputs, Inputs.Capture),
+    pty: flagInput(inputs, Inputs.Pty),
     env: inputs.field(Inputs.Env, parseEnv, ''),
     timeoutMs: inputs.field(Inputs.Timeout, parseDuration, '0'),
     retries: inputs.field(Inputs.Retries, (t) => parseCount(t, 0), '0'),
@@ -325,9 +331,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
   const workspace = Workspace.fromEnv(env)
   const hostKeys = readHostKeys(inputs)
   const { steps, onFailure, always } = readSteps(inputs, workspace)
-  const flagInput = (name: Inputs): boolean =>
-    inputs.field(name, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false')
-  const forwardAgent = flagInput(Inputs.ForwardAgent)
+  const forwardAgent = flagInput(inputs, Inputs.ForwardAgent)
   if (forwardAgent && !auth.agent)
     throw new InputError(
       Inputs.ForwardAgent,
@@ -355,7 +359,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     batches: planBatches(hosts, batchSpec),
     strategy: inputs.field(Inputs.Strategy, oneOf(['host', 'step'] as const), 'host'),
     maxFailures: inputs.field(Inputs.MaxFailures, (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
-    dryRun: inputs.field(Inputs.DryRun, (t) => oneOf(['true', 'false'] as const)(t.toLowerCase()) === 'true', 'false'),
+    dryRun: flagInput(inputs, Inputs.DryRun),
     sshConfigWarnings: config?.warnings ?? [],
     auth,
     hostKeys,
@@ -364,7 +368,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     always,
     sudoPassword,
     forwardAgent,
-    legacyAlgorithms: flagInput(Inputs.LegacyAlgorithms),
+    legacyAlgorithms: flagInput(inputs, Inputs.LegacyAlgorithms),
     shell,
     concurrency: inputs.field(Inputs.Concurrency, (t) => parseCount(t, 1), '10'),
     connectTimeoutMs: inputs.field(

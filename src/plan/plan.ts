@@ -1,5 +1,5 @@
 import { posix } from 'node:path'
-import { parse as parseYaml } from 'yaml'
+import { isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml'
 import type { Host, RunStep, Step, UploadFile } from './settings'
 import { shardOf } from './inventory'
 
@@ -8,6 +8,8 @@ export interface StepDefaults {
   env: Record<string, string>
   /** The `capture` input: whether run and local steps keep their stdout. */
   capture: boolean
+  /** The `pty` input: whether run steps get a pseudo-terminal. */
+  pty: boolean
   timeoutMs: number
   retries: number
   retryDelayMs: number
@@ -47,14 +49,15 @@ function envMap(value: unknown): Record<string, string> {
 
 /** The `run` input as a plan of one step. */
 export function singleStep(script: string, defaults: StepDefaults, runFile?: string): RunStep {
-  return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, ...defaults }
+  const { pty, ...rest } = defaults
+  return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, pty, ...rest }
 }
 
 const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once', 'concurrency']
 const RETRY_KEYS = ['timeout', 'retries', 'retry-delay']
 /** Every key each kind of step takes. */
 const KINDS = {
-  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo'],
+  run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo', 'pty'],
   reboot: [...COMMON_KEYS, 'reboot'],
   local: [...COMMON_KEYS, ...RETRY_KEYS, 'local', 'capture'],
   upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
@@ -122,17 +125,46 @@ function nonEmpty(what: string): (v: unknown) => string {
   }
 }
 
+/** A YAML error's code that most often means `key: a value with ': ' in it`, left unquoted. */
+const UNQUOTED_COLON = 'BLOCK_AS_IMPLICIT_KEY'
+
+/**
+ * A YAML error where the user can find it: the step it is in (number and name) and the key it is
+ * under, then the line and column of the steps text (the workflow file's line is not known here).
+ */
+function yamlError(text: string, doc: ReturnType<typeof parseDocument>, err: YAMLError): string {
+  const at = err.pos[0]
+  const line = text.slice(0, at).split('\n').length
+  const col = at - text.lastIndexOf('\n', at - 1)
+  /** The last of `nodes` that starts at or before the error. */
+  const lastBefore = <T>(nodes: T[], start: (n: T) => number | undefined): number => {
+    let found = -1
+    nodes.forEach((n, i) => {
+      if ((start(n) ?? Infinity) <= at) found = i
+    })
+    return found
+  }
+  const items = isSeq(doc.contents) ? doc.contents.items : []
+  const i = lastBefore(items, (item) => (isMap(item) || isScalar(item) || isSeq(item) ? item.range?.[0] : undefined))
+  const item = items[i]
+  const pairs = isMap(item) ? item.items : []
+  const pair = pairs[lastBefore(pairs, (p) => (isScalar(p.key) ? p.key.range?.[0] : undefined))]
+  const name = isMap(item) ? item.get('name') : undefined
+  const key = isScalar(pair?.key) ? String(pair.key.value) : undefined
+  const where =
+    i < 0 ? '' : `step ${i + 1}${typeof name === 'string' ? ` ('${name}')` : ''}${key === undefined ? '' : `, field '${key}'`}: `
+  const hint = err.code === UNQUOTED_COLON && key !== undefined ? ` (a value with ': ' in it needs quotes, or a block: ${key}: |)` : ''
+  return `${where}not valid YAML at line ${line}, column ${col}: ${err.message.split('\n')[0]}${hint}`
+}
+
 /**
  * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
  * unknown key is an error, so a typo never silently does nothing.
  */
 export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldParsers): Step[] {
-  let doc: unknown
-  try {
-    doc = parseYaml(text)
-  } catch (err) {
-    throw new Error(`not valid YAML: ${(err as Error).message.split('\n')[0].replace(/:$/, '')}`)
-  }
+  const parsed = parseDocument(text, { prettyErrors: false })
+  if (parsed.errors.length > 0) throw new Error(yamlError(text, parsed, parsed.errors[0]))
+  const doc: unknown = parsed.toJS()
   if (!Array.isArray(doc) || doc.length === 0)
     throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:')
   const names = new Set<string>()
@@ -148,7 +180,15 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
     const named = Object.values(KIND_KEYS)
       .flat()
       .filter((k) => k in raw)
-    if (named.length === 0) throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`)
+    if (named.length === 0) {
+      const stray = Object.keys(raw).filter((k) => !COMMON_KEYS.includes(k) && !RETRY_KEYS.includes(k))
+      const kinds = 'a step has one of run:, run-file:, reboot:, local:, upload:'
+      throw new Error(
+        stray.length
+          ? `${label}: ${stray.map((k) => `${k}:`).join(', ')} are no step's keys; ${kinds}`
+          : `${label}: has none of run:, run-file:, reboot:, local:, upload:`
+      )
+    }
     if (named.length > 1)
       throw new Error(
         `${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`
@@ -182,7 +222,16 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
     if (kind === 'run') {
       const runFile = field('run-file', nonEmpty('run-file'), undefined)
       const script = runFile === undefined ? field('run', nonEmpty('run'), '') : field('run-file', () => parsers.file(runFile), '')
-      return { kind, ...common, ...retrying(), script, runFile, capture, sudo: field('sudo', flag, false) }
+      return {
+        kind,
+        ...common,
+        ...retrying(),
+        script,
+        runFile,
+        capture,
+        sudo: field('sudo', flag, false),
+        pty: field('pty', flag, defaults.pty)
+      }
     }
     if (kind === 'local') return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), ''), capture }
     const options = kind === 'reboot' && raw.reboot === true ? {} : raw[kind]

@@ -69,6 +69,8 @@ export interface RunStep extends StepBase, Retried {
   capture: boolean
   /** Run the script as root through sudo (with `sudo-password` when given, else `sudo -n`). */
   sudo: boolean
+  /** Run it on a pseudo-terminal (`pty`): for sudo's `requiretty`; stderr then arrives merged into stdout. */
+  pty: boolean
 }
 
 /** Reboot the host and wait until it is back with a new boot id (SPEC 3). */

@@ -139,8 +139,14 @@ const RUN_CAPTURE_BYTES = 800_000
 const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES)
 
 /**
+ * Line ends a capture drops at its end: all of them, as the shell's `$(…)` does, so that
+ * `echo 1.2.3` compares equal to '1.2.3' in a workflow's `if:`; `\r\n` too (a pty's line end).
+ */
+const TRAILING_LINE_ENDS = /(\r?\n)+$/
+
+/**
  * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
- * budget. Past either, the rest is dropped, counted and named in the text.
+ * budget, without its trailing line ends. Past either, the rest is dropped, counted and named in the text.
  */
 export class Capture {
   private readonly held = new BoundedBytes(CAPTURE_BYTES)
@@ -167,7 +173,7 @@ export class Capture {
    */
   text(): string {
     const { dropped } = this.held
-    if (dropped === 0) return mask(this.held.text())
+    if (dropped === 0) return mask(this.held.text().replace(TRAILING_LINE_ENDS, ''))
     const why =
       this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`
     return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`

@@ -217,14 +217,15 @@ export class HostRun {
 
   /**
    * How many channels to open ahead while `step` runs: one for each of the next two steps when they
-   * are run steps with the same command (not sudo). Only for the plan's own steps.
+   * are run steps with the same command (not sudo, on a pty as this one is or not). Only for the plan's own steps.
    */
   private ahead(step: Step): number {
     const steps = this.settings.steps
     const i = steps.indexOf(step)
     if (i < 0) return 0
+    const same = (next: Step | undefined): boolean => next?.kind === 'run' && !next.sudo && next.pty === (step as RunStep).pty
     let n = 0
-    while (n < SPARE_CHANNELS && steps[i + 1 + n]?.kind === 'run' && !(steps[i + 1 + n] as RunStep).sudo) n++
+    while (n < SPARE_CHANNELS && same(steps[i + 1 + n])) n++
     return n
   }
 

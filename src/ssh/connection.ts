@@ -1,6 +1,6 @@
 /** One host's connection as the steps see it: the channels opened on it, some ahead of need, on one link at a time. */
 import type { EventEmitter } from 'node:events'
-import type { Client, ClientChannel, ExecOptions, SFTPWrapper } from 'ssh2'
+import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions, SFTPWrapper } from 'ssh2'
 import type { LegacyHop } from './algorithms'
 import type { ConnectFailure } from './connect-errors'
 import type { Link } from './link'
@@ -189,10 +189,10 @@ export class Connection {
     }
   }
 
-  /** Opens an exec channel (a refusal retried unless `once`). Rejects with ChannelOpenError. */
-  exec(command: string, once = false): Promise<ClientChannel> {
+  /** Opens an exec channel, on a pty when `pty` is given (a refusal retried unless `once`). Rejects with ChannelOpenError. */
+  exec(command: string, once = false, pty?: PseudoTtyOptions): Promise<ClientChannel> {
     // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
-    const options = (this.forwardAgent ? { agentForward: true } : {}) as ExecOptions
+    const options = { ...(this.forwardAgent ? { agentForward: true } : {}), ...(pty ? { pty } : {}) } as ExecOptions
     return this.channel<ClientChannel>((client, cb) => client.exec(command, options, cb), once)
   }
 
@@ -202,16 +202,25 @@ export class Connection {
    */
   private readonly spares = new Map<string, Array<{ channel: Promise<ClientChannel | ChannelOpenError>; closed: boolean }>>()
 
-  /** Opens exec channels for `command` until `count` wait unused, where the server allows more than one session. Never rejects. */
-  prefetch(command: string, count: number): void {
+  /** A spare's key: its command, and whether it has a pty. */
+  private static spareKey(command: string, pty?: PseudoTtyOptions): string {
+    return `${pty ? 'pty' : 'pipe'} ${command}`
+  }
+
+  /**
+   * Opens exec channels for `command` (on a pty when `pty` is given) until `count` wait unused, where
+   * the server allows more than one session. Never rejects.
+   */
+  prefetch(command: string, count: number, pty?: PseudoTtyOptions): void {
     if (this.limits.oneAtATime || this.limits.closesAfterSession || this.lost) return
-    const list = this.spares.get(command) ?? []
-    this.spares.set(command, list)
+    const key = Connection.spareKey(command, pty)
+    const list = this.spares.get(key) ?? []
+    this.spares.set(key, list)
     while (list.length < count) {
       const spare: { closed: boolean; channel: Promise<ClientChannel | ChannelOpenError> } = {
         closed: false,
         // Not retried: a refused one tells the server allows one session at a time.
-        channel: this.exec(command, true).then(
+        channel: this.exec(command, true, pty).then(
           (ch) => {
             // Unused, it must not leave an unhandled error; closed by the server, it is no use.
             ch.on('error', () => {})
@@ -228,9 +237,9 @@ export class Connection {
     }
   }
 
-  /** A channel for `command` opened ahead, if one is there and still open; undefined otherwise. */
-  takeSpare(command: string): Promise<ClientChannel | ChannelOpenError> | undefined {
-    const list = this.spares.get(command)
+  /** A channel for `command` (with a pty or not) opened ahead, if one is there and still open; undefined otherwise. */
+  takeSpare(command: string, pty?: PseudoTtyOptions): Promise<ClientChannel | ChannelOpenError> | undefined {
+    const list = this.spares.get(Connection.spareKey(command, pty))
     for (let spare = list?.shift(); spare; spare = list?.shift()) if (!spare.closed) return spare.channel
     return undefined
   }

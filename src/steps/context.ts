@@ -33,6 +33,20 @@ export interface StepContext extends OutputSink {
   tunnel?: (host: Host) => Promise<Duplex | ConnectFailure | undefined>
 }
 
+/**
+ * The variables every step sees about where it runs, remote or local: the host's address, its
+ * position in `hosts` (from 0), the login user and port, and the step's name.
+ */
+export function fleetVariables(host: Host, step: Step): Record<string, string> {
+  return {
+    FLEET_HOST: host.hostname,
+    FLEET_HOST_INDEX: String(host.index),
+    FLEET_USER: host.user,
+    FLEET_PORT: String(host.port),
+    FLEET_STEP: step.name
+  }
+}
+
 /** A step's result, and the connection it leaves for the steps after it when it made a new one (a reboot). */
 export interface StepOutcome {
   result: StepResult

@@ -1,18 +1,13 @@
 import { spawn } from 'node:child_process'
 import { runnerEnv } from '../plan/runner-env'
 import { Capture, streamOutput } from '../report/output'
-import type { Host, LocalStep } from '../plan/settings'
+import type { LocalStep } from '../plan/settings'
 import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command-end'
 import { stepResult, type StepResult } from '../base/results'
-import type { StepContext, StepOutcome } from './context'
+import { fleetVariables, type StepContext, type StepOutcome } from './context'
 
 /** What a local step uses of its context: no connection, the runner's directory, the host's FLEET_* values. */
 type LocalContext = Pick<StepContext, 'host' | 'cwd' | 'signal' | 'output' | 'whenDrained'>
-
-/** The variables a local step sees about the host it runs for. */
-function fleetEnv(host: Host): Record<string, string> {
-  return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) }
-}
 
 /**
  * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
@@ -25,7 +20,7 @@ export async function runLocal(step: LocalStep, ctx: LocalContext): Promise<Step
   const result = await new Promise<StepResult>((resolve) => {
     const options = {
       cwd: ctx.cwd,
-      env: { ...runnerEnv(), ...step.env, ...fleetEnv(ctx.host) },
+      env: { ...runnerEnv(), ...step.env, ...fleetVariables(ctx.host, step) },
       stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe']
     }
     const child = windows

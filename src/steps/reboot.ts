@@ -95,10 +95,12 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
       continueOnError: false,
       runOnce: false,
       capture: false,
-      sudo
+      sudo,
+      pty: false
     }
     return runScriptOn(run, {
       connection,
+      host: ctx.host,
       shell: ctx.settings.shell,
       output: sink.output,
       whenDrained: sink.whenDrained,

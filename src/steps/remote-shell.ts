@@ -1,3 +1,4 @@
+import type { PseudoTtyOptions } from 'ssh2'
 import type { RunStep } from '../plan/settings'
 
 /**
@@ -23,17 +24,60 @@ const STEP_ID_VAR = 'FLEET_STEP_ID'
  */
 const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `
 
+/** Why a stage fails: the temp file could not be written (a full or read-only TMPDIR). */
+const STAGE_UNWRITABLE =
+  '{ echo "ssh-fleet: could not write the script to a temporary file in $d (TMPDIR on the host): is it full or not writable?" >&2; exit 125; }'
+
 /**
  * Stages the rest of stdin (the script, `env` values included) in a private temp file "$f" (mktemp
  * makes it 0600) in the host's TMPDIR, else /tmp. The file goes on every way out of this shell: a
  * failed write (a full or read-only TMPDIR leaves part of the script), a signal, the end (EXIT
  * trap; `exec` drops the traps, so the shell that runs the script removes it first). A signal ends
  * it with 128 + the signal's number, as a shell reports one.
+ *
+ * On a pty (`counted`), stdin never ends (sshd ignores the channel's EOF there), so the script's byte
+ * count comes first, on a line of its own, and exactly that many bytes are staged; a short read (the
+ * session went away mid-script) fails the step rather than run half a script.
  */
-const STAGE =
-  `f=; d=\${TMPDIR:-/tmp}; trap 'rm -f "$f"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; ` +
-  'f=$(mktemp "$d/ssh-fleet.XXXXXX") && cat >"$f" || ' +
-  '{ echo "ssh-fleet: could not write the script to a temporary file in $d (TMPDIR on the host): is it full or not writable?" >&2; exit 125; }; '
+function stage(counted: boolean): string {
+  return (
+    (counted ? 'IFS= read -r n || exit 125; ' : '') +
+    `f=; d=\${TMPDIR:-/tmp}; trap 'rm -f "$f"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; ` +
+    `f=$(mktemp "$d/ssh-fleet.XXXXXX") && ${counted ? 'head -c "$n"' : 'cat'} >"$f" || ${STAGE_UNWRITABLE}; ` +
+    (counted ? '[ $(wc -c <"$f") -eq "$n" ] || { echo "ssh-fleet: the script arrived incomplete: not run" >&2; exit 125; }; ' : '')
+  )
+}
+
+/**
+ * The pty a `pty: true` step asks for, in raw mode: no echo (the script would come back as output),
+ * no line editing (a 4096-byte line limit, ^D, ^U, ^V), no signal keys (^C, ^Z, ^\), no CR/NL
+ * translation or 8th-bit stripping on input, no flow control (^S, ^Q); sshd applies these modes before
+ * the command starts, so the script's bytes reach the bootstrap as sent. Output processing is off too:
+ * line ends arrive as the program writes them, not as \r\n.
+ */
+export const RAW_PTY: PseudoTtyOptions = {
+  modes: {
+    ECHO: 0,
+    ECHOE: 0,
+    ECHOK: 0,
+    ECHONL: 0,
+    ICANON: 0,
+    ISIG: 0,
+    IEXTEN: 0,
+    ICRNL: 0,
+    INLCR: 0,
+    IGNCR: 0,
+    ISTRIP: 0,
+    INPCK: 0,
+    PARMRK: 0,
+    IXON: 0,
+    IXOFF: 0,
+    IMAXBEL: 0,
+    OPOST: 0,
+    CS8: 1,
+    PARENB: 0
+  }
+}
 
 /**
  * The remote command. The script travels on stdin, not in the command line: no size limit, no
@@ -44,12 +88,12 @@ const STAGE =
  * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
  * makes it 0600), opens it and removes it first.
  */
-export function remoteCommand(shell: string, sudo?: Sudo): string {
-  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`
+export function remoteCommand(shell: string, sudo?: Sudo, pty = false): string {
+  if (sudo) return `sh -c ${shellQuote(sudoBootstrap(shell, sudo, pty))}`
   const bootstrap =
     READ_STEP_ID +
-    `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-    STAGE +
+    (pty ? '' : `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; `) +
+    stage(pty) +
     'exec 3<"$f" || exit 125; rm -f "$f"; ' +
     `exec ${shell} /dev/fd/3 </dev/null`
   return `sh -c ${shellQuote(bootstrap)}`
@@ -90,23 +134,25 @@ export interface Sudo {
  * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
  * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
  */
-function sudoBootstrap(shell: string, sudo: Sudo): string {
+function sudoBootstrap(shell: string, sudo: Sudo, pty: boolean): string {
   const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`
   return (
     READ_STEP_ID +
     (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-    STAGE +
+    stage(pty) +
     (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`)
   )
 }
 
 /**
- * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
- * exports when env is set, then the script untouched.
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, on a pty the
+ * byte count of what follows, one line of exports (the env, then the FLEET_* variables: every value
+ * quoted, as it comes from inputs), then the script untouched.
  */
-export function scriptPayload(step: RunStep, stepId: string, sudo?: Sudo): string {
-  const names = Object.keys(step.env)
+export function scriptPayload(step: RunStep, stepId: string, fleet: Record<string, string>, sudo?: Sudo): string {
   const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`
-  if (names.length === 0) return head + step.script
-  return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`
+  const env = { ...step.env, ...fleet }
+  const names = Object.keys(env)
+  const body = names.length === 0 ? step.script : `export ${names.map((n) => `${n}=${shellQuote(env[n])}`).join(' ')}\n${step.script}`
+  return step.pty ? `${head}${Buffer.byteLength(body)}\n${body}` : head + body
 }

@@ -1,22 +1,22 @@
 import { randomBytes } from 'node:crypto'
-import type { ClientChannel } from 'ssh2'
+import type { ClientChannel, PseudoTtyOptions } from 'ssh2'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
 import { clipText } from '../base/bounded'
 import { Capture, streamOutput } from '../report/output'
 import type { RunStep } from '../plan/settings'
 import { stepResult, type StepResult } from '../base/results'
-import { remoteCommand, scriptPayload, stopCommand } from './remote-shell'
+import { RAW_PTY, remoteCommand, scriptPayload, stopCommand } from './remote-shell'
 import { CANCEL_GRACE_MS, KILL_GRACE_MS, exitResult, stopCause } from './command-end'
 import { sendSignal } from './channel-signal'
 import { execOutput } from './exec-output'
 import { withinTimeout } from './timeout'
-import { liveConnection, type StepContext, type StepRunner, type StepSettings } from './context'
+import { fleetVariables, liveConnection, type StepContext, type StepRunner, type StepSettings } from './context'
 
 /** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
 const SIGNAL_NAME_CHARS = 64
 
 /** What a script needs to run on a given connection: the host's, or a reboot's poll connection. */
-export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'signal'> &
+export type ScriptContext = Pick<StepContext, 'host' | 'output' | 'whenDrained' | 'signal'> &
   Pick<StepSettings, 'shell' | 'sudoPassword'> & {
     connection: Connection
     /** How many run steps with the same command follow this one: channels to open ahead for them. */
@@ -24,18 +24,18 @@ export type ScriptContext = Pick<StepContext, 'output' | 'whenDrained' | 'signal
   }
 
 /** The step's channel (a refusal retried by the connection), or why there is none. */
-function openChannel(ctx: ScriptContext, command: string): Promise<ClientChannel | ChannelOpenError> {
-  return ctx.connection.exec(command).catch((err: ChannelOpenError) => err)
+function openChannel(ctx: ScriptContext, command: string, pty?: PseudoTtyOptions): Promise<ClientChannel | ChannelOpenError> {
+  return ctx.connection.exec(command, false, pty).catch((err: ChannelOpenError) => err)
 }
 
 /** Runs a script step once on the host's live connection. Never rejects. */
 export const runScript: StepRunner<RunStep> = async (step, ctx) => {
   const live = await liveConnection(step, ctx)
   if ('result' in live) return live
-  const { output, whenDrained, signal, ahead } = ctx
+  const { host, output, whenDrained, signal, ahead } = ctx
   const { shell, sudoPassword } = ctx.settings
   return {
-    result: await runScriptOn(step, { connection: live.connection, output, whenDrained, shell, signal, sudoPassword, ahead })
+    result: await runScriptOn(step, { connection: live.connection, host, output, whenDrained, shell, signal, sudoPassword, ahead })
   }
 }
 
@@ -45,16 +45,17 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
   const result = (fields: Partial<StepResult> & Pick<StepResult, 'status'>): StepResult => stepResult(step.name, started, fields)
   const stepId = randomBytes(8).toString('hex')
   const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined
-  const command = remoteCommand(ctx.shell, sudo)
+  const command = remoteCommand(ctx.shell, sudo, step.pty)
+  const pty = step.pty ? RAW_PTY : undefined
   // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
   // refused (the server limits sessions), the step opens its own as it would have.
-  const spare = ctx.connection.takeSpare(command)
+  const spare = ctx.connection.takeSpare(command, pty)
   const opening = spare
-    ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch))
-    : openChannel(ctx, command)
+    ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command, pty) : ch))
+    : openChannel(ctx, command, pty)
   // The next steps' channels open alongside this one's (after it: a server allowing one session
   // gives it to this step): ready when this step ends, even when it is over in one round trip.
-  if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead)
+  if (ctx.ahead) ctx.connection.prefetch(command, ctx.ahead, pty)
   // The step's timeout covers opening its channel and starting its command: a server that takes the
   // login but never answers a channel request must not hold the step forever. So does a cancel.
   const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal)
@@ -160,6 +161,6 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
     if (ctx.signal?.aborted) onCancel()
     else ctx.signal?.addEventListener('abort', onCancel, { once: true })
     if (step.timeoutMs > 0) timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())))
-    channel.end(scriptPayload(step, stepId, sudo))
+    channel.end(scriptPayload(step, stepId, fleetVariables(ctx.host, step), sudo))
   })
 }

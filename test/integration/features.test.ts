@@ -29,7 +29,7 @@ describe('capture, run-file, on-failure and always', () => {
     const [a, b] = sshd.ports
     const steps = `
 - name: Version
-  run: 'echo "v1.2.3"; echo "on ${PORT}"; echo noise >&2; [ ${PORT} != ${b} ]'
+  run: 'echo "v1.2.3"; echo "on ${PORT}"; echo; echo noise >&2; [ ${PORT} != ${b} ]'
   capture: true
 - name: After
   local: echo local-out
@@ -37,9 +37,10 @@ describe('capture, run-file, on-failure and always', () => {
 `
     const run = await runAction({ ...base([a, b]), steps }, env)
     const captured = JSON.parse(run.outputs.captured)
-    expect(captured[name(a)]).toEqual({ Version: `v1.2.3\non ${a}\n`, After: 'local-out\n' })
-    expect(captured[name(b)]).toEqual({ Version: `v1.2.3\non ${b}\n` }) // failed: captured all the same
-    expect(hostResult(run, name(b)).steps[0]).toMatchObject({ status: 'failed', stdout: `v1.2.3\non ${b}\n`, error: 'exit code 1' })
+    // Keyed by the hosts entries as written; trailing line ends dropped, as $(…) drops them.
+    expect(captured[name(a)]).toEqual({ Version: `v1.2.3\non ${a}`, After: 'local-out' })
+    expect(captured[name(b)]).toEqual({ Version: `v1.2.3\non ${b}` }) // failed: captured all the same
+    expect(hostResult(run, name(b)).steps[0]).toMatchObject({ status: 'failed', stdout: `v1.2.3\non ${b}`, error: 'exit code 1' })
   })
 
   test('run-file, as an input and as a step field; a missing file is an input error before any connection', async () => {
@@ -285,7 +286,14 @@ test('dry-run prints the new parts of the plan, and bad values are input errors 
     ['steps', '- upload: { from: dry.sh, to: /tmp/, exclude: "../x" }', "'../x' is not a glob relative to from"],
     ['capture', 'yes', "'yes' is not one of true, false"],
     ['legacy-algorithms', 'sure', "'sure' is not one of true, false"],
-    ['on-failure', '- nope: 1', 'has none of run:']
+    ['on-failure', '- nope: 1', "step 1: nope: are no step's keys; a step has one of run:"],
+    [
+      'steps',
+      '- name: Up\n  run: echo a: b',
+      "step 1 ('Up'), field 'run': not valid YAML at line 2, column 8: Nested mappings are not allowed in compact mappings (a value with ': ' in it needs quotes"
+    ],
+    ['pty', 'maybe', "'maybe' is not one of true, false"],
+    ['steps', '- local: x\n  pty: true', "step 1: unknown key 'pty'"]
   ] as const) {
     const bad = await runAction(
       { ...base([sshd.ports[0]]), ...(input === 'steps' ? { steps: value } : { run: 'true', [input]: value }) },

@@ -101,6 +101,22 @@ describe('Capture', () => {
     expect(budget.remaining).toBe(0)
   })
 
+  test('trailing line ends are dropped, all of them, as $(…) drops them; inner ones and a cut text are kept', () => {
+    const text = (...chunks: string[]): string => {
+      const c = new Capture(new SharedBudget(1024))
+      chunks.forEach((t) => c.push(Buffer.from(t)))
+      return c.text()
+    }
+    expect(text('1.2.3\n')).toBe('1.2.3')
+    expect(text('a\n\nb\n', '\n\n')).toBe('a\n\nb')
+    expect(text('1.2.3\r\n')).toBe('1.2.3')
+    expect(text('  x \t')).toBe('  x \t')
+    expect(text('\n\n')).toBe('')
+    const cut = new Capture(new SharedBudget(3))
+    cut.push(Buffer.from('ab\ncd'))
+    expect(cut.text()).toBe("ab\n\n[ssh-fleet: 2 more bytes not captured: the run's captures reached 800000 bytes]")
+  })
+
   test('a UTF-8 character cut at the limit is dropped, not mangled', () => {
     const c = new Capture(new SharedBudget(5))
     c.push(Buffer.from('abcdé'))

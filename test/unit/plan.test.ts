@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from 'vitest'
 import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
-import type { Host } from '../../src/plan/settings'
+import type { Host, RunStep } from '../../src/plan/settings'
 import { resolveUpload } from '../../src/plan/local-files'
 import { Workspace } from '../../src/base/workspace'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -21,7 +21,7 @@ for (const [file, text] of [
 ])
   writeFileSync(join(fixtures, file), text)
 
-const defaults = { env: { GLOBAL: 'g' }, capture: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
+const defaults = { env: { GLOBAL: 'g' }, capture: false, pty: false, timeoutMs: 0, retries: 0, retryDelayMs: 5000 }
 const parsers = {
   duration: parseDuration,
   count: parseCount,
@@ -63,6 +63,12 @@ describe('parseSteps', () => {
     })
     expect(migrate).toMatchObject({ name: 'Migrate', runOnce: true, retries: 0, retryDelayMs: 5000 })
     expect(health).toMatchObject({ name: 'step 3', script: 'curl -fsS localhost:8080/health\n', continueOnError: true })
+  })
+
+  test('pty: a run step field, its default the pty input; only run steps take it', () => {
+    expect(steps('- run: a\n  pty: true\n- run: b').map((s) => (s as RunStep).pty)).toEqual([true, false])
+    expect((parseSteps('- run: a', { ...defaults, pty: true }, parsers)[0] as RunStep).pty).toBe(true)
+    expect(() => steps('- local: a\n  pty: true')).toThrow("unknown key 'pty'")
   })
 
   test('reboot steps: true for the defaults, or a map of options', () => {
@@ -217,7 +223,7 @@ describe('parseSteps', () => {
     ['- name: A\n  run: ""', /field 'run': is empty/],
     ['- name: A\n  run: x\n- name: A\n  run: y', /step 2 \('A'\): the name 'A' is used by an earlier step/],
     ['name: A\nrun: x', /must be a YAML list/],
-    ['- run: x\n - bad', /not valid YAML: All sequence items must start at the same column at line 2/],
+    ['- run: x\n - bad', /step 2: not valid YAML at line 2, column 2: All sequence items must start at the same column/],
     ['- just a string', /step 1 must be a map/],
     ['- reboot: true\n  run: x', /has both run: and reboot:/],
     ['- local: ""', /field 'local': is empty/],
@@ -232,8 +238,34 @@ describe('parseSteps', () => {
     ['- reboot: true\n  retries: 2', /unknown key 'retries' \(a reboot step takes/],
     ['- reboot:\n    timout: 5m', /field 'reboot': unknown option 'timout'/],
     ['- reboot:\n    timeout: soon', /step 1, reboot, field 'timeout': 'soon' is not a duration/],
-    ['- reboot: yes', /field 'reboot': must be true or a map/]
+    ['- reboot: yes', /field 'reboot': must be true or a map/],
+    ['- name: A\n  run: x\n- name: [B]\n  run: y', /step 2, field 'name': name must be a single value, not \["B"\]/],
+    [
+      '- name: Build\n  script: make\n  shell: sh',
+      /step 1 \('Build'\): script:, shell: are no step's keys; a step has one of run:, run-file:/
+    ],
+    ['- name: A\n  run: x\n  sudo: 1', /step 1 \('A'\), field 'sudo': must be true or false, not 1/]
   ])('%j is refused: %s', (yaml, message) => {
+    expect(() => steps(yaml)).toThrow(message)
+  })
+})
+
+describe('a steps YAML error names the step and the key it is in', () => {
+  test.each([
+    [
+      '- name: Pull\n  run: docker pull\n- name: Migrate\n  run: echo a: b\n  timeout: 10m',
+      "step 2 ('Migrate'), field 'run': not valid YAML at line 4, column 8: Nested mappings are not allowed in compact mappings (a value with ': ' in it needs quotes, or a block: run: |)"
+    ],
+    ['- name: A\n  run: x\n  run: y', "step 1 ('A'), field 'run': not valid YAML at line 3, column 3: Map keys must be unique"],
+    ['- name: A\n  run: x\n  env:\n    A: 1\n     B: 2', "step 1 ('A'), field 'env': not valid YAML at line 4, column 8"],
+    ['- name: A\n  run: x\n- name: B\n  run: "x" y', "step 2 ('B'), field 'run': not valid YAML at line 4, column 12: Unexpected scalar"],
+    // An unclosed [ is noticed where the next key starts: that key and line are named, with the parser's reason.
+    [
+      '- name: A\n  timeout: [1\n  run: x',
+      "step 1 ('A'), field 'run': not valid YAML at line 3, column 3: Flow sequence in block collection"
+    ],
+    ['[', 'not valid YAML at line 1, column 2']
+  ])('%j', (yaml, message) => {
     expect(() => steps(yaml)).toThrow(message)
   })
 })

@@ -19,7 +19,8 @@ const steps = (n: number): Step[] =>
     continueOnError: false,
     runOnce: false,
     capture: false,
-    sudo: false
+    sudo: false,
+    pty: false
   }))
 
 /** A fake host run: records what ran when; fails where `fails` says. */

@@ -18,7 +18,8 @@ const step = (script: string, env: Record<string, string> = {}): RunStep => ({
   continueOnError: false,
   runOnce: false,
   capture: false,
-  sudo: false
+  sudo: false,
+  pty: false
 })
 
 /** Every temporary file of these tests lives here, and goes at the end. */
@@ -59,8 +60,11 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
 
   test.each(['pipe', 'file'] as const)('stdin a %s: the script runs byte for byte with empty stdin, env values intact', (via) => {
     const script = `printf '%s|' "$A" "$B" "$(cat)" 'x y'\ncat <<'EOF'\n$NOT_EXPANDED héllo\nEOF\n`
-    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' }), ID), 'bash -e', via)
+    const fleet = { FLEET_HOST: 'web1', FLEET_STEP: "it's $(step) `1`" }
+    const out = runLikeSshd(scriptPayload(step(script, { A: "it's", B: 'a\nb $HOME' }), ID, fleet), 'bash -e', via)
     expect(out).toBe(`it's|a\nb $HOME||x y|$NOT_EXPANDED héllo\n`)
+    const where = runLikeSshd(scriptPayload(step('printf "%s|" "$FLEET_HOST" "$FLEET_STEP"'), ID, fleet), 'sh -e', via)
+    expect(where).toBe("web1|it's $(step) `1`|")
   })
 
   test.each(['pipe', 'file'] as const)('stdin a %s: the exit code of the script is the exit code of the session', (via) => {
@@ -148,8 +152,19 @@ describe.skipIf(process.platform === 'win32')('remote command', () => {
     bystander.kill('SIGKILL')
   })
 
-  test("no env means the payload is the step id's line, then the script itself", () => {
-    expect(scriptPayload(step('echo hi'), ID)).toBe('feedc0de\necho hi')
+  test("no env and no variables means the payload is the step id's line, then the script itself", () => {
+    expect(scriptPayload(step('echo hi'), ID, {})).toBe('feedc0de\necho hi')
+  })
+
+  test('on a pty the byte count of what follows comes first: its stdin never ends', () => {
+    expect(scriptPayload({ ...step('é'), pty: true }, ID, { A: '1' })).toBe("feedc0de\n15\nexport A='1'\né")
+    expect(remoteCommand('bash -e', undefined, true)).toContain('head -c "$n"')
+  })
+
+  test('the FLEET_* variables win over an env of the same name, as for local steps', () => {
+    expect(scriptPayload(step('x', { FLEET_HOST: 'mine', A: '1' }), ID, { FLEET_HOST: 'web1' })).toBe(
+      "feedc0de\nexport FLEET_HOST='web1' A='1'\nx"
+    )
   })
 
   test('the command is the same for every step (so a channel can be opened ahead): the id travels on stdin', () => {
