@@ -134,7 +134,7 @@ export class Connection {
   private async replace(old: Link): Promise<Link> {
     const why = old.ended === undefined || this.limits.closesAfterSession ? undefined : old.ended
     old.onEnd = () => {}
-    old.close()
+    old.retire()
     const fresh = await (this.redial as NonNullable<Connection['redial']>)(why)
     if (!(fresh instanceof Connection)) {
       const reason = `could not reconnect: ${fresh.message}`

@@ -44,6 +44,8 @@ export class Link {
    * it over, so it stays open on the server (tinysshd then refuses any other session on the link).
    */
   halfOpen = false
+  /** Replaced by a new link: it ends when its last channel closes. */
+  private retired = false
   private timer?: NodeJS.Timeout
 
   constructor(
@@ -102,6 +104,7 @@ export class Link {
               this.open--
               this.sessionsEnded++
               this.lastSessionEnd = Date.now()
+              if (this.retired && this.open === 0) this.close()
             })
             return resolve({ channel })
           }
@@ -119,6 +122,15 @@ export class Link {
     this.ended = reason
     clearInterval(this.timer)
     this.onEnd(reason)
+  }
+
+  /**
+   * Ends the link once its open channels have closed: a link replaced for new channels (a half-open
+   * session on it) still carries the commands started on it before, which must end as they would.
+   */
+  retire(): void {
+    this.retired = true
+    if (this.open === 0) this.close()
   }
 
   /** Ends the link; a peer that does not answer is cut after a second. */

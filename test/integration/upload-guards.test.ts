@@ -205,7 +205,7 @@ describe.runIf(isRoot)('delete: true never mirrors over the login home', () => {
     expect(r.steps).toHaveLength(spellings.length)
     for (const step of r.steps) {
       expect(step.status).toBe('failed')
-      expect(step.error).toContain(`the login home (${WIPE_HOME}); nothing was removed`)
+      expect(step.error, step.error).toContain(`the login home (${WIPE_HOME}); nothing was removed`)
     }
     expect(run.stdout.includes('no SFTP on this host')).toBe(transport === 'exec')
     expect(readFileSync(join(WIPE_HOME, '.ssh/authorized_keys'), 'utf8')).toContain(
