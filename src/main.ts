@@ -8,7 +8,7 @@ import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
 import { Inputs } from './plan/input-names'
 import { Router } from './ssh/routes'
-import { FleetLog } from './report/output'
+import { FleetLog, seconds } from './report/output'
 import { annotate, describePlan, dryRunMarkdown, failureMessage, setOutputs, summaryMarkdown, writeSummary } from './report/report'
 import { writeResultsFile } from './report/results-file'
 import { runFleet } from './run/scheduler'
@@ -111,7 +111,13 @@ export async function run(): Promise<void> {
     // One annotation for all of them: GitHub shows at most 10 warnings.
     if (settings.sshConfigWarnings.length) core.warning(settings.sshConfigWarnings.join('\n'), { title: Inputs.SshConfig })
     log.note(plan)
-    const gates = new HandshakeGates(settings.concurrency)
+    const gates = new HandshakeGates({
+      max: settings.concurrency,
+      signal: cancel.signal,
+      // Every host on the address waits: said once, for all of them.
+      onPause: (address, ms, why) =>
+        log?.note(`${address} turns away even a lone connection (${why}): no new connection to it for ${seconds(ms)}, then one to probe`)
+    })
     router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>
       host ? log?.status(host, message) : log?.note(message)
     )
