@@ -6,7 +6,7 @@ import { HostRun, RunOnceSteps, StepLimits } from './run/host-runner'
 import { InputError } from './plan/input-error'
 import { getSettings } from './plan/inputs'
 import { Router } from './ssh/routes'
-import { FleetLog } from './report/output'
+import { FleetLog, seconds } from './report/output'
 import { annotate, failureMessage, warnBeforeRun } from './report/annotations'
 import { dryRunMarkdown, stepTitle, summaryMarkdown, writeSummary } from './report/summary'
 import { RolloutLog } from './report/rollout-log'
@@ -110,7 +110,13 @@ export async function run(): Promise<void> {
     }
     const warningSlots = warnBeforeRun(settings)
     log.note(plan)
-    const gates = new HandshakeGates(settings.concurrency)
+    const gates = new HandshakeGates({
+      max: settings.concurrency,
+      signal: cancel.signal,
+      // Every host on the address waits: said once, for all of them.
+      onPause: (address, ms, why) =>
+        log?.note(`${address} turns away even a lone connection (${why}): no new connection to it for ${seconds(ms)}, then one to probe`)
+    })
     router = new Router(settings, { gates, signal: cancel.signal }, (host, message) =>
       host ? log?.status(host, message) : log?.note(message)
     )

@@ -2,9 +2,16 @@ import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ss
 import { describeKey } from '../plan/known-hosts'
 import type { Auth } from '../plan/settings'
 
+/** What the trail calls the agent before its keys are known. */
+const AGENT_OFFER = 'the keys of the agent at SSH_AUTH_SOCK'
+/** The most agent keys a message names (an agent may hold many); the rest are counted. */
+const AGENT_KEYS_NAMED = 8
+
 /** What one connection attempt offered the server, and what the server said it accepts. */
 export class AuthTrail {
   readonly offered: string[] = []
+  /** The agent's keys offered, each as `type fingerprint`, in order. */
+  readonly agentKeys: string[] = []
   /** The methods the server listed in its last refusal; undefined until it refused one. */
   serverAccepts?: string[]
   /** Offers the server accepted while requiring more (partial success: `AuthenticationMethods publickey,password`). */
@@ -16,7 +23,12 @@ export class AuthTrail {
    * another method as well (partial success); server accepts: password`.
    */
   describe(user: string, host: string): string {
-    const refused = [...new Set(this.offered)].filter((o) => !this.accepted.includes(o))
+    const named = this.agentKeys.slice(0, AGENT_KEYS_NAMED)
+    const more = this.agentKeys.length - named.length
+    const agent = this.agentKeys.length
+      ? `the agent's keys (publickey ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''})`
+      : AGENT_OFFER
+    const refused = [...new Set(this.offered.map((o) => (o === AGENT_OFFER ? agent : o)))].filter((o) => !this.accepted.includes(o))
     const parts = [
       ...(this.accepted.length
         ? [`${this.accepted.join(', ')} accepted, but the server requires another method as well (partial success)`]
@@ -26,6 +38,11 @@ export class AuthTrail {
     ]
     const accepts = this.serverAccepts ? `; server accepts: ${this.serverAccepts.join(',') || 'nothing'}` : ''
     return `${user}@${host}: ${parts.join('; ')}${accepts}`
+  }
+
+  /** Authentication requests sent: each key (an RSA key's second algorithm, each agent key) counts, as sshd counts them. */
+  get requests(): number {
+    return this.offered.filter((o) => o !== AGENT_OFFER).length + this.agentKeys.length
   }
 }
 
@@ -59,19 +76,22 @@ type ProtocolInternals = { authPK(user: string, key: ParsedKey, keyAlgo: string 
 const RSA_HASH: Record<string, string> = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' }
 
 /**
- * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it) for this connection's own keys, `keys`:
+ * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it). Every key it offers that is not one of
+ * `keys` is an agent's, recorded in `trail`. For this connection's own keys, `keys`:
  * - ssh2 first asks whether the server would accept a key and signs only after it says yes: a
  *   round trip. A key in memory signs at once (an agent's keys are still asked about first: an
  *   agent may want a touch or a confirmation for each signature). The server answers the signed
  *   request as it would the one after its yes; a refusal goes on as before.
  * - the SHA-512 variant of an RSA key is offered as rsa-sha2-512.
  */
-function wrapAuthPK(client: Client, keys: ParsedKey[], variant?: ParsedKey): void {
+function wrapAuthPK(client: Client, trail: AuthTrail, keys: ParsedKey[], variant?: ParsedKey): void {
   const proto = (client as unknown as { _protocol?: ProtocolInternals })._protocol
   if (typeof proto?.authPK !== 'function') return
   const authPK = proto.authPK
   proto.authPK = function (user, key, keyAlgo, cb) {
     const algo = key === variant ? 'rsa-sha2-512' : keyAlgo
+    // ssh2 asks about an agent key first (no callback), then signs with it once the server says yes.
+    if (!keys.includes(key) && !cb) trail.agentKeys.push(keyText(key))
     if (cb || !keys.includes(key)) return authPK.call(this, user, key, algo, cb)
     authPK.call(this, user, key, algo, (data, done) => {
       const signature = key.sign(data, RSA_HASH[algo ?? ''])
@@ -98,7 +118,7 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
       queue.push({ method: { type: 'publickey', username, key: sha512 }, offered, sha512 })
     }
   }
-  if (auth.agent) queue.push({ method: { type: 'agent', username, agent: auth.agent }, offered: 'the keys of the agent at SSH_AUTH_SOCK' })
+  if (auth.agent) queue.push({ method: { type: 'agent', username, agent: auth.agent }, offered: AGENT_OFFER })
   const password = auth.password
   if (password !== undefined) {
     queue.push({ method: { type: 'password', username, password }, offered: 'password' })
@@ -120,10 +140,10 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
     for (let next = queue.shift(); next; next = queue.shift()) {
       const wire = next.method.type === 'agent' ? 'publickey' : next.method.type
       if (methodsLeft && !methodsLeft.includes(wire)) continue
-      if (key && !wrapped) {
+      if (!wrapped) {
         wrapped = true
         const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512
-        wrapAuthPK(client, variant ? [key, variant] : [key], variant)
+        wrapAuthPK(client, trail, key ? (variant ? [key, variant] : [key]) : [], variant)
       }
       trail.offered.push(next.offered)
       last = next.offered

@@ -1,13 +1,22 @@
 /** Connecting to a host: each attempt's failure classified, transient ones retried with backoff. */
-import { connect as tcpConnect } from 'node:net'
+import { connect as tcpConnect, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Client, type ConnectConfig } from 'ssh2'
 import { algorithms, isLegacy, type LegacyHop } from './algorithms'
 import { AuthTrail, authHandler } from './auth'
-import { CANCELLED, classifyConnectError, destination, type ConnectFailure, type SshError } from './connect-errors'
+import {
+  CANCELLED,
+  classifyClose,
+  classifyConnectError,
+  destination,
+  NO_STAGE,
+  type AttemptStage,
+  type ConnectFailure,
+  type SshError
+} from './connect-errors'
 import { Connection } from './connection'
 import { Link } from './link'
-import type { HandshakeGates } from './handshake-gate'
+import type { HandshakeGates, HandshakeOutcome } from './handshake-gate'
 import { verifyHostKey } from './host-keys'
 import { backoffDelay, cancellableSleep, withRetries, type Sleep } from './retry'
 import type { Host, Settings } from '../plan/settings'
@@ -25,6 +34,8 @@ export type RouteStream = Duplex & { legacyHops?: LegacyHop[] }
 export interface AttemptOptions {
   /** The byte stream to the host (a bastion's channel, a proxy command); undefined: TCP. */
   sock?: Duplex
+  /** A TCP connection to the host already open (a reboot's knock that connected), used instead of dialling. */
+  tcp?: Socket
   /** Aborted when the job is cancelled. */
   signal?: AbortSignal
   /** A shorter limit for this attempt than the host's connect timeout (a reboot's poll). */
@@ -39,13 +50,17 @@ export interface AttemptOptions {
 export function connectOnce(
   host: Host,
   runOptions: ConnectOptions,
-  { sock, signal, maxTimeoutMs = Infinity }: AttemptOptions = {}
+  { sock, tcp, signal, maxTimeoutMs = Infinity }: AttemptOptions = {}
 ): Promise<{ connection: Connection } | { failure: ConnectFailure }> {
   const options = { ...runOptions, ...host.overrides }
   const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs)
   return new Promise((resolve) => {
-    if (signal?.aborted) return resolve({ failure: CANCELLED })
+    if (signal?.aborted) {
+      tcp?.destroy()
+      return resolve({ failure: CANCELLED })
+    }
     const client = new Client()
+    const stage: AttemptStage = { ...NO_STAGE }
     let refusal: string | undefined
     let firstError: SshError | undefined
     let settled = false
@@ -61,13 +76,12 @@ export function connectOnce(
     const trail = new AuthTrail()
     const to = destination(host, sock !== undefined)
     const classify = (err: SshError): ConnectFailure => {
-      const failure = classifyConnectError(err, timeoutMs, to)
-      return failure.kind === 'auth'
-        ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
-        : failure
+      const failure = classifyConnectError(err, timeoutMs, to, { ...stage, offers: trail.requests })
+      return failure.kind === 'auth' ? { ...failure, message: `${failure.message}: ${trail.describe(host.user, host.hostname)}` } : failure
     }
-    // The TCP socket is ours, not ssh2's, so the keepalive can hear every byte on it, as on a route's stream.
-    const transport = sock ?? tcpConnect({ host: host.hostname, port: host.port })
+    // The TCP socket is ours, not ssh2's: the keepalive hears every byte on it, as on a route's stream,
+    // and the server's bytes before its banner can be read (ssh2 keeps them to itself).
+    const transport = sock ?? tcp ?? tcpConnect({ host: host.hostname, port: host.port })
     const connection = new Connection(
       new Link(client, transport, { intervalMs: options.keepaliveIntervalMs, countMax: options.keepaliveCountMax })
     )
@@ -78,15 +92,11 @@ export function connectOnce(
       if (refusal !== undefined) settle({ failure: { kind: 'host-key', transient: false, message: `host key refused: ${refusal}` } })
       else settle({ failure: classify(err) })
     })
-    client.on('close', () => {
-      settle({
-        failure: firstError
-          ? classify(firstError)
-          : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
-      })
-    })
+    client.on('close', () => settle({ failure: firstError ? classify(firstError) : classifyClose(stage, to) }))
     client.on('ready', () => settle({ connection }))
+    client.on('connect', () => (stage.connected = true))
     client.on('handshake', (negotiated: { kex: string; serverHostKey: string; cs: { cipher: string; mac?: string } }) => {
+      stage.kex = true
       connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string =>
         isLegacy(n)
       )
@@ -111,6 +121,7 @@ export function connectOnce(
     }
     try {
       client.connect(config)
+      watchBanner(transport, stage)
       // ssh2 leaves Nagle's algorithm on; with delayed ACKs every handshake round trip and every
       // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
       client.setNoDelay(true)
@@ -119,6 +130,34 @@ export function connectOnce(
       settle({ failure: { kind: 'protocol', transient: false, message: (err as Error).message } })
     }
   })
+}
+
+/** The most bytes read for the banner: RFC 4253 4.2 allows lines before it, each up to 255 bytes. */
+const BANNER_WATCH_BYTES = 8192
+
+/**
+ * Reads the server's first bytes beside ssh2 (after ssh2 paused the stream, so nothing is lost to
+ * either): whether its `SSH-` banner line came, and the text before it.
+ */
+function watchBanner(stream: Duplex, stage: AttemptStage): void {
+  let seen = ''
+  const onData = (chunk: Buffer): void => {
+    seen += chunk.toString('latin1', 0, Math.min(chunk.length, BANNER_WATCH_BYTES - seen.length))
+    const at = seen.startsWith('SSH-') ? 0 : seen.indexOf('\nSSH-') + 1
+    stage.banner = at > 0 || seen.startsWith('SSH-')
+    stage.serverText = stage.banner ? seen.slice(0, at) : seen
+    if (stage.banner || seen.length >= BANNER_WATCH_BYTES) stream.removeListener('data', onData)
+  }
+  stream.on('data', onData)
+}
+
+/** How an attempt's outcome tells the address's gate about congestion. */
+function gateOutcome(outcome: { connection: Connection } | { failure: ConnectFailure }): HandshakeOutcome {
+  if ('connection' in outcome) return 'ok'
+  const { kind } = outcome.failure
+  if (kind === 'turned-away') return 'turned-away'
+  // Dropped before the banner, or left before login: sshd counts both against the address.
+  return kind === 'lost-before-handshake' || kind === 'stalled' ? 'congested' : 'other'
 }
 
 export interface ConnectResult {
@@ -146,12 +185,18 @@ export async function connect(host: Host, options: ConnectOptions, deps: Connect
   const retried: ConnectFailure[] = []
   const gate = deps.gates?.for(host.hostname.toLowerCase())
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
-    const sock = deps.tunnel ? await deps.tunnel(host) : undefined
-    if (sock && 'kind' in sock) return { failure: sock }
-    await gate?.acquire()
-    const outcome = await connectOnce(host, options, { sock, signal: deps.signal })
-    gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other')
-    return outcome
+    for (;;) {
+      const sock = deps.tunnel ? await deps.tunnel(host) : undefined
+      if (sock && 'kind' in sock) return { failure: sock }
+      const ticket = await gate?.acquire()
+      const outcome = await connectOnce(host, options, { sock, signal: deps.signal })
+      // Turned away by a paused address: wait for the pause (the gate bounds it) instead of spending a retry.
+      const paused =
+        gate !== undefined &&
+        ticket !== undefined &&
+        gate.release(ticket, gateOutcome(outcome), 'failure' in outcome ? outcome.failure.message : '')
+      if (!paused || deps.signal?.aborted) return outcome
+    }
   }
   const { outcome, attempts } = await withRetries(attempt, {
     retries: options.connectRetries,

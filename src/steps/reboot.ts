@@ -1,5 +1,6 @@
-import { connect as tcpConnect } from 'node:net'
+import { connect as tcpConnect, type Socket } from 'node:net'
 import { connectOnce } from '../ssh/connect'
+import { classifyConnectError, destination, type SshError } from '../ssh/connect-errors'
 import type { Connection } from '../ssh/connection'
 import { seconds, type OutputSink } from '../report/output'
 import { cancellableSleep, realSleep } from '../ssh/retry'
@@ -8,33 +9,65 @@ import { runScriptOn } from './script'
 import type { StepRunner } from './context'
 import { stepResult, type StepResult } from '../base/results'
 
-/** Each poll connection gets at most this long; a refused one costs nothing. */
+/** Each poll's handshake, once the banner came, gets at most this long. */
 const POLL_CONNECT_TIMEOUT_MS = 5000
 /** The boot id and test commands must answer within this; the reboot command has the step's whole timeout. */
 const PROBE_TIMEOUT_MS = 30_000
 /** While the host is down (and not refusing) or still on its old boot id, it is polled about this often. */
 const POLL_INTERVAL_MS = 1000
 
-/** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
+/** How often a refusing port is knocked on while a host reboots: a refused TCP connect costs it nothing. */
 const KNOCK_MS = 100
 
-/** Resolves once `host`'s port accepts a TCP connection (closed at once), or at the deadline or a cancel. */
-function untilAccepting(host: Host, deadline: number, signal?: AbortSignal): Promise<void> {
+/**
+ * A TCP connection to `host` that has its first bytes waiting (the banner, unread), for the handshake
+ * to take over; or, at the deadline or a cancel, why there is none. While the port refuses it is
+ * knocked on every KNOCK_MS. A connection that is accepted is kept, however long the banner takes
+ * (a port bound long before sshd answers): each one dropped unanswered would count against this
+ * address in sshd's PerSourcePenalties (a connection without attempting authentication).
+ */
+function connectionWithBanner(host: Host, deadline: number, signal?: AbortSignal): Promise<{ socket: Socket } | { error: string }> {
   return new Promise((resolve) => {
+    let error = 'no attempt yet'
     const knock = (): void => {
-      if (Date.now() >= deadline || signal?.aborted) return resolve()
+      if (Date.now() >= deadline || signal?.aborted) return resolve({ error })
       const started = Date.now()
       const socket = tcpConnect({ host: host.hostname, port: host.port })
-      const next = (): void => {
-        socket.destroy()
-        setTimeout(knock, Math.max(0, started + KNOCK_MS - Date.now()))
+      const stop = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onCancel)
+        socket.removeAllListeners()
       }
-      socket.setTimeout(KNOCK_MS * 5, next)
-      socket.once('connect', () => {
+      const again = (delayMs: number): void => {
+        stop()
         socket.destroy()
-        resolve()
+        setTimeout(knock, Math.max(0, started + delayMs - Date.now()))
+      }
+      const onCancel = (): void => again(0)
+      signal?.addEventListener('abort', onCancel, { once: true })
+      // Until it connects, a knock is given a few intervals; once connected, the deadline.
+      let timer = setTimeout(() => again(0), KNOCK_MS * 5)
+      socket.once('connect', () => {
+        clearTimeout(timer)
+        error = `connected to ${destination(host, false)}, no SSH banner yet`
+        timer = setTimeout(() => again(0), Math.max(0, deadline - Date.now()))
       })
-      socket.once('error', next)
+      socket.once('data', (chunk: Buffer) => {
+        stop()
+        // Put back for ssh2, which reads the stream from its start.
+        socket.pause()
+        socket.unshift(chunk)
+        resolve({ socket })
+      })
+      socket.once('error', (err: SshError) => {
+        error = classifyConnectError(Object.assign(err, { level: 'client-socket' }), KNOCK_MS, destination(host, false)).message
+        again(KNOCK_MS)
+      })
+      // Accepted and closed without a byte: a host still coming up; knocking fast would only repeat it.
+      socket.once('end', () => {
+        error = `connection to ${destination(host, false)} closed before the SSH banner`
+        again(POLL_INTERVAL_MS)
+      })
     }
     knock()
   })
@@ -135,24 +168,33 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
     }
   }
   let last = 'no attempt yet'
-  let lastRefused = false
   /** Whether the last attempt found the old boot id: said once per stretch of them. */
   let lastOldBoot = false
   while (Date.now() < deadline && !ctx.signal?.aborted) {
     let tick = Date.now()
     const wasOldBoot = lastOldBoot
     lastOldBoot = false
-    // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
-    if (lastRefused && !ctx.tunnel) {
-      await untilAccepting(ctx.host, deadline, ctx.signal)
+    // Over TCP, knock while the port refuses and keep the connection that is accepted until its banner:
+    // the handshake starts on it the moment the server speaks.
+    let tcp: Socket | undefined
+    if (!ctx.tunnel) {
+      const waited = await connectionWithBanner(ctx.host, deadline, ctx.signal)
+      if ('error' in waited) {
+        if (wentDown === undefined) ctx.status(`down (${waited.error})`)
+        wentDown ??= tick
+        last = waited.error
+        continue
+      }
+      tcp = waited.socket
       tick = Date.now()
     }
     // The host's own connect timeout applies (connectOnce), cut to the poll's and the deadline's.
     const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick))
     const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined
     const outcome =
-      sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.settings, { sock, signal: ctx.signal, maxTimeoutMs })
-    lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused'
+      sock && 'kind' in sock
+        ? { failure: sock }
+        : await connectOnce(ctx.host, ctx.settings, { sock, tcp, signal: ctx.signal, maxTimeoutMs })
     if ('failure' in outcome) {
       if (outcome.failure.kind === 'host-key')
         return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) }
@@ -184,8 +226,8 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
       }
       outcome.connection.close()
     }
-    // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
-    if (!lastRefused || ctx.tunnel) await sleep(Math.max(0, tick + POLL_INTERVAL_MS - Date.now()))
+    // The next poll about a second after this one began (over TCP, after its banner came).
+    await sleep(Math.max(0, tick + POLL_INTERVAL_MS - Date.now()))
   }
   if (ctx.signal?.aborted)
     return {

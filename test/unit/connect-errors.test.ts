@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { classifyConnectError, destination } from '../../src/ssh/connect-errors'
+import { classifyClose, classifyConnectError, destination, NO_STAGE } from '../../src/ssh/connect-errors'
 
 const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } =>
   Object.assign(new Error(message), { level, code })
@@ -37,5 +37,51 @@ describe('classifyConnectError', () => {
 
   test('loss before the handshake points at MaxStartups and concurrency', () => {
     expect(classifyConnectError(err('protocol'), 1000).message).toMatch(/MaxStartups.*concurrency/)
+  })
+
+  test('a drop before the banner after the server wrote text: turned away, named with its words and both causes', () => {
+    const f = classifyConnectError(err('protocol'), 1000, '127.0.0.1:22', {
+      ...NO_STAGE,
+      connected: true,
+      serverText: 'Not allowed at this time\r\n'
+    })
+    expect(f).toMatchObject({ kind: 'turned-away', transient: true })
+    expect(f.message).toBe(
+      'the server turned the connection away before its SSH banner to 127.0.0.1:22, saying "Not allowed at this time": ' +
+        "sshd MaxStartups or PerSourcePenalties (OpenSSH ≥ 9.8) refuses new connections from this runner's address; " +
+        "on the server, add the runner's address to PerSourcePenaltyExemptList (or raise MaxStartups), or lower concurrency"
+    )
+  })
+
+  test('a timeout once connected is a stalled server (a connection left before login), saying how far it got', () => {
+    const stalled = (banner: boolean, kex: boolean) =>
+      classifyConnectError(err('client-timeout'), 4000, '127.0.0.1:22', { ...NO_STAGE, connected: true, banner, kex })
+    expect(stalled(false, false)).toMatchObject({
+      kind: 'stalled',
+      transient: true,
+      message: 'connection to 127.0.0.1:22 timed out after 4s: the server accepted the connection but sent no SSH banner'
+    })
+    expect(stalled(true, false).message).toMatch(/did not complete the key exchange$/)
+    expect(stalled(true, true).message).toMatch(/did not complete authentication$/)
+  })
+
+  test('a DISCONNECT during authentication ends the login: an auth failure naming the offers (MaxAuthTries), not retried', () => {
+    const e = Object.assign(new Error('Too many authentication failures'), { code: 2 })
+    const during = classifyConnectError(e, 1000, undefined, { ...NO_STAGE, connected: true, banner: true, kex: true, offers: 3 })
+    expect(during).toMatchObject({ kind: 'auth', transient: false })
+    expect(during.message).toMatch(
+      /^authentication failed: the server ended it after 3 offers \(reason 2: Too many authentication failures\).*MaxAuthTries/
+    )
+    expect(classifyConnectError(e, 1000)).toMatchObject({ kind: 'protocol', transient: false })
+  })
+
+  test('a close without error after the key exchange is a refusal; before it, a transient network failure', () => {
+    expect(classifyClose({ ...NO_STAGE, connected: true, banner: true, kex: true }, '127.0.0.1:22')).toEqual({
+      kind: 'rejected',
+      transient: false,
+      message:
+        'the server closed the connection to 127.0.0.1:22 after the key exchange, before login: it refuses this client (e.g. OpenSSH RefuseConnection, a Match block)'
+    })
+    expect(classifyClose({ ...NO_STAGE, connected: true }, '127.0.0.1:22')).toMatchObject({ kind: 'network', transient: true })
   })
 })

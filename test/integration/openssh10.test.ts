@@ -1,0 +1,155 @@
+/**
+ * OpenSSH 10 (Debian 13's sshd, test/helpers/openssh10.ts) from one runner address: PerSourcePenalties
+ * (on by default since 9.8) turns the address away after failed logins or connections left before
+ * login, `RefuseConnection` refuses after the key exchange, `MaxAuthTries` ends a login. Penalties are
+ * shortened in sshd_config where the point is not their default values.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { runAction, type ActionRun } from '../helpers/action'
+import { canRunOpenssh10, startOpenssh10 } from '../helpers/openssh10'
+import { hostList, keygen, type Sshd } from '../helpers/sshd'
+
+const inputs = (s: Sshd, extra: Record<string, string> = {}, ports = s.ports): Record<string, string> => ({
+  hosts: hostList(s, ports),
+  'private-key': s.clientKey,
+  'known-hosts': s.knownHosts,
+  ...extra
+})
+const failures = (run: ActionRun): Array<Record<string, any>> => run.results.filter((r) => r.status !== 'success')
+/** The pid of the sshd listener (the first of the fixture's sshd processes). */
+const listenerPid = (s: Sshd): number => Number(readFileSync(join(s.dir, 'sshd.0.pid'), 'utf8'))
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+async function withSshd<T>(options: Parameters<typeof startOpenssh10>[0], body: (s: Sshd) => Promise<T>): Promise<T> {
+  const s = await startOpenssh10(options)
+  try {
+    return await body(s)
+  } finally {
+    // A stopped listener cannot be killed cleanly; continue it first.
+    try {
+      process.kill(listenerPid(s), 'SIGCONT')
+    } catch {
+      // already gone
+    }
+    await s.stop()
+  }
+}
+
+describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries', () => {
+  test('a penalised address: the drop is named with the server text and both causes, and the address is paused until the penalty ends', async () => {
+    // 20 s: longer than the connect retries last (4 retries, full jitter, 1 s base: 15 s at most).
+    await withSshd({ config: ['PerSourcePenalties authfail:20s min:15s'] }, async (s) => {
+      const wrong = keygen(join(s.dir, 'wrong'))
+      const refused = await runAction(inputs(s, { 'private-key': wrong, run: 'true' }))
+      expect(refused.results[0].error).toMatch(/^authentication failed/)
+      expect(s.log()).toMatch(/srclimit_penalise: ipv4: new 127\.0\.0\.1\/32 active penalty of 20 seconds/)
+      const run = await runAction(inputs(s, { run: 'echo in' }))
+      expect(failures(run)).toEqual([])
+      expect(run.stdout).toMatch(
+        /127\.0\.0\.1 turns away even a lone connection \(the server turned the connection away before its SSH banner to 127\.0\.0\.1:\d+, saying "Not allowed at this time": sshd MaxStartups or PerSourcePenalties \(OpenSSH ≥ 9\.8\) refuses new connections from this runner's address; on the server, add the runner's address to PerSourcePenaltyExemptList/
+      )
+      expect(run.stdout).toMatch(/no new connection to it for 5\.0s, then one to probe/)
+      // The waits were the address's, not the host's retries.
+      expect(run.results[0].attempts).toBe(1)
+    })
+  })
+
+  test('sshd stalled 12 s (TCP accepted, no banner) under 16 hosts: connections left before login do not lock the runner out', async () => {
+    await withSshd({ ports: 16 }, async (s) => {
+      const pid = listenerPid(s)
+      process.kill(pid, 'SIGSTOP')
+      const resumed = sleep(12_000).then(() => process.kill(pid, 'SIGCONT'))
+      const run = await runAction(inputs(s, { run: 'echo in', concurrency: '16', 'connect-timeout': '4s' }))
+      await resumed
+      expect(failures(run).map((r) => r.error)).toEqual([])
+      // Each connection left before login cost a second of penalty; fewer than sshd's 15 s threshold were left.
+      expect(s.log()).not.toMatch(/active penalty/)
+    })
+  })
+
+  test('RefuseConnection yes: a refusal after the key exchange, named as such and not retried', async () => {
+    await withSshd({ config: ['RefuseConnection yes'] }, async (s) => {
+      const run = await runAction(inputs(s, { run: 'true' }))
+      expect(run.results[0]).toMatchObject({
+        status: 'unreachable',
+        attempts: 1,
+        error: expect.stringMatching(
+          /the server closed the connection to 127\.0\.0\.1:\d+ after the key exchange, before login: it refuses this client \(e\.g\. OpenSSH RefuseConnection, a Match block\)/
+        )
+      })
+    })
+  })
+
+  test("MaxAuthTries exceeded by an agent's keys: named, with the keys offered, not retried", async () => {
+    await withSshd({ config: ['MaxAuthTries 2'] }, async (s) => {
+      const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-agent-'))
+      const sock = join(dir, 'agent.sock')
+      const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' })
+      try {
+        for (let i = 0; i < 50 && !existsSync(sock); i++) await sleep(20)
+        const fingerprints = ['a', 'b', 'c'].map((k) => {
+          keygen(join(dir, k))
+          execFileSync('ssh-add', [join(dir, k)], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
+          return execFileSync('ssh-keygen', ['-lf', `${join(dir, k)}.pub`], { encoding: 'utf8' }).split(' ')[1]
+        })
+        // No private-key: the agent's keys are all that is offered.
+        const run = await runAction(inputs(s, { run: 'true', 'private-key': '' }), { env: { SSH_AUTH_SOCK: sock } })
+        const r = run.results[0]
+        expect(r).toMatchObject({ status: 'failed', attempts: 1 })
+        expect(r.error).toMatch(
+          /^authentication failed: the server ended it after 2 offers \(reason 2: Too many authentication failures\), as sshd does when MaxAuthTries/
+        )
+        expect(r.error).toContain(`publickey ssh-ed25519 ${fingerprints[0]}, ssh-ed25519 ${fingerprints[1]})`)
+        expect(r.error).not.toContain(fingerprints[2])
+      } finally {
+        agent.kill()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+
+  test('a reboot whose port accepts long before sshd answers: one connection waits for the banner, none is left to be penalised', async () => {
+    // A connection left before login costs 10 s here (1 s by default), so two of them pass the 15 s threshold.
+    await withSshd({ config: ['PerSourcePenalties noauth:10s min:15s'] }, async (s) => {
+      const bootId = join(s.shared, 'boot_id')
+      const request = join(s.shared, 'reboot-requested')
+      writeFileSync(bootId, 'old\n', { mode: 0o644 })
+      const pid = listenerPid(s)
+      // The "reboot": the listener stops answering (the kernel still accepts) for 12 s, with a new boot id.
+      let rebooted: Promise<void> | undefined
+      const watcher = setInterval(() => {
+        if (rebooted || !existsSync(request)) return
+        process.kill(pid, 'SIGSTOP')
+        writeFileSync(bootId, 'new\n')
+        rebooted = sleep(12_000).then(() => void process.kill(pid, 'SIGCONT'))
+      }, 20)
+      try {
+        const steps = `
+- name: Reboot
+  reboot:
+    command: touch ${request}
+    boot-id-command: cat ${bootId}
+    timeout: 40s
+- name: After
+  run: cat ${bootId}
+`
+        const run = await runAction(inputs(s, { steps }))
+        await rebooted
+        expect(failures(run).map((r) => r.error)).toEqual([])
+        expect(run.results[0].steps[1].stdoutTail).toBe('new')
+        expect(s.log()).not.toMatch(/srclimit_penalise/)
+        // A new login right after is not turned away.
+        const after = await runAction(inputs(s, { run: 'true' }))
+        expect(after.results[0]).toMatchObject({ status: 'success', attempts: 1 })
+        expect(after.stdout).not.toContain('turns away')
+      } finally {
+        clearInterval(watcher)
+        for (const f of readdirSync(s.shared)) rmSync(join(s.shared, f), { force: true })
+      }
+    })
+  })
+})
