@@ -12,7 +12,7 @@ import { registerSecretLines } from '../base/secrets'
 import { InputError } from './input-error'
 import { Inputs } from './input-names'
 import { InputValues, SECRET_INPUTS } from './input-values'
-import { resolveUpload } from './local-files'
+import { resolveSources } from './local-files'
 import { parsePrivateKey } from './private-key'
 import { Workspace, readRegularFile } from '../base/workspace'
 
@@ -268,7 +268,7 @@ function readSteps(inputs: InputValues, workspace: Workspace): { steps: Step[]; 
   const parsers = {
     duration: parseDuration,
     count: parseCount,
-    upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
+    upload: (from: string[], to: string, exclude: string[]) => resolveSources(from, to, workspace, exclude),
     file: (path: string) => workspace.readText(path, RUN_FILE_BYTES)
   }
   const list = (name: Inputs.OnFailure | Inputs.Always): Step[] => {

@@ -4,7 +4,11 @@ import type { UploadFile } from './settings'
 import type { Workspace } from '../base/workspace'
 import { globCovers, globMatch } from '../base/wildcard'
 
-const MAGIC = /[*?[]/
+/**
+ * The glob syntax (see globMatch): `*`, `?` and `**`. Brackets are no syntax here, so `site/[lang]` is a
+ * name; and a path that exists as written is taken as written before any glob reading (`a*b` may be a file).
+ */
+const MAGIC = /[*?]/
 
 function toPosix(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/')
@@ -91,30 +95,13 @@ export function excludes(globs: string[]): (path: string) => boolean {
 }
 
 function resolveFrom(from: string, to: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
-  if (MAGIC.test(from)) {
-    const segments = toPosix(from).split('/')
-    const firstMagic = segments.findIndex((s) => MAGIC.test(s))
-    // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
-    const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`)
-    const pattern = segments.slice(firstMagic).join('/')
-    let isDir = false
-    try {
-      isDir = statSync(base).isDirectory()
-    } catch {
-      // named below
-    }
-    if (!isDir) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
-    const found = walk(base, from)
-    const files = found.files.filter((f) => globMatch(pattern, f.relative))
-    if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
-    return { files, dirs: [] }
-  }
   const path = workspace.resolve(from)
   let stat
   try {
     stat = statSync(path)
   } catch {
-    throw new Error(`'${from}' does not exist (resolved to ${path})`)
+    if (MAGIC.test(from)) return resolveGlob(from, workspace)
+    throw new Error(`'${from}' does not exist (resolved to ${path})${from.includes(',') ? SEVERAL_SOURCES : ''}`)
   }
   if (stat.isDirectory()) return walk(path, from)
   if (!stat.isFile()) throw new Error(`'${from}' is not a file or directory`)
@@ -129,6 +116,70 @@ function resolveFrom(from: string, to: string, workspace: Workspace): { files: U
     ],
     dirs: []
   }
+}
+
+/** A comma is part of a name (a file may have one in it): several sources are a YAML list. */
+const SEVERAL_SOURCES = '; for several sources write a YAML list: from: [a, b]'
+
+function resolveGlob(from: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
+  const segments = toPosix(from).split('/')
+  const firstMagic = segments.findIndex((s) => MAGIC.test(s))
+  // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+  const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`)
+  const pattern = segments.slice(firstMagic).join('/')
+  let isDir = false
+  try {
+    isDir = statSync(base).isDirectory()
+  } catch {
+    // named below
+  }
+  if (!isDir) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
+  const found = walk(base, from)
+  const files = found.files.filter((f) => globMatch(pattern, f.relative))
+  if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
+  return { files, dirs: [] }
+}
+
+/**
+ * An upload's sources, each resolved as resolveUpload does, together below `to`. One source that is a
+ * file may name its destination (`to` without a trailing /); several, as scp and cp do, go into `to` as
+ * a directory: a directory's contents, a file by its name, a glob's matches. Two sources that would land
+ * on one remote path are an error naming both, before anything connects.
+ */
+export function resolveSources(
+  from: string[],
+  to: string,
+  workspace: Workspace,
+  exclude: string[] = []
+): { files: UploadFile[]; dirs: string[] } {
+  if (from.length === 1) return resolveUpload(from[0], to, workspace, exclude)
+  const into = to.endsWith('/') ? to : `${to}/`
+  const files: UploadFile[] = []
+  const dirs = new Set<string>()
+  // Each remote path below `to` with the source that puts it there: a file, or a directory a file is in.
+  const whose = new Map<string, { source: string; local: string; dir: boolean }>()
+  const claim = (path: string, source: string, local: string, dir: boolean): void => {
+    const earlier = whose.get(path)
+    if (earlier === undefined) return void whose.set(path, { source, local, dir })
+    if (earlier.dir && dir) return
+    throw new Error(
+      `'${earlier.source}' and '${source}' both upload ${path} into ${to} (${workspace.show(earlier.local)} and ${workspace.show(local)}): rename one, or give each its own upload step`
+    )
+  }
+  for (const source of from) {
+    const found = resolveUpload(source, into, workspace, exclude)
+    for (const file of found.files) {
+      const parts = file.relative.split('/')
+      parts.slice(0, -1).forEach((_, i) => claim(parts.slice(0, i + 1).join('/'), source, file.local, true))
+      claim(file.relative, source, file.local, false)
+      files.push(file)
+    }
+    for (const dir of found.dirs) {
+      claim(dir, source, join(workspace.resolve(source), dir), true)
+      dirs.add(dir)
+    }
+  }
+  return { files, dirs: [...dirs].sort() }
 }
 
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */

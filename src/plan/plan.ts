@@ -20,7 +20,7 @@ export interface FieldParsers {
   duration: (text: string) => number
   count: (text: string, min: number) => number
   /** Finds an upload's local files now, so a missing source is an input error. */
-  upload: (from: string, to: string, exclude: string[]) => { files: UploadFile[]; dirs: string[] }
+  upload: (from: string[], to: string, exclude: string[]) => { files: UploadFile[]; dirs: string[] }
   /** Reads a `run-file` script from the workspace now, so a missing file is an input error. */
   file: (path: string) => string
 }
@@ -77,6 +77,16 @@ function globList(value: unknown): string[] {
       throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`)
     return glob
   })
+}
+
+/**
+ * Upload sources: one path or glob, or a YAML list of them. A string is one name even with a comma
+ * in it (file names may hold commas): several sources are a list, never a split string.
+ */
+function sourceList(value: unknown): string[] {
+  const list = Array.isArray(value) ? value : [value]
+  if (list.length === 0) throw new Error('is an empty list')
+  return list.map((v) => nonEmpty('from')(v))
 }
 
 /** A file mode written as octal digits: 644, 0644, "0755". */
@@ -245,7 +255,7 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
     }
     const option = reader(opts, `${label}, ${kind}`)
     if (kind === 'upload') {
-      const from = option('from', nonEmpty('from'), undefined)
+      const from = option('from', sourceList, undefined)
       const to = option('to', nonEmpty('to'), undefined)
       if (from === undefined || to === undefined) throw new Error(`${label}, field 'upload': needs from: and to:`)
       const mirror = option('delete', flag, false)
@@ -255,7 +265,17 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
         )
       const exclude = option('exclude', globList, [])
       const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] })
-      return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror }
+      return {
+        kind,
+        ...common,
+        ...retrying(),
+        from: from.join(', '),
+        to,
+        ...found,
+        exclude,
+        mode: option('mode', fileMode, undefined),
+        delete: mirror
+      }
     }
     return {
       kind,

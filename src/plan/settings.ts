@@ -108,9 +108,12 @@ export interface UploadFile {
 /** Files from the runner to the host over its connection (SFTP). */
 export interface UploadStep extends StepBase, Retried {
   kind: 'upload'
-  /** The `from` as written, for messages. */
+  /** The `from` as written, for messages (a list's entries joined with ', '). */
   from: string
-  /** Remote destination: a directory, or a file path when one file goes to a name of its own. */
+  /**
+   * Remote destination: a directory, or, when `from` is one file, its path on the host unless it ends in /
+   * or is a directory there (then the file goes inside, as scp and cp do).
+   */
   to: string
   /** Resolved before any connection, so a missing source is an input error. */
   files: UploadFile[]

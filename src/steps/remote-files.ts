@@ -43,6 +43,8 @@ export interface RemoteFiles {
    * on failure. Reads the fd at offsets (it may be shared), and leaves it open: the caller closes it.
    */
   put(source: Source, part: string, target: string, mode: number): Promise<void>
+  /** Whether `path` is a directory on the host (through links); false when nothing is there. */
+  isDirectory(path: string): Promise<boolean>
   /** The host's real path of `dir` (links, `.`, `..` and `//` resolved); `.` is the login home. */
   realpath(dir: string): Promise<string>
   /** Every path below `dir`, files and directories apart, relative to it; nothing when it does not exist. */
@@ -156,6 +158,13 @@ class SftpFiles implements RemoteFiles {
       throw failed.reason
     }
     await closing
+  }
+
+  isDirectory(path: string): Promise<boolean> {
+    return call<{ isDirectory(): boolean }>((cb) => this.sftp.stat(path, cb)).then(
+      (stat) => stat.isDirectory(),
+      () => false
+    )
   }
 
   realpath(dir: string): Promise<string> {
@@ -305,6 +314,11 @@ class ExecFiles implements RemoteFiles {
       // Stopped before the caller closes the fd: a read after that could hit a reused fd number.
       if (typeof stream !== 'string') stream.destroy()
     }
+  }
+
+  async isDirectory(path: string): Promise<boolean> {
+    const { answer } = await this.must(`if [ -d ${shellQuote(path)} ]; then echo dir; fi`, `cannot look at ${path}`)
+    return answer.text().trim() === 'dir'
   }
 
   async realpath(dir: string): Promise<string> {

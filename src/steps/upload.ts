@@ -113,13 +113,18 @@ async function upload(
   const bytes = step.files.reduce((n, f) => n + f.size, 0)
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
+    // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
+    const placed =
+      single && (await files.isDirectory(remote(step.to, '')))
+        ? [{ ...step.files[0], relative: basename(step.files[0].local) }]
+        : step.files
     if (!single) await files.mkdirs(remote(step.to, ''))
     // Before anything is written: a refused mirror leaves the host as it was.
     if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
     for (const dir of step.dirs) await files.mkdirs(remote(step.to, dir))
     const limit = pLimit(FILES_AT_ONCE)
     await Promise.all(
-      step.files.map((file) =>
+      placed.map((file) =>
         limit(async () => {
           const target = remote(step.to, file.relative)
           const dir = parent(target)

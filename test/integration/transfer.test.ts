@@ -111,6 +111,46 @@ describe('upload', () => {
     expect(statSync(join(dir, 'etc/motd.txt')).mode & 0o777).toBe(0o640)
   })
 
+  test('as scp and cp: several sources go into to as a directory (created); one file into a directory that exists', async () => {
+    mkdirSync(join(workspace, 'peer/dist/lib'), { recursive: true })
+    mkdirSync(join(workspace, 'peer/config'), { recursive: true })
+    writeFileSync(join(workspace, 'peer/a.txt'), 'a\n')
+    writeFileSync(join(workspace, 'peer/b.txt'), 'b\n')
+    writeFileSync(join(workspace, 'peer/dist/app.js'), 'app\n')
+    writeFileSync(join(workspace, 'peer/dist/lib/x.js'), 'x\n')
+    writeFileSync(join(workspace, 'peer/config/app.yml'), 'yml\n')
+    const dir = remoteDir('peer')
+    mkdirSync(join(dir, 'existing'))
+    chmodSync(join(dir, 'existing'), 0o777)
+    const steps = [
+      // scp-action's `source: a.txt,b.txt` with `target: test`, test missing: a directory holding both.
+      `- upload: { from: [peer/a.txt, peer/b.txt], to: ${dir}/test }`,
+      `- upload: { from: [peer/dist, peer/config/app.yml], to: ${dir}/app }`,
+      `- upload: { from: peer/a.txt, to: ${dir}/existing }`,
+      `- upload: { from: peer/b.txt, to: ${dir}/named.txt }`
+    ].join('\n')
+    const run = await runAction({ ...base([sshd.ports[0]]), steps }, env())
+    expect(run.code, run.stdout).toBe(0)
+    const contents = (root: string): Record<string, string> =>
+      Object.fromEntries(Object.keys(tree(root)).map((f) => [f, readFileSync(join(root, f), 'utf8')]))
+    expect(contents(join(dir, 'test'))).toEqual({ 'a.txt': 'a\n', 'b.txt': 'b\n' })
+    expect(contents(join(dir, 'app'))).toEqual({ 'app.js': 'app\n', 'lib/x.js': 'x\n', 'app.yml': 'yml\n' })
+    expect(contents(join(dir, 'existing'))).toEqual({ 'a.txt': 'a\n' })
+    expect(readFileSync(join(dir, 'named.txt'), 'utf8')).toBe('b\n')
+  })
+
+  test('two sources landing on one remote path: an input error naming both, before any connection', async () => {
+    mkdirSync(join(workspace, 'clash/one'), { recursive: true })
+    mkdirSync(join(workspace, 'clash/two'), { recursive: true })
+    writeFileSync(join(workspace, 'clash/one/x.txt'), '1')
+    writeFileSync(join(workspace, 'clash/two/x.txt'), '2')
+    const dir = remoteDir('clash')
+    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: [clash/one, clash/two], to: ${dir}/x }` }, env())
+    expect(run.code).toBe(1)
+    expect(run.stdout + run.stderr).toContain("'clash/one' and 'clash/two' both upload x.txt into")
+    expect(readdirSync(dir)).toEqual([])
+  })
+
   test('a 200 MB file streams through with flat memory', async () => {
     const big = join(workspace, 'big.bin')
     bigFile(big, 200)

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { globCovers, globMatch } from '../../src/base/wildcard'
-import { excludes, resolveUpload } from '../../src/plan/local-files'
+import { excludes, resolveSources, resolveUpload } from '../../src/plan/local-files'
 import { Workspace } from '../../src/base/workspace'
 
 const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-globs-'))
@@ -64,5 +64,49 @@ describe('globMatch', () => {
     const ms = performance.now() - started
     console.log(`pathological globs: ${ms.toFixed(0)} ms`)
     expect(ms).toBeLessThan(1000)
+  })
+})
+
+describe('upload sources', () => {
+  const tree = (files: Record<string, string>): void => {
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(fixtures, path, '..'), { recursive: true })
+      writeFileSync(join(fixtures, path), text)
+    }
+  }
+  const relative = (found: { files: { relative: string }[] }): string[] => found.files.map((f) => f.relative)
+
+  test('a path that exists as written is taken as written: brackets and a star in real names', () => {
+    tree({ 'site/[lang]/index.html': 'x', 'site/[lang]/en/a.html': 'x', 'odd/a*b': 'star', 'odd/aXb': 'other' })
+    expect(relative(resolveUpload('site/[lang]', '/srv/', workspace))).toEqual(['en/a.html', 'index.html'])
+    expect(relative(resolveUpload('site/[lang]/*/*.html', '/srv/', workspace))).toEqual(['en/a.html'])
+    expect(resolveUpload('odd/a*b', '/srv/', workspace).files.map((f) => f.local)).toEqual([join(fixtures, 'odd/a*b')])
+    expect(relative(resolveUpload('odd/a?b', '/srv/', workspace)).sort()).toEqual(['a*b', 'aXb'])
+  })
+
+  test('a list: each source below to as it would go alone (a directory its contents, a file by its name, a glob its matches)', () => {
+    tree({ 'list/dist/app.js': 'x', 'list/dist/lib/b.js': 'x', 'list/config/app.yml': 'x', 'list/logs/1.log': 'x' })
+    const found = resolveSources(['list/dist', 'list/config/app.yml', 'list/logs/*.log'], 'test', workspace)
+    expect(relative(found)).toEqual(['app.js', 'lib/b.js', 'app.yml', '1.log'])
+    expect(found.dirs).toEqual(['lib'])
+    // One file alone keeps naming its destination.
+    expect(relative(resolveSources(['list/config/app.yml'], 'test', workspace))).toEqual([''])
+  })
+
+  test('two sources landing on one remote path are an input error naming both', () => {
+    tree({ 'clash/a/x.txt': 'a', 'clash/b/x.txt': 'b', 'clash/c/x.txt/inner': 'c' })
+    expect(() => resolveSources(['clash/a/x.txt', 'clash/b/x.txt'], 'test', workspace)).toThrow(
+      "'clash/a/x.txt' and 'clash/b/x.txt' both upload x.txt into test (clash/a/x.txt and clash/b/x.txt)"
+    )
+    expect(() => resolveSources(['clash/a', 'clash/c'], 'test', workspace)).toThrow("'clash/a' and 'clash/c' both upload x.txt into test")
+    expect(() => resolveSources(['clash/a/*.txt', 'clash/b'], 'test', workspace)).toThrow(/both upload x\.txt/)
+  })
+
+  test('a comma is part of a name; a missing one says several sources are a YAML list', () => {
+    tree({ 'comma/a,b.txt': 'x' })
+    expect(relative(resolveSources(['comma/a,b.txt'], '/srv/', workspace))).toEqual(['a,b.txt'])
+    expect(() => resolveSources(['comma/a.txt,comma/b.txt'], '/srv/', workspace)).toThrow(
+      /for several sources write a YAML list: from: \[a, b\]/
+    )
   })
 })

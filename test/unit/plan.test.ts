@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from 'vitest'
 import { parseCount, parseDuration } from '../../src/plan/inputs'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts } from '../../src/plan/plan'
 import type { Host, RunStep } from '../../src/plan/settings'
-import { resolveUpload } from '../../src/plan/local-files'
+import { resolveSources, resolveUpload } from '../../src/plan/local-files'
 import { Workspace } from '../../src/base/workspace'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -25,7 +25,7 @@ const defaults = { env: { GLOBAL: 'g' }, capture: false, pty: false, timeoutMs: 
 const parsers = {
   duration: parseDuration,
   count: parseCount,
-  upload: (from: string, to: string, exclude: string[]) => resolveUpload(from, to, workspace, exclude),
+  upload: (from: string[], to: string, exclude: string[]) => resolveSources(from, to, workspace, exclude),
   file: (path: string) => readFileSync(join(fixtures, path), 'utf8')
 }
 const steps = (yaml: string) => parseSteps(yaml, defaults, parsers)
@@ -125,6 +125,14 @@ describe('parseSteps', () => {
     expect(tree.kind === 'upload' && tree.dirs).toEqual(['bin', 'empty', 'lib'])
     expect(one.kind === 'upload' && one.files.map((f) => [f.relative, f.size])).toEqual([['', 1]])
     expect(glob.kind === 'upload' && glob.files.map((f) => f.relative)).toEqual(['lib/a.js', 'lib/b.js'])
+  })
+
+  test('upload: from takes a YAML list (as the peers take source: a,b); an empty list or entry is named', () => {
+    const [list] = steps('- upload: { from: [app/lib, notes.txt], to: test }')
+    expect(list).toMatchObject({ kind: 'upload', from: 'app/lib, notes.txt', to: 'test' })
+    expect(list.kind === 'upload' && list.files.map((f) => f.relative)).toEqual(['a.js', 'b.js', 'notes.txt'])
+    expect(() => steps('- upload: { from: [], to: test }')).toThrow("step 1, upload, field 'from': is an empty list")
+    expect(() => steps('- upload: { from: [app, ""], to: test }')).toThrow("step 1, upload, field 'from': is empty")
   })
 
   test('upload: delete is refused where it would mirror over the root or a home directory', () => {
