@@ -27286,7 +27286,7 @@ const net = __nccwpck_require__(7030)
 const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
-const { EventEmitter: EE } = __nccwpck_require__(6093)
+const { EventEmitter: EE } = __nccwpck_require__(8474)
 const { InvalidArgumentError } = __nccwpck_require__(8707)
 const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
 const { tree } = __nccwpck_require__(7752)
@@ -29885,7 +29885,7 @@ module.exports = connectH1
 
 
 const assert = __nccwpck_require__(4589)
-const { errorMonitor } = __nccwpck_require__(6093)
+const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
 const util = __nccwpck_require__(3440)
 const {
@@ -31531,7 +31531,7 @@ module.exports = DispatcherBase
 
 "use strict";
 
-const EventEmitter = __nccwpck_require__(6093)
+const EventEmitter = __nccwpck_require__(8474)
 
 class Dispatcher extends EventEmitter {
   dispatch () {
@@ -32677,7 +32677,7 @@ const util = __nccwpck_require__(3440)
 const { kBodyUsed } = __nccwpck_require__(6443)
 const assert = __nccwpck_require__(4589)
 const { InvalidArgumentError } = __nccwpck_require__(8707)
-const EE = __nccwpck_require__(6093)
+const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
 
@@ -42023,7 +42023,7 @@ const {
   requestBodyHeader,
   subresourceSet
 } = __nccwpck_require__(4495)
-const EE = __nccwpck_require__(6093)
+const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
 const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
 const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
@@ -44272,7 +44272,7 @@ const { webidl } = __nccwpck_require__(5893)
 const { URLSerializer } = __nccwpck_require__(1900)
 const { kConstruct } = __nccwpck_require__(6443)
 const assert = __nccwpck_require__(4589)
-const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(6093)
+const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
 const kAbortController = Symbol('abortController')
 
@@ -52173,7 +52173,7 @@ module.exports = require("node:dns");
 
 /***/ }),
 
-/***/ 6093:
+/***/ 8474:
 /***/ ((module) => {
 
 "use strict";
@@ -54992,11 +54992,11 @@ __webpack_unused_export__ = Alias.Alias;
 __webpack_unused_export__ = identity.isAlias;
 __webpack_unused_export__ = identity.isCollection;
 __webpack_unused_export__ = identity.isDocument;
-__webpack_unused_export__ = identity.isMap;
+exports.jh = identity.isMap;
 __webpack_unused_export__ = identity.isNode;
 __webpack_unused_export__ = identity.isPair;
-__webpack_unused_export__ = identity.isScalar;
-__webpack_unused_export__ = identity.isSeq;
+exports.jn = identity.isScalar;
+exports.oP = identity.isSeq;
 __webpack_unused_export__ = Pair.Pair;
 __webpack_unused_export__ = Scalar.Scalar;
 __webpack_unused_export__ = YAMLMap.YAMLMap;
@@ -55005,9 +55005,9 @@ __webpack_unused_export__ = cst;
 __webpack_unused_export__ = lexer.Lexer;
 __webpack_unused_export__ = lineCounter.LineCounter;
 __webpack_unused_export__ = parser.Parser;
-exports.qg = publicApi.parse;
+__webpack_unused_export__ = publicApi.parse;
 __webpack_unused_export__ = publicApi.parseAllDocuments;
-__webpack_unused_export__ = publicApi.parseDocument;
+exports.Tp = publicApi.parseDocument;
 __webpack_unused_export__ = publicApi.stringify;
 __webpack_unused_export__ = visit.visit;
 __webpack_unused_export__ = visit.visitAsync;
@@ -63968,75 +63968,172 @@ function getIDToken(aud) {
 
 //# sourceMappingURL=core.js.map
 // EXTERNAL MODULE: external "node:events"
-var external_node_events_ = __nccwpck_require__(6093);
+var external_node_events_ = __nccwpck_require__(8474);
+;// CONCATENATED MODULE: ./src/ssh/retry.ts
+const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** A sleep that ends early, at once, when `signal` aborts (the job was cancelled). */
+function cancellableSleep(signal, sleep = realSleep) {
+    if (!signal)
+        return sleep;
+    return (ms) => new Promise((resolve) => {
+        if (signal.aborted)
+            return resolve();
+        const done = () => {
+            signal.removeEventListener('abort', done);
+            resolve();
+        };
+        signal.addEventListener('abort', done, { once: true });
+        void sleep(ms).then(done);
+    });
+}
+/**
+ * Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2^(retry-1))).
+ * `retry` counts from 1.
+ */
+function backoffDelay(retry, baseMs, capMs, random = Math.random) {
+    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, retry - 1)));
+}
+/**
+ * Runs `attempt` until it gives an outcome that is not retryable or the retries are spent.
+ * Outcomes are values, not exceptions: a failed host is data. Returns the last outcome.
+ */
+async function withRetries(attempt, options) {
+    const sleep = options.sleep ?? realSleep;
+    let attempts = 1;
+    let outcome = await attempt(attempts);
+    while (attempts <= options.retries && options.retryable(outcome)) {
+        const delay = options.delayMs(attempts);
+        options.onRetry?.(outcome, attempts, delay);
+        await sleep(delay);
+        attempts++;
+        outcome = await attempt(attempts);
+    }
+    return { outcome, attempts };
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/handshake-gate.ts
 /**
  * Caps the handshakes in progress towards one server address. sshd's MaxStartups drops new
- * connections while too many are unauthenticated, so a fleet behind one address (ports on one
- * machine, a load balancer, a NAT) that connects all at once mostly fails. Like TCP congestion
- * control, the cap halves on each throttled handshake and grows by one per cap's worth of successes,
- * so retries converge on what the server admits instead of storming it again.
+ * connections while too many are unauthenticated, and PerSourcePenalties (OpenSSH ≥ 9.8) refuses an
+ * address for a while once its connections failed or were left before login, so a fleet behind one
+ * address (ports on one machine, a load balancer, a NAT) must not storm it. Like TCP congestion
+ * control: the cap starts at sshd's own threshold and grows by one per success until the first sign
+ * of congestion, then halves on each one and grows by one per cap's worth of successes. An address
+ * that turns even a lone handshake away is paused for escalating spells, then probed with one.
  */
+
+/** The first cap: sshd's MaxStartups starts dropping past 10 unauthenticated connections (default 10:30:100). */
+const START_CAP = 10;
+/**
+ * How long an address that turns a lone handshake away is paused, spell after spell. OpenSSH's
+ * penalties (PerSourcePenalties: 5 s per failed login, 1 s per connection left before login,
+ * enforced from 15 s) lasted 23–79 s from a fleet here; the spells reach that in four.
+ */
+const PAUSES_MS = [5_000, 10_000, 20_000, 40_000, 60_000];
+/**
+ * The most one address is paused in all (over twice the longest penalty seen, 79 s; sshd's ceiling,
+ * max:600s, is for repeat offenders). Past it its hosts spend their retries, and fail with the server's words.
+ */
+const PAUSE_TOTAL_MS = 180_000;
 class HandshakeGate {
-    max;
+    options;
     active = 0;
     limit;
+    /** Growing by one per success (until the first congestion), else by one per cap of them. */
+    slowStart = true;
     waiting = [];
-    constructor(max) {
-        this.max = max;
-        this.limit = max;
+    /** Set while the address is paused. */
+    pause;
+    spells = 0;
+    pausedMs = 0;
+    constructor(options) {
+        this.options = options;
+        this.limit = Math.min(START_CAP, options.max);
     }
     /** Handshakes allowed at once now. */
     get cap() {
         return Math.floor(this.limit);
     }
-    /** Waits for a slot; every acquire must be followed by one release. */
-    acquire() {
-        if (this.active < this.cap) {
-            this.active++;
-            return Promise.resolve();
-        }
-        return new Promise((resolve) => this.waiting.push(resolve));
+    /** Whether the address is paused now. */
+    get paused() {
+        return this.pause !== undefined;
     }
-    /** Frees the slot and adapts the cap: `throttled` halves it, `ok` grows it by 1/cap. */
-    release(outcome) {
+    /** Waits for a slot (and for a pause to end); every acquire must be followed by one release. */
+    acquire() {
+        return new Promise((resolve) => {
+            this.waiting.push(resolve);
+            this.admit();
+        });
+    }
+    /**
+     * Frees the slot and adapts: `ok` grows the cap, `congested` halves it, `turned-away` halves it or,
+     * for a lone handshake, pauses the address. Returns whether the address is paused: an attempt turned
+     * away by a paused address is not one of its host's retries (the host waits for the pause instead).
+     * `why` (the failure's message) is told with a pause.
+     */
+    release(ticket, outcome, why = '') {
         this.active--;
-        if (outcome === 'throttled')
-            this.limit = Math.max(1, Math.floor(this.limit / 2));
-        else if (outcome === 'ok')
-            this.limit = Math.min(this.max, this.limit + 1 / this.cap);
-        while (this.active < this.cap && this.waiting.length > 0) {
+        if (outcome === 'ok') {
+            this.spells = 0;
+            this.limit = Math.min(this.options.max, this.limit + (this.slowStart ? 1 : 1 / this.cap));
+        }
+        else if (outcome === 'congested') {
+            this.halve();
+        }
+        else if (outcome === 'turned-away' && !this.pause) {
+            // A lone handshake turned away: not our own crowd but the address itself is refused.
+            if (ticket.alone)
+                this.pauseAddress(why);
+            else
+                this.halve();
+        }
+        this.admit();
+        return outcome === 'turned-away' && this.paused;
+    }
+    halve() {
+        this.slowStart = false;
+        this.limit = Math.max(1, Math.floor(this.limit / 2));
+    }
+    pauseAddress(why) {
+        const ms = Math.min(PAUSES_MS[Math.min(this.spells, PAUSES_MS.length - 1)], PAUSE_TOTAL_MS - this.pausedMs);
+        this.halve();
+        if (ms <= 0)
+            return;
+        this.spells++;
+        this.pausedMs += ms;
+        // One probe after the pause.
+        this.limit = 1;
+        this.options.onPause?.(ms, why);
+        this.pause = cancellableSleep(this.options.signal, this.options.sleep ?? realSleep)(ms).then(() => {
+            this.pause = undefined;
+            this.admit();
+        });
+    }
+    admit() {
+        while (!this.pause && this.active < this.cap && this.waiting.length > 0) {
+            const alone = this.active === 0;
             this.active++;
-            this.waiting.shift()();
+            this.waiting.shift()({ alone });
         }
     }
 }
-/** One gate per server address, all with the same maximum. */
+/** One gate per server address, all with the same options. */
 class HandshakeGates {
-    max;
+    options;
     gates = new Map();
-    constructor(max) {
-        this.max = max;
+    constructor(options) {
+        this.options = options;
     }
     for(address) {
         let gate = this.gates.get(address);
-        if (!gate)
-            this.gates.set(address, (gate = new HandshakeGate(this.max)));
+        if (!gate) {
+            const { onPause } = this.options;
+            gate = new HandshakeGate({ ...this.options, onPause: onPause && ((ms, why) => onPause(address, ms, why)) });
+            this.gates.set(address, gate);
+        }
         return gate;
     }
 }
-
-;// CONCATENATED MODULE: ./src/report/constants.ts
-/** Output names, as declared in action.yml. */
-var Outputs;
-(function (Outputs) {
-    Outputs["Results"] = "results";
-    Outputs["Succeeded"] = "succeeded";
-    Outputs["Failed"] = "failed";
-    Outputs["Captured"] = "captured";
-})(Outputs || (Outputs = {}));
-/** GitHub shows at most this many annotations of one kind per step. */
-const ANNOTATION_LIMIT = 10;
 
 ;// CONCATENATED MODULE: ./src/base/results.ts
 /**
@@ -64057,6 +64154,7 @@ function stepResult(name, startedAt, fields) {
         ...fields
     };
 }
+const results_SKIP_CODES = (/* unused pure expression or super */ null && (['no-results', 'not-started', 'stopped']));
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */
@@ -64078,133 +64176,8 @@ function hostFailed(r) {
     return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
-;// CONCATENATED MODULE: ./src/base/bounded.ts
-/**
- * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
- * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
- * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
- */
-/** The first `cap` bytes of a stream, and how many more came and were dropped. */
-class BoundedBytes {
-    cap;
-    chunks = [];
-    size = 0;
-    /** Bytes that came past the cap, dropped. */
-    dropped = 0;
-    constructor(cap) {
-        this.cap = cap;
-    }
-    push(chunk) {
-        const room = this.cap - this.size;
-        if (chunk.length > room)
-            this.dropped += chunk.length - Math.max(0, room);
-        if (room <= 0)
-            return;
-        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        this.chunks.push(kept);
-        this.size += kept.length;
-    }
-    /** Whether anything was dropped. */
-    get cut() {
-        return this.dropped > 0;
-    }
-    bytes() {
-        return Buffer.concat(this.chunks);
-    }
-    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
-    text() {
-        const buf = this.bytes();
-        // Back off to the start of a UTF-8 sequence that the cap may have cut.
-        let end = buf.length;
-        if (this.cut) {
-            let i = end - 1;
-            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
-                i--;
-            if (i >= 0 && buf[i] >= 0xc0) {
-                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
-                if (end - i < need)
-                    end = i;
-            }
-        }
-        return buf.subarray(0, end).toString('utf8');
-    }
-}
-/**
- * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
- * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
- * array's shift() per line made a flood of short lines quadratic).
- */
-class LastLines {
-    maxLines;
-    maxBytes;
-    items = [];
-    head = 0;
-    size = 0;
-    /** Lines dropped from the front since the last clear. */
-    dropped = 0;
-    constructor(maxLines, maxBytes) {
-        this.maxLines = maxLines;
-        this.maxBytes = maxBytes;
-    }
-    push(lines) {
-        for (const line of lines) {
-            this.items.push(line);
-            this.size += line.length + 1;
-            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
-                this.size -= this.items[this.head].length + 1;
-                this.head++;
-                this.dropped++;
-            }
-        }
-        // Compact now and then, so the dropped front does not stay in memory.
-        if (this.head > 1024 && this.head * 2 > this.items.length) {
-            this.items = this.items.slice(this.head);
-            this.head = 0;
-        }
-    }
-    /** The lines kept, oldest first. */
-    get lines() {
-        return this.head === 0 ? this.items : this.items.slice(this.head);
-    }
-    clear() {
-        this.items = [];
-        this.head = 0;
-        this.size = 0;
-        this.dropped = 0;
-    }
-}
-/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
-class SharedBudget {
-    left;
-    constructor(left) {
-        this.left = left;
-    }
-    /** Grants up to `want` bytes; 0 once the budget is spent. */
-    take(want) {
-        const granted = Math.max(0, Math.min(want, this.left));
-        this.left -= granted;
-        return granted;
-    }
-    /** Gives bytes back (a holder that kept less than it was granted). */
-    give(bytes) {
-        this.left += bytes;
-    }
-    get remaining() {
-        return this.left;
-    }
-}
-/**
- * A short text from outside (a server's DISCONNECT reason, a signal name, a value for an environment)
- * made safe to hold and pass on: NUL and other control characters but newline and tab become `?` (an
- * environment cannot hold NUL; a terminal or a parser should not see the rest), and at most `maxChars`
- * are kept, the cut said.
- */
-function clipText(text, maxChars) {
-    // eslint-disable-next-line no-control-regex
-    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
-    return clean.length > maxChars ? `${clean.slice(0, maxChars)}… (cut at ${maxChars} of ${clean.length} characters)` : clean;
-}
-
+// EXTERNAL MODULE: external "node:net"
+var external_node_net_ = __nccwpck_require__(7030);
 // EXTERNAL MODULE: ./node_modules/ssh2/lib/index.js
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
@@ -64347,10 +64320,13 @@ function parseKnownHosts(text, source, strict) {
         }
         if (describeKey(key).type !== type)
             return invalid(`the key data is not a ${type} key`);
-        // Host certificates are not supported: a CA line vouches for no plain key, so it matches nothing.
-        if (marker === '@cert-authority')
-            return;
-        entries.push({ revoked: marker === '@revoked', type, matches: hostsMatcher(hosts), key, origin });
+        entries.push({
+            ...(marker ? { marker: marker === '@revoked' ? 'revoked' : 'cert-authority' } : {}),
+            type,
+            matches: hostsMatcher(hosts),
+            key,
+            origin
+        });
     });
     return entries;
 }
@@ -64403,11 +64379,127 @@ function hostsMatcher(hosts) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
+
+/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
+function lookupName(host) {
+    if (host.hostKeyAlias)
+        return host.hostKeyAlias.toLowerCase();
+    // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
+    const hostname = host.hostname.toLowerCase();
+    return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
+}
+/** ssh2's host key algorithms, in its order of preference. */
+const HOST_KEY_ALGORITHMS = [
+    'ssh-ed25519',
+    'ecdsa-sha2-nistp256',
+    'ecdsa-sha2-nistp384',
+    'ecdsa-sha2-nistp521',
+    'rsa-sha2-512',
+    'rsa-sha2-256',
+    'ssh-rsa'
+];
+/**
+ * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
+ * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
+ * one we know.
+ */
+function hostKeyAlgorithms(policy, host) {
+    const types = new Set(linesFor(policy, lookupName(host))
+        .filter((k) => !k.marker)
+        .map((k) => k.type));
+    const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
+    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
+}
+/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
+const lookups = new WeakMap();
+function linesFor(policy, name) {
+    let byName = lookups.get(policy.knownHosts);
+    if (!byName)
+        lookups.set(policy.knownHosts, (byName = new Map()));
+    let lines = byName.get(name);
+    if (!lines)
+        byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))));
+    return lines;
+}
+function fingerprintApplies(fp, host) {
+    if (fp.host === undefined)
+        return true;
+    const wanted = fp.host.toLowerCase();
+    return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted);
+}
+/** Decides whether the key a host presented is acceptable under the policy. */
+function verifyHostKey(policy, host, key) {
+    const { type, fingerprint } = describeKey(key);
+    const name = lookupName(host);
+    const lines = linesFor(policy, name);
+    const revoked = lines.find((k) => k.marker === 'revoked' && k.key.equals(key));
+    if (revoked) {
+        return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
+    }
+    const accepted = (by) => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` });
+    if (policy.mode === 'off')
+        return accepted('without checking (host-key-check: off)');
+    const known = lines.find((k) => !k.marker && k.key.equals(key));
+    if (known)
+        return accepted(`by ${known.origin}`);
+    const sha = fingerprint.slice('SHA256:'.length);
+    if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
+        return accepted('by fingerprint pin');
+    }
+    const authority = lines.find((k) => k.marker === 'cert-authority');
+    const mismatch = lines.some((k) => !k.marker)
+        ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
+        : authority
+            ? ` is not known: ${authority.origin} is a @cert-authority line for ${name}; SSH certificates are not supported yet`
+            : ` is not known (no known-hosts line or fingerprint for ${name})`;
+    return {
+        accepted: false,
+        reason: `host key ${type} ${fingerprint}${mismatch}. ` +
+            `If you trust it, pin it with the input fingerprint: '${host.name}=${fingerprint}', ` +
+            `or add the output of 'ssh-keyscan -p ${host.port} ${host.hostname}' to known-hosts`
+    };
+}
+
+;// CONCATENATED MODULE: ./src/ssh/algorithms.ts
+
+/**
+ * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
+ * signatures and MACs, and CBC ciphers. Without it none of them is offered (ssh2 would offer ssh-rsa
+ * and hmac-sha1 by default).
+ */
+const LEGACY = {
+    kex: ['diffie-hellman-group14-sha1', 'diffie-hellman-group-exchange-sha1', 'diffie-hellman-group1-sha1'],
+    serverHostKey: ['ssh-rsa', 'ssh-dss'],
+    cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
+    hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
+};
+const LEGACY_NAMES = new Set(Object.values(LEGACY).flat());
+const isLegacy = (name) => name !== undefined && LEGACY_NAMES.has(name);
+/** The algorithms offered to `host`. */
+function algorithms(options, host) {
+    const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a));
+    if (!options.legacyAlgorithms)
+        return { serverHostKey: hostKeys, hmac: { remove: [...LEGACY.hmac] } };
+    return {
+        serverHostKey: [...hostKeys, 'ssh-dss'],
+        kex: { append: [...LEGACY.kex] },
+        cipher: { append: [...LEGACY.cipher] },
+        hmac: { append: [...LEGACY.hmac] }
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/auth.ts
 
+/** What the trail calls the agent before its keys are known. */
+const AGENT_OFFER = 'the keys of the agent at SSH_AUTH_SOCK';
+/** The most agent keys a message names (an agent may hold many); the rest are counted. */
+const AGENT_KEYS_NAMED = 8;
 /** What one connection attempt offered the server, and what the server said it accepts. */
 class AuthTrail {
     offered = [];
+    /** The agent's keys offered, each as `type fingerprint`, in order. */
+    agentKeys = [];
     /** The methods the server listed in its last refusal; undefined until it refused one. */
     serverAccepts;
     /** Offers the server accepted while requiring more (partial success: `AuthenticationMethods publickey,password`). */
@@ -64418,7 +64510,12 @@ class AuthTrail {
      * another method as well (partial success); server accepts: password`.
      */
     describe(user, host) {
-        const refused = [...new Set(this.offered)].filter((o) => !this.accepted.includes(o));
+        const named = this.agentKeys.slice(0, AGENT_KEYS_NAMED);
+        const more = this.agentKeys.length - named.length;
+        const agent = this.agentKeys.length
+            ? `the agent's keys (publickey ${named.join(', ')}${more > 0 ? ` and ${more} more` : ''})`
+            : AGENT_OFFER;
+        const refused = [...new Set(this.offered.map((o) => (o === AGENT_OFFER ? agent : o)))].filter((o) => !this.accepted.includes(o));
         const parts = [
             ...(this.accepted.length
                 ? [`${this.accepted.join(', ')} accepted, but the server requires another method as well (partial success)`]
@@ -64428,6 +64525,10 @@ class AuthTrail {
         ];
         const accepts = this.serverAccepts ? `; server accepts: ${this.serverAccepts.join(',') || 'nothing'}` : '';
         return `${user}@${host}: ${parts.join('; ')}${accepts}`;
+    }
+    /** Authentication requests sent: each key (an RSA key's second algorithm, each agent key) counts, as sshd counts them. */
+    get requests() {
+        return this.offered.filter((o) => o !== AGENT_OFFER).length + this.agentKeys.length;
     }
 }
 /** What a method offers, as the message names it. */
@@ -64446,20 +64547,24 @@ function sha512Variant(key) {
 /** The hash an RSA signature algorithm names; other key types have one of their own. */
 const RSA_HASH = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' };
 /**
- * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it) for this connection's own keys, `keys`:
+ * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it). Every key it offers that is not one of
+ * `keys` is an agent's, recorded in `trail`. For this connection's own keys, `keys`:
  * - ssh2 first asks whether the server would accept a key and signs only after it says yes: a
  *   round trip. A key in memory signs at once (an agent's keys are still asked about first: an
  *   agent may want a touch or a confirmation for each signature). The server answers the signed
  *   request as it would the one after its yes; a refusal goes on as before.
  * - the SHA-512 variant of an RSA key is offered as rsa-sha2-512.
  */
-function wrapAuthPK(client, keys, variant) {
+function wrapAuthPK(client, trail, keys, variant) {
     const proto = client._protocol;
     if (typeof proto?.authPK !== 'function')
         return;
     const authPK = proto.authPK;
     proto.authPK = function (user, key, keyAlgo, cb) {
         const algo = key === variant ? 'rsa-sha2-512' : keyAlgo;
+        // ssh2 asks about an agent key first (no callback), then signs with it once the server says yes.
+        if (!keys.includes(key) && !cb)
+            trail.agentKeys.push(keyText(key));
         if (cb || !keys.includes(key))
             return authPK.call(this, user, key, algo, cb);
         authPK.call(this, user, key, algo, (data, done) => {
@@ -64489,7 +64594,7 @@ function authHandler(client, username, auth, trail) {
         }
     }
     if (auth.agent)
-        queue.push({ method: { type: 'agent', username, agent: auth.agent }, offered: 'the keys of the agent at SSH_AUTH_SOCK' });
+        queue.push({ method: { type: 'agent', username, agent: auth.agent }, offered: AGENT_OFFER });
     const password = auth.password;
     if (password !== undefined) {
         queue.push({ method: { type: 'password', username, password }, offered: 'password' });
@@ -64514,10 +64619,10 @@ function authHandler(client, username, auth, trail) {
             const wire = next.method.type === 'agent' ? 'publickey' : next.method.type;
             if (methodsLeft && !methodsLeft.includes(wire))
                 continue;
-            if (key && !wrapped) {
+            if (!wrapped) {
                 wrapped = true;
                 const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512;
-                wrapAuthPK(client, variant ? [key, variant] : [key], variant);
+                wrapAuthPK(client, trail, key ? (variant ? [key, variant] : [key]) : [], variant);
             }
             trail.offered.push(next.offered);
             last = next.offered;
@@ -64527,158 +64632,140 @@ function authHandler(client, username, auth, trail) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
-
-/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
-function lookupName(host) {
-    if (host.hostKeyAlias)
-        return host.hostKeyAlias.toLowerCase();
-    // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
-    const hostname = host.hostname.toLowerCase();
-    return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
-}
-/** ssh2's host key algorithms, in its order of preference. */
-const HOST_KEY_ALGORITHMS = [
-    'ssh-ed25519',
-    'ecdsa-sha2-nistp256',
-    'ecdsa-sha2-nistp384',
-    'ecdsa-sha2-nistp521',
-    'rsa-sha2-512',
-    'rsa-sha2-256',
-    'ssh-rsa'
-];
+;// CONCATENATED MODULE: ./src/base/bounded.ts
 /**
- * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
- * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
- * one we know.
+ * The one way to hold bytes or lines that came from outside (a host, a server, a proxy command, a
+ * file): every holder has a cap, keeps what fits, and counts what it dropped so the report can name
+ * it. Nothing here grows with what the other side sends, and each push is O(size of the push).
  */
-function hostKeyAlgorithms(policy, host) {
-    const types = new Set(linesFor(policy, lookupName(host))
-        .filter((k) => !k.revoked)
-        .map((k) => k.type));
-    const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
-    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
-}
-/** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
-const lookups = new WeakMap();
-function linesFor(policy, name) {
-    let byName = lookups.get(policy.knownHosts);
-    if (!byName)
-        lookups.set(policy.knownHosts, (byName = new Map()));
-    let lines = byName.get(name);
-    if (!lines)
-        byName.set(name, (lines = policy.knownHosts.filter((k) => k.matches(name))));
-    return lines;
-}
-function fingerprintApplies(fp, host) {
-    if (fp.host === undefined)
-        return true;
-    const wanted = fp.host.toLowerCase();
-    return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted);
-}
-/** Decides whether the key a host presented is acceptable under the policy. */
-function verifyHostKey(policy, host, key) {
-    const { type, fingerprint } = describeKey(key);
-    const name = lookupName(host);
-    const lines = linesFor(policy, name);
-    const revoked = lines.find((k) => k.revoked && k.key.equals(key));
-    if (revoked) {
-        return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
+/** The first `cap` bytes of a stream, and how many more came and were dropped. */
+class BoundedBytes {
+    cap;
+    chunks = [];
+    size = 0;
+    /** Bytes that came past the cap, dropped. */
+    dropped = 0;
+    constructor(cap) {
+        this.cap = cap;
     }
-    const accepted = (by) => ({ accepted: true, via: `host key ${type} ${fingerprint} accepted ${by}` });
-    if (policy.mode === 'off')
-        return accepted('without checking (host-key-check: off)');
-    const known = lines.find((k) => !k.revoked && k.key.equals(key));
-    if (known)
-        return accepted(`by ${known.origin}`);
-    const sha = fingerprint.slice('SHA256:'.length);
-    if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
-        return accepted('by fingerprint pin');
+    push(chunk) {
+        const room = this.cap - this.size;
+        if (chunk.length > room)
+            this.dropped += chunk.length - Math.max(0, room);
+        if (room <= 0)
+            return;
+        const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+        this.chunks.push(kept);
+        this.size += kept.length;
     }
-    const mismatch = lines.some((k) => !k.revoked)
-        ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-        : ` is not known (no known-hosts line or fingerprint for ${name})`;
-    return {
-        accepted: false,
-        reason: `host key ${type} ${fingerprint}${mismatch}. ` +
-            `If you trust it, pin it with the input fingerprint: '${host.name}=${fingerprint}', ` +
-            `or add the output of 'ssh-keyscan -p ${host.port} ${host.hostname}' to known-hosts`
-    };
-}
-
-;// CONCATENATED MODULE: ./src/ssh/retry.ts
-const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-/** A sleep that ends early, at once, when `signal` aborts (the job was cancelled). */
-function cancellableSleep(signal, sleep = realSleep) {
-    if (!signal)
-        return sleep;
-    return (ms) => new Promise((resolve) => {
-        if (signal.aborted)
-            return resolve();
-        const done = () => {
-            signal.removeEventListener('abort', done);
-            resolve();
-        };
-        signal.addEventListener('abort', done, { once: true });
-        void sleep(ms).then(done);
-    });
-}
-/**
- * Exponential backoff with full jitter: a random delay in [0, min(cap, base * 2^(retry-1))).
- * `retry` counts from 1.
- */
-function backoffDelay(retry, baseMs, capMs, random = Math.random) {
-    return Math.floor(random() * Math.min(capMs, baseMs * 2 ** Math.max(0, retry - 1)));
-}
-/**
- * Runs `attempt` until it gives an outcome that is not retryable or the retries are spent.
- * Outcomes are values, not exceptions: a failed host is data. Returns the last outcome.
- */
-async function withRetries(attempt, options) {
-    const sleep = options.sleep ?? realSleep;
-    let attempts = 1;
-    let outcome = await attempt(attempts);
-    while (attempts <= options.retries && options.retryable(outcome)) {
-        const delay = options.delayMs(attempts);
-        options.onRetry?.(outcome, attempts, delay);
-        await sleep(delay);
-        attempts++;
-        outcome = await attempt(attempts);
+    /** Whether anything was dropped. */
+    get cut() {
+        return this.dropped > 0;
     }
-    return { outcome, attempts };
+    bytes() {
+        return Buffer.concat(this.chunks);
+    }
+    /** The bytes kept as UTF-8 (a character cut in two at the cap is dropped). */
+    text() {
+        const buf = this.bytes();
+        // Back off to the start of a UTF-8 sequence that the cap may have cut.
+        let end = buf.length;
+        if (this.cut) {
+            let i = end - 1;
+            while (i >= 0 && i > end - 4 && (buf[i] & 0xc0) === 0x80)
+                i--;
+            if (i >= 0 && buf[i] >= 0xc0) {
+                const need = buf[i] >= 0xf0 ? 4 : buf[i] >= 0xe0 ? 3 : 2;
+                if (end - i < need)
+                    end = i;
+            }
+        }
+        return buf.subarray(0, end).toString('utf8');
+    }
 }
-
-;// CONCATENATED MODULE: ./src/ssh/connection.ts
-
-
-
-
-
 /**
- * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
- * signatures and MACs, and CBC ciphers. Without it none of them is offered (ssh2 would offer ssh-rsa
- * and hmac-sha1 by default).
+ * The last lines pushed, within `maxLines` and `maxBytes` (a newline counted per line), dropping the
+ * oldest. A queue with a moving head: a push is O(1) per line however many lines came before (an
+ * array's shift() per line made a flood of short lines quadratic).
  */
-const LEGACY = {
-    kex: ['diffie-hellman-group14-sha1', 'diffie-hellman-group-exchange-sha1', 'diffie-hellman-group1-sha1'],
-    serverHostKey: ['ssh-rsa', 'ssh-dss'],
-    cipher: ['aes128-cbc', 'aes192-cbc', 'aes256-cbc', '3des-cbc'],
-    hmac: ['hmac-sha1', 'hmac-sha1-etm@openssh.com']
-};
-const LEGACY_NAMES = new Set(Object.values(LEGACY).flat());
-const isLegacy = (name) => name !== undefined && LEGACY_NAMES.has(name);
-/** The algorithms offered to `host`. */
-function algorithms(options, host) {
-    const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a));
-    if (!options.legacyAlgorithms)
-        return { serverHostKey: hostKeys, hmac: { remove: [...LEGACY.hmac] } };
-    return {
-        serverHostKey: [...hostKeys, 'ssh-dss'],
-        kex: { append: [...LEGACY.kex] },
-        cipher: { append: [...LEGACY.cipher] },
-        hmac: { append: [...LEGACY.hmac] }
-    };
+class LastLines {
+    maxLines;
+    maxBytes;
+    items = [];
+    head = 0;
+    size = 0;
+    /** Lines dropped from the front since the last clear. */
+    dropped = 0;
+    constructor(maxLines, maxBytes) {
+        this.maxLines = maxLines;
+        this.maxBytes = maxBytes;
+    }
+    push(lines) {
+        for (const line of lines) {
+            this.items.push(line);
+            this.size += line.length + 1;
+            while (this.items.length - this.head > this.maxLines || (this.size > this.maxBytes && this.items.length - this.head > 0)) {
+                this.size -= this.items[this.head].length + 1;
+                this.head++;
+                this.dropped++;
+            }
+        }
+        // Compact now and then, so the dropped front does not stay in memory.
+        if (this.head > 1024 && this.head * 2 > this.items.length) {
+            this.items = this.items.slice(this.head);
+            this.head = 0;
+        }
+    }
+    /** The lines kept, oldest first. */
+    get lines() {
+        return this.head === 0 ? this.items : this.items.slice(this.head);
+    }
+    clear() {
+        this.items = [];
+        this.head = 0;
+        this.size = 0;
+        this.dropped = 0;
+    }
 }
+/** A byte budget shared by many holders (e.g. every captured step of a run): what is granted is gone. */
+class SharedBudget {
+    left;
+    constructor(left) {
+        this.left = left;
+    }
+    /** Grants up to `want` bytes; 0 once the budget is spent. */
+    take(want) {
+        const granted = Math.max(0, Math.min(want, this.left));
+        this.left -= granted;
+        return granted;
+    }
+    /** Gives bytes back (a holder that kept less than it was granted). */
+    give(bytes) {
+        this.left += bytes;
+    }
+    get remaining() {
+        return this.left;
+    }
+}
+/**
+ * A short text from outside (a server's DISCONNECT reason, a signal name, a value for an environment)
+ * made safe to hold and pass on: NUL and other control characters but newline and tab become `?` (an
+ * environment cannot hold NUL; a terminal or a parser should not see the rest), and at most `maxChars`
+ * are kept, the cut said.
+ */
+function clipText(text, maxChars) {
+    // eslint-disable-next-line no-control-regex
+    const clean = text.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?');
+    return clean.length > maxChars ? `${clean.slice(0, maxChars)}… (cut at ${maxChars} of ${clean.length} characters)` : clean;
+}
+
+;// CONCATENATED MODULE: ./src/ssh/connect-errors.ts
+/**
+ * Connection failures classified by ssh2's error level (the socket's code within it) and by how far the
+ * attempt got (TCP, banner, key exchange, authentication), never by message text.
+ */
+
+const NO_STAGE = { connected: false, banner: false, serverText: '', kex: false, offers: 0 };
 /** The most of a server's text kept in a connection failure. */
 const SERVER_TEXT_CHARS = 1024;
 const TRANSIENT_SOCKET_CODES = new Set([
@@ -64694,6 +64781,13 @@ const TRANSIENT_SOCKET_CODES = new Set([
     'EAI_AGAIN'
 ]);
 const THROTTLE_HINT = 'the server may be throttling new connections (sshd MaxStartups); lower concurrency if this persists';
+/**
+ * OpenSSH ≥ 9.8 writes the same line before closing for both causes, so neither can be told from it:
+ * MaxStartups (too many unauthenticated connections at once) and PerSourcePenalties (this address
+ * failed logins, or left connections without logging in, and is refused for a while).
+ */
+const TURNED_AWAY_HINT = "sshd MaxStartups or PerSourcePenalties (OpenSSH ≥ 9.8) refuses new connections from this runner's address; " +
+    "on the server, add the runner's address to PerSourcePenaltyExemptList (or raise MaxStartups), or lower concurrency";
 /** Where a connection to `host` goes, for its errors: the address, and the route when it was taken. */
 function destination(host, routed) {
     const address = host.hostname.includes(':') ? `[${host.hostname}]:${host.port}` : `${host.hostname}:${host.port}`;
@@ -64703,18 +64797,27 @@ function destination(host, routed) {
     return `${address} through ${route.via === 'jump' ? route.hops.map((h) => h.host.name).join(' → ') : 'the proxy command'}`;
 }
 /**
- * Classifies a connection failure by ssh2's error level and the socket error code, never by message
- * text. `to` (destination()) is named in the network failures' messages.
+ * Classifies a connection failure by ssh2's error level, the socket error code and the attempt's
+ * `stage`, never by message text. `to` (destination()) is named in the network failures' messages.
  */
-function classifyConnectError(raw, connectTimeoutMs, to) {
+function classifyConnectError(raw, connectTimeoutMs, to, stage = NO_STAGE) {
     const at = to ? ` to ${to}` : '';
     // A message may carry the server's own text (a DISCONNECT reason): held short and without control characters.
     const err = { level: raw.level, code: raw.code, message: clipText(raw.message, SERVER_TEXT_CHARS) };
     switch (err.level) {
         case 'client-authentication':
         case 'agent':
-            return { kind: 'auth', transient: false, message: `authentication failed: ${err.message}` };
+            // The caller adds what was offered and refused (AuthTrail).
+            return { kind: 'auth', transient: false, message: 'authentication failed' };
         case 'client-timeout':
+            // The server holds a connection we now drop before login: sshd counts each one against this
+            // address (PerSourcePenalties' noauth), so the handshake gate takes it as congestion.
+            if (stage.connected)
+                return {
+                    kind: 'stalled',
+                    transient: true,
+                    message: `connection${at} timed out after ${connectTimeoutMs / 1000}s: the server accepted the connection but ${!stage.banner ? 'sent no SSH banner' : !stage.kex ? 'did not complete the key exchange' : 'did not complete authentication'}`
+                };
             return {
                 kind: 'timeout',
                 transient: true,
@@ -64728,8 +64831,15 @@ function classifyConnectError(raw, connectTimeoutMs, to) {
                 message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true`
             };
         case 'protocol':
-            // ssh2 raises this when the server drops the connection before its banner: sshd refusing
-            // unauthenticated connections past MaxStartups looks exactly like this.
+            // ssh2 raises this when the server drops the connection before its banner. With text before
+            // the drop, the listener turned us away on purpose (OpenSSH ≥ 9.8: MaxStartups or a penalty).
+            if (stage.serverText !== '')
+                return {
+                    kind: 'turned-away',
+                    transient: true,
+                    message: `the server turned the connection away before its SSH banner${at}, saying "${clipText(stage.serverText.trim(), SERVER_TEXT_CHARS)}": ${TURNED_AWAY_HINT}`
+                };
+            // sshd refusing unauthenticated connections past MaxStartups without a word looks exactly like this.
             return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` };
         case 'client-socket': {
             const code = String(err.code ?? '');
@@ -64748,10 +64858,30 @@ function classifyConnectError(raw, connectTimeoutMs, to) {
         }
         default:
             // A numeric code is the reason of the server's DISCONNECT (RFC 4253 11.1); its text is the server's.
+            // During authentication it ends the login: sshd disconnects when MaxAuthTries offers failed.
+            if (typeof err.code === 'number' && stage.kex && stage.offers > 0)
+                return {
+                    kind: 'auth',
+                    transient: false,
+                    message: `authentication failed: the server ended it after ${stage.offers} offer${stage.offers === 1 ? '' : 's'} (reason ${err.code}: ${err.message}), as sshd does when MaxAuthTries (6 by default) offers failed; every key offered counts, an agent's included`
+                };
             if (typeof err.code === 'number')
                 return { kind: 'protocol', transient: false, message: `the server disconnected (reason ${err.code}): ${err.message}` };
             return { kind: 'protocol', transient: false, message: `SSH handshake failed: ${err.message}` };
     }
+}
+/**
+ * The connection closed without an error. After the key exchange and before login, the server chose
+ * to end it (OpenSSH's `RefuseConnection yes` does exactly that): a refusal, not a network fault.
+ */
+function classifyClose(stage, to) {
+    if (stage.kex)
+        return {
+            kind: 'rejected',
+            transient: false,
+            message: `the server closed the connection to ${to} after the key exchange, before login: it refuses this client (e.g. OpenSSH RefuseConnection, a Match block)`
+        };
+    return { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` };
 }
 /** The job was cancelled before a connection could be made. */
 const CANCELLED = {
@@ -64759,6 +64889,9 @@ const CANCELLED = {
     transient: false,
     message: 'cancelled (the job was cancelled) before the connection was made'
 };
+
+;// CONCATENATED MODULE: ./src/ssh/connection.ts
+
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
 class ChannelOpenError extends Error {
     refused;
@@ -64767,10 +64900,30 @@ class ChannelOpenError extends Error {
         this.refused = refused;
     }
 }
-/** One authenticated SSH connection to a host, reused by every step of that host. */
+/**
+ * CHANNEL_OPEN_FAILURE reasons (RFC 4254 5.1) for a session worth another try: 1, administratively
+ * prohibited (tinysshd's second session), 2, connect failed (what OpenSSH sends past MaxSessions, with
+ * "open failed"), and 4, resource shortage. Not 3, unknown channel type: that never changes.
+ */
+const RETRIED_REASONS = new Set([1, 2, 4]);
+/** A refused open is tried again this often, with backoff from 250 ms (full jitter, 4 s cap). */
+const CHANNEL_RETRIES = 6;
+/**
+ * A server that closes an idle connection this soon after a session on it ended closes after each
+ * session: tinysshd closes 5-70 ms after the session's close here. Later, it is a connection dropped
+ * for another cause (the tests kill sshd 300 ms after a step). Missed under load, the close still
+ * costs nothing when an open is under way: that open goes to a new link.
+ */
+const SESSION_END_CLOSE_MS = 250;
+/** What a host's server was seen to allow; learned on one connection, kept for the host's next ones. */
+class SessionLimits {
+    /** It refused a channel opened ahead (MaxSessions 1, tinysshd): none are opened ahead. */
+    oneAtATime = false;
+    /** It closes the connection when a session ends (tinysshd, many appliances): each session gets a link of its own. */
+    closesAfterSession = false;
+}
+/** One host's connection, reused by every step of that host. */
 class Connection {
-    client;
-    keepalive;
     /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
     hostKey = '';
     /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
@@ -64779,15 +64932,43 @@ class Connection {
     legacyHops = [];
     /** Forward the runner's agent on every exec channel (`forward-agent`). */
     forwardAgent = false;
+    /** What the host's server allows; the host runner shares one between the host's connections. */
+    limits = new SessionLimits();
+    /**
+     * Opens a new link to the host (`why`: undefined when it is the server's one session per connection).
+     * Unset (bastions, a reboot's polls), a link that ends is the connection lost.
+     */
+    redial;
+    link;
+    redialing;
+    /** Channel opens under way (backoff included): a link that ends meanwhile is replaced for them. */
+    opens = 0;
     lost;
     lostWaiters = new Set();
-    constructor(client, keepalive) {
-        this.client = client;
-        this.keepalive = keepalive;
-        // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
-        // unhandled 'error' event would take the whole process down.
-        client.on('error', (err) => this.markLost(this.describeLoss(err)));
-        client.on('close', () => this.markLost('connection closed by the remote host'));
+    constructor(link) {
+        this.adopt(link);
+    }
+    /** The ssh2 client of the current link (a bastion forwards through it). */
+    get client() {
+        return this.link.client;
+    }
+    adopt(link) {
+        this.link = link;
+        link.onEnd = (reason) => this.linkEnded(link, reason);
+    }
+    /**
+     * A link that ends with no channel open on it loses nothing when a new one can be had: the server
+     * closes after each session, or an open was under way (nothing of it sent). Otherwise the
+     * connection is lost.
+     */
+    linkEnded(link, reason) {
+        if (link !== this.link)
+            return;
+        if (link.idle && link.sessionsEnded > 0 && Date.now() - link.lastSessionEnd < SESSION_END_CLOSE_MS)
+            this.limits.closesAfterSession = true;
+        if (link.idle && this.redial && (this.limits.closesAfterSession || this.opens > 0))
+            return;
+        this.markLost(reason);
     }
     markLost(reason) {
         if (this.lost !== undefined)
@@ -64812,77 +64993,120 @@ class Connection {
         this.lostWaiters.add(listener);
         return () => this.lostWaiters.delete(listener);
     }
-    describeLoss(err) {
-        if (err.level === 'client-timeout') {
-            const { intervalMs, countMax } = this.keepalive;
-            return `host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`;
-        }
-        return `connection lost: ${err.code ?? err.message}`;
-    }
     /** Why the connection is gone, or undefined while it is up. */
     get lostReason() {
         return this.lost;
     }
-    /**
-     * Opens a channel with ssh2's `open`, rejecting with ChannelOpenError: `refused` when the server
-     * answered CHANNEL_OPEN_FAILURE (a numeric reason) on a live connection, e.g. past MaxSessions.
-     */
-    channel(open) {
-        return new Promise((resolve, reject) => {
-            if (this.lost)
-                return reject(new ChannelOpenError(this.lost, false));
-            try {
-                open((err, value) => {
-                    if (!err)
-                        return resolve(value);
-                    const refused = typeof err.reason === 'number' && !this.lost;
-                    reject(new ChannelOpenError(refused ? `channel refused by the server: ${err.message} (MaxSessions?)` : (this.lost ?? err.message), refused));
-                });
-            }
-            catch (err) {
-                reject(new ChannelOpenError(this.lost ?? err.message, false));
-            }
-        });
+    /** The link for the next channel: the current one, or a new one when it is spent. */
+    usableLink() {
+        if (this.lost !== undefined)
+            return Promise.reject(new ChannelOpenError(this.lost, false));
+        const link = this.link;
+        const spent = link.ended !== undefined || link.halfOpen || (this.limits.closesAfterSession && link.idle && link.sessionsEnded > 0);
+        if (!spent || !this.redial)
+            return Promise.resolve(link);
+        // Opens waiting at the same time share one new link.
+        this.redialing ??= this.replace(link).finally(() => (this.redialing = undefined));
+        return this.redialing;
     }
-    /** Opens an exec channel. Rejects with ChannelOpenError. */
-    exec(command) {
+    async replace(old) {
+        const why = old.ended === undefined || this.limits.closesAfterSession ? undefined : old.ended;
+        old.onEnd = () => { };
+        old.retire();
+        const fresh = await this.redial(why);
+        if (!(fresh instanceof Connection)) {
+            const reason = `could not reconnect: ${fresh.message}`;
+            this.markLost(reason);
+            throw new ChannelOpenError(reason, false);
+        }
+        this.adopt(fresh.link);
+        return fresh.link;
+    }
+    /**
+     * Opens a channel with ssh2's `start`, the one way every channel is opened. A refusal
+     * (RETRIED_REASONS) is tried again with backoff unless `once`; a link that ends during the open
+     * (nothing sent on the channel yet) is replaced and the open made there. Rejects with
+     * ChannelOpenError: `refused` when the server answered CHANNEL_OPEN_FAILURE on a live connection.
+     */
+    async channel(start, once = false) {
+        this.opens++;
+        try {
+            return await this.openOnLinks(start, once);
+        }
+        finally {
+            this.opens--;
+        }
+    }
+    async openOnLinks(start, once) {
+        let refusals = 0;
+        let relinked = false;
+        for (;;) {
+            const link = await this.usableLink();
+            const opened = await link.openChannel(start);
+            if ('channel' in opened)
+                return opened.channel;
+            const { err } = opened;
+            if (link.ended !== undefined) {
+                // One new link per open: a host whose links keep ending under opens is lost.
+                if (this.lost === undefined && this.redial && !relinked) {
+                    relinked = true;
+                    continue;
+                }
+                throw new ChannelOpenError(this.lost ?? link.ended, false);
+            }
+            if (typeof err.reason !== 'number')
+                throw new ChannelOpenError(err.message, false);
+            if (once || !RETRIED_REASONS.has(err.reason) || refusals === CHANNEL_RETRIES)
+                throw new ChannelOpenError(`channel refused by the server: ${err.message} (MaxSessions?)`, true);
+            await realSleep(backoffDelay(++refusals, 250, 4000));
+        }
+    }
+    /** Opens an exec channel, on a pty when `pty` is given (a refusal retried unless `once`). Rejects with ChannelOpenError. */
+    exec(command, once = false, pty) {
         // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
-        const options = (this.forwardAgent ? { agentForward: true } : {});
-        return this.channel((cb) => this.client.exec(command, options, cb));
+        const options = { ...(this.forwardAgent ? { agentForward: true } : {}), ...(pty ? { pty } : {}) };
+        return this.channel((client, cb) => client.exec(command, options, cb), once);
     }
     /**
      * Exec channels opened ahead of need, by command, with their commands already started (waiting on
      * stdin for their step). On a long path a further step then costs one round trip, not three.
      */
     spares = new Map();
-    /** Set once the server refused a channel opened ahead: it limits sessions (MaxSessions); open on demand. */
-    sparesRefused = false;
-    /** Opens exec channels for `command` until `count` wait unused. Never rejects. */
-    prefetch(command, count) {
-        if (this.sparesRefused || this.lost)
+    /** A spare's key: its command, and whether it has a pty. */
+    static spareKey(command, pty) {
+        return `${pty ? 'pty' : 'pipe'} ${command}`;
+    }
+    /**
+     * Opens exec channels for `command` (on a pty when `pty` is given) until `count` wait unused, where
+     * the server allows more than one session. Never rejects.
+     */
+    prefetch(command, count, pty) {
+        if (this.limits.oneAtATime || this.limits.closesAfterSession || this.lost)
             return;
-        const list = this.spares.get(command) ?? [];
-        this.spares.set(command, list);
+        const key = Connection.spareKey(command, pty);
+        const list = this.spares.get(key) ?? [];
+        this.spares.set(key, list);
         while (list.length < count) {
             const spare = {
                 closed: false,
-                channel: this.exec(command).then((ch) => {
+                // Not retried: a refused one tells the server allows one session at a time.
+                channel: this.exec(command, true, pty).then((ch) => {
                     // Unused, it must not leave an unhandled error; closed by the server, it is no use.
                     ch.on('error', () => { });
                     ch.on('close', () => (spare.closed = true));
                     return ch;
                 }, (err) => {
                     if (err.refused)
-                        this.sparesRefused = true;
+                        this.limits.oneAtATime = true;
                     return err;
                 })
             };
             list.push(spare);
         }
     }
-    /** A channel for `command` opened ahead, if one is there and still open; undefined otherwise. */
-    takeSpare(command) {
-        const list = this.spares.get(command);
+    /** A channel for `command` (with a pty or not) opened ahead, if one is there and still open; undefined otherwise. */
+    takeSpare(command, pty) {
+        const list = this.spares.get(Connection.spareKey(command, pty));
         for (let spare = list?.shift(); spare; spare = list?.shift())
             if (!spare.closed)
                 return spare.channel;
@@ -64890,29 +65114,172 @@ class Connection {
     }
     /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
     sftp() {
-        return this.channel((cb) => this.client.sftp(cb));
+        return this.channel((client, cb) => client.sftp(cb));
     }
     /** Ends the connection; a peer that does not answer is cut after a second. */
     close() {
         this.markLost('closed');
+        this.link.close();
+    }
+}
+
+;// CONCATENATED MODULE: ./src/ssh/link.ts
+/** How long a peer that ended the cut takes to answer before the socket is destroyed. */
+const CLOSE_WAIT_MS = 1000;
+/**
+ * Sends OpenSSH's keepalive request (`keepalive@openssh.com`, want-reply) on `client`. ssh2 has no
+ * public call for it: this is its internal Protocol#ping, with the no-op reply callback ssh2's own
+ * keepalive pushes so its global-request replies keep their order. test/unit/link.test.ts pins both.
+ */
+function sendPing(client) {
+    const internals = client;
+    internals._callbacks.push(() => { });
+    internals._protocol.ping();
+}
+/**
+ * One ssh2 client. Its keepalive is ours, not ssh2's: ssh2 counts only REQUEST_SUCCESS/FAILURE as
+ * answers, while tinysshd answers the request with UNIMPLEMENTED; like OpenSSH's client, any byte
+ * from the server is a sign of life here.
+ */
+class Link {
+    client;
+    transport;
+    keepalive;
+    /** Why the link ended; undefined while it is up. */
+    ended;
+    /** Told once when the link ends. */
+    onEnd = () => { };
+    /** Channels open on it. */
+    open = 0;
+    /** Sessions that ended on it, and when the last did (ms since the epoch). */
+    sessionsEnded = 0;
+    lastSessionEnd = 0;
+    /**
+     * A session opened whose request then failed (no SFTP subsystem): ssh2 neither closes it nor hands
+     * it over, so it stays open on the server (tinysshd then refuses any other session on the link).
+     */
+    halfOpen = false;
+    /** Replaced by a new link: it ends when its last channel closes. */
+    retired = false;
+    timer;
+    constructor(client, transport, keepalive) {
+        this.client = client;
+        this.transport = transport;
+        this.keepalive = keepalive;
+        // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
+        // unhandled 'error' event would take the whole process down.
+        client.on('error', (err) => this.end(`connection lost: ${err.code ?? err.message}`));
+        client.on('close', () => this.end('connection closed by the remote host'));
+        client.once('ready', () => this.startKeepalive());
+    }
+    /** Whether no channel is open on it (opens under way aside). */
+    get idle() {
+        return this.open === 0;
+    }
+    /**
+     * Each interval: bytes heard since the last tick reset the count; otherwise a keepalive request is
+     * sent, and past `countMax` unanswered ones the link ends, as ssh2's own keepalive would (within
+     * interval × (countMax + 1) of silence). Per inbound chunk only a flag is set.
+     */
+    startKeepalive() {
+        const { intervalMs, countMax } = this.keepalive;
+        if (!(intervalMs > 0) || this.ended !== undefined)
+            return;
+        let heard = false;
+        let unanswered = 0;
+        this.transport.on('data', () => (heard = true));
+        this.timer = setInterval(() => {
+            if (heard) {
+                heard = false;
+                unanswered = 0;
+            }
+            else if (++unanswered > countMax) {
+                this.end(`host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`);
+                this.client.destroy();
+            }
+            else {
+                sendPing(this.client);
+            }
+        }, intervalMs);
+    }
+    /** Opens a channel with ssh2's `start`; the channel, or ssh2's error. Never rejects. */
+    openChannel(start) {
+        return new Promise((resolve) => {
+            try {
+                start(this.client, (err, channel) => {
+                    if (!err) {
+                        this.open++;
+                        channel.once('close', () => {
+                            this.open--;
+                            this.sessionsEnded++;
+                            this.lastSessionEnd = Date.now();
+                            if (this.retired && this.open === 0)
+                                this.close();
+                        });
+                        return resolve({ channel });
+                    }
+                    if (typeof err.reason !== 'number' && this.ended === undefined)
+                        this.halfOpen = true;
+                    resolve({ err });
+                });
+            }
+            catch (err) {
+                resolve({ err: err });
+            }
+        });
+    }
+    end(reason) {
+        if (this.ended !== undefined)
+            return;
+        this.ended = reason;
+        clearInterval(this.timer);
+        this.onEnd(reason);
+    }
+    /**
+     * Ends the link once its open channels have closed: a link replaced for new channels (a half-open
+     * session on it) still carries the commands started on it before, which must end as they would.
+     */
+    retire() {
+        this.retired = true;
+        if (this.open === 0)
+            this.close();
+    }
+    /** Ends the link; a peer that does not answer is cut after a second. */
+    close() {
+        this.end('closed');
         this.client.end();
         // Cleared at close, so the timer does not hold a closed client (and its buffers) for that second.
-        const cut = setTimeout(() => this.client.destroy(), 1000).unref();
+        const cut = setTimeout(() => this.client.destroy(), CLOSE_WAIT_MS).unref();
         this.client.once('close', () => clearTimeout(cut));
     }
 }
+
+;// CONCATENATED MODULE: ./src/ssh/connect.ts
+/** Connecting to a host: each attempt's failure classified, transient ones retried with backoff. */
+
+
+
+
+
+
+
+
+
 /**
  * One connection attempt. The host's own settings (its ssh config's IdentityFile, ConnectTimeout,
  * ServerAlive*) apply over `runOptions` here, so every caller (connect, a reboot's polls) gets them.
  * Resolves with the connection or the classified failure; never rejects.
  */
-function connectOnce(host, runOptions, { sock, signal, maxTimeoutMs = Infinity } = {}) {
+function connectOnce(host, runOptions, { sock, tcp, signal, maxTimeoutMs = Infinity } = {}) {
     const options = { ...runOptions, ...host.overrides };
     const timeoutMs = Math.min(options.connectTimeoutMs, maxTimeoutMs);
     return new Promise((resolve) => {
-        if (signal?.aborted)
+        if (signal?.aborted) {
+            tcp?.destroy();
             return resolve({ failure: CANCELLED });
+        }
         const client = new lib.Client();
+        const stage = { ...NO_STAGE };
         let refusal;
         let firstError;
         let settled = false;
@@ -64930,15 +65297,13 @@ function connectOnce(host, runOptions, { sock, signal, maxTimeoutMs = Infinity }
         const trail = new AuthTrail();
         const to = destination(host, sock !== undefined);
         const classify = (err) => {
-            const failure = classifyConnectError(err, timeoutMs, to);
-            return failure.kind === 'auth'
-                ? { ...failure, message: `authentication failed: ${trail.describe(host.user, host.hostname)}` }
-                : failure;
+            const failure = classifyConnectError(err, timeoutMs, to, { ...stage, offers: trail.requests });
+            return failure.kind === 'auth' ? { ...failure, message: `${failure.message}: ${trail.describe(host.user, host.hostname)}` } : failure;
         };
-        const connection = new Connection(client, {
-            intervalMs: options.keepaliveIntervalMs,
-            countMax: options.keepaliveCountMax
-        });
+        // The TCP socket is ours, not ssh2's: the keepalive hears every byte on it, as on a route's stream,
+        // and the server's bytes before its banner can be read (ssh2 keeps them to itself).
+        const transport = sock ?? tcp ?? (0,external_node_net_.connect)({ host: host.hostname, port: host.port });
+        const connection = new Connection(new Link(client, transport, { intervalMs: options.keepaliveIntervalMs, countMax: options.keepaliveCountMax }));
         connection.forwardAgent = options.forwardAgent === true && options.auth.agent !== undefined;
         connection.legacyHops = sock?.legacyHops ?? [];
         client.on('error', (err) => {
@@ -64948,26 +65313,22 @@ function connectOnce(host, runOptions, { sock, signal, maxTimeoutMs = Infinity }
             else
                 settle({ failure: classify(err) });
         });
-        client.on('close', () => {
-            settle({
-                failure: firstError
-                    ? classify(firstError)
-                    : { kind: 'network', transient: true, message: `connection to ${to} closed before login completed` }
-            });
-        });
+        client.on('close', () => settle({ failure: firstError ? classify(firstError) : classifyClose(stage, to) }));
         client.on('ready', () => settle({ connection }));
+        client.on('connect', () => (stage.connected = true));
         client.on('handshake', (negotiated) => {
+            stage.kex = true;
             connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n) => isLegacy(n));
         });
         const config = {
             host: host.hostname,
             port: host.port,
-            sock: sock,
+            sock: transport,
             username: host.user,
             authHandler: authHandler(client, host.user, options.auth, trail),
             readyTimeout: timeoutMs,
-            keepaliveInterval: options.keepaliveIntervalMs,
-            keepaliveCountMax: options.keepaliveCountMax,
+            // Off: the link keeps the connection alive (ssh2's takes tinysshd's UNIMPLEMENTED for silence).
+            keepaliveInterval: 0,
             algorithms: algorithms(options, host),
             ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
             hostVerifier: (key) => {
@@ -64981,27 +65342,63 @@ function connectOnce(host, runOptions, { sock, signal, maxTimeoutMs = Infinity }
         };
         try {
             client.connect(config);
+            watchBanner(transport, stage);
             // ssh2 leaves Nagle's algorithm on; with delayed ACKs every handshake round trip and every
             // small channel message then waits ~40 ms. OpenSSH sets TCP_NODELAY too.
             client.setNoDelay(true);
         }
         catch (err) {
+            transport.destroy();
             settle({ failure: { kind: 'protocol', transient: false, message: err.message } });
         }
     });
+}
+/** The most bytes read for the banner: RFC 4253 4.2 allows lines before it, each up to 255 bytes. */
+const BANNER_WATCH_BYTES = 8192;
+/**
+ * Reads the server's first bytes beside ssh2 (after ssh2 paused the stream, so nothing is lost to
+ * either): whether its `SSH-` banner line came, and the text before it.
+ */
+function watchBanner(stream, stage) {
+    let seen = '';
+    const onData = (chunk) => {
+        seen += chunk.toString('latin1', 0, Math.min(chunk.length, BANNER_WATCH_BYTES - seen.length));
+        const at = seen.startsWith('SSH-') ? 0 : seen.indexOf('\nSSH-') + 1;
+        stage.banner = at > 0 || seen.startsWith('SSH-');
+        stage.serverText = stage.banner ? seen.slice(0, at) : seen;
+        if (stage.banner || seen.length >= BANNER_WATCH_BYTES)
+            stream.removeListener('data', onData);
+    };
+    stream.on('data', onData);
+}
+/** How an attempt's outcome tells the address's gate about congestion. */
+function gateOutcome(outcome) {
+    if ('connection' in outcome)
+        return 'ok';
+    const { kind } = outcome.failure;
+    if (kind === 'turned-away')
+        return 'turned-away';
+    // Dropped before the banner, or left before login: sshd counts both against the address.
+    return kind === 'lost-before-handshake' || kind === 'stalled' ? 'congested' : 'other';
 }
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 async function connect(host, options, deps = {}) {
     const retried = [];
     const gate = deps.gates?.for(host.hostname.toLowerCase());
     const attempt = async () => {
-        const sock = deps.tunnel ? await deps.tunnel(host) : undefined;
-        if (sock && 'kind' in sock)
-            return { failure: sock };
-        await gate?.acquire();
-        const outcome = await connectOnce(host, options, { sock, signal: deps.signal });
-        gate?.release('connection' in outcome ? 'ok' : outcome.failure.kind === 'lost-before-handshake' ? 'throttled' : 'other');
-        return outcome;
+        for (;;) {
+            const sock = deps.tunnel ? await deps.tunnel(host) : undefined;
+            if (sock && 'kind' in sock)
+                return { failure: sock };
+            const ticket = await gate?.acquire();
+            const outcome = await connectOnce(host, options, { sock, signal: deps.signal });
+            // Turned away by a paused address: wait for the pause (the gate bounds it) instead of spending a retry.
+            const paused = gate !== undefined &&
+                ticket !== undefined &&
+                gate.release(ticket, gateOutcome(outcome), 'failure' in outcome ? outcome.failure.message : '');
+            if (!paused || deps.signal?.aborted)
+                return outcome;
+        }
     };
     const { outcome, attempts } = await withRetries(attempt, {
         retries: options.connectRetries,
@@ -65016,14 +65413,6 @@ async function connect(host, options, deps = {}) {
         }
     });
     return 'connection' in outcome ? { connection: outcome.connection, attempts, retried } : { failure: outcome.failure, attempts, retried };
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = require("node:child_process");
-;// CONCATENATED MODULE: ./src/plan/runner-env.ts
-/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
-function runnerEnv() {
-    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')));
 }
 
 ;// CONCATENATED MODULE: external "node:string_decoder"
@@ -65064,16 +65453,23 @@ function encodedForms(value) {
 }
 /** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 function registerSecret(value) {
-    if (value === '')
+    if (value === '' || secrets.has(value))
         return;
     core_setSecret(value);
-    if (secrets.has(value))
-        return;
     secrets.add(value);
     for (const form of encodedForms(value))
         if (form !== value && form.length >= MIN_ENCODED)
             secrets_forms.add(form);
     ordered = [...secrets, ...secrets_forms].sort((a, b) => b.length - a.length);
+}
+/** A multi-line secret (a key): whole, and each line, as the runner masks line by line. */
+function registerSecretLines(value) {
+    if (value.trim() === '')
+        return;
+    registerSecret(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length > 0)
+            registerSecret(line.trim());
 }
 /** Every secret registered so far. */
 function knownSecrets() {
@@ -65265,8 +65661,13 @@ const RUN_CAPTURE_BYTES = 800_000;
 /** The run's captures, shared by every step that captures. */
 const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES);
 /**
+ * Line ends a capture drops at its end: all of them, as the shell's `$(…)` does, so that
+ * `echo 1.2.3` compares equal to '1.2.3' in a workflow's `if:`; `\r\n` too (a pty's line end).
+ */
+const TRAILING_LINE_ENDS = /(\r?\n)+$/;
+/**
  * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
- * budget. Past either, the rest is dropped, counted and named in the text.
+ * budget, without its trailing line ends. Past either, the rest is dropped, counted and named in the text.
  */
 class Capture {
     budget;
@@ -65294,7 +65695,7 @@ class Capture {
     text() {
         const { dropped } = this.held;
         if (dropped === 0)
-            return mask(this.held.text());
+            return mask(this.held.text().replace(TRAILING_LINE_ENDS, ''));
         const why = this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`;
         return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`;
     }
@@ -65430,411 +65831,6 @@ class FleetLog {
     note(text) {
         this.write(`${text}\n`);
     }
-}
-
-;// CONCATENATED MODULE: ./src/steps/script.ts
-
-
-
-
-
-
-/** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
-const SIGNAL_NAME_CHARS = 64;
-/** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
-const KILL_GRACE_MS = 5000;
-/**
- * The same on a cancel: the runner sends SIGTERM 7.5 s after SIGINT and SIGKILL 2.5 s later, and
- * the report must be written before then (TERM, look, KILL, look: about 4 s at most).
- */
-const CANCEL_GRACE_MS = 1500;
-/** A refused channel (sshd MaxSessions) is retried this often, with backoff from 250 ms. */
-const CHANNEL_RETRIES = 6;
-/** Quotes a string for a POSIX shell. */
-function shellQuote(text) {
-    return `'${text.replace(/'/g, `'\\''`)}'`;
-}
-/**
- * Every process of a step has this variable in its environment, with the step's own token as value:
- * it is how a timeout finds the step's processes where a signal does not reach them.
- */
-const STEP_ID_VAR = 'FLEET_STEP_ID';
-/**
- * The first line of stdin is the step's id: the command itself is the same for every step, so a
- * channel for the next step can be opened and its command started before the step is known.
- */
-const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `;
-/** Stages the rest of stdin (the script) in a private temp file "$f" (mktemp makes it 0600). */
-const STAGE = 'f=$(mktemp "${TMPDIR:-/tmp}/ssh-fleet.XXXXXX") && cat >"$f"';
-const STAGE_FAILED = 'echo "ssh-fleet: could not stage the script in a temporary file" >&2; exit 125;';
-/**
- * The remote command. The script travels on stdin, not in the command line: no size limit, no
- * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
- * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
- * session's. When stdin is a pipe this user may reopen (OpenSSH on Linux and the BSDs) fd 3 is that
- * pipe: no extra process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux, or
- * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
- * makes it 0600), opens it and removes it first.
- */
-function remoteCommand(shell, sudo) {
-    if (sudo)
-        return `sh -c ${shellQuote(sudoBootstrap(shell, sudo))}`;
-    const bootstrap = READ_STEP_ID +
-        `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; ` +
-        `${STAGE} && exec 3<"$f" && rm -f "$f" || { ${STAGE_FAILED} }; ` +
-        `exec ${shell} /dev/fd/3 </dev/null`;
-    return `sh -c ${shellQuote(bootstrap)}`;
-}
-/**
- * A command that sends `signal` to every process of this user carrying the step's id, and prints
- * `found: <pids>` (`unknown` where it cannot look). Where the session's signal does not reach the script (dropbear signals only its direct
- * child; sshd refuses signals to a ForceCommand session) this stops it, children included. The id is
- * written in two pieces so this command's own processes never match it.
- */
-function stopCommand(stepId, signal) {
-    if (!/^[0-9a-f]{16}$/.test(stepId))
-        throw new Error(`invalid step id '${stepId}'`);
-    const script = `v=${STEP_ID_VAR}=; v="\${v}${stepId}"; ` +
-        // Never an empty or partial pattern: that would match every process of the user.
-        `[ \${#v} -eq ${STEP_ID_VAR.length + 1 + stepId.length} ] || exit 2; ` +
-        'if [ -r /proc/self/environ ]; then ' +
-        'p=$(grep -l -F "$v" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); ' +
-        // No /proc (macOS, the BSDs): ps -E appends each process's environment to its command.
-        'elif o=$(ps -A -E -ww -o pid= -o command= 2>/dev/null); then ' +
-        `p=$(printf '%s\\n' "$o" | awk '{ if (index($0, " ${STEP_ID_VAR}=" "${stepId}")) print $1 }'); ` +
-        'else echo unknown; exit 0; fi; ' +
-        `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`;
-    return `sh -c ${shellQuote(script)}`;
-}
-/**
- * The remote command of a `sudo: true` step. The login user's sh reads the password (the first line
- * of stdin, when given) into a variable of its own, stages the script in a private temp file, and
- * pipes the password to `sudo -S` with printf, a builtin: it is never in a command line, an
- * environment, a file or the log. The root shell opens the file, removes it, and runs the script
- * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
- * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
- */
-function sudoBootstrap(shell, sudo) {
-    const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
-    return (READ_STEP_ID +
-        (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
-        `${STAGE} || { rm -f "$f"; ${STAGE_FAILED} }; ` +
-        (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`) +
-        '; s=$?; rm -f "$f"; exit $s');
-}
-/**
- * The bytes sent on stdin: the step's id, the sudo password's line when there is one, one line of
- * exports when env is set, then the script untouched.
- */
-function scriptPayload(step, stepId, sudo) {
-    const names = Object.keys(step.env);
-    const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`;
-    if (names.length === 0)
-        return head + step.script;
-    return `${head}export ${names.map((n) => `${n}=${shellQuote(step.env[n])}`).join(' ')}\n${step.script}`;
-}
-async function openChannel(ctx, command) {
-    const { outcome } = await withRetries(() => ctx.connection.exec(command).catch((err) => err), {
-        retries: CHANNEL_RETRIES,
-        retryable: (o) => o instanceof ChannelOpenError && o.refused,
-        delayMs: (retry) => backoffDelay(retry, 250, 4000),
-        sleep: ctx.sleep
-    });
-    return outcome;
-}
-/**
- * ssh2 1.17's channel.signal() is a silent no-op once stdin has been ended (it wants outgoing state
- * 'open'), yet SSH allows a signal after EOF (RFC 4254 6.9) and sshd delivers it to the session's
- * process group. We always end stdin at once, so send the request through the protocol ourselves.
- * The step timeout integration test fails if this stops reaching the remote process.
- */
-function sendSignal(channel, name) {
-    const ch = channel;
-    if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
-        ch._client._protocol.signal(ch.outgoing.id, name);
-}
-/** `work`'s value, or undefined once `ms` have passed (0: no limit) or `signal` aborted, first. */
-function withinTimeout(work, ms, signal) {
-    if (ms <= 0 && !signal)
-        return work;
-    let timer;
-    let onAbort = () => { };
-    const expired = new Promise((resolve) => {
-        if (ms > 0)
-            timer = setTimeout(() => resolve(undefined), ms);
-        onAbort = () => resolve(undefined);
-        if (signal?.aborted)
-            onAbort();
-        else
-            signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    return Promise.race([work, expired]).finally(() => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-    });
-}
-/**
- * Runs a short command on a channel of its own; its stdout, or undefined when it could not run or
- * did not answer within `ms` (a server that ignores channel requests).
- */
-function execOutput(connection, command, ms) {
-    return withinTimeout(execAnswer(connection, command), ms);
-}
-/**
- * The most of a short command's answer kept: `found: <pids>` for a few hundred processes. A host that
- * answers with more (600 MB seen) is cut off there: its channel is closed, the rest never held.
- */
-const EXEC_ANSWER_BYTES = 4096;
-function execAnswer(connection, command) {
-    return connection.exec(command).then((ch) => new Promise((resolve) => {
-        const out = new BoundedBytes(EXEC_ANSWER_BYTES);
-        ch.on('error', () => { });
-        ch.stderr.resume();
-        ch.on('data', (d) => {
-            out.push(d);
-            if (out.cut)
-                ch.close();
-        });
-        ch.on('close', () => resolve(out.text()));
-        ch.end();
-    }), () => undefined);
-}
-/** Why a step was stopped, as its error begins: its timeout, or the job's cancel. */
-function stopCause(why, timeoutMs) {
-    return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`;
-}
-/** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
-function exitResult(name, startedAt, exitCode, signal, tails) {
-    if (signal)
-        return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails });
-    if (exitCode === 0)
-        return stepResult(name, startedAt, { status: 'success', exitCode, ...tails });
-    return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails });
-}
-/** Runs a script step once. Never rejects: every outcome is a StepResult. */
-async function runScript(step, ctx) {
-    const started = Date.now();
-    const result = (fields) => stepResult(step.name, started, fields);
-    const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
-    const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined;
-    const command = remoteCommand(ctx.shell, sudo);
-    // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
-    // refused (the server limits sessions), the step opens its own as it would have.
-    const spare = ctx.connection.takeSpare(command);
-    const opening = spare
-        ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command) : ch))
-        : openChannel(ctx, command);
-    // The next steps' channels open alongside this one's (after it: a server allowing one session
-    // gives it to this step): ready when this step ends, even when it is over in one round trip.
-    if (ctx.ahead)
-        ctx.connection.prefetch(command, ctx.ahead);
-    // The step's timeout covers opening its channel and starting its command: a server that takes the
-    // login but never answers a channel request must not hold the step forever. So does a cancel.
-    const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
-    if (channel === undefined) {
-        // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
-        void opening.then((late) => late instanceof ChannelOpenError || late.close());
-        if (ctx.signal?.aborted)
-            return result({ status: 'failed', cancelled: true, error: 'cancelled before the command started' });
-        return result({
-            status: 'failed',
-            error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)`
-        });
-    }
-    if (channel instanceof ChannelOpenError) {
-        return result({ status: 'failed', error: channel.message, lost: !channel.refused });
-    }
-    return new Promise((resolve) => {
-        const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
-        const capture = step.capture ? new Capture() : undefined;
-        if (capture)
-            channel.on('data', (chunk) => capture.push(chunk));
-        let exit;
-        /** Why the step is being stopped, and then whether what it started is known to have ended. */
-        let stop;
-        let closed = false;
-        let done = false;
-        const timers = [];
-        const finish = () => {
-            if (done)
-                return;
-            done = true;
-            timers.forEach(clearTimeout);
-            unwatch();
-            ctx.signal?.removeEventListener('abort', onCancel);
-            stdout.end();
-            stderr.end();
-            const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
-            const exitCode = exit?.code ?? null;
-            const signal = exit?.signal ?? null;
-            if (stop?.stopped !== undefined) {
-                const what = stopCause(stop.why, step.timeoutMs);
-                const error = !stop.stopped
-                    ? `${what}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
-                    : stop.exitedFirst
-                        ? `${what}: the script had ended (${stop.exitedFirst}) but a process it started kept its output open; that process was stopped`
-                        : `${what}; the remote process was stopped`;
-                return resolve(result({ status: 'failed', exitCode, signal, error, cancelled: stop.why === 'cancel', ...tails }));
-            }
-            if (exit === undefined) {
-                const lost = ctx.connection.lostReason;
-                const error = lost ? `connection lost during the step: ${lost}` : 'the step ended without an exit status';
-                return resolve(result({ status: 'failed', error, lost: lost !== undefined, ...tails }));
-            }
-            resolve(exitResult(step.name, started, exitCode, signal, tails));
-        };
-        let whenClosed = () => { };
-        const channelClosed = new Promise((r) => (whenClosed = r));
-        channel.on('exit', (code, signal) => {
-            // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
-            exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) };
-        });
-        // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
-        channel.on('error', () => { });
-        channel.on('close', () => {
-            closed = true;
-            whenClosed();
-            // While stopping, the stop sequence decides when the step is over.
-            if (!stop)
-                finish();
-        });
-        // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
-        const unwatch = ctx.connection.onLost(() => setImmediate(finish));
-        /**
-         * A timeout or a cancel: TERM, then KILL, each both as the session's signal and by step id on a
-         * channel of its own (one of them reaches the script on any server). The channel's close alone is
-         * no proof (dropbear closes it when its direct child ends), so a last look by step id must find
-         * nothing. A cancel waits less between them: the runner kills the action 7.5 s after it asks.
-         */
-        const stopRemote = async (why) => {
-            if (stop || done)
-                return;
-            stop = { why, exitedFirst: exit ? (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) : undefined };
-            const grace = why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS;
-            /** Sends `name` by step id; true when a look found none of the step's processes left. */
-            const noneLeft = async (name) => {
-                const answer = await execOutput(ctx.connection, stopCommand(stepId, name), grace);
-                // No answer (a server that allows one session) or no way to look leaves the close as the only word.
-                return answer === undefined || /^(found:\s*|unknown)$/m.test(answer);
-            };
-            for (const name of ['TERM', 'KILL']) {
-                try {
-                    sendSignal(channel, name);
-                }
-                catch {
-                    // The channel is already gone.
-                }
-                await noneLeft(name);
-                await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, grace)))]);
-                if (closed && (await noneLeft(name))) {
-                    stop.stopped = true;
-                    return finish();
-                }
-            }
-            stop.stopped = false;
-            channel.close();
-            finish();
-        };
-        const onCancel = () => void stopRemote('cancel');
-        if (ctx.signal?.aborted)
-            onCancel();
-        else
-            ctx.signal?.addEventListener('abort', onCancel, { once: true });
-        if (step.timeoutMs > 0)
-            timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
-        channel.end(scriptPayload(step, stepId, sudo));
-    });
-}
-
-;// CONCATENATED MODULE: ./src/steps/local.ts
-
-
-
-
-
-/** The variables a local step sees about the host it runs for. */
-function fleetEnv(host) {
-    return { FLEET_HOST: host.hostname, FLEET_USER: host.user, FLEET_PORT: String(host.port), FLEET_HOST_INDEX: String(host.index) };
-}
-/**
- * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
- * its own process group so a timeout stops the command and everything it started. @actions/exec has
- * no way to stop what it started, so this spawns directly. Never rejects.
- */
-function runLocal(step, host, ctx) {
-    const started = Date.now();
-    const windows = process.platform === 'win32';
-    return new Promise((resolve) => {
-        const options = {
-            cwd: ctx.cwd,
-            env: { ...runnerEnv(), ...step.env, ...fleetEnv(host) },
-            stdio: ['ignore', 'pipe', 'pipe']
-        };
-        const child = windows
-            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
-            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
-        const { stdout: out, stderr: err } = streamOutput(child, ctx);
-        const capture = step.capture ? new Capture() : undefined;
-        if (capture)
-            child.stdout.on('data', (chunk) => capture.push(chunk));
-        const timers = [];
-        const kill = (signal) => {
-            if (child.pid === undefined)
-                return;
-            try {
-                if (windows)
-                    (0,external_node_child_process_namespaceObject.spawn)('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' }).on('error', () => { });
-                else
-                    process.kill(-child.pid, signal);
-            }
-            catch {
-                // already gone
-            }
-        };
-        /** Why the command is being stopped: its timeout, or the job's cancel. */
-        let stopping;
-        const stop = (why) => {
-            if (stopping)
-                return;
-            stopping = why;
-            kill('SIGTERM');
-            timers.push(setTimeout(() => kill('SIGKILL'), why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS));
-        };
-        const onCancel = () => stop('cancel');
-        if (ctx.signal?.aborted)
-            onCancel();
-        else
-            ctx.signal?.addEventListener('abort', onCancel, { once: true });
-        if (step.timeoutMs > 0)
-            timers.push(setTimeout(() => stop('timeout'), step.timeoutMs));
-        let done = false;
-        const finish = (code, signal, spawnError) => {
-            if (done)
-                return; // 'error' and 'close' both come when the spawn fails
-            done = true;
-            timers.forEach(clearTimeout);
-            ctx.signal?.removeEventListener('abort', onCancel);
-            out.end();
-            err.end();
-            const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
-            if (spawnError)
-                return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
-            if (stopping) {
-                const what = stopCause(stopping, step.timeoutMs);
-                return resolve(stepResult(step.name, started, {
-                    status: 'failed',
-                    exitCode: code,
-                    signal,
-                    error: `${what}; the local command was stopped`,
-                    cancelled: stopping === 'cancel',
-                    ...tails
-                }));
-            }
-            resolve(exitResult(step.name, started, code, signal, tails));
-        };
-        child.on('error', (e) => finish(null, null, e));
-        child.on('close', (code, signal) => finish(code, signal));
-    });
 }
 
 ;// CONCATENATED MODULE: ./node_modules/yocto-queue/index.js
@@ -66079,8 +66075,524 @@ function validateConcurrency(concurrency) {
 	}
 }
 
-// EXTERNAL MODULE: external "node:net"
-var external_node_net_ = __nccwpck_require__(7030);
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = require("node:child_process");
+;// CONCATENATED MODULE: ./src/plan/runner-env.ts
+/** The runner's environment without the action's inputs (INPUT_PASSWORD, INPUT_PRIVATE-KEY, …). */
+function runnerEnv() {
+    return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.toUpperCase().startsWith('INPUT_')));
+}
+
+;// CONCATENATED MODULE: ./src/steps/command-end.ts
+
+/** How a step's command ended, as its result: by itself, or stopped on its timeout or the job's cancel. */
+/** After TERM, how long the remote process gets before KILL, and KILL before we give up on it. */
+const KILL_GRACE_MS = 5000;
+/**
+ * The same on a cancel: the runner sends SIGTERM 7.5 s after SIGINT and SIGKILL 2.5 s later, and
+ * the report must be written before then (TERM, look, KILL, look: about 4 s at most).
+ */
+const CANCEL_GRACE_MS = 1500;
+/** Why a step was stopped, as its error begins: its timeout, or the job's cancel. */
+function stopCause(why, timeoutMs) {
+    return why === 'cancel' ? 'cancelled (the job was cancelled)' : `timed out after ${timeoutMs / 1000}s`;
+}
+/** A process that ended by itself: exit 0 is success; a signal or any other code fails, named as such. */
+function exitResult(name, startedAt, exitCode, signal, tails) {
+    if (signal)
+        return stepResult(name, startedAt, { status: 'failed', exitCode, signal, error: `killed by signal ${signal}`, ...tails });
+    if (exitCode === 0)
+        return stepResult(name, startedAt, { status: 'success', exitCode, ...tails });
+    return stepResult(name, startedAt, { status: 'failed', exitCode, error: `exit code ${exitCode}`, ...tails });
+}
+
+;// CONCATENATED MODULE: ./src/steps/context.ts
+
+
+/**
+ * The variables every step sees about where it runs, remote or local: the host's address, its
+ * position in `hosts` (from 0), the login user and port, and the step's name.
+ */
+function fleetVariables(host, step) {
+    return {
+        FLEET_HOST: host.hostname,
+        FLEET_HOST_INDEX: String(host.index),
+        FLEET_USER: host.user,
+        FLEET_PORT: String(host.port),
+        FLEET_STEP: step.name
+    };
+}
+/** The live connection for `step`, or the step's failed result when the host cannot be reached again. */
+async function liveConnection(step, ctx) {
+    const connection = await ctx.connect();
+    if (connection instanceof Connection)
+        return { connection };
+    return {
+        result: stepResult(step.name, Date.now(), {
+            status: 'failed',
+            lost: true,
+            cancelled: connection.kind === 'cancelled',
+            error: `could not reconnect: ${connection.message}`
+        })
+    };
+}
+
+;// CONCATENATED MODULE: ./src/steps/local.ts
+
+
+
+
+
+
+/**
+ * Runs a local step's command on the runner for one host: through `sh -c` (cmd /c on Windows), in
+ * its own process group so a timeout stops the command and everything it started. @actions/exec has
+ * no way to stop what it started, so this spawns directly. Never rejects.
+ */
+async function runLocal(step, ctx) {
+    const started = Date.now();
+    const windows = process.platform === 'win32';
+    const result = await new Promise((resolve) => {
+        const options = {
+            cwd: ctx.cwd,
+            env: { ...runnerEnv(), ...step.env, ...fleetVariables(ctx.host, step) },
+            stdio: ['ignore', 'pipe', 'pipe']
+        };
+        const child = windows
+            ? (0,external_node_child_process_namespaceObject.spawn)(process.env.ComSpec ?? 'cmd.exe', ['/d', '/s', '/c', `"${step.command}"`], { ...options, windowsVerbatimArguments: true })
+            : (0,external_node_child_process_namespaceObject.spawn)('/bin/sh', ['-c', step.command], { ...options, detached: true });
+        const { stdout: out, stderr: err } = streamOutput(child, ctx);
+        const capture = step.capture ? new Capture() : undefined;
+        if (capture)
+            child.stdout.on('data', (chunk) => capture.push(chunk));
+        const timers = [];
+        const kill = (signal) => {
+            if (child.pid === undefined)
+                return;
+            try {
+                if (windows)
+                    (0,external_node_child_process_namespaceObject.spawn)('taskkill', ['/pid', String(child.pid), '/T', '/F'], { stdio: 'ignore' }).on('error', () => { });
+                else
+                    process.kill(-child.pid, signal);
+            }
+            catch {
+                // already gone
+            }
+        };
+        /** Why the command is being stopped: its timeout, or the job's cancel. */
+        let stopping;
+        const stop = (why) => {
+            if (stopping)
+                return;
+            stopping = why;
+            kill('SIGTERM');
+            timers.push(setTimeout(() => kill('SIGKILL'), why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS));
+        };
+        const onCancel = () => stop('cancel');
+        if (ctx.signal?.aborted)
+            onCancel();
+        else
+            ctx.signal?.addEventListener('abort', onCancel, { once: true });
+        if (step.timeoutMs > 0)
+            timers.push(setTimeout(() => stop('timeout'), step.timeoutMs));
+        let done = false;
+        const finish = (code, signal, spawnError) => {
+            if (done)
+                return; // 'error' and 'close' both come when the spawn fails
+            done = true;
+            timers.forEach(clearTimeout);
+            ctx.signal?.removeEventListener('abort', onCancel);
+            out.end();
+            err.end();
+            const tails = { stdoutTail: out.tailText(), stderrTail: err.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
+            if (spawnError)
+                return resolve(stepResult(step.name, started, { status: 'failed', error: `could not start the local command: ${spawnError.message}`, ...tails }));
+            if (stopping) {
+                const what = stopCause(stopping, step.timeoutMs);
+                return resolve(stepResult(step.name, started, {
+                    status: 'failed',
+                    exitCode: code,
+                    signal,
+                    error: `${what}; the local command was stopped`,
+                    cancelled: stopping === 'cancel',
+                    ...tails
+                }));
+            }
+            resolve(exitResult(step.name, started, code, signal, tails));
+        };
+        child.on('error', (e) => finish(null, null, e));
+        child.on('close', (code, signal) => finish(code, signal));
+    });
+    return { result };
+}
+
+;// CONCATENATED MODULE: ./src/steps/remote-shell.ts
+/**
+ * The remote shell text of a script step: the bootstrap that reads the step's id and stages the
+ * script from stdin (through sudo when asked), the bytes sent on stdin, and the command that stops a
+ * step's processes by its id.
+ */
+/** Quotes a string for a POSIX shell. */
+function shellQuote(text) {
+    return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+/**
+ * Every process of a step has this variable in its environment, with the step's own token as value:
+ * it is how a timeout finds the step's processes where a signal does not reach them.
+ */
+const STEP_ID_VAR = 'FLEET_STEP_ID';
+/**
+ * The first line of stdin is the step's id: the command itself is the same for every step, so a
+ * channel for the next step can be opened and its command started before the step is known.
+ */
+const READ_STEP_ID = `IFS= read -r ${STEP_ID_VAR} || exit 125; export ${STEP_ID_VAR}; `;
+/** Why a stage fails: the temp file could not be written (a full or read-only TMPDIR). */
+const STAGE_UNWRITABLE = '{ echo "ssh-fleet: could not write the script to a temporary file in $d (TMPDIR on the host): is it full or not writable?" >&2; exit 125; }';
+/**
+ * Stages the rest of stdin (the script, `env` values included) in a private temp file "$f" (mktemp
+ * makes it 0600) in the host's TMPDIR, else /tmp. The file goes on every way out of this shell: a
+ * failed write (a full or read-only TMPDIR leaves part of the script), a signal, the end (EXIT
+ * trap; `exec` drops the traps, so the shell that runs the script removes it first). A signal ends
+ * it with 128 + the signal's number, as a shell reports one.
+ *
+ * On a pty (`counted`), stdin never ends (sshd ignores the channel's EOF there), so the script's byte
+ * count comes first, on a line of its own, and exactly that many bytes are staged; a short read (the
+ * session went away mid-script) fails the step rather than run half a script.
+ */
+function stage(counted) {
+    return ((counted ? 'IFS= read -r n || exit 125; ' : '') +
+        `f=; d=\${TMPDIR:-/tmp}; trap 'rm -f "$f"' EXIT; trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; ` +
+        `f=$(mktemp "$d/ssh-fleet.XXXXXX") && ${counted ? 'head -c "$n"' : 'cat'} >"$f" || ${STAGE_UNWRITABLE}; ` +
+        (counted ? '[ $(wc -c <"$f") -eq "$n" ] || { echo "ssh-fleet: the script arrived incomplete: not run" >&2; exit 125; }; ' : ''));
+}
+/**
+ * The pty a `pty: true` step asks for, in raw mode: no echo (the script would come back as output),
+ * no line editing (a 4096-byte line limit, ^D, ^U, ^V), no signal keys (^C, ^Z, ^\), no CR/NL
+ * translation or 8th-bit stripping on input, no flow control (^S, ^Q); sshd applies these modes before
+ * the command starts, so the script's bytes reach the bootstrap as sent. Output processing is off too:
+ * line ends arrive as the program writes them, not as \r\n.
+ */
+const RAW_PTY = {
+    modes: {
+        ECHO: 0,
+        ECHOE: 0,
+        ECHOK: 0,
+        ECHONL: 0,
+        ICANON: 0,
+        ISIG: 0,
+        IEXTEN: 0,
+        ICRNL: 0,
+        INLCR: 0,
+        IGNCR: 0,
+        ISTRIP: 0,
+        INPCK: 0,
+        PARMRK: 0,
+        IXON: 0,
+        IXOFF: 0,
+        IMAXBEL: 0,
+        OPOST: 0,
+        CS8: 1,
+        PARENB: 0
+    }
+};
+/**
+ * The remote command. The script travels on stdin, not in the command line: no size limit, no
+ * quoting on the way, and it does not show in `ps`. The interpreter reads it from fd 3 while its
+ * own stdin is /dev/null, so the script's stdin is empty and its exit code or signal is the
+ * session's. When stdin is a pipe this user may reopen (OpenSSH on Linux and the BSDs) fd 3 is that
+ * pipe: no extra process. Otherwise (a socketpair, which /dev/fd cannot reopen on Linux, or
+ * dropbear's root-owned 0600 pipe) a POSIX sh stages the script in a private temp file (mktemp
+ * makes it 0600), opens it and removes it first.
+ */
+function remoteCommand(shell, sudo, pty = false) {
+    if (sudo)
+        return `sh -c ${shellQuote(sudoBootstrap(shell, sudo, pty))}`;
+    const bootstrap = READ_STEP_ID +
+        (pty ? '' : `if [ -p /dev/stdin ] && [ -r /dev/stdin ]; then exec ${shell} /dev/fd/3 3<&0 </dev/null; fi; `) +
+        stage(pty) +
+        'exec 3<"$f" || exit 125; rm -f "$f"; ' +
+        `exec ${shell} /dev/fd/3 </dev/null`;
+    return `sh -c ${shellQuote(bootstrap)}`;
+}
+/**
+ * A command that sends `signal` to every process of this user carrying the step's id, and prints
+ * `found: <pids>` (`unknown` where it cannot look). Where the session's signal does not reach the script (dropbear signals only its direct
+ * child; sshd refuses signals to a ForceCommand session) this stops it, children included. The id is
+ * written in two pieces so this command's own processes never match it.
+ */
+function stopCommand(stepId, signal) {
+    if (!/^[0-9a-f]{16}$/.test(stepId))
+        throw new Error(`invalid step id '${stepId}'`);
+    const script = `v=${STEP_ID_VAR}=; v="\${v}${stepId}"; ` +
+        // Never an empty or partial pattern: that would match every process of the user.
+        `[ \${#v} -eq ${STEP_ID_VAR.length + 1 + stepId.length} ] || exit 2; ` +
+        'if [ -r /proc/self/environ ]; then ' +
+        'p=$(grep -l -F "$v" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3); ' +
+        // No /proc (macOS, the BSDs): ps -E appends each process's environment to its command.
+        'elif o=$(ps -A -E -ww -o pid= -o command= 2>/dev/null); then ' +
+        `p=$(printf '%s\\n' "$o" | awk '{ if (index($0, " ${STEP_ID_VAR}=" "${stepId}")) print $1 }'); ` +
+        'else echo unknown; exit 0; fi; ' +
+        `[ -z "$p" ] || kill -${signal} $p 2>/dev/null; echo found: $p`;
+    return `sh -c ${shellQuote(script)}`;
+}
+/**
+ * The remote command of a `sudo: true` step. The login user's sh reads the password (the first line
+ * of stdin, when given) into a variable of its own, stages the script in a private temp file, and
+ * pipes the password to `sudo -S` with printf, a builtin: it is never in a command line, an
+ * environment, a file or the log. The root shell opens the file, removes it, and runs the script
+ * with stdin from /dev/null, so the script never sees the password. Without a password, `sudo -n`
+ * fails at once with sudo's message. sudo's exit status is the step's (a signal shows as 128+N).
+ */
+function sudoBootstrap(shell, sudo, pty) {
+    const run = `env ${STEP_ID_VAR}="$${STEP_ID_VAR}" sh -c ${shellQuote(`exec 3<"$1" && rm -f "$1" && exec ${shell} /dev/fd/3 </dev/null`)} sh "$f"`;
+    return (READ_STEP_ID +
+        (sudo.password !== undefined ? 'IFS= read -r pw || exit 125; ' : '') +
+        stage(pty) +
+        (sudo.password !== undefined ? `printf '%s\n' "$pw" | sudo -S -p '' -- ${run}` : `sudo -n -- ${run} </dev/null`));
+}
+/**
+ * The bytes sent on stdin: the step's id, the sudo password's line when there is one, on a pty the
+ * byte count of what follows, one line of exports (the env, then the FLEET_* variables: every value
+ * quoted, as it comes from inputs), then the script untouched.
+ */
+function scriptPayload(step, stepId, fleet, sudo) {
+    const head = `${stepId}\n${sudo?.password !== undefined ? `${sudo.password}\n` : ''}`;
+    const env = { ...step.env, ...fleet };
+    const names = Object.keys(env);
+    const body = names.length === 0 ? step.script : `export ${names.map((n) => `${n}=${shellQuote(env[n])}`).join(' ')}\n${step.script}`;
+    return step.pty ? `${head}${Buffer.byteLength(body)}\n${body}` : head + body;
+}
+
+;// CONCATENATED MODULE: ./src/steps/channel-signal.ts
+/**
+ * ssh2 1.17's channel.signal() is a silent no-op once stdin has been ended (it wants outgoing state
+ * 'open'), yet SSH allows a signal after EOF (RFC 4254 6.9) and sshd delivers it to the session's
+ * process group. We always end stdin at once, so send the request through the protocol ourselves.
+ * The step timeout integration test fails if this stops reaching the remote process.
+ */
+function sendSignal(channel, name) {
+    const ch = channel;
+    if (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')
+        ch._client._protocol.signal(ch.outgoing.id, name);
+}
+
+;// CONCATENATED MODULE: ./src/steps/timeout.ts
+/** `work`'s value, or undefined once `ms` have passed (0: no limit) or `signal` aborted, first. */
+function withinTimeout(work, ms, signal) {
+    if (ms <= 0 && !signal)
+        return work;
+    let timer;
+    let onAbort = () => { };
+    const expired = new Promise((resolve) => {
+        if (ms > 0)
+            timer = setTimeout(() => resolve(undefined), ms);
+        onAbort = () => resolve(undefined);
+        if (signal?.aborted)
+            onAbort();
+        else
+            signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([work, expired]).finally(() => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/steps/exec-output.ts
+
+
+/**
+ * Runs a short command on a channel of its own; its stdout, or undefined when it could not run or
+ * did not answer within `ms` (a server that ignores channel requests).
+ */
+function execOutput(connection, command, ms) {
+    return withinTimeout(execAnswer(connection, command), ms);
+}
+/**
+ * The most of a short command's answer kept: `found: <pids>` for a few hundred processes. A host that
+ * answers with more (600 MB seen) is cut off there: its channel is closed, the rest never held.
+ */
+const EXEC_ANSWER_BYTES = 4096;
+function execAnswer(connection, command) {
+    return connection.exec(command).then((ch) => new Promise((resolve) => {
+        const out = new BoundedBytes(EXEC_ANSWER_BYTES);
+        ch.on('error', () => { });
+        ch.stderr.resume();
+        ch.on('data', (d) => {
+            out.push(d);
+            if (out.cut)
+                ch.close();
+        });
+        ch.on('close', () => resolve(out.text()));
+        ch.end();
+    }), () => undefined);
+}
+
+;// CONCATENATED MODULE: ./src/steps/script.ts
+
+
+
+
+
+
+
+
+
+
+
+/** The most of an exit-signal name kept: real ones are a word (TERM, KILL, or name@domain). */
+const SIGNAL_NAME_CHARS = 64;
+/** The step's channel (a refusal retried by the connection), or why there is none. */
+function openChannel(ctx, command, pty) {
+    return ctx.connection.exec(command, false, pty).catch((err) => err);
+}
+/** Runs a script step once on the host's live connection. Never rejects. */
+const runScript = async (step, ctx) => {
+    const live = await liveConnection(step, ctx);
+    if ('result' in live)
+        return live;
+    const { host, output, whenDrained, signal, ahead } = ctx;
+    const { shell, sudoPassword } = ctx.settings;
+    return {
+        result: await runScriptOn(step, { connection: live.connection, host, output, whenDrained, shell, signal, sudoPassword, ahead })
+    };
+};
+/** Runs a script step once on `ctx.connection`. Never rejects: every outcome is a StepResult. */
+async function runScriptOn(step, ctx) {
+    const started = Date.now();
+    const result = (fields) => stepResult(step.name, started, fields);
+    const stepId = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    const sudo = step.sudo ? { password: ctx.sudoPassword } : undefined;
+    const command = remoteCommand(ctx.shell, sudo, step.pty);
+    const pty = step.pty ? RAW_PTY : undefined;
+    // One opened ahead while the step before ran, when there is one (a long path saves two round trips);
+    // refused (the server limits sessions), the step opens its own as it would have.
+    const spare = ctx.connection.takeSpare(command, pty);
+    const opening = spare
+        ? spare.then((ch) => (ch instanceof ChannelOpenError && ch.refused ? openChannel(ctx, command, pty) : ch))
+        : openChannel(ctx, command, pty);
+    // The next steps' channels open alongside this one's (after it: a server allowing one session
+    // gives it to this step): ready when this step ends, even when it is over in one round trip.
+    if (ctx.ahead)
+        ctx.connection.prefetch(command, ctx.ahead, pty);
+    // The step's timeout covers opening its channel and starting its command: a server that takes the
+    // login but never answers a channel request must not hold the step forever. So does a cancel.
+    const channel = await withinTimeout(opening, step.timeoutMs, ctx.signal);
+    if (channel === undefined) {
+        // Should the channel open after all, nothing of the script was sent: closing it runs nothing.
+        void opening.then((late) => late instanceof ChannelOpenError || late.close());
+        if (ctx.signal?.aborted)
+            return result({ status: 'failed', cancelled: true, error: 'cancelled before the command started' });
+        return result({
+            status: 'failed',
+            error: `timed out after ${step.timeoutMs / 1000}s: the server did not open a session or start the command (it took the login but does not answer channel requests)`
+        });
+    }
+    if (channel instanceof ChannelOpenError) {
+        return result({ status: 'failed', error: channel.message, lost: !channel.refused });
+    }
+    return new Promise((resolve) => {
+        const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx);
+        const capture = step.capture ? new Capture() : undefined;
+        if (capture)
+            channel.on('data', (chunk) => capture.push(chunk));
+        let exit;
+        /** Why the step is being stopped, and then whether what it started is known to have ended. */
+        let stop;
+        let closed = false;
+        let done = false;
+        const timers = [];
+        const finish = () => {
+            if (done)
+                return;
+            done = true;
+            timers.forEach(clearTimeout);
+            unwatch();
+            ctx.signal?.removeEventListener('abort', onCancel);
+            stdout.end();
+            stderr.end();
+            const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
+            const exitCode = exit?.code ?? null;
+            const signal = exit?.signal ?? null;
+            if (stop?.stopped !== undefined) {
+                const what = stopCause(stop.why, step.timeoutMs);
+                const error = !stop.stopped
+                    ? `${what}; the remote process did not end after TERM and KILL, neither by signal nor by step id (it may still run)`
+                    : stop.exitedFirst
+                        ? `${what}: the script had ended (${stop.exitedFirst}) but a process it started kept its output open; that process was stopped`
+                        : `${what}; the remote process was stopped`;
+                return resolve(result({ status: 'failed', exitCode, signal, error, cancelled: stop.why === 'cancel', ...tails }));
+            }
+            if (exit === undefined) {
+                const lost = ctx.connection.lostReason;
+                const error = lost ? `connection lost during the step: ${lost}` : 'the step ended without an exit status';
+                return resolve(result({ status: 'failed', error, lost: lost !== undefined, ...tails }));
+            }
+            resolve(exitResult(step.name, started, exitCode, signal, tails));
+        };
+        let whenClosed = () => { };
+        const channelClosed = new Promise((r) => (whenClosed = r));
+        channel.on('exit', (code, signal) => {
+            // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
+            exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) };
+        });
+        // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
+        channel.on('error', () => { });
+        channel.on('close', () => {
+            closed = true;
+            whenClosed();
+            // While stopping, the stop sequence decides when the step is over.
+            if (!stop)
+                finish();
+        });
+        // ssh2 closes open channels when the connection dies; should it ever not, the step still ends.
+        const unwatch = ctx.connection.onLost(() => setImmediate(finish));
+        /**
+         * A timeout or a cancel: TERM, then KILL, each both as the session's signal and by step id on a
+         * channel of its own (one of them reaches the script on any server). The channel's close alone is
+         * no proof (dropbear closes it when its direct child ends), so a last look by step id must find
+         * nothing. A cancel waits less between them: the runner kills the action 7.5 s after it asks.
+         */
+        const stopRemote = async (why) => {
+            if (stop || done)
+                return;
+            stop = { why, exitedFirst: exit ? (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) : undefined };
+            const grace = why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS;
+            /** Sends `name` by step id; true when a look found none of the step's processes left. */
+            const noneLeft = async (name) => {
+                const answer = await execOutput(ctx.connection, stopCommand(stepId, name), grace);
+                // No answer (a server that allows one session) or no way to look leaves the close as the only word.
+                return answer === undefined || /^(found:\s*|unknown)$/m.test(answer);
+            };
+            for (const name of ['TERM', 'KILL']) {
+                try {
+                    sendSignal(channel, name);
+                }
+                catch {
+                    // The channel is already gone.
+                }
+                await noneLeft(name);
+                await Promise.race([channelClosed, new Promise((r) => timers.push(setTimeout(r, grace)))]);
+                if (closed && (await noneLeft(name))) {
+                    stop.stopped = true;
+                    return finish();
+                }
+            }
+            stop.stopped = false;
+            channel.close();
+            finish();
+        };
+        const onCancel = () => void stopRemote('cancel');
+        if (ctx.signal?.aborted)
+            onCancel();
+        else
+            ctx.signal?.addEventListener('abort', onCancel, { once: true });
+        if (step.timeoutMs > 0)
+            timers.push(setTimeout(() => void stopRemote('timeout'), Math.max(0, started + step.timeoutMs - Date.now())));
+        channel.end(scriptPayload(step, stepId, fleetVariables(ctx.host, step), sudo));
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/steps/reboot.ts
 
 
@@ -66088,30 +66600,65 @@ var external_node_net_ = __nccwpck_require__(7030);
 
 
 
-/** Each poll connection gets at most this long; a refused one costs nothing. */
+
+/** Each poll's handshake, once the banner came, gets at most this long. */
 const POLL_CONNECT_TIMEOUT_MS = 5000;
 /** The boot id and test commands must answer within this; the reboot command has the step's whole timeout. */
 const PROBE_TIMEOUT_MS = 30_000;
-/** How often a refusing port is knocked on while a host reboots: a TCP connect costs it nothing. */
+/** While the host is down (and not refusing) or still on its old boot id, it is polled about this often. */
+const POLL_INTERVAL_MS = 1000;
+/** How often a refusing port is knocked on while a host reboots: a refused TCP connect costs it nothing. */
 const KNOCK_MS = 100;
-/** Resolves once `host`'s port accepts a TCP connection (closed at once), or at the deadline or a cancel. */
-function untilAccepting(host, deadline, signal) {
+/**
+ * A TCP connection to `host` that has its first bytes waiting (the banner, unread), for the handshake
+ * to take over; or, at the deadline or a cancel, why there is none. While the port refuses it is
+ * knocked on every KNOCK_MS. A connection that is accepted is kept, however long the banner takes
+ * (a port bound long before sshd answers): each one dropped unanswered would count against this
+ * address in sshd's PerSourcePenalties (a connection without attempting authentication).
+ */
+function connectionWithBanner(host, deadline, signal) {
     return new Promise((resolve) => {
+        let error = 'no attempt yet';
         const knock = () => {
             if (Date.now() >= deadline || signal?.aborted)
-                return resolve();
+                return resolve({ error });
             const started = Date.now();
             const socket = (0,external_node_net_.connect)({ host: host.hostname, port: host.port });
-            const next = () => {
-                socket.destroy();
-                setTimeout(knock, Math.max(0, started + KNOCK_MS - Date.now()));
+            const stop = () => {
+                clearTimeout(timer);
+                signal?.removeEventListener('abort', onCancel);
+                socket.removeAllListeners();
             };
-            socket.setTimeout(KNOCK_MS * 5, next);
-            socket.once('connect', () => {
+            const again = (delayMs) => {
+                stop();
                 socket.destroy();
-                resolve();
+                setTimeout(knock, Math.max(0, started + delayMs - Date.now()));
+            };
+            const onCancel = () => again(0);
+            signal?.addEventListener('abort', onCancel, { once: true });
+            // Until it connects, a knock is given a few intervals; once connected, the deadline.
+            let timer = setTimeout(() => again(0), KNOCK_MS * 5);
+            socket.once('connect', () => {
+                clearTimeout(timer);
+                error = `connected to ${destination(host, false)}, no SSH banner yet`;
+                timer = setTimeout(() => again(0), Math.max(0, deadline - Date.now()));
             });
-            socket.once('error', next);
+            socket.once('data', (chunk) => {
+                stop();
+                // Put back for ssh2, which reads the stream from its start.
+                socket.pause();
+                socket.unshift(chunk);
+                resolve({ socket });
+            });
+            socket.once('error', (err) => {
+                error = classifyConnectError(Object.assign(err, { level: 'client-socket' }), KNOCK_MS, destination(host, false)).message;
+                again(KNOCK_MS);
+            });
+            // Accepted and closed without a byte: a host still coming up; knocking fast would only repeat it.
+            socket.once('end', () => {
+                error = `connection to ${destination(host, false)} closed before the SSH banner`;
+                again(POLL_INTERVAL_MS);
+            });
         };
         knock();
     });
@@ -66145,9 +66692,8 @@ async function bootId(step, connection, probe) {
  * failure, at once), close, then poll about once a second until the deadline. A host that answers
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
-async function reboot(step, ctx) {
+const runReboot = async (step, ctx) => {
     const sleep = cancellableSleep(ctx.signal, ctx.sleep ?? realSleep);
-    const interval = ctx.pollIntervalMs ?? 1000;
     const started = Date.now();
     const result = (fields) => stepResult(step.name, started, fields);
     const probe = (connection, name, script, sink = ctx, sudo = false, timeoutMs = PROBE_TIMEOUT_MS) => {
@@ -66162,30 +66708,34 @@ async function reboot(step, ctx) {
             continueOnError: false,
             runOnce: false,
             capture: false,
-            sudo
+            sudo,
+            pty: false
         };
-        return runScript(run, {
+        return runScriptOn(run, {
             connection,
-            shell: ctx.shell,
+            host: ctx.host,
+            shell: ctx.settings.shell,
             output: sink.output,
             whenDrained: sink.whenDrained,
             signal: ctx.signal,
-            sudoPassword: ctx.sudoPassword
+            sudoPassword: ctx.settings.sudoPassword
         });
     };
+    // The host runner connects before every step that is not local.
+    const connection = ctx.connection;
     if (step.preDelayMs > 0)
         await sleep(step.preDelayMs);
-    const before = await bootId(step, ctx.connection, probe);
+    const before = await bootId(step, connection, probe);
     if ('error' in before)
         return { result: result({ status: 'failed', error: `could not read the boot id before rebooting: ${before.error}` }) };
-    const command = rebootCommand(step, ctx.host.user, ctx.sudoPassword);
+    const command = rebootCommand(step, ctx.host.user, ctx.settings.sudoPassword);
     ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`);
     const deadline = Date.now() + step.timeoutMs;
     // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
-    const sent = await probe(ctx.connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()));
+    const sent = await probe(connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()));
     const commandEnded = Date.now();
     let wentDown = sent.lost ? commandEnded : undefined;
-    ctx.connection.close();
+    connection.close();
     if (sent.status === 'failed' && !sent.lost) {
         return {
             result: result({
@@ -66199,23 +66749,33 @@ async function reboot(step, ctx) {
         };
     }
     let last = 'no attempt yet';
-    let lastRefused = false;
     /** Whether the last attempt found the old boot id: said once per stretch of them. */
     let lastOldBoot = false;
     while (Date.now() < deadline && !ctx.signal?.aborted) {
         let tick = Date.now();
         const wasOldBoot = lastOldBoot;
         lastOldBoot = false;
-        // While the port refuses, knock cheaply and often; the handshake starts the moment it accepts.
-        if (lastRefused && !ctx.tunnel) {
-            await untilAccepting(ctx.host, deadline, ctx.signal);
+        // Over TCP, knock while the port refuses and keep the connection that is accepted until its banner:
+        // the handshake starts on it the moment the server speaks.
+        let tcp;
+        if (!ctx.tunnel) {
+            const waited = await connectionWithBanner(ctx.host, deadline, ctx.signal);
+            if ('error' in waited) {
+                if (wentDown === undefined)
+                    ctx.status(`down (${waited.error})`);
+                wentDown ??= tick;
+                last = waited.error;
+                continue;
+            }
+            tcp = waited.socket;
             tick = Date.now();
         }
         // The host's own connect timeout applies (connectOnce), cut to the poll's and the deadline's.
         const maxTimeoutMs = Math.max(1, Math.min(POLL_CONNECT_TIMEOUT_MS, deadline - tick));
         const sock = ctx.tunnel ? await ctx.tunnel(ctx.host) : undefined;
-        const outcome = sock && 'kind' in sock ? { failure: sock } : await connectOnce(ctx.host, ctx.options, { sock, signal: ctx.signal, maxTimeoutMs });
-        lastRefused = 'failure' in outcome && outcome.failure.kind === 'refused';
+        const outcome = sock && 'kind' in sock
+            ? { failure: sock }
+            : await connectOnce(ctx.host, ctx.settings, { sock, tcp, signal: ctx.signal, maxTimeoutMs });
         if ('failure' in outcome) {
             if (outcome.failure.kind === 'host-key')
                 return { result: result({ status: 'failed', error: `after the reboot: ${outcome.failure.message}` }) };
@@ -66253,9 +66813,8 @@ async function reboot(step, ctx) {
             }
             outcome.connection.close();
         }
-        // Refused: the knocking above is the wait. Anything else (old boot id, a timeout): about a second.
-        if (!lastRefused || ctx.tunnel)
-            await sleep(Math.max(0, tick + interval - Date.now()));
+        // The next poll about a second after this one began (over TCP, after its banner came).
+        await sleep(Math.max(0, tick + POLL_INTERVAL_MS - Date.now()));
     }
     if (ctx.signal?.aborted)
         return {
@@ -66266,7 +66825,7 @@ async function reboot(step, ctx) {
             })
         };
     return { result: result({ status: 'failed', error: `did not come back within ${output_seconds(step.timeoutMs)}; last attempt: ${last}` }) };
-}
+};
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
@@ -66276,7 +66835,11 @@ const external_node_path_namespaceObject = require("node:path");
 
 
 
-const MAGIC = /[*?[]/;
+/**
+ * The glob syntax (see globMatch): `*`, `?` and `**`. Brackets are no syntax here, so `site/[lang]` is a
+ * name; and a path that exists as written is taken as written before any glob reading (`a*b` may be a file).
+ */
+const MAGIC = /[*?]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
 }
@@ -66355,34 +66918,15 @@ function excludes(globs) {
     return (path) => patterns.some((p) => globCovers(p, path));
 }
 function resolveFrom(from, to, workspace) {
-    if (MAGIC.test(from)) {
-        const segments = toPosix(from).split('/');
-        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
-        const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
-        const pattern = segments.slice(firstMagic).join('/');
-        let isDir = false;
-        try {
-            isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
-        }
-        catch {
-            // named below
-        }
-        if (!isDir)
-            throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
-        const found = walk(base, from);
-        const files = found.files.filter((f) => globMatch(pattern, f.relative));
-        if (files.length === 0)
-            throw new Error(`'${from}' matches no file (looked in ${base})`);
-        return { files, dirs: [] };
-    }
     const path = workspace.resolve(from);
     let stat;
     try {
         stat = (0,external_node_fs_namespaceObject.statSync)(path);
     }
     catch {
-        throw new Error(`'${from}' does not exist (resolved to ${path})`);
+        if (MAGIC.test(from))
+            return resolveGlob(from, workspace);
+        throw new Error(`'${from}' does not exist (resolved to ${path})${from.includes(',') ? SEVERAL_SOURCES : ''}`);
     }
     if (stat.isDirectory())
         return walk(path, from);
@@ -66400,12 +66944,190 @@ function resolveFrom(from, to, workspace) {
         dirs: []
     };
 }
+/** A comma is part of a name (a file may have one in it): several sources are a YAML list. */
+const SEVERAL_SOURCES = '; for several sources write a YAML list: from: [a, b]';
+function resolveGlob(from, workspace) {
+    const segments = toPosix(from).split('/');
+    const firstMagic = segments.findIndex((s) => MAGIC.test(s));
+    // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+    const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
+    const pattern = segments.slice(firstMagic).join('/');
+    let isDir = false;
+    try {
+        isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
+    }
+    catch {
+        // named below
+    }
+    if (!isDir)
+        throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
+    const found = walk(base, from);
+    const files = found.files.filter((f) => globMatch(pattern, f.relative));
+    if (files.length === 0)
+        throw new Error(`'${from}' matches no file (looked in ${base})`);
+    return { files, dirs: [] };
+}
+/**
+ * An upload's sources, each resolved as resolveUpload does, together below `to`. One source that is a
+ * file may name its destination (`to` without a trailing /); several, as scp and cp do, go into `to` as
+ * a directory: a directory's contents, a file by its name, a glob's matches. Two sources that would land
+ * on one remote path are an error naming both, before anything connects.
+ */
+function resolveSources(from, to, workspace, exclude = []) {
+    if (from.length === 1)
+        return resolveUpload(from[0], to, workspace, exclude);
+    const into = to.endsWith('/') ? to : `${to}/`;
+    const files = [];
+    const dirs = new Set();
+    // Each remote path below `to` with the source that puts it there: a file, or a directory a file is in.
+    const whose = new Map();
+    const claim = (path, source, local, dir) => {
+        const earlier = whose.get(path);
+        if (earlier === undefined)
+            return void whose.set(path, { source, local, dir });
+        if (earlier.dir && dir)
+            return;
+        throw new Error(`'${earlier.source}' and '${source}' both upload ${path} into ${to} (${workspace.show(earlier.local)} and ${workspace.show(local)}): rename one, or give each its own upload step`);
+    };
+    for (const source of from) {
+        const found = resolveUpload(source, into, workspace, exclude);
+        for (const file of found.files) {
+            const parts = file.relative.split('/');
+            parts.slice(0, -1).forEach((_, i) => claim(parts.slice(0, i + 1).join('/'), source, file.local, true));
+            claim(file.relative, source, file.local, false);
+            files.push(file);
+        }
+        for (const dir of found.dirs) {
+            claim(dir, source, (0,external_node_path_namespaceObject.join)(workspace.resolve(source), dir), true);
+            dirs.add(dir);
+        }
+    }
+    return { files, dirs: [...dirs].sort() };
+}
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
     return resolveUpload(pattern, '', workspace).files.map((f) => f.local);
 }
 
+;// CONCATENATED MODULE: ./src/steps/framed-answer.ts
+
+
+/**
+ * A command's stdout framed by a random marker line the command prints before its answer. A login
+ * shell that prints for every session (a ~/.bashrc greeting, nologin's "This account is currently not
+ * available.") prints before the command runs: those bytes land before the marker and are kept apart
+ * as the shell's noise, never read as the answer. No marker at all: the command never ran.
+ */
+/** Bytes of the login shell's noise kept to be named in a note or an error (the rest is counted). */
+const NOISE_CAP = 512;
+/** A fresh marker and the shell line that prints it. */
+function answerMarker() {
+    const token = (0,external_node_crypto_.randomBytes)(8).toString('hex');
+    // Printed in two pieces: a shell that echoes the command line (set -v in a profile) cannot fake it.
+    return { marker: `ssh-fleet-answer-${token}\n`, print: `printf '%s%s\\n' ssh-fleet-answer- ${token}` };
+}
+class FramedAnswer {
+    /** What came before the marker: the login shell's own output. */
+    noise = new BoundedBytes(NOISE_CAP);
+    /** What came after it, within `cap`. */
+    answer;
+    marker;
+    /** The tail not yet known to be noise: it may be the start of the marker. */
+    pending = Buffer.alloc(0);
+    seen = false;
+    constructor(marker, cap) {
+        this.marker = Buffer.from(marker);
+        this.answer = new BoundedBytes(cap);
+    }
+    /** Whether the marker came: the command ran, and `answer` is all its own. */
+    get framed() {
+        return this.seen;
+    }
+    push(chunk) {
+        if (this.seen)
+            return this.answer.push(chunk);
+        const buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+        const at = buf.indexOf(this.marker);
+        if (at >= 0) {
+            this.noise.push(buf.subarray(0, at));
+            this.seen = true;
+            this.pending = Buffer.alloc(0);
+            this.answer.push(buf.subarray(at + this.marker.length));
+            return;
+        }
+        // Memory stays at the marker's length however much the shell prints.
+        const keep = Math.max(0, buf.length - (this.marker.length - 1));
+        this.noise.push(buf.subarray(0, keep));
+        this.pending = Buffer.from(buf.subarray(keep));
+    }
+    /** The stream ended: a tail that never became the marker is noise too. */
+    end() {
+        if (!this.seen)
+            this.noise.push(this.pending);
+        this.pending = Buffer.alloc(0);
+    }
+}
+/** The shell's noise as one quoted, cleaned line (control characters as `?`, newlines as `\n`), its cut said. */
+function shownNoise(noise) {
+    const more = noise.cut ? ` and ${noise.dropped} more bytes` : '';
+    return `${JSON.stringify(clipText(noise.text(), NOISE_CAP))}${more}`;
+}
+
+;// CONCATENATED MODULE: ./src/steps/session-slots.ts
+
+/**
+ * How many session channels of one upload are open at once: as many as its callers ask for, until
+ * the server refuses one while another of ours is open (sshd's `MaxSessions`, 10 by default, 1 on
+ * hardened hosts and appliances). From then on one at a time, each waiting for the one before to close.
+ * Retries of a refused open are the connection's (ssh/connection.ts): an open made while another of
+ * ours is open is made once, so a refusal there tells the limit at once instead of after its backoff.
+ */
+class SessionSlots {
+    open = 0;
+    oneAtATime = false;
+    waiting = [];
+    /**
+     * Opens a channel with `open` (`once`: no retry of a refusal) and runs `use` on it; its slot is
+     * free once `use` settles (the channel closed).
+     */
+    async with(open, use) {
+        const channel = await this.acquire(open);
+        try {
+            return await use(channel);
+        }
+        finally {
+            this.open--;
+            this.waiting.shift()?.();
+        }
+    }
+    async acquire(open) {
+        for (;;) {
+            if (this.oneAtATime && this.open > 0) {
+                await new Promise((resolve) => this.waiting.push(resolve));
+                continue;
+            }
+            const alongside = this.open > 0;
+            this.open++;
+            try {
+                return await open(alongside);
+            }
+            catch (err) {
+                this.open--;
+                // Refused while one of ours is open: the server's limit, not a fault; wait for ours to close.
+                if (err instanceof ChannelOpenError && err.refused && alongside) {
+                    this.oneAtATime = true;
+                    continue;
+                }
+                this.waiting.shift()?.();
+                throw err;
+            }
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/steps/remote-files.ts
+
+
 
 
 
@@ -66420,10 +67142,12 @@ const EXEC_STDERR_CAP = 4 * 1024;
 const EXEC_STDOUT_CAP = 4 * 1024;
 /** The exec tree listing (NUL-separated paths): about 64k paths of 128 bytes. Past it `delete` is refused, never half done. */
 const TREE_LISTING_CAP = 8 * 1024 * 1024;
-/** Directories an upload creates (existing ones keep theirs). */
+/** Directories an upload creates, set after each is made whatever the host's umask (existing ones keep theirs). */
 const DIR_MODE = 0o755;
+/** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
+const SFTP_NO_SUCH_FILE = 2;
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
-const CLOSE_WAIT_MS = 1000;
+const remote_files_CLOSE_WAIT_MS = 1000;
 function remote_files_parent(path) {
     const i = path.lastIndexOf('/');
     return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
@@ -66447,7 +67171,7 @@ function onceEach(make) {
 /** Ends a channel and resolves once the host confirms it closed (or the wait is over). */
 function remote_files_closed(channel, connection) {
     return new Promise((resolve) => {
-        const timer = setTimeout(() => done(), CLOSE_WAIT_MS);
+        const timer = setTimeout(() => done(), remote_files_CLOSE_WAIT_MS);
         const done = () => {
             clearTimeout(timer);
             unwatch();
@@ -66475,7 +67199,12 @@ class SftpFiles {
                 const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
                 if (!stat?.isDirectory())
                     throw new Error(`cannot create directory ${dir}: ${err.message}`);
+                return; // it was there: left as it is
             }
+            // The server's umask (internal-sftp -u, pam_umask) cut the mode mkdir asked for; setstat is not cut.
+            await call((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err) => {
+                throw new Error(`cannot set mode ${DIR_MODE.toString(8)} on new directory ${dir}: ${err.message}`);
+            });
         });
     }
     async put(source, part, target, mode) {
@@ -66523,17 +67252,24 @@ class SftpFiles {
         }
         await closing;
     }
+    isDirectory(path) {
+        return call((cb) => this.sftp.stat(path, cb)).then((stat) => stat.isDirectory(), () => false);
+    }
     realpath(dir) {
         return call((cb) => this.sftp.realpath(dir, cb));
     }
     async tree(dir, rel = '') {
         const tree = { files: [], dirs: [] };
         let entries;
+        const path = rel ? `${dir}/${rel}` : dir;
         try {
-            entries = await call((cb) => this.sftp.readdir(rel ? `${dir}/${rel}` : dir, cb));
+            entries = await call((cb) => this.sftp.readdir(path, cb));
         }
-        catch {
-            return tree;
+        catch (err) {
+            // Only a missing directory is empty: one that cannot be read would make its stale files look gone.
+            if (err.code === SFTP_NO_SUCH_FILE)
+                return tree;
+            throw new Error(`cannot list ${path}: ${err.message}`);
         }
         for (const e of entries) {
             const path = rel ? `${rel}/${e.filename}` : e.filename;
@@ -66559,30 +67295,38 @@ class SftpFiles {
         return remote_files_closed(this.sftp, this.connection);
     }
 }
+/** Each level of `dir` from the top: `a/b/c` → `a`, `a/b`, `a/b/c`; `/srv/x` → `/srv`, `/srv/x`. */
+function levels(dir) {
+    const parts = dir.split('/');
+    return parts.map((_, i) => parts.slice(0, i + 1).join('/')).filter((d) => d !== '' && d !== '.');
+}
 class ExecFiles {
     connection;
     transport = 'exec';
     mkdirs;
+    /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
+    slots = new SessionSlots();
     constructor(connection) {
         this.connection = connection;
         this.mkdirs = onceEach(async (dir) => {
-            await this.must(`[ -d ${shellQuote(dir)} ] || mkdir -p -m ${DIR_MODE.toString(8)} -- ${shellQuote(dir)}`, `cannot create directory ${dir}`);
+            // Level by level, each one made here (and only those) set to DIR_MODE: `mkdir -p -m` sets the last
+            // one only, and the umask cuts the rest. A level another command makes meanwhile is that one's to set.
+            const script = `for d in ${levels(dir).map(shellQuote).join(' ')}; do [ -d "$d" ] && continue; ` +
+                `if mkdir -- "$d"; then chmod ${DIR_MODE.toString(8)} -- "$d" || exit 1; elif [ ! -d "$d" ]; then exit 1; fi; done`;
+            await this.must(script, `cannot create directory ${dir}`);
         });
     }
     /**
-     * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). Its stdout is kept up to
-     * `stdoutCap` bytes and its stderr up to EXEC_STDERR_CAP: a host answering with gigabytes is counted, not held.
+     * Runs a POSIX sh script with `input` on its stdin (nothing when undefined). The script first prints
+     * a fresh marker line: its stdout after the marker is kept up to `stdoutCap` bytes, what came before
+     * (the login shell's noise) apart; its stderr up to EXEC_STDERR_CAP. A host answering with gigabytes
+     * is counted, not held.
      */
-    async sh(script, input, stdoutCap = EXEC_STDOUT_CAP) {
-        let channel;
-        try {
-            channel = await this.connection.exec(`sh -c ${shellQuote(script)}`);
-        }
-        catch (err) {
-            throw new Error(err.message);
-        }
-        return new Promise((resolve, reject) => {
-            const out = new BoundedBytes(stdoutCap);
+    sh(script, input, stdoutCap = EXEC_STDOUT_CAP) {
+        const { marker, print } = answerMarker();
+        const open = (once) => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once);
+        return this.slots.with(open, (channel) => new Promise((resolve, reject) => {
+            const out = new FramedAnswer(marker, stdoutCap);
             const err = new BoundedBytes(EXEC_STDERR_CAP);
             let code = null;
             channel.on('data', (d) => out.push(d));
@@ -66591,7 +67335,10 @@ class ExecFiles {
             channel.on('error', () => { });
             // Cut at the cap, the last line kept is partial: end at the last whole one.
             const stderr = (text) => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim();
-            channel.on('close', () => resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped }));
+            channel.on('close', () => {
+                out.end();
+                resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped });
+            });
             if (input === undefined || typeof input === 'string')
                 channel.end(input);
             else
@@ -66601,16 +67348,28 @@ class ExecFiles {
                     reject(e);
                 })
                     .pipe(channel);
-        });
+        }));
     }
+    /** Runs `script` (as sh does); its framed stdout when it ran and exited 0, else an error saying `what` failed and why. */
     async must(script, what, input, stdoutCap) {
         const answer = await this.sh(script, input, stdoutCap);
-        if (answer.code !== 0) {
-            const lost = this.connection.lostReason;
-            const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : '';
-            throw new Error(lost ?? `${what}: ${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`);
-        }
-        return answer;
+        if (answer.code === 0 && answer.stdout.framed)
+            return answer.stdout;
+        const lost = this.connection.lostReason;
+        if (lost)
+            throw new Error(lost);
+        const dropped = answer.stderrDropped > 0 ? ` (${answer.stderrDropped} more bytes of stderr dropped)` : '';
+        const why = answer.code !== 0
+            ? `${answer.stderr.split('\n').pop() || `exit code ${answer.code}`}${dropped}`
+            : 'the host answered without running the command (no answer marker: a ForceCommand or a login shell that ignores commands?)';
+        // The command never ran: what the login shell printed instead says why (nologin's message is on stdout).
+        const { noise } = answer.stdout;
+        const shell = answer.stdout.framed || noise.bytes().length === 0 ? '' : `; the login shell printed ${shownNoise(noise)}`;
+        throw new Error(`${what}: ${why}${shell}`);
+    }
+    /** What the login shell prints before every command (nothing on a quiet host); rejects when commands do not run. */
+    async loginNoise(what) {
+        return (await this.must('true', what)).noise;
     }
     async put(source, part, target, mode) {
         const p = shellQuote(part);
@@ -66630,20 +67389,24 @@ class ExecFiles {
                 stream.destroy();
         }
     }
+    async isDirectory(path) {
+        const { answer } = await this.must(`if [ -d ${shellQuote(path)} ]; then echo dir; fi`, `cannot look at ${path}`);
+        return answer.text().trim() === 'dir';
+    }
     async realpath(dir) {
-        const { stdout } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`);
-        return stdout.text().trim();
+        const { answer } = await this.must(`cd -- ${shellQuote(dir)} && pwd -P`, `cannot resolve ${dir}`);
+        return answer.text().trim();
     }
     async tree(dir) {
         // NUL-separated, so any file name comes back as it is; a missing directory is an empty tree.
         const script = `cd -- ${shellQuote(dir)} 2>/dev/null || exit 0; ` +
             `find . ! -name . -type d -exec printf 'd%s\\0' {} + && find . ! -name . ! -type d -exec printf 'f%s\\0' {} +`;
-        const { stdout } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP);
+        const { answer } = await this.must(script, `cannot list ${dir}`, undefined, TREE_LISTING_CAP);
         // A listing cut short would make whatever it missed look absent from the host: never used for delete.
-        if (stdout.cut)
+        if (answer.cut)
             throw new Error(`cannot list ${dir}: the listing is larger than ${TREE_LISTING_CAP} bytes, the most ssh-fleet reads`);
         const tree = { files: [], dirs: [] };
-        for (const entry of stdout.text().split('\0')) {
+        for (const entry of answer.text().split('\0')) {
             if (entry.length < 3)
                 continue;
             (entry[0] === 'd' ? tree.dirs : tree.files).push(entry.slice(3)); // drop the kind and './'
@@ -66660,10 +67423,12 @@ class ExecFiles {
     async close() { }
 }
 /**
- * The transport for an upload: SFTP, or exec channels when the host has no SFTP server (the subsystem
- * is refused or exits at once, as on dropbear without sftp-server). `note` says why when it falls back.
+ * The transport for an upload: SFTP, or exec channels when SFTP cannot be had (the subsystem is
+ * refused or exits at once, as on dropbear without sftp-server, or its stream is garbled by a login
+ * shell that prints for every session). `note` says why when it falls back.
  */
 async function openRemoteFiles(connection, note) {
+    let failed;
     try {
         return new SftpFiles(await connection.sftp(), connection);
     }
@@ -66671,12 +67436,39 @@ async function openRemoteFiles(connection, note) {
         // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
         if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined)
             throw err;
-        note(`no SFTP on this host (${err.message}): uploading over exec channels with POSIX sh`);
-        return new ExecFiles(connection);
+        failed = err;
     }
+    const exec = new ExecFiles(connection);
+    // sftp-server runs through the login shell: what the shell prints for every session lands first in the
+    // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
+    const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`);
+    note(noise.bytes().length === 0
+        ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh`
+        : `SFTP unusable: the login shell printed text before the SFTP stream (${shownNoise(noise)}): make it print nothing for ` +
+            `non-interactive sessions; uploading over exec channels, that text ignored (SFTP said: ${failed.message})`);
+    return exec;
+}
+
+;// CONCATENATED MODULE: ./src/report/units.ts
+/** Sizes as people read them in reports: the one formatter, so no report shows `0.0 MB`. */
+/** Decimal units (1 KB = 1000 bytes), as disks and network speeds are counted. */
+const UNITS = ['KB', 'MB', 'GB', 'TB'];
+/** `512 B`, `1.5 KB`, `12.3 MB`: the unit chosen after rounding, so a size never shows as `0.0` or `1000.0` of one. */
+function size(bytes) {
+    if (Math.round(bytes) < 1000)
+        return `${Math.round(bytes)} B`;
+    let unit = 0;
+    let value = bytes / 1000;
+    while (Number(value.toFixed(1)) >= 1000 && unit < UNITS.length - 1) {
+        value /= 1000;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 ;// CONCATENATED MODULE: ./src/steps/upload.ts
+
+
 
 
 
@@ -66725,6 +67517,13 @@ async function refuseWipe(files, to, root) {
     if (why !== undefined)
         throw new Error(`delete: true refused: to: ${to} is ${why}; nothing was removed`);
 }
+/** Runs an upload step once on the host's live connection. Never rejects. */
+const runUpload = async (step, ctx) => {
+    const live = await liveConnection(step, ctx);
+    if ('result' in live)
+        return live;
+    return { result: await upload(step, live.connection, ctx.settings.workspace, ctx.status, ctx.signal) };
+};
 /**
  * Uploads a step's files over the host's connection (SFTP, or exec channels where the host has no
  * SFTP server). Each file is opened through the workspace when it is sent (checked before and after
@@ -66765,6 +67564,10 @@ async function upload(step, connection, workspace, status, signal) {
     const bytes = step.files.reduce((n, f) => n + f.size, 0);
     const work = async () => {
         const single = step.files.length === 1 && step.files[0].relative === '';
+        // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
+        const placed = single && (await files.isDirectory(remote(step.to, '')))
+            ? [{ ...step.files[0], relative: (0,external_node_path_namespaceObject.basename)(step.files[0].local) }]
+            : step.files;
         if (!single)
             await files.mkdirs(remote(step.to, ''));
         // Before anything is written: a refused mirror leaves the host as it was.
@@ -66773,7 +67576,7 @@ async function upload(step, connection, workspace, status, signal) {
         for (const dir of step.dirs)
             await files.mkdirs(remote(step.to, dir));
         const limit = pLimit(FILES_AT_ONCE);
-        await Promise.all(step.files.map((file) => limit(async () => {
+        await Promise.all(placed.map((file) => limit(async () => {
             const target = remote(step.to, file.relative);
             const dir = remote_files_parent(target);
             await files.mkdirs(dir);
@@ -66835,7 +67638,7 @@ async function upload(step, connection, workspace, status, signal) {
         await Promise.race([work(), timeout, lost, cancelled]);
         const ms = Date.now() - started;
         const rate = bytes / Math.max(ms / 1000, 0.001);
-        status(`uploaded ${step.files.length} files, ${(bytes / 1e6).toFixed(1)} MB in ${output_seconds(ms)} (${(rate / 1e6).toFixed(1)} MB/s) over ${files.transport}`);
+        status(`uploaded ${step.files.length} files, ${size(bytes)} in ${output_seconds(ms)} (${size(rate)}/s) over ${files.transport}`);
         return stepResult(step.name, started, {
             status: 'success',
             exitCode: 0,
@@ -66864,9 +67667,25 @@ async function upload(step, connection, workspace, status, signal) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/steps/registry.ts
+
+
+
+
+/** Every step kind's runner, by kind: a kind without one (or with the wrong one) does not compile. */
+const RUNNERS = {
+    run: runScript,
+    upload: runUpload,
+    reboot: runReboot,
+    local: runLocal
+};
+/** Runs `step` once with its kind's runner. Never rejects. */
+function dispatchStep(step, ctx) {
+    // TypeScript does not tie RUNNERS[step.kind] to step's own kind (a correlated union); RUNNERS' type does.
+    return RUNNERS[step.kind](step, ctx);
+}
+
 ;// CONCATENATED MODULE: ./src/run/host-runner.ts
-
-
 
 
 
@@ -66945,6 +67764,36 @@ class HostRun {
     get failed() {
         return hostFailed(this.result);
     }
+    /** What the host's server allows, learned on one connection and kept for the next. */
+    limits = new SessionLimits();
+    /** Said once: the server allows one session per connection. */
+    saidOneSession = false;
+    /** Makes `connection` the host's: it shares what the server allows, and links anew through `redial`. */
+    adopt(connection) {
+        connection.limits = this.limits;
+        connection.redial = (why) => this.redial(why);
+        this.connection = connection;
+    }
+    /**
+     * A new link for the host's connection, when the last one ended before a channel's open went
+     * through (`why`), or the server closes after each session (`why` undefined). Not a failure of
+     * any step: counted in the host's connection attempts, said once for a one-session server.
+     */
+    async redial(why) {
+        const { host, log } = this;
+        if (why !== undefined)
+            log.status(host, `reconnecting: ${why} (nothing of the next channel had been sent)`);
+        else if (!this.saidOneSession) {
+            this.saidOneSession = true;
+            log.status(host, 'the server allows one session per connection and closes it after: each session gets a connection of its own');
+        }
+        const outcome = await connect(host, this.settings, {
+            ...this.deps,
+            onRetry: (failure, retry, delayMs) => log.status(host, `connection attempt ${retry} failed: ${failure.message}; retrying in ${output_seconds(delayMs)}`)
+        });
+        this.result.attempts += outcome.attempts;
+        return outcome.connection ?? outcome.failure;
+    }
     /** Connects when there is no live connection; returns the failure otherwise. */
     async ensureConnected() {
         if (this.connection && this.connection.lostReason === undefined)
@@ -66964,7 +67813,7 @@ class HostRun {
         }
         if (outcome.failure)
             return outcome.failure;
-        this.connection = outcome.connection;
+        this.adopt(outcome.connection);
         // The host's own handshake, then each bastion on its route that settled on legacy algorithms.
         const legacy = outcome.connection?.legacy ?? [];
         const notes = [
@@ -66977,51 +67826,38 @@ class HostRun {
         log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`);
         return undefined;
     }
-    async reboot(step) {
-        const outcome = await reboot(step, {
-            host: this.host,
-            connection: this.connection,
-            options: this.settings,
-            shell: this.settings.shell,
-            status: (message) => this.log.status(this.host, message),
+    /** What a step may use on this host. */
+    stepContext(step) {
+        return {
             ...this.sink,
+            host: this.host,
+            settings: this.settings,
+            cwd: this.deps.workspace ?? process.cwd(),
+            connection: this.connection,
+            connect: async () => (await this.ensureConnected()) ?? this.connection,
+            status: (message) => this.log.status(this.host, message),
             sleep: this.deps.sleep,
             signal: this.deps.signal,
-            sudoPassword: this.settings.sudoPassword,
+            ahead: this.ahead(step),
             // A host behind bastions or a proxy command is polled along its route; a direct one over TCP.
             tunnel: this.host.route ? this.deps.tunnel : undefined
-        });
-        if (outcome.connection)
-            this.connection = outcome.connection;
-        return outcome.result;
+        };
     }
+    /**
+     * Runs `step` by its kind's runner, retried as it says; the connection a step leaves (a reboot's to the
+     * host back up) is the host's from then on.
+     */
     async execute(step) {
-        if (step.kind === 'reboot')
-            return this.reboot(step);
-        const { outcome, attempts } = await withRetries(async () => {
-            if (step.kind === 'local')
-                return runLocal(step, this.host, { ...this.sink, cwd: this.deps.workspace ?? process.cwd(), signal: this.deps.signal });
-            const lost = await this.ensureConnected();
-            if (lost)
-                return stepResult(step.name, Date.now(), {
-                    status: 'failed',
-                    lost: true,
-                    cancelled: lost.kind === 'cancelled',
-                    error: `could not reconnect: ${lost.message}`
-                });
-            const connection = this.connection;
-            if (step.kind === 'upload')
-                return upload(step, connection, this.settings.workspace, (message) => this.log.status(this.host, message), this.deps.signal);
-            return runScript(step, {
-                ...this.sink,
-                connection,
-                shell: this.settings.shell,
-                sleep: this.deps.sleep,
-                signal: this.deps.signal,
-                sudoPassword: this.settings.sudoPassword,
-                ahead: this.ahead(step)
-            });
-        }, {
+        const attempt = async () => {
+            const { result, connection } = await dispatchStep(step, this.stepContext(step));
+            if (connection)
+                this.adopt(connection);
+            return result;
+        };
+        // A reboot has no retries: its one attempt is its result.
+        if (!('retries' in step))
+            return attempt();
+        const { outcome, attempts } = await withRetries(attempt, {
             retries: step.retries,
             retryable: (r) => r.status === 'failed' && !this.deps.signal?.aborted,
             delayMs: () => step.retryDelayMs,
@@ -67045,15 +67881,16 @@ class HostRun {
     }
     /**
      * How many channels to open ahead while `step` runs: one for each of the next two steps when they
-     * are run steps with the same command (not sudo). Only for the plan's own steps.
+     * are run steps with the same command (not sudo, on a pty as this one is or not). Only for the plan's own steps.
      */
     ahead(step) {
         const steps = this.settings.steps;
         const i = steps.indexOf(step);
         if (i < 0)
             return 0;
+        const same = (next) => next?.kind === 'run' && !next.sudo && next.pty === step.pty;
         let n = 0;
-        while (n < SPARE_CHANNELS && steps[i + 1 + n]?.kind === 'run' && !steps[i + 1 + n].sudo)
+        while (n < SPARE_CHANNELS && same(steps[i + 1 + n]))
             n++;
         return n;
     }
@@ -67185,12 +68022,14 @@ class HostRun {
             log.hostFinished();
         }
     }
-    /** Stops the host before its next step, e.g. because too many hosts failed. */
-    skip(reason) {
+    /** Stops the host before its next step, e.g. because too many hosts failed (`code` says which way). */
+    skip(reason, code) {
         if (this.failed)
             return;
         this.result.status = 'skipped';
         this.result.error = reason;
+        if (code)
+            this.result.skipCode = code;
     }
     /**
      * The job was cancelled before `step`: a host that had not started is skipped, one that had is
@@ -67219,9 +68058,13 @@ class HostRun {
 /** A bad input value; main reports it as an error annotation naming the input. */
 class InputError extends Error {
     input;
-    constructor(input, problem) {
+    problem;
+    constructor(input, 
+    /** What is wrong, without the input's name: a caller that wraps it names its own input. */
+    problem) {
         super(`Invalid input '${input}': ${problem}`);
         this.input = input;
+        this.problem = problem;
         this.name = 'InputError';
     }
 }
@@ -68174,13 +69017,14 @@ function envMap(value) {
 }
 /** The `run` input as a plan of one step. */
 function singleStep(script, defaults, runFile) {
-    return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, ...defaults };
+    const { pty, ...rest } = defaults;
+    return { kind: 'run', name: 'run', script, runFile, continueOnError: false, runOnce: false, sudo: false, pty, ...rest };
 }
 const COMMON_KEYS = ['name', 'env', 'continue-on-error', 'run-once', 'concurrency'];
 const RETRY_KEYS = ['timeout', 'retries', 'retry-delay'];
 /** Every key each kind of step takes. */
 const KINDS = {
-    run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo'],
+    run: [...COMMON_KEYS, ...RETRY_KEYS, 'run', 'run-file', 'capture', 'sudo', 'pty'],
     reboot: [...COMMON_KEYS, 'reboot'],
     local: [...COMMON_KEYS, ...RETRY_KEYS, 'local', 'capture'],
     upload: [...COMMON_KEYS, ...RETRY_KEYS, 'upload']
@@ -68198,6 +69042,16 @@ function globList(value) {
             throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`);
         return glob;
     });
+}
+/**
+ * Upload sources: one path or glob, or a YAML list of them. A string is one name even with a comma
+ * in it (file names may hold commas): several sources are a list, never a split string.
+ */
+function sourceList(value) {
+    const list = Array.isArray(value) ? value : [value];
+    if (list.length === 0)
+        throw new Error('is an empty list');
+    return list.map((v) => nonEmpty('from')(v));
 }
 /** A file mode written as octal digits: 644, 0644, "0755". */
 function fileMode(value) {
@@ -68244,18 +69098,45 @@ function nonEmpty(what) {
         return s;
     };
 }
+/** A YAML error's code that most often means `key: a value with ': ' in it`, left unquoted. */
+const UNQUOTED_COLON = 'BLOCK_AS_IMPLICIT_KEY';
+/**
+ * A YAML error where the user can find it: the step it is in (number and name) and the key it is
+ * under, then the line and column of the steps text (the workflow file's line is not known here).
+ */
+function yamlError(text, doc, err) {
+    const at = err.pos[0];
+    const line = text.slice(0, at).split('\n').length;
+    const col = at - text.lastIndexOf('\n', at - 1);
+    /** The last of `nodes` that starts at or before the error. */
+    const lastBefore = (nodes, start) => {
+        let found = -1;
+        nodes.forEach((n, i) => {
+            if ((start(n) ?? Infinity) <= at)
+                found = i;
+        });
+        return found;
+    };
+    const items = (0,dist/* isSeq */.oP)(doc.contents) ? doc.contents.items : [];
+    const i = lastBefore(items, (item) => ((0,dist/* isMap */.jh)(item) || (0,dist/* isScalar */.jn)(item) || (0,dist/* isSeq */.oP)(item) ? item.range?.[0] : undefined));
+    const item = items[i];
+    const pairs = (0,dist/* isMap */.jh)(item) ? item.items : [];
+    const pair = pairs[lastBefore(pairs, (p) => ((0,dist/* isScalar */.jn)(p.key) ? p.key.range?.[0] : undefined))];
+    const name = (0,dist/* isMap */.jh)(item) ? item.get('name') : undefined;
+    const key = (0,dist/* isScalar */.jn)(pair?.key) ? String(pair.key.value) : undefined;
+    const where = i < 0 ? '' : `step ${i + 1}${typeof name === 'string' ? ` ('${name}')` : ''}${key === undefined ? '' : `, field '${key}'`}: `;
+    const hint = err.code === UNQUOTED_COLON && key !== undefined ? ` (a value with ': ' in it needs quotes, or a block: ${key}: |)` : '';
+    return `${where}not valid YAML at line ${line}, column ${col}: ${err.message.split('\n')[0]}${hint}`;
+}
 /**
  * Parses the `steps` YAML list. Every error names the step (number and name) and the field; an
  * unknown key is an error, so a typo never silently does nothing.
  */
 function parseSteps(text, defaults, parsers) {
-    let doc;
-    try {
-        doc = (0,dist/* parse */.qg)(text);
-    }
-    catch (err) {
-        throw new Error(`not valid YAML: ${err.message.split('\n')[0].replace(/:$/, '')}`);
-    }
+    const parsed = (0,dist/* parseDocument */.Tp)(text, { prettyErrors: false });
+    if (parsed.errors.length > 0)
+        throw new Error(yamlError(text, parsed, parsed.errors[0]));
+    const doc = parsed.toJS();
     if (!Array.isArray(doc) || doc.length === 0)
         throw new Error('must be a YAML list of steps, each a map with run:, reboot:, local: or upload:');
     const names = new Set();
@@ -68272,8 +69153,13 @@ function parseSteps(text, defaults, parsers) {
         const named = Object.values(KIND_KEYS)
             .flat()
             .filter((k) => k in raw);
-        if (named.length === 0)
-            throw new Error(`${label}: has none of run:, run-file:, reboot:, local:, upload:`);
+        if (named.length === 0) {
+            const stray = Object.keys(raw).filter((k) => !COMMON_KEYS.includes(k) && !RETRY_KEYS.includes(k));
+            const kinds = 'a step has one of run:, run-file:, reboot:, local:, upload:';
+            throw new Error(stray.length
+                ? `${label}: ${stray.map((k) => `${k}:`).join(', ')} are no step's keys; ${kinds}`
+                : `${label}: has none of run:, run-file:, reboot:, local:, upload:`);
+        }
         if (named.length > 1)
             throw new Error(`${label}: has both ${named.map((k) => `${k}:`).join(' and ')}; ${named.includes('run-file') && named.includes('run') ? 'give the script inline or in a file, not both' : 'make them separate steps'}`);
         const kind = Object.keys(KIND_KEYS).find((k) => KIND_KEYS[k].includes(named[0]));
@@ -68303,7 +69189,16 @@ function parseSteps(text, defaults, parsers) {
         if (kind === 'run') {
             const runFile = field('run-file', nonEmpty('run-file'), undefined);
             const script = runFile === undefined ? field('run', nonEmpty('run'), '') : field('run-file', () => parsers.file(runFile), '');
-            return { kind, ...common, ...retrying(), script, runFile, capture, sudo: field('sudo', flag, false) };
+            return {
+                kind,
+                ...common,
+                ...retrying(),
+                script,
+                runFile,
+                capture,
+                sudo: field('sudo', flag, false),
+                pty: field('pty', flag, defaults.pty)
+            };
         }
         if (kind === 'local')
             return { kind, ...common, ...retrying(), command: field('local', nonEmpty('local'), ''), capture };
@@ -68319,7 +69214,7 @@ function parseSteps(text, defaults, parsers) {
         }
         const option = reader(opts, `${label}, ${kind}`);
         if (kind === 'upload') {
-            const from = option('from', nonEmpty('from'), undefined);
+            const from = option('from', sourceList, undefined);
             const to = option('to', nonEmpty('to'), undefined);
             if (from === undefined || to === undefined)
                 throw new Error(`${label}, field 'upload': needs from: and to:`);
@@ -68328,7 +69223,17 @@ function parseSteps(text, defaults, parsers) {
                 throw new Error(`${label}, upload: delete: true would remove everything else in '${to}' (the root, a top-level directory, a home directory or .ssh): upload into a directory of its own`);
             const exclude = option('exclude', globList, []);
             const found = option('from', () => parsers.upload(from, to, exclude), { files: [], dirs: [] });
-            return { kind, ...common, ...retrying(), from, to, ...found, exclude, mode: option('mode', fileMode, undefined), delete: mirror };
+            return {
+                kind,
+                ...common,
+                ...retrying(),
+                from: from.join(', '),
+                to,
+                ...found,
+                exclude,
+                mode: option('mode', fileMode, undefined),
+                delete: mirror
+            };
         }
         return {
             kind,
@@ -68397,6 +69302,202 @@ function parseShard(text) {
 }
 function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => inventory_shardOf(h.index, shard.count) === shard.index) : hosts;
+}
+
+;// CONCATENATED MODULE: ./src/plan/input-names.ts
+/** The inputs of each action by name, as its action.yml declares them; code reads an input only by these. */
+/** The inputs of ssh-fleet (action.yml). */
+var Inputs;
+(function (Inputs) {
+    Inputs["Hosts"] = "hosts";
+    Inputs["Username"] = "username";
+    Inputs["Port"] = "port";
+    Inputs["PrivateKey"] = "private-key";
+    Inputs["Passphrase"] = "passphrase";
+    Inputs["Password"] = "password";
+    Inputs["Agent"] = "agent";
+    Inputs["KnownHosts"] = "known-hosts";
+    Inputs["Fingerprint"] = "fingerprint";
+    Inputs["HostKeyCheck"] = "host-key-check";
+    Inputs["Run"] = "run";
+    Inputs["RunFile"] = "run-file";
+    Inputs["Steps"] = "steps";
+    Inputs["OnFailure"] = "on-failure";
+    Inputs["Always"] = "always";
+    Inputs["Capture"] = "capture";
+    Inputs["Pty"] = "pty";
+    Inputs["SudoPassword"] = "sudo-password";
+    Inputs["ForwardAgent"] = "forward-agent";
+    Inputs["LegacyAlgorithms"] = "legacy-algorithms";
+    Inputs["Env"] = "env";
+    Inputs["Shell"] = "shell";
+    Inputs["Concurrency"] = "concurrency";
+    Inputs["ConnectTimeout"] = "connect-timeout";
+    Inputs["ConnectRetries"] = "connect-retries";
+    Inputs["KeepaliveInterval"] = "keepalive-interval";
+    Inputs["KeepaliveCountMax"] = "keepalive-count-max";
+    Inputs["Strategy"] = "strategy";
+    Inputs["Batch"] = "batch";
+    Inputs["MaxFailures"] = "max-failures";
+    Inputs["Shard"] = "shard";
+    Inputs["ResultsFile"] = "results-file";
+    Inputs["DryRun"] = "dry-run";
+    Inputs["ProxyJump"] = "proxy-jump";
+    Inputs["ProxyCommand"] = "proxy-command";
+    Inputs["SshConfig"] = "ssh-config";
+    Inputs["ProxyPrivateKey"] = "proxy-private-key";
+    Inputs["Timeout"] = "timeout";
+    Inputs["Retries"] = "retries";
+    Inputs["RetryDelay"] = "retry-delay";
+})(Inputs || (Inputs = {}));
+/** The inputs of the merge action (merge/action.yml). */
+var MergeInputs;
+(function (MergeInputs) {
+    MergeInputs["Files"] = "files";
+    MergeInputs["FailOnFailure"] = "fail-on-failure";
+})(MergeInputs || (MergeInputs = {}));
+
+;// CONCATENATED MODULE: ./src/plan/input-values.ts
+/** The action's inputs, each read once from the runner, in the form its kind of input takes. */
+
+
+
+/** Inputs that are masked; their values are never quoted in a message. */
+const SECRET_INPUTS = [Inputs.PrivateKey, Inputs.Passphrase, Inputs.Password, Inputs.ProxyPrivateKey, Inputs.SudoPassword];
+/** Inputs taken byte for byte (scripts, YAML, env lines): no trimming. */
+const VERBATIM_INPUTS = new Set([Inputs.Run, Inputs.Steps, Inputs.Env, Inputs.OnFailure, Inputs.Always]);
+const SECRETS = new Set(SECRET_INPUTS);
+/**
+ * One input's text. A secret exactly as given: a password or passphrase may begin or end with spaces;
+ * only the line break a YAML block scalar (`password: |`) adds at the end goes. Others trimmed, as
+ * the runner's getInput does, but for the verbatim ones.
+ */
+function readInput(name) {
+    if (SECRETS.has(name))
+        return getInput(name, { trimWhitespace: false }).replace(/\r?\n$/, '');
+    return getInput(name, { trimWhitespace: !VERBATIM_INPUTS.has(name) });
+}
+/** Every input's text, read once (Inputs names them all). */
+class InputValues {
+    texts = new Map(Object.values(Inputs).map((name) => [name, readInput(name)]));
+    /** The input's text ('' when not given). */
+    text(name) {
+        return this.texts.get(name) ?? '';
+    }
+    /** Whether the input has more than whitespace. */
+    given(name) {
+        return this.text(name).trim() !== '';
+    }
+    /** Converts one input, turning a failure into an InputError that names the input. */
+    field(name, parse, fallback) {
+        const text = this.text(name) || fallback;
+        try {
+            return parse(text);
+        }
+        catch (err) {
+            throw new InputError(name, err.message);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ./src/plan/private-key.ts
+/**
+ * A private key's text (an input, or an ssh config's IdentityFile) as the key ssh2 signs with. ssh2
+ * 1.17 reads OpenSSH, PEM (PKCS#1, SEC1) and PuTTY keys; PKCS#8 PEM (`BEGIN PRIVATE KEY`, what
+ * OpenSSL 3's `genpkey` writes, and `BEGIN ENCRYPTED PRIVATE KEY`) it calls "Unsupported key format",
+ * so Node's crypto reads those, and they reach ssh2 in a form it reads.
+ */
+
+
+
+
+const PKCS8 = /-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/;
+/** The curves ssh2 has ECDSA keys for (ecdsa-sha2-nistp256/384/521), by Node's names for them. */
+const SSH_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+/** openssh-key-v1's private section is padded to the cipher's block size; 8 for `none` (OpenSSH's sshkey.c). */
+const OPENSSH_BLOCK = 8;
+/** OpenSSH wraps the base64 of its key files at 70 columns. */
+const OPENSSH_LINE = 70;
+/** An SSH wire `string`: a 32-bit length, then the bytes. */
+function sshString(data) {
+    const bytes = Buffer.from(data);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    return Buffer.concat([length, bytes]);
+}
+/**
+ * An ed25519 key as an unencrypted openssh-key-v1 file (PROTOCOL.key in OpenSSH), the only ed25519
+ * form ssh2 reads, built from the key's raw halves (Node exports them as JWK).
+ */
+function openSshEd25519(key) {
+    const jwk = key.export({ format: 'jwk' });
+    const seed = Buffer.from(jwk.d, 'base64url');
+    const pub = Buffer.from(jwk.x, 'base64url');
+    const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+    const check = (0,external_node_crypto_.randomBytes)(4);
+    const section = Buffer.concat([check, check, publicBlob, sshString(Buffer.concat([seed, pub])), sshString('')]);
+    const padding = Buffer.from(Array.from({ length: (OPENSSH_BLOCK - (section.length % OPENSSH_BLOCK)) % OPENSSH_BLOCK }, (_, i) => i + 1));
+    const body = Buffer.concat([
+        Buffer.from('openssh-key-v1\0'),
+        sshString('none'),
+        sshString('none'),
+        sshString(''),
+        Buffer.from([0, 0, 0, 1]),
+        sshString(publicBlob),
+        sshString(Buffer.concat([section, padding]))
+    ]);
+    const lines = body.toString('base64').match(new RegExp(`.{1,${OPENSSH_LINE}}`, 'g')) ?? [];
+    return ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n');
+}
+/**
+ * A PKCS#8 PEM key as text ssh2 reads: RSA as PKCS#1 and ECDSA as SEC1 PEM, ed25519 as
+ * openssh-key-v1, all unencrypted (Node has decrypted it with the passphrase). Throws saying why not.
+ */
+function fromPkcs8(text, passphrase) {
+    const encrypted = PKCS8.exec(text)?.[1] !== undefined;
+    if (encrypted && !passphrase)
+        throw new Error('it is encrypted (BEGIN ENCRYPTED PRIVATE KEY): give its passphrase');
+    let key;
+    try {
+        key = (0,external_node_crypto_.createPrivateKey)({ key: text, format: 'pem', ...(encrypted ? { passphrase } : {}) });
+    }
+    catch (err) {
+        const code = err.code;
+        throw new Error(code === 'ERR_OSSL_BAD_DECRYPT' ? 'the passphrase does not decrypt it' : `not a PKCS#8 key (${code ?? 'unreadable'})`);
+    }
+    const type = key.asymmetricKeyType;
+    if (type === 'rsa')
+        return key.export({ type: 'pkcs1', format: 'pem' });
+    if (type === 'ec' && SSH_CURVES.has(key.asymmetricKeyDetails?.namedCurve ?? ''))
+        return key.export({ type: 'sec1', format: 'pem' });
+    if (type === 'ed25519')
+        return openSshEd25519(key);
+    const what = type === 'ec' ? `an EC key on ${key.asymmetricKeyDetails?.namedCurve}` : `a key of type ${type}`;
+    throw new Error(`a PKCS#8 key, but ${what}: SSH takes RSA, ECDSA (P-256, P-384, P-521) or ed25519`);
+}
+/**
+ * Reads a private key for `input` (the name the errors give). PKCS#8 is converted first; the
+ * converted text is a secret as the original is.
+ */
+function parsePrivateKey(input, text, passphrase) {
+    const problem = (why) => new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${why}`);
+    let keyText = text.trim() + '\n';
+    if (PKCS8.test(keyText)) {
+        try {
+            keyText = fromPkcs8(keyText, passphrase);
+        }
+        catch (err) {
+            throw problem(err.message);
+        }
+        registerSecretLines(keyText);
+    }
+    const parsed = lib.utils.parseKey(keyText, passphrase || undefined);
+    if (parsed instanceof Error)
+        throw problem(parsed.message);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key.isPrivateKey())
+        throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key');
+    return key;
 }
 
 ;// CONCATENATED MODULE: ./src/base/workspace.ts
@@ -68680,8 +69781,8 @@ class Workspace {
 
 
 
-/** Inputs that are masked; their values are never quoted in a message. */
-const SECRET_INPUTS = ['private-key', 'passphrase', 'password', 'proxy-private-key', 'sudo-password'];
+
+
 /** Node turns a timer longer than 2^31-1 ms into 1 ms: a longer duration would fire at once. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
 /** Parses `90`, `90s`, `10m`, `1.5h` into milliseconds, up to MAX_DURATION_MS. */
@@ -68718,16 +69819,6 @@ function parseEnv(text) {
     });
     return env;
 }
-/** Reads one input and converts it, turning a failure into an InputError that names the input. */
-function field(name, parse, fallback) {
-    const text = getInput(name) || fallback;
-    try {
-        return parse(text);
-    }
-    catch (err) {
-        throw new InputError(name, err.message);
-    }
-}
 function oneOf(choices) {
     return (text) => {
         if (!choices.includes(text))
@@ -68735,55 +69826,36 @@ function oneOf(choices) {
         return text;
     };
 }
-/**
- * A secret input exactly as given: a password or passphrase may begin or end with spaces. Only the
- * line break a YAML block scalar (`password: |`) adds at the end goes.
- */
-function secretInput(name) {
-    return getInput(name, { trimWhitespace: false }).replace(/\r?\n$/, '');
+/** A true/false input (any case), false when not given. */
+function flagInput(inputs, name) {
+    return inputs.field(name, (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false');
 }
 /** Registers every secret input with the runner's masker, before anything can be logged. */
-function maskSecrets() {
-    const values = new Set();
-    for (const name of SECRET_INPUTS) {
-        const value = secretInput(name);
-        if (value.trim() === '')
-            continue;
-        values.add(value);
-        // The runner masks line by line, so each line of a multi-line key must be a secret of its own.
-        for (const line of value.split(/\r?\n/))
-            if (line.trim().length > 0)
-                values.add(line.trim());
-    }
-    values.forEach(registerSecret);
+function maskSecrets(inputs) {
+    for (const name of SECRET_INPUTS)
+        registerSecretLines(inputs.text(name));
 }
-function parsePrivateKey(input, text, passphrase) {
-    const parsed = lib.utils.parseKey(text.trim() + '\n', passphrase || undefined);
-    if (parsed instanceof Error) {
-        throw new InputError(input, `the private key could not be read${passphrase ? ' with the given passphrase' : ''}: ${parsed.message}`);
-    }
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (!key.isPrivateKey())
-        throw new InputError(input, 'this is a public key (a .pub file or an authorized_keys line); give the private key');
-    return key;
-}
-/** Credentials for the hosts (`private-key`) or the bastion (`proxy-private-key`, else the same key). */
 /** The Windows OpenSSH agent's named pipe, used by `agent: auto` when SSH_AUTH_SOCK is not set. */
 const WINDOWS_AGENT_PIPE = '\\\\.\\pipe\\openssh-ssh-agent';
 /** The agent to use: SSH_AUTH_SOCK, Windows' OpenSSH agent, or Pageant; undefined for none. */
-function readAgent(env, platform) {
-    const mode = field('agent', oneOf(['auto', 'true', 'false', 'pageant']), 'auto');
+function readAgent(inputs, env, platform) {
+    const mode = inputs.field(Inputs.Agent, oneOf(['auto', 'true', 'false', 'pageant']), 'auto');
     if (mode === 'false')
         return undefined;
     if (mode === 'pageant') {
         if (platform !== 'win32')
-            throw new InputError('agent', `'pageant' is for Windows runners (this one is ${platform})`);
+            throw new InputError(Inputs.Agent, `'pageant' is for Windows runners (this one is ${platform})`);
+        // ssh2 after 1.17 has no Pageant (its main branch removed it 2026-05-27); without it ssh2 would
+        // take 'pageant' for the path of a Cygwin agent's socket.
+        if (typeof lib.PageantAgent !== 'function') {
+            throw new InputError(Inputs.Agent, "'pageant' is not available: the ssh2 library in this build of the action has no Pageant support; load the key into Windows' OpenSSH agent and use agent: auto, or give private-key");
+        }
         return 'pageant';
     }
     const windowsAgent = platform === 'win32' && (0,external_node_fs_namespaceObject.existsSync)(WINDOWS_AGENT_PIPE) ? WINDOWS_AGENT_PIPE : undefined;
     const socket = env.SSH_AUTH_SOCK || windowsAgent;
     if (mode === 'true' && !socket)
-        throw new InputError('agent', `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
+        throw new InputError(Inputs.Agent, `'true' but SSH_AUTH_SOCK is not set (start an ssh-agent first)`);
     return socket;
 }
 /**
@@ -68792,16 +69864,17 @@ function readAgent(env, platform) {
  * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
  */
-function readAuth(env, keyInput, required, platform) {
-    const keyText = getInput(keyInput) || getInput('private-key');
-    const passphrase = secretInput('passphrase');
-    const password = keyInput === 'private-key' ? secretInput('password') : '';
-    const agent = readAgent(env, platform);
+function readAuth(inputs, env, keyInput, required, platform) {
+    const keyFrom = inputs.given(keyInput) ? keyInput : Inputs.PrivateKey;
+    const keyText = inputs.text(keyFrom).trim();
+    const passphrase = inputs.text(Inputs.Passphrase);
+    const password = keyInput === Inputs.PrivateKey ? inputs.text(Inputs.Password) : '';
+    const agent = readAgent(inputs, env, platform);
     // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
     if (passphrase && !keyText && required)
-        throw new InputError('passphrase', 'given without private-key');
+        throw new InputError(Inputs.Passphrase, 'given without private-key');
     const auth = {
-        privateKey: keyText ? parsePrivateKey(getInput(keyInput) ? keyInput : 'private-key', keyText, passphrase) : undefined,
+        privateKey: keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined,
         password: password || undefined,
         agent
     };
@@ -68815,15 +69888,19 @@ const KEY_FILE_BYTES = 256 * 1024;
 /** The most of ~/.ssh/known_hosts read: some 50,000 lines. */
 const KNOWN_HOSTS_BYTES = 16 * 1024 * 1024;
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
-function identityFile(paths, name) {
+function identityFile(paths, name, passphrase) {
     const path = paths.find((p) => (0,external_node_fs_namespaceObject.existsSync)(p));
     if (path === undefined)
         return undefined;
     try {
-        return parsePrivateKey('ssh-config', readRegularFile(path, KEY_FILE_BYTES), secretInput('passphrase'));
+        // A key file's text is as secret as the private-key input's, though no one typed it into a secret.
+        const text = readRegularFile(path, KEY_FILE_BYTES);
+        registerSecretLines(text);
+        return parsePrivateKey(Inputs.SshConfig, text, passphrase);
     }
     catch (err) {
-        throw new InputError('ssh-config', `IdentityFile ${path} of ${name}: ${err.message.replace(/^Invalid input 'ssh-config': /, '')}`);
+        const problem = err instanceof InputError ? err.problem : err.message;
+        throw new InputError(Inputs.SshConfig, `IdentityFile ${path} of ${name}: ${problem}`);
     }
 }
 /**
@@ -68832,13 +69909,13 @@ function identityFile(paths, name) {
  * resolved through the config too, `none` for direct); IdentityFile when private-key is not given,
  * ConnectTimeout and ServerAlive* when their inputs are not given.
  */
-function resolveRoutes(hosts, config, auth, hopAuth, username) {
-    const command = getInput('proxy-command');
-    const jump = getInput('proxy-jump');
+function resolveRoutes(inputs, hosts, config, auth, hopAuth, username) {
+    const command = inputs.text(Inputs.ProxyCommand);
+    const jump = inputs.text(Inputs.ProxyJump);
     if (command && jump)
-        throw new InputError('proxy-command', 'give proxy-command or proxy-jump, not both');
+        throw new InputError(Inputs.ProxyCommand, 'give proxy-command or proxy-jump, not both');
     if (command)
-        field('proxy-command', (t) => substituteTokens(t, hosts[0]), '');
+        inputs.field(Inputs.ProxyCommand, (t) => substituteTokens(t, hosts[0]), '');
     const chains = new Map();
     const chain = (text, input) => {
         let hops = chains.get(text);
@@ -68848,9 +69925,9 @@ function resolveRoutes(hosts, config, auth, hopAuth, username) {
                     throw new Error(`'${text}': hops are separated by commas, as OpenSSH writes them (a,b,c)`);
                 return parseHosts(text, { user: username, config });
             };
-            hops = (input === 'proxy-jump' ? field('proxy-jump', parse, '') : wrap(input, parse)).map((host) => ({
+            hops = (input === Inputs.ProxyJump ? inputs.field(Inputs.ProxyJump, parse, '') : wrap(input, parse)).map((host) => ({
                 host,
-                auth: withIdentity(host, hopAuth, Boolean(getInput('proxy-private-key') || getInput('private-key')))
+                auth: withIdentity(host, hopAuth, inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey))
             }));
             chains.set(text, hops);
         }
@@ -68859,7 +69936,8 @@ function resolveRoutes(hosts, config, auth, hopAuth, username) {
     const withIdentity = (host, base, keyGiven) => {
         if (keyGiven || !config)
             return base;
-        const key = identityFile(config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles, host.name);
+        const files = config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles;
+        const key = identityFile(files, host.name, inputs.text(Inputs.Passphrase));
         return key ? { ...base, privateKey: key } : base;
     };
     return hosts.map((host) => {
@@ -68868,25 +69946,25 @@ function resolveRoutes(hosts, config, auth, hopAuth, username) {
         if (command)
             route = { via: 'command', command };
         else if (jump)
-            route = { via: 'jump', hops: chain(jump, 'proxy-jump') };
+            route = { via: 'jump', hops: chain(jump, Inputs.ProxyJump) };
         else if (entry?.proxyCommand && entry.proxyCommand !== 'none')
             route = { via: 'command', command: entry.proxyCommand };
         else if (entry?.proxyJump && entry.proxyJump !== 'none')
             route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) };
-        const hostAuth = withIdentity(host, auth, Boolean(getInput('private-key')));
+        const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey));
         if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
-            throw new InputError('private-key', `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`);
+            throw new InputError(Inputs.PrivateKey, `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`);
         }
         const overrides = {
             ...(hostAuth !== auth ? { auth: hostAuth } : {}),
-            ...(entry?.connectTimeout !== undefined && getInput('connect-timeout') === ''
-                ? { connectTimeoutMs: wrap('ssh-config', () => parseDuration(entry.connectTimeout)) }
+            ...(entry?.connectTimeout !== undefined && !inputs.given(Inputs.ConnectTimeout)
+                ? { connectTimeoutMs: wrap(Inputs.SshConfig, () => parseDuration(entry.connectTimeout)) }
                 : {}),
-            ...(entry?.serverAliveInterval !== undefined && getInput('keepalive-interval') === ''
-                ? { keepaliveIntervalMs: wrap('ssh-config', () => parseDuration(entry.serverAliveInterval)) }
+            ...(entry?.serverAliveInterval !== undefined && !inputs.given(Inputs.KeepaliveInterval)
+                ? { keepaliveIntervalMs: wrap(Inputs.SshConfig, () => parseDuration(entry.serverAliveInterval)) }
                 : {}),
-            ...(entry?.serverAliveCountMax !== undefined && getInput('keepalive-count-max') === ''
-                ? { keepaliveCountMax: wrap('ssh-config', () => parseCount(entry.serverAliveCountMax, 1)) }
+            ...(entry?.serverAliveCountMax !== undefined && !inputs.given(Inputs.KeepaliveCountMax)
+                ? { keepaliveCountMax: wrap(Inputs.SshConfig, () => parseCount(entry.serverAliveCountMax, 1)) }
                 : {})
         };
         return { ...host, ...(route ? { route } : {}), ...(Object.keys(overrides).length ? { overrides } : {}) };
@@ -68903,13 +69981,13 @@ function wrap(input, parse) {
         throw new InputError(input, err.message);
     }
 }
-function readHostKeys() {
-    const mode = field('host-key-check', oneOf(['strict', 'off']), 'strict');
-    let knownHosts = field('known-hosts', (t) => parseKnownHosts(t, 'known-hosts', true), '');
-    const fingerprints = field('fingerprint', parseFingerprints, '');
+function readHostKeys(inputs) {
+    const mode = inputs.field(Inputs.HostKeyCheck, oneOf(['strict', 'off']), 'strict');
+    let knownHosts = inputs.field(Inputs.KnownHosts, (t) => parseKnownHosts(t, Inputs.KnownHosts, true), '');
+    const fingerprints = inputs.field(Inputs.Fingerprint, parseFingerprints, '');
     // The runner's own file only when the workflow names no key at all: a pin must narrow trust, not
     // add to whatever earlier jobs or tools left in ~/.ssh/known_hosts.
-    if (getInput('known-hosts') === '' && fingerprints.length === 0) {
+    if (!inputs.given(Inputs.KnownHosts) && fingerprints.length === 0) {
         const file = (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts');
         if ((0,external_node_fs_namespaceObject.existsSync)(file))
             knownHosts = parseKnownHosts(readRegularFile(file, KNOWN_HOSTS_BYTES), '~/.ssh/known_hosts', false);
@@ -68919,43 +69997,44 @@ function readHostKeys() {
 /** The most of a `run-file` script read: a script goes whole to every host, it is no payload (upload is). */
 const RUN_FILE_BYTES = 1024 * 1024;
 /** The plan (`run`, `run-file` or `steps`), and the `on-failure` and `always` steps. */
-function readSteps(workspace) {
-    const script = getInput('run', { trimWhitespace: false }); // byte for byte: no trimming
-    const runFile = getInput('run-file');
-    const yaml = getInput('steps', { trimWhitespace: false });
+function readSteps(inputs, workspace) {
+    const script = inputs.text(Inputs.Run); // byte for byte: no trimming
+    const runFile = inputs.text(Inputs.RunFile);
+    const yaml = inputs.text(Inputs.Steps);
     const defaults = {
-        capture: field('capture', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
-        env: field('env', () => parseEnv(getInput('env', { trimWhitespace: false })), ''),
-        timeoutMs: field('timeout', parseDuration, '0'),
-        retries: field('retries', (t) => parseCount(t, 0), '0'),
-        retryDelayMs: field('retry-delay', parseDuration, '5s')
+        capture: flagInput(inputs, Inputs.Capture),
+        pty: flagInput(inputs, Inputs.Pty),
+        env: inputs.field(Inputs.Env, parseEnv, ''),
+        timeoutMs: inputs.field(Inputs.Timeout, parseDuration, '0'),
+        retries: inputs.field(Inputs.Retries, (t) => parseCount(t, 0), '0'),
+        retryDelayMs: inputs.field(Inputs.RetryDelay, parseDuration, '5s')
     };
-    const given = [script.trim() && 'run', runFile && 'run-file', yaml.trim() && 'steps'].filter(Boolean);
+    const given = [script.trim() && Inputs.Run, runFile && Inputs.RunFile, yaml.trim() && Inputs.Steps].filter(Boolean);
     if (given.length > 1)
         throw new InputError(given[1], `give one of run, run-file and steps, not ${given.join(' and ')}`);
     // Runner files only through the workspace: a link or `..` leading out is an error naming it.
     const parsers = {
         duration: parseDuration,
         count: parseCount,
-        upload: (from, to, exclude) => resolveUpload(from, to, workspace, exclude),
+        upload: (from, to, exclude) => resolveSources(from, to, workspace, exclude),
         file: (path) => workspace.readText(path, RUN_FILE_BYTES)
     };
     const list = (name) => {
-        const text = getInput(name, { trimWhitespace: false });
-        return text.trim() === '' ? [] : field(name, () => parseSteps(text, defaults, parsers), '');
+        const text = inputs.text(name);
+        return text.trim() === '' ? [] : inputs.field(name, () => parseSteps(text, defaults, parsers), '');
     };
-    const hooks = { onFailure: list('on-failure'), always: list('always') };
+    const hooks = { onFailure: list(Inputs.OnFailure), always: list(Inputs.Always) };
     if (yaml.trim() !== '')
-        return { steps: field('steps', () => parseSteps(yaml, defaults, parsers), ''), ...hooks };
+        return { steps: inputs.field(Inputs.Steps, () => parseSteps(yaml, defaults, parsers), ''), ...hooks };
     if (runFile)
         return {
             steps: [
-                singleStep(field('run-file', (t) => workspace.readText(t, RUN_FILE_BYTES), ''), defaults, runFile)
+                singleStep(inputs.field(Inputs.RunFile, (t) => workspace.readText(t, RUN_FILE_BYTES), ''), defaults, runFile)
             ],
             ...hooks
         };
     if (script.trim() === '')
-        throw new InputError('run', 'no script given: set run, run-file, or steps');
+        throw new InputError(Inputs.Run, 'no script given: set run, run-file, or steps');
     return { steps: [singleStep(script, defaults)], ...hooks };
 }
 /**
@@ -68984,30 +70063,30 @@ function resultsPath(text, workspace) {
 }
 /** Reads and validates every input. Throws InputError naming the first bad input. */
 function getSettings(env = process.env, platform = process.platform) {
-    maskSecrets();
-    const username = field('username', (t) => (t === '' ? undefined : parseUser(t)), '');
-    const config = field('ssh-config', (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '');
+    const inputs = new InputValues();
+    maskSecrets(inputs);
+    const username = inputs.field(Inputs.Username, (t) => (t === '' ? undefined : parseUser(t)), '');
+    const config = inputs.field(Inputs.SshConfig, (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '');
     // The port input wins over the ssh config only when it is given.
-    const port = field('port', (t) => (t === '' ? undefined : parsePort(t)), '');
-    const auth = readAuth(env, 'private-key', config === undefined, platform);
-    const hopAuth = getInput('proxy-private-key') ? readAuth(env, 'proxy-private-key', false, platform) : auth;
-    const parsed = field('hosts', (t) => parseHosts(t, { user: username, port, config }), '');
-    const allHosts = resolveRoutes(parsed, config, auth, hopAuth, username);
-    const shard = field('shard', (t) => (t === '' ? undefined : parseShard(t)), '');
+    const port = inputs.field(Inputs.Port, (t) => (t === '' ? undefined : parsePort(t)), '');
+    const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, platform);
+    const hopAuth = inputs.given(Inputs.ProxyPrivateKey) ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform) : auth;
+    const parsed = inputs.field(Inputs.Hosts, (t) => parseHosts(t, { user: username, port, config }), '');
+    const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username);
+    const shard = inputs.field(Inputs.Shard, (t) => (t === '' ? undefined : parseShard(t)), '');
     const hosts = shardHosts(allHosts, shard);
     const workspace = Workspace.fromEnv(env);
-    const hostKeys = readHostKeys();
-    const { steps, onFailure, always } = readSteps(workspace);
-    const flagInput = (name) => field(name, (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false');
-    const forwardAgent = flagInput('forward-agent');
+    const hostKeys = readHostKeys(inputs);
+    const { steps, onFailure, always } = readSteps(inputs, workspace);
+    const forwardAgent = flagInput(inputs, Inputs.ForwardAgent);
     if (forwardAgent && !auth.agent)
-        throw new InputError('forward-agent', 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)');
-    const sudoPassword = secretInput('sudo-password') || undefined;
+        throw new InputError(Inputs.ForwardAgent, 'true, but there is no agent to forward (start an ssh-agent so SSH_AUTH_SOCK is set, and leave agent on auto or true)');
+    const sudoPassword = inputs.text(Inputs.SudoPassword) || undefined;
     // sudo reads one line: a second one would reach the shell, as root where sudo asks no password.
     if (sudoPassword && /[\r\n]/.test(sudoPassword))
-        throw new InputError('sudo-password', 'has a line break; sudo reads one line, and the rest would run as a command');
-    const batchSpec = field('batch', (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
-    const shell = field('shell', (t) => {
+        throw new InputError(Inputs.SudoPassword, 'has a line break; sudo reads one line, and the rest would run as a command');
+    const batchSpec = inputs.field(Inputs.Batch, (t) => (t === '' ? undefined : parseBatchSpec(t)), '');
+    const shell = inputs.field(Inputs.Shell, (t) => {
         if (/[\r\n]/.test(t) || t.trim() === '')
             throw new Error('must be one line, e.g. bash -e or sh -e');
         return t.trim();
@@ -69017,11 +70096,11 @@ function getSettings(env = process.env, platform = process.platform) {
         hosts,
         inventory: allHosts.map((h) => h.name),
         shard,
-        resultsFile: field('results-file', (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
+        resultsFile: inputs.field(Inputs.ResultsFile, (t) => (t === '' ? undefined : resultsPath(t, workspace)), ''),
         batches: planBatches(hosts, batchSpec),
-        strategy: field('strategy', oneOf(['host', 'step']), 'host'),
-        maxFailures: field('max-failures', (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
-        dryRun: field('dry-run', (t) => oneOf(['true', 'false'])(t.toLowerCase()) === 'true', 'false'),
+        strategy: inputs.field(Inputs.Strategy, oneOf(['host', 'step']), 'host'),
+        maxFailures: inputs.field(Inputs.MaxFailures, (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
+        dryRun: flagInput(inputs, Inputs.DryRun),
         sshConfigWarnings: config?.warnings ?? [],
         auth,
         hostKeys,
@@ -69030,18 +70109,18 @@ function getSettings(env = process.env, platform = process.platform) {
         always,
         sudoPassword,
         forwardAgent,
-        legacyAlgorithms: flagInput('legacy-algorithms'),
+        legacyAlgorithms: flagInput(inputs, Inputs.LegacyAlgorithms),
         shell,
-        concurrency: field('concurrency', (t) => parseCount(t, 1), '10'),
-        connectTimeoutMs: field('connect-timeout', (t) => {
+        concurrency: inputs.field(Inputs.Concurrency, (t) => parseCount(t, 1), '10'),
+        connectTimeoutMs: inputs.field(Inputs.ConnectTimeout, (t) => {
             const ms = parseDuration(t);
             if (ms === 0)
                 throw new Error(`'${t}' must be more than 0`);
             return ms;
         }, '20s'),
-        connectRetries: field('connect-retries', (t) => parseCount(t, 0), '4'),
-        keepaliveIntervalMs: field('keepalive-interval', parseDuration, '15s'),
-        keepaliveCountMax: field('keepalive-count-max', (t) => parseCount(t, 1), '3')
+        connectRetries: inputs.field(Inputs.ConnectRetries, (t) => parseCount(t, 0), '4'),
+        keepaliveIntervalMs: inputs.field(Inputs.KeepaliveInterval, parseDuration, '15s'),
+        keepaliveCountMax: inputs.field(Inputs.KeepaliveCountMax, (t) => parseCount(t, 1), '3')
     };
 }
 
@@ -69376,6 +70455,218 @@ class Router {
     }
 }
 
+;// CONCATENATED MODULE: ./src/report/constants.ts
+/** Output names, as declared in action.yml. */
+var Outputs;
+(function (Outputs) {
+    Outputs["Results"] = "results";
+    Outputs["Succeeded"] = "succeeded";
+    Outputs["Failed"] = "failed";
+    Outputs["Captured"] = "captured";
+})(Outputs || (Outputs = {}));
+/** GitHub shows at most this many annotations of one kind per step. */
+const ANNOTATION_LIMIT = 10;
+
+;// CONCATENATED MODULE: ./src/report/rollout-log.ts
+/**
+ * The rollout as a reader of the live log follows it: a line as each batch starts and ends, a
+ * progress count now and then, and which batch and host stopped it.
+ */
+
+
+/** The halt in words: one wording for the log, the results, the annotations and the summary. */
+function haltText(halt) {
+    const where = halt.batches > 1 ? ` in batch ${halt.batch}/${halt.batches}` : '';
+    const more = `more than ${halt.maxFailures} host${halt.maxFailures === 1 ? '' : 's'} failed (max-failures)`;
+    return `the rollout stopped${where} when ${halt.host} failed: ${more}`;
+}
+/** Host names a batch line shows: up to this many by name, more as the first…the last. */
+const BATCH_NAMES = 3;
+/** `web3…web6`, or the names themselves when there are few: a line stays short however large the batch. */
+function hostSpan(names) {
+    return names.length <= BATCH_NAMES ? names.join(', ') : `${names[0]}…${names[names.length - 1]}`;
+}
+/** `3 succeeded, 1 failed`: each outcome present, in a fixed order. */
+function outcomes(results) {
+    const words = {
+        success: 'succeeded',
+        failed: 'failed',
+        unreachable: 'unreachable',
+        cancelled: 'cancelled',
+        skipped: 'skipped'
+    };
+    return Object.keys(words)
+        .map((s) => [results.filter((r) => r.status === s).length, words[s]])
+        .filter(([n]) => n > 0)
+        .map(([n, word]) => `${n} ${word}`)
+        .join(', ');
+}
+/**
+ * The least time between two progress lines. Seconds, not hosts: a reader of a live log feels time,
+ * and a count would flood a 1,000-host run (or say nothing for minutes in a 20-host one with long
+ * steps). Written only as a host finishes, so a quiet stretch adds no lines, and a run shorter than
+ * this writes none.
+ */
+const PROGRESS_EVERY_MS = 5_000;
+/** Writes the rollout's own lines to the log, and keeps the halt for the annotations and the summary. */
+class RolloutLog {
+    total;
+    write;
+    now;
+    /** Set once the rollout stopped (max-failures). */
+    halt;
+    started = 0;
+    done = [];
+    seen = 0;
+    batchAt = 0;
+    lastProgress;
+    constructor(total, write, now = Date.now) {
+        this.total = total;
+        this.write = write;
+        this.now = now;
+        this.lastProgress = now();
+    }
+    batchStarted(batch, batches, hosts) {
+        this.seen += hosts.length;
+        this.batchAt = this.now();
+        if (batches > 1)
+            this.write(`batch ${batch}/${batches}: ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${hostSpan(hosts.map((h) => h.name))})`);
+    }
+    hostStarted() {
+        this.started++;
+    }
+    hostFinished(result) {
+        this.done.push(result);
+        const at = this.now();
+        if (at - this.lastProgress < PROGRESS_EVERY_MS || this.done.length === this.total)
+            return;
+        this.lastProgress = at;
+        const failed = this.done.filter(hostFailed).length;
+        const skipped = this.done.filter((r) => r.status === 'skipped').length;
+        this.write(`[${this.done.length}/${this.total} hosts done, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}, ${this.started - this.done.length} running]`);
+    }
+    halted(halt) {
+        this.halt = halt;
+        this.write(`${haltText(halt)}; hosts in flight stop before their next step, no other host starts`);
+    }
+    batchFinished(batch, batches, results) {
+        const halted = this.halt?.batch === batch;
+        if (batches > 1)
+            this.write(`batch ${batch}/${batches} done in ${output_seconds(this.now() - this.batchAt)}: ${outcomes(results)}`);
+        if (!halted || !this.halt)
+            return;
+        const stopped = results.filter((r) => r.skipCode === 'stopped').length;
+        const notStarted = results.filter((r) => r.skipCode === 'not-started').length + (this.total - this.seen);
+        this.write(`${haltText(this.halt)}: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/tally.ts
+
+/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
+function tally(results, elapsedMs) {
+    const count = (s) => results.filter((r) => r.status === s).length;
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
+    return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/last-words.ts
+/**
+ * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
+ * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ */
+function lastWords(r) {
+    // The step that failed the host, not the last one run: on-failure and always steps come after it.
+    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
+    if (!step)
+        return undefined;
+    if (step.stderrTail.trim())
+        return { stream: 'stderr', text: step.stderrTail };
+    if (step.stdoutTail.trim())
+        return { stream: 'stdout', text: step.stdoutTail };
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/report/annotations.ts
+/**
+ * The run's annotations within GitHub's 10 of a kind, every slot counted: the action's own warnings,
+ * an error per failed host, a warning per host with warnings, the tally as a notice, the failure line.
+ */
+
+
+
+
+
+
+
+/** Lines of output quoted in a failed host's annotation. */
+const ANNOTATION_OUTPUT_LINES = 5;
+const coreReporter = {
+    error: (message, title) => error(message, { title }),
+    warning: (message, title) => warning(message, { title }),
+    notice: (message) => notice(message)
+};
+/**
+ * The action's own warnings, given before any host runs: host-key-check off, the ssh config's notes
+ * (one annotation for all of them: GitHub shows at most 10 warnings). Returns the warning slots left
+ * of the 10 for the hosts' warnings (annotate's `warningSlots`).
+ */
+function warnBeforeRun(settings, reporter = coreReporter) {
+    const warnings = [];
+    if (settings.hostKeys.mode === 'off')
+        warnings.push([
+            'host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy',
+            'Host keys not checked'
+        ]);
+    if (settings.sshConfigWarnings.length)
+        warnings.push([settings.sshConfigWarnings.join('\n'), Inputs.SshConfig]);
+    for (const [message, title] of warnings)
+        reporter.warning(message, title);
+    return ANNOTATION_LIMIT - warnings.length;
+}
+/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
+const HOST_ERRORS = ANNOTATION_LIMIT - 1;
+/**
+ * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
+ * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
+ * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
+ * `warningSlots` is what is left of the 10 after warnings already given (warnBeforeRun).
+ */
+function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = ANNOTATION_LIMIT) {
+    for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
+        const said = lastWords(r);
+        const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? [];
+        const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n');
+        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
+    }
+    const warned = results.filter((r) => r.warnings.length > 0);
+    const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length;
+    for (const r of warned.slice(0, shown))
+        reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`);
+    if (warned.length > shown) {
+        reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`);
+    }
+    reporter.notice(tally(results, elapsedMs));
+}
+/**
+ * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
+ * have annotations of their own, how many more and where to find them; when max-failures stopped the
+ * rollout, which batch and host did, and how many hosts it left stopped mid-plan or not started.
+ */
+function failureMessage(results, halt) {
+    const failures = results.filter(hostFailed);
+    if (failures.length === 0)
+        return undefined;
+    const head = `${failures.length} of ${results.length} hosts failed`;
+    const which = failures.length <= HOST_ERRORS
+        ? `${head}: ${failures.map((r) => r.host).join(', ')}`
+        : `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
+    if (!halt)
+        return which;
+    const count = (code) => results.filter((r) => r.skipCode === code).length;
+    return `${which}; ${haltText(halt)}: ${count('stopped')} stopped mid-plan, ${count('not-started')} not started`;
+}
+
 ;// CONCATENATED MODULE: ./src/report/markdown.ts
 
 /**
@@ -69429,6 +70720,375 @@ function markdown_table(header, rows) {
 /** One row of a table(), every cell through inline(): for a table whose rows are added as they fit. */
 function row(cells) {
     return `| ${cells.map(markdown_inline).join(' | ')} |`;
+}
+/** The most of one text a Mermaid label shows: a bar's label is one line of a picture. */
+const MERMAID_CHARS = 60;
+/**
+ * Characters a Mermaid label keeps: letters and digits of any script, and punctuation that is no
+ * syntax in a gantt chart. Everything else (`:` `;` `#` `%` `{` `}` backticks, quotes, `<`, control
+ * and format characters, line breaks) is replaced: they end a task's name, start a comment, an
+ * entity or a directive (`%%{init}`), or close the code block.
+ */
+const MERMAID_UNSAFE = /[^\p{L}\p{N} .,@+=()[\]/_…∶-]/gu;
+/**
+ * Words Mermaid reads as a statement when a line starts with them (gantt's and every diagram's
+ * directives): a label starting with one is prefixed, so it stays a label.
+ */
+const MERMAID_KEYWORDS = /^(click|call|href|section|title|gantt|dateformat|axisformat|tickinterval|excludes|includes|todaymarker|weekday|weekend|inclusiveenddates|topaxis|displaymode|acctitle|accdescr|style|classdef|class|link|callback|end)\b/i;
+/** How a label may start: a letter, a digit, `[` (an IPv6 host), `(` or `_`; never `---` (front matter) or the like. */
+const MERMAID_START = /^[\p{L}\p{N}[(_]/u;
+/**
+ * The one place text that did not come from the action becomes part of a Mermaid diagram (a host's
+ * name, a step's, a title): masked, cut to MERMAID_CHARS, only characters with no meaning in Mermaid
+ * kept (a `:` becomes `∶`, so `host:22` still reads), never empty, never starting with a directive,
+ * keyword or punctuation, and never a bare property name of JavaScript objects (`__proto__`,
+ * `constructor`) that a renderer may keep labels in.
+ */
+function mermaidText(text) {
+    const chars = [...mask(text).replace(BREAKS, ' ')];
+    const flat = chars.length > MERMAID_CHARS ? `${chars.slice(0, MERMAID_CHARS - 1).join('')}…` : chars.join('');
+    const safe = flat.replace(/:/g, '∶').replace(MERMAID_UNSAFE, '_').trim();
+    if (safe === '' || MERMAID_KEYWORDS.test(safe) || !MERMAID_START.test(safe) || safe in Object.prototype)
+        return `‣ ${safe}`;
+    return safe;
+}
+
+;// CONCATENATED MODULE: ./src/report/budgeted-markdown.ts
+/** Markdown lines within a byte budget: a part that does not fit is left out, with a note that says so. */
+class BudgetedMarkdown {
+    limit;
+    lines = [];
+    bytes = 0;
+    /** Room kept for the notes that say what was left out. */
+    static NOTE_BYTES = 512;
+    constructor(limit) {
+        this.limit = limit;
+    }
+    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
+    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
+        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        if (this.bytes + bytes > this.limit - reserve)
+            return false;
+        this.lines.push(...lines);
+        this.bytes += bytes;
+        return true;
+    }
+    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
+    each(items, part, rest) {
+        const i = items.findIndex((item) => !this.add(part(item)));
+        if (i >= 0)
+            this.add(rest(items.length - i), 0);
+    }
+    /** Bytes that can still be added, keeping room for notes. */
+    get room() {
+        return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes;
+    }
+    text() {
+        return this.lines.join('\n') + '\n';
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+/**
+ * The job summary: a run (a dry run, a merged fleet) as Markdown within GitHub's size limit, every
+ * table cell built by markdown.ts's row(), every Mermaid label by its mermaidText().
+ */
+
+
+
+
+
+
+
+
+
+
+/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
+const SUMMARY_BYTES = 1_000_000;
+/**
+ * Steps shown a column each in the hosts' table (the plan's, then on-failure and always steps seen);
+ * past this the table is too wide to read, and a `Steps done` column counts them instead.
+ */
+const STEP_COLUMNS = 10;
+/** The step's id on the runner (GITHUB_ACTION: its `id`, or `__run_2`-like when it has none), when it has a step id's shape. */
+function stepTitle(env) {
+    const id = env.GITHUB_ACTION;
+    return id && /^[A-Za-z0-9_.-]{1,100}$/.test(id) ? id : undefined;
+}
+/** How a host ended, in a cell: a skipped host by its code, `stopped after step k of n` from the steps it ran. */
+function statusCell(r, planSteps) {
+    if (r.status !== 'skipped')
+        return STATUS_ICON[r.status];
+    if (r.skipCode === 'stopped')
+        return `⏸️ stopped after step ${r.steps.filter((s) => !s.phase).length} of ${planSteps}`;
+    if (r.skipCode === 'not-started')
+        return '⏭️ not started';
+    if (r.skipCode === 'no-results')
+        return '❔ no results';
+    return STATUS_ICON.skipped;
+}
+const STATUS_ICON = {
+    success: '✅ success',
+    failed: '❌ failed',
+    unreachable: '⛔ unreachable',
+    cancelled: '🛑 cancelled',
+    skipped: '⏭️ skipped'
+};
+/** One step on one host, in a cell: outcome, then how long, and why it failed in a few words. */
+function stepCell(s) {
+    if (!s)
+        return '';
+    if (s.status === 'skipped')
+        return `⏭️ ${s.error ?? 'skipped'}`;
+    const how = s.status === 'success' ? '✅' : '❌';
+    const why = s.status === 'failed'
+        ? s.signal
+            ? ` ${s.signal}`
+            : s.exitCode !== null
+                ? ` exit ${s.exitCode}`
+                : s.lost
+                    ? ' connection lost'
+                    : ''
+        : '';
+    return `${how} ${output_seconds(s.durationMs)}${why}${s.attempts > 1 ? ` (${s.attempts} tries)` : ''}`;
+}
+/**
+ * The hosts' table's columns: host, status, a column per step (status and duration) while the steps
+ * fit STEP_COLUMNS, then those of what only some runs have, left out when empty on every host.
+ */
+function hostColumns(results, steps) {
+    const hooks = new Map();
+    for (const r of results)
+        for (const s of r.steps)
+            if (s.phase)
+                hooks.set(`${s.phase}: ${s.name}`, { phase: s.phase, name: s.name });
+    const perStep = steps.length + hooks.size <= STEP_COLUMNS;
+    const always = [
+        ['Host', (r) => r.host],
+        ['Status', (r) => statusCell(r, steps.length)],
+        ...(perStep
+            ? [
+                ...steps.map((name, i) => [name, (r) => stepCell(r.steps.filter((s) => !s.phase)[i])]),
+                ...[...hooks].map(([title, h]) => [title, (r) => stepCell(r.steps.find((s) => s.phase === h.phase && s.name === h.name))])
+            ]
+            : [
+                ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${steps.length}`]
+            ])
+    ];
+    const optional = [
+        ['Duration', (r) => (r.durationMs > 0 ? output_seconds(r.durationMs) : '')],
+        ['Connect attempts', (r) => (r.attempts > 1 ? String(r.attempts) : '')],
+        ['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [output_seconds(s.reboot.downtimeMs)] : [])).join(', ')],
+        [
+            'Uploaded',
+            (r) => {
+                const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
+                const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
+                return moved.length
+                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${size(moved.reduce((n, t) => n + t.bytes, 0))}${overExec}`
+                    : '';
+            }
+        ]
+    ];
+    // The plan's steps are always shown (a step no host reached says where the rollout stopped). The
+    // rest: a check that stops at the first host with something to show, so only a column that is
+    // empty everywhere costs a pass.
+    return [...always, ...optional.filter(([, cell]) => results.some((r) => cell(r) !== ''))];
+}
+/**
+ * The job summary as markdown/HTML: the title, the run's link, the tally, the halt, `intro`, a row per
+ * host with a column per step, the timeline, then the hosts that were stopped or skipped and the failed
+ * hosts' reasons.
+ */
+function summaryMarkdown(input) {
+    const { results, elapsedMs, steps, title, runUrl, halt, timeline, intro = [] } = input;
+    const md = new BudgetedMarkdown(SUMMARY_BYTES);
+    md.add([
+        `## ssh-fleet${title ? `: ${markdown_inline(title)}` : ''}`,
+        '',
+        // runUrl has the shape RUN_LINK checks: no character in it is Markdown.
+        `${tally(results, elapsedMs)}${runUrl ? ` · [run log](${runUrl})` : ''}`,
+        '',
+        ...(halt ? [`**${markdown_inline(haltText(halt))}**`, ''] : []),
+        ...(intro.length ? [...intro, ''] : [])
+    ]);
+    const columns = hostColumns(results, steps);
+    md.add(markdown_table(columns.map(([name]) => name), []));
+    // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
+    md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    const chart = timeline?.gantt(results, steps);
+    if (chart?.lines.length) {
+        const note = chart.left ? ['', `${chart.left} more hosts are not in the timeline (its limit of bars).`] : [];
+        if (!md.add(['', '### Timeline', '', ...chart.lines, ...note]))
+            md.add(['', "Timeline: left out (the summary's size limit)."]);
+    }
+    const stopped = results.filter((r) => r.skipCode === 'stopped');
+    const notStarted = results.filter((r) => r.skipCode === 'not-started');
+    if (stopped.length || notStarted.length) {
+        md.add(['', '### Stopped by max-failures', '']);
+        md.add([
+            ...(stopped.length ? [`- stopped mid-plan (${stopped.length}): ${markdown_inline(hostSpan(stopped.map((r) => r.host)))}`] : []),
+            ...(notStarted.length ? [`- not started (${notStarted.length}): ${markdown_inline(hostSpan(notStarted.map((r) => r.host)))}`] : [])
+        ]);
+    }
+    const skippedHosts = results.filter((r) => r.status === 'skipped' && r.skipCode !== 'stopped' && r.skipCode !== 'not-started');
+    if (skippedHosts.length > 0) {
+        md.add(['', '### Skipped hosts', '']);
+        if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
+            md.add(["Left out (the summary's size limit): the results output has each reason."]);
+    }
+    const failures = results.filter(hostFailed);
+    if (failures.length > 0) {
+        md.add(['', '### Failed hosts']);
+        md.each(failures, (r) => {
+            const said = lastWords(r);
+            return [
+                '',
+                `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`,
+                '',
+                ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
+            ];
+        }, (left) => [
+            '',
+            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
+        ]);
+    }
+    return md.text();
+}
+/** The summary of a dry run: the plan, and that nothing was connected to. */
+function dryRunMarkdown(plan) {
+    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
+}
+/**
+ * A line linking each merged shard's log (files with a link: runUrl has RUN_LINK's shape, nothing in
+ * it is Markdown); none when no file has one (files of earlier versions).
+ */
+function shardLinks(runs) {
+    const linked = runs.flatMap((r) => (r.runUrl ? [`[${r.shard ? `shard ${r.shard}` : 'run'}](${r.runUrl})`] : []));
+    return linked.length ? ['', `Logs: ${linked.join(' · ')}`] : [];
+}
+/** Hosts listed as the slowest in a merged fleet's summary. */
+const SLOWEST_HOSTS = 5;
+/**
+ * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
+ * hosts. Markdown lines to go before the per-host table.
+ */
+function fleetMarkdown(results, planSteps) {
+    // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
+    const failedOn = new Map();
+    for (const r of results)
+        for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
+            failedOn.set(name, (failedOn.get(name) ?? 0) + 1);
+    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)]));
+    const ran = results
+        .filter((r) => r.durationMs > 0)
+        .sort((a, b) => b.durationMs - a.durationMs)
+        .slice(0, SLOWEST_HOSTS);
+    if (ran.length > 0)
+        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
+    return lines;
+}
+/**
+ * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
+ * catches a secret in any other text); outside Actions (a local run) there is no summary file.
+ */
+async function writeSummary(markdown) {
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return;
+    await summary.addRaw(mask(markdown)).write();
+}
+
+;// CONCATENATED MODULE: ./src/report/timeline.ts
+
+/**
+ * Hosts drawn a section each, a bar per step; past this ("a few dozen", a picture a reader can still
+ * follow), a section per batch and a bar per host, first step to last.
+ */
+const TIMELINE_HOST_SECTIONS = 30;
+/** The most bars drawn: Mermaid lays out every bar, and past a few hundred the picture is a smear. */
+const TIMELINE_BARS = 400;
+/** When each step ran on each host, and each host's batch. */
+class Timeline {
+    batchOf = new Map();
+    /** Per host, per plan step index: [start, end] (Date.now() values). */
+    spans = new Map();
+    batchStarted(batch, _batches, hosts) {
+        for (const h of hosts)
+            this.batchOf.set(h.name, batch);
+    }
+    stepRan(host, step, startedAt, endedAt) {
+        let spans = this.spans.get(host.name);
+        if (!spans)
+            this.spans.set(host.name, (spans = []));
+        spans[step] = [startedAt, endedAt];
+    }
+    /**
+     * The chart as Markdown lines (a ```mermaid block), in the order of `results`; `left` counts hosts
+     * past TIMELINE_BARS. Nothing when no step ran. Every label goes through mermaidText().
+     */
+    gantt(results, stepNames) {
+        const ran = results.filter((r) => this.spans.has(r.host));
+        if (ran.length === 0)
+            return { lines: [], left: 0 };
+        const tag = (status) => (status === 'failed' ? 'crit, ' : status === 'success' ? 'done, ' : '');
+        // Real times (dateFormat x): the axis then reads as clock time wherever the reader is.
+        const bar = (label, status, [start, end]) => `    ${mermaidText(label)} :${tag(status)}${start}, ${Math.max(end, start + 1)}`;
+        const lines = ['```mermaid', 'gantt', '    dateFormat x', '    axisFormat %H:%M:%S'];
+        let bars = 0;
+        let drawn = 0;
+        if (ran.length <= TIMELINE_HOST_SECTIONS) {
+            for (const r of ran) {
+                const spans = this.spans.get(r.host);
+                const planSteps = r.steps.filter((s) => !s.phase);
+                const own = spans.flatMap((span, i) => (span ? [bar(stepNames[i] ?? `step ${i + 1}`, planSteps[i]?.status, span)] : []));
+                if (bars + own.length > TIMELINE_BARS)
+                    break;
+                lines.push(`    section ${mermaidText(r.host)}`, ...own);
+                bars += own.length;
+                drawn++;
+            }
+        }
+        else {
+            let section;
+            for (const r of ran.slice(0, TIMELINE_BARS)) {
+                const spans = this.spans.get(r.host).filter(Boolean);
+                const batch = this.batchOf.get(r.host);
+                if (batch !== section)
+                    lines.push(`    section ${mermaidText(`batch ${batch ?? '?'}`)}`);
+                section = batch;
+                const status = r.status === 'success' ? 'success' : r.status === 'skipped' ? undefined : 'failed';
+                lines.push(bar(r.host, status, [Math.min(...spans.map((s) => s[0])), Math.max(...spans.map((s) => s[1]))]));
+                drawn++;
+            }
+        }
+        lines.push('```');
+        return { lines, left: ran.length - drawn };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/run-link.ts
+/**
+ * The link to this run's log, from the runner's variables. They are text from outside like any other:
+ * each is checked for its shape, and the link left out when one is not what GitHub sets.
+ */
+/** `https://github.com` or a GitHub Enterprise Server's origin (http allowed: some run without TLS). */
+const SERVER = /^https?:\/\/[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::\d{1,5})?$/;
+/** `owner/repo`: GitHub's names are letters, digits, `-` (owners) and also `.` and `_` (repositories). */
+const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+const NUMBER = /^[1-9][0-9]{0,19}$/;
+/** The shape of a link runLink() makes: what a results file may hold (the merge checks it with this). */
+const run_link_RUN_LINK = /^https?:\/\/[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::\d{1,5})?\/[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}\/actions\/runs\/[1-9][0-9]{0,19}(?:\/attempts\/[1-9][0-9]{0,19})?$/;
+/**
+ * `${GITHUB_SERVER_URL}/${GITHUB_REPOSITORY}/actions/runs/${GITHUB_RUN_ID}`, with `/attempts/N` when
+ * GITHUB_RUN_ATTEMPT is set; undefined outside Actions or when any of them has another shape.
+ */
+function runLink(env) {
+    const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repository, GITHUB_RUN_ID: id, GITHUB_RUN_ATTEMPT: attempt } = env;
+    if (!server || !SERVER.test(server) || !repository || !REPOSITORY.test(repository) || !id || !NUMBER.test(id))
+        return undefined;
+    if (attempt && !NUMBER.test(attempt))
+        return undefined;
+    return `${server}/${repository}/actions/runs/${id}${attempt ? `/attempts/${attempt}` : ''}`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/json-budget.ts
@@ -69485,80 +71145,12 @@ function partsWithin(parts, budget, separator = ',') {
     return { kept, complete: true };
 }
 
-;// CONCATENATED MODULE: ./src/report/report.ts
-
-
-
-
-
-
-
-
-/** Lines of output quoted in a failed host's annotation. */
-const ANNOTATION_OUTPUT_LINES = 5;
+;// CONCATENATED MODULE: ./src/report/results-json.ts
 /**
- * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
- * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ * A host's result as JSON, both ways: the shape the `results` output shows (results files keep a few
+ * fields more), read back field by field when the merge reads results files.
  */
-function lastWords(r) {
-    // The step that failed the host, not the last one run: on-failure and always steps come after it.
-    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
-    if (!step)
-        return undefined;
-    if (step.stderrTail.trim())
-        return { stream: 'stderr', text: step.stderrTail };
-    if (step.stdoutTail.trim())
-        return { stream: 'stdout', text: step.stdoutTail };
-    return undefined;
-}
-const coreReporter = {
-    error: (message, title) => error(message, { title }),
-    warning: (message, title) => warning(message, { title }),
-    notice: (message) => notice(message)
-};
-/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
-function tally(results, elapsedMs) {
-    const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
-    return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
-}
-/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
-const HOST_ERRORS = ANNOTATION_LIMIT - 1;
-/**
- * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
- * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
- * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
- * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
- */
-function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = ANNOTATION_LIMIT) {
-    for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
-        const said = lastWords(r);
-        const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? [];
-        const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n');
-        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
-    }
-    const warned = results.filter((r) => r.warnings.length > 0);
-    const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length;
-    for (const r of warned.slice(0, shown))
-        reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`);
-    if (warned.length > shown) {
-        reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`);
-    }
-    reporter.notice(tally(results, elapsedMs));
-}
-/**
- * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
- * have annotations of their own, how many more and where to find them.
- */
-function failureMessage(results) {
-    const failures = results.filter(hostFailed);
-    if (failures.length === 0)
-        return undefined;
-    const head = `${failures.length} of ${results.length} hosts failed`;
-    if (failures.length <= HOST_ERRORS)
-        return `${head}: ${failures.map((r) => r.host).join(', ')}`;
-    return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
-}
+
 /** A host's result as the `results` output shows it; `forFile` adds the failed step and warnings. */
 function hostJson(r, forFile = false) {
     return {
@@ -69568,6 +71160,7 @@ function hostJson(r, forFile = false) {
         durationMs: r.durationMs,
         attempts: r.attempts,
         error: r.error ?? null,
+        ...(r.skipCode ? { skipCode: r.skipCode } : {}),
         ...(forFile ? { failedStep: r.failedStep ?? null, warnings: r.warnings } : {}),
         steps: r.steps.map((s) => ({
             name: s.name,
@@ -69591,7 +71184,7 @@ function hostJson(r, forFile = false) {
 const HOST_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped', 'unreachable', 'cancelled']));
 const STEP_STATUSES = (/* unused pure expression or super */ null && (['success', 'failed', 'skipped']));
 /** The inverse of hostJson(r, true), for merging results files; throws on a field of the wrong kind. */
-function report_hostFromJson(value) {
+function results_json_hostFromJson(value) {
     const o = value;
     const str = (v, what) => {
         if (typeof v !== 'string')
@@ -69612,6 +71205,10 @@ function report_hostFromJson(value) {
         throw new Error(`${host}: unknown status '${status}'`);
     if (!Array.isArray(o.steps))
         throw new Error(`${host}: steps is not a list`);
+    // Files of earlier versions have no code: the host reads as plainly skipped.
+    const skipCode = orNull(o.skipCode, str, `${host}: skipCode`);
+    if (skipCode !== null && !SKIP_CODES.includes(skipCode))
+        throw new Error(`${host}: unknown skipCode '${skipCode}'`);
     return {
         host,
         status,
@@ -69621,6 +71218,7 @@ function report_hostFromJson(value) {
         error: orNull(o.error, str, `${host}: error`) ?? undefined,
         failedStep: orNull(o.failedStep, str, `${host}: failedStep`) ?? undefined,
         warnings: Array.isArray(o.warnings) ? o.warnings.map((w) => str(w, `${host}: warning`)) : [],
+        ...(skipCode ? { skipCode } : {}),
         steps: o.steps.map((raw) => {
             const name = str(raw.name, `${host}: step name`);
             const at = `${host}, step ${name}`;
@@ -69657,8 +71255,11 @@ function report_hostFromJson(value) {
         })
     };
 }
-/** GitHub takes an output of at most 1 MB. */
-const OUTPUT_BYTES = 1_000_000;
+
+;// CONCATENATED MODULE: ./src/report/results-budget.ts
+
+
+
 /** The last whole lines of `tail` within `chars`, marked when lines were left out. */
 function lastLines(tail, chars) {
     if (tail.length <= chars)
@@ -69728,6 +71329,17 @@ function hostsWithin(results, budget, forFile = false, separator = ',') {
     const { kept } = partsWithin(hosts(0, false), budget, separator);
     return { parts: kept, left: results.length - kept.length };
 }
+
+;// CONCATENATED MODULE: ./src/report/action-outputs.ts
+/** The action's outputs (action.yml) as GitHub takes them: each within its size limit, every secret masked. */
+
+
+
+
+
+
+/** GitHub takes an output of at most 1 MB. */
+const OUTPUT_BYTES = 1_000_000;
 /** Room for the entry that counts hosts left out (`{"hostsLeftOut":N}`). */
 const LEFT_OUT_ROOM = 64;
 /**
@@ -69807,127 +71419,10 @@ function setOutputs(unmasked) {
     setOutput(Outputs.Succeeded, hostLines(results.filter((r) => r.status === 'success')));
     setOutput(Outputs.Failed, hostLines(results.filter(hostFailed)));
 }
-const STATUS_ICON = {
-    success: '✅ success',
-    failed: '❌ failed',
-    unreachable: '⛔ unreachable',
-    cancelled: '🛑 cancelled',
-    skipped: '⏭️ skipped'
-};
-/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
-const SUMMARY_BYTES = 1_000_000;
-/** Markdown lines within a byte budget: a part that does not fit is left out, and says so. */
-class BudgetedMarkdown {
-    limit;
-    lines = [];
-    bytes = 0;
-    /** Room kept for the notes that say what was left out. */
-    static NOTE_BYTES = 512;
-    constructor(limit) {
-        this.limit = limit;
-    }
-    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
-    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
-        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-        if (this.bytes + bytes > this.limit - reserve)
-            return false;
-        this.lines.push(...lines);
-        this.bytes += bytes;
-        return true;
-    }
-    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
-    each(items, part, rest) {
-        const i = items.findIndex((item) => !this.add(part(item)));
-        if (i >= 0)
-            this.add(rest(items.length - i), 0);
-    }
-    /** Bytes that can still be added, keeping room for notes. */
-    get room() {
-        return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes;
-    }
-    text() {
-        return this.lines.join('\n') + '\n';
-    }
-}
-/**
- * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
- * the failed hosts' reasons.
- */
-function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
-    const columns = [
-        ['Host', (r) => r.host],
-        ['Status', (r) => STATUS_ICON[r.status]],
-        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
-        ['Attempts', (r) => String(r.attempts)],
-        ['Duration', (r) => output_seconds(r.durationMs)],
-        ['Exit code', (r) => String(r.exitCode ?? '')]
-    ];
-    // Columns for kinds of steps the plan has.
-    if (results.some((r) => r.steps.some((s) => s.reboot))) {
-        columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [output_seconds(s.reboot.downtimeMs)] : [])).join(', ')]);
-    }
-    if (results.some((r) => r.steps.some((s) => s.transfer))) {
-        columns.push([
-            'Uploaded',
-            (r) => {
-                const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
-                const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
-                return moved.length
-                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}`
-                    : '';
-            }
-        ]);
-    }
-    const md = new BudgetedMarkdown(SUMMARY_BYTES);
-    md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
-    // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
-    md.add(markdown_table(columns.map(([title]) => title), []));
-    md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
-    if (results.some((r) => r.steps.length > 1)) {
-        const details = [
-            '',
-            '<details><summary>Steps per host</summary>',
-            '',
-            ...markdown_table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], [])
-        ];
-        const end = ['', '</details>'];
-        const room = md.room - [...details, ...end].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-        const stepRows = function* () {
-            for (const r of results)
-                for (const s of r.steps)
-                    yield row([r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', output_seconds(s.durationMs), String(s.attempts)]);
-        };
-        // Newline-joined, as the summary's lines are: the whole table fits, or it is left out.
-        const { kept, complete } = partsWithin(stepRows(), room - 1, '\n');
-        if (complete)
-            md.add([...details, ...kept, ...end]);
-        else
-            md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
-    }
-    const skippedHosts = results.filter((r) => r.status === 'skipped');
-    if (skippedHosts.length > 0) {
-        md.add(['', '### Skipped hosts', '']);
-        if (!md.add(codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
-            md.add(["Left out (the summary's size limit): the results output has each reason."]);
-    }
-    const failures = results.filter(hostFailed);
-    if (failures.length > 0) {
-        md.add(['', '### Failed hosts']);
-        md.each(failures, (r) => {
-            const said = lastWords(r);
-            return [
-                '',
-                `**${markdown_inline(r.host)}**${r.failedStep ? ` (step ${markdown_inline(r.failedStep)})` : ''}:`,
-                '',
-                ...codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
-            ];
-        }, (left) => [
-            '',
-            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
-        ]);
-    }
-    return md.text();
-}
+
+;// CONCATENATED MODULE: ./src/report/plan-text.ts
+
+
 /** The plan in words: batches with their hosts, steps with their options. */
 function describePlan(settings) {
     const { hosts, batches, steps, strategy, concurrency, maxFailures } = settings;
@@ -69959,7 +71454,7 @@ function describePlan(settings) {
             : s.kind === 'local'
                 ? `on the runner: ${s.command}`
                 : s.kind === 'upload'
-                    ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
+                    ? `upload ${s.files.length} files (${size(s.files.reduce((n, f) => n + f.size, 0))}) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
                     : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
         return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
     };
@@ -69974,42 +71469,10 @@ function describePlan(settings) {
         lines.push(`  ${extras.join('; ')}`);
     return lines.join('\n');
 }
-/** The summary of a dry run: the plan, and that nothing was connected to. */
-function dryRunMarkdown(plan) {
-    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
-}
-/** Hosts listed as the slowest in a merged fleet's summary. */
-const SLOWEST_HOSTS = 5;
-/**
- * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
- * hosts. Markdown lines to go before the per-host table.
- */
-function fleetMarkdown(results, planSteps) {
-    // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
-    const failedOn = new Map();
-    for (const r of results)
-        for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
-            failedOn.set(name, (failedOn.get(name) ?? 0) + 1);
-    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)]));
-    const ran = results
-        .filter((r) => r.durationMs > 0)
-        .sort((a, b) => b.durationMs - a.durationMs)
-        .slice(0, SLOWEST_HOSTS);
-    if (ran.length > 0)
-        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
-    return lines;
-}
-/**
- * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
- * catches a secret in any other text); outside Actions (a local run) there is no summary file.
- */
-async function writeSummary(markdown) {
-    if (!process.env.GITHUB_STEP_SUMMARY)
-        return;
-    await summary.addRaw(mask(markdown)).write();
-}
 
 ;// CONCATENATED MODULE: ./src/report/results-file.ts
+
+
 
 
 
@@ -70131,6 +71594,10 @@ function checkRun(run) {
         return text;
     };
     const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64);
+    // Linked from the merged summary: only a link of the shape this action writes.
+    const runUrl = run.runUrl === undefined ? undefined : check.text(run.runUrl, 'run.runUrl', NAME_CHARS);
+    if (runUrl !== undefined && !RUN_LINK.test(runUrl))
+        throw new Error('run.runUrl is not a link to a GitHub Actions run');
     return {
         shard: shard === null ? null : { index: shard.index, count: shard.count },
         hosts,
@@ -70138,7 +71605,8 @@ function checkRun(run) {
         plan,
         startedAt: time('startedAt'),
         endedAt: time('endedAt'),
-        actionVersion
+        actionVersion,
+        ...(runUrl ? { runUrl } : {})
     };
 }
 /** One host's result, its shape and sizes checked before hostFromJson reads its fields. */
@@ -70263,6 +71731,10 @@ function mergeResults(files) {
         results,
         plan: first.run.plan,
         missingShards,
+        runs: parsed.map(({ run }) => ({
+            shard: run.shard && `${run.shard.index}/${run.shard.count}`,
+            ...(run.runUrl ? { runUrl: run.runUrl } : {})
+        })),
         files: parsed.length,
         startedAt: Math.min(...times('startedAt')),
         endedAt: Math.max(...times('endedAt'))
@@ -70272,66 +71744,86 @@ function mergeResults(files) {
 ;// CONCATENATED MODULE: ./src/run/scheduler.ts
 
 
+
 /**
  * Runs the plan over the fleet: batch after batch, each with at most `concurrency` hosts in flight,
  * either each host through the whole plan (`host`) or each step across the batch (`step`). Once more
  * than `maxFailures` hosts have failed, hosts in flight stop before their next step and hosts not yet
- * started are skipped. Results come back in the order of the hosts.
+ * started are skipped: `stopped` after the steps they ran, or `not-started`. Results come back in the
+ * order of the hosts; `watch` hears of batches, hosts and steps as they go (the log, the timeline).
  */
-async function runFleet(plan, start, cancel) {
+async function runFleet(plan, start, cancel, watch = []) {
     const results = new Map();
     const limit = pLimit(plan.concurrency);
+    const batches = plan.batches.length;
+    let batch = 0;
     let failures = 0;
-    const exceeded = () => failures > plan.maxFailures;
-    const stopReason = () => `skipped: more than ${plan.maxFailures} host${plan.maxFailures === 1 ? '' : 's'} failed (max-failures)`;
+    let halt;
+    const tell = (event, ...args) => {
+        for (const w of watch)
+            w[event]?.call(w, ...args);
+    };
+    /** Why a host is skipped once the rollout stopped, after `done` of its plan's steps. */
+    const haltedSkip = (done) => done === 0
+        ? { reason: `not started: ${haltText(halt)}`, code: 'not-started' }
+        : { reason: `stopped after step ${done} of ${plan.steps.length}: ${haltText(halt)}`, code: 'stopped' };
     /** Runs a step on a host, counting the host's failure at once so others can stop. */
     const step = async (run, s) => {
         if (cancel?.aborted) {
             run.cancel(s);
             return false;
         }
-        if (exceeded()) {
-            run.skip(stopReason());
+        if (halt) {
+            const { reason, code } = haltedSkip(plan.steps.indexOf(s));
+            run.skip(reason, code);
             return false;
         }
+        const startedAt = Date.now();
         const goOn = await run.runStep(s);
-        if (run.failed)
-            failures++;
+        tell('stepRan', run.host, plan.steps.indexOf(s), startedAt, Date.now());
+        if (run.failed && ++failures > plan.maxFailures && !halt) {
+            halt = { host: run.host.name, batch, batches, maxFailures: plan.maxFailures };
+            tell('halted', halt);
+        }
         return goOn;
     };
-    for (const batch of plan.batches) {
-        if (cancel?.aborted || exceeded()) {
-            const why = cancel?.aborted ? CANCELLED_BEFORE_START : stopReason();
-            for (const host of batch)
-                results.set(host, results_skippedResult(host.name, why));
+    const begin = (host) => {
+        tell('hostStarted', host);
+        return start(host);
+    };
+    const end = async (run) => {
+        await run.afterPlan();
+        const result = run.finish();
+        results.set(run.host, result);
+        tell('hostFinished', result);
+    };
+    for (const hosts of plan.batches) {
+        batch++;
+        if (cancel?.aborted || halt) {
+            for (const host of hosts)
+                results.set(host, cancel?.aborted ? results_skippedResult(host.name, CANCELLED_BEFORE_START) : results_skippedResult(host.name, haltedSkip(0).reason, 'not-started'));
             continue;
         }
+        tell('batchStarted', batch, batches, hosts);
         if (plan.strategy === 'host') {
-            await Promise.all(batch.map((host) => limit(async () => {
-                const run = start(host);
+            await Promise.all(hosts.map((host) => limit(async () => {
+                const run = begin(host);
                 for (const s of plan.steps)
                     if (!(await step(run, s)))
                         break;
-                await run.afterPlan();
-                results.set(host, run.finish());
+                await end(run);
             })));
         }
         else {
-            let active = batch.map(start);
+            let active = hosts.map(begin);
             for (const s of plan.steps) {
                 const goOn = await Promise.all(active.map((run) => limit(() => step(run, s))));
-                const done = active.filter((_, i) => !goOn[i]);
-                await Promise.all(done.map((run) => limit(async () => {
-                    await run.afterPlan();
-                    results.set(run.host, run.finish());
-                })));
+                await Promise.all(active.filter((_, i) => !goOn[i]).map((run) => limit(() => end(run))));
                 active = active.filter((_, i) => goOn[i]);
             }
-            await Promise.all(active.map((run) => limit(async () => {
-                await run.afterPlan();
-                results.set(run.host, run.finish());
-            })));
+            await Promise.all(active.map((run) => limit(() => end(run))));
         }
+        tell('batchFinished', batch, batches, hosts.map((host) => results.get(host)));
     }
     return plan.batches.flat().map((host) => results.get(host));
 }
@@ -70353,10 +71845,16 @@ const package_namespaceObject = {"rE":"0.1.0"};
 
 
 
+
+
+
+
+
 /** Writes the `results-file`, when asked for. */
 function saveResults(settings, startedAt, results) {
     if (!settings.resultsFile)
         return;
+    const runUrl = runLink(process.env);
     writeResultsFile(settings.workspace, settings.resultsFile, {
         shard: settings.shard ?? null,
         hosts: settings.hosts.map((h) => h.name),
@@ -70364,7 +71862,8 @@ function saveResults(settings, startedAt, results) {
         plan: settings.steps.map((s) => ({ name: s.name, kind: s.kind })),
         startedAt: startedAt.toISOString(),
         endedAt: new Date().toISOString(),
-        actionVersion: package_namespaceObject.rE
+        actionVersion: package_namespaceObject.rE,
+        ...(runUrl ? { runUrl } : {})
     }, results);
 }
 /** What a cancel did: hosts stopped mid-plan, and hosts that never started (skipped with no step run). */
@@ -70437,17 +71936,14 @@ async function run() {
                 fail(failed.join('; '));
             return;
         }
-        const keysUnchecked = settings.hostKeys.mode === 'off';
-        if (keysUnchecked) {
-            warning('host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy', {
-                title: 'Host keys not checked'
-            });
-        }
-        // One annotation for all of them: GitHub shows at most 10 warnings.
-        if (settings.sshConfigWarnings.length)
-            warning(settings.sshConfigWarnings.join('\n'), { title: 'ssh-config' });
+        const warningSlots = warnBeforeRun(settings);
         log.note(plan);
-        const gates = new HandshakeGates(settings.concurrency);
+        const gates = new HandshakeGates({
+            max: settings.concurrency,
+            signal: cancel.signal,
+            // Every host on the address waits: said once, for all of them.
+            onPause: (address, ms, why) => log?.note(`${address} turns away even a lone connection (${why}): no new connection to it for ${output_seconds(ms)}, then one to probe`)
+        });
         router = new Router(settings, { gates, signal: cancel.signal }, (host, message) => host ? log?.status(host, message) : log?.note(message));
         const tunnel = router.tunnel;
         const shared = { runOnce: new RunOnceSteps(), limits: new StepLimits() };
@@ -70463,7 +71959,9 @@ async function run() {
             runs.push(run);
             return run;
         };
-        const results = await runFleet(settings, start, cancel.signal);
+        const rollout = new RolloutLog(settings.hosts.length, (line) => log?.note(line));
+        const timeline = new Timeline();
+        const results = await runFleet(settings, start, cancel.signal, [rollout, timeline]);
         // With several hosts in flight their lines interleave: each failed host's failing step again, whole.
         if (!log.grouped)
             for (const r of runs)
@@ -70473,14 +71971,24 @@ async function run() {
         const elapsed = Date.now() - started;
         const failed = await report([
             ['results file', () => saveResults(settings, startedAt, results)],
-            [
-                'annotations',
-                () => annotate(results, elapsed, undefined, ANNOTATION_LIMIT - (keysUnchecked ? 1 : 0) - (settings.sshConfigWarnings.length ? 1 : 0))
-            ],
+            ['annotations', () => annotate(results, elapsed, undefined, warningSlots)],
             ['outputs', () => setOutputs(results)],
-            ['job summary', () => writeSummary(summaryMarkdown(results, elapsed, settings.steps.length))]
+            [
+                'job summary',
+                () => writeSummary(summaryMarkdown({
+                    results,
+                    elapsedMs: elapsed,
+                    steps: settings.steps.map((s) => s.name),
+                    title: stepTitle(process.env),
+                    runUrl: runLink(process.env),
+                    halt: rollout.halt,
+                    timeline
+                }))
+            ]
         ]);
-        const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results), ...failed].filter(Boolean).join('; ');
+        const failure = [cancel.signal.aborted && cancelledMessage(results), failureMessage(results, rollout.halt), ...failed]
+            .filter(Boolean)
+            .join('; ');
         if (failure)
             fail(failure);
     }

@@ -31680,12 +31680,69 @@ function getIDToken(aud) {
 /** A bad input value; main reports it as an error annotation naming the input. */
 class InputError extends Error {
     input;
-    constructor(input, problem) {
+    problem;
+    constructor(input, 
+    /** What is wrong, without the input's name: a caller that wraps it names its own input. */
+    problem) {
         super(`Invalid input '${input}': ${problem}`);
         this.input = input;
+        this.problem = problem;
         this.name = 'InputError';
     }
 }
+
+;// CONCATENATED MODULE: ./src/plan/input-names.ts
+/** The inputs of each action by name, as its action.yml declares them; code reads an input only by these. */
+/** The inputs of ssh-fleet (action.yml). */
+var input_names_Inputs;
+(function (Inputs) {
+    Inputs["Hosts"] = "hosts";
+    Inputs["Username"] = "username";
+    Inputs["Port"] = "port";
+    Inputs["PrivateKey"] = "private-key";
+    Inputs["Passphrase"] = "passphrase";
+    Inputs["Password"] = "password";
+    Inputs["Agent"] = "agent";
+    Inputs["KnownHosts"] = "known-hosts";
+    Inputs["Fingerprint"] = "fingerprint";
+    Inputs["HostKeyCheck"] = "host-key-check";
+    Inputs["Run"] = "run";
+    Inputs["RunFile"] = "run-file";
+    Inputs["Steps"] = "steps";
+    Inputs["OnFailure"] = "on-failure";
+    Inputs["Always"] = "always";
+    Inputs["Capture"] = "capture";
+    Inputs["Pty"] = "pty";
+    Inputs["SudoPassword"] = "sudo-password";
+    Inputs["ForwardAgent"] = "forward-agent";
+    Inputs["LegacyAlgorithms"] = "legacy-algorithms";
+    Inputs["Env"] = "env";
+    Inputs["Shell"] = "shell";
+    Inputs["Concurrency"] = "concurrency";
+    Inputs["ConnectTimeout"] = "connect-timeout";
+    Inputs["ConnectRetries"] = "connect-retries";
+    Inputs["KeepaliveInterval"] = "keepalive-interval";
+    Inputs["KeepaliveCountMax"] = "keepalive-count-max";
+    Inputs["Strategy"] = "strategy";
+    Inputs["Batch"] = "batch";
+    Inputs["MaxFailures"] = "max-failures";
+    Inputs["Shard"] = "shard";
+    Inputs["ResultsFile"] = "results-file";
+    Inputs["DryRun"] = "dry-run";
+    Inputs["ProxyJump"] = "proxy-jump";
+    Inputs["ProxyCommand"] = "proxy-command";
+    Inputs["SshConfig"] = "ssh-config";
+    Inputs["ProxyPrivateKey"] = "proxy-private-key";
+    Inputs["Timeout"] = "timeout";
+    Inputs["Retries"] = "retries";
+    Inputs["RetryDelay"] = "retry-delay";
+})(input_names_Inputs || (input_names_Inputs = {}));
+/** The inputs of the merge action (merge/action.yml). */
+var MergeInputs;
+(function (MergeInputs) {
+    MergeInputs["Files"] = "files";
+    MergeInputs["FailOnFailure"] = "fail-on-failure";
+})(MergeInputs || (MergeInputs = {}));
 
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
@@ -31784,7 +31841,11 @@ function globCovers(pattern, path) {
 
 
 
-const MAGIC = /[*?[]/;
+/**
+ * The glob syntax (see globMatch): `*`, `?` and `**`. Brackets are no syntax here, so `site/[lang]` is a
+ * name; and a path that exists as written is taken as written before any glob reading (`a*b` may be a file).
+ */
+const MAGIC = /[*?]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
 }
@@ -31863,34 +31924,15 @@ function excludes(globs) {
     return (path) => patterns.some((p) => globCovers(p, path));
 }
 function resolveFrom(from, to, workspace) {
-    if (MAGIC.test(from)) {
-        const segments = toPosix(from).split('/');
-        const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-        // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
-        const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
-        const pattern = segments.slice(firstMagic).join('/');
-        let isDir = false;
-        try {
-            isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
-        }
-        catch {
-            // named below
-        }
-        if (!isDir)
-            throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
-        const found = walk(base, from);
-        const files = found.files.filter((f) => globMatch(pattern, f.relative));
-        if (files.length === 0)
-            throw new Error(`'${from}' matches no file (looked in ${base})`);
-        return { files, dirs: [] };
-    }
     const path = workspace.resolve(from);
     let stat;
     try {
         stat = (0,external_node_fs_namespaceObject.statSync)(path);
     }
     catch {
-        throw new Error(`'${from}' does not exist (resolved to ${path})`);
+        if (MAGIC.test(from))
+            return resolveGlob(from, workspace);
+        throw new Error(`'${from}' does not exist (resolved to ${path})${from.includes(',') ? SEVERAL_SOURCES : ''}`);
     }
     if (stat.isDirectory())
         return walk(path, from);
@@ -31907,6 +31949,66 @@ function resolveFrom(from, to, workspace) {
         ],
         dirs: []
     };
+}
+/** A comma is part of a name (a file may have one in it): several sources are a YAML list. */
+const SEVERAL_SOURCES = '; for several sources write a YAML list: from: [a, b]';
+function resolveGlob(from, workspace) {
+    const segments = toPosix(from).split('/');
+    const firstMagic = segments.findIndex((s) => MAGIC.test(s));
+    // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
+    const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
+    const pattern = segments.slice(firstMagic).join('/');
+    let isDir = false;
+    try {
+        isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
+    }
+    catch {
+        // named below
+    }
+    if (!isDir)
+        throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
+    const found = walk(base, from);
+    const files = found.files.filter((f) => globMatch(pattern, f.relative));
+    if (files.length === 0)
+        throw new Error(`'${from}' matches no file (looked in ${base})`);
+    return { files, dirs: [] };
+}
+/**
+ * An upload's sources, each resolved as resolveUpload does, together below `to`. One source that is a
+ * file may name its destination (`to` without a trailing /); several, as scp and cp do, go into `to` as
+ * a directory: a directory's contents, a file by its name, a glob's matches. Two sources that would land
+ * on one remote path are an error naming both, before anything connects.
+ */
+function resolveSources(from, to, workspace, exclude = []) {
+    if (from.length === 1)
+        return resolveUpload(from[0], to, workspace, exclude);
+    const into = to.endsWith('/') ? to : `${to}/`;
+    const files = [];
+    const dirs = new Set();
+    // Each remote path below `to` with the source that puts it there: a file, or a directory a file is in.
+    const whose = new Map();
+    const claim = (path, source, local, dir) => {
+        const earlier = whose.get(path);
+        if (earlier === undefined)
+            return void whose.set(path, { source, local, dir });
+        if (earlier.dir && dir)
+            return;
+        throw new Error(`'${earlier.source}' and '${source}' both upload ${path} into ${to} (${workspace.show(earlier.local)} and ${workspace.show(local)}): rename one, or give each its own upload step`);
+    };
+    for (const source of from) {
+        const found = resolveUpload(source, into, workspace, exclude);
+        for (const file of found.files) {
+            const parts = file.relative.split('/');
+            parts.slice(0, -1).forEach((_, i) => claim(parts.slice(0, i + 1).join('/'), source, file.local, true));
+            claim(file.relative, source, file.local, false);
+            files.push(file);
+        }
+        for (const dir of found.dirs) {
+            claim(dir, source, join(workspace.resolve(source), dir), true);
+            dirs.add(dir);
+        }
+    }
+    return { files, dirs: [...dirs].sort() };
 }
 /** The paths of the files a file, directory or glob names on the runner, in a stable order. */
 function localFiles(pattern, workspace) {
@@ -32191,7 +32293,7 @@ var Outputs;
     Outputs["Captured"] = "captured";
 })(Outputs || (Outputs = {}));
 /** GitHub shows at most this many annotations of one kind per step. */
-const ANNOTATION_LIMIT = 10;
+const constants_ANNOTATION_LIMIT = 10;
 
 ;// CONCATENATED MODULE: ./src/base/results.ts
 /**
@@ -32212,6 +32314,7 @@ function stepResult(name, startedAt, fields) {
         ...fields
     };
 }
+const SKIP_CODES = ['no-results', 'not-started', 'stopped'];
 /** Why a host that had not started yet when the job was cancelled did not run. */
 const CANCELLED_BEFORE_START = 'skipped: the job was cancelled before this host started';
 /** The result of a host that did not run (more of) the plan, with why (and a code where one decides). */
@@ -32229,7 +32332,7 @@ function skippedResult(host, reason, code) {
     };
 }
 /** Failed, unreachable or cancelled mid-plan: what fails the action. */
-function hostFailed(r) {
+function results_hostFailed(r) {
     return r.status === 'failed' || r.status === 'unreachable' || r.status === 'cancelled';
 }
 
@@ -32271,16 +32374,23 @@ function encodedForms(value) {
 }
 /** Masks `value` in the job log (core.setSecret) and remembers it, and its encoded forms, for `mask`. */
 function registerSecret(value) {
-    if (value === '')
+    if (value === '' || secrets.has(value))
         return;
     core.setSecret(value);
-    if (secrets.has(value))
-        return;
     secrets.add(value);
     for (const form of encodedForms(value))
         if (form !== value && form.length >= MIN_ENCODED)
             secrets_forms.add(form);
     ordered = [...secrets, ...secrets_forms].sort((a, b) => b.length - a.length);
+}
+/** A multi-line secret (a key): whole, and each line, as the runner masks line by line. */
+function registerSecretLines(value) {
+    if (value.trim() === '')
+        return;
+    registerSecret(value);
+    for (const line of value.split(/\r?\n/))
+        if (line.trim().length > 0)
+            registerSecret(line.trim());
 }
 /** Every secret registered so far. */
 function secrets_knownSecrets() {
@@ -32481,7 +32591,7 @@ function clipText(text, maxChars) {
 
 
 /** A duration as people read it in a log: `34.2s`. */
-function seconds(ms) {
+function output_seconds(ms) {
     return `${(ms / 1000).toFixed(1)}s`;
 }
 /** Longest line kept whole; a longer run without a newline is cut so memory stays bounded. */
@@ -32599,8 +32709,13 @@ const RUN_CAPTURE_BYTES = 800_000;
 /** The run's captures, shared by every step that captures. */
 const runCaptures = new SharedBudget(RUN_CAPTURE_BYTES);
 /**
+ * Line ends a capture drops at its end: all of them, as the shell's `$(…)` does, so that
+ * `echo 1.2.3` compares equal to '1.2.3' in a workflow's `if:`; `\r\n` too (a pty's line end).
+ */
+const TRAILING_LINE_ENDS = /(\r?\n)+$/;
+/**
  * A step's stdout for `capture: true`: its start, up to CAPTURE_BYTES and what is left of the run's
- * budget. Past either, the rest is dropped, counted and named in the text.
+ * budget, without its trailing line ends. Past either, the rest is dropped, counted and named in the text.
  */
 class Capture {
     budget;
@@ -32628,7 +32743,7 @@ class Capture {
     text() {
         const { dropped } = this.held;
         if (dropped === 0)
-            return mask(this.held.text());
+            return mask(this.held.text().replace(TRAILING_LINE_ENDS, ''));
         const why = this.overRun > 0 ? `the run's captures reached ${RUN_CAPTURE_BYTES} bytes` : `the step's capture reached ${CAPTURE_BYTES} bytes`;
         return `${mask(this.held.text(), { cut: true })}\n[ssh-fleet: ${dropped} more bytes not captured: ${why}]`;
     }
@@ -32766,6 +32881,206 @@ class FleetLog {
     }
 }
 
+;// CONCATENATED MODULE: ./src/report/rollout-log.ts
+/**
+ * The rollout as a reader of the live log follows it: a line as each batch starts and ends, a
+ * progress count now and then, and which batch and host stopped it.
+ */
+
+
+/** The halt in words: one wording for the log, the results, the annotations and the summary. */
+function haltText(halt) {
+    const where = halt.batches > 1 ? ` in batch ${halt.batch}/${halt.batches}` : '';
+    const more = `more than ${halt.maxFailures} host${halt.maxFailures === 1 ? '' : 's'} failed (max-failures)`;
+    return `the rollout stopped${where} when ${halt.host} failed: ${more}`;
+}
+/** Host names a batch line shows: up to this many by name, more as the first…the last. */
+const BATCH_NAMES = 3;
+/** `web3…web6`, or the names themselves when there are few: a line stays short however large the batch. */
+function hostSpan(names) {
+    return names.length <= BATCH_NAMES ? names.join(', ') : `${names[0]}…${names[names.length - 1]}`;
+}
+/** `3 succeeded, 1 failed`: each outcome present, in a fixed order. */
+function outcomes(results) {
+    const words = {
+        success: 'succeeded',
+        failed: 'failed',
+        unreachable: 'unreachable',
+        cancelled: 'cancelled',
+        skipped: 'skipped'
+    };
+    return Object.keys(words)
+        .map((s) => [results.filter((r) => r.status === s).length, words[s]])
+        .filter(([n]) => n > 0)
+        .map(([n, word]) => `${n} ${word}`)
+        .join(', ');
+}
+/**
+ * The least time between two progress lines. Seconds, not hosts: a reader of a live log feels time,
+ * and a count would flood a 1,000-host run (or say nothing for minutes in a 20-host one with long
+ * steps). Written only as a host finishes, so a quiet stretch adds no lines, and a run shorter than
+ * this writes none.
+ */
+const PROGRESS_EVERY_MS = 5_000;
+/** Writes the rollout's own lines to the log, and keeps the halt for the annotations and the summary. */
+class RolloutLog {
+    total;
+    write;
+    now;
+    /** Set once the rollout stopped (max-failures). */
+    halt;
+    started = 0;
+    done = [];
+    seen = 0;
+    batchAt = 0;
+    lastProgress;
+    constructor(total, write, now = Date.now) {
+        this.total = total;
+        this.write = write;
+        this.now = now;
+        this.lastProgress = now();
+    }
+    batchStarted(batch, batches, hosts) {
+        this.seen += hosts.length;
+        this.batchAt = this.now();
+        if (batches > 1)
+            this.write(`batch ${batch}/${batches}: ${hosts.length} host${hosts.length === 1 ? '' : 's'} (${hostSpan(hosts.map((h) => h.name))})`);
+    }
+    hostStarted() {
+        this.started++;
+    }
+    hostFinished(result) {
+        this.done.push(result);
+        const at = this.now();
+        if (at - this.lastProgress < PROGRESS_EVERY_MS || this.done.length === this.total)
+            return;
+        this.lastProgress = at;
+        const failed = this.done.filter(hostFailed).length;
+        const skipped = this.done.filter((r) => r.status === 'skipped').length;
+        this.write(`[${this.done.length}/${this.total} hosts done, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}, ${this.started - this.done.length} running]`);
+    }
+    halted(halt) {
+        this.halt = halt;
+        this.write(`${haltText(halt)}; hosts in flight stop before their next step, no other host starts`);
+    }
+    batchFinished(batch, batches, results) {
+        const halted = this.halt?.batch === batch;
+        if (batches > 1)
+            this.write(`batch ${batch}/${batches} done in ${seconds(this.now() - this.batchAt)}: ${outcomes(results)}`);
+        if (!halted || !this.halt)
+            return;
+        const stopped = results.filter((r) => r.skipCode === 'stopped').length;
+        const notStarted = results.filter((r) => r.skipCode === 'not-started').length + (this.total - this.seen);
+        this.write(`${haltText(this.halt)}: ${stopped} host${stopped === 1 ? '' : 's'} stopped mid-plan, ${notStarted} not started`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/tally.ts
+
+/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
+function tally(results, elapsedMs) {
+    const count = (s) => results.filter((r) => r.status === s).length;
+    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
+    return `${count('success')}/${results.length} hosts succeeded in ${output_seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/last-words.ts
+/**
+ * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
+ * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ */
+function lastWords(r) {
+    // The step that failed the host, not the last one run: on-failure and always steps come after it.
+    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
+    if (!step)
+        return undefined;
+    if (step.stderrTail.trim())
+        return { stream: 'stderr', text: step.stderrTail };
+    if (step.stdoutTail.trim())
+        return { stream: 'stdout', text: step.stdoutTail };
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/report/annotations.ts
+/**
+ * The run's annotations within GitHub's 10 of a kind, every slot counted: the action's own warnings,
+ * an error per failed host, a warning per host with warnings, the tally as a notice, the failure line.
+ */
+
+
+
+
+
+
+
+/** Lines of output quoted in a failed host's annotation. */
+const ANNOTATION_OUTPUT_LINES = 5;
+const coreReporter = {
+    error: (message, title) => error(message, { title }),
+    warning: (message, title) => warning(message, { title }),
+    notice: (message) => notice(message)
+};
+/**
+ * The action's own warnings, given before any host runs: host-key-check off, the ssh config's notes
+ * (one annotation for all of them: GitHub shows at most 10 warnings). Returns the warning slots left
+ * of the 10 for the hosts' warnings (annotate's `warningSlots`).
+ */
+function warnBeforeRun(settings, reporter = coreReporter) {
+    const warnings = [];
+    if (settings.hostKeys.mode === 'off')
+        warnings.push([
+            'host-key-check is off: host keys are not verified, so a machine in the middle could read this deploy',
+            'Host keys not checked'
+        ]);
+    if (settings.sshConfigWarnings.length)
+        warnings.push([settings.sshConfigWarnings.join('\n'), Inputs.SshConfig]);
+    for (const [message, title] of warnings)
+        reporter.warning(message, title);
+    return ANNOTATION_LIMIT - warnings.length;
+}
+/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
+const HOST_ERRORS = constants_ANNOTATION_LIMIT - 1;
+/**
+ * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
+ * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
+ * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
+ * `warningSlots` is what is left of the 10 after warnings already given (warnBeforeRun).
+ */
+function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = constants_ANNOTATION_LIMIT) {
+    for (const r of results.filter(results_hostFailed).slice(0, HOST_ERRORS)) {
+        const said = lastWords(r);
+        const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? [];
+        const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n');
+        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
+    }
+    const warned = results.filter((r) => r.warnings.length > 0);
+    const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length;
+    for (const r of warned.slice(0, shown))
+        reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`);
+    if (warned.length > shown) {
+        reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`);
+    }
+    reporter.notice(tally(results, elapsedMs));
+}
+/**
+ * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
+ * have annotations of their own, how many more and where to find them; when max-failures stopped the
+ * rollout, which batch and host did, and how many hosts it left stopped mid-plan or not started.
+ */
+function failureMessage(results, halt) {
+    const failures = results.filter(results_hostFailed);
+    if (failures.length === 0)
+        return undefined;
+    const head = `${failures.length} of ${results.length} hosts failed`;
+    const which = failures.length <= HOST_ERRORS
+        ? `${head}: ${failures.map((r) => r.host).join(', ')}`
+        : `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
+    if (!halt)
+        return which;
+    const count = (code) => results.filter((r) => r.skipCode === code).length;
+    return `${which}; ${haltText(halt)}: ${count('stopped')} stopped mid-plan, ${count('not-started')} not started`;
+}
+
 ;// CONCATENATED MODULE: ./src/report/markdown.ts
 
 /**
@@ -32819,6 +33134,324 @@ function table(header, rows) {
 /** One row of a table(), every cell through inline(): for a table whose rows are added as they fit. */
 function row(cells) {
     return `| ${cells.map(inline).join(' | ')} |`;
+}
+/** The most of one text a Mermaid label shows: a bar's label is one line of a picture. */
+const MERMAID_CHARS = 60;
+/**
+ * Characters a Mermaid label keeps: letters and digits of any script, and punctuation that is no
+ * syntax in a gantt chart. Everything else (`:` `;` `#` `%` `{` `}` backticks, quotes, `<`, control
+ * and format characters, line breaks) is replaced: they end a task's name, start a comment, an
+ * entity or a directive (`%%{init}`), or close the code block.
+ */
+const MERMAID_UNSAFE = /[^\p{L}\p{N} .,@+=()[\]/_…∶-]/gu;
+/**
+ * Words Mermaid reads as a statement when a line starts with them (gantt's and every diagram's
+ * directives): a label starting with one is prefixed, so it stays a label.
+ */
+const MERMAID_KEYWORDS = /^(click|call|href|section|title|gantt|dateformat|axisformat|tickinterval|excludes|includes|todaymarker|weekday|weekend|inclusiveenddates|topaxis|displaymode|acctitle|accdescr|style|classdef|class|link|callback|end)\b/i;
+/** How a label may start: a letter, a digit, `[` (an IPv6 host), `(` or `_`; never `---` (front matter) or the like. */
+const MERMAID_START = /^[\p{L}\p{N}[(_]/u;
+/**
+ * The one place text that did not come from the action becomes part of a Mermaid diagram (a host's
+ * name, a step's, a title): masked, cut to MERMAID_CHARS, only characters with no meaning in Mermaid
+ * kept (a `:` becomes `∶`, so `host:22` still reads), never empty, never starting with a directive,
+ * keyword or punctuation, and never a bare property name of JavaScript objects (`__proto__`,
+ * `constructor`) that a renderer may keep labels in.
+ */
+function mermaidText(text) {
+    const chars = [...mask(text).replace(BREAKS, ' ')];
+    const flat = chars.length > MERMAID_CHARS ? `${chars.slice(0, MERMAID_CHARS - 1).join('')}…` : chars.join('');
+    const safe = flat.replace(/:/g, '∶').replace(MERMAID_UNSAFE, '_').trim();
+    if (safe === '' || MERMAID_KEYWORDS.test(safe) || !MERMAID_START.test(safe) || safe in Object.prototype)
+        return `‣ ${safe}`;
+    return safe;
+}
+
+;// CONCATENATED MODULE: ./src/report/budgeted-markdown.ts
+/** Markdown lines within a byte budget: a part that does not fit is left out, with a note that says so. */
+class BudgetedMarkdown {
+    limit;
+    lines = [];
+    bytes = 0;
+    /** Room kept for the notes that say what was left out. */
+    static NOTE_BYTES = 512;
+    constructor(limit) {
+        this.limit = limit;
+    }
+    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
+    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
+        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+        if (this.bytes + bytes > this.limit - reserve)
+            return false;
+        this.lines.push(...lines);
+        this.bytes += bytes;
+        return true;
+    }
+    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
+    each(items, part, rest) {
+        const i = items.findIndex((item) => !this.add(part(item)));
+        if (i >= 0)
+            this.add(rest(items.length - i), 0);
+    }
+    /** Bytes that can still be added, keeping room for notes. */
+    get room() {
+        return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes;
+    }
+    text() {
+        return this.lines.join('\n') + '\n';
+    }
+}
+
+;// CONCATENATED MODULE: ./src/report/units.ts
+/** Sizes as people read them in reports: the one formatter, so no report shows `0.0 MB`. */
+/** Decimal units (1 KB = 1000 bytes), as disks and network speeds are counted. */
+const UNITS = ['KB', 'MB', 'GB', 'TB'];
+/** `512 B`, `1.5 KB`, `12.3 MB`: the unit chosen after rounding, so a size never shows as `0.0` or `1000.0` of one. */
+function size(bytes) {
+    if (Math.round(bytes) < 1000)
+        return `${Math.round(bytes)} B`;
+    let unit = 0;
+    let value = bytes / 1000;
+    while (Number(value.toFixed(1)) >= 1000 && unit < UNITS.length - 1) {
+        value /= 1000;
+        unit++;
+    }
+    return `${value.toFixed(1)} ${UNITS[unit]}`;
+}
+
+;// CONCATENATED MODULE: ./src/report/summary.ts
+/**
+ * The job summary: a run (a dry run, a merged fleet) as Markdown within GitHub's size limit, every
+ * table cell built by markdown.ts's row(), every Mermaid label by its mermaidText().
+ */
+
+
+
+
+
+
+
+
+
+
+/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
+const SUMMARY_BYTES = 1_000_000;
+/**
+ * Steps shown a column each in the hosts' table (the plan's, then on-failure and always steps seen);
+ * past this the table is too wide to read, and a `Steps done` column counts them instead.
+ */
+const STEP_COLUMNS = 10;
+/** The step's id on the runner (GITHUB_ACTION: its `id`, or `__run_2`-like when it has none), when it has a step id's shape. */
+function stepTitle(env) {
+    const id = env.GITHUB_ACTION;
+    return id && /^[A-Za-z0-9_.-]{1,100}$/.test(id) ? id : undefined;
+}
+/** How a host ended, in a cell: a skipped host by its code, `stopped after step k of n` from the steps it ran. */
+function statusCell(r, planSteps) {
+    if (r.status !== 'skipped')
+        return STATUS_ICON[r.status];
+    if (r.skipCode === 'stopped')
+        return `⏸️ stopped after step ${r.steps.filter((s) => !s.phase).length} of ${planSteps}`;
+    if (r.skipCode === 'not-started')
+        return '⏭️ not started';
+    if (r.skipCode === 'no-results')
+        return '❔ no results';
+    return STATUS_ICON.skipped;
+}
+const STATUS_ICON = {
+    success: '✅ success',
+    failed: '❌ failed',
+    unreachable: '⛔ unreachable',
+    cancelled: '🛑 cancelled',
+    skipped: '⏭️ skipped'
+};
+/** One step on one host, in a cell: outcome, then how long, and why it failed in a few words. */
+function stepCell(s) {
+    if (!s)
+        return '';
+    if (s.status === 'skipped')
+        return `⏭️ ${s.error ?? 'skipped'}`;
+    const how = s.status === 'success' ? '✅' : '❌';
+    const why = s.status === 'failed'
+        ? s.signal
+            ? ` ${s.signal}`
+            : s.exitCode !== null
+                ? ` exit ${s.exitCode}`
+                : s.lost
+                    ? ' connection lost'
+                    : ''
+        : '';
+    return `${how} ${output_seconds(s.durationMs)}${why}${s.attempts > 1 ? ` (${s.attempts} tries)` : ''}`;
+}
+/**
+ * The hosts' table's columns: host, status, a column per step (status and duration) while the steps
+ * fit STEP_COLUMNS, then those of what only some runs have, left out when empty on every host.
+ */
+function hostColumns(results, steps) {
+    const hooks = new Map();
+    for (const r of results)
+        for (const s of r.steps)
+            if (s.phase)
+                hooks.set(`${s.phase}: ${s.name}`, { phase: s.phase, name: s.name });
+    const perStep = steps.length + hooks.size <= STEP_COLUMNS;
+    const always = [
+        ['Host', (r) => r.host],
+        ['Status', (r) => statusCell(r, steps.length)],
+        ...(perStep
+            ? [
+                ...steps.map((name, i) => [name, (r) => stepCell(r.steps.filter((s) => !s.phase)[i])]),
+                ...[...hooks].map(([title, h]) => [title, (r) => stepCell(r.steps.find((s) => s.phase === h.phase && s.name === h.name))])
+            ]
+            : [
+                ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${steps.length}`]
+            ])
+    ];
+    const optional = [
+        ['Duration', (r) => (r.durationMs > 0 ? output_seconds(r.durationMs) : '')],
+        ['Connect attempts', (r) => (r.attempts > 1 ? String(r.attempts) : '')],
+        ['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [output_seconds(s.reboot.downtimeMs)] : [])).join(', ')],
+        [
+            'Uploaded',
+            (r) => {
+                const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
+                const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
+                return moved.length
+                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${size(moved.reduce((n, t) => n + t.bytes, 0))}${overExec}`
+                    : '';
+            }
+        ]
+    ];
+    // The plan's steps are always shown (a step no host reached says where the rollout stopped). The
+    // rest: a check that stops at the first host with something to show, so only a column that is
+    // empty everywhere costs a pass.
+    return [...always, ...optional.filter(([, cell]) => results.some((r) => cell(r) !== ''))];
+}
+/**
+ * The job summary as markdown/HTML: the title, the run's link, the tally, the halt, `intro`, a row per
+ * host with a column per step, the timeline, then the hosts that were stopped or skipped and the failed
+ * hosts' reasons.
+ */
+function summaryMarkdown(input) {
+    const { results, elapsedMs, steps, title, runUrl, halt, timeline, intro = [] } = input;
+    const md = new BudgetedMarkdown(SUMMARY_BYTES);
+    md.add([
+        `## ssh-fleet${title ? `: ${inline(title)}` : ''}`,
+        '',
+        // runUrl has the shape RUN_LINK checks: no character in it is Markdown.
+        `${tally(results, elapsedMs)}${runUrl ? ` · [run log](${runUrl})` : ''}`,
+        '',
+        ...(halt ? [`**${inline(haltText(halt))}**`, ''] : []),
+        ...(intro.length ? [...intro, ''] : [])
+    ]);
+    const columns = hostColumns(results, steps);
+    md.add(table(columns.map(([name]) => name), []));
+    // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
+    md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
+    const chart = timeline?.gantt(results, steps);
+    if (chart?.lines.length) {
+        const note = chart.left ? ['', `${chart.left} more hosts are not in the timeline (its limit of bars).`] : [];
+        if (!md.add(['', '### Timeline', '', ...chart.lines, ...note]))
+            md.add(['', "Timeline: left out (the summary's size limit)."]);
+    }
+    const stopped = results.filter((r) => r.skipCode === 'stopped');
+    const notStarted = results.filter((r) => r.skipCode === 'not-started');
+    if (stopped.length || notStarted.length) {
+        md.add(['', '### Stopped by max-failures', '']);
+        md.add([
+            ...(stopped.length ? [`- stopped mid-plan (${stopped.length}): ${inline(hostSpan(stopped.map((r) => r.host)))}`] : []),
+            ...(notStarted.length ? [`- not started (${notStarted.length}): ${inline(hostSpan(notStarted.map((r) => r.host)))}`] : [])
+        ]);
+    }
+    const skippedHosts = results.filter((r) => r.status === 'skipped' && r.skipCode !== 'stopped' && r.skipCode !== 'not-started');
+    if (skippedHosts.length > 0) {
+        md.add(['', '### Skipped hosts', '']);
+        if (!md.add(markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
+            md.add(["Left out (the summary's size limit): the results output has each reason."]);
+    }
+    const failures = results.filter(results_hostFailed);
+    if (failures.length > 0) {
+        md.add(['', '### Failed hosts']);
+        md.each(failures, (r) => {
+            const said = lastWords(r);
+            return [
+                '',
+                `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`,
+                '',
+                ...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
+            ];
+        }, (left) => [
+            '',
+            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
+        ]);
+    }
+    return md.text();
+}
+/** The summary of a dry run: the plan, and that nothing was connected to. */
+function dryRunMarkdown(plan) {
+    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
+}
+/**
+ * A line linking each merged shard's log (files with a link: runUrl has RUN_LINK's shape, nothing in
+ * it is Markdown); none when no file has one (files of earlier versions).
+ */
+function shardLinks(runs) {
+    const linked = runs.flatMap((r) => (r.runUrl ? [`[${r.shard ? `shard ${r.shard}` : 'run'}](${r.runUrl})`] : []));
+    return linked.length ? ['', `Logs: ${linked.join(' · ')}`] : [];
+}
+/** Hosts listed as the slowest in a merged fleet's summary. */
+const SLOWEST_HOSTS = 5;
+/**
+ * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
+ * hosts. Markdown lines to go before the per-host table.
+ */
+function fleetMarkdown(results, planSteps) {
+    // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
+    const failedOn = new Map();
+    for (const r of results)
+        for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
+            failedOn.set(name, (failedOn.get(name) ?? 0) + 1);
+    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)]));
+    const ran = results
+        .filter((r) => r.durationMs > 0)
+        .sort((a, b) => b.durationMs - a.durationMs)
+        .slice(0, SLOWEST_HOSTS);
+    if (ran.length > 0)
+        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${output_seconds(r.durationMs)})`).join(', ')}`);
+    return lines;
+}
+/**
+ * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
+ * catches a secret in any other text); outside Actions (a local run) there is no summary file.
+ */
+async function writeSummary(markdown) {
+    if (!process.env.GITHUB_STEP_SUMMARY)
+        return;
+    await summary.addRaw(secrets_mask(markdown)).write();
+}
+
+;// CONCATENATED MODULE: ./src/report/run-link.ts
+/**
+ * The link to this run's log, from the runner's variables. They are text from outside like any other:
+ * each is checked for its shape, and the link left out when one is not what GitHub sets.
+ */
+/** `https://github.com` or a GitHub Enterprise Server's origin (http allowed: some run without TLS). */
+const SERVER = /^https?:\/\/[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})(?::\d{1,5})?$/;
+/** `owner/repo`: GitHub's names are letters, digits, `-` (owners) and also `.` and `_` (repositories). */
+const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+const NUMBER = /^[1-9][0-9]{0,19}$/;
+/** The shape of a link runLink() makes: what a results file may hold (the merge checks it with this). */
+const RUN_LINK = /^https?:\/\/[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::\d{1,5})?\/[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}\/actions\/runs\/[1-9][0-9]{0,19}(?:\/attempts\/[1-9][0-9]{0,19})?$/;
+/**
+ * `${GITHUB_SERVER_URL}/${GITHUB_REPOSITORY}/actions/runs/${GITHUB_RUN_ID}`, with `/attempts/N` when
+ * GITHUB_RUN_ATTEMPT is set; undefined outside Actions or when any of them has another shape.
+ */
+function runLink(env) {
+    const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repository, GITHUB_RUN_ID: id, GITHUB_RUN_ATTEMPT: attempt } = env;
+    if (!server || !SERVER.test(server) || !repository || !REPOSITORY.test(repository) || !id || !NUMBER.test(id))
+        return undefined;
+    if (attempt && !NUMBER.test(attempt))
+        return undefined;
+    return `${server}/${repository}/actions/runs/${id}${attempt ? `/attempts/${attempt}` : ''}`;
 }
 
 ;// CONCATENATED MODULE: ./src/report/json-budget.ts
@@ -32875,80 +33508,12 @@ function partsWithin(parts, budget, separator = ',') {
     return { kept, complete: true };
 }
 
-;// CONCATENATED MODULE: ./src/report/report.ts
-
-
-
-
-
-
-
-
-/** Lines of output quoted in a failed host's annotation. */
-const ANNOTATION_OUTPUT_LINES = 5;
+;// CONCATENATED MODULE: ./src/report/results-json.ts
 /**
- * What the failed step said last: its stderr, or its stdout when stderr is empty (a server's own
- * refusal, such as ForceCommand internal-sftp's "This service allows sftp connections only.").
+ * A host's result as JSON, both ways: the shape the `results` output shows (results files keep a few
+ * fields more), read back field by field when the merge reads results files.
  */
-function lastWords(r) {
-    // The step that failed the host, not the last one run: on-failure and always steps come after it.
-    const step = [...r.steps].reverse().find((s) => (s.phase ? `${s.phase}: ${s.name}` : s.name) === r.failedStep);
-    if (!step)
-        return undefined;
-    if (step.stderrTail.trim())
-        return { stream: 'stderr', text: step.stderrTail };
-    if (step.stdoutTail.trim())
-        return { stream: 'stdout', text: step.stdoutTail };
-    return undefined;
-}
-const coreReporter = {
-    error: (message, title) => error(message, { title }),
-    warning: (message, title) => warning(message, { title }),
-    notice: (message) => notice(message)
-};
-/** The tally line: `12/12 hosts succeeded in 34.2s`, with the other outcomes when there are any. */
-function tally(results, elapsedMs) {
-    const count = (s) => results.filter((r) => r.status === s).length;
-    const extras = ['failed', 'unreachable', 'cancelled', 'skipped'].filter((s) => count(s) > 0).map((s) => `${count(s)} ${s}`);
-    return `${count('success')}/${results.length} hosts succeeded in ${seconds(elapsedMs)}${extras.length ? ` (${extras.join(', ')})` : ''}`;
-}
-/** Error annotations for hosts: one slot of GitHub's 10 is kept for the action's own failure line. */
-const HOST_ERRORS = ANNOTATION_LIMIT - 1;
-/**
- * Annotations: an error per failed host (up to 9: the tenth is the action's failure, see
- * failureMessage), a warning per host that needed retries or let a failure through, a notice with the
- * tally. GitHub drops annotations past 10 of a kind, so the last warning slot says how many more.
- * `warningSlots` is what is left of the 10 after warnings already given (host-key-check off).
- */
-function annotate(results, elapsedMs, reporter = coreReporter, warningSlots = ANNOTATION_LIMIT) {
-    for (const r of results.filter(hostFailed).slice(0, HOST_ERRORS)) {
-        const said = lastWords(r);
-        const lines = said?.text.split('\n').filter(Boolean).slice(-ANNOTATION_OUTPUT_LINES) ?? [];
-        const message = [r.error ?? r.status, ...(said && lines.length ? [`${said.stream}:`, ...lines] : [])].join('\n');
-        reporter.error(message, `${r.host}: ${r.failedStep ?? (r.status === 'unreachable' ? 'connect' : 'login')}`);
-    }
-    const warned = results.filter((r) => r.warnings.length > 0);
-    const shown = warned.length > warningSlots ? warningSlots - 1 : warned.length;
-    for (const r of warned.slice(0, shown))
-        reporter.warning(r.warnings.join('\n'), `${r.host}: ${r.warnings.length === 1 ? 'warning' : `${r.warnings.length} warnings`}`);
-    if (warned.length > shown) {
-        reporter.warning(`${warned.length - shown} more hosts have warnings; the job summary lists every host`, `${warned.length} hosts with warnings`);
-    }
-    reporter.notice(tally(results, elapsedMs));
-}
-/**
- * The action's failure line (an error annotation itself): which hosts failed, and past the 9 that
- * have annotations of their own, how many more and where to find them.
- */
-function failureMessage(results) {
-    const failures = results.filter(hostFailed);
-    if (failures.length === 0)
-        return undefined;
-    const head = `${failures.length} of ${results.length} hosts failed`;
-    if (failures.length <= HOST_ERRORS)
-        return `${head}: ${failures.map((r) => r.host).join(', ')}`;
-    return `${head}; ${failures.length - HOST_ERRORS} more than the annotations above show: the job summary lists every host`;
-}
+
 /** A host's result as the `results` output shows it; `forFile` adds the failed step and warnings. */
 function hostJson(r, forFile = false) {
     return {
@@ -32958,6 +33523,7 @@ function hostJson(r, forFile = false) {
         durationMs: r.durationMs,
         attempts: r.attempts,
         error: r.error ?? null,
+        ...(r.skipCode ? { skipCode: r.skipCode } : {}),
         ...(forFile ? { failedStep: r.failedStep ?? null, warnings: r.warnings } : {}),
         steps: r.steps.map((s) => ({
             name: s.name,
@@ -33002,6 +33568,10 @@ function hostFromJson(value) {
         throw new Error(`${host}: unknown status '${status}'`);
     if (!Array.isArray(o.steps))
         throw new Error(`${host}: steps is not a list`);
+    // Files of earlier versions have no code: the host reads as plainly skipped.
+    const skipCode = orNull(o.skipCode, str, `${host}: skipCode`);
+    if (skipCode !== null && !SKIP_CODES.includes(skipCode))
+        throw new Error(`${host}: unknown skipCode '${skipCode}'`);
     return {
         host,
         status,
@@ -33011,6 +33581,7 @@ function hostFromJson(value) {
         error: orNull(o.error, str, `${host}: error`) ?? undefined,
         failedStep: orNull(o.failedStep, str, `${host}: failedStep`) ?? undefined,
         warnings: Array.isArray(o.warnings) ? o.warnings.map((w) => str(w, `${host}: warning`)) : [],
+        ...(skipCode ? { skipCode } : {}),
         steps: o.steps.map((raw) => {
             const name = str(raw.name, `${host}: step name`);
             const at = `${host}, step ${name}`;
@@ -33047,8 +33618,11 @@ function hostFromJson(value) {
         })
     };
 }
-/** GitHub takes an output of at most 1 MB. */
-const OUTPUT_BYTES = 1_000_000;
+
+;// CONCATENATED MODULE: ./src/report/results-budget.ts
+
+
+
 /** The last whole lines of `tail` within `chars`, marked when lines were left out. */
 function lastLines(tail, chars) {
     if (tail.length <= chars)
@@ -33103,7 +33677,7 @@ function shortened(r, chars) {
  * even no tails do not fit, each host keeps its own fields and its steps are left out (`stepsLeftOut`);
  * past that, hosts are left out (`left` counts them). A try stops as soon as it is over budget.
  */
-function report_hostsWithin(results, budget, forFile = false, separator = ',') {
+function results_budget_hostsWithin(results, budget, forFile = false, separator = ',') {
     const hosts = function* (chars, steps) {
         for (const r of results) {
             const json = hostJson(shortened(r, chars), forFile);
@@ -33118,6 +33692,17 @@ function report_hostsWithin(results, budget, forFile = false, separator = ',') {
     const { kept } = partsWithin(hosts(0, false), budget, separator);
     return { parts: kept, left: results.length - kept.length };
 }
+
+;// CONCATENATED MODULE: ./src/report/action-outputs.ts
+/** The action's outputs (action.yml) as GitHub takes them: each within its size limit, every secret masked. */
+
+
+
+
+
+
+/** GitHub takes an output of at most 1 MB. */
+const OUTPUT_BYTES = 1_000_000;
 /** Room for the entry that counts hosts left out (`{"hostsLeftOut":N}`). */
 const LEFT_OUT_ROOM = 64;
 /**
@@ -33125,7 +33710,7 @@ const LEFT_OUT_ROOM = 64;
  * (hostsWithin). Hosts left out, if any, are counted by a last entry `{"hostsLeftOut": N}`.
  */
 function resultsJson(results, budget = OUTPUT_BYTES) {
-    const { parts, left } = report_hostsWithin(results, budget - 2 - LEFT_OUT_ROOM);
+    const { parts, left } = results_budget_hostsWithin(results, budget - 2 - LEFT_OUT_ROOM);
     return `[${[...parts, ...(left ? [JSON.stringify({ hostsLeftOut: left })] : [])].join(',')}]`;
 }
 /**
@@ -33195,208 +33780,7 @@ function setOutputs(unmasked) {
     setOutput(Outputs.Results, resultsJson(results));
     setOutput(Outputs.Captured, capturedJson(results));
     setOutput(Outputs.Succeeded, hostLines(results.filter((r) => r.status === 'success')));
-    setOutput(Outputs.Failed, hostLines(results.filter(hostFailed)));
-}
-const STATUS_ICON = {
-    success: '✅ success',
-    failed: '❌ failed',
-    unreachable: '⛔ unreachable',
-    cancelled: '🛑 cancelled',
-    skipped: '⏭️ skipped'
-};
-/** GitHub refuses a step summary over 1 MiB; this leaves room for the runner's own framing. */
-const SUMMARY_BYTES = 1_000_000;
-/** Markdown lines within a byte budget: a part that does not fit is left out, and says so. */
-class BudgetedMarkdown {
-    limit;
-    lines = [];
-    bytes = 0;
-    /** Room kept for the notes that say what was left out. */
-    static NOTE_BYTES = 512;
-    constructor(limit) {
-        this.limit = limit;
-    }
-    /** Adds `lines` whole if they fit (keeping room for notes); false when they were left out. */
-    add(lines, reserve = BudgetedMarkdown.NOTE_BYTES) {
-        const bytes = lines.reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-        if (this.bytes + bytes > this.limit - reserve)
-            return false;
-        this.lines.push(...lines);
-        this.bytes += bytes;
-        return true;
-    }
-    /** Adds a part per item while they fit; past that, the note `rest(count left)`. */
-    each(items, part, rest) {
-        const i = items.findIndex((item) => !this.add(part(item)));
-        if (i >= 0)
-            this.add(rest(items.length - i), 0);
-    }
-    /** Bytes that can still be added, keeping room for notes. */
-    get room() {
-        return this.limit - BudgetedMarkdown.NOTE_BYTES - this.bytes;
-    }
-    text() {
-        return this.lines.join('\n') + '\n';
-    }
-}
-/**
- * The job summary as markdown/HTML: the tally, `intro` (lines of the caller's), a row per host, then
- * the failed hosts' reasons.
- */
-function summaryMarkdown(results, elapsedMs, planSteps, intro = []) {
-    const columns = [
-        ['Host', (r) => r.host],
-        ['Status', (r) => STATUS_ICON[r.status]],
-        ['Steps done', (r) => `${r.steps.filter((s) => s.status === 'success' && !s.phase).length}/${planSteps}`],
-        ['Attempts', (r) => String(r.attempts)],
-        ['Duration', (r) => seconds(r.durationMs)],
-        ['Exit code', (r) => String(r.exitCode ?? '')]
-    ];
-    // Columns for kinds of steps the plan has.
-    if (results.some((r) => r.steps.some((s) => s.reboot))) {
-        columns.push(['Reboot downtime', (r) => r.steps.flatMap((s) => (s.reboot ? [seconds(s.reboot.downtimeMs)] : [])).join(', ')]);
-    }
-    if (results.some((r) => r.steps.some((s) => s.transfer))) {
-        columns.push([
-            'Uploaded',
-            (r) => {
-                const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
-                const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
-                return moved.length
-                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${(moved.reduce((n, t) => n + t.bytes, 0) / 1e6).toFixed(1)} MB${overExec}`
-                    : '';
-            }
-        ]);
-    }
-    const md = new BudgetedMarkdown(SUMMARY_BYTES);
-    md.add(['## ssh-fleet', '', tally(results, elapsedMs), '', ...(intro.length ? [...intro, ''] : [])]);
-    // Rows are built one at a time as they are added: none past the budget (100k hosts × 1000 steps).
-    md.add(table(columns.map(([title]) => title), []));
-    md.each(results, (r) => [row(columns.map(([, cell]) => cell(r)))], (left) => ['', `${left} more hosts are not in this table (the summary's size limit): the results output lists every host.`]);
-    if (results.some((r) => r.steps.length > 1)) {
-        const details = [
-            '',
-            '<details><summary>Steps per host</summary>',
-            '',
-            ...table(['Host', 'Step', 'Status', 'Exit code', 'Signal', 'Duration', 'Attempts'], [])
-        ];
-        const end = ['', '</details>'];
-        const room = md.room - [...details, ...end].reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
-        const stepRows = function* () {
-            for (const r of results)
-                for (const s of r.steps)
-                    yield row([r.host, s.name, s.status, String(s.exitCode ?? ''), s.signal ?? '', seconds(s.durationMs), String(s.attempts)]);
-        };
-        // Newline-joined, as the summary's lines are: the whole table fits, or it is left out.
-        const { kept, complete } = partsWithin(stepRows(), room - 1, '\n');
-        if (complete)
-            md.add([...details, ...kept, ...end]);
-        else
-            md.add(['', "Steps per host: left out (the summary's size limit); the results output has every step."]);
-    }
-    const skippedHosts = results.filter((r) => r.status === 'skipped');
-    if (skippedHosts.length > 0) {
-        md.add(['', '### Skipped hosts', '']);
-        if (!md.add(markdown_codeBlock(skippedHosts.map((r) => `${r.host}: ${r.error ?? 'skipped'}`).join('\n'))))
-            md.add(["Left out (the summary's size limit): the results output has each reason."]);
-    }
-    const failures = results.filter(hostFailed);
-    if (failures.length > 0) {
-        md.add(['', '### Failed hosts']);
-        md.each(failures, (r) => {
-            const said = lastWords(r);
-            return [
-                '',
-                `**${inline(r.host)}**${r.failedStep ? ` (step ${inline(r.failedStep)})` : ''}:`,
-                '',
-                ...markdown_codeBlock([r.error ?? r.status, ...(said ? [`${said.stream}:`, said.text] : [])].join('\n'))
-            ];
-        }, (left) => [
-            '',
-            `${left} more failed hosts are not shown here (the summary's size limit): the results output and the failed output list them.`
-        ]);
-    }
-    return md.text();
-}
-/** The plan in words: batches with their hosts, steps with their options. */
-function describePlan(settings) {
-    const { hosts, batches, steps, strategy, concurrency, maxFailures } = settings;
-    const plural = (n, word, words = `${word}s`) => `${n} ${n === 1 ? word : words}`;
-    const lines = [
-        `ssh-fleet: ${plural(hosts.length, 'host')} in ${plural(batches.length, 'batch', 'batches')}, strategy ${strategy}, concurrency ${concurrency}` +
-            `${maxFailures === Infinity ? '' : `, max-failures ${maxFailures}`}`
-    ];
-    if (batches.length > 1)
-        batches.forEach((b, i) => lines.push(`  batch ${i + 1} (${plural(b.length, 'host')}): ${b.map((h) => h.name).join(', ')}`));
-    // Where each host's connection goes, as resolved (ssh config, defaults): what a refused connection names too.
-    for (const h of hosts)
-        lines.push(`  host ${h.name}: user ${h.user}, address ${h.hostname}, port ${h.port}, route: ${describeRoute(h)}`);
-    const describe = (s, label) => {
-        const options = [
-            s.timeoutMs > 0 && `timeout ${s.timeoutMs / 1000}s`,
-            s.kind !== 'reboot' && s.retries > 0 && `retries ${s.retries}`,
-            s.concurrency !== undefined && `concurrency ${s.concurrency}`,
-            s.runOnce && 'run-once',
-            s.continueOnError && 'continue-on-error',
-            (s.kind === 'run' || s.kind === 'local') && s.capture && 'capture',
-            s.kind === 'run' && s.sudo && `sudo${settings.sudoPassword !== undefined ? ' with sudo-password' : ' -n'}`,
-            s.kind === 'upload' && s.exclude.length > 0 && `exclude ${s.exclude.join(', ')}`
-        ].filter(Boolean);
-        const what = s.kind === 'run'
-            ? s.runFile
-                ? `run-file ${s.runFile}`
-                : s.script.trim()
-            : s.kind === 'local'
-                ? `on the runner: ${s.command}`
-                : s.kind === 'upload'
-                    ? `upload ${s.files.length} files (${(s.files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB) from ${s.from} to ${s.to}${s.delete ? ', deleting what is not in from' : ''}`
-                    : `reboot: ${s.command ?? `shutdown -r now (${settings.sudoPassword !== undefined ? 'sudo with sudo-password' : 'sudo -n'} unless root)`}, then wait for a new boot id`;
-        return `  ${label}: ${s.name}${options.length ? ` (${options.join(', ')})` : ''}: ${what.split('\n')[0]}${what.includes('\n') ? ' …' : ''}`;
-    };
-    steps.forEach((s, i) => lines.push(describe(s, `step ${i + 1}`)));
-    settings.onFailure.forEach((s, i) => lines.push(describe(s, `on-failure ${i + 1}`)));
-    settings.always.forEach((s, i) => lines.push(describe(s, `always ${i + 1}`)));
-    const extras = [
-        settings.forwardAgent && "the runner's agent is forwarded",
-        settings.legacyAlgorithms && 'legacy (SHA-1, CBC) algorithms are offered'
-    ].filter(Boolean);
-    if (extras.length)
-        lines.push(`  ${extras.join('; ')}`);
-    return lines.join('\n');
-}
-/** The summary of a dry run: the plan, and that nothing was connected to. */
-function dryRunMarkdown(plan) {
-    return ['## ssh-fleet (dry run)', '', 'Nothing was connected to.', '', ...codeBlock(plan), ''].join('\n');
-}
-/** Hosts listed as the slowest in a merged fleet's summary. */
-const SLOWEST_HOSTS = 5;
-/**
- * What only a whole fleet shows (the merge action): failures per step of the plan, and the slowest
- * hosts. Markdown lines to go before the per-host table.
- */
-function fleetMarkdown(results, planSteps) {
-    // One pass over every host's steps: hosts each step name failed on (a host counted once per name).
-    const failedOn = new Map();
-    for (const r of results)
-        for (const name of new Set(r.steps.filter((s) => s.status === 'failed').map((s) => s.name)))
-            failedOn.set(name, (failedOn.get(name) ?? 0) + 1);
-    const lines = table(['Step', 'Failed on'], planSteps.map((name) => [name, String(failedOn.get(name) ?? 0)]));
-    const ran = results
-        .filter((r) => r.durationMs > 0)
-        .sort((a, b) => b.durationMs - a.durationMs)
-        .slice(0, SLOWEST_HOSTS);
-    if (ran.length > 0)
-        lines.push('', `Slowest hosts: ${ran.map((r) => `${inline(r.host)} (${seconds(r.durationMs)})`).join(', ')}`);
-    return lines;
-}
-/**
- * Writes the job summary, masked (its cells and code blocks are masked as they are built; this also
- * catches a secret in any other text); outside Actions (a local run) there is no summary file.
- */
-async function writeSummary(markdown) {
-    if (!process.env.GITHUB_STEP_SUMMARY)
-        return;
-    await summary.addRaw(secrets_mask(markdown)).write();
+    setOutput(Outputs.Failed, hostLines(results.filter(results_hostFailed)));
 }
 
 // EXTERNAL MODULE: external "node:net"
@@ -33500,6 +33884,8 @@ function shardOf(index, count) {
 }
 
 ;// CONCATENATED MODULE: ./src/report/results-file.ts
+
+
 
 
 
@@ -33621,6 +34007,10 @@ function checkRun(run) {
         return text;
     };
     const actionVersion = run.actionVersion === undefined ? '' : check.text(run.actionVersion, 'run.actionVersion', 64);
+    // Linked from the merged summary: only a link of the shape this action writes.
+    const runUrl = run.runUrl === undefined ? undefined : check.text(run.runUrl, 'run.runUrl', NAME_CHARS);
+    if (runUrl !== undefined && !RUN_LINK.test(runUrl))
+        throw new Error('run.runUrl is not a link to a GitHub Actions run');
     return {
         shard: shard === null ? null : { index: shard.index, count: shard.count },
         hosts,
@@ -33628,7 +34018,8 @@ function checkRun(run) {
         plan,
         startedAt: time('startedAt'),
         endedAt: time('endedAt'),
-        actionVersion
+        actionVersion,
+        ...(runUrl ? { runUrl } : {})
     };
 }
 /** One host's result, its shape and sizes checked before hostFromJson reads its fields. */
@@ -33753,6 +34144,10 @@ function mergeResults(files) {
         results,
         plan: first.run.plan,
         missingShards,
+        runs: parsed.map(({ run }) => ({
+            shard: run.shard && `${run.shard.index}/${run.shard.count}`,
+            ...(run.runUrl ? { runUrl: run.runUrl } : {})
+        })),
         files: parsed.length,
         startedAt: Math.min(...times('startedAt')),
         endedAt: Math.max(...times('endedAt'))
@@ -33767,23 +34162,28 @@ function mergeResults(files) {
 
 
 
+
+
+
+
+
 /** The merge action (merge/action.yml): shards' results files → one summary, annotations and outputs. */
 async function run() {
     try {
         const workspace = Workspace.fromEnv(process.env);
-        const pattern = getInput('files') || 'ssh-fleet-results/**/*.json';
-        const failOn = (getInput('fail-on-failure') || 'true').toLowerCase();
+        const pattern = getInput(MergeInputs.Files) || 'ssh-fleet-results/**/*.json';
+        const failOn = (getInput(MergeInputs.FailOnFailure) || 'true').toLowerCase();
         if (failOn !== 'true' && failOn !== 'false')
-            throw new InputError('fail-on-failure', `'${failOn}' is not true or false`);
+            throw new InputError(MergeInputs.FailOnFailure, `'${failOn}' is not true or false`);
         let paths;
         try {
             paths = localFiles(pattern, workspace);
         }
         catch (err) {
-            throw new InputError('files', `${err.message}; did the download-artifact step run, into the same path?`);
+            throw new InputError(MergeInputs.Files, `${err.message}; did the download-artifact step run, into the same path?`);
         }
         if (paths.length > RESULTS_FILES_MAX)
-            throw new InputError('files', `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`);
+            throw new InputError(MergeInputs.Files, `'${pattern}' names ${paths.length} files, more than the ${RESULTS_FILES_MAX} shards a matrix can have`);
         // All files' sizes against MERGE_BYTES before any is read; each file then read through the workspace
         // (no link leading out), bounded by what is left, and parsed before the next is read.
         const checked = (read) => {
@@ -33819,11 +34219,19 @@ async function run() {
         info(`${scope}\n${tally(merged.results, elapsed)}`);
         annotate(merged.results, elapsed);
         setOutputs(merged.results);
-        await writeSummary(summaryMarkdown(merged.results, elapsed, merged.plan.length, [
-            scope,
-            '',
-            ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))
-        ]));
+        await writeSummary(summaryMarkdown({
+            results: merged.results,
+            elapsedMs: elapsed,
+            steps: merged.plan.map((s) => s.name),
+            title: stepTitle(process.env),
+            runUrl: runLink(process.env),
+            intro: [
+                scope,
+                ...shardLinks(merged.runs),
+                '',
+                ...fleetMarkdown(merged.results, merged.plan.map((s) => s.name))
+            ]
+        }));
         const failure = [failureMessage(merged.results), missing].filter(Boolean).join('; ');
         if (!failure)
             return;
