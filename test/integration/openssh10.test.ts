@@ -53,8 +53,9 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries',
         /127\.0\.0\.1 turns away even a lone connection \(the server turned the connection away before its SSH banner to 127\.0\.0\.1:\d+, saying "Not allowed at this time": sshd MaxStartups or PerSourcePenalties \(OpenSSH ≥ 9\.8\) refuses new connections from this runner's address; on the server, add the runner's address to PerSourcePenaltyExemptList/
       )
       expect(run.stdout).toMatch(/no new connection to it for 5\.0s, then one to probe/)
-      // The waits were the address's, not the host's retries.
-      expect(run.results[0].attempts).toBe(1)
+      // The waits were the address's, not the host's retries: only the probes count, one per pause (5 s,
+      // 10 s, 20 s…), and a 20 s penalty outlasts at most the first two. Before: 5 attempts in 11 s, failed.
+      expect(run.results[0].attempts).toBeLessThanOrEqual(3)
     })
   })
 
@@ -141,7 +142,8 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries',
         await rebooted
         expect(failures(run).map((r) => r.error)).toEqual([])
         expect(run.results[0].steps[1].stdoutTail).toBe('new')
-        expect(s.log()).not.toMatch(/srclimit_penalise/)
+        // A connection left before login may still add a deferred penalty below the threshold; none becomes active.
+        expect(s.log()).not.toMatch(/srclimit_penalise: .* active penalty/)
         // A new login right after is not turned away.
         const after = await runAction(inputs(s, { run: 'true' }))
         expect(after.results[0]).toMatchObject({ status: 'success', attempts: 1 })
