@@ -7,9 +7,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { connect } from 'node:net'
 import { join } from 'node:path'
-import { startSshd, type Sshd } from './sshd'
+import { portOpen, startSshd, type Sshd } from './sshd'
 
 export interface RebootOptions {
   lingerMs?: number
@@ -27,17 +26,6 @@ export interface RebootableHost {
   /** Wall-clock ms when the host went down and when it accepted connections again, per reboot. */
   history: Array<{ requestedAt: number; downAt?: number; upAt?: number; bootId?: string }>
   stop(): Promise<void>
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.on('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.on('error', () => resolve(false))
-  })
 }
 
 export async function startRebootableHost(options: RebootOptions = {}): Promise<RebootableHost> {

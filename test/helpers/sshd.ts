@@ -94,11 +94,16 @@ export function ensureShellUser(shell: 'dash' | 'zsh' | 'fish' | 'tcsh' | 'busyb
     if (!existsSync('/usr/local/lib/ssh-fleet-test/ash')) symlinkSync(path, '/usr/local/lib/ssh-fleet-test/ash')
     path = '/usr/local/lib/ssh-fleet-test/ash'
   }
+  return ensureUser(name, path)
+}
+
+/** A test user (root only) with `shell` as login shell, created or updated, unlocked with no password. */
+export function ensureUser(name: string, shell: string): string {
   try {
     execFileSync('id', [name], { stdio: 'ignore' })
-    execFileSync('usermod', ['-s', path, name], { stdio: 'ignore' })
+    execFileSync('usermod', ['-s', shell, name], { stdio: 'ignore' })
   } catch {
-    execFileSync('useradd', ['-m', '-s', path, name], { stdio: 'ignore' })
+    execFileSync('useradd', ['-m', '-s', shell, name], { stdio: 'ignore' })
   }
   execFileSync('usermod', ['-p', '*', name], { stdio: 'ignore' })
   return name
@@ -110,14 +115,7 @@ export function ensureShellUser(shell: 'dash' | 'zsh' | 'fish' | 'tcsh' | 'busyb
  * hardened (`umask 077`) or chatty (a greeting) profiles reach every session.
  */
 export function ensureProfileUser(name: string, options: { shell?: string; bashrc?: string } = {}): string {
-  const shell = options.shell ?? '/bin/bash'
-  try {
-    execFileSync('id', [name], { stdio: 'ignore' })
-    execFileSync('usermod', ['-s', shell, name], { stdio: 'ignore' })
-  } catch {
-    execFileSync('useradd', ['-m', '-s', shell, name], { stdio: 'ignore' })
-  }
-  execFileSync('usermod', ['-p', '*', name], { stdio: 'ignore' })
+  ensureUser(name, options.shell ?? '/bin/bash')
   const home = execFileSync('getent', ['passwd', name], { encoding: 'utf8' }).split(':')[5]
   writeFileSync(join(home, '.bashrc'), options.bashrc ?? '')
   return name

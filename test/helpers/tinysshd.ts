@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePorts, isRoot, keygen, portOpen } from './sshd'
+import { ensureUser, freePorts, isRoot, keygen, portOpen } from './sshd'
 
 const TINYSSHD = '/usr/sbin/tinysshd'
 const TCPSERVER = '/usr/bin/tcpserver'
@@ -25,20 +25,15 @@ export interface Tinysshd {
   stop(): Promise<void>
 }
 
-function ensureUser(): { home: string; uid: number; gid: number } {
-  try {
-    execFileSync('id', [TINY_USER], { stdio: 'ignore' })
-  } catch {
-    execFileSync('useradd', ['-m', '-s', '/bin/sh', TINY_USER], { stdio: 'ignore' })
-  }
-  execFileSync('usermod', ['-p', '*', TINY_USER], { stdio: 'ignore' })
+function ensureTinyUser(): { home: string; uid: number; gid: number } {
+  ensureUser(TINY_USER, '/bin/sh')
   const [, , uid, gid, , home] = execFileSync('getent', ['passwd', TINY_USER], { encoding: 'utf8' }).trim().split(':')
   return { home, uid: Number(uid), gid: Number(gid) }
 }
 
 export async function startTinysshd(): Promise<Tinysshd> {
   if (!canRunTinysshd) throw new Error('tinysshd tests need tinysshd and ucspi-tcp (apt-get install tinysshd ucspi-tcp) and root')
-  const { home, uid, gid } = ensureUser()
+  const { home, uid, gid } = ensureTinyUser()
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-tinysshd-'))
   execFileSync('tinysshd-makekey', [join(dir, 'keys')], { stdio: 'ignore' })
   const hostPub = execFileSync('tinysshd-printkey', [join(dir, 'keys')], { encoding: 'utf8' }).trim()
