@@ -220,6 +220,13 @@ describe('user certificates: sshd with TrustedUserCAKeys and no authorized_keys'
     }
   })
 
+  test("an ECDSA key with its certificate logs in (its signature converted as the plain key's)", async () => {
+    keygen('user_ecdsa', 'ecdsa')
+    const key = certifiedKey(parsed('user_ecdsa'), certify('user_ecdsa', { ca: 'user_ca', principal: sshd.user }))
+    expect(await attempt(sshd.ports[0], { username: sshd.user, key, hostVerifier: () => true })).toEqual({ ready: true })
+    expect(accepted().at(-1)).toMatch(/ ECDSA-CERT SHA256:\S+ ID ssh-fleet-test \(serial 0\) CA ED25519 /)
+  })
+
   test("an agent's certificate logs in", async () => {
     keygen('agent_user')
     certify('agent_user', { ca: 'user_ca', principal: sshd.user })
