@@ -290,26 +290,33 @@ export function parseCertificateText(text: string): SshCertificate {
 export function verifyCertificateSignature(cert: SshCertificate, legacy = false): void {
   const ca = publicKeyObject(cert.caKey)
   const caType = describeKey(cert.caKey).type
+  let ok = false
+  try {
+    ok = signatureVerifies(cert, ca, caType, legacy)
+  } catch (err) {
+    if (err instanceof CertificateError) throw err
+    // Node refuses some keys outright (an RSA modulus too small for the hash): not a valid signature either.
+  }
+  if (!ok) throw new CertificateError('signature', 'the CA signature does not verify')
+}
+
+function signatureVerifies(cert: SshCertificate, ca: KeyObject, caType: string, legacy: boolean): boolean {
   const algo = cert.signatureAlgorithm
-  let ok: boolean
   if (caType === 'ssh-rsa' && RSA_SIGNATURES[algo]) {
     if (algo === 'ssh-rsa' && !legacy)
       throw new CertificateError('sha1-signature', 'the CA signed it with ssh-rsa (SHA-1), refused unless legacy-algorithms is on')
-    ok = verify(RSA_SIGNATURES[algo], cert.signed, ca, cert.signature)
-  } else if (caType === 'ssh-ed25519' && algo === caType) {
-    ok = verify(null, cert.signed, ca, cert.signature)
-  } else if (caType.startsWith('ecdsa-sha2-') && algo === caType) {
+    return verify(RSA_SIGNATURES[algo], cert.signed, ca, cert.signature)
+  }
+  if (caType === 'ssh-ed25519' && algo === caType) return verify(null, cert.signed, ca, cert.signature)
+  if (caType.startsWith('ecdsa-sha2-') && algo === caType) {
     const curve = CURVES[caType.slice('ecdsa-sha2-'.length)]
     const rs = new Reader(cert.signature, 'the ecdsa signature')
-    const [rInt, sInt] = [unsigned(rs.bytes('r')), unsigned(rs.bytes('s'))]
-    if (!rs.done || rInt.length > curve.bytes || sInt.length > curve.bytes)
-      throw new CertificateError('signature', 'the CA signature does not verify')
+    const [r, s] = [unsigned(rs.bytes('r')), unsigned(rs.bytes('s'))]
+    if (!rs.done || r.length > curve.bytes || s.length > curve.bytes) return false
     const pad = (n: Buffer): Buffer => Buffer.concat([Buffer.alloc(curve.bytes - n.length), n])
-    ok = verify(curve.hash, cert.signed, { key: ca, dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(rInt), pad(sInt)]))
-  } else {
-    throw new CertificateError('signature', `signature algorithm '${algo.slice(0, 60)}' does not fit the CA's ${caType} key`)
+    return verify(curve.hash, cert.signed, { key: ca, dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(r), pad(s)]))
   }
-  if (!ok) throw new CertificateError('signature', 'the CA signature does not verify')
+  throw new CertificateError('signature', `signature algorithm '${algo.slice(0, 60)}' does not fit the CA's ${caType} key`)
 }
 
 /** A moment as OpenSSH prints it in messages, or `forever`. */

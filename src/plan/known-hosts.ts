@@ -11,8 +11,8 @@ export { describeKey }
 /** One usable line of known_hosts. */
 export interface KnownHost {
   /**
-   * `@revoked`: the key is refused for the hosts named. `@cert-authority`: a CA key vouching for host
-   * certificates, which are not supported yet (ssh2 sees the host's plain key): kept to say so.
+   * `@revoked`: the key is refused for the hosts named (as a host key, or as the CA of a host's
+   * certificate). `@cert-authority`: a CA key vouching for the host certificates it signs.
    */
   marker?: 'revoked' | 'cert-authority'
   /** The key's type, e.g. `ssh-ed25519`. */

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -14,21 +13,11 @@ import {
   verifyCertificateSignature,
   type SshCertificate
 } from '../../src/base/ssh-certificate'
+import { CertificateLab, type KeyFiles } from '../helpers/certificates'
 
-// Certificates made by ssh-keygen -s, as a CA does it: the parser must read what OpenSSH writes.
-let dir: string
-const keygen = (...args: string[]): void => void execFileSync('ssh-keygen', ['-q', ...args], { stdio: 'ignore' })
-function newKey(name: string, type: string, bits?: number): string {
-  const path = join(dir, name)
-  keygen('-N', '', '-t', type, ...(bits ? ['-b', String(bits)] : []), '-f', path)
-  return path
-}
-/** Signs `key` with `ca` and returns the `-cert.pub` text. */
-function sign(ca: string, key: string, args: string[]): string {
-  keygen('-s', ca, ...args, `${key}.pub`)
-  return readFileSync(`${key}-cert.pub`, 'utf8')
-}
-const publicBlob = (path: string): Buffer => Buffer.from(readFileSync(`${path}.pub`, 'utf8').split(' ')[1], 'base64')
+let lab: CertificateLab
+const newKey = (name: string, type: string, bits?: number): KeyFiles => lab.key(name, type, bits)
+const sign = (ca: KeyFiles, key: KeyFiles, args: string[]): string => lab.sign(ca, key, args)
 function problem(fn: () => unknown): string | undefined {
   try {
     fn()
@@ -40,12 +29,14 @@ function problem(fn: () => unknown): string | undefined {
 }
 
 const NOW = Date.UTC(2026, 11, 2)
-let edCa: string
-let host: string
+let dir: string
+let edCa: KeyFiles
+let host: KeyFiles
 let hostCert: SshCertificate
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'certs-'))
+  lab = new CertificateLab(dir)
   edCa = newKey('ca-ed', 'ed25519')
   host = newKey('host', 'ed25519')
   hostCert = parseCertificateText(sign(edCa, host, ['-h', '-I', 'web1 host key', '-z', '42', '-n', 'web1,web1.example.com']))
@@ -66,8 +57,8 @@ describe('parseCertificate', () => {
       criticalOptions: [],
       signatureAlgorithm: 'ssh-ed25519'
     })
-    expect(hostCert.publicKey.equals(publicBlob(host))).toBe(true)
-    expect(hostCert.caKey.equals(publicBlob(edCa))).toBe(true)
+    expect(hostCert.publicKey.equals(host.blob)).toBe(true)
+    expect(hostCert.caKey.equals(edCa.blob)).toBe(true)
     expect(() => checkHostCertificate(hostCert, 'web1', NOW)).not.toThrow()
   })
 
@@ -127,7 +118,7 @@ describe('parseCertificate', () => {
   test('a signature by another CA than the one named does not verify', () => {
     const other = newKey('ca-other', 'ed25519')
     const forged = Buffer.from(hostCert.blob)
-    const otherBlob = publicBlob(other)
+    const otherBlob = other.blob
     forged.set(otherBlob, hostCert.signed.length - otherBlob.length) // same length: an ed25519 key for another
     expect(problem(() => verifyCertificateSignature(parseCertificate(forged)))).toBe('signature')
   })
