@@ -342,15 +342,20 @@ export function checkValidity(cert: SshCertificate, nowMs: number): void {
 
 /**
  * OpenSSH's checks of a host's certificate (sshconnect.c check_host_cert): the CA's signature, a host
- * certificate, `name` among its principals (an empty list is refused), inside its validity window, and
- * no critical options (none are defined for hosts). Throws CertificateError.
+ * certificate, `name` among its principals, inside its validity window, and no critical options (none
+ * are defined for hosts). Stricter than OpenSSH 9.2 and 10.0's client on one point: a certificate with
+ * no principals (which they take as valid for every name) is refused, since one such certificate would
+ * let its key pose as any host of the fleet. Throws CertificateError.
  */
 export function checkHostCertificate(cert: SshCertificate, name: string, nowMs: number, legacy = false): void {
   if (cert.kind !== 'host') throw new CertificateError('wrong-type', 'not a host certificate (it is a user certificate)')
   verifyCertificateSignature(cert, legacy)
   checkValidity(cert, nowMs)
   if (cert.principals.length === 0)
-    throw new CertificateError('no-principals', 'it lists no principals (a host certificate must name its hosts)')
+    throw new CertificateError(
+      'no-principals',
+      'it lists no principals (valid for any host name; ssh-fleet requires a host certificate to name its hosts)'
+    )
   if (!cert.principals.includes(name)) throw new CertificateError('principal', `principal ${name} not listed`)
   if (cert.criticalOptions.length > 0) {
     throw new CertificateError(
