@@ -6,6 +6,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    include: ['test/**/*.test.ts']
+    include: ['test/**/*.test.ts'],
+    // ssh2 carries patches (patches/, issue 26): applied before any test imports it.
+    globalSetup: ['./scripts/patch-deps.mjs']
   }
 })

@@ -2,9 +2,13 @@
 // ssh2's native addons are optional and never shipped (the bundle runs on Linux, macOS and Windows
 // without them). A plain `npm ci` compiles them, and ncc would then copy the .node files into dist/;
 // so they are moved aside while ncc runs, and dist/ is the same whether or not they were compiled.
+// patches/ are applied first (scripts/patch-deps.mjs): the bundle holds the patched ssh2.
 import { execFileSync } from 'node:child_process'
 import { existsSync, renameSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { applyPatches } from './patch-deps.mjs'
+
+applyPatches()
 
 const addons = ['node_modules/ssh2/lib/protocol/crypto/build', 'node_modules/cpu-features/build']
 const aside = (dir) => `${dir}.ssh-fleet-build-aside`

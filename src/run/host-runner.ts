@@ -4,6 +4,7 @@ import { SessionLimits, type Connection } from '../ssh/connection'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
 import { cancellableSleep, withRetries } from '../ssh/retry'
+import { keyExchangeNote } from '../ssh/algorithms'
 import { CANCELLED_BEFORE_START, hostFailed, stepResult, type HostResult, type SkipCode, type StepResult } from '../base/results'
 import { clipText } from '../base/bounded'
 import type { Host, RunStep, Settings, Step } from '../plan/settings'
@@ -155,7 +156,7 @@ export class HostRun {
     for (const note of notes) if (!this.result.warnings.includes(note)) this.result.warnings.push(note)
     log.status(
       host,
-      `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`
+      `connected as ${host.user} in ${seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}${keyExchangeNote(outcome.connection?.keyExchange ?? '')}`
     )
     return undefined
   }

@@ -74,6 +74,8 @@ type ProtocolInternals = { authPK(user: string, key: ParsedKey, keyAlgo: string 
 
 /** The hash an RSA signature algorithm names; other key types have one of their own. */
 const RSA_HASH: Record<string, string> = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' }
+/** The hash `algo` signs with: a certificate's (`rsa-sha2-512-cert-v01@openssh.com`) is its plain algorithm's. */
+const hashOf = (algo: string | undefined): string | undefined => RSA_HASH[(algo ?? '').replace(/-cert-v01@openssh\.com$/, '')]
 
 /**
  * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it). Every key it offers that is not one of
@@ -94,7 +96,7 @@ function wrapAuthPK(client: Client, trail: AuthTrail, keys: ParsedKey[], variant
     if (!keys.includes(key) && !cb) trail.agentKeys.push(keyText(key))
     if (cb || !keys.includes(key)) return authPK.call(this, user, key, algo, cb)
     authPK.call(this, user, key, algo, (data, done) => {
-      const signature = key.sign(data, RSA_HASH[algo ?? ''])
+      const signature = key.sign(data, hashOf(algo))
       // A key that cannot sign is left to ssh2's own path (ask first, then sign), which reports it.
       if (signature instanceof Error) authPK.call(this, user, key, algo)
       else done(signature)

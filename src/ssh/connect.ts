@@ -97,6 +97,7 @@ export function connectOnce(
     client.on('connect', () => (stage.connected = true))
     client.on('handshake', (negotiated: { kex: string; serverHostKey: string; cs: { cipher: string; mac?: string } }) => {
       stage.kex = true
+      connection.keyExchange = negotiated.kex
       connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n): n is string =>
         isLegacy(n)
       )

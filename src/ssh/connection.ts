@@ -44,6 +44,8 @@ export class SessionLimits {
 export class Connection {
   /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
   hostKey = ''
+  /** The key exchange the handshake settled on, e.g. `mlkem768x25519-sha256`. */
+  keyExchange = ''
   /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
   legacy: string[] = []
   /** The hops of its route (bastions) that settled on legacy algorithms. */

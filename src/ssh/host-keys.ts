@@ -41,6 +41,21 @@ const HOST_KEY_ALGORITHMS: ServerHostKeyAlgorithm[] = [
 ]
 
 /**
+ * Host certificate algorithms (OpenSSH's PROTOCOL.certkeys), which the patched ssh2 (patches/) offers only
+ * when they are listed in `algorithms.serverHostKey`; ssh-rsa (SHA-1) certificates are not among them.
+ *
+ * Interface (issue 26): when one is negotiated, ssh2 checks the exchange-hash signature with the key the
+ * certificate holds (an RSA one with the hash the negotiated name says) and calls
+ * `hostVerifier(key, verify, algorithm)` with `key` the whole certificate blob, whose leading type string
+ * ends in `-cert-v01@openssh.com` (a plain key's does not), and `algorithm` the negotiated name (e.g.
+ * `rsa-sha2-512-cert-v01@openssh.com`, while an RSA certificate's own type is `ssh-rsa-cert-v01@openssh.com`).
+ * The certificate's CA signature, principals, validity and type are the verifier's to check.
+ */
+export const HOST_CERTIFICATE_ALGORITHMS: readonly string[] = HOST_KEY_ALGORITHMS.filter((a) => a !== 'ssh-rsa').map(
+  (a) => `${a}-cert-v01@openssh.com`
+)
+
+/**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
  * one we know.

@@ -1,6 +1,7 @@
 import { connect, type ConnectDeps, type ConnectOptions, type RouteStream } from './connect'
 import type { ConnectFailure } from './connect-errors'
 import type { Connection } from './connection'
+import { keyExchangeNote } from './algorithms'
 import type { Host, ProxyJump } from '../plan/settings'
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
@@ -36,7 +37,7 @@ export class JumpHost {
     // Hosts that waited on the same attempt share one new attempt rather than each starting one.
     if (this.connecting === pending) {
       this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => {
-        if (r.connection) this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`)
+        if (r.connection) this.onConnected(`${this.label}: connected; ${r.connection.hostKey}${keyExchangeNote(r.connection.keyExchange)}`)
         return r.connection ?? (r.failure as ConnectFailure)
       })
     }
