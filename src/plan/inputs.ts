@@ -140,7 +140,7 @@ function readAuth(
 
 /** A certificate input, checked against its key now. */
 function inputCertificate(input: Inputs.Certificate | Inputs.ProxyCertificate, text: string, key: ParsedKey | undefined): UserCertificate {
-  return { cert: readUserCertificate(input, text, key, Date.now()), text: text.trim(), origin: input }
+  return readUserCertificate(input, text, key, Date.now(), input)
 }
 
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
@@ -177,11 +177,7 @@ function certificateFile(
   if (path === undefined) return undefined
   const origin = `CertificateFile ${path} of ${name}`
   const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2))
-  return {
-    cert: readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `${origin}: `),
-    text: text.trim(),
-    origin: `ssh-config ${origin}`
-  }
+  return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `)
 }
 
 /**

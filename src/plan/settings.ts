@@ -45,10 +45,11 @@ export interface Auth {
   agent?: string
 }
 
-/** A user certificate as read, and its `-cert.pub` text (what ssh2 is given). */
+/** A user certificate as read, and the key ssh2 offers it with. */
 export interface UserCertificate {
   cert: SshCertificate
-  text: string
+  /** The private key presenting the certificate (plan/certified-key). */
+  key: ParsedKey
   /** Where it came from, for messages: `certificate`, `ssh-config CertificateFile /home/…`. */
   origin: string
 }

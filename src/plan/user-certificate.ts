@@ -12,15 +12,24 @@ import {
   validityText,
   type SshCertificate
 } from '../base/ssh-certificate'
+import { certifiedKey } from './certified-key'
 import { InputError } from './input-error'
+import type { UserCertificate } from './settings'
 
 /**
- * Reads a user certificate for `key`. `input` names it in errors (an input, or `ssh-config` with the
- * file's path in `where`). The CA's signature must verify (a SHA-1 one included: whether the server
+ * Reads a user certificate for `key`, and pairs them. `input` names it in errors (an input, or
+ * `ssh-config`, with the file's path in `where`); `origin` says where it came from, for the log. The CA's signature must verify (a SHA-1 one included: whether the server
  * takes it is its CASignatureAlgorithms' say); whether its principals name the login user is for the
  * server to decide (AuthorizedPrincipalsFile maps them).
  */
-export function readUserCertificate(input: string, text: string, key: ParsedKey | undefined, nowMs: number, where = ''): SshCertificate {
+export function readUserCertificate(
+  input: string,
+  text: string,
+  key: ParsedKey | undefined,
+  nowMs: number,
+  origin: string,
+  where = ''
+): UserCertificate {
   const problem = (why: string): InputError => new InputError(input, `${where}${why}`)
   if (!key) throw problem('a certificate needs its private key: give private-key (or an IdentityFile) with it')
   let cert: SshCertificate
@@ -40,5 +49,9 @@ export function readUserCertificate(input: string, text: string, key: ParsedKey 
     if (err instanceof CertificateError) throw problem(`the certificate is ${err.message} (${validityText(cert)})`)
     throw err
   }
-  return cert
+  try {
+    return { cert, key: certifiedKey(key, text), origin }
+  } catch (err) {
+    throw problem(`the certificate ${(err as Error).message}`)
+  }
 }

@@ -58,16 +58,15 @@ export const HOST_CERTIFICATE_ALGORITHMS: readonly string[] = HOST_KEY_ALGORITHM
 /**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
- * one we know.
+ * one we know. Certificates are asked for first, and only, where a @cert-authority line covers the
+ * host: elsewhere no line could accept one, and its plain key is what a line or pin names.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
-  const types = new Set(
-    linesFor(policy, lookupName(host))
-      .filter((k) => !k.marker)
-      .map((k) => k.type)
-  )
+  const lines = linesFor(policy, lookupName(host))
+  const types = new Set(lines.filter((k) => !k.marker).map((k) => k.type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
-  return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
+  const certificates = lines.some((k) => k.marker === 'cert-authority') ? (HOST_CERTIFICATE_ALGORITHMS as ServerHostKeyAlgorithm[]) : []
+  return [...certificates, ...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
 /** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */

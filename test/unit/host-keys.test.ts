@@ -238,6 +238,14 @@ describe('host certificates (@cert-authority)', () => {
     expect(verifyHostKey(policy(caLine('*', rsaCa)), app, sha1, { nowMs: NOW, legacy: true }).accepted).toBe(true)
   })
 
+  test('certificates are asked for first, and only, where a @cert-authority line covers the host', () => {
+    const asked = hostKeyAlgorithms(policy(caLine('*.prod.example')), app)
+    expect(asked.slice(0, 2)).toEqual(['ssh-ed25519-cert-v01@openssh.com', 'ecdsa-sha2-nistp256-cert-v01@openssh.com'])
+    expect(asked).not.toContain('ssh-rsa-cert-v01@openssh.com')
+    expect(hostKeyAlgorithms(policy(caLine('*.prod.example')), web).some((a) => a.includes('-cert-'))).toBe(false)
+    expect(hostKeyAlgorithms(policy(caLine('*.prod.example', ca, '@revoked')), app).some((a) => a.includes('-cert-'))).toBe(false)
+  })
+
   test('an unreadable certificate is refused, not thrown', () => {
     const broken = Buffer.from(good.subarray(0, 60))
     expect(reason(verifyHostKey(policy(caLine('*')), app, broken, { nowMs: NOW }))).toMatch(/certificate SHA256:\S+ could not be read/)
