@@ -1,5 +1,5 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
-import { certificateIdentity } from '../base/ssh-certificate'
+import { VALID_FOREVER, certificateIdentity, certificateTime } from '../base/ssh-certificate'
 import { describeKey } from '../plan/known-hosts'
 import type { Auth } from '../plan/settings'
 
@@ -117,7 +117,10 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
   // The certificate first, then its plain key, as OpenSSH offers them.
   if (certificate) {
     const { cert } = certificate
-    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, principals ${cert.principals.join(',') || 'none'}, from ${certificate.origin})`
+    // Its end is named: a short-lived certificate may run out during a long rollout, and a reconnection
+    // (a reboot, a retry) is then refused for that.
+    const until = cert.validBefore === VALID_FOREVER ? 'no expiry' : `expires ${certificateTime(cert.validBefore)}`
+    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, principals ${cert.principals.join(',') || 'none'}, ${until}, from ${certificate.origin})`
     queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered })
   }
   if (key) {

@@ -31,20 +31,25 @@ const authority = (): string => `@cert-authority 127.0.0.1,[127.0.0.1]:* ${keyOf
  * validity, -h or not), and that lets users in by certificate only: the user CA's, with a principal
  * listed in `principals` (AuthorizedPrincipalsFile), and no authorized_keys at all.
  */
-async function certificateSshd(name: string, hostCert: string[], principals = ['deploy']): Promise<Sshd> {
+async function certificateSshd(name: string, hostCert: string[], principals = ['deploy'], hostKeyType?: [string, number]): Promise<Sshd> {
   const certPath = join(lab.dir, `${name}-host-cert.pub`)
   const principalsPath = join(lab.dir, `${name}-principals`)
   writeFileSync(principalsPath, principals.join('\n') + '\n', { mode: 0o644 })
+  const certify = (hostKey: KeyFiles): void =>
+    writeFileSync(certPath, lab.sign(hostCa, hostKey, ['-I', `${name} host`, '-z', '31', ...hostCert]))
+  // Another host key type than the fixture's ed25519: made here, and named in place of the fixture's.
+  const own = hostKeyType && lab.key(`${name}-host-key`, ...hostKeyType)
+  if (own) certify(own)
   const sshd = await startSshd({
     config: [
+      ...(own ? [`HostKey ${own.path}`] : []),
       `HostCertificate ${certPath}`,
       `TrustedUserCAKeys ${userCa.path}.pub`,
       `AuthorizedPrincipalsFile ${principalsPath}`,
       'AuthorizedKeysFile none'
     ],
     prepare: (dir) => {
-      const text = lab.sign(hostCa, lab.read(join(dir, 'host_ed25519')), ['-I', `${name} host`, '-z', '31', ...hostCert])
-      writeFileSync(certPath, text)
+      if (!own) certify(lab.read(join(dir, 'host_ed25519')))
     }
   })
   servers.push(sshd)
@@ -149,9 +154,36 @@ describe('user certificates (TrustedUserCAKeys, AuthorizedKeysFile none)', () =>
     const r = hostResult(await run({ 'private-key': user.privateText, certificate: cert }), host)
     expect(r.status).toBe('failed')
     expect(r.error).toContain(
-      `publickey ssh-ed25519-cert-v01@openssh.com ${fingerprint(user)} (key id "run-2", serial 0, principals someone-else, from certificate)`
+      `publickey ssh-ed25519-cert-v01@openssh.com ${fingerprint(user)} (key id "run-2", serial 0, principals someone-else, expires 20`
+    )
+    // The certificate, then its plain key, as OpenSSH offers them; the end of its validity named.
+    expect(r.error).toMatch(
+      /principals someone-else, expires 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ, from certificate\), publickey ssh-ed25519 \S+ refused/
     )
     expect(sshd.log()).toContain('Certificate does not contain an authorized principal')
+  })
+
+  test('an RSA host certificate (rsa-sha2-512-cert-v01), and RSA and ECDSA user certificates', async () => {
+    const rsaHost = await certificateSshd('rsa-host', ['-h', '-n', '127.0.0.1'], ['deploy'], ['rsa', 3072])
+    const target = hostName(rsaHost, rsaHost.ports[0])
+    for (const [type, bits] of [
+      ['rsa', 3072],
+      ['ecdsa', 384]
+    ] as const) {
+      const key = lab.key(`${type}-user`, type, bits)
+      const cert = lab.sign(userCa, key, ['-I', `${type}-login`, '-n', 'deploy', '-V', '-1m:+10m'])
+      const login = await runAction({
+        hosts: target,
+        'private-key': key.privateText,
+        certificate: cert,
+        'known-hosts': authority(),
+        run: 'echo in'
+      })
+      expect(login.code, login.stdout).toBe(0)
+      expect(login.stdout).toMatch(/host key ssh-rsa SHA256:\S+ accepted: certificate signed by CA ssh-ed25519/)
+    }
+    expect(rsaHost.log()).toMatch(/RSA-CERT SHA256:\S+ ID rsa-login/)
+    expect(rsaHost.log()).toMatch(/ECDSA-CERT SHA256:\S+ ID ecdsa-login/)
   })
 
   test('an expired certificate is named before connecting, and nothing connects', async () => {
