@@ -11,6 +11,8 @@
  *   them), the blob as public key, and a signature under the plain algorithm.
  * - It throws when the text is not a certificate or certifies another key. It reads nothing else of the
  *   certificate (validity, principals, type): that is the certificate parser's job.
+ * - Hand it to ssh2 through an auth handler (src/ssh/auth.ts's `privateKey`), never ssh2's `privateKey`
+ *   option, which takes only text.
  * - An agent's certificates need nothing: the patched ssh2 reads them as such keys.
  */
 import { createPublicKey } from 'node:crypto'

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, test } from 'vitest'
 import { runAction, type ActionRun } from '../helpers/action'
+import { hasMlKem } from '../../src/ssh/algorithms'
 import { canRunOpenssh10, startOpenssh10 } from '../helpers/openssh10'
 import { hostList, keygen, type Sshd } from '../helpers/sshd'
 
@@ -150,6 +151,24 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries',
       } finally {
         clearInterval(watcher)
         for (const f of readdirSync(s.shared)) rmSync(join(s.shared, f), { force: true })
+      }
+    })
+  })
+})
+
+describe.runIf(canRunOpenssh10)('OpenSSH 10: post-quantum key exchange', () => {
+  test(`mlkem768x25519-sha256 where the runtime has ML-KEM, curve25519 otherwise, named in the log (${process.version}: ${hasMlKem ? 'has' : 'no'} ML-KEM)`, async () => {
+    await withSshd({ config: ['LogLevel DEBUG1'] }, async (s) => {
+      const run = await runAction(inputs(s, { run: 'true' }))
+      expect(failures(run)).toEqual([])
+      if (hasMlKem) {
+        expect(s.log()).toMatch(/kex: algorithm: mlkem768x25519-sha256/)
+        expect(run.stdout).not.toMatch(/not post-quantum/)
+      } else {
+        expect(s.log()).toMatch(/kex: algorithm: curve25519-sha256@libssh\.org/)
+        expect(run.stdout).toContain(
+          `; key exchange curve25519-sha256@libssh.org (not post-quantum: this Node ${process.version} has no ML-KEM (Node ≥ 24.7 has))`
+        )
       }
     })
   })
