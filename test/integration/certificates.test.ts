@@ -6,7 +6,7 @@
  * made here with `ssh-keygen -s`, as a CA makes them.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -108,6 +108,25 @@ describe('host certificates (@cert-authority)', () => {
     expect(r.error).toContain(`host key refused: host certificate signed by CA ${fingerprint(hostCa)} (known-hosts line 1)`)
     expect(r.error).toContain(reason)
     expect(sshd.log()).not.toMatch(/Accepted publickey/)
+  })
+
+  test("a CA line in the runner's ~/.ssh/known_hosts, read when the workflow names no key", async () => {
+    const home = mkdtempSync(join(tmpdir(), 'ssh-fleet-home-'))
+    mkdirSync(join(home, '.ssh'))
+    writeFileSync(
+      join(home, '.ssh', 'known_hosts'),
+      `${good.knownHosts.replace(/ssh-ed25519 \S+/, keyOf(lab.key('unrelated')))}\n${authority()}\n`
+    )
+    try {
+      const run = await runAction(
+        { hosts: hostName(good, good.ports[0]), 'private-key': user.privateText, certificate: cert, run: 'true' },
+        { env: { HOME: home } }
+      )
+      expect(run.code, run.stdout).toBe(0)
+      expect(run.stdout).toContain(`certificate signed by CA ssh-ed25519 ${fingerprint(hostCa)} (~/.ssh/known_hosts line 2)`)
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
   })
 
   test('refused: a revoked CA, even where a pin names the plain key; the plain key still counts without it', async () => {
