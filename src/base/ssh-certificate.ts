@@ -85,6 +85,14 @@ const CURVES: Record<string, { jwk: string; hash: string; bytes: number }> = {
 /** RSA signature algorithms and their hashes; ssh-rsa (SHA-1) only when legacy algorithms are on. */
 const RSA_SIGNATURES: Record<string, string> = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' }
 
+/**
+ * Text from a certificate (a host's, a file's) as a message shows it: quoted, control characters
+ * escaped (no line of its own in the log), cut at `max` characters.
+ */
+function shown(text: string, max = 60): string {
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
+}
+
 /** A cursor over SSH wire data that fails with `malformed` instead of reading past the end. */
 class Reader {
   private at = 0
@@ -149,12 +157,12 @@ function readKeyFields(r: Reader, keyType: string): Buffer {
   } else if (keyType.startsWith('ecdsa-sha2-')) {
     const curve = r.text('ecdsa curve')
     if (!CURVES[curve] || `ecdsa-sha2-${curve}` !== keyType)
-      throw new CertificateError('malformed', `curve '${curve.slice(0, 20)}' does not fit ${keyType}`)
+      throw new CertificateError('malformed', `curve ${shown(curve)} does not fit ${shown(keyType)}`)
     parts.push(sshString(curve), sshString(r.bytes('ecdsa point')))
   } else if (keyType === 'ssh-rsa') {
     parts.push(sshString(r.bytes('rsa exponent')), sshString(r.bytes('rsa modulus')))
   } else {
-    throw new CertificateError('unsupported', `key type '${keyType.slice(0, 60)}' is not supported (ed25519, ecdsa, rsa)`)
+    throw new CertificateError('unsupported', `key type ${shown(keyType)} is not supported (ed25519, ecdsa, rsa)`)
   }
   return Buffer.concat(parts)
 }
@@ -194,7 +202,7 @@ function readFields(data: Buffer, what: string): CertificateField[] {
   while (!r.done) {
     const name = r.text(`${what} name`)
     const last = fields[fields.length - 1]
-    if (last && last.name >= name) throw new CertificateError('malformed', `${what} are not in order or repeat '${name.slice(0, 60)}'`)
+    if (last && last.name >= name) throw new CertificateError('malformed', `${what} are not in order or repeat ${shown(name)}`)
     fields.push({ name, data: r.bytes(`${what} data`) })
   }
   return fields
@@ -206,7 +214,7 @@ export function parseCertificate(blob: Buffer): SshCertificate {
     throw new CertificateError('malformed', `a certificate of ${blob.length} bytes is larger than ${CERTIFICATE_BYTES}`)
   const r = new Reader(blob, 'the certificate')
   const certType = r.text('type')
-  if (!certType.endsWith(CERT_SUFFIX)) throw new CertificateError('malformed', `'${certType.slice(0, 60)}' is not a certificate type`)
+  if (!certType.endsWith(CERT_SUFFIX)) throw new CertificateError('malformed', `${shown(certType)} is not a certificate type`)
   r.bytes('nonce')
   const keyType = certType.slice(0, -CERT_SUFFIX.length)
   const publicKey = readKeyFields(r, keyType)
@@ -233,7 +241,7 @@ export function parseCertificate(blob: Buffer): SshCertificate {
   const signatureAlgorithm = sig.text('signature algorithm')
   const signature = sig.bytes('signature blob')
   // sk-* signatures carry flags and a counter after the blob; those CAs are not supported.
-  if (!sig.done) throw new CertificateError('unsupported', `signature algorithm '${signatureAlgorithm.slice(0, 60)}' is not supported`)
+  if (!sig.done) throw new CertificateError('unsupported', `signature algorithm ${shown(signatureAlgorithm)} is not supported`)
   if (new Reader(caKey, 'the CA key').text('key type').endsWith(CERT_SUFFIX))
     throw new CertificateError('malformed', 'the CA key is itself a certificate')
   return {
@@ -278,8 +286,7 @@ export function parseCertificateText(text: string): SshCertificate {
   if (blob.toString('base64').replace(/=+$/, '') !== data.replace(/=+$/, ''))
     throw new CertificateError('malformed', 'the certificate is not valid base64')
   const cert = parseCertificate(blob)
-  if (cert.certType !== type)
-    throw new CertificateError('malformed', `the line says ${type.slice(0, 60)} but the data is a ${cert.certType}`)
+  if (cert.certType !== type) throw new CertificateError('malformed', `the line says ${shown(type)} but the data is a ${cert.certType}`)
   return cert
 }
 
@@ -316,7 +323,7 @@ function signatureVerifies(cert: SshCertificate, ca: KeyObject, caType: string, 
     const pad = (n: Buffer): Buffer => Buffer.concat([Buffer.alloc(curve.bytes - n.length), n])
     return verify(curve.hash, cert.signed, { key: ca, dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(r), pad(s)]))
   }
-  throw new CertificateError('signature', `signature algorithm '${algo.slice(0, 60)}' does not fit the CA's ${caType} key`)
+  throw new CertificateError('signature', `signature algorithm ${shown(algo)} does not fit the CA's ${shown(caType)} key`)
 }
 
 /** A moment as OpenSSH prints it in messages, or `forever`. */
@@ -360,7 +367,10 @@ export function checkHostCertificate(cert: SshCertificate, name: string, nowMs: 
   if (cert.criticalOptions.length > 0) {
     throw new CertificateError(
       'critical-option',
-      `it has critical options a host certificate cannot have (${cert.criticalOptions.map((o) => o.name).join(', ')})`
+      `it has critical options a host certificate cannot have (${cert.criticalOptions
+        .slice(0, 3)
+        .map((o) => shown(o.name))
+        .join(', ')}${cert.criticalOptions.length > 3 ? ', …' : ''})`
     )
   }
 }
@@ -374,5 +384,5 @@ export function describeKey(blob: Buffer): { type: string; fingerprint: string }
 
 /** `key id "deploy-42", serial 7`, for the log. */
 export function certificateIdentity(cert: SshCertificate): string {
-  return `key id ${JSON.stringify(cert.keyId.slice(0, 200))}, serial ${cert.serial}`
+  return `key id ${shown(cert.keyId, 200)}, serial ${cert.serial}`
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
   CertificateError,
   VALID_FOREVER,
+  certificateIdentity,
   checkHostCertificate,
   checkValidity,
   describeKey,
@@ -167,6 +168,18 @@ describe('hostile bytes', () => {
     const badType = Buffer.from(hostCert.blob)
     badType.writeUInt32BE(3, typeAt)
     expect(problem(() => parseCertificate(badType))).toBe('malformed')
+  })
+
+  test('text from a certificate reaches a message quoted, one line, bounded', () => {
+    const user = newKey('odd', 'ed25519')
+    const cert = parseCertificateText(
+      sign(edCa, user, ['-h', '-n', 'web1', '-I', `line\n::error::forged ${'x'.repeat(500)}`, '-O', 'force-command=x'])
+    )
+    expect(certificateIdentity(cert)).toMatch(/^key id "line\\n::error::forged x+…", serial 0$/)
+    expect(certificateIdentity(cert).length).toBeLessThan(230)
+    const critical = (): void => checkHostCertificate(cert, 'web1', NOW)
+    expect(cert.criticalOptions.map((o) => o.name)).toEqual(['force-command'])
+    expect(critical).toThrow('it has critical options a host certificate cannot have ("force-command")')
   })
 
   test('random bytes and unknown key types end in CertificateError', () => {
