@@ -110,7 +110,7 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   const lines = linesFor(policy, name)
   const ca = describeKey(cert.caKey)
   // OpenSSH (hostfile.c check_key_not_revoked): a certificate is revoked with its key or its CA.
-  const revoked = lines.find((k) => k.marker === 'revoked' && (k.key.equals(cert.caKey) || k.key.equals(cert.publicKey)))
+  const revoked = lines.find((k) => revokes(k, cert.caKey) || revokes(k, cert.publicKey))
   if (revoked) {
     const { type, fingerprint } = describeKey(revoked.key)
     const what = revoked.key.equals(cert.caKey) ? 'signed by revoked CA' : 'for revoked host key'
@@ -138,6 +138,20 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   return plain.accepted ? { accepted: true, via: `${plain.via} (${refusal})` } : { accepted: false, reason: `${refusal}; ${plain.reason}` }
 }
 
+/**
+ * Whether a line revokes the plain key `blob`. A @revoked line may hold a certificate: OpenSSH compares
+ * public keys (sshkey_equal_public), so it revokes the key the certificate certifies.
+ */
+function revokes(line: KnownHost, blob: Buffer): boolean {
+  if (line.marker !== 'revoked') return false
+  if (!isCertificateType(line.type)) return line.key.equals(blob)
+  try {
+    return parseCertificate(line.key).publicKey.equals(blob)
+  } catch {
+    return false // a line that is no readable certificate revokes nothing it could be compared with
+  }
+}
+
 /** The name a host certificate must list as a principal: the host name without port, or HostKeyAlias (as OpenSSH checks it). */
 function principalName(host: HostIdentity): string {
   return (host.hostKeyAlias ?? host.hostname).toLowerCase()
@@ -148,7 +162,7 @@ function verifyPlainKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer):
   const { type, fingerprint } = describeKey(key)
   const name = lookupName(host)
   const lines = linesFor(policy, name)
-  const revoked = lines.find((k) => k.marker === 'revoked' && k.key.equals(key))
+  const revoked = lines.find((k) => revokes(k, key))
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }
   }

@@ -222,6 +222,25 @@ describe('host certificates (@cert-authority)', () => {
     expect(reason(revokedKey)).toContain('host certificate for revoked host key')
   })
 
+  test('a @revoked line holding a certificate revokes the key it certifies, as a certificate or a plain key', () => {
+    const revokedCert = `@revoked * ${lab.sign(ca, hostKey, ['-h', '-n', 'old']).split(' ').slice(0, 2).join(' ')}`
+    expect(reason(verifyHostKey(policy(`${caLine('*')}\n${revokedCert}`), app, good, { nowMs: NOW }))).toContain(
+      'host certificate for revoked host key'
+    )
+    const plain = `app1.prod.example ${hostKey.publicLine.split(' ').slice(0, 2).join(' ')}`
+    expect(reason(verifyHostKey(policy(`${plain}\n${revokedCert}`), app, hostKey.blob))).toContain(
+      'is marked @revoked (known-hosts line 2)'
+    )
+  })
+
+  test('HostKeyAlias: the alias is the name looked up and the principal required', () => {
+    const aliased = { name: 'app1', hostname: '10.0.0.5', port: 2222, hostKeyAlias: 'app1' }
+    expect(verifyHostKey(policy(caLine('app1')), aliased, good, { nowMs: NOW }).accepted).toBe(true)
+    expect(reason(verifyHostKey(policy(caLine('*')), { ...aliased, hostKeyAlias: 'app9' }, good, { nowMs: NOW }))).toContain(
+      'principal app9 not listed'
+    )
+  })
+
   test('the plain key is still accepted where a plain line or a pin names it, and the log says why the certificate was not', () => {
     const expired = certBlob(lab.sign(ca, hostKey, ['-h', '-n', 'app1.prod.example', '-V', '20200101:20200102']))
     const plain = `app1.prod.example ${hostKey.publicLine.split(' ').slice(0, 2).join(' ')}`
