@@ -176,6 +176,7 @@ function certificateFile(
   const path = [...paths, ...(keyPath ? [`${keyPath}-cert.pub`] : [])].find((p) => existsSync(p))
   if (path === undefined) return undefined
   const origin = `CertificateFile ${path} of ${name}`
+  // A -cert.pub file is the certificate in base64 (4/3 of its bytes) and a comment.
   const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2))
   return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `)
 }

@@ -18,9 +18,10 @@ import type { UserCertificate } from './settings'
 
 /**
  * Reads a user certificate for `key`, and pairs them. `input` names it in errors (an input, or
- * `ssh-config`, with the file's path in `where`); `origin` says where it came from, for the log. The CA's signature must verify (a SHA-1 one included: whether the server
- * takes it is its CASignatureAlgorithms' say); whether its principals name the login user is for the
- * server to decide (AuthorizedPrincipalsFile maps them).
+ * `ssh-config`, with the file's path in `where`); `origin` says where it came from, for the log.
+ * The CA's signature must verify (a SHA-1 one included: whether the server takes it is its
+ * CASignatureAlgorithms' say); whether its principals name the login user is for the server to
+ * decide (AuthorizedPrincipalsFile maps them).
  */
 export function readUserCertificate(
   input: string,
