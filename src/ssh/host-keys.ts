@@ -112,8 +112,9 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   // OpenSSH (hostfile.c check_key_not_revoked): a certificate is revoked with its key or its CA.
   const revoked = lines.find((k) => revokes(k, cert.caKey) || revokes(k, cert.publicKey))
   if (revoked) {
-    const { type, fingerprint } = describeKey(revoked.key)
-    const what = revoked.key.equals(cert.caKey) ? 'signed by revoked CA' : 'for revoked host key'
+    const byCa = revokes(revoked, cert.caKey)
+    const { type, fingerprint } = describeKey(byCa ? cert.caKey : cert.publicKey)
+    const what = byCa ? 'signed by revoked CA' : 'for revoked host key'
     return { accepted: false, reason: `host certificate ${what} ${type} ${fingerprint} (@revoked, ${revoked.origin})` }
   }
   if (policy.mode === 'off') return verifyPlainKey(policy, host, cert.publicKey)
