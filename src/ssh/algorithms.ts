@@ -41,7 +41,7 @@ export const hasMlKem: boolean = (() => {
 /** What the log says of a connection's key exchange: nothing when post-quantum, else which and why not. */
 export function keyExchangeNote(kex: string): string {
   if (kex === POST_QUANTUM_KEX || kex === '') return ''
-  const why = hasMlKem ? `the server does not offer ${POST_QUANTUM_KEX}` : `this Node ${process.version} has no ML-KEM (Node ≥ 24.7 has)`
+  const why = hasMlKem ? `the server does not offer ${POST_QUANTUM_KEX}` : `Node ${process.version} has no ML-KEM, Node ≥ 24.7 has`
   return `; key exchange ${kex} (not post-quantum: ${why})`
 }
 

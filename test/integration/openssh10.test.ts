@@ -167,7 +167,7 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: post-quantum key exchange', () => {
       } else {
         expect(s.log()).toMatch(/kex: algorithm: curve25519-sha256@libssh\.org/)
         expect(run.stdout).toContain(
-          `; key exchange curve25519-sha256@libssh.org (not post-quantum: this Node ${process.version} has no ML-KEM (Node ≥ 24.7 has))`
+          `; key exchange curve25519-sha256@libssh.org (not post-quantum: Node ${process.version} has no ML-KEM, Node ≥ 24.7 has)`
         )
       }
     })
