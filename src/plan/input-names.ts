@@ -6,6 +6,7 @@ export enum Inputs {
   Username = 'username',
   Port = 'port',
   PrivateKey = 'private-key',
+  Certificate = 'certificate',
   Passphrase = 'passphrase',
   Password = 'password',
   Agent = 'agent',
@@ -39,6 +40,7 @@ export enum Inputs {
   ProxyCommand = 'proxy-command',
   SshConfig = 'ssh-config',
   ProxyPrivateKey = 'proxy-private-key',
+  ProxyCertificate = 'proxy-certificate',
   Timeout = 'timeout',
   Retries = 'retries',
   RetryDelay = 'retry-delay'

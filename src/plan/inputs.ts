@@ -7,7 +7,9 @@ import { parseHostEntry, parseHosts, parsePort, parseUser } from './inventory'
 import { substituteTokens } from './route'
 import { parseSshConfig, type SshConfig } from './ssh-config'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
-import type { Auth, Host, ProxyJump, Settings, Step } from './settings'
+import type { Auth, Host, ProxyJump, Settings, Step, UserCertificate } from './settings'
+import { readUserCertificate } from './user-certificate'
+import { CERTIFICATE_BYTES } from '../base/ssh-certificate'
 import { registerSecretLines } from '../base/secrets'
 import { InputError } from './input-error'
 import { Inputs } from './input-names'
@@ -119,10 +121,14 @@ function readAuth(
   const passphrase = inputs.text(Inputs.Passphrase)
   const password = keyInput === Inputs.PrivateKey ? inputs.text(Inputs.Password) : ''
   const agent = readAgent(inputs, env, platform)
+  const certFrom = keyInput === Inputs.PrivateKey ? Inputs.Certificate : Inputs.ProxyCertificate
   // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
   if (passphrase && !keyText && required) throw new InputError(Inputs.Passphrase, 'given without private-key')
+  const privateKey = keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined
+  const certText = inputs.text(certFrom)
   const auth: Auth = {
-    privateKey: keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined,
+    privateKey,
+    ...(certText ? { certificate: inputCertificate(certFrom, certText, privateKey) } : {}),
     password: password || undefined,
     agent
   }
@@ -132,24 +138,47 @@ function readAuth(
   return auth
 }
 
+/** A certificate input, checked against its key now. */
+function inputCertificate(input: Inputs.Certificate | Inputs.ProxyCertificate, text: string, key: ParsedKey | undefined): UserCertificate {
+  return readUserCertificate(input, text, key, Date.now(), input)
+}
+
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
 const KEY_FILE_BYTES = 256 * 1024
 /** The most of ~/.ssh/known_hosts read: some 50,000 lines. */
 const KNOWN_HOSTS_BYTES = 16 * 1024 * 1024
 
 /** Reads an ssh config IdentityFile for `name` (a host or hop), with the passphrase input. */
-function identityFile(paths: string[], name: string, passphrase: string): ParsedKey | undefined {
+function identityFile(paths: string[], name: string, passphrase: string): { key: ParsedKey; path: string } | undefined {
   const path = paths.find((p) => existsSync(p))
   if (path === undefined) return undefined
   try {
     // A key file's text is as secret as the private-key input's, though no one typed it into a secret.
     const text = readRegularFile(path, KEY_FILE_BYTES)
     registerSecretLines(text)
-    return parsePrivateKey(Inputs.SshConfig, text, passphrase)
+    return { key: parsePrivateKey(Inputs.SshConfig, text, passphrase), path }
   } catch (err) {
     const problem = err instanceof InputError ? err.problem : (err as Error).message
     throw new InputError(Inputs.SshConfig, `IdentityFile ${path} of ${name}: ${problem}`)
   }
+}
+
+/**
+ * The user certificate of a host's key from its ssh config: the first CertificateFile that exists, else
+ * `<IdentityFile>-cert.pub` beside the key file, as OpenSSH loads it. Checked as the input is.
+ */
+function certificateFile(
+  paths: string[],
+  keyPath: string | undefined,
+  name: string,
+  key: ParsedKey | undefined
+): UserCertificate | undefined {
+  const path = [...paths, ...(keyPath ? [`${keyPath}-cert.pub`] : [])].find((p) => existsSync(p))
+  if (path === undefined) return undefined
+  const origin = `CertificateFile ${path} of ${name}`
+  // A -cert.pub file is the certificate in base64 (4/3 of its bytes) and a comment.
+  const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2))
+  return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `)
 }
 
 /**
@@ -186,11 +215,17 @@ function resolveRoutes(
     }
     return hops
   }
+  /** The host's IdentityFile when no key input is given, and its CertificateFile when no certificate input is. */
   const withIdentity = (host: Host, base: Auth, keyGiven: boolean): Auth => {
-    if (keyGiven || !config) return base
-    const files = config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles
-    const key = identityFile(files, host.name, inputs.text(Inputs.Passphrase))
-    return key ? { ...base, privateKey: key } : base
+    if (!config) return base
+    const entry = config.resolve(parseHostEntry(host.name).hostname, host.user)
+    const found = keyGiven ? undefined : identityFile(entry.identityFiles, host.name, inputs.text(Inputs.Passphrase))
+    let auth = found ? { ...base, privateKey: found.key, certificate: undefined } : base
+    if (!auth.certificate) {
+      const certificate = certificateFile(entry.certificateFiles, found?.path, host.name, auth.privateKey)
+      if (certificate) auth = { ...auth, certificate }
+    }
+    return auth
   }
   return hosts.map((host) => {
     const entry = config?.resolve(parseHostEntry(host.name).hostname, host.user)
@@ -323,7 +358,11 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
   // The port input wins over the ssh config only when it is given.
   const port = inputs.field(Inputs.Port, (t) => (t === '' ? undefined : parsePort(t)), '')
   const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, platform)
-  const hopAuth = inputs.given(Inputs.ProxyPrivateKey) ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform) : auth
+  const hopAuth = inputs.given(Inputs.ProxyPrivateKey)
+    ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform)
+    : inputs.given(Inputs.ProxyCertificate)
+      ? { ...auth, certificate: inputCertificate(Inputs.ProxyCertificate, inputs.text(Inputs.ProxyCertificate), auth.privateKey) }
+      : auth
   const parsed = inputs.field(Inputs.Hosts, (t) => parseHosts(t, { user: username, port, config }), '')
   const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username)
   const shard = inputs.field(Inputs.Shard, (t) => (t === '' ? undefined : parseShard(t)), '')

@@ -2,14 +2,17 @@
  * The host-key inputs as data: known_hosts lines (`known-hosts`, ~/.ssh/known_hosts) and pinned
  * fingerprints, parsed once when the inputs are read. Checking a host's key against them is ssh/host-keys.
  */
-import { createHash, createHmac } from 'node:crypto'
+import { createHmac } from 'node:crypto'
+import { describeKey } from '../base/ssh-certificate'
 import { hasWildcard, wildcardMatch } from '../base/wildcard'
+
+export { describeKey }
 
 /** One usable line of known_hosts. */
 export interface KnownHost {
   /**
-   * `@revoked`: the key is refused for the hosts named. `@cert-authority`: a CA key vouching for host
-   * certificates, which are not supported yet (ssh2 sees the host's plain key): kept to say so.
+   * `@revoked`: the key is refused for the hosts named (as a host key, or as the CA of a host's
+   * certificate). `@cert-authority`: a CA key vouching for the host certificates it signs.
    */
   marker?: 'revoked' | 'cert-authority'
   /** The key's type, e.g. `ssh-ed25519`. */
@@ -31,17 +34,6 @@ export interface HostKeyPolicy {
   mode: 'strict' | 'off'
   knownHosts: KnownHost[]
   fingerprints: Fingerprint[]
-}
-
-/** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
-export function describeKey(blob: Buffer): { type: string; fingerprint: string } {
-  const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0
-  const type = len > 0 && len + 4 <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : 'unknown'
-  return { type, fingerprint: `SHA256:${sha256(blob)}` }
-}
-
-function sha256(blob: Buffer): string {
-  return createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ParsedKey } from 'ssh2'
+import type { SshCertificate } from '../base/ssh-certificate'
 import type { HostKeyPolicy } from './known-hosts'
 import type { Workspace } from '../base/workspace'
 
@@ -33,9 +34,24 @@ export type Route = { via: 'jump'; hops: ProxyJump[] } | { via: 'command'; comma
 export interface Auth {
   /** Parsed once up front so a bad key or passphrase is an input error, and no host re-parses it. */
   privateKey?: ParsedKey
+  /**
+   * The user certificate of `privateKey` (`certificate`, `proxy-certificate`, ssh-config's
+   * CertificateFile or `<IdentityFile>-cert.pub`), checked up front: a user certificate for that key,
+   * valid now. Offered before the plain key, as OpenSSH does.
+   */
+  certificate?: UserCertificate
   password?: string
   /** Agent socket path (SSH_AUTH_SOCK) when `agent` is on. */
   agent?: string
+}
+
+/** A user certificate as read, and the key ssh2 offers it with. */
+export interface UserCertificate {
+  cert: SshCertificate
+  /** The private key presenting the certificate (plan/certified-key). */
+  key: ParsedKey
+  /** Where it came from, for messages: `certificate`, `ssh-config CertificateFile /home/…`. */
+  origin: string
 }
 
 /** What every step has. */

@@ -13,6 +13,8 @@ export interface ConfigHost {
   proxyCommand?: string
   /** `IdentityFile` paths, `~` expanded, in order. */
   identityFiles: string[]
+  /** `CertificateFile` paths, `~` expanded, in order. */
+  certificateFiles: string[]
   connectTimeout?: string
   serverAliveInterval?: string
   serverAliveCountMax?: string
@@ -30,7 +32,7 @@ const HONOURED = {
   serveralivecountmax: 'serverAliveCountMax',
   serveraliveinterval: 'serverAliveInterval',
   hostkeyalias: 'hostKeyAlias'
-} as const satisfies Record<string, Exclude<keyof ConfigHost, 'identityFiles'>>
+} as const satisfies Record<string, Exclude<keyof ConfigHost, 'identityFiles' | 'certificateFiles'>>
 
 /** Match criteria honoured; `canonical`, `final`, `exec`, `localuser`, `localnetwork`… are not. */
 const CRITERIA = new Set(['all', 'host', 'originalhost', 'user'])
@@ -122,7 +124,7 @@ export function parseSshConfig(configText: string): SshConfig {
         if ('config' in line) visit(line.config as Line[])
         continue
       }
-      if (!(param in HONOURED) && param !== 'identityfile') unsupported.add(line.param)
+      if (!(param in HONOURED) && param !== 'identityfile' && param !== 'certificatefile') unsupported.add(line.param)
       sections[sections.length - 1].lines.push(line)
     }
   }
@@ -133,13 +135,19 @@ export function parseSshConfig(configText: string): SshConfig {
     warnings,
     resolve(alias, user) {
       // Every field present (undefined when the config says nothing), the given user first.
-      const found: ConfigHost = { identityFiles: [], ...Object.fromEntries(Object.values(HONOURED).map((f) => [f, undefined])), user }
+      const found: ConfigHost = {
+        identityFiles: [],
+        certificateFiles: [],
+        ...Object.fromEntries(Object.values(HONOURED).map((f) => [f, undefined])),
+        user
+      }
       for (const section of sections) {
         if (!section.applies({ alias, hostname: found.hostname, user: found.user })) continue
         for (const line of section.lines) {
           const param = line.param.toLowerCase()
           const value = text(line.value as Value)
           if (param === 'identityfile') found.identityFiles.push(expand(value))
+          else if (param === 'certificatefile') found.certificateFiles.push(expand(value))
           else if (param in HONOURED) {
             const field = HONOURED[param as keyof typeof HONOURED]
             found[field] ??= field === 'hostname' ? value.replace(/%h/g, alias) : value

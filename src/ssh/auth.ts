@@ -1,4 +1,5 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
+import { VALID_FOREVER, certificateIdentity, certificateTime } from '../base/ssh-certificate'
 import { describeKey } from '../plan/known-hosts'
 import type { Auth } from '../plan/settings'
 
@@ -105,13 +106,23 @@ function wrapAuthPK(client: Client, trail: AuthTrail, keys: ParsedKey[], variant
 }
 
 /**
- * The methods tried, in order: key (an RSA key again with rsa-sha2-512 when refused), agent,
+ * The methods tried, in order: the key's certificate, key (an RSA key again with rsa-sha2-512 when refused), agent,
  * password, keyboard-interactive. Methods the server does not list are skipped. Every offer goes
  * into `trail`, so an authentication failure can say what was refused.
  */
 export function authHandler(client: Client, username: string, auth: Auth, trail: AuthTrail): AuthHandlerMiddleware {
   const queue: Offer[] = []
   const key = auth.privateKey
+  const certificate = auth.certificate
+  // The certificate first, then its plain key, as OpenSSH offers them.
+  if (certificate) {
+    const { cert } = certificate
+    // Its end is named: a short-lived certificate may run out during a long rollout, and a reconnection
+    // (a reboot, a retry) is then refused for that.
+    const until = cert.validBefore === VALID_FOREVER ? 'no expiry' : `expires ${certificateTime(cert.validBefore)}`
+    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, principals ${cert.principals.join(',') || 'none'}, ${until}, from ${certificate.origin})`
+    queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered })
+  }
   if (key) {
     const offered = `publickey ${keyText(key)}`
     queue.push({ method: { type: 'publickey', username, key }, offered })
@@ -145,7 +156,8 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
       if (!wrapped) {
         wrapped = true
         const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512
-        wrapAuthPK(client, trail, key ? (variant ? [key, variant] : [key]) : [], variant)
+        const own = [...(certificate ? [certificate.key] : []), ...(key ? [key] : []), ...(variant ? [variant] : [])]
+        wrapAuthPK(client, trail, own, variant)
       }
       trail.offered.push(next.offered)
       last = next.offered

@@ -114,7 +114,7 @@ export function connectOnce(
       algorithms: algorithms(options, host),
       ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
       hostVerifier: (key: Buffer) => {
-        const verdict = verifyHostKey(options.hostKeys, host, key)
+        const verdict = verifyHostKey(options.hostKeys, host, key, { legacy: options.legacyAlgorithms })
         if (verdict.accepted) connection.hostKey = verdict.via
         else refusal = verdict.reason
         return verdict.accepted

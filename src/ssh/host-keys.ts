@@ -1,4 +1,13 @@
 import type { ServerHostKeyAlgorithm } from 'ssh2'
+import {
+  CertificateError,
+  certificateIdentity,
+  checkHostCertificate,
+  isCertificateType,
+  parseCertificate,
+  validityText,
+  type SshCertificate
+} from '../base/ssh-certificate'
 import { describeKey, type Fingerprint, type HostKeyPolicy, type KnownHost } from '../plan/known-hosts'
 
 export interface HostIdentity {
@@ -49,16 +58,15 @@ export const HOST_CERTIFICATE_ALGORITHMS: readonly string[] = HOST_KEY_ALGORITHM
 /**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
- * one we know.
+ * one we know. Certificates are asked for first, and only, where a @cert-authority line covers the
+ * host: elsewhere no line could accept one, and its plain key is what a line or pin names.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
-  const types = new Set(
-    linesFor(policy, lookupName(host))
-      .filter((k) => !k.marker)
-      .map((k) => k.type)
-  )
+  const lines = linesFor(policy, lookupName(host))
+  const types = new Set(lines.filter((k) => !k.marker).map((k) => k.type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
-  return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
+  const certificates = lines.some((k) => k.marker === 'cert-authority') ? (HOST_CERTIFICATE_ALGORITHMS as ServerHostKeyAlgorithm[]) : []
+  return [...certificates, ...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
 /** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
@@ -77,12 +85,85 @@ function fingerprintApplies(fp: Fingerprint, host: HostIdentity): boolean {
   return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted)
 }
 
-/** Decides whether the key a host presented is acceptable under the policy. */
-export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer): HostKeyVerdict {
+/** When and how a host's certificate is checked: the clock, and whether a SHA-1 CA signature may pass. */
+export interface VerifyOptions {
+  nowMs?: number
+  /** `legacy-algorithms`: a CA's ssh-rsa (SHA-1) signature is accepted. */
+  legacy?: boolean
+}
+
+/**
+ * Decides whether the key a host presented is acceptable under the policy. A certificate is accepted
+ * through a matching @cert-authority line under OpenSSH's rules; when it is not, its plain key is
+ * checked as any key is (OpenSSH does the same), unless the key or its CA is @revoked.
+ */
+export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer, options: VerifyOptions = {}): HostKeyVerdict {
+  if (!isCertificateType(describeKey(key).type)) return verifyPlainKey(policy, host, key)
+  let cert: SshCertificate
+  try {
+    cert = parseCertificate(key)
+  } catch (err) {
+    if (!(err instanceof CertificateError)) throw err
+    return { accepted: false, reason: `the host's certificate ${describeKey(key).fingerprint} could not be read: ${err.message}` }
+  }
+  const name = lookupName(host)
+  const lines = linesFor(policy, name)
+  const ca = describeKey(cert.caKey)
+  // OpenSSH (hostfile.c check_key_not_revoked): a certificate is revoked with its key or its CA.
+  const revoked = lines.find((k) => revokes(k, cert.caKey) || revokes(k, cert.publicKey))
+  if (revoked) {
+    const byCa = revokes(revoked, cert.caKey)
+    const { type, fingerprint } = describeKey(byCa ? cert.caKey : cert.publicKey)
+    const what = byCa ? 'signed by revoked CA' : 'for revoked host key'
+    return { accepted: false, reason: `host certificate ${what} ${type} ${fingerprint} (@revoked, ${revoked.origin})` }
+  }
+  if (policy.mode === 'off') return verifyPlainKey(policy, host, cert.publicKey)
+  const authority = lines.find((k) => k.marker === 'cert-authority' && k.key.equals(cert.caKey))
+  let refusal: string
+  if (authority) {
+    try {
+      checkHostCertificate(cert, principalName(host), options.nowMs ?? Date.now(), options.legacy)
+      const { type, fingerprint } = describeKey(cert.publicKey)
+      return {
+        accepted: true,
+        via: `host key ${type} ${fingerprint} accepted: certificate signed by CA ${ca.type} ${ca.fingerprint} (${authority.origin}), ${certificateIdentity(cert)}, ${validityText(cert)}`
+      }
+    } catch (err) {
+      if (!(err instanceof CertificateError)) throw err
+      refusal = `host certificate signed by CA ${ca.fingerprint} (${authority.origin}), ${certificateIdentity(cert)}, refused: ${err.message}`
+    }
+  } else {
+    refusal = `host certificate signed by CA ${ca.type} ${ca.fingerprint}: no @cert-authority line for ${name} names that CA`
+  }
+  const plain = verifyPlainKey(policy, host, cert.publicKey)
+  return plain.accepted ? { accepted: true, via: `${plain.via} (${refusal})` } : { accepted: false, reason: `${refusal}; ${plain.reason}` }
+}
+
+/**
+ * Whether a line revokes the plain key `blob`. A @revoked line may hold a certificate: OpenSSH compares
+ * public keys (sshkey_equal_public), so it revokes the key the certificate certifies.
+ */
+function revokes(line: KnownHost, blob: Buffer): boolean {
+  if (line.marker !== 'revoked') return false
+  if (!isCertificateType(line.type)) return line.key.equals(blob)
+  try {
+    return parseCertificate(line.key).publicKey.equals(blob)
+  } catch {
+    return false // a line that is no readable certificate revokes nothing it could be compared with
+  }
+}
+
+/** The name a host certificate must list as a principal: the host name without port, or HostKeyAlias (as OpenSSH checks it). */
+function principalName(host: HostIdentity): string {
+  return (host.hostKeyAlias ?? host.hostname).toLowerCase()
+}
+
+/** A plain host key against known_hosts lines and fingerprint pins. */
+function verifyPlainKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer): HostKeyVerdict {
   const { type, fingerprint } = describeKey(key)
   const name = lookupName(host)
   const lines = linesFor(policy, name)
-  const revoked = lines.find((k) => k.marker === 'revoked' && k.key.equals(key))
+  const revoked = lines.find((k) => revokes(k, key))
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }
   }
@@ -97,9 +178,7 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
   const authority = lines.find((k) => k.marker === 'cert-authority')
   const mismatch = lines.some((k) => !k.marker)
     ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-    : authority
-      ? ` is not known: ${authority.origin} is a @cert-authority line for ${name}; SSH certificates are not supported yet`
-      : ` is not known (no known-hosts line or fingerprint for ${name})`
+    : ` is not known (no known-hosts line or fingerprint for ${name}${authority ? `; ${authority.origin} is a @cert-authority line for it, and a CA vouches only for a certificate` : ''})`
   return {
     accepted: false,
     reason:

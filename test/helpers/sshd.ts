@@ -245,7 +245,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     await Promise.all(
       procs.map((proc) => {
         if (proc.exitCode !== null || proc.signalCode !== null) return undefined
-        const exited = new Promise((r) => proc.once('exit', r))
+        const exited = new Promise((r) => proc.once('close', r)) // after its stderr's last words, which go to the log
         proc.kill(signal)
         return exited
       })

@@ -1,29 +1,18 @@
 /**
  * Servers a fleet really has, beyond stock OpenSSH: dropbear (with and without an SFTP server), every
  * common login shell, a ForceCommand audit wrapper (sshd refuses signals to it), rsa-sha2-512-only
- * public key auth, ForceCommand internal-sftp, a bastion that does not forward, and an sshd presenting a
- * host certificate. All real servers.
+ * public key auth, ForceCommand internal-sftp, and a bastion that does not forward (host certificates:
+ * certificates.test.ts). All real servers.
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import {
-  appendFileSync,
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync
-} from 'node:fs'
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction, type ActionRun } from '../helpers/action'
 import { canRunDropbear, startDropbear, type Dropbear } from '../helpers/dropbear'
-import { alive, ensureShellUser, ensureTestUser, freePorts, hostName, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
+import { alive, ensureShellUser, ensureTestUser, hostName, isRoot, keygen, startSshd, type Sshd } from '../helpers/sshd'
 
 const workspace = mkdtempSync(join(tmpdir(), 'ssh-fleet-servers-'))
 afterAll(() => rmSync(workspace, { recursive: true, force: true }))
@@ -322,52 +311,5 @@ describe.runIf(isRoot)('OpenSSH set-ups (needs root for the test users)', () => 
     expect(r).toMatchObject({ status: 'unreachable', attempts: 1 })
     expect(r.error).toContain('the bastion refused to forward (administratively prohibited): AllowTcpForwarding is off there')
     expect(run.stdout).not.toContain('retrying')
-  })
-})
-
-describe('an sshd with a host certificate (HostCertificate, signed by a CA with ssh-keygen -s)', () => {
-  test('a @cert-authority line is named in the refusal; the plain key accepts, a @revoked line refuses', async () => {
-    const certs = mkdtempSync(join(tmpdir(), 'ssh-fleet-certs-'))
-    keygen(join(certs, 'ca'))
-    const [port] = await freePorts(1)
-    const sshd = await startSshd({
-      listen: [`127.0.0.1:${port}`],
-      config: [`HostCertificate ${join(certs, 'host-cert.pub')}`],
-      prepare: (dir) => {
-        const principal = `[127.0.0.1]:${port}`
-        execFileSync('ssh-keygen', ['-q', '-s', join(certs, 'ca'), '-I', 'host', '-h', '-n', principal, join(dir, 'host_ed25519.pub')])
-        copyFileSync(join(dir, 'host_ed25519-cert.pub'), join(certs, 'host-cert.pub'))
-      }
-    })
-    try {
-      // The server really presents the certificate (to a client that asks for it, as OpenSSH does).
-      const scanned = execFileSync('ssh-keyscan', ['-c', '-p', String(port), '127.0.0.1'], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'ignore']
-      })
-      expect(scanned).toContain('ssh-ed25519-cert-v01@openssh.com')
-      const host = hostName(sshd, port)
-      const ca = readFileSync(join(certs, 'ca.pub'), 'utf8').trim().split(/\s+/).slice(0, 2).join(' ')
-      const authority = `@cert-authority [127.0.0.1]:${port} ${ca}`
-      const run = (knownHosts: string, fingerprint = ''): Promise<ActionRun> =>
-        runAction({ hosts: host, 'private-key': sshd.clientKey, 'known-hosts': knownHosts, fingerprint, run: 'echo in' })
-
-      const byAuthority = hostResult(await run(`# the fleet's CA\n${authority}`), host)
-      expect(byAuthority.status).not.toBe('success')
-      expect(byAuthority.error).toContain(
-        `host key ssh-ed25519 ${sshd.fingerprint} is not known: known-hosts line 2 is a @cert-authority line for [127.0.0.1]:${port}; SSH certificates are not supported yet.`
-      )
-      expect(byAuthority.error).toContain(`pin it with the input fingerprint: '${host}=${sshd.fingerprint}'`)
-
-      expect(hostResult(await run(`${authority}\n${sshd.knownHosts}`), host).status).toBe('success')
-
-      const hostKey = sshd.knownHosts.split(' ').slice(1).join(' ')
-      const revoked = hostResult(await run(`${authority}\n@revoked [127.0.0.1]:${port} ${hostKey}`, sshd.fingerprint), host)
-      expect(revoked.status).not.toBe('success')
-      expect(revoked.error).toContain(`host key ssh-ed25519 ${sshd.fingerprint} is marked @revoked (known-hosts line 2)`)
-    } finally {
-      await sshd.stop()
-      rmSync(certs, { recursive: true, force: true })
-    }
   })
 })

@@ -1,7 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto'
-import { describe, expect, test } from 'vitest'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { describeKey, parseFingerprints, parseKnownHosts, type HostKeyPolicy } from '../../src/plan/known-hosts'
 import { hostKeyAlgorithms, verifyHostKey } from '../../src/ssh/host-keys'
+import { CertificateLab, type KeyFiles } from '../helpers/certificates'
 
 /** A syntactically valid ssh-ed25519 public key blob. */
 function edKey(): Buffer {
@@ -128,7 +132,7 @@ describe('parsing', () => {
     const p = policy(`${line('*.example', key, '@cert-authority')}\n${line('db1', edKey())}`)
     const refused = verifyHostKey(p, { name: 'web1.example', hostname: 'web1.example', port: 22 }, key)
     expect(refused.accepted === false && refused.reason).toContain(
-      'is not known: known-hosts line 1 is a @cert-authority line for web1.example; SSH certificates are not supported yet'
+      'known-hosts line 1 is a @cert-authority line for it, and a CA vouches only for a certificate'
     )
     const other = verifyHostKey(p, web, key)
     expect(other.accepted === false && other.reason).toContain('is not known (no known-hosts line or fingerprint for web1)')
@@ -153,5 +157,116 @@ describe('parsing', () => {
     expect(hostKeyAlgorithms(policy(rsa), web)?.slice(0, 4)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-ed25519'])
     expect(hostKeyAlgorithms(policy(line('web1', key)), web)?.[0]).toBe('ssh-ed25519')
     expect(hostKeyAlgorithms(policy(line('other', key)), web)?.[0]).toBe('ssh-ed25519') // ssh2's own order
+  })
+})
+
+describe('host certificates (@cert-authority)', () => {
+  let dir: string
+  let lab: CertificateLab
+  let ca: KeyFiles
+  let hostKey: KeyFiles
+  const NOW = Date.UTC(2026, 11, 2)
+  const caLine = (patterns: string, key: KeyFiles = ca, marker = '@cert-authority'): string =>
+    `${marker} ${patterns} ${key.publicLine.split(' ').slice(0, 2).join(' ')}`
+  const certBlob = (text: string): Buffer => Buffer.from(text.split(' ')[1], 'base64')
+  const app = { name: 'app1.prod.example', hostname: 'app1.prod.example', port: 22 }
+  const reason = (v: ReturnType<typeof verifyHostKey>): string => (v.accepted ? `accepted: ${v.via}` : v.reason)
+  let good: Buffer
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'host-certs-'))
+    lab = new CertificateLab(dir)
+    ca = lab.key('ca')
+    hostKey = lab.key('host')
+    good = certBlob(lab.sign(ca, hostKey, ['-h', '-I', 'app1 host', '-z', '7', '-n', 'app1.prod.example,app1']))
+  })
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('a CA line whose patterns match the host accepts its certificate, and says what accepted it', () => {
+    const verdict = verifyHostKey(policy(caLine('*.prod.example')), app, good, { nowMs: NOW })
+    expect(verdict.accepted).toBe(true)
+    const via = reason(verdict)
+    expect(via).toContain(`host key ssh-ed25519 ${describeKey(hostKey.blob).fingerprint} accepted`)
+    expect(via).toContain(`certificate signed by CA ssh-ed25519 ${describeKey(ca.blob).fingerprint} (known-hosts line 1)`)
+    expect(via).toContain('key id "app1 host", serial 7')
+  })
+
+  test('patterns as OpenSSH reads them: [host]:port off port 22, negation, another CA', () => {
+    const onPort = { ...app, name: 'app1.prod.example:2222', port: 2222 }
+    expect(verifyHostKey(policy(caLine('*.prod.example')), onPort, good, { nowMs: NOW }).accepted).toBe(false)
+    expect(verifyHostKey(policy(caLine('[*.prod.example]:2222')), onPort, good, { nowMs: NOW }).accepted).toBe(true)
+    const negated = verifyHostKey(policy(caLine('*.prod.example,!app1.prod.example')), app, good, { nowMs: NOW })
+    expect(reason(negated)).toContain('no @cert-authority line for app1.prod.example names that CA')
+    const other = verifyHostKey(policy(caLine('*', lab.key('other-ca'))), app, good, { nowMs: NOW })
+    expect(other.accepted).toBe(false)
+  })
+
+  test('refused: a name not among the principals, an expired certificate, a user certificate, no principals', () => {
+    const p = policy(caLine('*'))
+    expect(reason(verifyHostKey(p, { ...app, hostname: 'app2.prod.example' }, good, { nowMs: NOW }))).toContain(
+      'refused: principal app2.prod.example not listed'
+    )
+    const expired = certBlob(lab.sign(ca, hostKey, ['-h', '-n', 'app1.prod.example', '-V', '20200101:20200102']))
+    expect(reason(verifyHostKey(p, app, expired, { nowMs: NOW }))).toContain('refused: expired since 2020-01-02')
+    const user = certBlob(lab.sign(ca, hostKey, ['-n', 'app1.prod.example']))
+    expect(reason(verifyHostKey(p, app, user, { nowMs: NOW }))).toContain('refused: not a host certificate')
+    const anyName = certBlob(lab.sign(ca, hostKey, ['-h']))
+    expect(reason(verifyHostKey(p, app, anyName, { nowMs: NOW }))).toContain('lists no principals')
+  })
+
+  test('refused when the CA or the host key is @revoked, even where a plain line or a pin names the key', () => {
+    const plain = `app1.prod.example ${hostKey.publicLine.split(' ').slice(0, 2).join(' ')}`
+    const revokedCa = verifyHostKey(policy(`${caLine('*')}\n${caLine('*', ca, '@revoked')}\n${plain}`), app, good, { nowMs: NOW })
+    expect(reason(revokedCa)).toContain(`host certificate signed by revoked CA ssh-ed25519 ${describeKey(ca.blob).fingerprint}`)
+    const revokedKey = verifyHostKey(policy(`${caLine('*')}\n${caLine('*', hostKey, '@revoked')}`), app, good, { nowMs: NOW })
+    expect(reason(revokedKey)).toContain('host certificate for revoked host key')
+  })
+
+  test('a @revoked line holding a certificate revokes the key it certifies, as a certificate or a plain key', () => {
+    const revokedCert = `@revoked * ${lab.sign(ca, hostKey, ['-h', '-n', 'old']).split(' ').slice(0, 2).join(' ')}`
+    expect(reason(verifyHostKey(policy(`${caLine('*')}\n${revokedCert}`), app, good, { nowMs: NOW }))).toContain(
+      'host certificate for revoked host key'
+    )
+    const plain = `app1.prod.example ${hostKey.publicLine.split(' ').slice(0, 2).join(' ')}`
+    expect(reason(verifyHostKey(policy(`${plain}\n${revokedCert}`), app, hostKey.blob))).toContain(
+      'is marked @revoked (known-hosts line 2)'
+    )
+  })
+
+  test('HostKeyAlias: the alias is the name looked up and the principal required', () => {
+    const aliased = { name: 'app1', hostname: '10.0.0.5', port: 2222, hostKeyAlias: 'app1' }
+    expect(verifyHostKey(policy(caLine('app1')), aliased, good, { nowMs: NOW }).accepted).toBe(true)
+    expect(reason(verifyHostKey(policy(caLine('*')), { ...aliased, hostKeyAlias: 'app9' }, good, { nowMs: NOW }))).toContain(
+      'principal app9 not listed'
+    )
+  })
+
+  test('the plain key is still accepted where a plain line or a pin names it, and the log says why the certificate was not', () => {
+    const expired = certBlob(lab.sign(ca, hostKey, ['-h', '-n', 'app1.prod.example', '-V', '20200101:20200102']))
+    const plain = `app1.prod.example ${hostKey.publicLine.split(' ').slice(0, 2).join(' ')}`
+    const byLine = verifyHostKey(policy(`${caLine('*')}\n${plain}`), app, expired, { nowMs: NOW })
+    expect(reason(byLine)).toMatch(/^accepted: host key ssh-ed25519 \S+ accepted by known-hosts line 2 \(.*expired since 2020-01-02/)
+    const byPin = verifyHostKey(policy('', describeKey(hostKey.blob).fingerprint), app, good, { nowMs: NOW })
+    expect(reason(byPin)).toMatch(/accepted by fingerprint pin \(.*no @cert-authority line/)
+  })
+
+  test('a CA signing with ssh-rsa (SHA-1) passes only with legacy algorithms', () => {
+    const rsaCa = lab.key('rsa-ca', 'rsa', 2048)
+    const sha1 = certBlob(lab.sign(rsaCa, hostKey, ['-t', 'ssh-rsa', '-h', '-n', 'app1.prod.example']))
+    expect(reason(verifyHostKey(policy(caLine('*', rsaCa)), app, sha1, { nowMs: NOW }))).toContain('ssh-rsa (SHA-1)')
+    expect(verifyHostKey(policy(caLine('*', rsaCa)), app, sha1, { nowMs: NOW, legacy: true }).accepted).toBe(true)
+  })
+
+  test('certificates are asked for first, and only, where a @cert-authority line covers the host', () => {
+    const asked = hostKeyAlgorithms(policy(caLine('*.prod.example')), app)
+    expect(asked.slice(0, 2)).toEqual(['ssh-ed25519-cert-v01@openssh.com', 'ecdsa-sha2-nistp256-cert-v01@openssh.com'])
+    expect(asked).not.toContain('ssh-rsa-cert-v01@openssh.com')
+    expect(hostKeyAlgorithms(policy(caLine('*.prod.example')), web).some((a) => a.includes('-cert-'))).toBe(false)
+    expect(hostKeyAlgorithms(policy(caLine('*.prod.example', ca, '@revoked')), app).some((a) => a.includes('-cert-'))).toBe(false)
+  })
+
+  test('an unreadable certificate is refused, not thrown', () => {
+    const broken = Buffer.from(good.subarray(0, 60))
+    expect(reason(verifyHostKey(policy(caLine('*')), app, broken, { nowMs: NOW }))).toMatch(/certificate SHA256:\S+ could not be read/)
   })
 })
