@@ -146,7 +146,7 @@ export async function floor(
  * The floor running ssh-fleet's own remote command for the default shell (`bash -e`): the bootstrap
  * that reads the step id and runs the script from stdin. What the hosts' side of a step costs.
  */
-const BOOTSTRAP = {
+export const BOOTSTRAP = {
   command: remoteCommand('bash -e'),
   stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef', {
     FLEET_HOST: '127.0.0.1',
@@ -210,7 +210,11 @@ export function rowsTable(rows: BenchReport['rows']): string[] {
 
 /** Every target with its value, met or MISSED. */
 export function targetLines(ratios: BenchReport['ratios']): string[] {
-  return ['', 'targets:', ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)]
+  return [
+    '',
+    'targets:',
+    ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
+  ]
 }
 
 export async function bench(options: BenchOptions = {}): Promise<BenchReport> {

@@ -52,7 +52,10 @@ function synthetic(i: number, steps: number): HostResult {
     durationMs: stepResults.reduce((n, s) => n + s.durationMs, 0),
     attempts: i % 20 === 0 ? 2 : 1,
     steps: stepResults,
-    warnings: i % 20 === 0 ? ['connected after 2 attempts: Connection lost before handshake (the server may be throttling new connections, MaxStartups)'] : [],
+    warnings:
+      i % 20 === 0
+        ? ['connected after 2 attempts: Connection lost before handshake (the server may be throttling new connections, MaxStartups)']
+        : [],
     ...(failed ? { error: `step ${steps} failed: exit code 2`, failedStep: `step ${steps}` } : {})
   }
 }
@@ -112,8 +115,9 @@ export async function timeReport(hosts: number, steps: number): Promise<ReportTi
     await time('job summary', () => writeSummary(summaryMarkdown({ results, elapsedMs: 60_000, steps: stepNames, timeline })))
     return { parts, wallMs: parts.reduce((n, p) => n + p.wallMs, 0), cpuMs: parts.reduce((n, p) => n + p.cpuMs, 0) }
   } finally {
-    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]
-    else process.env[k] = v
+    for (const [k, v] of Object.entries(saved))
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -1,6 +1,7 @@
 /**
  * npm run bench -- thousand: a fleet of a thousand. 1,024 hosts × 1 step at concurrency 128, by
- * ssh-fleet and by the ssh2 floor, and 256 hosts the same way for the per-host slopes (hosts are ports
+ * ssh-fleet and by the ssh2 floor (bare, and running ssh-fleet's remote command, for information), and
+ * 256 hosts the same way for the per-host slopes (hosts are ports
  * of 64 sshd processes on loopback, each admitting 1,000 handshakes at once, so 128 get in together);
  * the report of 1,024 hosts × 10 steps timed in-process (report-scale.ts); and the wall of 10,000
  * hosts split over N matrix shards, projected from the measured per-host figures.
@@ -8,6 +9,7 @@
 import { cpus } from 'node:os'
 import { rmSync } from 'node:fs'
 import {
+  BOOTSTRAP,
   action,
   floor,
   median,
@@ -39,6 +41,8 @@ export async function thousand(options: BenchOptions = {}): Promise<BenchReport>
       const work = `${hosts} hosts × 1 step, c${sizes.c}`
       rows.push({ work, tool: 'ssh-fleet', ...(await median(repeats, () => action(fleet, hosts, 1, sizes.c))) })
       rows.push({ work, tool: 'ssh2 floor', ...(await median(repeats, () => floor(fleet, hosts, 1, sizes.c))) })
+      // For information: how much of the gap is the hosts' share of a step (ssh-fleet's remote command).
+      rows.push({ work, tool: 'ssh2 floor + bootstrap', ...(await median(repeats, () => floor(fleet, hosts, 1, sizes.c, BOOTSTRAP))) })
     }
   } finally {
     await fleet.sshd.stop()
@@ -49,19 +53,22 @@ export async function thousand(options: BenchOptions = {}): Promise<BenchReport>
   const reportWork = `report of ${sizes.reportHosts} hosts × ${sizes.reportSteps} steps`
   rows.push({ work: `${reportWork} (in-process)`, tool: 'ssh-fleet', wallMs: report.wallMs, cpuMs: report.cpuMs, ok: true })
 
-  const find = (hosts: number, tool: string): Measure =>
-    rows.find((r) => r.work.startsWith(`${hosts} hosts`) && r.tool === tool) as Measure
+  const find = (hosts: number, tool: string): Measure => rows.find((r) => r.work.startsWith(`${hosts} hosts`) && r.tool === tool) as Measure
   const span = sizes.large - sizes.small
   /** Peak RSS per host between the two sizes, in KB. */
   const slope = (tool: string): number => ((find(sizes.large, tool).maxRssKb ?? NaN) - (find(sizes.small, tool).maxRssKb ?? NaN)) / span
-  const ours = { large: find(sizes.large, 'ssh-fleet'), small: find(sizes.small, 'ssh-fleet') }
+  const ours = find(sizes.large, 'ssh-fleet')
   const floorLarge = find(sizes.large, 'ssh2 floor')
-  // wall(h) = fixed + h × perHost, the line through the two measured sizes.
-  const perHostMs = (ours.large.wallMs - ours.small.wallMs) / span
-  const fixedMs = ours.small.wallMs - sizes.small * perHostMs
+  // Each projected host costs what a host cost on average in the largest run: wall, and runner CPU.
+  const wallPerHost = ours.wallMs / sizes.large
+  const cpuPerHost = ours.cpuMs / sizes.large
   const ratios = [
-    ratio(`${sizes.large} hosts × 1 step, c${sizes.c}: ssh-fleet / ssh2 floor wall`, ours.large.wallMs / floorLarge.wallMs, 1.1),
-    ratio(`peak RSS per host, ${sizes.small} → ${sizes.large} hosts: ssh-fleet / ssh2 floor`, slope('ssh-fleet') / slope('ssh2 floor'), 1.2),
+    ratio(`${sizes.large} hosts × 1 step, c${sizes.c}: ssh-fleet / ssh2 floor wall`, ours.wallMs / floorLarge.wallMs, 1.1),
+    ratio(
+      `peak RSS per host, ${sizes.small} → ${sizes.large} hosts: ssh-fleet / ssh2 floor`,
+      slope('ssh-fleet') / slope('ssh2 floor'),
+      1.2
+    ),
     ratio(`${reportWork}: seconds of CPU (one thread)`, report.cpuMs / 1000, 0.5)
   ]
   const pad = (s: string | number, n: number): string => String(s).padEnd(n)
@@ -73,13 +80,13 @@ export async function thousand(options: BenchOptions = {}): Promise<BenchReport>
     `peak RSS per host between ${sizes.small} and ${sizes.large} hosts: ssh-fleet ${slope('ssh-fleet').toFixed(1)} KB, ssh2 floor ${slope('ssh2 floor').toFixed(1)} KB`,
     `${reportWork}, each writer (wall / CPU): ${report.parts.map((p) => `${p.what} ${p.wallMs.toFixed(0)} / ${p.cpuMs.toFixed(0)} ms`).join(', ')}`,
     '',
-    `projected wall of ${PROJECTED_HOSTS.toLocaleString('en')} hosts × 1 step, c${sizes.c}, split over N matrix shards (one runner each):`,
-    `  wall(h) = ${(fixedMs / 1000).toFixed(2)} s + h × ${perHostMs.toFixed(2)} ms, the line through ssh-fleet's ${sizes.small}- and ${sizes.large}-host walls`,
-    "  (the runner's own job start is not in it; the loopback hosts' sshd shared this machine's cores, so h × per-host is pessimistic)",
-    `  ${pad('shards', 8)} ${pad('hosts each', 12)} projected wall`,
+    `projected wall of ${PROJECTED_HOSTS.toLocaleString('en')} hosts × 1 step, c${sizes.c}, split over N matrix shards (a runner each; job start not counted):`,
+    `  at the loopback rate: hosts × ${wallPerHost.toFixed(1)} ms, ssh-fleet's wall per host at ${sizes.large} hosts (their sshd shared these cores)`,
+    `  by runner CPU: hosts × ${cpuPerHost.toFixed(1)} ms, its client CPU per host there (what the runner alone needs when the hosts are other machines)`,
+    `  ${pad('shards', 8)} ${pad('hosts each', 12)} ${pad('loopback rate', 15)} runner CPU`,
     ...SHARDS.map((n) => {
       const hosts = Math.ceil(PROJECTED_HOSTS / n)
-      return `  ${pad(n, 8)} ${pad(hosts, 12)} ${((fixedMs + hosts * perHostMs) / 1000).toFixed(1)} s`
+      return `  ${pad(n, 8)} ${pad(hosts, 12)} ${pad(`${((hosts * wallPerHost) / 1000).toFixed(1)} s`, 15)} ${((hosts * cpuPerHost) / 1000).toFixed(1)} s`
     }),
     ...(smoke ? [] : targetLines(ratios))
   ].join('\n')
