@@ -71,7 +71,10 @@ function quiet<T>(fn: () => T): T {
   }
 }
 
-/** Times main's four report writers on `hosts` × `steps` synthetic results, once (as a run does). */
+/**
+ * Times main's four report writers on `hosts` × `steps` synthetic results, once (as a run does). Once per
+ * process: @actions/core keeps the path of the first summary file it wrote, in a directory removed here.
+ */
 export async function timeReport(hosts: number, steps: number): Promise<ReportTimes> {
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-report-'))
   const saved = { GITHUB_OUTPUT: process.env.GITHUB_OUTPUT, GITHUB_STEP_SUMMARY: process.env.GITHUB_STEP_SUMMARY }
