@@ -52,7 +52,7 @@ async function node(
   return { wallMs: r.wallMs, cpuMs: u.cpuMs, maxRssKb: u.maxRssKb, ok: r.code === 0, code: r.code }
 }
 
-interface Fleet {
+export interface Fleet {
   sshd: Sshd
   hosts: Array<{ user: string; port: number }>
   dir: string
@@ -64,7 +64,7 @@ interface Fleet {
 /** known_hosts lines for these hosts' ports. */
 const knownHosts = (fleet: Fleet, hosts: Fleet['hosts']): string => hosts.map((h) => `[127.0.0.1]:${h.port} ${fleet.hostKey}`).join('\n')
 
-async function startFleet(count: number): Promise<Fleet> {
+export async function startFleet(count: number): Promise<Fleet> {
   const sshd = await startSshd({ ports: count, config: ['MaxStartups 1000', 'MaxSessions 100'] })
   const dir = mkdtempSync(join(tmpdir(), 'ssh-fleet-bench-'))
   const keyFile = join(dir, 'key')
@@ -80,7 +80,7 @@ async function startFleet(count: number): Promise<Fleet> {
 
 const COMMAND = 'echo ok'
 
-async function action(
+export async function action(
   fleet: Fleet,
   hosts: number,
   steps: number,
@@ -129,7 +129,7 @@ async function openssh(fleet: Fleet, hosts: number, steps: number, concurrency: 
   return { wallMs: r.wallMs, cpuMs, ok: r.code === 0 }
 }
 
-async function floor(
+export async function floor(
   fleet: Fleet,
   hosts: number,
   steps: number,
@@ -146,7 +146,7 @@ async function floor(
  * The floor running ssh-fleet's own remote command for the default shell (`bash -e`): the bootstrap
  * that reads the step id and runs the script from stdin. What the hosts' side of a step costs.
  */
-const BOOTSTRAP = {
+export const BOOTSTRAP = {
   command: remoteCommand('bash -e'),
   stdin: scriptPayload({ script: COMMAND, env: {} } as unknown as RunStep, '0123456789abcdef', {
     FLEET_HOST: '127.0.0.1',
@@ -166,7 +166,7 @@ const TOOLS: Array<[string, (fleet: Fleet, hosts: number, steps: number, concurr
 ]
 
 /** The median run of `n` by wall time, so one noisy run does not decide a ratio. */
-async function median(n: number, measure: () => Promise<Measure>): Promise<Measure> {
+export async function median(n: number, measure: () => Promise<Measure>): Promise<Measure> {
   const runs: Measure[] = []
   for (let i = 0; i < n; i++) runs.push(await measure())
   runs.sort((a, b) => a.wallMs - b.wallMs)
@@ -179,7 +179,45 @@ export interface BenchReport {
   text: string
 }
 
-export async function bench(options: { smoke?: boolean; repeats?: number; only?: string } = {}): Promise<BenchReport> {
+/** What `npm run bench` passes each part. */
+export interface BenchOptions {
+  smoke?: boolean
+  repeats?: number
+  only?: string
+}
+
+/** A target: met when `value` is at most `limit`. */
+export const ratio = (target: string, value: number, limit: number): BenchReport['ratios'][number] => ({
+  target,
+  value,
+  limit,
+  met: value <= limit
+})
+
+const pad = (s: string, n: number): string => s.padEnd(n)
+const num = (n: number | undefined, unit: string): string => (n === undefined ? 'n/a' : `${n.toFixed(0)} ${unit}`)
+
+/** The table every part prints: a row per work and tool. */
+export function rowsTable(rows: BenchReport['rows']): string[] {
+  return [
+    `${pad('work', 46)} ${pad('tool', 24)} ${pad('wall', 10)} ${pad('client CPU', 12)} ${pad('peak RSS', 12)} ok`,
+    ...rows.map(
+      (r) =>
+        `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`
+    )
+  ]
+}
+
+/** Every target with its value, met or MISSED. */
+export function targetLines(ratios: BenchReport['ratios']): string[] {
+  return [
+    '',
+    'targets:',
+    ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
+  ]
+}
+
+export async function bench(options: BenchOptions = {}): Promise<BenchReport> {
   const smoke = options.smoke ?? false
   /** `--only TEXT` measures just the work whose name contains TEXT (a quicker loop while tuning). */
   const wanted = (work: string): boolean => options.only === undefined || work.includes(options.only)
@@ -281,7 +319,6 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
   const w1 = `${sizes.small} hosts × 1 step`
   const w5 = `${sizes.small} hosts × 5 steps`
   const wl = `${sizes.large} hosts × 1 step`
-  const ratio = (target: string, value: number, limit: number) => ({ target, value, limit, met: value <= limit })
   const far1 = `long path: 1 host × 1 step, RTT ${sizes.rttMs} ms`
   const far5 = `long path: 1 host × 5 steps, RTT ${sizes.rttMs} ms`
   /** Round trips of the first step beyond the direct run, and of each further step. */
@@ -308,25 +345,13 @@ export async function bench(options: { smoke?: boolean; repeats?: number; only?:
         `  ${'tool'.padEnd(24)} ${'first step'.padEnd(12)} each further step`,
         ...Object.entries(rtt).map(([tool, t]) => `  ${tool.padEnd(24)} ${t.first.toFixed(1).padEnd(12)} ${t.further.toFixed(1)}`)
       ]
-  const pad = (s: string, n: number): string => s.padEnd(n)
-  const num = (n: number | undefined, unit: string): string => (n === undefined ? 'n/a' : `${n.toFixed(0)} ${unit}`)
   const text = [
     `ssh-fleet bench — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, node ${process.version}, median of ${repeats}`,
     '',
-    `${pad('work', 46)} ${pad('tool', 24)} ${pad('wall', 10)} ${pad('client CPU', 12)} ${pad('peak RSS', 12)} ok`,
-    ...rows.map(
-      (r) =>
-        `${pad(r.work, 46)} ${pad(r.tool, 24)} ${pad(num(r.wallMs, 'ms'), 10)} ${pad(num(r.cpuMs, 'ms'), 12)} ${pad(r.maxRssKb === undefined ? 'n/a' : `${(r.maxRssKb / 1024).toFixed(0)} MB`, 12)} ${r.ok ? 'yes' : 'NO'}`
-    ),
+    ...rowsTable(rows),
     ...roundTrips,
     // A smoke run (npm test) only proves the benchmark works: a tiny fleet says nothing of targets.
-    ...(smoke
-      ? []
-      : [
-          '',
-          'targets:',
-          ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
-        ])
+    ...(smoke ? [] : targetLines(ratios))
   ].join('\n')
   return { rows, ratios, text }
 }

@@ -2,13 +2,7 @@ import { readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import { basename, join, relative, sep } from 'node:path'
 import type { UploadFile } from './settings'
 import type { Workspace } from '../base/workspace'
-import { globCovers, globMatch } from '../base/wildcard'
-
-/**
- * The glob syntax (see globMatch): `*`, `?` and `**`. Brackets are no syntax here, so `site/[lang]` is a
- * name; and a path that exists as written is taken as written before any glob reading (`a*b` may be a file).
- */
-const MAGIC = /[*?]/
+import { globCoverer, globMatcher, isGlob } from '../base/glob'
 
 function toPosix(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/')
@@ -90,8 +84,7 @@ export function resolveUpload(
  * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
  */
 export function excludes(globs: string[]): (path: string) => boolean {
-  const patterns = globs.map((g) => g.replace(/\/+$/, ''))
-  return (path) => patterns.some((p) => globCovers(p, path))
+  return globCoverer(globs.map((g) => g.replace(/\/+$/, '')))
 }
 
 function resolveFrom(from: string, to: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
@@ -100,7 +93,7 @@ function resolveFrom(from: string, to: string, workspace: Workspace): { files: U
   try {
     stat = statSync(path)
   } catch {
-    if (MAGIC.test(from)) return resolveGlob(from, workspace)
+    if (isGlob(from)) return resolveGlob(from, workspace)
     throw new Error(`'${from}' does not exist (resolved to ${path})${from.includes(',') ? SEVERAL_SOURCES : ''}`)
   }
   if (stat.isDirectory()) return walk(path, from)
@@ -121,21 +114,27 @@ function resolveFrom(from: string, to: string, workspace: Workspace): { files: U
 /** A comma is part of a name (a file may have one in it): several sources are a YAML list. */
 const SEVERAL_SOURCES = '; for several sources write a YAML list: from: [a, b]'
 
+/**
+ * A glob's matches below its directory part: the leading segments that are plain names, or that exist
+ * as written (`site/[lang]/*.html` looks in the directory `site/[lang]`), checked like any path (`..` or
+ * a link leading out is refused); the rest is matched against the paths below it.
+ */
 function resolveGlob(from: string, workspace: Workspace): { files: UploadFile[]; dirs: string[] } {
   const segments = toPosix(from).split('/')
-  const firstMagic = segments.findIndex((s) => MAGIC.test(s))
-  // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
-  const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`)
-  const pattern = segments.slice(firstMagic).join('/')
-  let isDir = false
-  try {
-    isDir = statSync(base).isDirectory()
-  } catch {
-    // named below
+  const isDir = (path: string): boolean => {
+    try {
+      return statSync(path).isDirectory()
+    } catch {
+      return false
+    }
   }
-  if (!isDir) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
-  const found = walk(base, from)
-  const files = found.files.filter((f) => globMatch(pattern, f.relative))
+  const dirOf = (n: number): string => workspace.resolve(n === 0 ? '.' : `${segments.slice(0, n).join('/')}/`)
+  let n = 0
+  while (n < segments.length - 1 && (!isGlob(segments[n]) || isDir(dirOf(n + 1)))) n++
+  const base = dirOf(n)
+  const match = globMatcher(segments.slice(n).join('/'))
+  if (!isDir(base)) throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`)
+  const files = walk(base, from).files.filter((f) => match(f.relative))
   if (files.length === 0) throw new Error(`'${from}' matches no file (looked in ${base})`)
   return { files, dirs: [] }
 }

@@ -2,6 +2,7 @@ import { posix } from 'node:path'
 import { isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml'
 import type { Host, RunStep, Step, UploadFile } from './settings'
 import { shardOf } from './inventory'
+import { globMatcher } from '../base/glob'
 
 /** Options a step inherits from the action's inputs when it does not set them. */
 export interface StepDefaults {
@@ -68,13 +69,14 @@ const KIND_KEYS: Record<Kind, string[]> = { run: ['run', 'run-file'], reboot: ['
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay']
 const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude']
 
-/** Upload excludes: one glob or a list of them, relative to `from`. */
+/** Upload excludes: one glob or a list of them, relative to `from`, each compiled here so a bad one is named. */
 function globList(value: unknown): string[] {
   const list = Array.isArray(value) ? value : [value]
   return list.map((v) => {
     const glob = scalar(v, 'exclude').trim()
     if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..'))
       throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`)
+    globMatcher(glob)
     return glob
   })
 }

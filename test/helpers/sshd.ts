@@ -213,6 +213,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
     return configFile
   })
   let procs: ChildProcess[] = []
+  let removed = false
   const start = async (): Promise<void> => {
     const listenedBefore = (log().match(/^Server listening on /gm) ?? []).length
     procs = configs.map((configFile) => {
@@ -220,7 +221,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       if (options.wrap) argv = options.wrap(argv)
       if (options.netns) argv = ['ip', 'netns', 'exec', options.netns, ...argv]
       const proc = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] })
-      proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
+      // A session's last words can come after the listener exited and stop() removed the log: dropped then.
+      proc.stderr?.on('data', (d: Buffer) => removed || writeFileSync(logFile, d, { flag: 'a' }))
       return proc
     })
     const deadline = Date.now() + 10_000
@@ -271,6 +273,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       // unshare --fork ignores SIGTERM while it waits for its child; only SIGKILL ends it (and, with
       // --kill-child, everything inside).
       await kill(options.wrap ? 'SIGKILL' : 'SIGTERM')
+      removed = true
       rmSync(dir, { recursive: true, force: true })
     }
   }

@@ -227,6 +227,37 @@ describe('upload', () => {
     }
   })
 
+  test('globs (minimatch): a class, a directory named [lang] taken as written, excludes; ** inside a segment refused before connecting', async () => {
+    const files = ['site/[lang]/index.html', 'site/[lang]/en/a.html', 'site/l/b.html', 'site/de/c.html', 'site/.env', 'site/cache/x.bin']
+    for (const f of [...files, 'site/app.js.map', 'site/lib/deep/d.js.map']) {
+      mkdirSync(join(workspace, 'globs', f, '..'), { recursive: true })
+      writeFileSync(join(workspace, 'globs', f), f)
+    }
+    const [classed, literal, excluded] = ['classed', 'literal', 'excluded'].map(remoteDir)
+    const steps = [
+      `- upload: { from: "globs/site/[dl]*/*.html", to: ${classed} }`,
+      `- upload: { from: "globs/site/[lang]/*/*.html", to: ${literal} }`,
+      `- upload: { from: globs/site, to: ${excluded}, exclude: ["*.env", cache, "**/*.map", "[lang]"] }`
+    ].join('\n')
+    const run = await runAction({ ...base([sshd.ports[0]]), steps }, env())
+    expect(run.code, run.stdout).toBe(0)
+    expect(Object.keys(tree(classed)).sort()).toEqual(['de/c.html', 'l/b.html'])
+    expect(Object.keys(tree(literal))).toEqual(['en/a.html'])
+    // "[lang]" leaves out the directory of that name and, as a class, l/.
+    expect(Object.keys(tree(excluded))).toEqual(['de/c.html'])
+
+    const logins = (sshd.log().match(/Accepted publickey/g) ?? []).length
+    const refused = await runAction(
+      { ...base([sshd.ports[0]]), steps: `- upload: { from: globs/site, to: ${excluded}, exclude: "**.map" }` },
+      env()
+    )
+    expect(refused.code).toBe(1)
+    expect(refused.stdout).toContain(
+      "::error::Invalid input 'steps': step 1, upload, field 'exclude': '**.map': ** spans directories only as a whole path segment; write **/*.map for any depth, or *.map for one segment"
+    )
+    expect((sshd.log().match(/Accepted publickey/g) ?? []).length).toBe(logins)
+  })
+
   test('a missing from is refused before any connection', async () => {
     const logins = (): number => (sshd.log().match(/Accepted publickey/g) ?? []).length
     const before = logins()

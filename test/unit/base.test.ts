@@ -86,6 +86,26 @@ describe('mask', () => {
     for (const prefix of ['', 'a', 'ab', 'abc']) expect(mask(Buffer.from(`${prefix}${secret}tail`).toString('base64'))).toContain(MASK)
   })
 
+  it('finds a long secret (a key line) and its encoded forms at every offset of a text, whatever is around it', () => {
+    const line = 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW'
+    registerSecret(line)
+    for (let at = 0; at < 70; at++) {
+      const text = `${'x'.repeat(at)}${line}${'y'.repeat(at % 7)}`
+      expect(mask(text), `at ${at}`).toBe(`${'x'.repeat(at)}${MASK}${'y'.repeat(at % 7)}`)
+      expect(mask(Buffer.from(text).toString('base64')), `base64 at ${at}`).toContain(MASK)
+    }
+    const clean = 'a log line with nothing secret in it, long enough to be probed at a few places '.repeat(4)
+    expect(mask(clean)).toBe(clean)
+  })
+
+  it('masks the same results once, and again after a secret is registered', () => {
+    const results = [{ host: 'web1', error: 'late-secret-value-123 leaked' }]
+    const before = maskDeep(results)
+    expect(maskDeep(results)).toBe(before)
+    registerSecret('late-secret-value-123')
+    expect(maskDeep(results)).toEqual([{ host: 'web1', error: `${MASK} leaked` }])
+  })
+
   it("leaves keys and the action's own words alone, so the shape readers decide on survives a short secret", () => {
     registerSecret('fail')
     const deep = maskDeep({ status: 'failed', steps: [{ status: 'failed', error: 'it will fail' }] })

@@ -1,18 +1,21 @@
 /**
  * Upload `from`/`exclude` globs and the merge's `files` glob: the semantics the uploads rely on, and
- * a linear matcher (file names come from a pull request or a shard's artifact).
+ * a matcher that stays fast on hostile patterns and names (file names come from a pull request or a
+ * shard's artifact).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
-import { globCovers, globMatch } from '../../src/base/wildcard'
+import { globCoverer, globMatcher } from '../../src/base/glob'
 import { excludes, resolveSources, resolveUpload } from '../../src/plan/local-files'
 import { Workspace } from '../../src/base/workspace'
 
 const fixtures = mkdtempSync(join(tmpdir(), 'ssh-fleet-globs-'))
 afterAll(() => rmSync(fixtures, { recursive: true, force: true }))
 const workspace = new Workspace(fixtures)
+const globMatch = (pattern: string, path: string): boolean => globMatcher(pattern)(path)
+const globCovers = (pattern: string, path: string): boolean => globCoverer([pattern])(path)
 
 describe('globMatch', () => {
   test('* and ? stay within a segment, case-sensitive; ** spans segments', () => {
@@ -30,12 +33,31 @@ describe('globMatch', () => {
       ['logs/**', 'logs/a/b.txt', true],
       ['logs/**', 'logs', false], // what is below logs/, as the RegExp had it
       ['**', 'any/thing', true],
-      ['**.map', 'dist/a.js.map', true], // ** leading a segment: any directories, then *.map
-      ['**.map', 'a.map', true],
       ['a.b', 'aXb', false], // . is literal
-      ['a+b(c)', 'a+b(c)', true]
+      ['a+b(c)', 'a+b(c)', true],
+      ['*.env', '.env', true], // dot files are files
+      ['lang/[ab].json', 'lang/a.json', true], // a class
+      ['lang/[ab].json', 'lang/[ab].json', false],
+      ['lang/[[]ab].json', 'lang/[ab].json', true],
+      ['{a,b}.js', 'a.js', false], // braces are literal: no expansion
+      ['{a,b}.js', '{a,b}.js', true],
+      ['f*(1).txt', 'f*(1).txt', true], // no extglob
+      ['f*(1).txt', 'f11.txt', false],
+      ['#notes', '#notes', true], // no comments, no negation
+      ['!keep', '!keep', true],
+      ['a\0b*', 'a\0bc', true], // NUL and newlines are characters
+      ['a\nb*', 'a\nbc', true],
+      ['a\nb*', 'a/bc', false]
     ]
     for (const [pattern, path, expected] of cases) expect(globMatch(pattern, path), `${pattern} ~ ${path}`).toBe(expected)
+  })
+
+  test('** inside a segment is refused, naming both readings (minimatch: one segment; the matcher before: any depth)', () => {
+    expect(() => globMatcher('**.map')).toThrow(
+      "'**.map': ** spans directories only as a whole path segment; write **/*.map for any depth, or *.map for one segment"
+    )
+    expect(() => globMatcher('dist/a**b/x')).toThrow('write dist/**/a*b/x for any depth, or dist/a*b/x for one segment')
+    expect(() => excludes(['ok', 'logs/**.log'])).toThrow(/'logs\/\*\*\.log'/)
   })
 
   test('globCovers: the path or a directory it is in', () => {
@@ -46,6 +68,31 @@ describe('globMatch', () => {
     expect(globCovers('**/*.env', 'conf/.env/x')).toBe(true)
     expect(excludes(['*.env', 'cache', 'logs/**'])('logs')).toBe(false)
     expect(excludes(['*.env', 'cache', 'logs/**'])('logs/a')).toBe(true)
+    // A pattern as written names the path too: `[lang]` is a class and also the directory of that name.
+    expect(excludes(['site/[lang]'])('site/[lang]/index.html')).toBe(true)
+    expect(excludes(['site/[lang]'])('site/l/index.html')).toBe(true)
+    expect(excludes(['site/[lang]'])('site/x/index.html')).toBe(false)
+  })
+
+  test('hostile patterns and names answer at once: stars, deep **, brace bombs, huge ranges, long classes', () => {
+    const long = 'a'.repeat(5000)
+    const deep = Array.from({ length: 200 }, () => 'aaaaaaaaaa').join('/')
+    const cases: [string, string][] = [
+      [`${'*a'.repeat(30)}*b`, long], // backtracking: minutes in picomatch 4.0.7 and minimatch 3.1.5
+      [`**/${'*a'.repeat(30)}*b`, `${deep}/${long}`],
+      [`${'**/'.repeat(2000)}*b`, deep],
+      [`${'**/a*/'.repeat(30)}b`, deep], // picomatch 4.0.7: over 10 s
+      ['{a,b}'.repeat(30), 'ab'.repeat(15)], // expanded: 2.4 s and 250 MB in minimatch 11
+      ['{1..100000}{1..100000}', '11'],
+      [`${'{'.repeat(5000)}a${'}'.repeat(5000)}`, 'a'],
+      [`${`${'?'.repeat(64)}*`.repeat(50)}b`, long],
+      [`${`[${'a-z'.repeat(500)}]*`.repeat(20)}b`, long]
+    ]
+    const started = performance.now()
+    for (const [pattern, path] of cases) expect(globMatch(pattern, path), pattern.slice(0, 40)).toBe(false)
+    const ms = performance.now() - started
+    console.log(`hostile globs: ${ms.toFixed(0)} ms`)
+    expect(ms).toBeLessThan(3000)
   })
 
   test('a file named with 200 dashes against *-*-*-*-* patterns answers at once (a backtracking RegExp took seconds per name)', () => {
