@@ -77,8 +77,8 @@ export class HandshakeGate {
   /**
    * Frees the slot and adapts: `ok` grows the cap, `congested` halves it, `turned-away` halves it or,
    * for a lone handshake, pauses the address. Returns whether the address is paused: an attempt turned
-   * away by a paused address is not one of its host's retries (the host waits for the pause instead).
-   * `why` (the failure's message) is told with a pause.
+   * away or dropped (congested) by a paused address is not one of its host's retries (the host waits
+   * for the pause instead). `why` (the failure's message) is told with a pause.
    */
   release(ticket: Ticket, outcome: HandshakeOutcome, why = ''): boolean {
     this.active--
@@ -93,7 +93,7 @@ export class HandshakeGate {
       else this.halve()
     }
     this.admit()
-    return outcome === 'turned-away' && this.paused
+    return (outcome === 'turned-away' || outcome === 'congested') && this.paused
   }
 
   private halve(): void {

@@ -39,8 +39,12 @@ describe('classifyConnectError', () => {
     expect(classifyConnectError(err('protocol'), 1000).message).toMatch(/MaxStartups.*concurrency/)
   })
 
-  test('a drop before the banner after the server wrote text: turned away, named with its words and both causes', () => {
-    const f = classifyConnectError(err('protocol'), 1000, '127.0.0.1:22', {
+  // The listener closes with our banner unread: the drop reads as an end or as a reset, by timing alone.
+  test.each([
+    ['an end', err('protocol')],
+    ['a reset', err('client-socket', 'ECONNRESET')]
+  ])('a drop before the banner after the server wrote text (%s): turned away, named with its words and both causes', (_, drop) => {
+    const f = classifyConnectError(drop, 1000, '127.0.0.1:22', {
       ...NO_STAGE,
       connected: true,
       serverText: 'Not allowed at this time\r\n'

@@ -142,6 +142,20 @@ describe('HandshakeGate', () => {
     wake()
   })
 
+  test('a handshake dropped without a word while the address is paused waits for the pause, not a spent retry', async () => {
+    const { sleep, wake } = manualSleep()
+    const gate = new HandshakeGate({ max: 8, sleep })
+    const [lone, other, late] = await Promise.all([gate.acquire(), gate.acquire(), gate.acquire()])
+    expect(gate.release(lone, 'turned-away')).toBe(true)
+    expect(gate.release(other, 'congested')).toBe(true)
+    // Not a refusal of the address: spent as it would be, paused or not.
+    expect(gate.release(late, 'other')).toBe(false)
+    wake()
+    await ticks()
+    // Unpaused, a drop is congestion, and the host's retry to spend.
+    expect(await cycle(gate, 'congested')).toBe(false)
+  })
+
   test('pauses are bounded by a total; past it, turned-away attempts are spent retries again', async () => {
     const { sleep, asked, wake } = manualSleep()
     const gate = new HandshakeGate({ max: 8, sleep })
