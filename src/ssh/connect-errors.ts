@@ -27,6 +27,18 @@ export interface ConnectFailure {
 
 export type SshError = Error & { level?: string; code?: string | number }
 
+/**
+ * Kinds where the host answered and said no: its key was refused, the login failed, or it refused
+ * the client after the key exchange (`RefuseConnection`). Such a host failed: it was reached, and
+ * retrying will not change its answer. Every other failure left it unreachable.
+ */
+const ANSWERED_NO: ReadonlySet<ConnectFailure['kind']> = new Set(['host-key', 'auth', 'rejected'])
+
+/** Whether the host answered and refused (ANSWERED_NO), rather than could not be reached. */
+export function refusedByHost(failure: ConnectFailure): boolean {
+  return ANSWERED_NO.has(failure.kind)
+}
+
 /** How far one attempt got: what happened decides a failure's kind, not the words the server used. */
 export interface AttemptStage {
   /** The TCP connection (or the route's stream) was open: the server has a connection it will count. */

@@ -78,11 +78,12 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries',
     })
   })
 
-  test('RefuseConnection yes: a refusal after the key exchange, named as such and not retried', async () => {
+  test('RefuseConnection yes: a refusal after the key exchange, named as such, not retried, and failed (the host answered)', async () => {
     await withSshd({ config: ['RefuseConnection yes'] }, async (s) => {
       const run = await runAction(inputs(s, { run: 'true' }))
       expect(run.results[0]).toMatchObject({
-        status: 'unreachable',
+        // Reached, and it said no, as for a refused key or login: not unreachable.
+        status: 'failed',
         attempts: 1,
         error: expect.stringMatching(
           /the server closed the connection to 127\.0\.0\.1:\d+ after the key exchange, before login: it refuses this client \(e\.g\. OpenSSH RefuseConnection, a Match block\)/
