@@ -65,6 +65,31 @@ describe.runIf(canRunOpenssh10)('OpenSSH 10: penalties, refusals, MaxAuthTries',
     })
   })
 
+  test('two names of one penalised address share its pause: one gate for what the server sees, not one per name', async () => {
+    await withSshd({ config: ['PerSourcePenalties authfail:10s min:5s'] }, async (s) => {
+      const port = s.ports[0]
+      const wrong = keygen(join(s.dir, 'wrong'))
+      await runAction(inputs(s, { 'private-key': wrong, run: 'true' }))
+      const penalised = /srclimit_penalise: ipv4: new 127\.0\.0\.1\/32 active penalty of 10 seconds/
+      for (let i = 0; i < 50 && !penalised.test(s.log()); i++) await sleep(100)
+      expect(s.log()).toMatch(penalised)
+      // 127.1 is 127.0.0.1 spelled another way (the resolver reads it so): another name, the same server.
+      const run = await runAction({
+        hosts: `${s.user}@127.0.0.1:${port}\n${s.user}@127.1:${port}`,
+        'private-key': s.clientKey,
+        'known-hosts': `${s.knownHosts}\n${s.knownHosts.replace('[127.0.0.1]', '[127.1]')}`,
+        run: 'echo in'
+      })
+      expect(run.results.map((r) => [r.status, r.attempts])).toEqual([
+        ['success', 1],
+        ['success', 1]
+      ])
+      // Paused once for both, under the address they resolve to; before: each name paused (and probed) on its own.
+      expect(run.stdout).toMatch(/^127\.0\.0\.1 turns away even a lone connection/m)
+      expect(run.stdout).not.toMatch(/^127\.1 turns away/m)
+    })
+  })
+
   test('sshd stalled 12 s (TCP accepted, no banner) under 16 hosts: connections left before login do not lock the runner out', async () => {
     await withSshd({ ports: 16 }, async (s) => {
       const pid = listenerPid(s)
