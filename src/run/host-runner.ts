@@ -1,5 +1,5 @@
 import { connect, type ConnectDeps } from '../ssh/connect'
-import type { ConnectFailure } from '../ssh/connect-errors'
+import { refusedByHost, type ConnectFailure } from '../ssh/connect-errors'
 import { SessionLimits, type Connection } from '../ssh/connection'
 import { Replay, seconds, type FleetLog, type OutputSink } from '../report/output'
 import pLimit, { type LimitFunction } from 'p-limit'
@@ -241,12 +241,7 @@ export class HostRun {
       const failure = step.kind === 'local' ? undefined : await this.ensureConnected()
       if (failure) {
         const first = this.connection === undefined
-        result.status =
-          failure.kind === 'cancelled'
-            ? 'cancelled'
-            : failure.kind === 'auth' || failure.kind === 'host-key' || !first
-              ? 'failed'
-              : 'unreachable'
+        result.status = failure.kind === 'cancelled' ? 'cancelled' : refusedByHost(failure) || !first ? 'failed' : 'unreachable'
         result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`
         if (!first) result.failedStep = step.name
         log.status(host, `could not connect: ${failure.message}`)

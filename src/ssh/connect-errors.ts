@@ -27,6 +27,18 @@ export interface ConnectFailure {
 
 export type SshError = Error & { level?: string; code?: string | number }
 
+/**
+ * Kinds where the host answered and said no: its key was refused, the login failed, or it refused
+ * the client after the key exchange (`RefuseConnection`). Such a host failed: it was reached, and
+ * retrying will not change its answer. Every other failure left it unreachable.
+ */
+const ANSWERED_NO: ReadonlySet<ConnectFailure['kind']> = new Set(['host-key', 'auth', 'rejected'])
+
+/** Whether the host answered and refused (ANSWERED_NO), rather than could not be reached. */
+export function refusedByHost(failure: ConnectFailure): boolean {
+  return ANSWERED_NO.has(failure.kind)
+}
+
 /** How far one attempt got: what happened decides a failure's kind, not the words the server used. */
 export interface AttemptStage {
   /** The TCP connection (or the route's stream) was open: the server has a connection it will count. */
@@ -86,6 +98,16 @@ export function classifyConnectError(raw: SshError, connectTimeoutMs: number, to
   const at = to ? ` to ${to}` : ''
   // A message may carry the server's own text (a DISCONNECT reason): held short and without control characters.
   const err = { level: raw.level, code: raw.code, message: clipText(raw.message, SERVER_TEXT_CHARS) }
+  // Text and then a drop before the banner: the listener turned us away on purpose (OpenSSH ≥ 9.8:
+  // MaxStartups or a penalty). It closes with our banner unread, so the drop reads as a reset as often
+  // as an end (ssh2: ECONNRESET, or `protocol`), by timing alone: either way it is the same refusal.
+  const dropped = err.level === 'protocol' || (err.level === 'client-socket' && err.code === 'ECONNRESET')
+  if (dropped && !stage.banner && stage.serverText !== '')
+    return {
+      kind: 'turned-away',
+      transient: true,
+      message: `the server turned the connection away before its SSH banner${at}, saying "${clipText(stage.serverText.trim(), SERVER_TEXT_CHARS)}": ${TURNED_AWAY_HINT}`
+    }
   switch (err.level) {
     case 'client-authentication':
     case 'agent':
@@ -115,15 +137,8 @@ export function classifyConnectError(raw: SshError, connectTimeoutMs: number, to
         message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true`
       }
     case 'protocol':
-      // ssh2 raises this when the server drops the connection before its banner. With text before
-      // the drop, the listener turned us away on purpose (OpenSSH ≥ 9.8: MaxStartups or a penalty).
-      if (stage.serverText !== '')
-        return {
-          kind: 'turned-away',
-          transient: true,
-          message: `the server turned the connection away before its SSH banner${at}, saying "${clipText(stage.serverText.trim(), SERVER_TEXT_CHARS)}": ${TURNED_AWAY_HINT}`
-        }
-      // sshd refusing unauthenticated connections past MaxStartups without a word looks exactly like this.
+      // ssh2 raises this when the server drops the connection before its banner; sshd refusing
+      // unauthenticated connections past MaxStartups without a word looks exactly like this.
       return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` }
     case 'client-socket': {
       const code = String(err.code ?? '')

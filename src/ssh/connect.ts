@@ -184,7 +184,7 @@ export interface ConnectDeps {
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 export async function connect(host: Host, options: ConnectOptions, deps: ConnectDeps = {}): Promise<ConnectResult> {
   const retried: ConnectFailure[] = []
-  const gate = deps.gates?.for(host.hostname.toLowerCase())
+  const gate = await deps.gates?.forHost(host)
   const attempt = async (): Promise<{ connection: Connection } | { failure: ConnectFailure }> => {
     for (;;) {
       const sock = deps.tunnel ? await deps.tunnel(host) : undefined

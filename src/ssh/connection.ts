@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events'
 import type { Client, ClientChannel, ExecOptions, PseudoTtyOptions, SFTPWrapper } from 'ssh2'
 import type { LegacyHop } from './algorithms'
 import type { ConnectFailure } from './connect-errors'
-import type { Link } from './link'
+import type { Keepalive, Link } from './link'
 import { backoffDelay, realSleep } from './retry'
 
 /** A channel could not be opened; `refused` when the server said no (e.g. MaxSessions) on a live connection. */
@@ -115,6 +115,16 @@ export class Connection {
     }
     this.lostWaiters.add(listener)
     return () => this.lostWaiters.delete(listener)
+  }
+
+  /** Keepalive at `keepalive` on the connection from now on, whatever the host's own (Link.watch). */
+  watch(keepalive: Keepalive): void {
+    this.link.watch(keepalive)
+  }
+
+  /** Lost after the host had gone silent: since about when (Link.silentSince). */
+  get silentSince(): number | undefined {
+    return this.link.silentSince
   }
 
   /** Why the connection is gone, or undefined while it is up. */

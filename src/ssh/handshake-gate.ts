@@ -7,6 +7,8 @@
  * of congestion, then halves on each one and grows by one per cap's worth of successes. An address
  * that turns even a lone handshake away is paused for escalating spells, then probed with one.
  */
+import { lookup } from 'node:dns/promises'
+import type { Host } from '../plan/settings'
 import { cancellableSleep, realSleep, type Sleep } from './retry'
 
 /** The first cap: sshd's MaxStartups starts dropping past 10 unauthenticated connections (default 10:30:100). */
@@ -77,8 +79,8 @@ export class HandshakeGate {
   /**
    * Frees the slot and adapts: `ok` grows the cap, `congested` halves it, `turned-away` halves it or,
    * for a lone handshake, pauses the address. Returns whether the address is paused: an attempt turned
-   * away by a paused address is not one of its host's retries (the host waits for the pause instead).
-   * `why` (the failure's message) is told with a pause.
+   * away or dropped (congested) by a paused address is not one of its host's retries (the host waits
+   * for the pause instead). `why` (the failure's message) is told with a pause.
    */
   release(ticket: Ticket, outcome: HandshakeOutcome, why = ''): boolean {
     this.active--
@@ -93,7 +95,7 @@ export class HandshakeGate {
       else this.halve()
     }
     this.admit()
-    return outcome === 'turned-away' && this.paused
+    return (outcome === 'turned-away' || outcome === 'congested') && this.paused
   }
 
   private halve(): void {
@@ -128,11 +130,29 @@ export class HandshakeGate {
   }
 }
 
-/** One gate per server address, all with the same options. */
+/** A name to the address the runner dials for it (the system resolver, as `net.connect` asks it). */
+export type Resolve = (hostname: string) => Promise<string>
+
+const systemResolve: Resolve = async (hostname) => (await lookup(hostname)).address
+
+/**
+ * One gate per server, all with the same options. A server is keyed by what it sees of a connection
+ * (serverKey): two names for one machine, or hosts behind one bastion on one target, share a gate.
+ */
 export class HandshakeGates {
   private readonly gates = new Map<string, HandshakeGate>()
+  /** Names the runner dials, resolved once per run. */
+  private readonly addresses = new Map<string, Promise<string>>()
+  private readonly resolve: Resolve
 
-  constructor(private readonly options: Omit<GateOptions, 'onPause'> & { onPause?: (address: string, ms: number, why: string) => void }) {}
+  constructor(
+    private readonly options: Omit<GateOptions, 'onPause'> & {
+      onPause?: (address: string, ms: number, why: string) => void
+      resolve?: Resolve
+    }
+  ) {
+    this.resolve = options.resolve ?? systemResolve
+  }
 
   for(address: string): HandshakeGate {
     let gate = this.gates.get(address)
@@ -142,5 +162,41 @@ export class HandshakeGates {
       this.gates.set(address, gate)
     }
     return gate
+  }
+
+  /** The gate of the server a connection to `host` reaches. */
+  async forHost(host: Host): Promise<HandshakeGate> {
+    return this.for(await this.serverKey(host))
+  }
+
+  /**
+   * The server a connection to `host` reaches, as it sees it: its address, and where the connection
+   * comes from when that is not the runner (the last bastion of the chain, or the proxy command).
+   * Names the runner dials (the host, a chain's first bastion) are resolved; names a bastion or a
+   * proxy command dials are theirs to resolve, and stay as written. Ports are left out: one sshd
+   * serves all its ListenAddress ports from one process (MaxStartups and penalties count them
+   * together), and servers on one address share whatever stands in front of them.
+   */
+  async serverKey(host: Host): Promise<string> {
+    const route = host.route
+    if (!route) return this.address(host.hostname)
+    const target = host.hostname.toLowerCase()
+    if (route.via === 'command') return `${target} through the proxy command ${route.command}`
+    const last = route.hops[route.hops.length - 1].host.hostname
+    return `${target} through ${route.hops.length === 1 ? await this.address(last) : last.toLowerCase()}`
+  }
+
+  /** `hostname` resolved (once), or as written (lower-cased) when it does not resolve: connecting will say why. */
+  private address(hostname: string): Promise<string> {
+    const name = hostname.toLowerCase()
+    let address = this.addresses.get(name)
+    if (!address) {
+      address = this.resolve(name).then(
+        (a) => a.toLowerCase(),
+        () => name
+      )
+      this.addresses.set(name, address)
+    }
+    return address
   }
 }

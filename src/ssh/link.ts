@@ -44,20 +44,32 @@ export class Link {
    * it over, so it stays open on the server (tinysshd then refuses any other session on the link).
    */
   halfOpen = false
+  /**
+   * Ended after the host had gone silent (a keepalive request unanswered for a whole interval; the end
+   * itself may be the count running out, or a reset once it is back): since about when, within an
+   * interval (ms since the epoch).
+   */
+  silentSince?: number
   /** Replaced by a new link: it ends when its last channel closes. */
   private retired = false
   private timer?: NodeJS.Timeout
+  /** Bytes came from the host since the last keepalive tick. Per inbound chunk only this flag is set. */
+  private heard = false
+  /** The last keepalive tick that found bytes heard, and the ticks since that found none. */
+  private heardAt = Date.now()
+  private unanswered = 0
 
   constructor(
     readonly client: Client,
-    private readonly transport: Duplex,
-    private readonly keepalive: Keepalive
+    transport: Duplex,
+    private keepalive: Keepalive
   ) {
     // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
     // unhandled 'error' event would take the whole process down.
     client.on('error', (err: SshError) => this.end(`connection lost: ${err.code ?? err.message}`))
     client.on('close', () => this.end('connection closed by the remote host'))
     client.once('ready', () => this.startKeepalive())
+    transport.on('data', () => (this.heard = true))
   }
 
   /** Whether no channel is open on it (opens under way aside). */
@@ -66,21 +78,31 @@ export class Link {
   }
 
   /**
+   * From now on, keepalive at `keepalive` (whatever the host's own is, off included): a reboot command
+   * watches its host this closely, so a host whose network went down first is not waited on for minutes.
+   */
+  watch(keepalive: Keepalive): void {
+    this.keepalive = keepalive
+    this.startKeepalive()
+  }
+
+  /**
    * Each interval: bytes heard since the last tick reset the count; otherwise a keepalive request is
    * sent, and past `countMax` unanswered ones the link ends, as ssh2's own keepalive would (within
-   * interval × (countMax + 1) of silence). Per inbound chunk only a flag is set.
+   * interval × (countMax + 1) of silence).
    */
   private startKeepalive(): void {
+    clearInterval(this.timer)
     const { intervalMs, countMax } = this.keepalive
     if (!(intervalMs > 0) || this.ended !== undefined) return
-    let heard = false
-    let unanswered = 0
-    this.transport.on('data', () => (heard = true))
+    this.heardAt = Date.now()
+    this.unanswered = 0
     this.timer = setInterval(() => {
-      if (heard) {
-        heard = false
-        unanswered = 0
-      } else if (++unanswered > countMax) {
+      if (this.heard) {
+        this.heard = false
+        this.heardAt = Date.now()
+        this.unanswered = 0
+      } else if (++this.unanswered > countMax) {
         this.end(
           `host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`
         )
@@ -120,6 +142,7 @@ export class Link {
   private end(reason: string): void {
     if (this.ended !== undefined) return
     this.ended = reason
+    if (this.unanswered > 1) this.silentSince = this.heardAt
     clearInterval(this.timer)
     this.onEnd(reason)
   }

@@ -33,8 +33,10 @@ export class Router {
       let jump = this.hops.get(key)
       if (!jump) {
         const through = previous
+        // A hop after the first is reached through the ones before it: its route says so (its gate's key, its errors).
+        const reached = i === 0 ? hop : { ...hop, host: { ...hop.host, route: { via: 'jump' as const, hops: route.hops.slice(0, i) } } }
         jump = new JumpHost(
-          hop,
+          reached,
           this.options,
           { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined },
           (m) => this.note(undefined, m),

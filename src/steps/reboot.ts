@@ -20,6 +20,14 @@ const POLL_INTERVAL_MS = 1000
 const KNOCK_MS = 100
 
 /**
+ * While the reboot command runs, the host is asked every 2 s whether it is there, whatever
+ * `keepalive-interval` says: a host whose network goes down before its session closes (`reboot -f`,
+ * an IPMI reset) never closes it, it goes silent. Five unanswered (about 12 s of silence) is the
+ * host going down; a live sshd answers at once, however busy the command (a drain) keeps the host.
+ */
+const REBOOT_WATCH = { intervalMs: 2000, countMax: 5 }
+
+/**
  * A TCP connection to `host` that has its first bytes waiting (the banner, unread), for the handshake
  * to take over; or, at the deadline or a cancel, why there is none. While the port refuses it is
  * knocked on every KNOCK_MS. A connection that is accepted is kept, however long the banner takes
@@ -45,8 +53,12 @@ function connectionWithBanner(host: Host, deadline: number, signal?: AbortSignal
       }
       const onCancel = (): void => again(0)
       signal?.addEventListener('abort', onCancel, { once: true })
-      // Until it connects, a knock is given a few intervals; once connected, the deadline.
-      let timer = setTimeout(() => again(0), KNOCK_MS * 5)
+      // Until it connects, a knock is given a few intervals (a host whose network is down drops it
+      // silently); once connected, the deadline.
+      let timer = setTimeout(() => {
+        error = `no answer from ${destination(host, false)} (TCP connect)`
+        again(0)
+      }, KNOCK_MS * 5)
       socket.once('connect', () => {
         clearTimeout(timer)
         error = `connected to ${destination(host, false)}, no SSH banner yet`
@@ -108,8 +120,8 @@ async function bootId(step: RebootStep, connection: Connection, probe: Probe): P
 
 /**
  * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
- * (the connection dropping under it is success; a non-zero exit with the connection still up is
- * failure, at once), close, then poll about once a second until the deadline. A host that answers
+ * (the connection dropping or going silent under it is success; a non-zero exit with the connection
+ * still up is failure, at once), close, then poll about once a second until the deadline. A host that answers
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
 export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
@@ -151,9 +163,12 @@ export const runReboot: StepRunner<RebootStep> = async (step, ctx) => {
   ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`)
   const deadline = Date.now() + step.timeoutMs
   // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
+  // A connection that stops answering under it is the host going down, as much as one that closes.
+  connection.watch(REBOOT_WATCH)
   const sent = await probe(connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()))
   const commandEnded = Date.now()
-  let wentDown = sent.lost ? commandEnded : undefined
+  let wentDown = sent.lost ? (connection.silentSince ?? commandEnded) : undefined
+  if (sent.lost) ctx.status(`going down (${sent.error})`)
   connection.close()
   if (sent.status === 'failed' && !sent.lost) {
     return {

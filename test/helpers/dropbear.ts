@@ -83,7 +83,7 @@ export async function startDropbear(options: DropbearOptions = {}): Promise<Drop
   proc.stderr?.on('data', (d: Buffer) => writeFileSync(logFile, d, { flag: 'a' }))
   const log = (): string => readFileSync(logFile, 'utf8')
   const deadline = Date.now() + 10_000
-  while (!(await Promise.all(ports.map(portOpen))).every(Boolean)) {
+  while (!(await Promise.all(ports.map((p) => portOpen(p)))).every(Boolean)) {
     if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`dropbear did not start:\n${log()}`)
     await new Promise((r) => setTimeout(r, 20))
   }

@@ -9,6 +9,13 @@ export interface Netns {
   name: string
   /** The namespace's address on the veth. */
   inner: string
+  /** Takes the namespace's side of the veth down or up: down, it drops everything without a word. */
+  link(up: boolean): void
+  /**
+   * Drops every TCP connection the namespace's kernel still holds (`ss -K`), as a rebooted machine's
+   * new kernel has none: with the link down, nothing of it reaches the peers (no FIN retried later).
+   */
+  forgetConnections(): void
   remove(): void
 }
 
@@ -42,6 +49,8 @@ export function createNetns(): Netns {
   return {
     name,
     inner,
+    link: (up) => ip('netns', 'exec', name, 'ip', 'link', 'set', inside, up ? 'up' : 'down'),
+    forgetConnections: () => ip('netns', 'exec', name, 'ss', '-K', '-t', 'state', 'all'),
     remove: () => {
       try {
         execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' })

@@ -150,10 +150,10 @@ export function keygen(path: string, type = 'ed25519', passphrase = '', format?:
   return readFileSync(path, 'utf8')
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-export function portOpen(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on address:port. */
+export function portOpen(port: number, address = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1')
+    const s = tcpConnect(port, address)
     s.on('connect', () => {
       s.destroy()
       resolve(true)
@@ -237,7 +237,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<Sshd> {
       const listening =
         options.netns || options.wrap
           ? (log().match(/^Server listening on /gm) ?? []).length - listenedBefore >= listen.length
-          : (await Promise.all(ports.map(portOpen))).every(Boolean)
+          : (await Promise.all(ports.map((p) => portOpen(p)))).every(Boolean)
       if (listening) return
       if (Date.now() > deadline) throw new Error(`sshd did not listen within 10s:\n${log()}`)
       await new Promise((r) => setTimeout(r, 20))

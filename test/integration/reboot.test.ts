@@ -6,15 +6,15 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, test } from 'vitest'
 import { hostResult, runAction } from '../helpers/action'
 import { startRebootableHost, type RebootableHost } from '../helpers/rebootable'
-import { hostList, hostName, isRoot, startSshd, type Sshd } from '../helpers/sshd'
+import { hostList, isRoot, startSshd, type Sshd } from '../helpers/sshd'
 
 const inputs = (hosts: RebootableHost[], extra: Record<string, string>): Record<string, string> => ({
-  hosts: hosts.map((h) => hostName(h.sshd, h.port)).join('\n'),
+  hosts: hosts.map((h) => h.name).join('\n'),
   'private-key': hosts[0].sshd.clientKey,
-  'known-hosts': hosts.map((h) => h.sshd.knownHosts).join('\n'),
+  'known-hosts': hosts.map((h) => h.knownHosts).join('\n'),
   ...extra
 })
-const name = (h: RebootableHost): string => hostName(h.sshd, h.port)
+const name = (h: RebootableHost): string => h.name
 
 /** Each rebootable host has its own client key; authorise the first host's key on all of them. */
 async function fleet(count: number, options: Parameters<typeof startRebootableHost>[0] = {}): Promise<RebootableHost[]> {
@@ -99,6 +99,27 @@ describe.runIf(isRoot)('reboot step (real sshd in its own PID and mount namespac
     expect(r.steps[0].rebootMs).toBeGreaterThan(33_000)
     expect(host.history).toHaveLength(1)
   }, 100_000)
+
+  test('a host whose network drops before its session closes (reboot -f, an IPMI reset): the silence is it going down, and it comes back', async () => {
+    // The link goes down as the command starts; sshd dies 1 s later, unheard; the link and sshd are back
+    // 14 s after, when the silence has been noticed (about 12 s) and the polls find nothing.
+    const [host] = await fleet(1, { networkDrops: true, lingerMs: 1000, downMs: 14_000 })
+    hosts.push(host)
+    const oldId = host.bootId()
+    // 25 s: less than keepalive-interval's own watch takes (15 s × 3), which the reboot must not wait for.
+    const steps = "- reboot:\n    command: 'sudo -n reboot -f'\n    timeout: 25s\n- run: cat /proc/sys/kernel/random/boot_id"
+    const run = await runAction(inputs([host], { steps }))
+    const r = hostResult(run, name(host))
+    // Before: the command was waited on until the step's deadline on a connection that no longer
+    // answered, then "did not come back within 25.0s".
+    expect(r.status, r.error).toBe('success')
+    expect(r.steps[1].stdoutTail).toBe(host.bootId())
+    expect(host.bootId()).not.toBe(oldId)
+    expect(host.history).toHaveLength(1)
+    expect(run.stdout).toContain('going down (connection lost during the step: host stopped answering keepalives')
+    // Down from when it went silent (within the watch's 2 s), not from when the silence was noticed (~12 s later).
+    expect(r.steps[0].downtimeMs).toBeGreaterThanOrEqual(12_000)
+  }, 60_000)
 
   test('the reboot command failing with the connection up fails at once, with its stderr', async () => {
     const failing = await fleet(1, { sudoNeedsPassword: true })

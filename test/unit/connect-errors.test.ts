@@ -1,5 +1,12 @@
 import { describe, expect, test } from 'vitest'
-import { classifyClose, classifyConnectError, destination, NO_STAGE } from '../../src/ssh/connect-errors'
+import {
+  classifyClose,
+  classifyConnectError,
+  destination,
+  NO_STAGE,
+  refusedByHost,
+  type ConnectFailure
+} from '../../src/ssh/connect-errors'
 
 const err = (level: string, code?: string, message = 'x'): Error & { level: string; code?: string } =>
   Object.assign(new Error(message), { level, code })
@@ -39,8 +46,12 @@ describe('classifyConnectError', () => {
     expect(classifyConnectError(err('protocol'), 1000).message).toMatch(/MaxStartups.*concurrency/)
   })
 
-  test('a drop before the banner after the server wrote text: turned away, named with its words and both causes', () => {
-    const f = classifyConnectError(err('protocol'), 1000, '127.0.0.1:22', {
+  // The listener closes with our banner unread: the drop reads as an end or as a reset, by timing alone.
+  test.each([
+    ['an end', err('protocol')],
+    ['a reset', err('client-socket', 'ECONNRESET')]
+  ])('a drop before the banner after the server wrote text (%s): turned away, named with its words and both causes', (_, drop) => {
+    const f = classifyConnectError(drop, 1000, '127.0.0.1:22', {
       ...NO_STAGE,
       connected: true,
       serverText: 'Not allowed at this time\r\n'
@@ -83,5 +94,27 @@ describe('classifyConnectError', () => {
         'the server closed the connection to 127.0.0.1:22 after the key exchange, before login: it refuses this client (e.g. OpenSSH RefuseConnection, a Match block)'
     })
     expect(classifyClose({ ...NO_STAGE, connected: true }, '127.0.0.1:22')).toMatchObject({ kind: 'network', transient: true })
+  })
+})
+
+describe('refusedByHost', () => {
+  // What makes a host failed rather than unreachable: it answered and said no.
+  test.each([
+    ['host-key', true],
+    ['auth', true],
+    ['rejected', true],
+    ['turned-away', false],
+    ['refused', false],
+    ['timeout', false],
+    ['stalled', false],
+    ['lost-before-handshake', false],
+    ['network', false],
+    ['protocol', false]
+  ] as const)('%s: %s', (kind, refused) => {
+    expect(refusedByHost({ kind, transient: false, message: '' } satisfies ConnectFailure)).toBe(refused)
+  })
+  test('RefuseConnection (a close after the key exchange, before login) is a refusal by the host', () => {
+    expect(refusedByHost(classifyClose({ ...NO_STAGE, connected: true, banner: true, kex: true }, '127.0.0.1:22'))).toBe(true)
+    expect(refusedByHost(classifyClose({ ...NO_STAGE, connected: true, banner: true }, '127.0.0.1:22'))).toBe(false)
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest'
 import { HandshakeGate, HandshakeGates, PAUSE_TOTAL_MS, PAUSES_MS, START_CAP, type HandshakeOutcome } from '../../src/ssh/handshake-gate'
+import type { Auth, Host } from '../../src/plan/settings'
 
 /** A sleep the test ends by hand, recording what was asked. */
 function manualSleep(): { sleep: (ms: number) => Promise<void>; asked: number[]; wake: () => void } {
@@ -142,6 +143,20 @@ describe('HandshakeGate', () => {
     wake()
   })
 
+  test('a handshake dropped without a word while the address is paused waits for the pause, not a spent retry', async () => {
+    const { sleep, wake } = manualSleep()
+    const gate = new HandshakeGate({ max: 8, sleep })
+    const [lone, other, late] = await Promise.all([gate.acquire(), gate.acquire(), gate.acquire()])
+    expect(gate.release(lone, 'turned-away')).toBe(true)
+    expect(gate.release(other, 'congested')).toBe(true)
+    // Not a refusal of the address: spent as it would be, paused or not.
+    expect(gate.release(late, 'other')).toBe(false)
+    wake()
+    await ticks()
+    // Unpaused, a drop is congestion, and the host's retry to spend.
+    expect(await cycle(gate, 'congested')).toBe(false)
+  })
+
   test('pauses are bounded by a total; past it, turned-away attempts are spent retries again', async () => {
     const { sleep, asked, wake } = manualSleep()
     const gate = new HandshakeGate({ max: 8, sleep })
@@ -178,5 +193,69 @@ describe('HandshakeGate', () => {
     gates.for('b').release(await gates.for('b').acquire(), 'turned-away', 'said no')
     expect(told).toEqual([`b ${PAUSES_MS[0]} said no`])
     expect(gates.for('a').paused).toBe(false)
+  })
+})
+
+describe('HandshakeGates: keyed by what the server sees', () => {
+  /** A resolver of a few names, counting what it was asked; any other name does not resolve. */
+  function resolver(): { resolve: (name: string) => Promise<string>; asked: string[] } {
+    const table: Record<string, string> = { 'web1.example.com': '10.0.0.5', web1: '10.0.0.5', '10.0.0.5': '10.0.0.5', bastion: '192.0.2.1' }
+    const asked: string[] = []
+    return {
+      asked,
+      resolve: async (name) => {
+        asked.push(name)
+        if (name in table) return table[name]
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${name}`), { code: 'ENOTFOUND' })
+      }
+    }
+  }
+  const auth: Auth = {}
+  const host = (hostname: string, port = 22, route?: Host['route']): Host => ({
+    name: `${hostname}:${port}`,
+    user: 'deploy',
+    hostname,
+    port,
+    index: 0,
+    ...(route ? { route } : {})
+  })
+  const jump = (...names: string[]): Host['route'] => ({ via: 'jump', hops: names.map((n) => ({ host: host(n), auth })) })
+
+  test('two names (and two ports) of one address share one gate; the resolver is asked once per name', async () => {
+    const { resolve, asked } = resolver()
+    const gates = new HandshakeGates({ max: 4, resolve })
+    const gate = await gates.forHost(host('web1.example.com'))
+    expect(await gates.forHost(host('WEB1', 2222))).toBe(gate)
+    expect(await gates.forHost(host('10.0.0.5', 2201))).toBe(gate)
+    expect(await gates.serverKey(host('web1'))).toBe('10.0.0.5')
+    expect(await gates.forHost(host('web2'))).not.toBe(gate)
+    expect(asked.sort()).toEqual(['10.0.0.5', 'web1', 'web1.example.com', 'web2'])
+  })
+
+  test('a name that does not resolve is keyed as written', async () => {
+    const gates = new HandshakeGates({ max: 4, resolve: resolver().resolve })
+    expect(await gates.serverKey(host('Nowhere.example'))).toBe('nowhere.example')
+  })
+
+  test('behind a bastion the target sees the bastion: its hosts on one target share a gate, apart from the direct one', async () => {
+    const { resolve } = resolver()
+    const gates = new HandshakeGates({ max: 4, resolve })
+    const via = await gates.forHost(host('127.0.0.1', 2201, jump('bastion')))
+    // The first hop is dialled by the runner, so its name is resolved; the target is the bastion's to resolve.
+    expect(await gates.forHost(host('127.0.0.1', 2202, jump('192.0.2.1')))).toBe(via)
+    expect(await gates.serverKey(host('127.0.0.1', 2201, jump('bastion')))).toBe('127.0.0.1 through 192.0.2.1')
+    expect(await gates.forHost(host('127.0.0.1', 2201))).not.toBe(via)
+    expect(await gates.forHost(host('127.0.0.1', 2201, jump('web1')))).not.toBe(via)
+    // In a chain the target sees the last hop, which the hop before it dials by its name.
+    expect(await gates.serverKey(host('db', 22, jump('bastion', 'Inner')))).toBe('db through inner')
+    expect(await gates.forHost(host('db', 22, jump('web1', 'inner')))).toBe(await gates.forHost(host('db', 22, jump('bastion', 'inner'))))
+  })
+
+  test('through a proxy command: keyed by the command and the target as written', async () => {
+    const gates = new HandshakeGates({ max: 4, resolve: resolver().resolve })
+    const route: Host['route'] = { via: 'command', command: 'ssh -W %h:%p gw' }
+    expect(await gates.serverKey(host('web1', 22, route))).toBe('web1 through the proxy command ssh -W %h:%p gw')
+    expect(await gates.forHost(host('web1', 2222, route))).toBe(await gates.forHost(host('web1', 22, route)))
+    expect(await gates.forHost(host('web1', 22, route))).not.toBe(await gates.forHost(host('web1')))
   })
 })
