@@ -1,5 +1,5 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
-import { VALID_FOREVER, certificateIdentity, certificateTime } from '../base/ssh-certificate'
+import { VALID_FOREVER, certificateIdentity, certificateTime, principalsText } from '../base/ssh-certificate'
 import { describeKey } from '../plan/known-hosts'
 import type { Auth } from '../plan/settings'
 
@@ -120,7 +120,7 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
     // Its end is named: a short-lived certificate may run out during a long rollout, and a reconnection
     // (a reboot, a retry) is then refused for that.
     const until = cert.validBefore === VALID_FOREVER ? 'no expiry' : `expires ${certificateTime(cert.validBefore)}`
-    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, principals ${cert.principals.join(',') || 'none'}, ${until}, from ${certificate.origin})`
+    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, ${principalsText(cert)}, ${until}, from ${certificate.origin})`
     queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered })
   }
   if (key) {
