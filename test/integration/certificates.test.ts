@@ -220,26 +220,49 @@ describe('user certificates (TrustedUserCAKeys, AuthorizedKeysFile none)', () =>
   })
 
   test('a certificate held by an agent (ssh-add loads key-cert.pub beside the key)', async () => {
-    const agentDir = mkdtempSync(join(tmpdir(), 'ssh-fleet-agent-'))
     const key = lab.key('agent-user')
     lab.sign(userCa, key, ['-I', 'agent-run', '-n', 'deploy', '-V', '-1m:+10m'])
-    const socket = join(agentDir, 'agent.sock')
-    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' })
-    try {
-      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
-      execFileSync('ssh-add', [key.path], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' })
+    await withAgent([key], async (socket) => {
       const viaAgent = await runAction(
         { hosts: host, 'known-hosts': authority(), run: 'echo in', agent: 'true' },
         { env: { SSH_AUTH_SOCK: socket } }
       )
       expect(viaAgent.code, viaAgent.stdout).toBe(0)
       expect(sshd.log()).toMatch(/ED25519-CERT SHA256:\S+ ID agent-run/)
-    } finally {
-      agent.kill()
-      rmSync(agentDir, { recursive: true, force: true })
-    }
+    })
+  })
+
+  test("an ssh-config CertificateFile whose key only the agent holds: the agent's key signs for it", async () => {
+    const key = lab.key('agent-only')
+    // The agent gets the plain key alone: the certificate is written after ssh-add, and named by ssh config.
+    await withAgent([key], async (socket) => {
+      const certPath = join(lab.dir, 'agent-only-file-cert.pub')
+      writeFileSync(certPath, lab.sign(userCa, key, ['-I', 'agent-file', '-n', 'deploy', '-V', '-1m:+10m']))
+      const config = ['Host app', '  HostName 127.0.0.1', `  Port ${sshd.ports[0]}`, `  User ${sshd.user}`, `  CertificateFile ${certPath}`].join('\n')
+      const run = await runAction(
+        { hosts: 'app', 'ssh-config': config, 'known-hosts': authority(), run: 'echo in', agent: 'true' },
+        { env: { SSH_AUTH_SOCK: socket } }
+      )
+      expect(run.code, run.stdout).toBe(0)
+      expect(sshd.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: ED25519-CERT SHA256:\S+ ID agent-file/)
+    })
   })
 })
+
+/** Runs `fn` with an ssh-agent holding `keys` (their -cert.pub beside them, if any, as ssh-add loads it). */
+async function withAgent(keys: KeyFiles[], fn: (socket: string) => Promise<void>): Promise<void> {
+  const agentDir = mkdtempSync(join(tmpdir(), 'ssh-fleet-agent-'))
+  const socket = join(agentDir, 'agent.sock')
+  const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' })
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
+    for (const key of keys) execFileSync('ssh-add', [key.path], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' })
+    await fn(socket)
+  } finally {
+    agent.kill()
+    rmSync(agentDir, { recursive: true, force: true })
+  }
+}
 
 describe('through a bastion', () => {
   let bastion: Sshd
