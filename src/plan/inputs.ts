@@ -269,7 +269,15 @@ function resolveRoutes(
     const key = auth.privateKey ?? (auth.agent ? 'agent' : undefined)
     const certText = inputs.text(certInput)
     const certificate = certText
-      ? (auth.certificate ?? readUserCertificate(certInput, certText, key, Date.now(), certInput, found ? `with IdentityFile ${found.path} of ${host.name}: ` : ''))
+      ? (auth.certificate ??
+        readUserCertificate(
+          certInput,
+          certText,
+          key,
+          Date.now(),
+          certInput,
+          found ? `with IdentityFile ${found.path} of ${host.name}: ` : ''
+        ))
       : certificateFile(entry.certificateFiles, found?.path, host.name, key, warnings)
     if (certificate) auth = { ...auth, certificate }
     return auth

@@ -69,7 +69,8 @@ export const HOST_CERTIFICATE_ALGORITHMS: readonly string[] = HOST_KEY_ALGORITHM
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
  * one we know. Certificates are asked for first, and only, where a @cert-authority line covers the
- * host, with its port or without (OpenSSH's retry, portlessName): elsewhere no line could accept one, and its plain key is what a line or pin names.
+ * host, with its port or without (OpenSSH's retry, portlessName): elsewhere no line could accept one,
+ * and its plain key is what a line or pin names.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
   const lines = linesFor(policy, lookupName(host))
