@@ -238,7 +238,13 @@ describe('user certificates (TrustedUserCAKeys, AuthorizedKeysFile none)', () =>
     await withAgent([key], async (socket) => {
       const certPath = join(lab.dir, 'agent-only-file-cert.pub')
       writeFileSync(certPath, lab.sign(userCa, key, ['-I', 'agent-file', '-n', 'deploy', '-V', '-1m:+10m']))
-      const config = ['Host app', '  HostName 127.0.0.1', `  Port ${sshd.ports[0]}`, `  User ${sshd.user}`, `  CertificateFile ${certPath}`].join('\n')
+      const config = [
+        'Host app',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.ports[0]}`,
+        `  User ${sshd.user}`,
+        `  CertificateFile ${certPath}`
+      ].join('\n')
       const run = await runAction(
         { hosts: 'app', 'ssh-config': config, 'known-hosts': authority(), run: 'echo in', agent: 'true' },
         { env: { SSH_AUTH_SOCK: socket } }

@@ -126,10 +126,13 @@ describe('post-quantum key exchange', () => {
     ? "a server's malformed mlkem768x25519-sha256 reply is refused: ciphertext short, long or empty, zero X25519 point, a flipped bit"
     : 'without ML-KEM, a server offering only mlkem768x25519-sha256 is refused at negotiation'
   test(hostileTitle, async () => {
-    const server = new Server({ hostKeys: [generateKey().private], ...(hasMlKem ? { algorithms: { kex: [POST_QUANTUM_KEX] as never } } : {}) }, (c) => {
-      c.on('error', () => {})
-      c.on('authentication', (ctx) => ctx.accept())
-    })
+    const server = new Server(
+      { hostKeys: [generateKey().private], ...(hasMlKem ? { algorithms: { kex: [POST_QUANTUM_KEX] as never } } : {}) },
+      (c) => {
+        c.on('error', () => {})
+        c.on('authentication', (ctx) => ctx.accept())
+      }
+    )
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as { port: number }).port
     const through = async (type: number, rewrite: (payload: Buffer) => Buffer): Promise<string> => {
@@ -148,13 +151,31 @@ describe('post-quantum key exchange', () => {
       // The server's Q_S: the ML-KEM ciphertext (1088 bytes), then its X25519 key (32).
       const reply = (change: (q: Buffer) => Buffer) => (p: Buffer) => withServerKey(p, change)
       const length = /Error while computing DH secret \(mlkem768x25519\): Bad server reply length/
-      expect(await through(ECDH_REPLY, reply((q) => Buffer.concat([q.subarray(0, 1087), q.subarray(1088)])))).toMatch(length)
-      expect(await through(ECDH_REPLY, reply((q) => Buffer.concat([q.subarray(0, 1088), Buffer.from([0]), q.subarray(1088)])))).toMatch(length)
-      expect(await through(ECDH_REPLY, reply(() => Buffer.alloc(0)))).toMatch(length)
+      expect(
+        await through(
+          ECDH_REPLY,
+          reply((q) => Buffer.concat([q.subarray(0, 1087), q.subarray(1088)]))
+        )
+      ).toMatch(length)
+      expect(
+        await through(
+          ECDH_REPLY,
+          reply((q) => Buffer.concat([q.subarray(0, 1088), Buffer.from([0]), q.subarray(1088)]))
+        )
+      ).toMatch(length)
+      expect(
+        await through(
+          ECDH_REPLY,
+          reply(() => Buffer.alloc(0))
+        )
+      ).toMatch(length)
       // An all-zero X25519 point: OpenSSL refuses the all-zero shared secret it yields (RFC 7748 section 6.1).
-      expect(await through(ECDH_REPLY, reply((q) => Buffer.concat([q.subarray(0, 1088), Buffer.alloc(32)])))).toMatch(
-        /^Error while computing DH secret \(mlkem768x25519\): .*failed during derivation/
-      )
+      expect(
+        await through(
+          ECDH_REPLY,
+          reply((q) => Buffer.concat([q.subarray(0, 1088), Buffer.alloc(32)]))
+        )
+      ).toMatch(/^Error while computing DH secret \(mlkem768x25519\): .*failed during derivation/)
       // A flipped bit in the ciphertext decapsulates to another secret (ML-KEM's implicit rejection): the
       // server's signature over the exchange hash then fails.
       const flipped = (q: Buffer): Buffer => {
@@ -164,7 +185,12 @@ describe('post-quantum key exchange', () => {
       }
       expect(await through(ECDH_REPLY, reply(flipped))).toBe('Handshake failed: signature verification failed')
       // The relay itself changes nothing when it rewrites nothing: the same path, unchanged, connects.
-      expect(await through(ECDH_REPLY, reply((q) => q))).toBe('ready')
+      expect(
+        await through(
+          ECDH_REPLY,
+          reply((q) => q)
+        )
+      ).toBe('ready')
     } finally {
       server.close()
     }
@@ -182,7 +208,13 @@ function handshake(port: number, kex: string[] | undefined): Promise<string> {
     client.on('ready', () => ((outcome = 'ready'), client.end()))
     client.on('error', (err) => (outcome = err.message))
     client.on('close', () => resolve(outcome))
-    client.connect({ host: '127.0.0.1', port, username: 'u', hostVerifier: () => true, ...(kex ? { algorithms: { kex: kex as never } } : {}) })
+    client.connect({
+      host: '127.0.0.1',
+      port,
+      username: 'u',
+      hostVerifier: () => true,
+      ...(kex ? { algorithms: { kex: kex as never } } : {})
+    })
   })
 }
 
@@ -195,7 +227,7 @@ function str(b: Buffer): Buffer {
 /** The strings of `payload` after its first `skip` bytes. */
 function strings(payload: Buffer, skip: number): Buffer[] {
   const out: Buffer[] = []
-  for (let at = skip; at + 4 <= payload.length; ) {
+  for (let at = skip; at + 4 <= payload.length;) {
     const len = payload.readUInt32BE(at)
     out.push(payload.subarray(at + 4, at + 4 + len))
     at += 4 + len

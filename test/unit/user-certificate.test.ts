@@ -109,7 +109,9 @@ describe('user certificates (certificate, proxy-certificate, ssh-config Certific
     expect(auth?.certificate?.key.getPublicSSH().toString('base64')).toBe(good.split(' ')[1])
     expect(auth?.certificate?.agent).toBeUndefined()
     const other = lab.key('other-identity')
-    expect(inputError({ hosts: 'deploy@a', run: 'true', certificate: good, 'ssh-config': `Host a\n  IdentityFile ${other.path}\n` })).toMatchObject({
+    expect(
+      inputError({ hosts: 'deploy@a', run: 'true', certificate: good, 'ssh-config': `Host a\n  IdentityFile ${other.path}\n` })
+    ).toMatchObject({
       input: 'certificate',
       message: expect.stringContaining(`with IdentityFile ${other.path} of deploy@a: the certificate is for another key`)
     })
@@ -122,10 +124,17 @@ describe('user certificates (certificate, proxy-certificate, ssh-config Certific
     writeFileSync(mine, lab.sign(ca, user, ['-n', 'deploy', '-I', 'mine']))
     const pin = `SHA256:${'A'.repeat(43)}`
     // With the IdentityFile: the first file certifies another key, and is skipped for the second.
-    withInputs({ hosts: 'deploy@a', run: 'true', fingerprint: pin, 'ssh-config': `Host a\n  IdentityFile ${user.path}\n  CertificateFile ${foreign}\n  CertificateFile ${mine}\n` })
+    withInputs({
+      hosts: 'deploy@a',
+      run: 'true',
+      fingerprint: pin,
+      'ssh-config': `Host a\n  IdentityFile ${user.path}\n  CertificateFile ${foreign}\n  CertificateFile ${mine}\n`
+    })
     let s = getSettings({})
     expect(s.hosts[0].overrides?.auth?.certificate?.cert.keyId).toBe('mine')
-    expect(s.sshConfigWarnings).toContain(`ssh-config: CertificateFile ${foreign} of deploy@a was skipped: it certifies another key than ${user.path}`)
+    expect(s.sshConfigWarnings).toContain(
+      `ssh-config: CertificateFile ${foreign} of deploy@a was skipped: it certifies another key than ${user.path}`
+    )
     // No IdentityFile, an agent: the first certificate goes through the agent, which signs with its key.
     vi.unstubAllEnvs()
     withInputs({ hosts: 'deploy@a', run: 'true', fingerprint: pin, 'ssh-config': `Host a\n  CertificateFile ${mine}\n` })
