@@ -250,7 +250,8 @@ function resolveRoutes(
           host,
           hopAuth,
           inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey),
-          inputs.given(Inputs.ProxyCertificate) ? Inputs.ProxyCertificate : Inputs.Certificate
+          // A bastion with credentials of its own takes only its own certificate input.
+          inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.ProxyCertificate) ? Inputs.ProxyCertificate : Inputs.Certificate
         )
       }))
       chains.set(text, hops)

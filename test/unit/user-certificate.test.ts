@@ -117,6 +117,23 @@ describe('user certificates (certificate, proxy-certificate, ssh-config Certific
     })
   })
 
+  test("a bastion with its own proxy-private-key is not given the hosts' certificate input, with an ssh config too", () => {
+    const bastionKey = lab.key('bastion-own')
+    const config = `Host a\n  IdentityFile ${user.path}\n  ProxyJump jump@bastion\n`
+    withInputs({
+      hosts: 'deploy@a',
+      run: 'true',
+      certificate: good,
+      'proxy-private-key': bastionKey.privateText,
+      'ssh-config': config,
+      fingerprint: `SHA256:${'A'.repeat(43)}`
+    })
+    const s = getSettings({})
+    const route = s.hosts[0].route
+    expect(route?.via === 'jump' && route.hops[0].auth.certificate).toBeUndefined()
+    expect(s.hosts[0].overrides?.auth?.certificate?.origin).toBe('certificate')
+  })
+
   test('ssh-config CertificateFiles: tried in order; without a key in memory the agent signs; without any key, skipped with a warning', () => {
     const foreign = join(dir, 'foreign-cert.pub')
     writeFileSync(foreign, lab.sign(ca, lab.key('someone-else'), ['-n', 'deploy', '-I', 'foreign']))
