@@ -382,6 +382,20 @@ export function describeKey(blob: Buffer): { type: string; fingerprint: string }
   return { type, fingerprint: `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}` }
 }
 
+/** Principals a log line lists: a certificate may hold 256, and a line is read by a person. */
+const PRINCIPALS_SHOWN = 8
+
+/** `principals "deploy","ops" (+3 more)`, each escaped as the key id is, for the log. */
+export function principalsText(cert: SshCertificate): string {
+  const { principals } = cert
+  if (principals.length === 0) return 'principals none'
+  const more = principals.length > PRINCIPALS_SHOWN ? ` (+${principals.length - PRINCIPALS_SHOWN} more)` : ''
+  return `principals ${principals
+    .slice(0, PRINCIPALS_SHOWN)
+    .map((p) => shown(p))
+    .join(',')}${more}`
+}
+
 /** `key id "deploy-42", serial 7`, for the log. */
 export function certificateIdentity(cert: SshCertificate): string {
   return `key id ${shown(cert.keyId, 200)}, serial ${cert.serial}`

@@ -8,8 +8,8 @@ import { substituteTokens } from './route'
 import { parseSshConfig, type SshConfig } from './ssh-config'
 import { parseBatchSpec, parseMaxFailures, parseShard, parseSteps, planBatches, shardHosts, singleStep, type StepDefaults } from './plan'
 import type { Auth, Host, ProxyJump, Settings, Step, UserCertificate } from './settings'
-import { readUserCertificate } from './user-certificate'
-import { CERTIFICATE_BYTES } from '../base/ssh-certificate'
+import { readUserCertificate, type CertificateKey } from './user-certificate'
+import { CERTIFICATE_BYTES, CertificateError, parseCertificateText } from '../base/ssh-certificate'
 import { registerSecretLines } from '../base/secrets'
 import { InputError } from './input-error'
 import { Inputs } from './input-names'
@@ -108,12 +108,14 @@ function readAgent(inputs: InputValues, env: Env, platform: NodeJS.Platform): st
  * The hosts' `password` goes to a bastion only when it shares the hosts' credentials (no
  * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
+ * `config`: an ssh config is given, so a certificate without a key input waits for the host's IdentityFile.
  */
 function readAuth(
   inputs: InputValues,
   env: Env,
   keyInput: Inputs.PrivateKey | Inputs.ProxyPrivateKey,
   required: boolean,
+  config: boolean,
   platform: NodeJS.Platform
 ): Auth {
   const keyFrom = inputs.given(keyInput) ? keyInput : Inputs.PrivateKey
@@ -125,10 +127,10 @@ function readAuth(
   // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
   if (passphrase && !keyText && required) throw new InputError(Inputs.Passphrase, 'given without private-key')
   const privateKey = keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined
-  const certText = inputs.text(certFrom)
+  const certificate = inputCertificate(certFrom, inputs.text(certFrom), privateKey, agent, config)
   const auth: Auth = {
     privateKey,
-    ...(certText ? { certificate: inputCertificate(certFrom, certText, privateKey) } : {}),
+    ...(certificate ? { certificate } : {}),
     password: password || undefined,
     agent
   }
@@ -138,9 +140,20 @@ function readAuth(
   return auth
 }
 
-/** A certificate input, checked against its key now. */
-function inputCertificate(input: Inputs.Certificate | Inputs.ProxyCertificate, text: string, key: ParsedKey | undefined): UserCertificate {
-  return readUserCertificate(input, text, key, Date.now(), input)
+/**
+ * A certificate input, checked against its key now: the key input's, else (no ssh config to name an
+ * IdentityFile for it) the agent's. Undefined when there is none, or when it waits for each host's
+ * IdentityFile (`deferred`: an ssh config is given and no key input), paired by `withIdentity`.
+ */
+function inputCertificate(
+  input: Inputs.Certificate | Inputs.ProxyCertificate,
+  text: string,
+  key: ParsedKey | undefined,
+  agent: string | undefined,
+  deferred: boolean
+): UserCertificate | undefined {
+  if (!text || (!key && deferred)) return undefined
+  return readUserCertificate(input, text, key ?? (agent ? 'agent' : undefined), Date.now(), input)
 }
 
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
@@ -164,21 +177,44 @@ function identityFile(paths: string[], name: string, passphrase: string): { key:
 }
 
 /**
- * The user certificate of a host's key from its ssh config: the first CertificateFile that exists, else
- * `<IdentityFile>-cert.pub` beside the key file, as OpenSSH loads it. Checked as the input is.
+ * The user certificate of a host's key from its ssh config: its CertificateFiles that exist, then
+ * `<IdentityFile>-cert.pub` beside the key file, as OpenSSH loads them, tried in that order: the first
+ * for the host's key (the agent's key, when no key is in memory: ssh_config(5) lets the agent hold
+ * it). One for another key, or with no key to go with it, is skipped with a warning naming it.
+ * Checked as the input is.
  */
 function certificateFile(
   paths: string[],
   keyPath: string | undefined,
   name: string,
-  key: ParsedKey | undefined
+  key: CertificateKey | undefined,
+  warnings: string[]
 ): UserCertificate | undefined {
-  const path = [...paths, ...(keyPath ? [`${keyPath}-cert.pub`] : [])].find((p) => existsSync(p))
-  if (path === undefined) return undefined
-  const origin = `CertificateFile ${path} of ${name}`
-  // A -cert.pub file is the certificate in base64 (4/3 of its bytes) and a comment.
-  const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2))
-  return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `)
+  for (const path of [...paths, ...(keyPath ? [`${keyPath}-cert.pub`] : [])].filter((p) => existsSync(p))) {
+    const origin = `CertificateFile ${path} of ${name}`
+    if (!key) {
+      warnings.push(`ssh-config: ${origin} was skipped: no private key goes with it (no IdentityFile, private-key or agent)`)
+      continue
+    }
+    // A -cert.pub file is the certificate in base64 (4/3 of its bytes) and a comment.
+    const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2))
+    if (key !== 'agent' && !certifies(text, key)) {
+      warnings.push(`ssh-config: ${origin} was skipped: it certifies another key than ${keyPath ?? 'private-key'}`)
+      continue
+    }
+    return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `)
+  }
+  return undefined
+}
+
+/** Whether a certificate's text certifies `key`; an unreadable one is left for readUserCertificate to name. */
+function certifies(text: string, key: ParsedKey): boolean {
+  try {
+    return parseCertificateText(text).publicKey.equals(key.getPublicSSH())
+  } catch (err) {
+    if (err instanceof CertificateError) return true
+    throw err
+  }
 }
 
 /**
@@ -193,7 +229,8 @@ function resolveRoutes(
   config: SshConfig | undefined,
   auth: Auth,
   hopAuth: Auth,
-  username: string | undefined
+  username: string | undefined,
+  warnings: string[]
 ): Host[] {
   const command = inputs.text(Inputs.ProxyCommand)
   const jump = inputs.text(Inputs.ProxyJump)
@@ -209,22 +246,41 @@ function resolveRoutes(
       }
       hops = (input === Inputs.ProxyJump ? inputs.field(Inputs.ProxyJump, parse, '') : wrap(input, parse)).map((host) => ({
         host,
-        auth: withIdentity(host, hopAuth, inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey))
+        auth: withIdentity(
+          host,
+          hopAuth,
+          inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey),
+          // A bastion with credentials of its own takes only its own certificate input.
+          inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.ProxyCertificate) ? Inputs.ProxyCertificate : Inputs.Certificate
+        )
       }))
       chains.set(text, hops)
     }
     return hops
   }
-  /** The host's IdentityFile when no key input is given, and its CertificateFile when no certificate input is. */
-  const withIdentity = (host: Host, base: Auth, keyGiven: boolean): Auth => {
+  /**
+   * The host's IdentityFile when no key input is given, paired with the certificate input (`certInput`)
+   * when one is given, else with its CertificateFile.
+   */
+  const withIdentity = (host: Host, base: Auth, keyGiven: boolean, certInput: Inputs.Certificate | Inputs.ProxyCertificate): Auth => {
     if (!config) return base
     const entry = config.resolve(parseHostEntry(host.name).hostname, host.user)
     const found = keyGiven ? undefined : identityFile(entry.identityFiles, host.name, inputs.text(Inputs.Passphrase))
     let auth = found ? { ...base, privateKey: found.key, certificate: undefined } : base
-    if (!auth.certificate) {
-      const certificate = certificateFile(entry.certificateFiles, found?.path, host.name, auth.privateKey)
-      if (certificate) auth = { ...auth, certificate }
-    }
+    const key = auth.privateKey ?? (auth.agent ? 'agent' : undefined)
+    const certText = inputs.text(certInput)
+    const certificate = certText
+      ? (auth.certificate ??
+        readUserCertificate(
+          certInput,
+          certText,
+          key,
+          Date.now(),
+          certInput,
+          found ? `with IdentityFile ${found.path} of ${host.name}: ` : ''
+        ))
+      : certificateFile(entry.certificateFiles, found?.path, host.name, key, warnings)
+    if (certificate) auth = { ...auth, certificate }
     return auth
   }
   return hosts.map((host) => {
@@ -235,7 +291,7 @@ function resolveRoutes(
     else if (entry?.proxyCommand && entry.proxyCommand !== 'none') route = { via: 'command', command: entry.proxyCommand }
     else if (entry?.proxyJump && entry.proxyJump !== 'none')
       route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) }
-    const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey))
+    const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey), Inputs.Certificate)
     if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
       throw new InputError(
         Inputs.PrivateKey,
@@ -357,14 +413,24 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
   const config = inputs.field(Inputs.SshConfig, (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '')
   // The port input wins over the ssh config only when it is given.
   const port = inputs.field(Inputs.Port, (t) => (t === '' ? undefined : parsePort(t)), '')
-  const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, platform)
+  const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, config !== undefined, platform)
   const hopAuth = inputs.given(Inputs.ProxyPrivateKey)
-    ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform)
+    ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, config !== undefined, platform)
     : inputs.given(Inputs.ProxyCertificate)
-      ? { ...auth, certificate: inputCertificate(Inputs.ProxyCertificate, inputs.text(Inputs.ProxyCertificate), auth.privateKey) }
+      ? {
+          ...auth,
+          certificate: inputCertificate(
+            Inputs.ProxyCertificate,
+            inputs.text(Inputs.ProxyCertificate),
+            auth.privateKey,
+            auth.agent,
+            config !== undefined
+          )
+        }
       : auth
   const parsed = inputs.field(Inputs.Hosts, (t) => parseHosts(t, { user: username, port, config }), '')
-  const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username)
+  const certificateWarnings: string[] = []
+  const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username, certificateWarnings)
   const shard = inputs.field(Inputs.Shard, (t) => (t === '' ? undefined : parseShard(t)), '')
   const hosts = shardHosts(allHosts, shard)
   const workspace = Workspace.fromEnv(env)
@@ -399,7 +465,7 @@ export function getSettings(env: Env = process.env, platform: NodeJS.Platform = 
     strategy: inputs.field(Inputs.Strategy, oneOf(['host', 'step'] as const), 'host'),
     maxFailures: inputs.field(Inputs.MaxFailures, (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
     dryRun: flagInput(inputs, Inputs.DryRun),
-    sshConfigWarnings: config?.warnings ?? [],
+    sshConfigWarnings: [...(config?.warnings ?? []), ...new Set(certificateWarnings)],
     auth,
     hostKeys,
     steps,

@@ -36,8 +36,8 @@ export interface Auth {
   privateKey?: ParsedKey
   /**
    * The user certificate of `privateKey` (`certificate`, `proxy-certificate`, ssh-config's
-   * CertificateFile or `<IdentityFile>-cert.pub`), checked up front: a user certificate for that key,
-   * valid now. Offered before the plain key, as OpenSSH does.
+   * CertificateFile or `<IdentityFile>-cert.pub`), or of a key the agent holds, checked up front: a
+   * user certificate for that key, valid now. Offered before the plain key, as OpenSSH does.
    */
   certificate?: UserCertificate
   password?: string
@@ -48,8 +48,13 @@ export interface Auth {
 /** A user certificate as read, and the key ssh2 offers it with. */
 export interface UserCertificate {
   cert: SshCertificate
-  /** The private key presenting the certificate (plan/certified-key). */
+  /**
+   * The private key presenting the certificate (plan/certified-key); with `agent`, the certificate
+   * alone, offered through the agent, whose key for it signs (ssh/certificate-agent).
+   */
   key: ParsedKey
+  /** The private key is the agent's: no key in memory certifies it (a CertificateFile with no IdentityFile). */
+  agent?: true
   /** Where it came from, for messages: `certificate`, `ssh-config CertificateFile /home/…`. */
   origin: string
 }

@@ -1,6 +1,7 @@
 import type { AnyAuthMethod, AuthHandlerMiddleware, Client, ParsedKey } from 'ssh2'
-import { VALID_FOREVER, certificateIdentity, certificateTime } from '../base/ssh-certificate'
+import { VALID_FOREVER, certificateIdentity, certificateTime, principalsText } from '../base/ssh-certificate'
 import { describeKey } from '../plan/known-hosts'
+import { CertificateAgent } from './certificate-agent'
 import type { Auth } from '../plan/settings'
 
 /** What the trail calls the agent before its keys are known. */
@@ -120,8 +121,13 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
     // Its end is named: a short-lived certificate may run out during a long rollout, and a reconnection
     // (a reboot, a retry) is then refused for that.
     const until = cert.validBefore === VALID_FOREVER ? 'no expiry' : `expires ${certificateTime(cert.validBefore)}`
-    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, principals ${cert.principals.join(',') || 'none'}, ${until}, from ${certificate.origin})`
-    queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered })
+    const from = `from ${certificate.origin}${certificate.agent ? ', signed by the agent' : ''}`
+    const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, ${principalsText(cert)}, ${until}, ${from})`
+    // A certificate whose key only the agent holds goes as an agent of its own, listing just it.
+    if (certificate.agent && auth.agent) {
+      const agent = new CertificateAgent(auth.agent, certificate.key, cert.publicKey)
+      queue.push({ method: { type: 'agent', username, agent }, offered })
+    } else if (!certificate.agent) queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered })
   }
   if (key) {
     const offered = `publickey ${keyText(key)}`
@@ -156,7 +162,7 @@ export function authHandler(client: Client, username: string, auth: Auth, trail:
       if (!wrapped) {
         wrapped = true
         const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512
-        const own = [...(certificate ? [certificate.key] : []), ...(key ? [key] : []), ...(variant ? [variant] : [])]
+        const own = [...(certificate && !certificate.agent ? [certificate.key] : []), ...(key ? [key] : []), ...(variant ? [variant] : [])]
         wrapAuthPK(client, trail, own, variant)
       }
       trail.offered.push(next.offered)

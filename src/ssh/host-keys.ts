@@ -21,12 +21,22 @@ export interface HostIdentity {
 /** `via` says what accepted the key, for the log: an audit of a deploy shows where trust came from. */
 export type HostKeyVerdict = { accepted: true; via: string } | { accepted: false; reason: string }
 
-/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
+/** The name a known_hosts line must match for this host, as OpenSSH writes it. */
 function lookupName(host: HostIdentity): string {
   if (host.hostKeyAlias) return host.hostKeyAlias.toLowerCase()
   // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
   const hostname = host.hostname.toLowerCase()
   return host.port === 22 ? hostname : `[${hostname}]:${host.port}`
+}
+
+/**
+ * The bare host name looked up when no line for `[host]:port` knows the key: OpenSSH (sshconnect.c
+ * check_host_key, HOST_NEW, "checking without port identifier") retries without the port, for plain
+ * lines and @cert-authority lines alike, unless HostKeyAlias is set. A plain line for `[host]:port`
+ * with another key makes the key changed there, and no retry happens.
+ */
+function portlessName(host: HostIdentity): string | undefined {
+  return host.hostKeyAlias || host.port === 22 ? undefined : host.hostname.toLowerCase()
 }
 
 /** ssh2's host key algorithms, in its order of preference. */
@@ -59,13 +69,19 @@ export const HOST_CERTIFICATE_ALGORITHMS: readonly string[] = HOST_KEY_ALGORITHM
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
  * one we know. Certificates are asked for first, and only, where a @cert-authority line covers the
- * host: elsewhere no line could accept one, and its plain key is what a line or pin names.
+ * host, with its port or without (OpenSSH's retry, portlessName): elsewhere no line could accept one,
+ * and its plain key is what a line or pin names.
  */
 export function hostKeyAlgorithms(policy: HostKeyPolicy, host: HostIdentity): ServerHostKeyAlgorithm[] {
   const lines = linesFor(policy, lookupName(host))
-  const types = new Set(lines.filter((k) => !k.marker).map((k) => k.type))
+  const bare = portlessName(host)
+  const fallback = bare === undefined ? [] : linesFor(policy, bare)
+  // The plain lines that can accept a key: those for [host]:port, else (OpenSSH's retry) the bare name's.
+  const plain = lines.some((k) => !k.marker) ? lines : fallback
+  const types = new Set(plain.filter((k) => !k.marker).map((k) => k.type))
   const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a))
-  const certificates = lines.some((k) => k.marker === 'cert-authority') ? (HOST_CERTIFICATE_ALGORITHMS as ServerHostKeyAlgorithm[]) : []
+  const authority = [...lines, ...fallback].some((k) => k.marker === 'cert-authority')
+  const certificates = authority ? (HOST_CERTIFICATE_ALGORITHMS as ServerHostKeyAlgorithm[]) : []
   return [...certificates, ...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))]
 }
 
@@ -106,8 +122,11 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
     if (!(err instanceof CertificateError)) throw err
     return { accepted: false, reason: `the host's certificate ${describeKey(key).fingerprint} could not be read: ${err.message}` }
   }
-  const name = lookupName(host)
-  const lines = linesFor(policy, name)
+  const names = [lookupName(host), portlessName(host)].filter((n) => n !== undefined)
+  const byName = names.map((n) => linesFor(policy, n))
+  // Revocation is looked up under both names: stricter than OpenSSH, whose retry ignores a bare-name
+  // @revoked line once a [host]:port line accepts the key.
+  const lines = byName.flat()
   const ca = describeKey(cert.caKey)
   // OpenSSH (hostfile.c check_key_not_revoked): a certificate is revoked with its key or its CA.
   const revoked = lines.find((k) => revokes(k, cert.caKey) || revokes(k, cert.publicKey))
@@ -118,7 +137,8 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
     return { accepted: false, reason: `host certificate ${what} ${type} ${fingerprint} (@revoked, ${revoked.origin})` }
   }
   if (policy.mode === 'off') return verifyPlainKey(policy, host, cert.publicKey)
-  const authority = lines.find((k) => k.marker === 'cert-authority' && k.key.equals(cert.caKey))
+  // A CA line for [host]:port naming this CA decides; without one, OpenSSH retries with the bare name.
+  const authority = byName.map((l) => l.find((k) => k.marker === 'cert-authority' && k.key.equals(cert.caKey))).find((k) => k)
   let refusal: string
   if (authority) {
     try {
@@ -133,7 +153,7 @@ export function verifyHostKey(policy: HostKeyPolicy, host: HostIdentity, key: Bu
       refusal = `host certificate signed by CA ${ca.fingerprint} (${authority.origin}), ${certificateIdentity(cert)}, refused: ${err.message}`
     }
   } else {
-    refusal = `host certificate signed by CA ${ca.type} ${ca.fingerprint}: no @cert-authority line for ${name} names that CA`
+    refusal = `host certificate signed by CA ${ca.type} ${ca.fingerprint}: no @cert-authority line for ${names.join(' or ')} names that CA`
   }
   const plain = verifyPlainKey(policy, host, cert.publicKey)
   return plain.accepted ? { accepted: true, via: `${plain.via} (${refusal})` } : { accepted: false, reason: `${refusal}; ${plain.reason}` }
@@ -162,8 +182,10 @@ function principalName(host: HostIdentity): string {
 function verifyPlainKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer): HostKeyVerdict {
   const { type, fingerprint } = describeKey(key)
   const name = lookupName(host)
+  const bare = portlessName(host)
   const lines = linesFor(policy, name)
-  const revoked = lines.find((k) => revokes(k, key))
+  const fallback = bare === undefined ? [] : linesFor(policy, bare)
+  const revoked = [...lines, ...fallback].find((k) => revokes(k, key))
   if (revoked) {
     return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` }
   }
@@ -171,14 +193,18 @@ function verifyPlainKey(policy: HostKeyPolicy, host: HostIdentity, key: Buffer):
   if (policy.mode === 'off') return accepted('without checking (host-key-check: off)')
   const known = lines.find((k) => !k.marker && k.key.equals(key))
   if (known) return accepted(`by ${known.origin}`)
+  // OpenSSH retries without the port only where no plain line for [host]:port names a key (HOST_NEW).
+  const changed = lines.some((k) => !k.marker)
+  const portless = changed ? undefined : fallback.find((k) => !k.marker && k.key.equals(key))
+  if (portless) return accepted(`by ${portless.origin} (for ${bare}, without the port)`)
   const sha = fingerprint.slice('SHA256:'.length)
   if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
     return accepted('by fingerprint pin')
   }
-  const authority = lines.find((k) => k.marker === 'cert-authority')
-  const mismatch = lines.some((k) => !k.marker)
+  const authority = [...lines, ...fallback].find((k) => k.marker === 'cert-authority')
+  const mismatch = changed
     ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-    : ` is not known (no known-hosts line or fingerprint for ${name}${authority ? `; ${authority.origin} is a @cert-authority line for it, and a CA vouches only for a certificate` : ''})`
+    : ` is not known (no known-hosts line or fingerprint for ${[name, ...(bare === undefined ? [] : [bare])].join(' or ')}${authority ? `; ${authority.origin} is a @cert-authority line for it, and a CA vouches only for a certificate` : ''})`
   return {
     accepted: false,
     reason:

@@ -24,7 +24,8 @@ const servers: Sshd[] = []
 /** `type base64` of a public key, for a known_hosts line. */
 const keyOf = (k: KeyFiles): string => k.publicLine.split(' ').slice(0, 2).join(' ')
 const fingerprint = (k: KeyFiles): string => execFileSync('ssh-keygen', ['-lf', `${k.path}.pub`], { encoding: 'utf8' }).split(/\s+/)[1]
-const authority = (): string => `@cert-authority 127.0.0.1,[127.0.0.1]:* ${keyOf(hostCa)}`
+/** The CA line, without a port: it covers the fixtures' ports through OpenSSH's retry without the port. */
+const authority = (ca = hostCa): string => `@cert-authority 127.0.0.1 ${keyOf(ca)}`
 
 /**
  * An sshd whose host key is certified by `hostCa` with `hostCert` (ssh-keygen arguments: principals,
@@ -115,7 +116,7 @@ describe('host certificates (@cert-authority)', () => {
     mkdirSync(join(home, '.ssh'))
     writeFileSync(
       join(home, '.ssh', 'known_hosts'),
-      `${good.knownHosts.replace(/ssh-ed25519 \S+/, keyOf(lab.key('unrelated')))}\n${authority()}\n`
+      `${good.knownHosts.replace(/ssh-ed25519 \S+/, keyOf(lab.key('unrelated')))}\n@cert-authority [127.0.0.1]:* ${keyOf(hostCa)}\n`
     )
     try {
       const run = await runAction(
@@ -142,10 +143,13 @@ describe('host certificates (@cert-authority)', () => {
     expect(hostResult(revoked, host).error).toContain(
       `host certificate signed by revoked CA ssh-ed25519 ${fingerprint(hostCa)} (@revoked, known-hosts line 2)`
     )
-    // OpenSSH's fallback: a certificate no line accepts leaves its plain key, which a plain line names.
-    const plain = await login(good, `${good.knownHosts}`)
+    // OpenSSH's fallback: the certificate is asked for (a CA line covers the host) but no line names its
+    // CA, which leaves its plain key, which a plain line names.
+    const plain = await login(good, `${good.knownHosts}\n${authority(lab.key('another-ca'))}`)
     expect(plain.code, plain.stdout).toBe(0)
-    expect(plain.stdout).toContain(`host key ssh-ed25519 ${good.fingerprint} accepted by known-hosts line 1`)
+    expect(plain.stdout).toContain(
+      `host key ssh-ed25519 ${good.fingerprint} accepted by known-hosts line 1 (host certificate signed by CA ssh-ed25519 ${fingerprint(hostCa)}: no @cert-authority line for [127.0.0.1]:${good.ports[0]} or 127.0.0.1 names that CA)`
+    )
   })
 })
 
@@ -169,15 +173,16 @@ describe('user certificates (TrustedUserCAKeys, AuthorizedKeysFile none)', () =>
   })
 
   test('refused for a principal the server does not map to the user; the failure names the certificate offered', async () => {
-    const cert = lab.sign(userCa, user, ['-I', 'run-2', '-n', 'someone-else', '-V', '-1m:+10m'])
+    // A principal holding a newline: the trail shows it escaped, on the failure's one line.
+    const cert = lab.sign(userCa, user, ['-I', 'run-2', '-n', 'someone-else,evil\n::error::forged', '-V', '-1m:+10m'])
     const r = hostResult(await run({ 'private-key': user.privateText, certificate: cert }), host)
     expect(r.status).toBe('failed')
     expect(r.error).toContain(
-      `publickey ssh-ed25519-cert-v01@openssh.com ${fingerprint(user)} (key id "run-2", serial 0, principals someone-else, expires 20`
+      `publickey ssh-ed25519-cert-v01@openssh.com ${fingerprint(user)} (key id "run-2", serial 0, principals "someone-else","evil\\n::error::forged", expires 20`
     )
     // The certificate, then its plain key, as OpenSSH offers them; the end of its validity named.
     expect(r.error).toMatch(
-      /principals someone-else, expires 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ, from certificate\), publickey ssh-ed25519 \S+ refused/
+      /principals "someone-else","evil\\n::error::forged", expires 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\dZ, from certificate\), publickey ssh-ed25519 \S+ refused/
     )
     expect(sshd.log()).toContain('Certificate does not contain an authorized principal')
   })
@@ -215,26 +220,55 @@ describe('user certificates (TrustedUserCAKeys, AuthorizedKeysFile none)', () =>
   })
 
   test('a certificate held by an agent (ssh-add loads key-cert.pub beside the key)', async () => {
-    const agentDir = mkdtempSync(join(tmpdir(), 'ssh-fleet-agent-'))
     const key = lab.key('agent-user')
     lab.sign(userCa, key, ['-I', 'agent-run', '-n', 'deploy', '-V', '-1m:+10m'])
-    const socket = join(agentDir, 'agent.sock')
-    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' })
-    try {
-      for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
-      execFileSync('ssh-add', [key.path], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' })
+    await withAgent([key], async (socket) => {
       const viaAgent = await runAction(
         { hosts: host, 'known-hosts': authority(), run: 'echo in', agent: 'true' },
         { env: { SSH_AUTH_SOCK: socket } }
       )
       expect(viaAgent.code, viaAgent.stdout).toBe(0)
       expect(sshd.log()).toMatch(/ED25519-CERT SHA256:\S+ ID agent-run/)
-    } finally {
-      agent.kill()
-      rmSync(agentDir, { recursive: true, force: true })
-    }
+    })
+  })
+
+  test("an ssh-config CertificateFile whose key only the agent holds: the agent's key signs for it", async () => {
+    const key = lab.key('agent-only')
+    // The agent gets the plain key alone: the certificate is written after ssh-add, and named by ssh config.
+    await withAgent([key], async (socket) => {
+      const certPath = join(lab.dir, 'agent-only-file-cert.pub')
+      writeFileSync(certPath, lab.sign(userCa, key, ['-I', 'agent-file', '-n', 'deploy', '-V', '-1m:+10m']))
+      const config = [
+        'Host app',
+        '  HostName 127.0.0.1',
+        `  Port ${sshd.ports[0]}`,
+        `  User ${sshd.user}`,
+        `  CertificateFile ${certPath}`
+      ].join('\n')
+      const run = await runAction(
+        { hosts: 'app', 'ssh-config': config, 'known-hosts': authority(), run: 'echo in', agent: 'true' },
+        { env: { SSH_AUTH_SOCK: socket } }
+      )
+      expect(run.code, run.stdout).toBe(0)
+      expect(sshd.log()).toMatch(/Accepted publickey for \S+ from 127\.0\.0\.1 port \d+ ssh2: ED25519-CERT SHA256:\S+ ID agent-file/)
+    })
   })
 })
+
+/** Runs `fn` with an ssh-agent holding `keys` (their -cert.pub beside them, if any, as ssh-add loads it). */
+async function withAgent(keys: KeyFiles[], fn: (socket: string) => Promise<void>): Promise<void> {
+  const agentDir = mkdtempSync(join(tmpdir(), 'ssh-fleet-agent-'))
+  const socket = join(agentDir, 'agent.sock')
+  const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' })
+  try {
+    for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50))
+    for (const key of keys) execFileSync('ssh-add', [key.path], { env: { ...process.env, SSH_AUTH_SOCK: socket }, stdio: 'ignore' })
+    await fn(socket)
+  } finally {
+    agent.kill()
+    rmSync(agentDir, { recursive: true, force: true })
+  }
+}
 
 describe('through a bastion', () => {
   let bastion: Sshd

@@ -154,7 +154,7 @@ async function swappingRelay(port: number, from: Buffer, to: Buffer): Promise<Se
 
 describe('user certificates: sshd with TrustedUserCAKeys and no authorized_keys', () => {
   let sshd: Sshd
-  let agent: ChildProcess | undefined
+  const agents: ChildProcess[] = []
   beforeAll(async () => {
     keygen('user_ca')
     sshd = await startSshd({
@@ -162,7 +162,7 @@ describe('user certificates: sshd with TrustedUserCAKeys and no authorized_keys'
     })
   })
   afterAll(async () => {
-    agent?.kill()
+    for (const agent of agents) agent.kill()
     await sshd?.stop()
   })
   /** sshd's lines saying which key it accepted. */
@@ -227,17 +227,22 @@ describe('user certificates: sshd with TrustedUserCAKeys and no authorized_keys'
     expect(accepted().at(-1)).toMatch(/ ECDSA-CERT SHA256:\S+ ID ssh-fleet-test \(serial 0\) CA ED25519 /)
   })
 
-  test("an agent's certificate logs in", async () => {
-    keygen('agent_user')
-    certify('agent_user', { ca: 'user_ca', principal: sshd.user })
-    const sock = path('agent.sock')
-    agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' })
+  // An RSA certificate's key signs with the SHA-2 flags (the patch's agent.js hunk): without them the
+  // agent signs with ssh-rsa (SHA-1), which OpenSSH 9.2 refuses.
+  test.each([
+    ['ed25519', 'ED25519-CERT'],
+    ['rsa', 'RSA-CERT']
+  ])("an agent's %s certificate logs in", async (type, logged) => {
+    keygen(`agent_${type}`, type)
+    certify(`agent_${type}`, { ca: 'user_ca', principal: sshd.user })
+    const sock = path(`agent-${type}.sock`)
+    agents.push(spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' }))
     await expect.poll(() => execFileSync('sh', ['-c', `test -S ${sock} && echo yes || echo no`], { encoding: 'utf8' }).trim()).toBe('yes')
     // ssh-add adds the key and, beside it, its -cert.pub.
-    execFileSync('ssh-add', [path('agent_user')], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
-    expect(execFileSync('ssh-add', ['-l'], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' })).toMatch(/ED25519-CERT/)
+    execFileSync('ssh-add', [path(`agent_${type}`)], { env: { ...process.env, SSH_AUTH_SOCK: sock }, stdio: 'ignore' })
+    expect(execFileSync('ssh-add', ['-l'], { env: { ...process.env, SSH_AUTH_SOCK: sock }, encoding: 'utf8' })).toContain(`(${logged})`)
     const result = await attempt(sshd.ports[0], { username: sshd.user, agent: sock, hostVerifier: () => true })
     expect(result).toEqual({ ready: true })
-    expect(accepted().at(-1)).toMatch(/ ED25519-CERT SHA256:\S+ ID ssh-fleet-test \(serial 0\) CA ED25519 /)
+    expect(accepted().at(-1)).toMatch(new RegExp(` ${logged} SHA256:\\S+ ID ssh-fleet-test \\(serial 0\\) CA ED25519 `))
   })
 })

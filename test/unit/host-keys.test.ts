@@ -32,6 +32,8 @@ const policy = (knownHosts: string, fingerprints = '', mode: 'strict' | 'off' = 
 const web = { name: 'deploy@web1', hostname: 'web1', port: 22 }
 const web2222 = { name: 'web1:2222', hostname: 'web1', port: 2222 }
 
+const reason = (v: ReturnType<typeof verifyHostKey>): string => (v.accepted ? `accepted: ${v.via}` : v.reason)
+
 describe('verifyHostKey', () => {
   const key = edKey()
   const other = edKey()
@@ -47,9 +49,20 @@ describe('verifyHostKey', () => {
     expect(refused.accepted === false && refused.reason).toContain('does not match the key known for web1')
   })
 
-  test('needs [host]:port for other ports, as OpenSSH writes it', () => {
-    expect(verifyHostKey(policy(line('web1', key)), web2222, key).accepted).toBe(false)
+  test('other ports: [host]:port first, then the bare name where no plain line for [host]:port names a key (OpenSSH)', () => {
     expect(verifyHostKey(policy(line('[web1]:2222', key)), web2222, key).accepted).toBe(true)
+    expect(reason(verifyHostKey(policy(line('web1', key)), web2222, key))).toContain(
+      'accepted by known-hosts line 1 (for web1, without the port)'
+    )
+    // A [host]:port line with another key: the key changed there, and the bare name is not asked.
+    const changed = verifyHostKey(policy(`${line('[web1]:2222', other)}\n${line('web1', key)}`), web2222, key)
+    expect(reason(changed)).toContain('does not match the key known for [web1]:2222')
+    // Neither with HostKeyAlias (OpenSSH looks up only the alias), nor a bare-name line for another key.
+    expect(verifyHostKey(policy(line('web1', key)), { ...web2222, hostKeyAlias: 'alias1' }, key).accepted).toBe(false)
+    expect(reason(verifyHostKey(policy(line('web1', other)), web2222, key))).toContain(
+      'no known-hosts line or fingerprint for [web1]:2222 or web1'
+    )
+    expect(verifyHostKey(policy(line('web1', key, '@revoked')), web2222, key).accepted).toBe(false)
   })
 
   test('matches hashed names, including [host]:port', () => {
@@ -157,6 +170,9 @@ describe('parsing', () => {
     expect(hostKeyAlgorithms(policy(rsa), web)?.slice(0, 4)).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa', 'ssh-ed25519'])
     expect(hostKeyAlgorithms(policy(line('web1', key)), web)?.[0]).toBe('ssh-ed25519')
     expect(hostKeyAlgorithms(policy(line('other', key)), web)?.[0]).toBe('ssh-ed25519') // ssh2's own order
+    // Off port 22 the bare name's lines count where no plain line names [host]:port.
+    expect(hostKeyAlgorithms(policy(rsa), web2222)?.[0]).toBe('rsa-sha2-512')
+    expect(hostKeyAlgorithms(policy(`${line('[web1]:2222', key)}\n${rsa}`), web2222)?.[0]).toBe('ssh-ed25519')
   })
 })
 
@@ -170,7 +186,6 @@ describe('host certificates (@cert-authority)', () => {
     `${marker} ${patterns} ${key.publicLine.split(' ').slice(0, 2).join(' ')}`
   const certBlob = (text: string): Buffer => Buffer.from(text.split(' ')[1], 'base64')
   const app = { name: 'app1.prod.example', hostname: 'app1.prod.example', port: 22 }
-  const reason = (v: ReturnType<typeof verifyHostKey>): string => (v.accepted ? `accepted: ${v.via}` : v.reason)
   let good: Buffer
 
   beforeAll(() => {
@@ -191,10 +206,19 @@ describe('host certificates (@cert-authority)', () => {
     expect(via).toContain('key id "app1 host", serial 7')
   })
 
-  test('patterns as OpenSSH reads them: [host]:port off port 22, negation, another CA', () => {
+  test('patterns as OpenSSH reads them: [host]:port, else the bare name, off port 22; negation, another CA', () => {
     const onPort = { ...app, name: 'app1.prod.example:2222', port: 2222 }
-    expect(verifyHostKey(policy(caLine('*.prod.example')), onPort, good, { nowMs: NOW }).accepted).toBe(false)
+    // OpenSSH retries a certificate no CA line for [host]:port accepts under the bare name (sshconnect.c).
+    expect(reason(verifyHostKey(policy(caLine('*.prod.example')), onPort, good, { nowMs: NOW }))).toMatch(
+      /^accepted: .*certificate signed by CA ssh-ed25519/
+    )
     expect(verifyHostKey(policy(caLine('[*.prod.example]:2222')), onPort, good, { nowMs: NOW }).accepted).toBe(true)
+    const otherCa = lab.key('port-ca')
+    const both = policy(`${caLine('[*.prod.example]:2222', otherCa)}\n${caLine('app1.prod.example')}`)
+    expect(verifyHostKey(both, onPort, good, { nowMs: NOW }).accepted).toBe(true)
+    expect(verifyHostKey(policy(caLine('app1.prod.example')), { ...onPort, hostKeyAlias: 'app9' }, good, { nowMs: NOW }).accepted).toBe(
+      false
+    )
     const negated = verifyHostKey(policy(caLine('*.prod.example,!app1.prod.example')), app, good, { nowMs: NOW })
     expect(reason(negated)).toContain('no @cert-authority line for app1.prod.example names that CA')
     const other = verifyHostKey(policy(caLine('*', lab.key('other-ca'))), app, good, { nowMs: NOW })
@@ -262,6 +286,8 @@ describe('host certificates (@cert-authority)', () => {
     expect(asked.slice(0, 2)).toEqual(['ssh-ed25519-cert-v01@openssh.com', 'ecdsa-sha2-nistp256-cert-v01@openssh.com'])
     expect(asked).not.toContain('ssh-rsa-cert-v01@openssh.com')
     expect(hostKeyAlgorithms(policy(caLine('*.prod.example')), web).some((a) => a.includes('-cert-'))).toBe(false)
+    // A CA line without a port covers the host on any port, as OpenSSH's retry without the port does.
+    expect(hostKeyAlgorithms(policy(caLine('app1.prod.example')), { ...app, port: 2222 })[0]).toBe('ssh-ed25519-cert-v01@openssh.com')
     expect(hostKeyAlgorithms(policy(caLine('*.prod.example', ca, '@revoked')), app).some((a) => a.includes('-cert-'))).toBe(false)
   })
 

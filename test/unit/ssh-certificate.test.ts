@@ -6,6 +6,7 @@ import {
   CertificateError,
   VALID_FOREVER,
   certificateIdentity,
+  principalsText,
   checkHostCertificate,
   checkValidity,
   describeKey,
@@ -180,6 +181,13 @@ describe('hostile bytes', () => {
     const critical = (): void => checkHostCertificate(cert, 'web1', NOW)
     expect(cert.criticalOptions.map((o) => o.name)).toEqual(['force-command'])
     expect(critical).toThrow('it has critical options a host certificate cannot have ("force-command")')
+  })
+
+  test('principals reach the log quoted, one line each escaped, at most 8 listed', () => {
+    const user = newKey('many', 'ed25519')
+    const names = ['evil\n::error::forged', ...Array.from({ length: 10 }, (_, i) => `p${i}`)]
+    const cert = parseCertificateText(sign(edCa, user, ['-n', names.join(',')]))
+    expect(principalsText(cert)).toBe('principals "evil\\n::error::forged","p0","p1","p2","p3","p4","p5","p6" (+3 more)')
   })
 
   test('random bytes and unknown key types end in CertificateError', () => {

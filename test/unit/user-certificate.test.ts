@@ -66,7 +66,9 @@ describe('user certificates (certificate, proxy-certificate, ssh-config Certific
     const hostCert = lab.sign(ca, user, ['-h', '-n', 'web1'])
     expect(inputError({ ...base(), certificate: hostCert }).message).toContain('this is a host certificate')
     expect(inputError({ ...base(), certificate: 'ssh-ed25519-cert-v01@openssh.com AAAA' }).message).toContain('could not be read')
-    expect(inputError({ hosts: 'deploy@web1', run: 'true', password: 'x', certificate: good }).message).toContain('needs its private key')
+    expect(inputError({ hosts: 'deploy@web1', run: 'true', password: 'x', certificate: good }).message).toContain(
+      'needs its private key: give private-key, an IdentityFile for the host in ssh-config, or agent'
+    )
   })
 
   test('proxy-certificate: for the bastion only, checked against proxy-private-key, else private-key', () => {
@@ -97,5 +99,72 @@ describe('user certificates (certificate, proxy-certificate, ssh-config Certific
     writeFileSync(named, lab.sign(ca, user, ['-n', 'deploy', '-V', '20200101:20200102']))
     withInputs({ hosts: 'deploy@b', run: 'true', 'ssh-config': config, fingerprint: `SHA256:${'A'.repeat(43)}` })
     expect(() => getSettings({})).toThrow(new RegExp(`CertificateFile ${named} of deploy@b: the certificate is expired since`))
+  })
+
+  test('the certificate input goes with the IdentityFile of ssh-config when no private-key is given', () => {
+    const config = `Host a\n  IdentityFile ${user.path}\n`
+    withInputs({ hosts: 'deploy@a', run: 'true', certificate: good, 'ssh-config': config, fingerprint: `SHA256:${'A'.repeat(43)}` })
+    const auth = getSettings({}).hosts[0].overrides?.auth
+    expect(auth?.certificate).toMatchObject({ origin: 'certificate', cert: { keyId: 'deploy-run-7' } })
+    expect(auth?.certificate?.key.getPublicSSH().toString('base64')).toBe(good.split(' ')[1])
+    expect(auth?.certificate?.agent).toBeUndefined()
+    const other = lab.key('other-identity')
+    expect(
+      inputError({ hosts: 'deploy@a', run: 'true', certificate: good, 'ssh-config': `Host a\n  IdentityFile ${other.path}\n` })
+    ).toMatchObject({
+      input: 'certificate',
+      message: expect.stringContaining(`with IdentityFile ${other.path} of deploy@a: the certificate is for another key`)
+    })
+  })
+
+  test("a bastion with its own proxy-private-key is not given the hosts' certificate input, with an ssh config too", () => {
+    const bastionKey = lab.key('bastion-own')
+    const config = `Host a\n  IdentityFile ${user.path}\n  ProxyJump jump@bastion\n`
+    withInputs({
+      hosts: 'deploy@a',
+      run: 'true',
+      certificate: good,
+      'proxy-private-key': bastionKey.privateText,
+      'ssh-config': config,
+      fingerprint: `SHA256:${'A'.repeat(43)}`
+    })
+    const s = getSettings({})
+    const route = s.hosts[0].route
+    expect(route?.via === 'jump' && route.hops[0].auth.certificate).toBeUndefined()
+    expect(s.hosts[0].overrides?.auth?.certificate?.origin).toBe('certificate')
+  })
+
+  test('ssh-config CertificateFiles: tried in order; without a key in memory the agent signs; without any key, skipped with a warning', () => {
+    const foreign = join(dir, 'foreign-cert.pub')
+    writeFileSync(foreign, lab.sign(ca, lab.key('someone-else'), ['-n', 'deploy', '-I', 'foreign']))
+    const mine = join(dir, 'mine-cert.pub')
+    writeFileSync(mine, lab.sign(ca, user, ['-n', 'deploy', '-I', 'mine']))
+    const pin = `SHA256:${'A'.repeat(43)}`
+    // With the IdentityFile: the first file certifies another key, and is skipped for the second.
+    withInputs({
+      hosts: 'deploy@a',
+      run: 'true',
+      fingerprint: pin,
+      'ssh-config': `Host a\n  IdentityFile ${user.path}\n  CertificateFile ${foreign}\n  CertificateFile ${mine}\n`
+    })
+    let s = getSettings({})
+    expect(s.hosts[0].overrides?.auth?.certificate?.cert.keyId).toBe('mine')
+    expect(s.sshConfigWarnings).toContain(
+      `ssh-config: CertificateFile ${foreign} of deploy@a was skipped: it certifies another key than ${user.path}`
+    )
+    // No IdentityFile, an agent: the first certificate goes through the agent, which signs with its key.
+    vi.unstubAllEnvs()
+    withInputs({ hosts: 'deploy@a', run: 'true', fingerprint: pin, 'ssh-config': `Host a\n  CertificateFile ${mine}\n` })
+    s = getSettings({ SSH_AUTH_SOCK: '/tmp/agent.sock' })
+    expect(s.hosts[0].overrides?.auth?.certificate).toMatchObject({ agent: true, cert: { keyId: 'mine' } })
+    expect(s.hosts[0].overrides?.auth?.certificate?.key.type).toBe('ssh-ed25519-cert-v01@openssh.com')
+    // Neither: the run goes on with the password, and the certificate is named in a warning.
+    vi.unstubAllEnvs()
+    withInputs({ hosts: 'deploy@a', run: 'true', fingerprint: pin, password: 'pw', 'ssh-config': `Host a\n  CertificateFile ${mine}\n` })
+    s = getSettings({})
+    expect(s.hosts[0].overrides?.auth?.certificate).toBeUndefined()
+    expect(s.sshConfigWarnings).toContain(
+      `ssh-config: CertificateFile ${mine} of deploy@a was skipped: no private key goes with it (no IdentityFile, private-key or agent)`
+    )
   })
 })
