@@ -214,12 +214,29 @@ export async function uploadBench(options: { smoke?: boolean; repeats?: number }
       ['scp -r', () => scp(fleet, tree)],
       ['rsync -a', () => rsync(fleet, tree)]
     ]
-    for (const [tool, measure] of tools) rows.push({ work, tool, ...(await median(repeats, () => clear(fleet), () => check(measure))) })
+    for (const [tool, measure] of tools)
+      rows.push({
+        work,
+        tool,
+        ...(await median(
+          repeats,
+          () => clear(fleet),
+          () => check(measure)
+        ))
+      })
     // Unchanged: the tree is there from one full upload by the same tool; only the second one is timed.
     for (const [tool, measure] of tools.filter(([t]) => t !== 'scp -r')) {
       clear(fleet)
       await measure()
-      rows.push({ work: unchanged, tool, ...(await median(repeats, () => {}, () => check(measure))) })
+      rows.push({
+        work: unchanged,
+        tool,
+        ...(await median(
+          repeats,
+          () => {},
+          () => check(measure)
+        ))
+      })
     }
   } finally {
     clear(fleet)
@@ -245,7 +262,11 @@ export async function uploadBench(options: { smoke?: boolean; repeats?: number }
     ),
     ...(smoke
       ? []
-      : ['', 'targets:', ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)])
+      : [
+          '',
+          'targets:',
+          ...ratios.map((r) => `  ${r.met ? 'met   ' : 'MISSED'} ${pad(r.target, 60)} ${r.value.toFixed(2)} (≤ ${r.limit})`)
+        ])
   ].join('\n')
   return { rows, ratios, text }
 }

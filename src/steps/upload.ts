@@ -8,7 +8,7 @@ import { excludes } from '../plan/local-files'
 import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
 import { seconds } from '../report/output'
 import { size } from '../report/units'
-import type { UploadStep } from '../plan/settings'
+import type { UploadFile, UploadStep } from '../plan/settings'
 import { withinTimeout } from './timeout'
 import { liveConnection, type StepRunner } from './context'
 import { stepResult, type StepResult } from '../base/results'
@@ -16,8 +16,14 @@ import { stepResult, type StepResult } from '../base/results'
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {}
 
-/** Files in flight per host. */
-const FILES_AT_ONCE = 4
+/**
+ * Files in flight per host, on its one SFTP session (or as exec channels within its MaxSessions): enough
+ * to hide the round trips of each small file (look, open, close, rename) behind the others' bytes.
+ * Their data in flight is bounded per host apart (remote-files.ts, BYTES_IN_FLIGHT).
+ */
+const FILES_AT_ONCE = 16
+/** Files being compared with the host's copy at once (one request each, no local file held open). */
+const LOOKS_AT_ONCE = 64
 
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
@@ -110,7 +116,8 @@ async function upload(
         Math.max(0, started + step.timeoutMs - Date.now())
       )
   })
-  const bytes = step.files.reduce((n, f) => n + f.size, 0)
+  /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
+  const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 }
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
     // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -121,32 +128,62 @@ async function upload(
     if (!single) await files.mkdirs(remote(step.to, ''))
     // Before anything is written: a refused mirror leaves the host as it was.
     if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
-    for (const dir of step.dirs) await files.mkdirs(remote(step.to, dir))
-    const limit = pLimit(FILES_AT_ONCE)
+    await Promise.all(step.dirs.map((dir) => files.mkdirs(remote(step.to, dir))))
+    const looking = pLimit(LOOKS_AT_ONCE)
+    const sending = pLimit(FILES_AT_ONCE)
+    /** Opens a file of the upload through the workspace, its errors naming it. */
+    const open = (file: UploadFile, name: string): ReturnType<Workspace['open']> => {
+      try {
+        return workspace.open(file.local)
+      } catch (err) {
+        throw new Error(`${name}: ${(err as Error).message}`)
+      }
+    }
     await Promise.all(
-      placed.map((file) =>
-        limit(async () => {
-          const target = remote(step.to, file.relative)
-          const dir = parent(target)
+      placed.map(async (file) => {
+        const target = remote(step.to, file.relative)
+        const dir = parent(target)
+        const name = file.relative || basename(file.local)
+        const mode = step.mode ?? file.mode
+        const same = await looking(async () => {
           await files.mkdirs(dir)
+          if (step.compare === 'none') return false
+          // Its size and time as they are now; held open only to hash it (no fd waits on the host for mtime).
+          const now = open(file, name)
+          if (step.compare === 'mtime') closeSync(now.fd)
+          try {
+            return await files.unchanged(target, {
+              size: now.size,
+              mtimeMs: now.mtimeMs,
+              mode,
+              by: step.compare,
+              source: step.compare === 'checksum' ? now : undefined
+            })
+          } catch (err) {
+            throw new Error(`${name} → ${target}: ${(err as Error).message}`)
+          } finally {
+            if (step.compare === 'checksum') closeSync(now.fd)
+          }
+        })
+        if (same) {
+          moved.unchanged++
+          return
+        }
+        await sending(async () => {
           // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
           const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const name = file.relative || basename(file.local)
-          let source: ReturnType<Workspace['open']>
+          const source = open(file, name)
           try {
-            source = workspace.open(file.local)
-          } catch (err) {
-            throw new Error(`${name}: ${(err as Error).message}`)
-          }
-          try {
-            await files.put(source, part, target, step.mode ?? file.mode)
+            await files.put(source, part, target, mode)
+            moved.files++
+            moved.bytes += source.size
           } catch (err) {
             throw new Error(`${name} → ${target}: ${(err as Error).message}`)
           } finally {
             closeSync(source.fd)
           }
         })
-      )
+      })
     )
     if (step.delete && !single) {
       const root = remote(step.to, '')
@@ -171,6 +208,7 @@ async function upload(
       const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f))
       const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d))
       await files.remove(root, stale, staleDirs)
+      moved.deleted = stale.length
       if (stale.length + staleDirs.length > 0)
         status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }
@@ -186,12 +224,13 @@ async function upload(
     })
     await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
-    const rate = bytes / Math.max(ms / 1000, 0.001)
-    status(`uploaded ${step.files.length} files, ${size(bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}`)
+    const rate = moved.bytes / Math.max(ms / 1000, 0.001)
+    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : ''
+    status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`)
     return stepResult(step.name, started, {
       status: 'success',
       exitCode: 0,
-      transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport }
+      transfer: { ...moved, bytesPerSecond: Math.round(rate), transport: files.transport }
     })
   } catch (err) {
     if (err instanceof CancelledError)
