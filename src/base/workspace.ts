@@ -208,6 +208,20 @@ export class Workspace {
     }
   }
 
+  /**
+   * The size and modification time of the regular file at `path` (relative to the workspace), its last
+   * component not followed (a link, or anything but a regular file, gives undefined): for comparing with
+   * a host's copy only, cheaper than open. Bytes are read only through open, which checks the whole path.
+   */
+  peek(path: string): { size: number; mtimeMs: number } | undefined {
+    try {
+      const st = lstatSync(resolve(this.dir, path))
+      return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
   readText(path: string, maxBytes: number): string {
     const { fd, size, path: abs } = this.open(path)

@@ -59,6 +59,8 @@ export interface Wanted {
   by: 'mtime' | 'checksum'
   /** The runner's file, open, for `checksum`. */
   source?: Source
+  /** Many files of the upload go into its directory: looked up in one listing of it, not asked for alone. */
+  listed: boolean
 }
 
 /** SHA-256 (hex) of the first `size` bytes of an open file, read at offsets in blocks (the fd may be shared). */
@@ -145,6 +147,7 @@ class SftpFiles implements RemoteFiles {
 
   /** File data in flight on this host, shared by its files. */
   private readonly budget = new ByteBudget(BYTES_IN_FLIGHT)
+  private readonly listings = new Map<string, Promise<Map<string, Stats> | undefined>>()
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -187,8 +190,27 @@ class SftpFiles implements RemoteFiles {
     }
   }
 
+  /**
+   * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
+   * upload; undefined when it cannot be listed (then each file is looked at alone).
+   */
+  private listing(dir: string): Promise<Map<string, Stats> | undefined> {
+    let pending = this.listings.get(dir)
+    if (!pending) {
+      pending = this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(dir, cb)).then(
+        (entries) => new Map(entries.map((e) => [e.filename, e.attrs])),
+        () => undefined
+      )
+      this.listings.set(dir, pending)
+    }
+    return pending
+  }
+
   async unchanged(target: string, wanted: Wanted): Promise<boolean> {
-    const stat = await this.ask<Stats>((cb) => this.sftp.lstat(target, cb)).catch(() => undefined)
+    const listed = wanted.listed ? await this.listing(parent(target)) : undefined
+    const stat = listed
+      ? listed.get(target.slice(target.lastIndexOf('/') + 1))
+      : await this.ask<Stats>((cb) => this.sftp.lstat(target, cb)).catch(() => undefined)
     if (!stat?.isFile() || stat.size !== wanted.size) return false
     const mtime = Math.floor(wanted.mtimeMs / 1000)
     if (wanted.by === 'mtime' && stat.mtime !== mtime) return false

@@ -5,7 +5,7 @@ import pLimit from 'p-limit'
 import type { Workspace } from '../base/workspace'
 import type { Connection } from '../ssh/connection'
 import { excludes } from '../plan/local-files'
-import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
+import { openRemoteFiles, parent, type RemoteFiles, type Source } from './remote-files'
 import { seconds } from '../report/output'
 import { size } from '../report/units'
 import type { UploadFile, UploadStep } from '../plan/settings'
@@ -22,8 +22,10 @@ class CancelledError extends Error {}
  * Their data in flight is bounded per host apart (remote-files.ts, BYTES_IN_FLIGHT).
  */
 const FILES_AT_ONCE = 16
-/** Files being compared with the host's copy at once (one request each, no local file held open). */
+/** Files being compared with the host's copy at once (no local file held open). */
 const LOOKS_AT_ONCE = 64
+/** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
+const LISTED_FROM = 8
 
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
@@ -129,6 +131,12 @@ async function upload(
     // Before anything is written: a refused mirror leaves the host as it was.
     if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
     await Promise.all(step.dirs.map((dir) => files.mkdirs(remote(step.to, dir))))
+    // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
+    const crowd = new Map<string, number>()
+    for (const file of placed) {
+      const dir = parent(remote(step.to, file.relative))
+      crowd.set(dir, (crowd.get(dir) ?? 0) + 1)
+    }
     const looking = pLimit(LOOKS_AT_ONCE)
     const sending = pLimit(FILES_AT_ONCE)
     /** Opens a file of the upload through the workspace, its errors naming it. */
@@ -147,23 +155,24 @@ async function upload(
         const mode = step.mode ?? file.mode
         const same = await looking(async () => {
           await files.mkdirs(dir)
-          if (step.compare === 'none') return false
-          // Its size and time as they are now; held open only to hash it (no fd waits on the host for mtime).
-          const now = open(file, name)
-          if (step.compare === 'mtime') closeSync(now.fd)
-          try {
-            return await files.unchanged(target, {
-              size: now.size,
-              mtimeMs: now.mtimeMs,
-              mode,
-              by: step.compare,
-              source: step.compare === 'checksum' ? now : undefined
+          const by = step.compare
+          if (by === 'none') return false
+          const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
+            files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err: Error) => {
+              throw new Error(`${name} → ${target}: ${err.message}`)
             })
-          } catch (err) {
-            throw new Error(`${name} → ${target}: ${(err as Error).message}`)
-          } finally {
-            if (step.compare === 'checksum') closeSync(now.fd)
+          if (by === 'checksum') {
+            // Hashed as it would be sent: opened through the workspace, held open only for that.
+            const source = open(file, name)
+            try {
+              return await compare(source, source)
+            } finally {
+              closeSync(source.fd)
+            }
           }
+          // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
+          const seen = workspace.peek(file.local)
+          return seen !== undefined && (await compare(seen))
         })
         if (same) {
           moved.unchanged++
