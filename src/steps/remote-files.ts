@@ -79,6 +79,8 @@ async function localSha256(source: Source): Promise<string> {
 
 export interface RemoteFiles {
   readonly transport: 'sftp' | 'exec'
+  /** Files sent at once: many on SFTP's one session; over exec a channel each, within sshd's default MaxSessions (10). */
+  readonly filesAtOnce: number
   /** Creates `dir` and its parents (mkdir -p), each new one set to 0755 (a umask of 027 or 077 cuts what mkdir gives). */
   mkdirs(dir: string): Promise<void>
   /**
@@ -143,6 +145,8 @@ function closed(channel: { on(event: 'close', f: () => void): unknown; end(): un
 
 class SftpFiles implements RemoteFiles {
   readonly transport = 'sftp'
+  // Enough to hide each small file's round trips (open, close, rename) behind the others' bytes.
+  readonly filesAtOnce = 16
   readonly mkdirs: (dir: string) => Promise<void>
 
   /** File data in flight on this host, shared by its files. */
@@ -343,6 +347,7 @@ function levels(dir: string): string[] {
 
 class ExecFiles implements RemoteFiles {
   readonly transport = 'exec'
+  readonly filesAtOnce = 4
   readonly mkdirs: (dir: string) => Promise<void>
   /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
   private readonly slots = new SessionSlots()

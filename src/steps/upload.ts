@@ -16,12 +16,6 @@ import { stepResult, type StepResult } from '../base/results'
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {}
 
-/**
- * Files in flight per host, on its one SFTP session (or as exec channels within its MaxSessions): enough
- * to hide the round trips of each small file (look, open, close, rename) behind the others' bytes.
- * Their data in flight is bounded per host apart (remote-files.ts, BYTES_IN_FLIGHT).
- */
-const FILES_AT_ONCE = 16
 /** Files being compared with the host's copy at once (no local file held open). */
 const LOOKS_AT_ONCE = 64
 /** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
@@ -138,7 +132,7 @@ async function upload(
       crowd.set(dir, (crowd.get(dir) ?? 0) + 1)
     }
     const looking = pLimit(LOOKS_AT_ONCE)
-    const sending = pLimit(FILES_AT_ONCE)
+    const sending = pLimit(files.filesAtOnce)
     /** Opens a file of the upload through the workspace, its errors naming it. */
     const open = (file: UploadFile, name: string): ReturnType<Workspace['open']> => {
       try {
