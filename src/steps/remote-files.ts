@@ -32,6 +32,13 @@ const EXEC_STDOUT_CAP = 4 * 1024
 const TREE_LISTING_CAP = 8 * 1024 * 1024
 /** Directories an upload creates, set after each is made whatever the host's umask (existing ones keep theirs). */
 const DIR_MODE = 0o755
+/** SFTP's SSH_FX_EOF: a directory listing's end. */
+const SFTP_EOF = 1
+/**
+ * Entries of one directory listed to compare an upload's files with (about 100 bytes each): past it,
+ * a directory that large or a host answering without end, each file is looked up alone.
+ */
+const LISTING_CAP = 100_000
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -200,14 +207,29 @@ class SftpFiles implements RemoteFiles {
    */
   private listing(dir: string): Promise<Map<string, Stats> | undefined> {
     let pending = this.listings.get(dir)
-    if (!pending) {
-      pending = this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(dir, cb)).then(
-        (entries) => new Map(entries.map((e) => [e.filename, e.attrs])),
-        () => undefined
-      )
-      this.listings.set(dir, pending)
-    }
+    if (!pending) this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)))
     return pending
+  }
+
+  /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
+  private async list(dir: string): Promise<Map<string, Stats> | undefined> {
+    const handle = await this.ask<Buffer>((cb) => this.sftp.opendir(dir, cb))
+    const entries = new Map<string, Stats>()
+    try {
+      for (;;) {
+        const batch = await this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(handle, cb)).catch(
+          (err: { code?: unknown }) => {
+            if (err.code === SFTP_EOF) return undefined
+            throw err
+          }
+        )
+        if (batch === undefined) return entries
+        for (const e of batch) entries.set(e.filename, e.attrs)
+        if (entries.size > LISTING_CAP) return undefined
+      }
+    } finally {
+      this.sftp.close(handle, () => {})
+    }
   }
 
   async unchanged(target: string, wanted: Wanted): Promise<boolean> {
