@@ -159,6 +159,8 @@ class SftpFiles implements RemoteFiles {
   /** File data in flight on this host, shared by its files. */
   private readonly budget = new ByteBudget(BYTES_IN_FLIGHT)
   private readonly listings = new Map<string, Promise<Map<string, Stats> | undefined>>()
+  /** Buffers of one write request's size, free for the next block read. */
+  private readonly spare: Buffer[] = []
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -278,13 +280,22 @@ class SftpFiles implements RemoteFiles {
         const len = Math.min(chunk, source.size - at)
         next += len
         const release = await budget.take(len)
+        // Full blocks reuse the host's spare buffers (at most its budget's worth exist): no garbage per request.
+        const full = len === chunk
+        let buf: Buffer | undefined = (full && this.spare.pop()) || Buffer.allocUnsafe(len)
         try {
-          const buf = Buffer.allocUnsafe(len)
-          const got = await new Promise<number>((res, rej) => read(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))))
+          const got = await new Promise<number>((res, rej) =>
+            read(source.fd, buf as Buffer, 0, len, at, (err, n) => (err ? rej(err) : res(n)))
+          )
           if (got !== len) throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`)
-          // Calls back once the host wrote the bytes; the request's SSH packets go out as one write.
-          await this.ask<void>((cb) => sftp.write(handle, buf, 0, len, at, cb))
+          // ssh2 copies the bytes into its packet before write returns (the buffer is free again), and calls
+          // back once the host wrote them; the request's SSH packets go out as one write.
+          const written = this.ask<void>((cb) => sftp.write(handle, buf as Buffer, 0, len, at, cb))
+          if (full) this.spare.push(buf)
+          buf = undefined
+          await written
         } finally {
+          if (full && buf) this.spare.push(buf)
           release()
         }
       }
