@@ -124,8 +124,9 @@ async function upload(
     if (!single) await files.mkdirs(remote(step.to, ''))
     // Before anything is written: a refused mirror leaves the host as it was.
     if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
-    // As many at once as files are sent (over exec a channel each, within MaxSessions).
-    const making = pLimit(files.filesAtOnce)
+    // Over SFTP as many at once as files are sent; over exec one by one, as before (each a channel, and a
+    // host that closes its connection after each session takes them best one at a time).
+    const making = pLimit(files.transport === 'sftp' ? files.filesAtOnce : 1)
     await Promise.all(step.dirs.map((dir) => making(() => files.mkdirs(remote(step.to, dir)))))
     // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
     const crowd = new Map<string, number>()
