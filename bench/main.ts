@@ -2,11 +2,13 @@
 // and prints their tables; `--only` picks works within the fleet part.
 import { bench, type BenchOptions, type BenchReport } from './bench'
 import { thousand } from './thousand'
+import { uploadBench } from './upload-tree'
 
 /** Each part by name, in the order a whole run takes them. */
 const PARTS: Record<string, (options: BenchOptions) => Promise<BenchReport>> = {
   fleet: bench,
-  thousand
+  thousand,
+  upload: uploadBench
 }
 
 const args = process.argv.slice(2)

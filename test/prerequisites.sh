@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the integration tests need on this machine: OpenSSH (server and client), dropbear, tinysshd (under
-# tcpserver), the login shells the tests give their users, and a Debian 13 root whose OpenSSH 10 sshd the
+# tcpserver), rsync (the upload bench), the login shells the tests give their users, and a Debian 13 root whose OpenSSH 10 sshd the
 # tests run (made once per machine with debootstrap, outside the clone). As root, what is missing is
 # installed (Debian/Ubuntu apt-get); otherwise this says exactly what to install. Runs before `npm test`
 # (the pretest script); .ci/run starts it early in the background too, so a lock makes the second run wait.
@@ -16,6 +16,8 @@ have dropbear || need+=(dropbear-bin)
 have tinysshd || need+=(tinysshd)
 have tcpserver || need+=(ucspi-tcp)
 have debootstrap || need+=(debootstrap)
+# The upload bench compares with rsync over ssh; the hosts (this machine) need it too.
+have rsync || need+=(rsync)
 for shell in zsh fish tcsh busybox; do have "$shell" || need+=("$shell"); done
 have sudo || need+=(sudo)
 

@@ -25,8 +25,11 @@ export interface StepResult {
   stdout?: string
   /** For on-failure and always steps: which of them it was. */
   phase?: 'on-failure' | 'always'
-  /** For an upload step: what was moved. */
-  transfer?: { files: number; bytes: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
+  /**
+   * For an upload step: files and bytes sent, files left as they were (already the same on the host),
+   * files removed by `delete`.
+   */
+  transfer?: { files: number; bytes: number; unchanged: number; deleted: number; bytesPerSecond: number; transport: 'sftp' | 'exec' }
 }
 
 /** A StepResult for `name`, timed from `startedAt`, with the fields that differ from an empty one. */

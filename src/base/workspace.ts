@@ -188,7 +188,7 @@ export class Workspace {
    * component (O_NOFOLLOW), still resolving inside, and the file opened is the one the path names now.
    * The caller reads from `fd` and closes it.
    */
-  open(path: string): { fd: number; size: number; mode: number; path: string } {
+  open(path: string): { fd: number; size: number; mode: number; mtimeMs: number; path: string } {
     const abs = this.resolve(path)
     const { fd, st } = openRegular(abs, this.named(path, abs), NOFOLLOW)
     try {
@@ -201,10 +201,24 @@ export class Workspace {
       const now = real && this.inside(real) ? statSync(real) : undefined
       if (!now || now.ino !== st.ino || now.dev !== st.dev)
         throw new WorkspaceError(`'${path}': ${this.show(abs)} changed while it was opened (a link swapped in?): refused`)
-      return { fd, size: st.size, mode: st.mode, path: abs }
+      return { fd, size: st.size, mode: st.mode, mtimeMs: st.mtimeMs, path: abs }
     } catch (err) {
       closeSync(fd)
       throw err
+    }
+  }
+
+  /**
+   * The size and modification time of the regular file at `path` (relative to the workspace), its last
+   * component not followed (a link, or anything but a regular file, gives undefined): for comparing with
+   * a host's copy only, cheaper than open. Bytes are read only through open, which checks the whole path.
+   */
+  peek(path: string): { size: number; mtimeMs: number } | undefined {
+    try {
+      const st = lstatSync(resolve(this.dir, path))
+      return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined
+    } catch {
+      return undefined
     }
   }
 

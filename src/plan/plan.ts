@@ -1,6 +1,6 @@
 import { posix } from 'node:path'
 import { isMap, isScalar, isSeq, parseDocument, type YAMLError } from 'yaml'
-import type { Host, RunStep, Step, UploadFile } from './settings'
+import type { Host, RunStep, Step, UploadFile, UploadStep } from './settings'
 import { shardOf } from './inventory'
 import { globMatcher } from '../base/glob'
 
@@ -38,6 +38,12 @@ function flag(value: unknown): boolean {
   throw new Error(`must be true or false, not ${JSON.stringify(value)}`)
 }
 
+/** An upload's `compare`: how a file already on the host is found to be the same, so it is not sent. */
+function compareMode(value: unknown): UploadStep['compare'] {
+  if (value === 'mtime' || value === 'checksum' || value === 'none') return value
+  throw new Error(`must be mtime, checksum or none, not ${JSON.stringify(value)}`)
+}
+
 function envMap(value: unknown): Record<string, string> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('must be a map of NAME: value')
   const env: Record<string, string> = {}
@@ -67,7 +73,7 @@ type Kind = keyof typeof KINDS
 /** The keys that name a step's kind: a run step's script is inline (`run`) or in a file (`run-file`). */
 const KIND_KEYS: Record<Kind, string[]> = { run: ['run', 'run-file'], reboot: ['reboot'], local: ['local'], upload: ['upload'] }
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay']
-const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude']
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude', 'compare']
 
 /** Upload excludes: one glob or a list of them, relative to `from`, each compiled here so a bad one is named. */
 function globList(value: unknown): string[] {
@@ -276,7 +282,8 @@ export function parseSteps(text: string, defaults: StepDefaults, parsers: FieldP
         ...found,
         exclude,
         mode: option('mode', fileMode, undefined),
-        delete: mirror
+        delete: mirror,
+        compare: option('compare', compareMode, 'mtime')
       }
     }
     return {

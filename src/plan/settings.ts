@@ -146,6 +146,12 @@ export interface UploadStep extends StepBase, Retried {
   delete: boolean
   /** Globs (relative to `from`) left out of the upload, and left alone on the host by `delete`. */
   exclude: string[]
+  /**
+   * When a file already on the host is left as it is (reported unchanged), not sent: `mtime`, a regular
+   * file of the same size and modification time (to the second; as rsync's quick check); `checksum`,
+   * of the same size and SHA-256 (the host's copy is read back); `none`, never (every file is sent).
+   */
+  compare: 'mtime' | 'checksum' | 'none'
 }
 
 export type Step = RunStep | RebootStep | LocalStep | UploadStep

@@ -32,7 +32,14 @@ export function hostJson(r: HostResult, forFile = false) {
       stderrTail: s.stderrTail,
       ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
       ...(s.transfer
-        ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport }
+        ? {
+            files: s.transfer.files,
+            bytes: s.transfer.bytes,
+            unchanged: s.transfer.unchanged,
+            deleted: s.transfer.deleted,
+            bytesPerSecond: s.transfer.bytesPerSecond,
+            transport: s.transfer.transport
+          }
         : {})
     }))
   }
@@ -98,6 +105,9 @@ export function hostFromJson(value: unknown): HostResult {
               transfer: {
                 files: num(raw.files, `${at}: files`),
                 bytes: num(raw.bytes, `${at}: bytes`),
+                // Absent from the results files of releases before them.
+                unchanged: raw.unchanged === undefined ? 0 : num(raw.unchanged, `${at}: unchanged`),
+                deleted: raw.deleted === undefined ? 0 : num(raw.deleted, `${at}: deleted`),
                 bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`),
                 transport: raw.transport === 'exec' ? 'exec' : 'sftp'
               }

@@ -111,9 +111,12 @@ function hostColumns(results: HostResult[], steps: string[]): Column[] {
       (r) => {
         const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []))
         const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : ''
-        return moved.length
-          ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${size(moved.reduce((n, t) => n + t.bytes, 0))}${overExec}`
-          : ''
+        const sum = (key: 'files' | 'bytes' | 'unchanged' | 'deleted'): number => moved.reduce((n, t) => n + t[key], 0)
+        const also = [
+          sum('unchanged') > 0 ? `, ${sum('unchanged')} unchanged` : '',
+          sum('deleted') > 0 ? `, ${sum('deleted')} deleted` : ''
+        ]
+        return moved.length ? `${sum('files')} files, ${size(sum('bytes'))}${also.join('')}${overExec}` : ''
       }
     ]
   ]

@@ -256,6 +256,11 @@ export class Connection {
     return undefined
   }
 
+  /** Runs `send`, its writes to the host handed to the transport together (Link#coalesced). */
+  coalesced<T>(send: () => T): T {
+    return this.link.coalesced(send)
+  }
+
   /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
   sftp(): Promise<SFTPWrapper> {
     return this.channel<SFTPWrapper>((client, cb) => client.sftp(cb))

@@ -61,7 +61,7 @@ export class Link {
 
   constructor(
     readonly client: Client,
-    transport: Duplex,
+    private readonly transport: Duplex,
     private keepalive: Keepalive
   ) {
     // Listeners stay for the client's whole life: ssh2 can emit errors after end(), and an
@@ -70,6 +70,20 @@ export class Link {
     client.on('close', () => this.end('connection closed by the remote host'))
     client.once('ready', () => this.startKeepalive())
     transport.on('data', () => (this.heard = true))
+  }
+
+  /**
+   * Runs `send` with the transport's writes held, then hands them on together at the end of the tick
+   * (one writev): a burst of SSH packets (a 255 KiB SFTP write is 8 of them) then costs one system call
+   * and a few large TCP segments, not one call and one segment each.
+   */
+  coalesced<T>(send: () => T): T {
+    this.transport.cork()
+    try {
+      return send()
+    } finally {
+      process.nextTick(() => this.transport.uncork())
+    }
   }
 
   /** Whether no channel is open on it (opens under way aside). */

@@ -1,15 +1,29 @@
+import { createHash } from 'node:crypto'
 import { createReadStream, open, read } from 'node:fs'
-import type { ClientChannel, SFTPWrapper } from 'ssh2'
+import type { ClientChannel, SFTPWrapper, Stats } from 'ssh2'
 import { BoundedBytes } from '../base/bounded'
 import { ChannelOpenError, type Connection } from '../ssh/connection'
 import { answerMarker, FramedAnswer, shownNoise } from './framed-answer'
 import { shellQuote } from './remote-shell'
 import { SessionSlots } from './session-slots'
+import { ByteBudget } from './byte-budget'
 
-/** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
-const REQUESTS_PER_FILE = 64
-/** Bytes per SFTP write request: fastPut's size, within every server's limit (OpenSSH takes 255 KiB). */
-const WRITE_CHUNK = 32 * 1024
+/**
+ * Bytes per SFTP write request: what the server says it takes (OpenSSH's limits@openssh.com: 255 KiB,
+ * which ssh2 reads at the start), at most this much. Large requests halve the host's work per byte.
+ */
+const WRITE_MAX = 256 * 1024
+/** Bytes per SFTP write request where the server says nothing: every server takes 32 KiB (fastPut's size). */
+const WRITE_SAFE = 32 * 1024
+/**
+ * File data an SFTP upload holds per host (read, sent, not yet acknowledged): twice OpenSSH's channel
+ * window (2 MiB), so the window never runs dry, and the memory one host's upload can take.
+ */
+const BYTES_IN_FLIGHT = 4 * 1024 * 1024
+/** Write requests in flight per file: a large file cannot take the whole budget from the small ones beside it. */
+const REQUESTS_PER_FILE = 8
+/** Bytes read at a time to hash a file, on the runner and on the host (`compare: checksum`). */
+const HASH_BLOCK = 256 * 1024
 /** What an exec command may print on stderr before the rest is dropped: its last line names the failure. */
 const EXEC_STDERR_CAP = 4 * 1024
 /** What an exec command may print on stdout, but for the tree listing. */
@@ -18,6 +32,13 @@ const EXEC_STDOUT_CAP = 4 * 1024
 const TREE_LISTING_CAP = 8 * 1024 * 1024
 /** Directories an upload creates, set after each is made whatever the host's umask (existing ones keep theirs). */
 const DIR_MODE = 0o755
+/** SFTP's SSH_FX_EOF: a directory listing's end. */
+const SFTP_EOF = 1
+/**
+ * Entries of one directory listed to compare an upload's files with (about 100 bytes each): past it,
+ * a directory that large or a host answering without end, each file is looked up alone.
+ */
+const LISTING_CAP = 100_000
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -32,17 +53,55 @@ const CLOSE_WAIT_MS = 1000
 export interface Source {
   fd: number
   size: number
+  /** Its modification time (ms since the epoch): the host's copy gets it, to the second, and is compared by it. */
+  mtimeMs: number
+}
+
+/** What an upload wants a file on the host to be: compared before sending, so a file already so is left alone. */
+export interface Wanted {
+  size: number
+  mtimeMs: number
+  mode: number
+  /** `mtime`: the same size and modification time; `checksum`: the same size and SHA-256 of `source`'s bytes. */
+  by: 'mtime' | 'checksum'
+  /** The runner's file, open, for `checksum`. */
+  source?: Source
+  /** Many files of the upload go into its directory: looked up in one listing of it, not asked for alone. */
+  listed: boolean
+}
+
+/** SHA-256 (hex) of the first `size` bytes of an open file, read at offsets in blocks (the fd may be shared). */
+async function localSha256(source: Source): Promise<string> {
+  const hash = createHash('sha256')
+  const buf = Buffer.allocUnsafe(HASH_BLOCK)
+  for (let at = 0; at < source.size;) {
+    const len = Math.min(HASH_BLOCK, source.size - at)
+    const got = await new Promise<number>((res, rej) => read(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))))
+    if (got === 0) break
+    hash.update(buf.subarray(0, got))
+    at += got
+  }
+  return hash.digest('hex')
 }
 
 export interface RemoteFiles {
   readonly transport: 'sftp' | 'exec'
+  /** Files sent at once: many on SFTP's one session; over exec a channel each, within sshd's default MaxSessions (10). */
+  readonly filesAtOnce: number
   /** Creates `dir` and its parents (mkdir -p), each new one set to 0755 (a umask of 027 or 077 cuts what mkdir gives). */
   mkdirs(dir: string): Promise<void>
   /**
-   * Writes `source`'s `size` bytes to `part` with `mode`, then renames it over `target`; removes `part`
-   * on failure. Reads the fd at offsets (it may be shared), and leaves it open: the caller closes it.
+   * Writes `source`'s `size` bytes to `part` with `mode` and the source's modification time, then
+   * renames it over `target`; removes `part` on failure. Reads the fd at offsets (it may be shared),
+   * and leaves it open: the caller closes it.
    */
   put(source: Source, part: string, target: string, mode: number): Promise<void>
+  /**
+   * Whether `target` is already a regular file (not a link) of this size and modification time (to
+   * the second, as rsync's quick check), or with `by: checksum` of this size and SHA-256 (its bytes
+   * read back); its mode and time are set when only they differ. Over exec: never (every file is sent).
+   */
+  unchanged(target: string, wanted: Wanted): Promise<boolean>
   /** Whether `path` is a directory on the host (through links); false when nothing is there. */
   isDirectory(path: string): Promise<boolean>
   /** The host's real path of `dir` (links, `.`, `..` and `//` resolved); `.` is the login home. */
@@ -93,7 +152,15 @@ function closed(channel: { on(event: 'close', f: () => void): unknown; end(): un
 
 class SftpFiles implements RemoteFiles {
   readonly transport = 'sftp'
+  // Enough to hide each small file's round trips (open, close, rename) behind the others' bytes.
+  readonly filesAtOnce = 16
   readonly mkdirs: (dir: string) => Promise<void>
+
+  /** File data in flight on this host, shared by its files. */
+  private readonly budget = new ByteBudget(BYTES_IN_FLIGHT)
+  private readonly listings = new Map<string, Promise<Map<string, Stats> | undefined>>()
+  /** Buffers of one write request's size, free for the next block read. */
+  private readonly spare: Buffer[] = []
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -102,28 +169,32 @@ class SftpFiles implements RemoteFiles {
     this.mkdirs = onceEach(async (dir) => {
       await this.mkdirs(parent(dir))
       try {
-        await call<void>((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb))
+        await this.ask<void>((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb))
       } catch (err) {
-        const stat = await call<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
+        const stat = await this.ask<{ isDirectory(): boolean }>((cb) => sftp.stat(dir, cb)).catch(() => undefined)
         if (!stat?.isDirectory()) throw new Error(`cannot create directory ${dir}: ${(err as Error).message}`)
         return // it was there: left as it is
       }
       // The server's umask (internal-sftp -u, pam_umask) cut the mode mkdir asked for; setstat is not cut.
-      await call<void>((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err: Error) => {
+      await this.ask<void>((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err: Error) => {
         throw new Error(`cannot set mode ${DIR_MODE.toString(8)} on new directory ${dir}: ${err.message}`)
       })
     })
+  }
+
+  /** One SFTP request, sent with the others of the same tick in one write (Link#coalesced); its answer. */
+  private ask<T>(send: (cb: (err: Error | null | undefined, value?: T) => void) => void): Promise<T> {
+    return call<T>((cb) => this.connection.coalesced(() => send(cb)))
   }
 
   async put(source: Source, part: string, target: string, mode: number): Promise<void> {
     const { sftp } = this
     try {
       await this.write(source, part, mode)
-      await call<void>((cb) => sftp.chmod(part, mode, cb))
       // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
-      await call<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
-        await call<void>((cb) => sftp.unlink(target, cb)).catch(() => undefined)
-        await call<void>((cb) => sftp.rename(part, target, cb))
+      await this.ask<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
+        await this.ask<void>((cb) => sftp.unlink(target, cb)).catch(() => undefined)
+        await this.ask<void>((cb) => sftp.rename(part, target, cb))
       })
     } catch (err) {
       // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
@@ -132,43 +203,128 @@ class SftpFiles implements RemoteFiles {
     }
   }
 
-  /** Sends the source's bytes to a new file `part`: REQUESTS_PER_FILE writes in flight, each read from the fd at its offset. */
+  /**
+   * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
+   * upload; undefined when it cannot be listed (then each file is looked at alone).
+   */
+  private listing(dir: string): Promise<Map<string, Stats> | undefined> {
+    let pending = this.listings.get(dir)
+    if (!pending) this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)))
+    return pending
+  }
+
+  /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
+  private async list(dir: string): Promise<Map<string, Stats> | undefined> {
+    const handle = await this.ask<Buffer>((cb) => this.sftp.opendir(dir, cb))
+    const entries = new Map<string, Stats>()
+    try {
+      for (;;) {
+        const batch = await this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(handle, cb)).catch(
+          (err: { code?: unknown }) => {
+            if (err.code === SFTP_EOF) return undefined
+            throw err
+          }
+        )
+        if (batch === undefined) return entries
+        for (const e of batch) entries.set(e.filename, e.attrs)
+        if (entries.size > LISTING_CAP) return undefined
+      }
+    } finally {
+      this.sftp.close(handle, () => {})
+    }
+  }
+
+  async unchanged(target: string, wanted: Wanted): Promise<boolean> {
+    const listed = wanted.listed ? await this.listing(parent(target)) : undefined
+    const stat = listed
+      ? listed.get(target.slice(target.lastIndexOf('/') + 1))
+      : await this.ask<Stats>((cb) => this.sftp.lstat(target, cb)).catch(() => undefined)
+    if (!stat?.isFile() || stat.size !== wanted.size) return false
+    const mtime = Math.floor(wanted.mtimeMs / 1000)
+    if (wanted.by === 'mtime' && stat.mtime !== mtime) return false
+    if (wanted.by === 'checksum') {
+      if (!wanted.source) throw new Error('no runner file to compare with')
+      const [here, there] = await Promise.all([localSha256(wanted.source), this.sha256(target)])
+      if (here !== there) return false
+    }
+    if ((stat.mode & 0o7777) !== wanted.mode || stat.mtime !== mtime)
+      await this.ask<void>((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb))
+    return true
+  }
+
+  /** SHA-256 (hex) of a file on the host, read over SFTP in blocks. */
+  private sha256(path: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const hash = createHash('sha256')
+      this.sftp
+        .createReadStream(path, { highWaterMark: HASH_BLOCK })
+        .on('data', (d: Buffer) => hash.update(d))
+        .on('error', reject)
+        .on('end', () => resolve(hash.digest('hex')))
+    })
+  }
+
+  /**
+   * Sends the source's bytes to a new file `part`, then sets its mode (not cut by the umask, as open's
+   * is) and modification time: up to REQUESTS_PER_FILE writes in flight, each read from the fd at its
+   * offset into a buffer of its own, within the host's ByteBudget.
+   */
   private async write(source: Source, part: string, mode: number): Promise<void> {
-    const { sftp } = this
-    const handle = await call<Buffer>((cb) => sftp.open(part, 'w', { mode }, cb))
+    const { sftp, budget } = this
+    const handle = await this.ask<Buffer>((cb) => sftp.open(part, 'w', { mode }, cb))
+    const chunk = Math.min(WRITE_MAX, (sftp as unknown as { _maxWriteLen?: number })._maxWriteLen ?? WRITE_SAFE)
     let next = 0
     const sender = async (): Promise<void> => {
-      const buf = Buffer.allocUnsafe(WRITE_CHUNK)
       while (next < source.size) {
         const at = next
-        const len = Math.min(WRITE_CHUNK, source.size - at)
+        const len = Math.min(chunk, source.size - at)
         next += len
-        const got = await new Promise<number>((res, rej) => read(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))))
-        if (got !== len) throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`)
-        // ssh2 copies the bytes into its packet before this returns, and calls back once the host wrote them.
-        await call<void>((cb) => sftp.write(handle, buf, 0, len, at, cb))
+        const release = await budget.take(len)
+        // Full blocks reuse the host's spare buffers (at most its budget's worth exist): no garbage per request.
+        const full = len === chunk
+        let buf: Buffer | undefined = (full && this.spare.pop()) || Buffer.allocUnsafe(len)
+        try {
+          const got = await new Promise<number>((res, rej) =>
+            read(source.fd, buf as Buffer, 0, len, at, (err, n) => (err ? rej(err) : res(n)))
+          )
+          if (got !== len) throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`)
+          // ssh2 copies the bytes into its packet before write returns (the buffer is free again), and calls
+          // back once the host wrote them; the request's SSH packets go out as one write.
+          const written = this.ask<void>((cb) => sftp.write(handle, buf as Buffer, 0, len, at, cb))
+          if (full) this.spare.push(buf)
+          buf = undefined
+          await written
+        } finally {
+          if (full && buf) this.spare.push(buf)
+          release()
+        }
       }
     }
-    const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / WRITE_CHUNK))
+    const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / chunk))
     const sent = await Promise.allSettled(Array.from({ length: senders }, sender))
-    const closing = call<void>((cb) => sftp.close(handle, cb))
     const failed = sent.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+    // Asked together with the close (one round trip): the server answers them in order.
+    const seconds = Math.floor(source.mtimeMs / 1000)
+    const stamped = failed
+      ? Promise.resolve()
+      : this.ask<void>((cb) => sftp.fsetstat(handle, { mode, atime: Math.floor(Date.now() / 1000), mtime: seconds }, cb))
+    const closing = this.ask<void>((cb) => sftp.close(handle, cb))
     if (failed) {
       closing.catch(() => undefined)
       throw failed.reason
     }
-    await closing
+    await Promise.all([stamped, closing])
   }
 
   isDirectory(path: string): Promise<boolean> {
-    return call<{ isDirectory(): boolean }>((cb) => this.sftp.stat(path, cb)).then(
+    return this.ask<{ isDirectory(): boolean }>((cb) => this.sftp.stat(path, cb)).then(
       (stat) => stat.isDirectory(),
       () => false
     )
   }
 
   realpath(dir: string): Promise<string> {
-    return call<string>((cb) => this.sftp.realpath(dir, cb))
+    return this.ask<string>((cb) => this.sftp.realpath(dir, cb))
   }
 
   async tree(dir: string, rel = ''): Promise<{ files: string[]; dirs: string[] }> {
@@ -176,7 +332,7 @@ class SftpFiles implements RemoteFiles {
     let entries: Array<{ filename: string; attrs: { isDirectory(): boolean } }>
     const path = rel ? `${dir}/${rel}` : dir
     try {
-      entries = await call((cb) => this.sftp.readdir(path, cb))
+      entries = await this.ask((cb) => this.sftp.readdir(path, cb))
     } catch (err) {
       // Only a missing directory is empty: one that cannot be read would make its stale files look gone.
       if ((err as { code?: unknown }).code === SFTP_NO_SUCH_FILE) return tree
@@ -196,8 +352,9 @@ class SftpFiles implements RemoteFiles {
   }
 
   async remove(root: string, files: string[], dirs: string[]): Promise<void> {
-    for (const f of files) await call<void>((cb) => this.sftp.unlink(`${root}/${f}`, cb))
-    for (const d of dirs) await call<void>((cb) => this.sftp.rmdir(`${root}/${d}`, cb))
+    // Files all asked at once (the server answers each); directories one by one, deepest first.
+    await Promise.all(files.map((f) => this.ask<void>((cb) => this.sftp.unlink(`${root}/${f}`, cb))))
+    for (const d of dirs) await this.ask<void>((cb) => this.sftp.rmdir(`${root}/${d}`, cb))
   }
 
   close(): Promise<void> {
@@ -223,6 +380,7 @@ function levels(dir: string): string[] {
 
 class ExecFiles implements RemoteFiles {
   readonly transport = 'exec'
+  readonly filesAtOnce = 4
   readonly mkdirs: (dir: string) => Promise<void>
   /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
   private readonly slots = new SessionSlots()
@@ -301,8 +459,11 @@ class ExecFiles implements RemoteFiles {
   async put(source: Source, part: string, target: string, mode: number): Promise<void> {
     const p = shellQuote(part)
     // The size check keeps a cut stream (EOF before the end) from being renamed into place.
+    // The modification time as POSIX touch takes it (UTC); a touch that cannot set it costs only a later skip.
+    const stamp = new Date(source.mtimeMs).toISOString().replace(/^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+).*/, '$1$2$3$4$5.$6')
     const script =
-      `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+      `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && ` +
+      `{ TZ=UTC0 touch -m -t ${stamp} ${p} 2>/dev/null || :; } && mv -f -- ${p} ${shellQuote(target)} ` +
       `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`
     // The opened file's first `size` bytes, from its fd. Its close is a no-op: the fd is the caller's
     // (a stream's destroy closes its fd whatever autoClose says).
@@ -314,6 +475,11 @@ class ExecFiles implements RemoteFiles {
       // Stopped before the caller closes the fd: a read after that could hit a reused fd number.
       if (typeof stream !== 'string') stream.destroy()
     }
+  }
+
+  /** POSIX sh has no portable way to read a file's modification time: over exec every file is sent. */
+  async unchanged(): Promise<boolean> {
+    return false
   }
 
   async isDirectory(path: string): Promise<boolean> {
@@ -373,9 +539,9 @@ export async function openRemoteFiles(connection: Connection, note: (message: st
   const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`)
   note(
     noise.bytes().length === 0
-      ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh`
+      ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh, every file sent (none compared)`
       : `SFTP unusable: the login shell printed text before the SFTP stream (${shownNoise(noise)}): make it print nothing for ` +
-          `non-interactive sessions; uploading over exec channels, that text ignored (SFTP said: ${failed.message})`
+          `non-interactive sessions; uploading over exec channels, that text ignored, every file sent (SFTP said: ${failed.message})`
   )
   return exec
 }

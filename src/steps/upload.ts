@@ -5,10 +5,10 @@ import pLimit from 'p-limit'
 import type { Workspace } from '../base/workspace'
 import type { Connection } from '../ssh/connection'
 import { excludes } from '../plan/local-files'
-import { openRemoteFiles, parent, type RemoteFiles } from './remote-files'
+import { openRemoteFiles, parent, type RemoteFiles, type Source } from './remote-files'
 import { seconds } from '../report/output'
 import { size } from '../report/units'
-import type { UploadStep } from '../plan/settings'
+import type { UploadFile, UploadStep } from '../plan/settings'
 import { withinTimeout } from './timeout'
 import { liveConnection, type StepRunner } from './context'
 import { stepResult, type StepResult } from '../base/results'
@@ -16,8 +16,10 @@ import { stepResult, type StepResult } from '../base/results'
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {}
 
-/** Files in flight per host. */
-const FILES_AT_ONCE = 4
+/** Files being compared with the host's copy at once (no local file held open). */
+const LOOKS_AT_ONCE = 64
+/** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
+const LISTED_FROM = 8
 
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
@@ -110,7 +112,8 @@ async function upload(
         Math.max(0, started + step.timeoutMs - Date.now())
       )
   })
-  const bytes = step.files.reduce((n, f) => n + f.size, 0)
+  /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
+  const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 }
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
     // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -121,32 +124,72 @@ async function upload(
     if (!single) await files.mkdirs(remote(step.to, ''))
     // Before anything is written: a refused mirror leaves the host as it was.
     if (step.delete && !single) await refuseWipe(files, step.to, remote(step.to, ''))
-    for (const dir of step.dirs) await files.mkdirs(remote(step.to, dir))
-    const limit = pLimit(FILES_AT_ONCE)
+    // Over SFTP as many at once as files are sent; over exec one by one, as before (each a channel, and a
+    // host that closes its connection after each session takes them best one at a time).
+    const making = pLimit(files.transport === 'sftp' ? files.filesAtOnce : 1)
+    await Promise.all(step.dirs.map((dir) => making(() => files.mkdirs(remote(step.to, dir)))))
+    // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
+    const crowd = new Map<string, number>()
+    for (const file of placed) {
+      const dir = parent(remote(step.to, file.relative))
+      crowd.set(dir, (crowd.get(dir) ?? 0) + 1)
+    }
+    const looking = pLimit(LOOKS_AT_ONCE)
+    const sending = pLimit(files.filesAtOnce)
+    /** Opens a file of the upload through the workspace, its errors naming it. */
+    const open = (file: UploadFile, name: string): ReturnType<Workspace['open']> => {
+      try {
+        return workspace.open(file.local)
+      } catch (err) {
+        throw new Error(`${name}: ${(err as Error).message}`)
+      }
+    }
     await Promise.all(
-      placed.map((file) =>
-        limit(async () => {
-          const target = remote(step.to, file.relative)
-          const dir = parent(target)
+      placed.map(async (file) => {
+        const target = remote(step.to, file.relative)
+        const dir = parent(target)
+        const name = file.relative || basename(file.local)
+        const mode = step.mode ?? file.mode
+        const same = await looking(async () => {
           await files.mkdirs(dir)
+          const by = step.compare
+          if (by === 'none') return false
+          const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
+            files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err: Error) => {
+              throw new Error(`${name} → ${target}: ${err.message}`)
+            })
+          if (by === 'checksum') {
+            // Hashed as it would be sent: opened through the workspace, held open only for that.
+            const source = open(file, name)
+            try {
+              return await compare(source, source)
+            } finally {
+              closeSync(source.fd)
+            }
+          }
+          // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
+          const seen = workspace.peek(file.local)
+          return seen !== undefined && (await compare(seen))
+        })
+        if (same) {
+          moved.unchanged++
+          return
+        }
+        await sending(async () => {
           // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
           const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const name = file.relative || basename(file.local)
-          let source: ReturnType<Workspace['open']>
+          const source = open(file, name)
           try {
-            source = workspace.open(file.local)
-          } catch (err) {
-            throw new Error(`${name}: ${(err as Error).message}`)
-          }
-          try {
-            await files.put(source, part, target, step.mode ?? file.mode)
+            await files.put(source, part, target, mode)
+            moved.files++
+            moved.bytes += source.size
           } catch (err) {
             throw new Error(`${name} → ${target}: ${(err as Error).message}`)
           } finally {
             closeSync(source.fd)
           }
         })
-      )
+      })
     )
     if (step.delete && !single) {
       const root = remote(step.to, '')
@@ -171,6 +214,7 @@ async function upload(
       const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f))
       const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d))
       await files.remove(root, stale, staleDirs)
+      moved.deleted = stale.length
       if (stale.length + staleDirs.length > 0)
         status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`)
     }
@@ -186,12 +230,13 @@ async function upload(
     })
     await Promise.race([work(), timeout, lost, cancelled])
     const ms = Date.now() - started
-    const rate = bytes / Math.max(ms / 1000, 0.001)
-    status(`uploaded ${step.files.length} files, ${size(bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}`)
+    const rate = moved.bytes / Math.max(ms / 1000, 0.001)
+    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : ''
+    status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`)
     return stepResult(step.name, started, {
       status: 'success',
       exitCode: 0,
-      transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport }
+      transfer: { ...moved, bytesPerSecond: Math.round(rate), transport: files.transport }
     })
   } catch (err) {
     if (err instanceof CancelledError)

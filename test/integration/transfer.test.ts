@@ -13,6 +13,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
   writeSync,
   closeSync
@@ -80,8 +81,12 @@ describe('upload', () => {
     chmodSync(join(src, 'config.json'), 0o600)
     chmodSync(join(src, 'bin/start'), 0o755)
     const targets = sshd.ports.slice(0, 2).map(() => remoteDir('tree'))
-    // Each host gets its own directory through env: one plan, the host picks its target.
-    const run = await runAction({ ...base(sshd.ports.slice(0, 2)), steps: `- upload: { from: release, to: ${targets[0]}/app }\n` }, env())
+    // Both hosts are one user on one machine, so they write the same directory: `compare: none` has each
+    // send every file (by default the second could find the first one's files there, unchanged).
+    const run = await runAction(
+      { ...base(sshd.ports.slice(0, 2)), steps: `- upload: { from: release, to: ${targets[0]}/app, compare: none }\n` },
+      env()
+    )
     expect(run.code).toBe(0)
     // The runner's 0600 is not carried over: without mode:, files are 0644, or 0755 when executable.
     const expected = Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: v.mode & 0o111 ? 0o755 : 0o644 }]))
@@ -92,7 +97,7 @@ describe('upload', () => {
     expect(readdirSync(join(targets[0], 'app/bin')).some((f) => f.includes('ssh-fleet-part'))).toBe(false)
     for (const port of sshd.ports.slice(0, 2)) {
       const step = hostResult(run, name(port)).steps[0]
-      expect(step).toMatchObject({ status: 'success', files: 3, bytes: 300_000 + 21 + 7 })
+      expect(step).toMatchObject({ status: 'success', files: 3, bytes: 300_000 + 21 + 7, unchanged: 0, deleted: 0 })
       expect(step.bytesPerSecond).toBeGreaterThan(0)
     }
     expect(run.stdout).toMatch(/uploaded 3 files, 300\.\d KB in \d+\.\ds \([\d.]+ [KMG]B\/s\)/)
@@ -265,6 +270,83 @@ describe('upload', () => {
     expect(run.code).toBe(1)
     expect(run.stdout).toContain("::error::Invalid input 'steps': step 2, upload, field 'from': 'dist-that-was-never-built' does not exist")
     expect(logins()).toBe(before)
+  })
+})
+
+describe('upload: files already on the host', () => {
+  /** A tree of `count` files of random sizes (empty ones, and ones of several write requests). */
+  function randomTree(root: string, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const dir = join(root, `d${i % 7}`, `e${i % 3}`)
+      mkdirSync(dir, { recursive: true })
+      const size = i % 50 === 0 ? 0 : i % 25 === 1 ? 600_000 + i * 1000 : (i * 7919) % 40_000
+      writeFileSync(join(dir, `f${i}.bin`), randomBytes(size))
+    }
+  }
+  const upload = (dir: string, from: string, extra = ''): Promise<Awaited<ReturnType<typeof runAction>>> =>
+    runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: ${from}, to: ${dir}${extra} }` }, env())
+  const stepOf = (run: Awaited<ReturnType<typeof runAction>>): Record<string, any> => hostResult(run, name(sshd.ports[0])).steps[0]
+
+  test('many files in flight land byte-exact; the same tree again is all unchanged, nothing sent, reported so', async () => {
+    const src = join(workspace, 'many')
+    randomTree(src, 300)
+    const dir = remoteDir('many')
+    const first = await upload(dir, 'many')
+    expect(first.code, first.stdout).toBe(0)
+    expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+    expect(readdirSync(dir, { recursive: true }).some((f) => String(f).includes('.ssh-fleet-'))).toBe(false)
+    expect(stepOf(first)).toMatchObject({ files: 300, unchanged: 0 })
+    // The host's copy carries the runner's modification time (to the second): what the next upload compares.
+    const mtime = (path: string): number => Math.floor(statSync(path).mtimeMs / 1000)
+    expect(mtime(join(dir, 'd1/e1/f1.bin'))).toBe(mtime(join(src, 'd1/e1/f1.bin')))
+
+    const inode = (): number => statSync(join(dir, 'd1/e1/f1.bin')).ino
+    const before = inode()
+    const again = await upload(dir, 'many')
+    expect(again.code, again.stdout).toBe(0)
+    expect(stepOf(again)).toMatchObject({ status: 'success', files: 0, bytes: 0, unchanged: 300, deleted: 0 })
+    expect(again.stdout).toMatch(/uploaded 0 files, 0 B in [\d.]+s .*; 300 unchanged \(same size and modification time\), not sent/)
+    expect(again.summary).toContain('| 0 files, 0 B, 300 unchanged |')
+    // Left as it was, not written again and renamed over.
+    expect(inode()).toBe(before)
+  })
+
+  test('a file of the same size with another mtime is sent; with the same size and mtime it is sent only with compare: checksum', async () => {
+    const src = join(workspace, 'changes')
+    mkdirSync(src, { recursive: true })
+    for (const f of ['a.txt', 'b.txt', 'c.txt']) writeFileSync(join(src, f), `${f} one\n`)
+    const dir = remoteDir('changes')
+    expect((await upload(dir, 'changes')).code).toBe(0)
+    // a.txt: same size, new content, a later mtime on the runner.
+    writeFileSync(join(src, 'a.txt'), 'a.txt two\n')
+    utimesSync(join(src, 'a.txt'), new Date(), new Date(Date.now() + 5000))
+    // b.txt: the host's copy altered behind our back, size and mtime kept: only a checksum tells.
+    const was = statSync(join(dir, 'b.txt'))
+    writeFileSync(join(dir, 'b.txt'), 'B.TXT ONE\n')
+    utimesSync(join(dir, 'b.txt'), was.atime, was.mtime)
+    const quick = await upload(dir, 'changes')
+    expect(stepOf(quick)).toMatchObject({ status: 'success', files: 1, unchanged: 2, bytes: 10 })
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('a.txt two\n')
+    expect(readFileSync(join(dir, 'b.txt'), 'utf8')).toBe('B.TXT ONE\n')
+    const checked = await upload(dir, 'changes', ', compare: checksum')
+    expect(stepOf(checked)).toMatchObject({ status: 'success', files: 1, unchanged: 2, bytes: 10 })
+    expect(readFileSync(join(dir, 'b.txt'), 'utf8')).toBe('b.txt one\n')
+    expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+  })
+
+  test('delete: true with files left unchanged: what is gone from from is removed, the rest is the tree', async () => {
+    const src = join(workspace, 'mirror-skips')
+    randomTree(src, 40)
+    const dir = remoteDir('mirror-skips')
+    expect((await upload(dir, 'mirror-skips', ', delete: true')).code).toBe(0)
+    rmSync(join(src, 'd1/e1/f1.bin'))
+    rmSync(join(src, 'd2/e2/f2.bin'))
+    writeFileSync(join(src, 'd3/new.bin'), randomBytes(1000))
+    const run = await upload(dir, 'mirror-skips', ', delete: true')
+    expect(run.code, run.stdout).toBe(0)
+    expect(stepOf(run)).toMatchObject({ status: 'success', files: 1, bytes: 1000, unchanged: 38, deleted: 2 })
+    expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+    expect(run.summary).toContain('| 1 files, 1.0 KB, 38 unchanged, 2 deleted |')
   })
 })
 

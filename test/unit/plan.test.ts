@@ -117,10 +117,19 @@ describe('parseSteps', () => {
     to: /srv/app
     mode: 0640
     delete: true
-- upload: { from: notes.txt, to: /etc/notes.txt }
-- upload: { from: "app/**/*.js", to: /srv/js/ }
+- upload: { from: notes.txt, to: /etc/notes.txt, compare: checksum }
+- upload: { from: "app/**/*.js", to: /srv/js/, compare: none }
 `)
-    expect(tree).toMatchObject({ kind: 'upload', name: 'upload 1', from: 'app', to: '/srv/app', mode: 0o640, delete: true })
+    expect(tree).toMatchObject({
+      kind: 'upload',
+      name: 'upload 1',
+      from: 'app',
+      to: '/srv/app',
+      mode: 0o640,
+      delete: true,
+      compare: 'mtime'
+    })
+    expect([one, glob].map((s) => s.kind === 'upload' && s.compare)).toEqual(['checksum', 'none'])
     expect(tree.kind === 'upload' && tree.files.map((f) => f.relative)).toEqual(['bin/run', 'lib/a.js', 'lib/b.js'])
     expect(tree.kind === 'upload' && tree.dirs).toEqual(['bin', 'empty', 'lib'])
     expect(one.kind === 'upload' && one.files.map((f) => [f.relative, f.size])).toEqual([['', 1]])
@@ -241,6 +250,7 @@ describe('parseSteps', () => {
     ['- upload: { from: "*.nothing", to: /x }', /'\*\.nothing' matches no file/],
     ['- upload: { from: app, to: /x, mode: 999 }', /field 'mode': '999' is not an octal file mode/],
     ['- upload: { from: app, to: /x, chmod: 644 }', /unknown option 'chmod'/],
+    ['- upload: { from: app, to: /x, compare: size }', /field 'compare': must be mtime, checksum or none, not "size"/],
     ['- upload: app', /field 'upload': must be a map of from, to, mode, delete/],
     ['- name: x', /has none of run:, run-file:, reboot:, local:, upload:/],
     ['- reboot: true\n  retries: 2', /unknown key 'retries' \(a reboot step takes/],

@@ -131,7 +131,11 @@ describe('outputs and summary', () => {
         host('web1', 'success', {
           steps: [
             { ...step, name: 'reboot', reboot: { downtimeMs: 2100, totalMs: 5000 } },
-            { ...step, name: 'upload', transfer: { files: 3, bytes: 2_500_000, bytesPerSecond: 1, transport: 'sftp' } }
+            {
+              ...step,
+              name: 'upload',
+              transfer: { files: 3, bytes: 2_500_000, unchanged: 0, deleted: 0, bytesPerSecond: 1, transport: 'sftp' }
+            }
           ]
         })
       ],

@@ -287,7 +287,7 @@ describe('sizes', () => {
   ])('%d bytes: %s', (bytes, text) => expect(size(bytes)).toBe(text))
 
   test('an upload of a few KB is never 0.0 MB in the summary', () => {
-    const step = stepOf('upload', { transfer: { files: 2, bytes: 4_300, bytesPerSecond: 1, transport: 'sftp' } })
+    const step = stepOf('upload', { transfer: { files: 2, bytes: 4_300, unchanged: 0, deleted: 0, bytesPerSecond: 1, transport: 'sftp' } })
     expect(summaryMarkdown({ results: [hostOf('a', 'success', { steps: [step] })], elapsedMs: 1, steps: ['upload'] })).toContain(
       '2 files, 4.3 KB'
     )
