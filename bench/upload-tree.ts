@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { seeded } from '../test/helpers/proxy'
 import { ensureUser, isRoot, startSshd, type Sshd } from '../test/helpers/sshd'
 
 const ROOT = resolve(__dirname, '..')
@@ -21,24 +22,12 @@ const FULL = { files: 2000, totalBytes: 200 * MB, minBytes: KB, maxBytes: 20 * M
 const SMOKE = { files: 40, totalBytes: 2 * MB, minBytes: KB, maxBytes: 512 * KB, dirs: 4, hosts: 2, seed: 27 }
 type Shape = typeof FULL
 
-/** mulberry32: a small seeded PRNG, so every machine draws the same sizes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /**
  * File sizes: log-uniform between the bounds raised to a power (many small files, few large, as a
  * build's output), one file at each bound, then scaled so they add up to the total.
  */
 export function treeSizes(shape: Shape): number[] {
-  const random = prng(shape.seed)
+  const random = seeded(shape.seed)
   const span = Math.log(shape.maxBytes / shape.minBytes)
   const drawn = Array.from({ length: shape.files - 2 }, () => shape.minBytes * Math.exp(span * random() ** 3))
   const rest = shape.totalBytes - shape.minBytes - shape.maxBytes

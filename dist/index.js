@@ -2470,7 +2470,9 @@ const AgentProtocol = (() => {
       if (pubKey instanceof Error)
         throw new Error('Invalid public key argument');
 
-      if (pubKey.type === 'ssh-rsa' && options) {
+      // ssh-fleet: an RSA certificate's key signs with the SHA-2 flags too
+      if ((pubKey.type === 'ssh-rsa'
+           || pubKey.type === 'ssh-rsa-cert-v01@openssh.com') && options) {
         switch (options.hash) {
           case 'sha256':
             flags = SSH_AGENT_RSA_SHA2_256;
@@ -3098,10 +3100,11 @@ class Client extends EventEmitter {
         // Default to old behavior of hashing on user's behalf
         hashAlgo = cfg.hostHash;
       }
-      hostVerifier = (key, verify) => {
+      hostVerifier = (key, verify, algorithm) => {
         if (hashAlgo)
           key = createHash(hashAlgo).update(key).digest('hex');
-        const ret = hashCb(key, verify);
+        // ssh-fleet: the negotiated host key algorithm as a third argument
+        const ret = hashCb(key, verify, algorithm);
         if (ret !== undefined)
           verify(ret);
       };
@@ -4974,6 +4977,13 @@ function hostKeysProve(client, keys_, cb) {
 
 function getKeyAlgos(client, key, serverSigAlgs) {
   switch (key.type) {
+    // ssh-fleet: an RSA certificate signs with SHA-2 only (as OpenSSH), each
+    // algorithm the server lists tried in turn, SHA-256 first as for the key
+    case 'ssh-rsa-cert-v01@openssh.com':
+      return [['rsa-sha2-256', 'sha256'], ['rsa-sha2-512', 'sha512']]
+        .filter(([name]) => !Array.isArray(serverSigAlgs)
+                            || serverSigAlgs.includes(name))
+        .map(([name, hash]) => [`${name}-cert-v01@openssh.com`, hash]);
     case 'ssh-rsa':
       if (client._protocol._compatFlags & COMPAT.IMPLY_RSA_SHA2_SIGALGS) {
         if (!Array.isArray(serverSigAlgs))
@@ -5795,6 +5805,7 @@ const {
   onKEXPayload,
 } = __nccwpck_require__(4637);
 const {
+  certBaseType,
   parseKey,
 } = __nccwpck_require__(1789);
 const MESSAGE_HANDLERS = __nccwpck_require__(9244);
@@ -6434,8 +6445,13 @@ class Protocol {
       return;
     }
 
+    // ssh-fleet: a certificate signs as its key, under the plain algorithm
+    const sigKeyType = certBaseType(keyType) || keyType;
+    const sigAlgo = certBaseType(keyAlgo) || keyAlgo;
+    const sigAlgoLen = Buffer.byteLength(sigAlgo);
+
     cbSign(packet, (signature) => {
-      signature = convertSignature(signature, keyType);
+      signature = convertSignature(signature, sigKeyType);
       if (signature === false)
         throw new Error('Error while converting handshake signature');
 
@@ -6443,7 +6459,7 @@ class Protocol {
       p = this._packetRW.write.allocStart;
       packet = this._packetRW.write.alloc(
         1 + 4 + userLen + 4 + 14 + 4 + 9 + 1 + 4 + algoLen + 4 + pubKeyLen + 4
-          + 4 + algoLen + 4 + sigLen
+          + 4 + sigAlgoLen + 4 + sigLen
       );
 
       // TODO: simply copy from original "packet" to new `packet` to avoid
@@ -6467,12 +6483,12 @@ class Protocol {
       writeUInt32BE(packet, pubKeyLen, p += algoLen);
       packet.set(pubKey, p += 4);
 
-      writeUInt32BE(packet, 4 + algoLen + 4 + sigLen, p += pubKeyLen);
+      writeUInt32BE(packet, 4 + sigAlgoLen + 4 + sigLen, p += pubKeyLen);
 
-      writeUInt32BE(packet, algoLen, p += 4);
-      packet.utf8Write(keyAlgo, p += 4, algoLen);
+      writeUInt32BE(packet, sigAlgoLen, p += 4);
+      packet.utf8Write(sigAlgo, p += 4, sigAlgoLen);
 
-      writeUInt32BE(packet, sigLen, p += algoLen);
+      writeUInt32BE(packet, sigLen, p += sigAlgoLen);
       packet.set(signature, p += 4);
 
       // Servers shouldn't send packet type 60 in response to signed publickey
@@ -11994,6 +12010,22 @@ if (curve25519Supported) {
   DEFAULT_KEX.unshift('curve25519-sha256');
   DEFAULT_KEX.unshift('curve25519-sha256@libssh.org');
 }
+// ssh-fleet: ML-KEM-768 + X25519 hybrid (draft-ietf-sshm-mlkem-hybrid-kex), with
+// Node's crypto (ML-KEM since Node 24.7, OpenSSL 3.5). Supported, not offered by
+// default: the caller puts it in `algorithms.kex`.
+const mlkem768x25519Supported = (() => {
+  if (!curve25519Supported
+      || typeof crypto.encapsulate !== 'function'
+      || typeof crypto.decapsulate !== 'function') {
+    return false;
+  }
+  try {
+    crypto.generateKeyPairSync('ml-kem-768');
+    return true;
+  } catch {
+    return false;
+  }
+})();
 const SUPPORTED_KEX = DEFAULT_KEX.concat([
   // https://tools.ietf.org/html/rfc4419#section-4
   'diffie-hellman-group-exchange-sha1',
@@ -12001,6 +12033,8 @@ const SUPPORTED_KEX = DEFAULT_KEX.concat([
   'diffie-hellman-group14-sha1', // REQUIRED
   'diffie-hellman-group1-sha1',  // REQUIRED
 ]);
+if (mlkem768x25519Supported)
+  SUPPORTED_KEX.push('mlkem768x25519-sha256');
 
 
 const DEFAULT_SERVER_HOST_KEY = [
@@ -12016,6 +12050,12 @@ if (eddsaSupported)
 const SUPPORTED_SERVER_HOST_KEY = DEFAULT_SERVER_HOST_KEY.concat([
   'ssh-dss',
 ]);
+// ssh-fleet: OpenSSH host certificates (PROTOCOL.certkeys), offered only when
+// the caller lists them: the host verifier then receives the certificate.
+SUPPORTED_SERVER_HOST_KEY.push(
+  ...DEFAULT_SERVER_HOST_KEY.filter((name) => name !== 'ssh-rsa')
+    .map((name) => `${name}-cert-v01@openssh.com`)
+);
 
 
 const canUseCipher = (() => {
@@ -12291,6 +12331,7 @@ module.exports = {
 
   curve25519Supported,
   eddsaSupported,
+  mlkem768x25519Supported,
 };
 
 module.exports.DISCONNECT_REASON_BY_VALUE =
@@ -15286,7 +15327,9 @@ const {
   createECDH,
   createHash,
   createPublicKey,
+  decapsulate,
   diffieHellman,
+  encapsulate,
   generateKeyPairSync,
   randomFillSync,
 } = __nccwpck_require__(6982);
@@ -15303,6 +15346,7 @@ const {
   DEFAULT_COMPRESSION,
   DISCONNECT_REASON,
   MESSAGE,
+  mlkem768x25519Supported,
 } = __nccwpck_require__(4020);
 const {
   CIPHER_INFO,
@@ -15310,7 +15354,7 @@ const {
   createDecipher,
   MAC_INFO,
 } = __nccwpck_require__(2888);
-const { parseDERKey } = __nccwpck_require__(1789);
+const { certBaseType, parseDERKey } = __nccwpck_require__(1789);
 const {
   bufferFill,
   bufferParser,
@@ -15915,11 +15959,14 @@ const createKeyExchange = (() => {
           );
         }
 
-        if (sigType !== negotiated.serverHostKey) {
+        // ssh-fleet: a certificate's signature names the plain algorithm
+        const expectedSigType = (certBaseType(negotiated.serverHostKey)
+                                 || negotiated.serverHostKey);
+        if (sigType !== expectedSigType) {
           return doFatalError(
             this._protocol,
             `Wrong signature type: ${sigType}, `
-              + `expected: ${negotiated.serverHostKey}`,
+              + `expected: ${expectedSigType}`,
             'handshake',
             DISCONNECT_REASON.KEY_EXCHANGE_FAILED
           );
@@ -15967,7 +16014,7 @@ const createKeyExchange = (() => {
 
         let hashAlgo;
         // Check if we need to override the default hash algorithm
-        switch (this.negotiated.serverHostKey) {
+        switch (sigType) {
           case 'rsa-sha2-256': hashAlgo = 'sha256'; break;
           case 'rsa-sha2-512': hashAlgo = 'sha512'; break;
         }
@@ -16447,7 +16494,13 @@ const createKeyExchange = (() => {
                 DISCONNECT_REASON.KEY_EXCHANGE_FAILED
               );
             }
-            if (hostPubKeyType !== this.negotiated.serverHostKey) {
+            // ssh-fleet: an RSA certificate is ssh-rsa-cert-v01 on the wire
+            const rsaCert = (
+              /^rsa-sha2-(256|512)-cert-v01@openssh.com$/
+                .test(this.negotiated.serverHostKey)
+              && hostPubKeyType === 'ssh-rsa-cert-v01@openssh.com'
+            );
+            if (hostPubKeyType !== this.negotiated.serverHostKey && !rsaCert) {
               // Check if we need to make an exception
               switch (this.negotiated.serverHostKey) {
                 case 'rsa-sha2-256':
@@ -16477,6 +16530,8 @@ const createKeyExchange = (() => {
                 'Host accepted by default (no verification)'
               );
             } else {
+              // ssh-fleet: the negotiated host key algorithm as a third
+              // argument (a certificate's type does not name RSA's hash)
               ret = this._protocol._hostVerifier(hostPubKey, (permitted) => {
                 if (checked)
                   return;
@@ -16500,7 +16555,7 @@ const createKeyExchange = (() => {
                   this.finish();
                 else
                   trySendNEWKEYS(this);
-              });
+              }, this.negotiated.serverHostKey);
             }
             if (ret === undefined) {
               // Async host verification
@@ -16594,9 +16649,17 @@ const createKeyExchange = (() => {
       return key;
     }
     computeSecret(otherPublicKey) {
+      try {
+        return convertToMpint(this.x25519Secret(otherPublicKey));
+      } catch (ex) {
+        return ex;
+      }
+    }
+    // ssh-fleet: the raw X25519 shared secret (throws)
+    x25519Secret(otherPublicKey) {
       this.generateKeys();
 
-      try {
+      {
         const asnWriter = new Ber.Writer();
         asnWriter.startSequence();
           // algorithm
@@ -16617,14 +16680,92 @@ const createKeyExchange = (() => {
           asnWriter.endSequence();
         asnWriter.endSequence();
 
-        return convertToMpint(diffieHellman({
+        return diffieHellman({
           privateKey: this._keys.privateKey,
           publicKey: createPublicKey({
             key: asnWriter.buffer,
             type: 'spki',
             format: 'der',
           }),
-        }));
+        });
+      }
+    }
+  }
+
+  // ssh-fleet: mlkem768x25519-sha256 (draft-ietf-sshm-mlkem-hybrid-kex, as
+  // OpenSSH's kexmlkem768x25519.c). The client sends its ML-KEM-768
+  // encapsulation key (1184 bytes) then its X25519 key (32); the server its
+  // ML-KEM ciphertext (1088) then its X25519 key (32). The shared secret is
+  // SHA-256(ML-KEM secret || raw X25519 secret), hashed and derived from as a
+  // string, not an mpint.
+  const MLKEM768_PUBLIC = 1184;
+  const MLKEM768_CIPHERTEXT = 1088;
+  const X25519_PUBLIC = 32;
+  class MlKem768X25519Exchange extends Curve25519Exchange {
+    constructor(...args) {
+      super('sha256', ...args);
+
+      this.type = 'mlkem768x25519';
+      this._kemKeys = null;
+      this._serverReply = null;
+    }
+    generateKeys() {
+      super.generateKeys();
+      if (!this._kemKeys && !this._protocol._server)
+        this._kemKeys = generateKeyPairSync('ml-kem-768');
+    }
+    getPublicKey() {
+      if (this._protocol._server)
+        return this._serverReply;
+      this.generateKeys();
+      const spki = this._kemKeys.publicKey.export({
+        type: 'spki',
+        format: 'der',
+      });
+      return Buffer.concat([
+        spki.slice(-MLKEM768_PUBLIC),
+        super.getPublicKey(),
+      ]);
+    }
+    convertPublicKey(key) {
+      return key;
+    }
+    computeSecret(otherPublicKey) {
+      try {
+        let kemSecret;
+        let x25519Public;
+        if (this._protocol._server) {
+          if (otherPublicKey.length !== MLKEM768_PUBLIC + X25519_PUBLIC)
+            throw new Error('Bad client public key length');
+          const spkiHeader = generateKeyPairSync('ml-kem-768').publicKey
+            .export({ type: 'spki', format: 'der' })
+            .slice(0, -MLKEM768_PUBLIC);
+          const { sharedKey, ciphertext } = encapsulate(createPublicKey({
+            key: Buffer.concat([
+              spkiHeader,
+              otherPublicKey.slice(0, MLKEM768_PUBLIC),
+            ]),
+            type: 'spki',
+            format: 'der',
+          }));
+          kemSecret = sharedKey;
+          x25519Public = otherPublicKey.slice(MLKEM768_PUBLIC);
+          this._serverReply =
+            Buffer.concat([ciphertext, super.getPublicKey()]);
+        } else {
+          if (otherPublicKey.length !== MLKEM768_CIPHERTEXT + X25519_PUBLIC)
+            throw new Error('Bad server reply length');
+          this.generateKeys();
+          kemSecret = decapsulate(
+            this._kemKeys.privateKey,
+            otherPublicKey.slice(0, MLKEM768_CIPHERTEXT)
+          );
+          x25519Public = otherPublicKey.slice(MLKEM768_CIPHERTEXT);
+        }
+        return createHash('sha256')
+          .update(kemSecret)
+          .update(this.x25519Secret(x25519Public))
+          .digest();
       } catch (ex) {
         return ex;
       }
@@ -16872,6 +17013,10 @@ const createKeyExchange = (() => {
           if (!curve25519Supported)
             break;
           return new Curve25519Exchange('sha256', ...args);
+        case 'mlkem768x25519-sha256':
+          if (!mlkem768x25519Supported)
+            break;
+          return new MlKem768X25519Exchange(...args);
 
         case 'ecdh-sha2-nistp256':
           return new ECDHExchange('prime256v1', 'sha256', ...args);
@@ -18406,6 +18551,13 @@ OpenSSH_Public.prototype = BaseKey;
     if (type === undefined || type.indexOf(baseType) !== 0)
       return new Error('Malformed OpenSSH public key');
 
+    // ssh-fleet: certificates
+    if (certBaseType(fullType) !== undefined) {
+      if (type !== fullType)
+        return new Error('Malformed OpenSSH certificate');
+      return parseCertificate(data, fullType, comment);
+    }
+
     return parseDER(data, baseType, comment, fullType);
   };
 }
@@ -18586,6 +18738,43 @@ function parseDER(data, baseType, comment, fullType) {
   return new OpenSSH_Public(fullType, comment, pubPEM, pubSSH, algo);
 }
 
+// ssh-fleet: OpenSSH certificates (PROTOCOL.certkeys). A certificate parses as
+// a public key whose `type` is the certificate's (e.g.
+// ssh-ed25519-cert-v01@openssh.com), whose SSH form (getPublicSSH()) is the
+// whole certificate, and whose PEM (verify()) is the certified key. Nothing of
+// the certificate beyond that key is read or checked here.
+const CERT_SUFFIX = '-cert-v01@openssh.com';
+
+// The plain key or signature algorithm of a certificate algorithm
+// (rsa-sha2-512-cert-v01@openssh.com -> rsa-sha2-512); undefined for others.
+function certBaseType(type) {
+  if (typeof type !== 'string' || !type.endsWith(CERT_SUFFIX))
+    return;
+  return type.slice(0, -CERT_SUFFIX.length);
+}
+
+// `fields` starts at the nonce, after the type string.
+function parseCertificateFields(fields, certType, comment) {
+  const baseType = certBaseType(certType);
+  if (baseType === undefined)
+    return new Error(`Unsupported OpenSSH certificate type: ${certType}`);
+  const nonce = readString(fields, 0);
+  if (nonce === undefined)
+    return new Error('Malformed OpenSSH certificate');
+  return parseDER(fields.slice(fields._pos), baseType, comment, certType);
+}
+
+function parseCertificate(blob, certType, comment) {
+  const type = readString(blob, 0, true);
+  if (type !== certType)
+    return new Error('Malformed OpenSSH certificate');
+  const key = parseCertificateFields(blob.slice(blob._pos), certType, comment);
+  if (key instanceof Error)
+    return key;
+  key[SYM_PUB_SSH] = blob;
+  return key;
+}
+
 function isSupportedKeyType(type) {
   switch (type) {
     case 'ssh-rsa':
@@ -18653,7 +18842,12 @@ function parseKey(data, passphrase) {
   if (origBuffer) {
     binaryKeyParser.init(origBuffer, 0);
     const type = binaryKeyParser.readString(true);
-    if (type !== undefined) {
+    if (type !== undefined && certBaseType(type) !== undefined) {
+      // ssh-fleet: a certificate (an agent's identity)
+      ret = parseCertificate(origBuffer, type, '');
+      if (ret instanceof Error)
+        ret = null;
+    } else if (type !== undefined) {
       data = binaryKeyParser.readRaw();
       if (data !== undefined) {
         ret = parseDER(data, type, '', type);
@@ -18673,9 +18867,12 @@ function parseKey(data, passphrase) {
 }
 
 module.exports = {
+  certBaseType,
   isParsedKey,
   isSupportedKeyType,
-  parseDERKey: (data, type) => parseDER(data, type, '', type),
+  parseDERKey: (data, type) => (certBaseType(type) === undefined
+                                ? parseDER(data, type, '', type)
+                                : parseCertificateFields(data, type, '')),
   parseKey,
 };
 
@@ -63969,6 +64166,8 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 // EXTERNAL MODULE: external "node:events"
 var external_node_events_ = __nccwpck_require__(8474);
+;// CONCATENATED MODULE: external "node:dns/promises"
+const promises_namespaceObject = require("node:dns/promises");
 ;// CONCATENATED MODULE: ./src/ssh/retry.ts
 const realSleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A sleep that ends early, at once, when `signal` aborts (the job was cancelled). */
@@ -64022,6 +64221,7 @@ async function withRetries(attempt, options) {
  * that turns even a lone handshake away is paused for escalating spells, then probed with one.
  */
 
+
 /** The first cap: sshd's MaxStartups starts dropping past 10 unauthenticated connections (default 10:30:100). */
 const START_CAP = 10;
 /**
@@ -64068,8 +64268,8 @@ class HandshakeGate {
     /**
      * Frees the slot and adapts: `ok` grows the cap, `congested` halves it, `turned-away` halves it or,
      * for a lone handshake, pauses the address. Returns whether the address is paused: an attempt turned
-     * away by a paused address is not one of its host's retries (the host waits for the pause instead).
-     * `why` (the failure's message) is told with a pause.
+     * away or dropped (congested) by a paused address is not one of its host's retries (the host waits
+     * for the pause instead). `why` (the failure's message) is told with a pause.
      */
     release(ticket, outcome, why = '') {
         this.active--;
@@ -64088,7 +64288,7 @@ class HandshakeGate {
                 this.halve();
         }
         this.admit();
-        return outcome === 'turned-away' && this.paused;
+        return (outcome === 'turned-away' || outcome === 'congested') && this.paused;
     }
     halve() {
         this.slowStart = false;
@@ -64117,12 +64317,20 @@ class HandshakeGate {
         }
     }
 }
-/** One gate per server address, all with the same options. */
+const systemResolve = async (hostname) => (await (0,promises_namespaceObject.lookup)(hostname)).address;
+/**
+ * One gate per server, all with the same options. A server is keyed by what it sees of a connection
+ * (serverKey): two names for one machine, or hosts behind one bastion on one target, share a gate.
+ */
 class HandshakeGates {
     options;
     gates = new Map();
+    /** Names the runner dials, resolved once per run. */
+    addresses = new Map();
+    resolve;
     constructor(options) {
         this.options = options;
+        this.resolve = options.resolve ?? systemResolve;
     }
     for(address) {
         let gate = this.gates.get(address);
@@ -64132,6 +64340,38 @@ class HandshakeGates {
             this.gates.set(address, gate);
         }
         return gate;
+    }
+    /** The gate of the server a connection to `host` reaches. */
+    async forHost(host) {
+        return this.for(await this.serverKey(host));
+    }
+    /**
+     * The server a connection to `host` reaches, as it sees it: its address, and where the connection
+     * comes from when that is not the runner (the last bastion of the chain, or the proxy command).
+     * Names the runner dials (the host, a chain's first bastion) are resolved; names a bastion or a
+     * proxy command dials are theirs to resolve, and stay as written. Ports are left out: one sshd
+     * serves all its ListenAddress ports from one process (MaxStartups and penalties count them
+     * together), and servers on one address share whatever stands in front of them.
+     */
+    async serverKey(host) {
+        const route = host.route;
+        if (!route)
+            return this.address(host.hostname);
+        const target = host.hostname.toLowerCase();
+        if (route.via === 'command')
+            return `${target} through the proxy command ${route.command}`;
+        const last = route.hops[route.hops.length - 1].host.hostname;
+        return `${target} through ${route.hops.length === 1 ? await this.address(last) : last.toLowerCase()}`;
+    }
+    /** `hostname` resolved (once), or as written (lower-cased) when it does not resolve: connecting will say why. */
+    address(hostname) {
+        const name = hostname.toLowerCase();
+        let address = this.addresses.get(name);
+        if (!address) {
+            address = this.resolve(name).then((a) => a.toLowerCase(), () => name);
+            this.addresses.set(name, address);
+        }
+        return address;
     }
 }
 
@@ -64182,6 +64422,357 @@ var external_node_net_ = __nccwpck_require__(7030);
 var lib = __nccwpck_require__(5472);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/base/ssh-certificate.ts
+/**
+ * OpenSSH certificates (PROTOCOL.certkeys in OpenSSH): the wire format read from untrusted bytes, the
+ * CA's signature checked with Node's crypto, and OpenSSH's rules for when one is valid. Pure: both
+ * plan (a user certificate checked before connecting) and ssh (a host's certificate) use it.
+ * Nothing leaves parseCertificate but a certificate or a CertificateError.
+ */
+
+class CertificateError extends Error {
+    problem;
+    constructor(problem, message) {
+        super(message);
+        this.problem = problem;
+        this.name = 'CertificateError';
+    }
+}
+/** `valid before` of a certificate without an end (ssh-keygen's `-V forever`). */
+const VALID_FOREVER = 0xffffffffffffffffn;
+/** The largest certificate read: an RSA 16384-bit key and CA with 256 principals fit well inside. */
+const CERTIFICATE_BYTES = 64 * 1024;
+/** OpenSSH's own limit on principals (SSHKEY_CERT_MAX_PRINCIPALS in sshkey.h). */
+const MAX_PRINCIPALS = 256;
+const CERT_SUFFIX = '-cert-v01@openssh.com';
+const TYPE_CODES = { 1: 'user', 2: 'host' };
+/** ECDSA curves by their SSH names: JWK name and the hash their signatures use (RFC 5656 6.2.1). */
+const CURVES = {
+    nistp256: { jwk: 'P-256', hash: 'sha256', bytes: 32 },
+    nistp384: { jwk: 'P-384', hash: 'sha384', bytes: 48 },
+    nistp521: { jwk: 'P-521', hash: 'sha512', bytes: 66 }
+};
+/** RSA signature algorithms and their hashes; ssh-rsa (SHA-1) only when legacy algorithms are on. */
+const RSA_SIGNATURES = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' };
+/**
+ * Text from a certificate (a host's, a file's) as a message shows it: quoted, control characters
+ * escaped (no line of its own in the log), cut at `max` characters.
+ */
+function shown(text, max = 60) {
+    return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+/** A cursor over SSH wire data that fails with `malformed` instead of reading past the end. */
+class Reader {
+    buf;
+    what;
+    at = 0;
+    constructor(buf, what) {
+        this.buf = buf;
+        this.what = what;
+    }
+    take(n, field) {
+        if (n > this.buf.length - this.at)
+            throw new CertificateError('malformed', `${this.what}: ${field} runs past the end of the data`);
+        const out = this.buf.subarray(this.at, this.at + n);
+        this.at += n;
+        return out;
+    }
+    uint32(field) {
+        return this.take(4, field).readUInt32BE(0);
+    }
+    uint64(field) {
+        return this.take(8, field).readBigUInt64BE(0);
+    }
+    bytes(field) {
+        return this.take(this.uint32(field), field);
+    }
+    /** A text field: no NUL inside (OpenSSH reads these as C strings and refuses one). */
+    text(field) {
+        const raw = this.bytes(field);
+        if (raw.includes(0))
+            throw new CertificateError('malformed', `${this.what}: ${field} has a NUL byte`);
+        return raw.toString('utf8');
+    }
+    get offset() {
+        return this.at;
+    }
+    get done() {
+        return this.at === this.buf.length;
+    }
+}
+function sshString(data) {
+    const bytes = Buffer.from(data);
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(bytes.length);
+    return Buffer.concat([length, bytes]);
+}
+/** An mpint's magnitude without its sign byte, for JWK. */
+function unsigned(mpint) {
+    let start = 0;
+    while (start < mpint.length - 1 && mpint[start] === 0)
+        start++;
+    return mpint.subarray(start);
+}
+/**
+ * Reads the public fields of a `keyType` key and returns them as a plain public key blob (type first),
+ * from a certificate body or a plain key blob alike.
+ */
+function readKeyFields(r, keyType) {
+    const parts = [sshString(keyType)];
+    if (keyType === 'ssh-ed25519') {
+        const pk = r.bytes('ed25519 key');
+        if (pk.length !== 32)
+            throw new CertificateError('malformed', `an ssh-ed25519 key is 32 bytes, not ${pk.length}`);
+        parts.push(sshString(pk));
+    }
+    else if (keyType.startsWith('ecdsa-sha2-')) {
+        const curve = r.text('ecdsa curve');
+        if (!CURVES[curve] || `ecdsa-sha2-${curve}` !== keyType)
+            throw new CertificateError('malformed', `curve ${shown(curve)} does not fit ${shown(keyType)}`);
+        parts.push(sshString(curve), sshString(r.bytes('ecdsa point')));
+    }
+    else if (keyType === 'ssh-rsa') {
+        parts.push(sshString(r.bytes('rsa exponent')), sshString(r.bytes('rsa modulus')));
+    }
+    else {
+        throw new CertificateError('unsupported', `key type ${shown(keyType)} is not supported (ed25519, ecdsa, rsa)`);
+    }
+    return Buffer.concat(parts);
+}
+/** A plain public key blob as a Node key, for checking signatures. Throws CertificateError. */
+function publicKeyObject(blob) {
+    const r = new Reader(blob, 'the CA key');
+    const type = r.text('key type');
+    const fields = new Reader(readKeyFields(r, type), 'the CA key');
+    fields.bytes('key type');
+    if (!r.done)
+        throw new CertificateError('malformed', 'the CA key has bytes after its fields');
+    try {
+        if (type === 'ssh-ed25519') {
+            return (0,external_node_crypto_.createPublicKey)({ key: { kty: 'OKP', crv: 'Ed25519', x: fields.bytes('pk').toString('base64url') }, format: 'jwk' });
+        }
+        if (type === 'ssh-rsa') {
+            const e = unsigned(fields.bytes('e')).toString('base64url');
+            const n = unsigned(fields.bytes('n')).toString('base64url');
+            return (0,external_node_crypto_.createPublicKey)({ key: { kty: 'RSA', e, n }, format: 'jwk' });
+        }
+        const curve = CURVES[fields.text('curve')];
+        const point = fields.bytes('point');
+        if (point.length !== 1 + 2 * curve.bytes || point[0] !== 4)
+            throw new Error('not an uncompressed point');
+        const x = point.subarray(1, 1 + curve.bytes).toString('base64url');
+        const y = point.subarray(1 + curve.bytes).toString('base64url');
+        return (0,external_node_crypto_.createPublicKey)({ key: { kty: 'EC', crv: curve.jwk, x, y }, format: 'jwk' });
+    }
+    catch (err) {
+        if (err instanceof CertificateError)
+            throw err;
+        throw new CertificateError('malformed', `the CA key is not a valid ${type} key`);
+    }
+}
+/** Packed name/data pairs (critical options, extensions), in the strictly ascending order the format requires. */
+function readFields(data, what) {
+    const r = new Reader(data, what);
+    const fields = [];
+    while (!r.done) {
+        const name = r.text(`${what} name`);
+        const last = fields[fields.length - 1];
+        if (last && last.name >= name)
+            throw new CertificateError('malformed', `${what} are not in order or repeat ${shown(name)}`);
+        fields.push({ name, data: r.bytes(`${what} data`) });
+    }
+    return fields;
+}
+/** Reads a certificate blob. Throws CertificateError (malformed, unsupported) and nothing else. */
+function parseCertificate(blob) {
+    if (blob.length > CERTIFICATE_BYTES)
+        throw new CertificateError('malformed', `a certificate of ${blob.length} bytes is larger than ${CERTIFICATE_BYTES}`);
+    const r = new Reader(blob, 'the certificate');
+    const certType = r.text('type');
+    if (!certType.endsWith(CERT_SUFFIX))
+        throw new CertificateError('malformed', `${shown(certType)} is not a certificate type`);
+    r.bytes('nonce');
+    const keyType = certType.slice(0, -CERT_SUFFIX.length);
+    const publicKey = readKeyFields(r, keyType);
+    const serial = r.uint64('serial');
+    const typeCode = r.uint32('certificate type');
+    const kind = TYPE_CODES[typeCode];
+    if (!kind)
+        throw new CertificateError('malformed', `certificate type ${typeCode} is neither user (1) nor host (2)`);
+    const keyId = r.text('key id');
+    const principalData = new Reader(r.bytes('principals'), 'the principals');
+    const principals = [];
+    while (!principalData.done) {
+        if (principals.length === MAX_PRINCIPALS)
+            throw new CertificateError('malformed', `more than ${MAX_PRINCIPALS} principals`);
+        principals.push(principalData.text('principal'));
+    }
+    const validAfter = r.uint64('valid after');
+    const validBefore = r.uint64('valid before');
+    const criticalOptions = readFields(r.bytes('critical options'), 'critical options');
+    const extensions = readFields(r.bytes('extensions'), 'extensions');
+    r.bytes('reserved');
+    const caKey = r.bytes('signature key');
+    const signed = blob.subarray(0, r.offset);
+    const sig = new Reader(r.bytes('signature'), 'the signature');
+    if (!r.done)
+        throw new CertificateError('malformed', 'the certificate has bytes after its signature');
+    const signatureAlgorithm = sig.text('signature algorithm');
+    const signature = sig.bytes('signature blob');
+    // sk-* signatures carry flags and a counter after the blob; those CAs are not supported.
+    if (!sig.done)
+        throw new CertificateError('unsupported', `signature algorithm ${shown(signatureAlgorithm)} is not supported`);
+    if (new Reader(caKey, 'the CA key').text('key type').endsWith(CERT_SUFFIX))
+        throw new CertificateError('malformed', 'the CA key is itself a certificate');
+    return {
+        blob,
+        certType,
+        keyType,
+        publicKey,
+        serial,
+        kind,
+        keyId,
+        principals,
+        validAfter,
+        validBefore,
+        criticalOptions,
+        extensions,
+        caKey,
+        signatureAlgorithm,
+        signed,
+        signature
+    };
+}
+/** Whether a public key blob (or a known_hosts key type) is a certificate. */
+function isCertificateType(type) {
+    return type.endsWith(CERT_SUFFIX);
+}
+/**
+ * Reads the text of a `-cert.pub` file (`type base64 [comment]`). Throws CertificateError; the text
+ * is not quoted back (it may be anything).
+ */
+function parseCertificateText(text) {
+    const [type, data] = text.trim().split(/\s+/);
+    if (!type || !data || !isCertificateType(type))
+        throw new CertificateError('malformed', `expected a certificate line: '<type>${CERT_SUFFIX} <base64> [comment]', as ssh-keygen -s writes`);
+    if (data.length > (CERTIFICATE_BYTES * 4) / 3 + 4)
+        throw new CertificateError('malformed', `the certificate is larger than ${CERTIFICATE_BYTES} bytes`);
+    const blob = Buffer.from(data, 'base64');
+    if (blob.toString('base64').replace(/=+$/, '') !== data.replace(/=+$/, ''))
+        throw new CertificateError('malformed', 'the certificate is not valid base64');
+    const cert = parseCertificate(blob);
+    if (cert.certType !== type)
+        throw new CertificateError('malformed', `the line says ${shown(type)} but the data is a ${cert.certType}`);
+    return cert;
+}
+/**
+ * Checks the CA's signature over the certificate. `legacy` allows ssh-rsa (SHA-1), which OpenSSH
+ * refuses by default since 8.2 (CASignatureAlgorithms). Throws CertificateError.
+ */
+function verifyCertificateSignature(cert, legacy = false) {
+    const ca = publicKeyObject(cert.caKey);
+    const caType = describeKey(cert.caKey).type;
+    let ok = false;
+    try {
+        ok = signatureVerifies(cert, ca, caType, legacy);
+    }
+    catch (err) {
+        if (err instanceof CertificateError)
+            throw err;
+        // Node refuses some keys outright (an RSA modulus too small for the hash): not a valid signature either.
+    }
+    if (!ok)
+        throw new CertificateError('signature', 'the CA signature does not verify');
+}
+function signatureVerifies(cert, ca, caType, legacy) {
+    const algo = cert.signatureAlgorithm;
+    if (caType === 'ssh-rsa' && RSA_SIGNATURES[algo]) {
+        if (algo === 'ssh-rsa' && !legacy)
+            throw new CertificateError('sha1-signature', 'the CA signed it with ssh-rsa (SHA-1), refused unless legacy-algorithms is on');
+        return (0,external_node_crypto_.verify)(RSA_SIGNATURES[algo], cert.signed, ca, cert.signature);
+    }
+    if (caType === 'ssh-ed25519' && algo === caType)
+        return (0,external_node_crypto_.verify)(null, cert.signed, ca, cert.signature);
+    if (caType.startsWith('ecdsa-sha2-') && algo === caType) {
+        const curve = CURVES[caType.slice('ecdsa-sha2-'.length)];
+        const rs = new Reader(cert.signature, 'the ecdsa signature');
+        const [r, s] = [unsigned(rs.bytes('r')), unsigned(rs.bytes('s'))];
+        if (!rs.done || r.length > curve.bytes || s.length > curve.bytes)
+            return false;
+        const pad = (n) => Buffer.concat([Buffer.alloc(curve.bytes - n.length), n]);
+        return (0,external_node_crypto_.verify)(curve.hash, cert.signed, { key: ca, dsaEncoding: 'ieee-p1363' }, Buffer.concat([pad(r), pad(s)]));
+    }
+    throw new CertificateError('signature', `signature algorithm ${shown(algo)} does not fit the CA's ${shown(caType)} key`);
+}
+/** A moment as OpenSSH prints it in messages, or `forever`. */
+function certificateTime(seconds) {
+    if (seconds === VALID_FOREVER)
+        return 'forever';
+    const ms = Number(seconds) * 1000;
+    return ms > 8.64e15 ? `${seconds}` : new Date(ms).toISOString().replace('.000Z', 'Z');
+}
+/** What a certificate says about its validity, for messages: `from … to …`. */
+function validityText(cert) {
+    if (cert.validAfter === 0n && cert.validBefore === VALID_FOREVER)
+        return 'valid forever';
+    return `valid from ${cert.validAfter === 0n ? 'always' : certificateTime(cert.validAfter)} to ${certificateTime(cert.validBefore)}`;
+}
+/** Throws `expired` or `not-yet-valid` unless `now` (ms) lies in the certificate's window, as OpenSSH counts it. */
+function checkValidity(cert, nowMs) {
+    const now = BigInt(Math.floor(nowMs / 1000));
+    if (now < cert.validAfter)
+        throw new CertificateError('not-yet-valid', `not valid before ${certificateTime(cert.validAfter)}`);
+    // OpenSSH: valid while now < valid_before.
+    if (now >= cert.validBefore)
+        throw new CertificateError('expired', `expired since ${certificateTime(cert.validBefore)}`);
+}
+/**
+ * OpenSSH's checks of a host's certificate (sshconnect.c check_host_cert): the CA's signature, a host
+ * certificate, `name` among its principals, inside its validity window, and no critical options (none
+ * are defined for hosts). Stricter than OpenSSH 9.2 and 10.0's client on one point: a certificate with
+ * no principals (which they take as valid for every name) is refused, since one such certificate would
+ * let its key pose as any host of the fleet. Throws CertificateError.
+ */
+function checkHostCertificate(cert, name, nowMs, legacy = false) {
+    if (cert.kind !== 'host')
+        throw new CertificateError('wrong-type', 'not a host certificate (it is a user certificate)');
+    verifyCertificateSignature(cert, legacy);
+    checkValidity(cert, nowMs);
+    if (cert.principals.length === 0)
+        throw new CertificateError('no-principals', 'it lists no principals (valid for any host name; ssh-fleet requires a host certificate to name its hosts)');
+    if (!cert.principals.includes(name))
+        throw new CertificateError('principal', `principal ${name} not listed`);
+    if (cert.criticalOptions.length > 0) {
+        throw new CertificateError('critical-option', `it has critical options a host certificate cannot have (${cert.criticalOptions
+            .slice(0, 3)
+            .map((o) => shown(o.name))
+            .join(', ')}${cert.criticalOptions.length > 3 ? ', …' : ''})`);
+    }
+}
+/** Key type and SHA256 fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
+function describeKey(blob) {
+    const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
+    const type = len > 0 && len + 4 <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : 'unknown';
+    return { type, fingerprint: `SHA256:${(0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '')}` };
+}
+/** Principals a log line lists: a certificate may hold 256, and a line is read by a person. */
+const PRINCIPALS_SHOWN = 8;
+/** `principals "deploy","ops" (+3 more)`, each escaped as the key id is, for the log. */
+function principalsText(cert) {
+    const { principals } = cert;
+    if (principals.length === 0)
+        return 'principals none';
+    const more = principals.length > PRINCIPALS_SHOWN ? ` (+${principals.length - PRINCIPALS_SHOWN} more)` : '';
+    return `principals ${principals
+        .slice(0, PRINCIPALS_SHOWN)
+        .map((p) => shown(p))
+        .join(',')}${more}`;
+}
+/** `key id "deploy-42", serial 7`, for the log. */
+function certificateIdentity(cert) {
+    return `key id ${shown(cert.keyId, 200)}, serial ${cert.serial}`;
+}
+
 ;// CONCATENATED MODULE: ./src/base/wildcard.ts
 /**
  * OpenSSH's host patterns (`*` any run of characters, `?` one character), as known_hosts and ssh
@@ -64232,46 +64823,6 @@ function findPiece(piece, s, from, end) {
 function hasWildcard(pattern) {
     return pattern.includes('*') || pattern.includes('?');
 }
-/**
- * Which prefixes of `path` (segment counts 0…n) a glob can match: `*` and `?` within a segment
- * (wildcardMatch, case-sensitive), `**` as a whole segment any number of segments (zero or more before
- * another segment, one or more at the end, as `cache/**` names what is below cache/), `**x` as `**`
- * then `*x`. A segment-level DP, one pass over the pattern: O(pattern segments × path segments ×
- * segment length), where a backtracking RegExp took seconds per name on `*-*-*-*-*` and a long name.
- */
-function globEnds(pattern, path) {
-    const names = path.split('/');
-    const segments = pattern.split('/').flatMap((s) => (s.startsWith('**') && s !== '**' ? ['**', s.slice(1)] : [s]));
-    let ends = names.map((_, j) => j === 0).concat(false);
-    segments.forEach((segment, i) => {
-        const next = ends.map(() => false);
-        if (segment === '**') {
-            const last = i === segments.length - 1;
-            let seen = false;
-            for (let j = 0; j < ends.length; j++) {
-                if (!last && ends[j])
-                    seen = true;
-                next[j] = seen;
-                if (last && ends[j])
-                    seen = true;
-            }
-        }
-        else {
-            for (let j = 0; j < names.length; j++)
-                next[j + 1] = ends[j] && wildcardMatch(segment, names[j], false);
-        }
-        ends = next;
-    });
-    return ends;
-}
-/** Whether a glob matches a whole `/`-separated path (see globEnds for the syntax). */
-function globMatch(pattern, path) {
-    return globEnds(pattern, path)[path.split('/').length];
-}
-/** Whether a glob matches `path` or a directory it is in (`cache` covers `cache/a/b`), in one pass. */
-function globCovers(pattern, path) {
-    return globEnds(pattern, path).some((end, j) => end && j > 0);
-}
 
 ;// CONCATENATED MODULE: ./src/plan/known-hosts.ts
 /**
@@ -64280,15 +64831,8 @@ function globCovers(pattern, path) {
  */
 
 
-/** Key type and fingerprint of a public key blob, as `ssh-keygen -l` shows them. */
-function describeKey(blob) {
-    const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
-    const type = len > 0 && len + 4 <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : 'unknown';
-    return { type, fingerprint: `SHA256:${sha256(blob)}` };
-}
-function sha256(blob) {
-    return (0,external_node_crypto_.createHash)('sha256').update(blob).digest('base64').replace(/=+$/, '');
-}
+
+
 /**
  * Parses known_hosts text. With `strict`, a malformed line throws (it came from the user's input);
  * otherwise it is skipped, as OpenSSH skips them in ~/.ssh/known_hosts.
@@ -64381,13 +64925,23 @@ function hostsMatcher(hosts) {
 
 ;// CONCATENATED MODULE: ./src/ssh/host-keys.ts
 
-/** The names a known_hosts line must match for this host, as OpenSSH writes them. */
+
+/** The name a known_hosts line must match for this host, as OpenSSH writes it. */
 function lookupName(host) {
     if (host.hostKeyAlias)
         return host.hostKeyAlias.toLowerCase();
     // OpenSSH lowercases the name first: a hashed line for web1 must match a host written WEB1.
     const hostname = host.hostname.toLowerCase();
     return host.port === 22 ? hostname : `[${hostname}]:${host.port}`;
+}
+/**
+ * The bare host name looked up when no line for `[host]:port` knows the key: OpenSSH (sshconnect.c
+ * check_host_key, HOST_NEW, "checking without port identifier") retries without the port, for plain
+ * lines and @cert-authority lines alike, unless HostKeyAlias is set. A plain line for `[host]:port`
+ * with another key makes the key changed there, and no retry happens.
+ */
+function portlessName(host) {
+    return host.hostKeyAlias || host.port === 22 ? undefined : host.hostname.toLowerCase();
 }
 /** ssh2's host key algorithms, in its order of preference. */
 const HOST_KEY_ALGORITHMS = [
@@ -64400,16 +64954,35 @@ const HOST_KEY_ALGORITHMS = [
     'ssh-rsa'
 ];
 /**
+ * Host certificate algorithms (OpenSSH's PROTOCOL.certkeys), which the patched ssh2 (patches/) offers only
+ * when they are listed in `algorithms.serverHostKey`; ssh-rsa (SHA-1) certificates are not among them.
+ *
+ * Interface (issue 26): when one is negotiated, ssh2 checks the exchange-hash signature with the key the
+ * certificate holds (an RSA one with the hash the negotiated name says) and calls
+ * `hostVerifier(key, verify, algorithm)` with `key` the whole certificate blob, whose leading type string
+ * ends in `-cert-v01@openssh.com` (a plain key's does not), and `algorithm` the negotiated name (e.g.
+ * `rsa-sha2-512-cert-v01@openssh.com`, while an RSA certificate's own type is `ssh-rsa-cert-v01@openssh.com`).
+ * The certificate's CA signature, principals, validity and type are the verifier's to check.
+ */
+const HOST_CERTIFICATE_ALGORITHMS = HOST_KEY_ALGORITHMS.filter((a) => a !== 'ssh-rsa').map((a) => `${a}-cert-v01@openssh.com`);
+/**
  * The host key algorithms to ask this host for, in ssh2's order except that those of the keys its
  * known_hosts lines hold come first, as OpenSSH orders them, so a host with several keys presents
- * one we know.
+ * one we know. Certificates are asked for first, and only, where a @cert-authority line covers the
+ * host, with its port or without (OpenSSH's retry, portlessName): elsewhere no line could accept one,
+ * and its plain key is what a line or pin names.
  */
 function hostKeyAlgorithms(policy, host) {
-    const types = new Set(linesFor(policy, lookupName(host))
-        .filter((k) => !k.marker)
-        .map((k) => k.type));
+    const lines = linesFor(policy, lookupName(host));
+    const bare = portlessName(host);
+    const fallback = bare === undefined ? [] : linesFor(policy, bare);
+    // The plain lines that can accept a key: those for [host]:port, else (OpenSSH's retry) the bare name's.
+    const plain = lines.some((k) => !k.marker) ? lines : fallback;
+    const types = new Set(plain.filter((k) => !k.marker).map((k) => k.type));
     const known = HOST_KEY_ALGORITHMS.filter((a) => types.has(a.startsWith('rsa-sha2-') ? 'ssh-rsa' : a));
-    return [...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
+    const authority = [...lines, ...fallback].some((k) => k.marker === 'cert-authority');
+    const certificates = authority ? HOST_CERTIFICATE_ALGORITHMS : [];
+    return [...certificates, ...known, ...HOST_KEY_ALGORITHMS.filter((a) => !known.includes(a))];
 }
 /** The known_hosts lines a name matches, once per name: a host is looked up at each (re)connection. */
 const lookups = new WeakMap();
@@ -64428,12 +65001,91 @@ function fingerprintApplies(fp, host) {
     const wanted = fp.host.toLowerCase();
     return [host.name, host.hostname, lookupName(host)].some((n) => n.toLowerCase() === wanted);
 }
-/** Decides whether the key a host presented is acceptable under the policy. */
-function verifyHostKey(policy, host, key) {
+/**
+ * Decides whether the key a host presented is acceptable under the policy. A certificate is accepted
+ * through a matching @cert-authority line under OpenSSH's rules; when it is not, its plain key is
+ * checked as any key is (OpenSSH does the same), unless the key or its CA is @revoked.
+ */
+function verifyHostKey(policy, host, key, options = {}) {
+    if (!isCertificateType(describeKey(key).type))
+        return verifyPlainKey(policy, host, key);
+    let cert;
+    try {
+        cert = parseCertificate(key);
+    }
+    catch (err) {
+        if (!(err instanceof CertificateError))
+            throw err;
+        return { accepted: false, reason: `the host's certificate ${describeKey(key).fingerprint} could not be read: ${err.message}` };
+    }
+    const names = [lookupName(host), portlessName(host)].filter((n) => n !== undefined);
+    const byName = names.map((n) => linesFor(policy, n));
+    // Revocation is looked up under both names: stricter than OpenSSH, whose retry ignores a bare-name
+    // @revoked line once a [host]:port line accepts the key.
+    const lines = byName.flat();
+    const ca = describeKey(cert.caKey);
+    // OpenSSH (hostfile.c check_key_not_revoked): a certificate is revoked with its key or its CA.
+    const revoked = lines.find((k) => revokes(k, cert.caKey) || revokes(k, cert.publicKey));
+    if (revoked) {
+        const byCa = revokes(revoked, cert.caKey);
+        const { type, fingerprint } = describeKey(byCa ? cert.caKey : cert.publicKey);
+        const what = byCa ? 'signed by revoked CA' : 'for revoked host key';
+        return { accepted: false, reason: `host certificate ${what} ${type} ${fingerprint} (@revoked, ${revoked.origin})` };
+    }
+    if (policy.mode === 'off')
+        return verifyPlainKey(policy, host, cert.publicKey);
+    // A CA line for [host]:port naming this CA decides; without one, OpenSSH retries with the bare name.
+    const authority = byName.map((l) => l.find((k) => k.marker === 'cert-authority' && k.key.equals(cert.caKey))).find((k) => k);
+    let refusal;
+    if (authority) {
+        try {
+            checkHostCertificate(cert, principalName(host), options.nowMs ?? Date.now(), options.legacy);
+            const { type, fingerprint } = describeKey(cert.publicKey);
+            return {
+                accepted: true,
+                via: `host key ${type} ${fingerprint} accepted: certificate signed by CA ${ca.type} ${ca.fingerprint} (${authority.origin}), ${certificateIdentity(cert)}, ${validityText(cert)}`
+            };
+        }
+        catch (err) {
+            if (!(err instanceof CertificateError))
+                throw err;
+            refusal = `host certificate signed by CA ${ca.fingerprint} (${authority.origin}), ${certificateIdentity(cert)}, refused: ${err.message}`;
+        }
+    }
+    else {
+        refusal = `host certificate signed by CA ${ca.type} ${ca.fingerprint}: no @cert-authority line for ${names.join(' or ')} names that CA`;
+    }
+    const plain = verifyPlainKey(policy, host, cert.publicKey);
+    return plain.accepted ? { accepted: true, via: `${plain.via} (${refusal})` } : { accepted: false, reason: `${refusal}; ${plain.reason}` };
+}
+/**
+ * Whether a line revokes the plain key `blob`. A @revoked line may hold a certificate: OpenSSH compares
+ * public keys (sshkey_equal_public), so it revokes the key the certificate certifies.
+ */
+function revokes(line, blob) {
+    if (line.marker !== 'revoked')
+        return false;
+    if (!isCertificateType(line.type))
+        return line.key.equals(blob);
+    try {
+        return parseCertificate(line.key).publicKey.equals(blob);
+    }
+    catch {
+        return false; // a line that is no readable certificate revokes nothing it could be compared with
+    }
+}
+/** The name a host certificate must list as a principal: the host name without port, or HostKeyAlias (as OpenSSH checks it). */
+function principalName(host) {
+    return (host.hostKeyAlias ?? host.hostname).toLowerCase();
+}
+/** A plain host key against known_hosts lines and fingerprint pins. */
+function verifyPlainKey(policy, host, key) {
     const { type, fingerprint } = describeKey(key);
     const name = lookupName(host);
+    const bare = portlessName(host);
     const lines = linesFor(policy, name);
-    const revoked = lines.find((k) => k.marker === 'revoked' && k.key.equals(key));
+    const fallback = bare === undefined ? [] : linesFor(policy, bare);
+    const revoked = [...lines, ...fallback].find((k) => revokes(k, key));
     if (revoked) {
         return { accepted: false, reason: `host key ${type} ${fingerprint} is marked @revoked (${revoked.origin})` };
     }
@@ -64443,16 +65095,19 @@ function verifyHostKey(policy, host, key) {
     const known = lines.find((k) => !k.marker && k.key.equals(key));
     if (known)
         return accepted(`by ${known.origin}`);
+    // OpenSSH retries without the port only where no plain line for [host]:port names a key (HOST_NEW).
+    const changed = lines.some((k) => !k.marker);
+    const portless = changed ? undefined : fallback.find((k) => !k.marker && k.key.equals(key));
+    if (portless)
+        return accepted(`by ${portless.origin} (for ${bare}, without the port)`);
     const sha = fingerprint.slice('SHA256:'.length);
     if (policy.fingerprints.some((fp) => fp.sha256 === sha && fingerprintApplies(fp, host))) {
         return accepted('by fingerprint pin');
     }
-    const authority = lines.find((k) => k.marker === 'cert-authority');
-    const mismatch = lines.some((k) => !k.marker)
+    const authority = [...lines, ...fallback].find((k) => k.marker === 'cert-authority');
+    const mismatch = changed
         ? ` does not match the key known for ${name} (it may have changed, or this is not the host you expect)`
-        : authority
-            ? ` is not known: ${authority.origin} is a @cert-authority line for ${name}; SSH certificates are not supported yet`
-            : ` is not known (no known-hosts line or fingerprint for ${name})`;
+        : ` is not known (no known-hosts line or fingerprint for ${[name, ...(bare === undefined ? [] : [bare])].join(' or ')}${authority ? `; ${authority.origin} is a @cert-authority line for it, and a CA vouches only for a certificate` : ''})`;
     return {
         accepted: false,
         reason: `host key ${type} ${fingerprint}${mismatch}. ` +
@@ -64462,6 +65117,11 @@ function verifyHostKey(policy, host, key) {
 }
 
 ;// CONCATENATED MODULE: ./src/ssh/algorithms.ts
+/**
+ * The algorithms offered to a host; the legacy ones (SHA-1, CBC) only on request (`legacy-algorithms`);
+ * post-quantum key exchange first when the runtime can.
+ */
+
 
 /**
  * What `legacy-algorithms: true` adds for old switches and appliances: SHA-1 key exchange, host key
@@ -64476,20 +65136,84 @@ const LEGACY = {
 };
 const LEGACY_NAMES = new Set(Object.values(LEGACY).flat());
 const isLegacy = (name) => name !== undefined && LEGACY_NAMES.has(name);
+/**
+ * The hybrid ML-KEM-768 + X25519 key exchange (draft-ietf-sshm-mlkem-hybrid-kex), OpenSSH 10's default,
+ * which the patched ssh2 carries (patches/): against "store now, decrypt later".
+ */
+const POST_QUANTUM_KEX = 'mlkem768x25519-sha256';
+/** Whether this runtime has ML-KEM (Node ≥ 24.7, OpenSSL 3.5), as the patched ssh2 decides it too. */
+const hasMlKem = (() => {
+    if (typeof external_node_crypto_.encapsulate !== 'function')
+        return false;
+    try {
+        external_node_crypto_.generateKeyPairSync('ml-kem-768');
+        return true;
+    }
+    catch {
+        return false;
+    }
+})();
+/** What the log says of a connection's key exchange: nothing when post-quantum, else which and why not. */
+function keyExchangeNote(kex) {
+    if (kex === POST_QUANTUM_KEX || kex === '')
+        return '';
+    const why = hasMlKem ? `the server does not offer ${POST_QUANTUM_KEX}` : `Node ${process.version} has no ML-KEM, Node ≥ 24.7 has`;
+    return `; key exchange ${kex} (not post-quantum: ${why})`;
+}
 /** The algorithms offered to `host`. */
 function algorithms(options, host) {
     const hostKeys = hostKeyAlgorithms(options.hostKeys, host).filter((a) => options.legacyAlgorithms || !isLegacy(a));
+    const kex = hasMlKem ? { prepend: [POST_QUANTUM_KEX] } : {};
     if (!options.legacyAlgorithms)
-        return { serverHostKey: hostKeys, hmac: { remove: [...LEGACY.hmac] } };
+        return { serverHostKey: hostKeys, kex, hmac: { remove: [...LEGACY.hmac] } };
     return {
         serverHostKey: [...hostKeys, 'ssh-dss'],
-        kex: { append: [...LEGACY.kex] },
+        kex: { ...kex, append: [...LEGACY.kex] },
         cipher: { append: [...LEGACY.cipher] },
         hmac: { append: [...LEGACY.hmac] }
     };
 }
 
+;// CONCATENATED MODULE: ./src/ssh/certificate-agent.ts
+/**
+ * A user certificate whose private key only the runner's agent holds (ssh_config(5): a CertificateFile's
+ * key may come from ssh-agent), offered as an agent of its own: it lists the certificate when the agent
+ * holds the key it certifies, and has that agent sign with the plain key. An OpenSSH agent signs only
+ * for a key it holds, and it holds the plain key, not this certificate.
+ */
+
+class CertificateAgent extends lib.BaseAgent {
+    certificate;
+    publicKey;
+    agent;
+    plain;
+    /** `certificate`: the certificate read as a key (its public half); `publicKey`: the key it certifies. */
+    constructor(socket, certificate, publicKey) {
+        super();
+        this.certificate = certificate;
+        this.publicKey = publicKey;
+        this.agent = (0,lib.createAgent)(socket);
+    }
+    getIdentities(cb) {
+        this.agent.getIdentities((err, keys) => {
+            if (err)
+                return cb(err);
+            this.plain = keys?.find((k) => k.getPublicSSH().equals(this.publicKey));
+            cb(undefined, this.plain ? [this.certificate] : []);
+        });
+    }
+    sign(_key, data, options, cb) {
+        const done = (typeof options === 'function' ? options : cb);
+        const opts = typeof options === 'function' ? {} : (options ?? {});
+        if (!this.plain)
+            return done(new Error("the agent does not hold the certificate's key"));
+        this.agent.sign(this.plain, data, opts, done);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/ssh/auth.ts
+
+
 
 /** What the trail calls the agent before its keys are known. */
 const AGENT_OFFER = 'the keys of the agent at SSH_AUTH_SOCK';
@@ -64546,6 +65270,8 @@ function sha512Variant(key) {
 }
 /** The hash an RSA signature algorithm names; other key types have one of their own. */
 const RSA_HASH = { 'rsa-sha2-512': 'sha512', 'rsa-sha2-256': 'sha256', 'ssh-rsa': 'sha1' };
+/** The hash `algo` signs with: a certificate's (`rsa-sha2-512-cert-v01@openssh.com`) is its plain algorithm's. */
+const hashOf = (algo) => RSA_HASH[(algo ?? '').replace(/-cert-v01@openssh\.com$/, '')];
 /**
  * Wraps ssh2's protocol (its authPK, as ssh2 1.17 has it). Every key it offers that is not one of
  * `keys` is an agent's, recorded in `trail`. For this connection's own keys, `keys`:
@@ -64568,7 +65294,7 @@ function wrapAuthPK(client, trail, keys, variant) {
         if (cb || !keys.includes(key))
             return authPK.call(this, user, key, algo, cb);
         authPK.call(this, user, key, algo, (data, done) => {
-            const signature = key.sign(data, RSA_HASH[algo ?? '']);
+            const signature = key.sign(data, hashOf(algo));
             // A key that cannot sign is left to ssh2's own path (ask first, then sign), which reports it.
             if (signature instanceof Error)
                 authPK.call(this, user, key, algo);
@@ -64578,13 +65304,30 @@ function wrapAuthPK(client, trail, keys, variant) {
     };
 }
 /**
- * The methods tried, in order: key (an RSA key again with rsa-sha2-512 when refused), agent,
+ * The methods tried, in order: the key's certificate, key (an RSA key again with rsa-sha2-512 when refused), agent,
  * password, keyboard-interactive. Methods the server does not list are skipped. Every offer goes
  * into `trail`, so an authentication failure can say what was refused.
  */
 function authHandler(client, username, auth, trail) {
     const queue = [];
     const key = auth.privateKey;
+    const certificate = auth.certificate;
+    // The certificate first, then its plain key, as OpenSSH offers them.
+    if (certificate) {
+        const { cert } = certificate;
+        // Its end is named: a short-lived certificate may run out during a long rollout, and a reconnection
+        // (a reboot, a retry) is then refused for that.
+        const until = cert.validBefore === VALID_FOREVER ? 'no expiry' : `expires ${certificateTime(cert.validBefore)}`;
+        const from = `from ${certificate.origin}${certificate.agent ? ', signed by the agent' : ''}`;
+        const offered = `publickey ${cert.certType} ${describeKey(cert.publicKey).fingerprint} (${certificateIdentity(cert)}, ${principalsText(cert)}, ${until}, ${from})`;
+        // A certificate whose key only the agent holds goes as an agent of its own, listing just it.
+        if (certificate.agent && auth.agent) {
+            const agent = new CertificateAgent(auth.agent, certificate.key, cert.publicKey);
+            queue.push({ method: { type: 'agent', username, agent }, offered });
+        }
+        else if (!certificate.agent)
+            queue.push({ method: { type: 'publickey', username, key: certificate.key }, offered });
+    }
     if (key) {
         const offered = `publickey ${keyText(key)}`;
         queue.push({ method: { type: 'publickey', username, key }, offered });
@@ -64622,7 +65365,8 @@ function authHandler(client, username, auth, trail) {
             if (!wrapped) {
                 wrapped = true;
                 const variant = queue.find((o) => o.sha512)?.sha512 ?? next.sha512;
-                wrapAuthPK(client, trail, key ? (variant ? [key, variant] : [key]) : [], variant);
+                const own = [...(certificate && !certificate.agent ? [certificate.key] : []), ...(key ? [key] : []), ...(variant ? [variant] : [])];
+                wrapAuthPK(client, trail, own, variant);
             }
             trail.offered.push(next.offered);
             last = next.offered;
@@ -64765,6 +65509,16 @@ function clipText(text, maxChars) {
  * attempt got (TCP, banner, key exchange, authentication), never by message text.
  */
 
+/**
+ * Kinds where the host answered and said no: its key was refused, the login failed, or it refused
+ * the client after the key exchange (`RefuseConnection`). Such a host failed: it was reached, and
+ * retrying will not change its answer. Every other failure left it unreachable.
+ */
+const ANSWERED_NO = new Set(['host-key', 'auth', 'rejected']);
+/** Whether the host answered and refused (ANSWERED_NO), rather than could not be reached. */
+function refusedByHost(failure) {
+    return ANSWERED_NO.has(failure.kind);
+}
 const NO_STAGE = { connected: false, banner: false, serverText: '', kex: false, offers: 0 };
 /** The most of a server's text kept in a connection failure. */
 const SERVER_TEXT_CHARS = 1024;
@@ -64804,6 +65558,16 @@ function classifyConnectError(raw, connectTimeoutMs, to, stage = NO_STAGE) {
     const at = to ? ` to ${to}` : '';
     // A message may carry the server's own text (a DISCONNECT reason): held short and without control characters.
     const err = { level: raw.level, code: raw.code, message: clipText(raw.message, SERVER_TEXT_CHARS) };
+    // Text and then a drop before the banner: the listener turned us away on purpose (OpenSSH ≥ 9.8:
+    // MaxStartups or a penalty). It closes with our banner unread, so the drop reads as a reset as often
+    // as an end (ssh2: ECONNRESET, or `protocol`), by timing alone: either way it is the same refusal.
+    const dropped = err.level === 'protocol' || (err.level === 'client-socket' && err.code === 'ECONNRESET');
+    if (dropped && !stage.banner && stage.serverText !== '')
+        return {
+            kind: 'turned-away',
+            transient: true,
+            message: `the server turned the connection away before its SSH banner${at}, saying "${clipText(stage.serverText.trim(), SERVER_TEXT_CHARS)}": ${TURNED_AWAY_HINT}`
+        };
     switch (err.level) {
         case 'client-authentication':
         case 'agent':
@@ -64831,15 +65595,8 @@ function classifyConnectError(raw, connectTimeoutMs, to, stage = NO_STAGE) {
                 message: `SSH handshake failed: ${err.message}; an old server may need legacy-algorithms: true`
             };
         case 'protocol':
-            // ssh2 raises this when the server drops the connection before its banner. With text before
-            // the drop, the listener turned us away on purpose (OpenSSH ≥ 9.8: MaxStartups or a penalty).
-            if (stage.serverText !== '')
-                return {
-                    kind: 'turned-away',
-                    transient: true,
-                    message: `the server turned the connection away before its SSH banner${at}, saying "${clipText(stage.serverText.trim(), SERVER_TEXT_CHARS)}": ${TURNED_AWAY_HINT}`
-                };
-            // sshd refusing unauthenticated connections past MaxStartups without a word looks exactly like this.
+            // ssh2 raises this when the server drops the connection before its banner; sshd refusing
+            // unauthenticated connections past MaxStartups without a word looks exactly like this.
             return { kind: 'lost-before-handshake', transient: true, message: `connection lost before handshake${at}: ${THROTTLE_HINT}` };
         case 'client-socket': {
             const code = String(err.code ?? '');
@@ -64926,6 +65683,8 @@ class SessionLimits {
 class Connection {
     /** What accepted the host's key, e.g. `host key ssh-ed25519 SHA256:… accepted by known-hosts line 2`. */
     hostKey = '';
+    /** The key exchange the handshake settled on, e.g. `mlkem768x25519-sha256`. */
+    keyExchange = '';
     /** The legacy algorithms (`legacy-algorithms`) the handshake settled on, if any. */
     legacy = [];
     /** The hops of its route (bastions) that settled on legacy algorithms. */
@@ -64992,6 +65751,14 @@ class Connection {
         }
         this.lostWaiters.add(listener);
         return () => this.lostWaiters.delete(listener);
+    }
+    /** Keepalive at `keepalive` on the connection from now on, whatever the host's own (Link.watch). */
+    watch(keepalive) {
+        this.link.watch(keepalive);
+    }
+    /** Lost after the host had gone silent: since about when (Link.silentSince). */
+    get silentSince() {
+        return this.link.silentSince;
     }
     /** Why the connection is gone, or undefined while it is up. */
     get lostReason() {
@@ -65112,6 +65879,10 @@ class Connection {
                 return spare.channel;
         return undefined;
     }
+    /** Runs `send`, its writes to the host handed to the transport together (Link#coalesced). */
+    coalesced(send) {
+        return this.link.coalesced(send);
+    }
     /** Opens an SFTP session on this connection. Rejects with ChannelOpenError. */
     sftp() {
         return this.channel((client, cb) => client.sftp(cb));
@@ -65159,9 +65930,20 @@ class Link {
      * it over, so it stays open on the server (tinysshd then refuses any other session on the link).
      */
     halfOpen = false;
+    /**
+     * Ended after the host had gone silent (a keepalive request unanswered for a whole interval; the end
+     * itself may be the count running out, or a reset once it is back): since about when, within an
+     * interval (ms since the epoch).
+     */
+    silentSince;
     /** Replaced by a new link: it ends when its last channel closes. */
     retired = false;
     timer;
+    /** Bytes came from the host since the last keepalive tick. Per inbound chunk only this flag is set. */
+    heard = false;
+    /** The last keepalive tick that found bytes heard, and the ticks since that found none. */
+    heardAt = Date.now();
+    unanswered = 0;
     constructor(client, transport, keepalive) {
         this.client = client;
         this.transport = transport;
@@ -65171,29 +65953,53 @@ class Link {
         client.on('error', (err) => this.end(`connection lost: ${err.code ?? err.message}`));
         client.on('close', () => this.end('connection closed by the remote host'));
         client.once('ready', () => this.startKeepalive());
+        transport.on('data', () => (this.heard = true));
+    }
+    /**
+     * Runs `send` with the transport's writes held, then hands them on together at the end of the tick
+     * (one writev): a burst of SSH packets (a 255 KiB SFTP write is 8 of them) then costs one system call
+     * and a few large TCP segments, not one call and one segment each.
+     */
+    coalesced(send) {
+        this.transport.cork();
+        try {
+            return send();
+        }
+        finally {
+            process.nextTick(() => this.transport.uncork());
+        }
     }
     /** Whether no channel is open on it (opens under way aside). */
     get idle() {
         return this.open === 0;
     }
     /**
+     * From now on, keepalive at `keepalive` (whatever the host's own is, off included): a reboot command
+     * watches its host this closely, so a host whose network went down first is not waited on for minutes.
+     */
+    watch(keepalive) {
+        this.keepalive = keepalive;
+        this.startKeepalive();
+    }
+    /**
      * Each interval: bytes heard since the last tick reset the count; otherwise a keepalive request is
      * sent, and past `countMax` unanswered ones the link ends, as ssh2's own keepalive would (within
-     * interval × (countMax + 1) of silence). Per inbound chunk only a flag is set.
+     * interval × (countMax + 1) of silence).
      */
     startKeepalive() {
+        clearInterval(this.timer);
         const { intervalMs, countMax } = this.keepalive;
         if (!(intervalMs > 0) || this.ended !== undefined)
             return;
-        let heard = false;
-        let unanswered = 0;
-        this.transport.on('data', () => (heard = true));
+        this.heardAt = Date.now();
+        this.unanswered = 0;
         this.timer = setInterval(() => {
-            if (heard) {
-                heard = false;
-                unanswered = 0;
+            if (this.heard) {
+                this.heard = false;
+                this.heardAt = Date.now();
+                this.unanswered = 0;
             }
-            else if (++unanswered > countMax) {
+            else if (++this.unanswered > countMax) {
                 this.end(`host stopped answering keepalives (${countMax} unanswered at ${intervalMs / 1000}s intervals): the host or the network path is down`);
                 this.client.destroy();
             }
@@ -65232,6 +66038,8 @@ class Link {
         if (this.ended !== undefined)
             return;
         this.ended = reason;
+        if (this.unanswered > 1)
+            this.silentSince = this.heardAt;
         clearInterval(this.timer);
         this.onEnd(reason);
     }
@@ -65318,6 +66126,7 @@ function connectOnce(host, runOptions, { sock, tcp, signal, maxTimeoutMs = Infin
         client.on('connect', () => (stage.connected = true));
         client.on('handshake', (negotiated) => {
             stage.kex = true;
+            connection.keyExchange = negotiated.kex;
             connection.legacy = [negotiated.kex, negotiated.serverHostKey, negotiated.cs.cipher, negotiated.cs.mac].filter((n) => isLegacy(n));
         });
         const config = {
@@ -65332,7 +66141,7 @@ function connectOnce(host, runOptions, { sock, tcp, signal, maxTimeoutMs = Infin
             algorithms: algorithms(options, host),
             ...(options.forwardAgent && options.auth.agent ? { agentForward: true, agent: options.auth.agent } : {}),
             hostVerifier: (key) => {
-                const verdict = verifyHostKey(options.hostKeys, host, key);
+                const verdict = verifyHostKey(options.hostKeys, host, key, { legacy: options.legacyAlgorithms });
                 if (verdict.accepted)
                     connection.hostKey = verdict.via;
                 else
@@ -65384,7 +66193,7 @@ function gateOutcome(outcome) {
 /** Connects with retries of transient failures: exponential backoff, full jitter, 1 s base, 30 s cap. */
 async function connect(host, options, deps = {}) {
     const retried = [];
-    const gate = deps.gates?.for(host.hostname.toLowerCase());
+    const gate = await deps.gates?.forHost(host);
     const attempt = async () => {
         for (;;) {
             const sock = deps.tunnel ? await deps.tunnel(host) : undefined;
@@ -65429,6 +66238,19 @@ const secrets = new Set();
 const secrets_forms = new Set();
 /** Longest first, so a secret that contains another is replaced whole. */
 let ordered = [];
+/**
+ * A text holds a secret of LONG characters or more only if a whole BLOCK-aligned block of the text lies
+ * inside the occurrence, and then the block's first PROBE characters are `pieces` entry (the start of
+ * some BLOCK-long window of the secret). A text with no aligned probe in `pieces` is searched for the
+ * short secrets alone. A key registers ~250 strings (its lines and their encoded forms): searching a
+ * 1,024 hosts × 10 steps report's tails for each took a second, the probes a tenth of that.
+ */
+const BLOCK = 32;
+const PROBE = 8;
+const LONG = 2 * BLOCK - 1;
+const pieces = new Set();
+/** The secrets and forms shorter than LONG, longest first. */
+let secrets_short = [];
 /** What a secret becomes in text the action writes, as the runner shows it in the log. */
 const MASK = '***';
 /** Encoded forms shorter than this are not masked on their own: they would hide common text. */
@@ -65457,10 +66279,23 @@ function registerSecret(value) {
         return;
     core_setSecret(value);
     secrets.add(value);
-    for (const form of encodedForms(value))
-        if (form !== value && form.length >= MIN_ENCODED)
-            secrets_forms.add(form);
+    const own = encodedForms(value).filter((form) => form !== value && form.length >= MIN_ENCODED);
+    for (const form of own)
+        secrets_forms.add(form);
+    for (const t of [value, ...own])
+        if (t.length >= LONG)
+            for (let i = 0; i + BLOCK <= t.length; i++)
+                pieces.add(t.slice(i, i + PROBE));
     ordered = [...secrets, ...secrets_forms].sort((a, b) => b.length - a.length);
+    secrets_short = ordered.filter((t) => t.length < LONG);
+    maskedBefore = new WeakMap();
+}
+/** Whether `text` may hold a secret of LONG characters or more (false: it holds none). */
+function mayHoldLong(text) {
+    for (let i = 0; i + BLOCK <= text.length; i += BLOCK)
+        if (pieces.has(text.slice(i, i + PROBE)))
+            return true;
+    return false;
 }
 /** A multi-line secret (a key): whole, and each line, as the runner masks line by line. */
 function registerSecretLines(value) {
@@ -65499,7 +66334,7 @@ function cutSecretAtEnd(text) {
  */
 function mask(text, options = {}) {
     let out = text;
-    for (const s of ordered)
+    for (const s of mayHoldLong(text) ? ordered : secrets_short)
         if (out.includes(s))
             out = out.split(s).join(MASK);
     if (options.cut) {
@@ -65515,12 +66350,25 @@ function mask(text, options = {}) {
  */
 const OWN_WORDS = new Set(['status', 'phase', 'transport', 'format', 'kind']);
 /**
+ * maskDeep's answers by the object it was given, until another secret is registered: the run's results
+ * reach the outputs and the results file, and are masked once (a tenth of a second at 1,024 hosts × 10
+ * steps). Results are not changed once the run has them.
+ */
+let maskedBefore = new WeakMap();
+/**
  * A JSON-like value with every string in it masked: for outputs and files. Keys are field names, host
  * and step names (the action's, or checked like inputs), and are kept, as are the OWN_WORDS fields.
  */
 function maskDeep(value) {
     if (ordered.length === 0)
         return value;
+    if (typeof value !== 'object' || value === null)
+        return walkMasked(value);
+    if (!maskedBefore.has(value))
+        maskedBefore.set(value, walkMasked(value));
+    return maskedBefore.get(value);
+}
+function walkMasked(value) {
     const walk = (v) => {
         if (typeof v === 'string')
             return mask(v);
@@ -66610,6 +67458,13 @@ const POLL_INTERVAL_MS = 1000;
 /** How often a refusing port is knocked on while a host reboots: a refused TCP connect costs it nothing. */
 const KNOCK_MS = 100;
 /**
+ * While the reboot command runs, the host is asked every 2 s whether it is there, whatever
+ * `keepalive-interval` says: a host whose network goes down before its session closes (`reboot -f`,
+ * an IPMI reset) never closes it, it goes silent. Five unanswered (about 12 s of silence) is the
+ * host going down; a live sshd answers at once, however busy the command (a drain) keeps the host.
+ */
+const REBOOT_WATCH = { intervalMs: 2000, countMax: 5 };
+/**
  * A TCP connection to `host` that has its first bytes waiting (the banner, unread), for the handshake
  * to take over; or, at the deadline or a cancel, why there is none. While the port refuses it is
  * knocked on every KNOCK_MS. A connection that is accepted is kept, however long the banner takes
@@ -66636,8 +67491,12 @@ function connectionWithBanner(host, deadline, signal) {
             };
             const onCancel = () => again(0);
             signal?.addEventListener('abort', onCancel, { once: true });
-            // Until it connects, a knock is given a few intervals; once connected, the deadline.
-            let timer = setTimeout(() => again(0), KNOCK_MS * 5);
+            // Until it connects, a knock is given a few intervals (a host whose network is down drops it
+            // silently); once connected, the deadline.
+            let timer = setTimeout(() => {
+                error = `no answer from ${destination(host, false)} (TCP connect)`;
+                again(0);
+            }, KNOCK_MS * 5);
             socket.once('connect', () => {
                 clearTimeout(timer);
                 error = `connected to ${destination(host, false)}, no SSH banner yet`;
@@ -66688,8 +67547,8 @@ async function bootId(step, connection, probe) {
 }
 /**
  * Reboots the host and waits until it is back (SPEC 3): read the boot id, run the reboot command
- * (the connection dropping under it is success; a non-zero exit with the connection still up is
- * failure, at once), close, then poll about once a second until the deadline. A host that answers
+ * (the connection dropping or going silent under it is success; a non-zero exit with the connection
+ * still up is failure, at once), close, then poll about once a second until the deadline. A host that answers
  * with the old boot id has not gone down yet; a new boot id and a passing test command is success.
  */
 const runReboot = async (step, ctx) => {
@@ -66732,9 +67591,13 @@ const runReboot = async (step, ctx) => {
     ctx.status(`boot id ${before.id}; rebooting: ${command.sudo ? 'sudo (with sudo-password) ' : ''}${command.script}`);
     const deadline = Date.now() + step.timeoutMs;
     // A drain before the shutdown may take minutes: the command is bounded by the step's timeout only.
+    // A connection that stops answering under it is the host going down, as much as one that closes.
+    connection.watch(REBOOT_WATCH);
     const sent = await probe(connection, step.name, command.script, ctx, command.sudo, Math.max(1, deadline - Date.now()));
     const commandEnded = Date.now();
-    let wentDown = sent.lost ? commandEnded : undefined;
+    let wentDown = sent.lost ? (connection.silentSince ?? commandEnded) : undefined;
+    if (sent.lost)
+        ctx.status(`going down (${sent.error})`);
     connection.close();
     if (sent.status === 'failed' && !sent.lost) {
         return {
@@ -66831,15 +67694,3599 @@ const runReboot = async (step, ctx) => {
 const external_node_fs_namespaceObject = require("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: ./node_modules/balanced-match/dist/esm/index.js
+const balanced = (a, b, str) => {
+    const ma = a instanceof RegExp ? maybeMatch(a, str) : a;
+    const mb = b instanceof RegExp ? maybeMatch(b, str) : b;
+    const r = ma !== null && mb != null && range(ma, mb, str);
+    return (r && {
+        start: r[0],
+        end: r[1],
+        pre: str.slice(0, r[0]),
+        body: str.slice(r[0] + ma.length, r[1]),
+        post: str.slice(r[1] + mb.length),
+    });
+};
+const maybeMatch = (reg, str) => {
+    const m = str.match(reg);
+    return m ? m[0] : null;
+};
+const range = (a, b, str) => {
+    let begs, beg, left, right = undefined, result;
+    let ai = str.indexOf(a);
+    let bi = str.indexOf(b, ai + 1);
+    let i = ai;
+    if (ai >= 0 && bi > 0) {
+        if (a === b) {
+            return [ai, bi];
+        }
+        begs = [];
+        left = str.length;
+        while (i >= 0 && !result) {
+            if (i === ai) {
+                begs.push(i);
+                ai = str.indexOf(a, i + 1);
+            }
+            else if (begs.length === 1) {
+                const r = begs.pop();
+                if (r !== undefined)
+                    result = [r, bi];
+            }
+            else {
+                beg = begs.pop();
+                if (beg !== undefined && beg < left) {
+                    left = beg;
+                    right = bi;
+                }
+                bi = str.indexOf(b, i + 1);
+            }
+            i = ai < bi && ai >= 0 ? ai : bi;
+        }
+        if (begs.length && right !== undefined) {
+            result = [left, right];
+        }
+    }
+    return result;
+};
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./node_modules/brace-expansion/dist/esm/index.js
+
+const escSlash = '\0SLASH' + Math.random().toFixed(16) + '\0';
+const escOpen = '\0OPEN' + Math.random().toFixed(16) + '\0';
+const escClose = '\0CLOSE' + Math.random().toFixed(16) + '\0';
+const escComma = '\0COMMA' + Math.random().toFixed(16) + '\0';
+const escPeriod = '\0PERIOD' + Math.random().toFixed(16) + '\0';
+const escSlashPattern = new RegExp(escSlash, 'g');
+const escOpenPattern = new RegExp(escOpen, 'g');
+const escClosePattern = new RegExp(escClose, 'g');
+const escCommaPattern = new RegExp(escComma, 'g');
+const escPeriodPattern = new RegExp(escPeriod, 'g');
+const slashPattern = /\\\\/g;
+const openPattern = /\\{/g;
+const closePattern = /\\}/g;
+const commaPattern = /\\,/g;
+const periodPattern = /\\\./g;
+const EXPANSION_MAX = 100_000;
+// `EXPANSION_MAX` caps the *number* of expansions, but not their length. An
+// input like `'{a,b}'.repeat(1500)` stays under that count - its output is
+// truncated to 100k results - while making every result ~1500 characters
+// long. The result set, and the intermediate arrays built while combining
+// brace sets, then grow large enough to exhaust memory and crash the process
+// (CVE-2026-14257). `EXPANSION_MAX_LENGTH` bounds the total number of
+// characters the accumulator may hold at any point, so memory stays flat no
+// matter how many brace groups are chained. The limit sits well above any
+// realistic expansion (100k results hitting `EXPANSION_MAX` measure ~1M
+// characters) so legitimate input is unaffected.
+const EXPANSION_MAX_LENGTH = 4_000_000;
+// `expand_` recurses once per level of brace *nesting* - both when expanding a
+// set's comma members and when re-wrapping a set whose body is a single part.
+// The CVE-2026-14257 fix made the *tail* iterative (recursion on `m.post`, one
+// level per chained group), which left nesting depth unbounded: about 3,100
+// levels of `{{{...a,b...}}}` - only ~6KB of input - exhausted the native stack
+// and crashed the process. `EXPANSION_MAX_DEPTH` bounds how deep the parser
+// will follow nesting. It sits far above any realistic pattern and well below
+// the depth at which the stack runs out.
+const EXPANSION_MAX_DEPTH = 1_000;
+// Bash keeps a quirk where a brace group followed by a comma set still expands
+// (`{a},b}`). The parser implements it by rewriting the string and restarting
+// the scan, absorbing one `}` per pass. `n` trailing braces therefore cost `n`
+// full passes over a string that itself grows by one `escClose` sentinel each
+// time - quadratic in `n`, with a ~26x constant from the sentinel's length.
+// 128KB of `'{a}' + '}'.repeat(n) + ',z}'` blocked the event loop for 27
+// seconds to produce two results. `EXPANSION_MAX_REWRITES` bounds how many
+// times the scan may restart. Real `{a},b}` input needs a handful.
+const EXPANSION_MAX_REWRITES = 1_000;
+// `EXPANSION_MAX_STEPS` bounds the work one `expand` call does, which `max`,
+// `maxLength` and `maxDepth` don't: nested sets are rescanned at every level
+// and chained groups each rebuild up to `max` results, so 2KB of input could
+// block the event loop for over 30 seconds. Each character scanned, result
+// built and sequence value generated is a step, and each `expand_` call costs
+// `CALL_STEPS` more. Past the budget, the set being expanded and everything
+// after it stay literal. A glob needs a few hundred steps, and nesting all the
+// way to `EXPANSION_MAX_DEPTH` about 4M.
+const EXPANSION_MAX_STEPS = 20_000_000;
+// What one `expand_` call costs on top of what it scans and builds. Setting
+// one up takes about as long as scanning 16 characters, and a set whose
+// results are wrapped to be expanded again makes one call per result, each
+// scanning and building next to nothing: 64KB of
+// `('{{' + ','.repeat(316) + '}{' + ','.repeat(316) + '}}').repeat(n)` made
+// 4M such calls, which spent the budget three times as slowly as anything
+// else.
+const CALL_STEPS = 16;
+function numeric(str) {
+    return !isNaN(str) ? parseInt(str, 10) : str.charCodeAt(0);
+}
+function escapeBraces(str) {
+    if (str.indexOf('\\') === -1) {
+        return str;
+    }
+    return str
+        .replace(slashPattern, escSlash)
+        .replace(openPattern, escOpen)
+        .replace(closePattern, escClose)
+        .replace(commaPattern, escComma)
+        .replace(periodPattern, escPeriod);
+}
+function unescapeBraces(str) {
+    if (str.indexOf('\0') === -1) {
+        return str;
+    }
+    return str
+        .replace(escSlashPattern, '\\')
+        .replace(escOpenPattern, '{')
+        .replace(escClosePattern, '}')
+        .replace(escCommaPattern, ',')
+        .replace(escPeriodPattern, '.');
+}
+// Like `target.push(...items)` but doesn't overflow the stack
+function pushAll(target, items) {
+    for (let i = 0; i < items.length; i++) {
+        target.push(items[i]);
+    }
+}
+// `balanced`, run on `masked` (see `maskUnmatchedOpens`), sliced from `str`
+// and charged for the characters it walks: up to the group's `}`, or the
+// whole string when there is no match or unmatched `{` come first, which
+// `unmatched` then flags for masking. Once a call overdraws the budget, it
+// and every later one return undefined, so the rest stays literal.
+function balancedWithBudget(str, masked, budget) {
+    if (budget.remaining < 0) {
+        return undefined;
+    }
+    const r = range('{', '}', masked);
+    const unmatched = r !== undefined && masked.indexOf('{') < r[0];
+    budget.remaining -= r && !unmatched ? r[1] + 1 : str.length;
+    if (!r || budget.remaining < 0) {
+        return undefined;
+    }
+    return {
+        end: r[1],
+        pre: str.slice(0, r[0]),
+        body: str.slice(r[0] + 1, r[1]),
+        post: str.slice(r[1] + 1),
+        unmatched,
+    };
+}
+// `masked` with every `{` that has no matching `}` swapped for a `\0`, which
+// keeps the length, so a scan of it still lines up with the string it was
+// made from. Such a `{` is literal either way, but `balanced` only learns that
+// one is unmatched by reading to the end of the string, so with one at the
+// head of every group (`'{a,{b,c}'.repeat(n)`) each scan read the rest of the
+// input. That was quadratic, and once the step budget charged for it, it ran
+// out partway through and left the rest literal. A scan of the masked copy
+// stops at the group's `}`. It is one pass, charged as such.
+function maskUnmatchedOpens(masked, budget) {
+    budget.remaining -= masked.length;
+    const open = [];
+    for (let i = 0; i < masked.length; i++) {
+        const c = masked.charCodeAt(i);
+        if (c === 0x7b) {
+            open.push(i);
+        }
+        else if (c === 0x7d && open.length) {
+            open.pop();
+        }
+    }
+    let out = '';
+    let last = 0;
+    for (let i = 0; i < open.length; i++) {
+        const at = open[i];
+        out += masked.slice(last, at) + '\0';
+        last = at + 1;
+    }
+    return out + masked.slice(last);
+}
+// Whether `str` has a `,` not followed by another `,`, with a `}` after it on
+// the same line - what `/,(?!,).*\}/.test(str)` asks, answered in one pass from
+// the end. The regex tries every `,` and backtracks through the rest of its
+// line from each, which is quadratic, and the `{a},b}` rewrite asks again on
+// every pass. Like a scan, it is charged for the whole string and refused if
+// that overdraws the budget.
+function commaSetFollows(str, budget) {
+    budget.remaining -= str.length;
+    if (budget.remaining < 0) {
+        return false;
+    }
+    // Whether a `}` follows the current position before the line ends
+    let close = false;
+    for (let i = str.length - 1; i >= 0; i--) {
+        const c = str.charCodeAt(i);
+        if (c === 0x7d) {
+            close = true;
+        }
+        else if (c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029) {
+            // A line terminator, which `.` does not match
+            close = false;
+        }
+        else if (c === 0x2c && close && str.charCodeAt(i + 1) !== 0x2c) {
+            return true;
+        }
+    }
+    return false;
+}
+/**
+ * Basically just str.split(","), but handling cases
+ * where we have nested braced sections, which should be
+ * treated as individual members, like {a,{b,c},d}
+ *
+ * Returns `undefined` if the step budget runs out before the whole set is
+ * split, since splitting what is left on every comma would tear apart the
+ * nested sets it still holds.
+ */
+function parseCommaParts(str, budget) {
+    const parts = [];
+    // Walk the brace groups iteratively. Recursing on `post` once per group let a
+    // chain of them exhaust the stack - the parsing-side counterpart to
+    // the `expand_` overflow fixed for CVE-2026-14257, and not something `max` or
+    // `maxLength` can bound, since it happens before expansion.
+    //
+    // The part the next chunk continues
+    let carry = '';
+    for (;;) {
+        // A set's body holds no unmatched `{`, so there is nothing to mask.
+        const m = balancedWithBudget(str, str, budget);
+        if (budget.remaining < 0) {
+            return undefined;
+        }
+        if (!m) {
+            const tail = str.split(',');
+            tail[0] = carry + tail[0];
+            pushAll(parts, tail);
+            return parts;
+        }
+        const { pre, body, post } = m;
+        const p = pre.split(',');
+        p[0] = carry + p[0];
+        p[p.length - 1] += '{' + body + '}';
+        if (!post.length) {
+            pushAll(parts, p);
+            return parts;
+        }
+        carry = p.pop();
+        pushAll(parts, p);
+        str = post;
+    }
+}
+// An option that is left out, or that is NaN, gets its default. Every
+// comparison against NaN is false, so a NaN bound would never be reached:
+// `{ maxSteps: NaN }` let 15KB of input block the event loop for 16 seconds,
+// and `{ maxDepth: NaN }` overflowed the stack again (CVE-2026-102278). Pass
+// `Infinity` to lift a bound.
+function bound(value, fallback) {
+    return value === undefined || isNaN(value) ? fallback : value;
+}
+function expand(str, options = {}) {
+    if (!str) {
+        return [];
+    }
+    const max = bound(options.max, EXPANSION_MAX);
+    const maxLength = bound(options.maxLength, EXPANSION_MAX_LENGTH);
+    const maxDepth = bound(options.maxDepth, EXPANSION_MAX_DEPTH);
+    const maxRewrites = bound(options.maxRewrites, EXPANSION_MAX_REWRITES);
+    const maxSteps = bound(options.maxSteps, EXPANSION_MAX_STEPS);
+    // I don't know why Bash 4.3 does this, but it does.
+    // Anything starting with {} will have the first two bytes preserved
+    // but *only* at the top level, so {},a}b will not expand to anything,
+    // but a{},b}c will be expanded to [a}c,abc].
+    // One could argue that this is a bug in Bash, but since the goal of
+    // this module is to match Bash's rules, we escape a leading {}
+    if (str.slice(0, 2) === '{}') {
+        str = '\\{\\}' + str.slice(2);
+    }
+    return expand_(escapeBraces(str), max, maxLength, maxDepth, 0, maxRewrites, { remaining: maxSteps }, true).map(unescapeBraces);
+}
+function embrace(str) {
+    return '{' + str + '}';
+}
+function isPadded(el) {
+    return /^-?0\d/.test(el);
+}
+function lte(i, y) {
+    return i <= y;
+}
+function gte(i, y) {
+    return i >= y;
+}
+// Build `{ acc[a] + pre + values[v] }` for every combination, capping the
+// number of results at `max` and the total number of characters at `maxLength`.
+// This is the one place output grows, so bounding it here keeps the single
+// accumulator - and therefore memory - flat regardless of how many brace groups
+// are combined (CVE-2026-14257). Each result built is a step, since `max` and
+// `maxLength` bound one combination, not how many brace groups are combined.
+function combine(acc, pre, values, max, maxLength, dropEmpties, budget) {
+    const out = [];
+    let length = 0;
+    // Bash drops empty results at the top level, and they don't count against
+    // `max`, so `max` bounds the number of *kept* results. Only an empty
+    // `acc[a] + pre` can make one, so for those the empty values are skipped
+    // without being visited. Visiting them one at a time let a set of empties
+    // cost `acc.length * values.length` while keeping nothing.
+    let nonEmpty;
+    outer: for (let a = 0; a < acc.length; a++) {
+        const prefix = acc[a] + pre;
+        let vs = values;
+        if (dropEmpties && !prefix) {
+            if (!nonEmpty)
+                nonEmpty = values.filter(v => v);
+            vs = nonEmpty;
+        }
+        for (let v = 0; v < vs.length; v++) {
+            if (out.length >= max)
+                break outer;
+            const expansion = prefix + vs[v];
+            if (length + expansion.length > maxLength)
+                break outer;
+            out.push(expansion);
+            length += expansion.length;
+        }
+    }
+    budget.remaining -= out.length;
+    return out;
+}
+// The expansion values of a single numeric (`1..5`) or alphabetic (`a..e..2`)
+// sequence body, or `undefined` if the step budget runs out generating them.
+function expandSequence(body, isAlphaSequence, max, maxLength, budget) {
+    const n = body.split(/\.\./);
+    const N = [];
+    // A sequence body always splits into two or three parts, but the compiler
+    // can't know that.
+    /* c8 ignore start */
+    if (n[0] === undefined || n[1] === undefined) {
+        return N;
+    }
+    /* c8 ignore stop */
+    const x = numeric(n[0]);
+    const y = numeric(n[1]);
+    const width = Math.max(n[0].length, n[1].length);
+    let incr = n.length === 3 && n[2] !== undefined ?
+        Math.max(Math.abs(numeric(n[2])), 1)
+        : 1;
+    let test = lte;
+    const reverse = y < x;
+    if (reverse) {
+        incr *= -1;
+        test = gte;
+    }
+    // Like Bash, only the endpoints set the width: `{1..10..02}` is `1 3 5 7 9`.
+    const pad = isPadded(n[0]) || isPadded(n[1]);
+    // A padded value is built a character at a time to `width`, which the input
+    // sets, so it costs one step per character: 64KB of
+    // `('{' + '0'.repeat(100) + '..99999}').repeat(n)` took 7 seconds charged
+    // one step per value.
+    const cost = pad ? width : 1;
+    let length = 0;
+    for (let i = x; test(i, y) && N.length < max; i += incr) {
+        // Each value is a step. `max` and `maxLength` bound one sequence, but a
+        // chain of them still generated up to `max` values each, however few
+        // combining could keep.
+        budget.remaining -= cost;
+        if (budget.remaining < 0) {
+            return undefined;
+        }
+        let c;
+        if (isAlphaSequence) {
+            c = String.fromCharCode(i);
+            if (c === '\\') {
+                c = '';
+            }
+        }
+        else {
+            c = String(i);
+            if (pad) {
+                const need = width - c.length;
+                if (need > 0) {
+                    const z = new Array(need + 1).join('0');
+                    if (i < 0) {
+                        c = '-' + z + c.slice(1);
+                    }
+                    else {
+                        c = z + c;
+                    }
+                }
+            }
+        }
+        if (length + c.length > maxLength)
+            break;
+        N.push(c);
+        length += c.length;
+    }
+    return N;
+}
+function expand_(str, max, maxLength, maxDepth, depth, maxRewrites, budget, isTop) {
+    // An overdraft here makes the first scan refuse, so `str` stays literal.
+    budget.remaining -= CALL_STEPS;
+    // Too deeply nested to keep following: treat the rest as literal, the same
+    // way a group that cannot expand is already handled. Truncating rather than
+    // throwing keeps `expand` total, matching `max` and `maxLength`.
+    if (depth > maxDepth) {
+        return [str];
+    }
+    // Consume the string's top-level brace groups left to right, threading a
+    // running set of combined prefixes (`acc`). Expanding the tail iteratively -
+    // rather than recursing on `m.post` once per group - keeps the native stack
+    // depth constant, so deeply chained input (`'{a,b}'.repeat(3000)`) can no
+    // longer overflow the stack, and leaves a single accumulator whose size
+    // `maxLength` bounds directly (CVE-2026-14257).
+    let acc = [''];
+    // Bash drops empty results, but only when the *first* top-level group is a
+    // comma set - a sequence like `{a..\}` may legitimately yield ''. The drop
+    // is on the final strings, so it is applied to whichever `combine` produces
+    // them (the one with no brace set left in the tail).
+    // How many times the `{a},b}` rewrite below has restarted the scan. Each pass
+    // re-reads the whole string, so leaving this unbounded is quadratic.
+    let rewrites = 0;
+    let dropEmpties = false;
+    let firstGroup = true;
+    // `str` with its unmatched `{` masked, once a scan has run into them
+    let masked = str;
+    for (;;) {
+        const m = balancedWithBudget(str, masked, budget);
+        // No brace set left, or no step budget left to look for one: the rest of
+        // the string is literal.
+        if (!m) {
+            return combine(acc, str, [''], max, maxLength, dropEmpties, budget);
+        }
+        if (m.unmatched) {
+            masked = maskUnmatchedOpens(masked, budget);
+        }
+        // no need to expand pre, since it is guaranteed to be free of brace-sets
+        const pre = m.pre;
+        // This set and the rest of the string, literal: for a set that cannot
+        // expand, and for one the step budget runs out on. Once it is overdrawn,
+        // every set still being expanded, at every level, stays literal like this -
+        // otherwise each level above would go on combining, and wrapping and
+        // expanding again, results the budget was too small for.
+        const literal = () => combine(acc, pre + '{' + m.body + '}' + m.post, [''], max, maxLength, dropEmpties, budget);
+        if (/\$$/.test(pre)) {
+            acc = combine(acc, pre + '{' + m.body + '}', [''], max, maxLength, dropEmpties && !m.post.length, budget);
+            firstGroup = false;
+            if (!m.post.length)
+                break;
+            str = m.post;
+            masked = masked.slice(m.end + 1);
+            continue;
+        }
+        const isNumericSequence = /^-?\d+\.\.-?\d+(?:\.\.-?\d+)?$/.test(m.body);
+        const isAlphaSequence = /^[a-zA-Z]\.\.[a-zA-Z](?:\.\.-?\d+)?$/.test(m.body);
+        const isSequence = isNumericSequence || isAlphaSequence;
+        const isOptions = m.body.indexOf(',') >= 0;
+        if (!isSequence && !isOptions) {
+            // {a},b}
+            if (rewrites < maxRewrites && commaSetFollows(m.post, budget)) {
+                rewrites++;
+                str = m.pre + '{' + m.body + escClose + m.post;
+                // Taking a `}` away never gives an unmatched `{` a partner, so what
+                // is masked stays unmatched. The `{` it closed can be left without
+                // one, and the next scan masks it.
+                masked =
+                    masked.slice(0, m.end) + escClose + masked.slice(m.end + 1);
+                isTop = true;
+                continue;
+            }
+            // Nothing here expands, so the whole remaining string is literal.
+            return literal();
+        }
+        if (firstGroup) {
+            dropEmpties = isTop && !isSequence;
+            firstGroup = false;
+        }
+        let values;
+        if (isSequence) {
+            values = expandSequence(m.body, isAlphaSequence, max, maxLength, budget);
+            if (!values) {
+                return literal();
+            }
+        }
+        else {
+            let n = parseCommaParts(m.body, budget);
+            // The step budget ran out partway through the set.
+            if (!n) {
+                return literal();
+            }
+            if (n.length === 1 && n[0] !== undefined) {
+                // x{{a,b}}y ==> x{a}y x{b}y
+                n = expand_(n[0], max, maxLength, maxDepth, depth + 1, maxRewrites, budget, false).map(embrace);
+                // The step budget ran out expanding the set's only part.
+                if (budget.remaining < 0) {
+                    return literal();
+                }
+                //XXX is this necessary? Can't seem to hit it in tests.
+                /* c8 ignore start */
+                if (n.length === 1) {
+                    const next = combine(acc, pre + n[0], [''], max, maxLength, dropEmpties && !m.post.length, budget);
+                    if (budget.remaining < 0) {
+                        return literal();
+                    }
+                    acc = next;
+                    if (!m.post.length)
+                        break;
+                    str = m.post;
+                    masked = masked.slice(m.end + 1);
+                    continue;
+                }
+                /* c8 ignore stop */
+            }
+            // Values that `combine` is going to drop as empty produce no result, so
+            // they must not count against `max` - otherwise `{a,,b}` with `max: 2`
+            // would stop at `['a', '']` and yield one result instead of two. Skipping
+            // them outright keeps `values` bounded while leaving `max` a bound on
+            // *kept* results.
+            let dropsEmpties = dropEmpties && !m.post.length && !pre;
+            for (let d = 0; dropsEmpties && d < acc.length; d++) {
+                if (acc[d]) {
+                    dropsEmpties = false;
+                }
+            }
+            values = [];
+            let valuesLength = 0;
+            outer: for (let j = 0; j < n.length; j++) {
+                const expanded = expand_(n[j], max, maxLength, maxDepth, depth + 1, maxRewrites, budget, false);
+                // The step budget ran out expanding a member.
+                if (budget.remaining < 0) {
+                    return literal();
+                }
+                for (let k = 0; k < expanded.length; k++) {
+                    const v = expanded[k];
+                    if (dropsEmpties && !v)
+                        continue;
+                    if (values.length >= max ||
+                        valuesLength + v.length > maxLength) {
+                        break outer;
+                    }
+                    values.push(v);
+                    valuesLength += v.length;
+                }
+            }
+        }
+        const next = combine(acc, pre, values, max, maxLength, dropEmpties && !m.post.length, budget);
+        // The step budget ran out combining the set's values in.
+        if (budget.remaining < 0) {
+            return literal();
+        }
+        acc = next;
+        if (!m.post.length)
+            break;
+        str = m.post;
+        masked = masked.slice(m.end + 1);
+    }
+    return acc;
+}
+
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./node_modules/@isaacs/nonrecursive-glob-match/dist/esm/numeric-range.js
+// One digit, or a class of digits from a to b.
+const digit = (a, b) => a === b ?
+    { t: 'lit', ch: String(a) }
+    : { t: 'class', re: new RegExp(`^[${a}-${b}]$`) };
+const prefix = (d, alts) => alts.map(s => [digit(d, d), ...s]);
+// The digit strings from a to b, which have the same length.
+const fixed = (a, b) => {
+    if (!a)
+        return [[]];
+    let lo = +a[0];
+    let hi = +b[0];
+    const ra = a.slice(1);
+    const rb = b.slice(1);
+    if (lo === hi)
+        return prefix(lo, fixed(ra, rb));
+    const zeros = '0'.repeat(ra.length);
+    const nines = '9'.repeat(ra.length);
+    const out = [];
+    if (ra !== zeros)
+        out.push(...prefix(lo++, fixed(ra, nines)));
+    const last = rb === nines ? [] : prefix(hi--, fixed(zeros, rb));
+    if (lo <= hi) {
+        out.push([digit(lo, hi), ...Array.from(ra, () => digit(0, 9))]);
+    }
+    out.push(...last);
+    return out;
+};
+// The numbers from a to b, where 0 <= a <= b. If width is set, each
+// one has leading zeros to make it that many digits.
+const nonneg = (a, b, width) => {
+    if (width) {
+        return fixed(String(a).padStart(width, '0'), String(b).padStart(width, '0'));
+    }
+    const out = [];
+    for (let len = String(a).length; len <= String(b).length; len++) {
+        const lo = Math.max(a, len === 1 ? 0 : 10 ** (len - 1));
+        const hi = Math.min(b, 10 ** len - 1);
+        out.push(...fixed(String(lo), String(hi)));
+    }
+    return out;
+};
+/**
+ * The strings that the bash brace expansion `{lo..hi}` makes, as
+ * the alternatives of an `@(...)` extglob. Each one is a sequence of
+ * digits and digit classes, so there are only a few of them, even for
+ * a large range.
+ *
+ * If either end has a leading zero, such as `{01..10}`, each number
+ * has leading zeros to make it as long as the longer end, counting a
+ * `-` sign. So `{-05..3}` makes `-05` to `-01`, then `000` to `003`.
+ *
+ * Returns undefined if either end is not a safe integer.
+ */
+const numericRange = (loStr, hiStr) => {
+    let lo = Number(loStr);
+    let hi = Number(hiStr);
+    if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi))
+        return;
+    if (lo > hi)
+        [lo, hi] = [hi, lo];
+    const padded = /^-?0\d/.test(loStr) || /^-?0\d/.test(hiStr);
+    const width = padded ? Math.max(loStr.length, hiStr.length) : 0;
+    const out = [];
+    if (lo < 0) {
+        const neg = nonneg(Math.max(-hi, 1), -lo, width && width - 1);
+        out.push(...neg.map(s => [{ t: 'lit', ch: '-' }, ...s]));
+    }
+    if (hi >= 0)
+        out.push(...nonneg(Math.max(lo, 0), hi, width));
+    return out;
+};
+//# sourceMappingURL=numeric-range.js.map
+;// CONCATENATED MODULE: ./node_modules/@isaacs/nonrecursive-glob-match/dist/esm/parse-class.js
+// translate the various posix character classes into unicode properties
+// this works across all unicode locales
+// { <posix class>: [<translation>, negated]
+const posixClasses = {
+    '[:alnum:]': ['\\p{L}\\p{Nl}\\p{Nd}'],
+    '[:alpha:]': ['\\p{L}\\p{Nl}'],
+    '[:ascii:]': ['\\x' + '00-\\x' + '7f'],
+    '[:blank:]': ['\\p{Zs}\\t'],
+    '[:cntrl:]': ['\\p{Cc}'],
+    '[:digit:]': ['\\p{Nd}'],
+    '[:graph:]': ['\\p{Z}\\p{C}', true],
+    '[:lower:]': ['\\p{Ll}'],
+    '[:print:]': ['\\p{C}', true],
+    '[:punct:]': ['\\p{P}\\p{S}'],
+    '[:space:]': ['\\p{Z}\\t\\r\\n\\v\\f'],
+    '[:upper:]': ['\\p{Lu}'],
+    '[:word:]': ['\\p{L}\\p{Nl}\\p{Nd}\\p{Pc}'],
+    '[:xdigit:]': ['A-Fa-f0-9'],
+};
+// only need to escape a few things inside of brace expressions
+// escapes: [ \ ] -
+const braceEscape = (s) => s.replace(/[[\]\\-]/g, '\\$&');
+const noMatch = /$./;
+// Takes a glob string at a posix brace expression. Returns a RegExp
+// that tests one character, and the number of glob chars consumed.
+// If the class is not closed, consumed is 0, and the `[` must be
+// treated as a literal character.
+// Out of order ranges are removed. If nothing is left, the RegExp
+// is `/$./`, and the rest of the glob is consumed, so that the
+// whole glob cannot match.
+const parseClass = (glob, position, nocase = false, form) => {
+    // normalize one class member, if it stays one code point
+    const norm = (c) => {
+        const n = form ? c.normalize(form) : c;
+        return [...n].length === 1 ? n : c;
+    };
+    const pos = position;
+    /* c8 ignore start */
+    if (glob.charAt(pos) !== '[') {
+        throw new Error('not in a brace expression');
+    }
+    /* c8 ignore stop */
+    const ranges = [];
+    const negs = [];
+    let i = pos + 1;
+    let sawStart = false;
+    let escaping = false;
+    let negate = false;
+    let endPos = pos;
+    let rangeStart = '';
+    WHILE: while (i < glob.length) {
+        const c = String.fromCodePoint(glob.codePointAt(i));
+        if ((c === '!' || c === '^') && i === pos + 1) {
+            negate = true;
+            i++;
+            continue;
+        }
+        if (c === ']' && sawStart && !escaping) {
+            endPos = i + 1;
+            break;
+        }
+        sawStart = true;
+        if (c === '\\') {
+            if (!escaping) {
+                escaping = true;
+                i++;
+                continue;
+            }
+            // escaped \ char, fall through and treat like normal char
+        }
+        if (c === '[' && !escaping) {
+            // either a posix class, a collation equivalent, or just a [
+            for (const [cls, [unip, neg]] of Object.entries(posixClasses)) {
+                if (glob.startsWith(cls, i)) {
+                    // invalid, [a-[] is fine, but not [a-[:alpha]]
+                    if (rangeStart) {
+                        return [noMatch, glob.length - pos];
+                    }
+                    i += cls.length;
+                    if (neg)
+                        negs.push(unip);
+                    else
+                        ranges.push(unip);
+                    continue WHILE;
+                }
+            }
+        }
+        // now it's just a normal character, effectively
+        escaping = false;
+        const n = norm(c);
+        if (rangeStart) {
+            // throw this range away if it's not valid, but others
+            // can still match.
+            if (n.codePointAt(0) > rangeStart.codePointAt(0)) {
+                ranges.push(braceEscape(rangeStart) + '-' + braceEscape(n));
+            }
+            else if (n === rangeStart) {
+                ranges.push(braceEscape(n));
+            }
+            rangeStart = '';
+            i += c.length;
+            continue;
+        }
+        // now might be the start of a range.
+        // can be either c-d or c-] or c<more...>] or c] at this point
+        if (glob.startsWith('-]', i + c.length)) {
+            ranges.push(braceEscape(n + '-'));
+            i += c.length + 1;
+            continue;
+        }
+        if (glob.startsWith('-', i + c.length)) {
+            rangeStart = n;
+            i += c.length + 1;
+            continue;
+        }
+        // not the start of a range, just a single character
+        ranges.push(braceEscape(n));
+        i += c.length;
+    }
+    if (endPos < i) {
+        // didn't see the end of the class, not a valid class,
+        // but might still be valid as a literal match.
+        return [noMatch, 0];
+    }
+    // if we got no ranges and no negates, then we have a range that
+    // cannot possibly match anything, and that poisons the whole glob
+    if (!ranges.length && !negs.length) {
+        return [noMatch, glob.length - pos];
+    }
+    const sranges = '[' + (negate ? '^' : '') + ranges.join('') + ']';
+    const snegs = '[' + (negate ? '' : '^') + negs.join('') + ']';
+    const comb = '^' +
+        (ranges.length && negs.length ? '(' + sranges + '|' + snegs + ')'
+            : ranges.length ? sranges
+                : snegs);
+    return [new RegExp(comb, nocase ? 'iu' : 'u'), endPos - pos];
+};
+//# sourceMappingURL=parse-class.js.map
+;// CONCATENATED MODULE: ./node_modules/@isaacs/nonrecursive-glob-match/dist/esm/index.js
+
+
+// the end of the pattern, or of a negated sub-pattern
+const MATCH = { t: 'match', id: 0 };
+const extTypes = '!?+*@';
+const lit = (ch) => ({ t: 'lit', ch });
+const reEscape = (s) => s.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
+// a RegExp that only matches `s`, with unicode case folding
+const newFoldRe = (s) => new RegExp(`^${reEscape(s)}$`, 'iu');
+// foldRe for one literal char. The same chars are in most patterns,
+// so keep them. A RegExp without the `g` or `y` flag has no state to
+// share.
+const foldCache = new Map();
+const foldRe = (ch) => {
+    let re = foldCache.get(ch);
+    if (!re) {
+        re = newFoldRe(ch);
+        if (foldCache.size >= 1000)
+            foldCache.clear();
+        foldCache.set(ch, re);
+    }
+    return re;
+};
+const litMatch = (l, c) => {
+    if (c === l.ch)
+        return true;
+    if (!l.re)
+        return false;
+    const code = c.charCodeAt(0);
+    if (code >= 128)
+        return l.re.test(c);
+    const ascii = (l.ascii ??= new Uint8Array(128));
+    ascii[code] ||= l.re.test(c) ? 1 : 2;
+    return ascii[code] === 1;
+};
+const tokenize = (p, nocase, noext, form, mark) => {
+    const toks = [];
+    for (let i = 0; i < p.length;) {
+        const c = String.fromCodePoint(p.codePointAt(i));
+        if (mark) {
+            // a \ before a range would only escape its first char
+            const m = c === '\\' && p.startsWith(mark, i + 1) ? 1 : 0;
+            if (m || c === mark) {
+                const start = i + m + mark.length;
+                const end = p.indexOf(mark, start);
+                const r = /^(-?\d+)\.\.(-?\d+)$/.exec(p.slice(start, end));
+                const alts = end !== -1 && r && numericRange(r[1], r[2]);
+                if (alts) {
+                    toks.push({ t: 'ext', type: '@', alts });
+                    i = end + mark.length;
+                    continue;
+                }
+            }
+        }
+        if (c === '\\') {
+            // a trailing \ is a literal \
+            const e = p.codePointAt(i + 1);
+            const ch = e === undefined ? c : String.fromCodePoint(e);
+            toks.push(lit(ch));
+            i += 1 + ch.length;
+            continue;
+        }
+        if (c === '[') {
+            const [re, consumed] = parseClass(p, i, nocase, form);
+            if (consumed) {
+                toks.push({ t: 'class', re });
+                i += consumed;
+                continue;
+            }
+        }
+        if (!noext && extTypes.includes(c) && p[i + 1] === '(') {
+            toks.push({ t: 'open', type: c });
+            i += 2;
+            continue;
+        }
+        toks.push(!noext && c === '|' ? { t: 'bar' }
+            : !noext && c === ')' ? { t: 'close' }
+                : c === '*' ? { t: 'star' }
+                    : c === '?' ? { t: 'any' }
+                        : lit(c));
+        i += c.length;
+    }
+    return toks;
+};
+// map each open token index to the index of its close token
+const pair = (toks) => {
+    const pairs = new Map();
+    const stack = [];
+    toks.forEach((tok, i) => {
+        if (tok.t === 'open')
+            stack.push(i);
+        else if (tok.t === 'close' && stack.length)
+            pairs.set(stack.pop(), i);
+    });
+    return pairs;
+};
+// build the alternatives between start and end. An open token that
+// is not closed is never inside a closed extglob, so bar and close
+// tokens are only literal at the top level.
+const build = (toks, pairs, start, end, top) => {
+    let seq = [];
+    const alts = [seq];
+    for (let i = start; i < end; i++) {
+        const tok = toks[i];
+        const close = pairs.get(i);
+        if (tok.t === 'open' && close !== undefined) {
+            const sub = build(toks, pairs, i + 1, close, false);
+            seq.push({ t: 'ext', type: tok.type, alts: sub });
+            i = close;
+        }
+        else if (tok.t === 'bar' && !top) {
+            alts.push((seq = []));
+        }
+        else if (tok.t === 'open') {
+            seq.push(lit(tok.type), lit('('));
+        }
+        else if (tok.t === 'bar') {
+            seq.push(lit('|'));
+        }
+        else if (tok.t === 'close') {
+            seq.push(lit(')'));
+        }
+        else {
+            seq.push(tok);
+        }
+    }
+    return alts;
+};
+// normalize each run of literal chars as one string, so that a char
+// and the combining marks after it compose (or decompose) together.
+// Syntax is already parsed, so a char that normalizes to a syntax
+// char (such as full-width `＊` in NFKC) stays a literal.
+const normalize = (items, form) => {
+    const out = [];
+    let run = '';
+    const flush = () => {
+        for (const ch of run.normalize(form))
+            out.push(lit(ch));
+        run = '';
+    };
+    for (const it of items) {
+        if (it.t === 'lit') {
+            run += it.ch;
+            continue;
+        }
+        flush();
+        out.push(it.t === 'ext' ?
+            { ...it, alts: it.alts.map(a => normalize(a, form)) }
+            : it);
+    }
+    flush();
+    return out;
+};
+// the start node, and the number of node ids. Ids are dense, from 0
+// for the match node.
+const compile = (items, nocase) => {
+    let id = 1;
+    const split = (out) => ({ t: 'split', id: id++, out });
+    const seq = (items, next) => items.reduceRight((next, it) => item(it, next), next);
+    const item = (it, next) => {
+        switch (it.t) {
+            case 'lit':
+                const re = nocase ? foldRe(it.ch) : undefined;
+                return { t: 'lit', id: id++, ch: it.ch, re, next };
+            case 'any':
+            case 'star':
+                return { t: it.t, id: id++, next };
+            case 'class':
+                return { t: 'class', id: id++, re: it.re, next };
+        }
+        const alts = (next) => it.alts.map(a => seq(a, next));
+        switch (it.type) {
+            case '@':
+                return split(alts(next));
+            case '?':
+                return split([next, ...alts(next)]);
+            case '!':
+                return { t: 'neg', id: id++, sub: split(alts(MATCH)), next };
+        }
+        // * and +, loop back after each match
+        const after = split([]);
+        const entry = split(alts(after));
+        after.out.push(next, entry);
+        return it.type === '*' ? after : entry;
+    };
+    const start = seq(items, MATCH);
+    return [start, id];
+};
+// one line per node, in the order that a walk from the start
+// reaches them. Edges point to node ids. The nodes of a negated
+// sub-pattern are indented under their negation.
+const show = (start) => {
+    const lines = [];
+    const seen = new Set();
+    const ref = (n) => (n.t === 'match' ? 'match' : String(n.id));
+    const walk = (n, indent) => {
+        if (n.t === 'match' || seen.has(n))
+            return;
+        seen.add(n);
+        const line = (desc) => lines.push(`${indent}${n.id}: ${desc}`);
+        switch (n.t) {
+            case 'split':
+                line(`split -> ${n.out.map(ref).join(', ')}`);
+                for (const o of n.out)
+                    walk(o, indent);
+                return;
+            case 'neg':
+                line(`!(${ref(n.sub)}) -> ${ref(n.next)}`);
+                walk(n.sub, indent + '  ');
+                return walk(n.next, indent);
+            case 'lit':
+                line(`${JSON.stringify(n.ch)} -> ${ref(n.next)}`);
+                break;
+            case 'class':
+                line(`${n.re} -> ${ref(n.next)}`);
+                break;
+            default:
+                line(`${n.t === 'any' ? '?' : '*'} -> ${ref(n.next)}`);
+        }
+        walk(n.next, indent);
+    };
+    walk(start, '');
+    return [`start -> ${ref(start)}`, ...lines].join('\n');
+};
+// The threads at one position in the string. Each node thread is
+// only kept once, and runs with the same state are only kept once,
+// so that identical threads merge. The match node is not in
+// `threads`, because it can not step. It sets `match` instead.
+class State {
+    // set by the Sim, to mark the nodes that this state has
+    gen;
+    threads = [];
+    match = false;
+    runs = [];
+    // the sorted ids of the threads, with 0 for a match, once the
+    // state is done
+    ids = [];
+    constructor(gen) {
+        this.gen = gen;
+    }
+    // no threads, so nothing more can match
+    get dead() {
+        return !this.threads.length && !this.match && !this.runs.length;
+    }
+}
+// true if the two states hold the same threads
+const sameState = (a, b) => {
+    if (a.ids.length !== b.ids.length)
+        return false;
+    if (a.runs.length !== b.runs.length)
+        return false;
+    if (a.ids.some((id, i) => id !== b.ids[i]))
+        return false;
+    return a.runs.every(r => b.runs.some(o => o.neg === r.neg && sameState(o.state, r.state)));
+};
+const marks = (size) => ({
+    has: new Float64Array(size),
+    seen: new Float64Array(size),
+    gen: 0,
+});
+class Sim {
+    // `.` and `..` only match literal dots, even with `dot:true`
+    dots;
+    // the string starts with `.`, and `dot:true` is not set
+    dotStart;
+    #marks;
+    constructor(dots, dotStart, marks) {
+        this.dots = dots;
+        this.dotStart = dotStart;
+        this.#marks = marks;
+    }
+    state() {
+        return new State(++this.#marks.gen);
+    }
+    // sort the ids of a state, once it has all of its threads
+    done(state) {
+        state.ids = state.threads.map(n => n.id).sort((a, b) => a - b);
+        if (state.match)
+            state.ids.unshift(MATCH.id);
+        return state;
+    }
+    // true the first time that the state walks through the node, so
+    // that loops in the graph stop
+    #visit(state, node) {
+        const { seen } = this.#marks;
+        if (seen[node.id] === state.gen)
+            return false;
+        seen[node.id] = state.gen;
+        return true;
+    }
+    #addThread(state, node) {
+        const { has } = this.#marks;
+        if (has[node.id] === state.gen)
+            return false;
+        has[node.id] = state.gen;
+        state.threads.push(node);
+        return true;
+    }
+    // wildcards only match a leading dot if `dot:true`. In a negated
+    // sub-pattern, this does not apply, because the negation itself
+    // can not match a leading dot.
+    restricted(i, top) {
+        return top && (this.dots || (this.dotStart && i === 0));
+    }
+    add(state, node, i, top) {
+        switch (node.t) {
+            case 'split':
+                if (!this.#visit(state, node))
+                    return;
+                for (const o of node.out)
+                    this.add(state, o, i, top);
+                return;
+            case 'neg':
+                if (!this.#visit(state, node))
+                    return;
+                const sub = this.state();
+                this.add(sub, node.sub, i, false);
+                this.done(sub);
+                return this.addRun(state, { t: 'run', neg: node, state: sub }, i, top);
+            case 'star':
+                // a * can not start a dotfile, even if it matches nothing
+                if (this.restricted(i, top))
+                    return;
+                if (this.#addThread(state, node))
+                    this.add(state, node.next, i, top);
+                return;
+            case 'match':
+                state.match = true;
+                return;
+            default:
+                this.#addThread(state, node);
+        }
+    }
+    addRun(state, run, i, top) {
+        for (const r of state.runs) {
+            if (r.neg === run.neg && sameState(r.state, run.state))
+                return;
+        }
+        state.runs.push(run);
+        if (!run.state.match) {
+            this.add(state, run.neg.next, i, top);
+        }
+    }
+    // the threads after char `c`, at index `i`
+    step(state, c, i, top) {
+        const next = this.state();
+        for (const th of state.threads) {
+            switch (th.t) {
+                case 'lit':
+                    if (litMatch(th, c)) {
+                        this.add(next, th.next, i + 1, top);
+                    }
+                    break;
+                case 'any':
+                    if (!this.restricted(i, top))
+                        this.add(next, th.next, i + 1, top);
+                    break;
+                case 'class':
+                    if (!this.restricted(i, top) && th.re.test(c)) {
+                        this.add(next, th.next, i + 1, top);
+                    }
+                    break;
+                case 'star':
+                    if (!this.restricted(i, top))
+                        this.add(next, th, i + 1, top);
+            }
+        }
+        if (!this.restricted(i, top)) {
+            for (const run of state.runs) {
+                // a sub-pattern with no threads can not match again, so the
+                // run stays the same
+                if (run.state.dead) {
+                    this.addRun(next, run, i + 1, top);
+                    continue;
+                }
+                const sub = this.step(run.state, c, i, false);
+                this.addRun(next, { t: 'run', neg: run.neg, state: sub }, i + 1, top);
+            }
+        }
+        return this.done(next);
+    }
+}
+// A canonical key for the threads in a state. States with the same
+// key hold the same threads, so they match the same strings.
+const stateKey = (state) => {
+    const ids = state.ids.join();
+    if (!state.runs.length)
+        return ids;
+    const runs = state.runs.map(r => `${r.neg.id}(${stateKey(r.state)})`);
+    return `${ids}|${runs.sort().join('|')}`;
+};
+// The cache can hold about this many chars of state keys and
+// transitions. When it is full, it is cleared, so that a pattern
+// can not use an unbounded amount of memory.
+const DFA_BUDGET = 1 << 18;
+// A cache of the states that the simulation reaches, built as the
+// matcher is used. Each char of a string is then one Map lookup,
+// once the states that it leads to are known.
+//
+// The dot rules only restrict the first char of a dotfile (strings
+// that are only `.` or `..` do not use the cache). So a dotfile
+// starts at its own state, which takes its first step with the
+// restriction, and every other state takes steps without it.
+class Dfa {
+    #start;
+    #states = new Map();
+    #size = 0;
+    #plain;
+    #dotStart;
+    #sim;
+    #dotSim;
+    constructor(start, marks) {
+        this.#start = start;
+        this.#sim = new Sim(false, false, marks);
+        this.#dotSim = new Sim(false, true, marks);
+    }
+    #make(state) {
+        return {
+            state,
+            match: state.match,
+            dead: state.dead,
+            next: new Map(),
+        };
+    }
+    #intern(state) {
+        const key = stateKey(state);
+        const found = this.#states.get(key);
+        if (found)
+            return found;
+        if (this.#size > DFA_BUDGET)
+            this.#clear();
+        const d = this.#make(state);
+        this.#states.set(key, d);
+        this.#size += key.length + 1;
+        return d;
+    }
+    #clear() {
+        this.#states.clear();
+        this.#size = 0;
+        this.#plain = undefined;
+        this.#dotStart = undefined;
+    }
+    start(dotStart) {
+        if (dotStart) {
+            if (this.#dotStart)
+                return this.#dotStart;
+            const state = this.#dotSim.state();
+            this.#dotSim.add(state, this.#start, 0, true);
+            return (this.#dotStart = this.#make(this.#dotSim.done(state)));
+        }
+        if (this.#plain)
+            return this.#plain;
+        const state = this.#sim.state();
+        this.#sim.add(state, this.#start, 0, true);
+        return (this.#plain = this.#intern(this.#sim.done(state)));
+    }
+    // the next state, after a miss in `d.ascii`
+    next(d, c) {
+        const code = c.charCodeAt(0);
+        const found = code < 128 ? undefined : d.next.get(c);
+        if (found)
+            return found;
+        // the dotfile start is not in the cache, so it is never shared
+        const n = d === this.#dotStart ?
+            this.#intern(this.#dotSim.step(d.state, c, 0, true))
+            : this.#intern(this.#sim.step(d.state, c, 1, true));
+        if (code < 128) {
+            if (!d.ascii) {
+                d.ascii = new Array(128);
+                this.#size += 128;
+            }
+            d.ascii[code] = n;
+        }
+        else {
+            d.next.set(c, n);
+        }
+        this.#size++;
+        return n;
+    }
+}
+// the nodes in order, if the graph is a single chain
+const linear = (start) => {
+    const nodes = [];
+    for (let n = start; n.t !== 'match'; n = n.next) {
+        if (n.t === 'split' || n.t === 'neg')
+            return undefined;
+        nodes.push(n);
+    }
+    return nodes;
+};
+// Match a chain of nodes. Each node other than `*` matches exactly
+// one char, so on a failure it is enough to go back to the last `*`
+// and let it match one more char. This takes at most
+// nodes.length * chars.length steps.
+const testLinear = (nodes, chars, start, end) => {
+    let ni = 0;
+    let ci = start;
+    let starNi = -1;
+    let starCi = 0;
+    while (ci < end) {
+        const n = nodes[ni];
+        if (n?.t === 'star') {
+            starNi = ni++;
+            starCi = ci;
+            continue;
+        }
+        const c = chars[ci];
+        if (n &&
+            (n.t === 'any' ||
+                (n.t === 'lit' && litMatch(n, c)) ||
+                (n.t === 'class' && n.re.test(c)))) {
+            ni++;
+            ci++;
+            continue;
+        }
+        if (starNi === -1)
+            return false;
+        ni = starNi + 1;
+        ci = ++starCi;
+    }
+    while (nodes[ni]?.t === 'star')
+        ni++;
+    return ni === nodes.length;
+};
+// The least and most chars that the items can match. These are only
+// bounds: a negation can match a string of any length, so it counts
+// as 0 to Infinity.
+const lengths = (items) => {
+    let min = 0;
+    let max = 0;
+    for (const it of items) {
+        const [lo, hi] = itemLengths(it);
+        min += lo;
+        max += hi;
+    }
+    return [min, max];
+};
+const itemLengths = (it) => {
+    if (it.t === 'star')
+        return [0, Infinity];
+    if (it.t !== 'ext')
+        return [1, 1];
+    if (it.type === '!')
+        return [0, Infinity];
+    const alts = it.alts.map(lengths);
+    const min = Math.min(...alts.map(a => a[0]));
+    const max = Math.max(...alts.map(a => a[1]));
+    // a loop of alternatives that only match the empty string is empty
+    const loop = max === 0 ? 0 : Infinity;
+    return (it.type === '@' ? [min, max]
+        : it.type === '?' ? [0, max]
+            : it.type === '*' ? [0, loop]
+                : [min, loop]);
+};
+// true if the chars from `start` match the literals
+const hasAffix = (lits, chars, start) => {
+    for (let j = 0; j < lits.length; j++) {
+        if (!litMatch(lits[j], chars[start + j]))
+            return false;
+    }
+    return true;
+};
+// a `/`, or half of a surrogate pair
+const slashOrSurrogate = /[/\ud800-\udfff]/;
+const surrogate = /[\ud800-\udfff]/;
+// a string can be indexed by code point, unless it has surrogate
+// pairs
+const codePoints = (s) => surrogate.test(s) ? [...s] : s;
+const noSlash = (s) => {
+    if (s.includes('/')) {
+        throw new Error('can only match a single path portion, got: ' + s);
+    }
+};
+class Matcher {
+    pattern;
+    options;
+    #start;
+    // the number of node ids
+    #size;
+    #marks;
+    // the Sim for strings that are only `.` or `..`
+    #dotsSim;
+    // the string to compare, if the pattern has no magic. With
+    // `nocase:true`, the RegExp that folds case is made when it is
+    // first used.
+    #literal;
+    #literalFold = false;
+    #literalRe;
+    // the nodes between the prefix and suffix, if the graph is a
+    // single chain
+    #linear;
+    // the linear nodes are only `*` and `?`, so the length bounds and
+    // the prefix and suffix decide the match
+    #wild = false;
+    // the least and most chars that a match can have
+    #min = 0;
+    #max = Infinity;
+    // the literals that a match must start and end with. Each one
+    // matches exactly one char, and they are distinct items in the
+    // pattern, so a string that does not have them can not match.
+    #prefix = [];
+    #suffix = [];
+    // the prefix and suffix as strings, if they do not fold case
+    #prefixStr;
+    #suffixStr;
+    // there is a prefix or suffix to check
+    #affix = false;
+    #dfa;
+    #form;
+    constructor(pattern, options = {}) {
+        if (pattern.includes('/')) {
+            throw new Error('can only match a single path portion, got pattern: ' + pattern);
+        }
+        this.pattern = pattern;
+        this.options = options;
+        const { nocase = false, noext = false, normalize: n } = options;
+        this.#form = n === true ? 'NFC' : n || undefined;
+        // a pattern that is only an empty extglob is a literal string,
+        // except for `!()`, which matches any non-empty string
+        const literal = /^[?*+@]\(\)$/.test(pattern);
+        const toks = tokenize(pattern, nocase, noext || literal, this.#form, options.rangeMark);
+        let [items] = build(toks, pair(toks), 0, toks.length, true);
+        if (this.#form)
+            items = normalize(items, this.#form);
+        const [start, size] = compile(items, nocase);
+        this.#start = start;
+        this.#size = size;
+        if (items.every(it => it.t === 'lit')) {
+            this.#literal = items.map(it => it.ch).join('');
+            this.#literalFold = nocase;
+        }
+        else {
+            const lit = (it) => it.t !== 'lit' ? undefined
+                : nocase ? { ch: it.ch, re: foldRe(it.ch) }
+                    : { ch: it.ch };
+            for (const it of items) {
+                const l = lit(it);
+                if (!l)
+                    break;
+                this.#prefix.push(l);
+            }
+            for (let j = items.length - 1; j >= 0; j--) {
+                const l = lit(items[j]);
+                if (!l)
+                    break;
+                this.#suffix.unshift(l);
+            }
+            this.#affix = !!(this.#prefix.length || this.#suffix.length);
+            if (!nocase) {
+                this.#prefixStr = this.#prefix.map(l => l.ch).join('');
+                this.#suffixStr = this.#suffix.map(l => l.ch).join('');
+            }
+            this.#linear = linear(this.#start)?.slice(this.#prefix.length, -this.#suffix.length || undefined);
+            this.#wild = !!this.#linear?.every(n => n.t === 'star' || n.t === 'any');
+            const [min, max] = lengths(items);
+            this.#min = min;
+            this.#max = max;
+        }
+    }
+    test(s) {
+        // The `/` check uses the string as given, so with normalization it
+        // is a separate step. Otherwise, one scan finds both a `/` and the
+        // surrogate pairs that stop the string being indexed by code point.
+        if (this.#form) {
+            noSlash(s);
+            return this.#test(s.normalize(this.#form));
+        }
+        if (slashOrSurrogate.test(s)) {
+            noSlash(s);
+            return this.#test(s, [...s]);
+        }
+        return this.#test(s, s);
+    }
+    /**
+     * The same as {@link Matcher#test}, but the string is not checked
+     * for `/` chars, so the result for a string that has one is not
+     * defined. Only use it for a string that is known to be one path
+     * portion, such as a part of a path that was split on `/`. It can
+     * be faster, because some patterns do not need to look at each char
+     * of the string.
+     */
+    testUnchecked(s) {
+        return this.#test(this.#form ? s.normalize(this.#form) : s);
+    }
+    // Test a string that has no `/`. `chars` indexes it by code point.
+    // If it is not given, it is only found if a step needs it.
+    #test(s, chars) {
+        if (this.#literal !== undefined) {
+            return this.#literalFold ?
+                (this.#literalRe ??= newFoldRe(this.#literal)).test(s)
+                : s === this.#literal;
+        }
+        // the length check means that the prefix and suffix do not
+        // overlap. Without the chars, the length in code points is from
+        // half of the UTF-16 length (if each one is a surrogate pair) to
+        // all of it, which is often enough to know.
+        const min = this.#min;
+        const max = this.#max;
+        if (chars === undefined) {
+            const most = s.length;
+            const least = (most + 1) >> 1;
+            if (most < min || least > max)
+                return false;
+            if (least < min || most > max)
+                chars = codePoints(s);
+        }
+        if (chars !== undefined &&
+            (chars.length < min || chars.length > max)) {
+            return false;
+        }
+        const prefix = this.#prefix.length;
+        if (this.#affix) {
+            if (this.#prefixStr !== undefined && this.#suffixStr !== undefined) {
+                if (!s.startsWith(this.#prefixStr) ||
+                    !s.endsWith(this.#suffixStr)) {
+                    return false;
+                }
+            }
+            else {
+                chars ??= codePoints(s);
+                const end = chars.length - this.#suffix.length;
+                if (!hasAffix(this.#prefix, chars, 0) ||
+                    !hasAffix(this.#suffix, chars, end)) {
+                    return false;
+                }
+            }
+        }
+        const dotStart = !this.options.dot && s.startsWith('.');
+        if (this.#linear) {
+            // `.` and `..` only match literal dots, even with `dot:true`
+            if (s === '.' || s === '..')
+                return false;
+            // only a literal can match the leading dot. A `*` can not
+            // start a dotfile, even if it matches nothing.
+            if (dotStart && !prefix)
+                return false;
+            if (this.#wild)
+                return true;
+            chars ??= codePoints(s);
+            const end = chars.length - this.#suffix.length;
+            return testLinear(this.#linear, chars, prefix, end);
+        }
+        chars ??= codePoints(s);
+        if (s === '.' || s === '..') {
+            this.#marks ??= marks(this.#size);
+            const sim = (this.#dotsSim ??= new Sim(true, false, this.#marks));
+            const start = sim.state();
+            sim.add(start, this.#start, 0, true);
+            let state = sim.done(start);
+            for (let i = 0; i < chars.length; i++) {
+                state = sim.step(state, chars[i], i, true);
+            }
+            return state.match;
+        }
+        this.#marks ??= marks(this.#size);
+        const dfa = (this.#dfa ??= new Dfa(this.#start, this.#marks));
+        let d = dfa.start(dotStart);
+        // read char codes from the string, so that a one-char string is
+        // only made for a cache miss
+        const str = chars === s;
+        for (let i = 0; i < chars.length; i++) {
+            if (d.dead)
+                return false;
+            const code = str ? s.charCodeAt(i) : chars[i].charCodeAt(0);
+            d = d.ascii?.[code] ?? dfa.next(d, chars[i]);
+        }
+        return d.match;
+    }
+    /** a readable listing of the state machine */
+    toString() {
+        return show(this.#start);
+    }
+}
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./node_modules/minimatch/dist/esm/assert-valid-pattern.js
+const MAX_PATTERN_LENGTH = 1024 * 64;
+const assertValidPattern = (pattern) => {
+    if (typeof pattern !== 'string') {
+        throw new TypeError('invalid pattern');
+    }
+    if (pattern.length > MAX_PATTERN_LENGTH) {
+        throw new TypeError('pattern is too long');
+    }
+};
+//# sourceMappingURL=assert-valid-pattern.js.map
+;// CONCATENATED MODULE: ./node_modules/minimatch/dist/esm/escape.js
+/**
+ * Escape all magic characters in a glob pattern.
+ *
+ * If the {@link MinimatchOptions.windowsPathsNoEscape}
+ * option is used, then characters are escaped by wrapping in `[]`, because
+ * a magic character wrapped in a character class can only be satisfied by
+ * that exact character.  In this mode, `\` is _not_ escaped, because it is
+ * not interpreted as a magic character, but instead as a path separator.
+ *
+ * If the {@link MinimatchOptions.magicalBraces} option is used,
+ * then braces (`{` and `}`) will be escaped.
+ *
+ * A leading `#` or `!` is escaped as well, so that the result is never a
+ * comment or a negated pattern. In `windowsPathsNoEscape` mode, a leading
+ * `!` is written as `@(!)`, because `[!` starts a negated class.
+ */
+const escape_escape = (s, { windowsPathsNoEscape = false, magicalBraces = false, } = {}) => {
+    // don't need to escape +@! because we escape the parens
+    // that make those magic, and escaping ! as [!] isn't valid,
+    // because [!]] is a valid glob class meaning not ']'.
+    // However, at the start of the pattern, '!' negates the pattern and
+    // '#' makes it a comment, so the first character is handled below.
+    const e = magicalBraces ?
+        windowsPathsNoEscape ? s.replace(/[?*()[\]{}]/g, '[$&]')
+            : s.replace(/[?*()[\]\\{}]/g, '\\$&')
+        : windowsPathsNoEscape ? s.replace(/[?*()[\]]/g, '[$&]')
+            : s.replace(/[?*()[\]\\]/g, '\\$&');
+    const c = e.charAt(0);
+    if (c === '#') {
+        return (windowsPathsNoEscape ? '[#]' : '\\#') + e.slice(1);
+    }
+    if (c === '!') {
+        // '[!]' can not be used, because '[!' starts a negated class, and
+        // '\' is a path separator in windowsPathsNoEscape mode. '@(!)'
+        // matches only '!'. If extglobs are disabled with `noext`, it
+        // matches nothing, rather than everything.
+        return (windowsPathsNoEscape ? '@(!)' : '\\!') + e.slice(1);
+    }
+    return e;
+};
+//# sourceMappingURL=escape.js.map
+;// CONCATENATED MODULE: ./node_modules/minimatch/dist/esm/unescape.js
+/**
+ * Un-escape a string that has been escaped with {@link escape}.
+ *
+ * If the {@link MinimatchOptions.windowsPathsNoEscape} option is used, then
+ * square-bracket escapes are removed, but not backslash escapes.
+ *
+ * For example, it will turn the string `'[*]'` into `*`, but it will not
+ * turn `'\\*'` into `'*'`, because `\` is a path separator in
+ * `windowsPathsNoEscape` mode.
+ *
+ * When `windowsPathsNoEscape` is not set, then both square-bracket escapes and
+ * backslash escapes are removed.
+ *
+ * Slashes (and backslashes in `windowsPathsNoEscape` mode) cannot be escaped
+ * or unescaped.
+ *
+ * When `magicalBraces` is not set, escapes of braces (`{` and `}`) will not be
+ * unescaped.
+ */
+const unescape_unescape = (s, { windowsPathsNoEscape = false, magicalBraces = true, } = {}) => {
+    // escape() writes a leading '!' as '@(!)' in windowsPathsNoEscape mode
+    if (windowsPathsNoEscape && s.startsWith('@(!)')) {
+        return ('!' + unescape_unescape(s.slice(4), { windowsPathsNoEscape, magicalBraces }));
+    }
+    if (magicalBraces) {
+        return windowsPathsNoEscape ?
+            s.replace(/\[([^/\\])\]/g, '$1')
+            : s
+                .replace(/((?!\\).|^)\[([^/\\])\]/g, '$1$2')
+                .replace(/\\([^/])/g, '$1');
+    }
+    return windowsPathsNoEscape ?
+        s.replace(/\[([^/\\{}])\]/g, '$1')
+        : s
+            .replace(/((?!\\).|^)\[([^/\\{}])\]/g, '$1$2')
+            .replace(/\\([^/{}])/g, '$1');
+};
+//# sourceMappingURL=unescape.js.map
+;// CONCATENATED MODULE: ./node_modules/minimatch/dist/esm/index.js
+
+
+
+
+
+const DEFAULT_BRACE_EXPAND_MAX = 100_000;
+const DEFAULT_GLOB_STAR_RECURSION_MAX = 200;
+// avoid the annoying deprecation flag lol
+const AWE_KEY = ('allowWindow' + 'sEscape');
+const minimatch = (p, pattern, options) => {
+    assertValidPattern(pattern);
+    // shortcut: comments match nothing.
+    if (!options?.nocomment && pattern.charAt(0) === '#') {
+        return false;
+    }
+    return cachedMinimatch(pattern, options).match(p);
+};
+// The Minimatch objects that minimatch() used most recently, by options
+// and then by pattern. When the cache is full, it becomes the old one,
+// and the objects used from the old one are moved back to a new one.
+// So it keeps 256 to 512 objects.
+// The patterns can come from users, so the cache is also bounded by
+// the total weight of the objects (see cacheWeight()), and an object
+// that is too heavy is never kept. Otherwise a few unique patterns
+// with large brace expansions would fill the heap.
+let cache = new Map();
+let oldCache = new Map();
+let cacheSize = 0;
+let cacheTotalWeight = 0;
+const cacheMax = 256;
+const cacheMaxWeight = 1 << 15;
+const cacheMaxEntryWeight = 1 << 12;
+// About the memory that a compiled object keeps: the pattern and the
+// expanded patterns, of which each row in set is made.
+const cacheWeight = (mm) => {
+    let w = mm.pattern.length;
+    for (const s of mm.globSet) {
+        w += s.length + 1;
+        if (w > cacheMaxEntryWeight)
+            break;
+    }
+    return w;
+};
+// tsc fails here if a new option is in neither type. Add it to
+// optionsKey() too.
+const allOptionsKeyed = true;
+void allOptionsKeyed;
+// 0, 1 or 2 for undefined, falsy or truthy.
+const tri = (v) => v === undefined ? 0
+    : v ? 2
+        : 1;
+// The weight of each boolean option's base-3 digit in the key. The
+// weights below 24 are for optimizationLevel (1), platform (3) and
+// windowsPathsNoEscape (12). tsc fails here if a boolean option is
+// not in the list.
+const booleanWeights = new Map(Object.keys({
+    nobrace: 0,
+    nocomment: 0,
+    nonegate: 0,
+    noglobstar: 0,
+    noext: 0,
+    nonull: 0,
+    partial: 0,
+    dot: 0,
+    nocase: 0,
+    nocaseMagicOnly: 0,
+    magicalBraces: 0,
+    matchBase: 0,
+    flipNegate: 0,
+    preserveMultipleSlashes: 0,
+    windowsNoMagicRoot: 0,
+}).map((k, i) => [k, 24 * 3 ** i]));
+// The cache key for a set of options. It is a number, unless an
+// option is set to a value that the number can not show, such as
+// normalize or an uncommon platform. Then it is a JSON string.
+// The defaults give 0, the same key as no options.
+// It only reads the keys that are set, so that the speed does not
+// depend on the shape of the options object.
+const optionsKey = (o) => {
+    let n = 0;
+    let wpe = false;
+    // inherited keys too, because Minimatch reads them
+    // oxlint-disable-next-line guard-for-in
+    for (const k in o) {
+        const v = o[k];
+        switch (k) {
+            // the same test as the Minimatch constructor
+            case 'windowsPathsNoEscape':
+                if (v)
+                    wpe = true;
+                break;
+            case AWE_KEY:
+                if (v === false)
+                    wpe = true;
+                break;
+            case 'platform': {
+                // the same test as the Minimatch constructor
+                const p = v || defaultPlatform;
+                if (p === defaultPlatform)
+                    break;
+                if (p === 'darwin')
+                    n += 3;
+                else if (p === 'win32')
+                    n += 6;
+                else if (p === 'linux')
+                    n += 9;
+                else
+                    return JSON.stringify(o);
+                break;
+            }
+            case 'optimizationLevel':
+                // The same tests as Minimatch: 1 when undefined, then >= 2,
+                // >= 1, or else 0. The default level 1 adds 0.
+                if (v === undefined)
+                    break;
+                n +=
+                    v >= 2 ? 1
+                        : v >= 1 ? 0
+                            : 2;
+                break;
+            case 'braceExpandMax':
+                if (v !== undefined && v !== DEFAULT_BRACE_EXPAND_MAX) {
+                    return JSON.stringify(o);
+                }
+                break;
+            case 'maxGlobstarRecursion':
+                if (v !== undefined && v !== DEFAULT_GLOB_STAR_RECURSION_MAX) {
+                    return JSON.stringify(o);
+                }
+                break;
+            case 'normalize':
+                if (v !== undefined)
+                    return JSON.stringify(o);
+                break;
+            default:
+                // unknown keys have no weight
+                n += (booleanWeights.get(k) ?? 0) * tri(v);
+        }
+    }
+    return wpe ? n + 12 : n;
+};
+// A copy, so a later change to the options can not change it. It has
+// the inherited keys as its own keys, and no prototype. So Minimatch
+// reads from it only the values that optionsKey() read, and a
+// `__proto__` key is a plain key.
+const copyOptions = (o) => {
+    const copy = Object.create(null);
+    // oxlint-disable-next-line guard-for-in
+    for (const k in o)
+        copy[k] = o[k];
+    return copy;
+};
+// Used when there are no options, so that keys inherited from
+// Object.prototype are read the same as Minimatch reads them.
+const noOptions = {};
+const cachedMinimatch = (pattern, options) => {
+    options ||= noOptions;
+    const key = optionsKey(options);
+    let mm = cache.get(key)?.get(pattern);
+    if (mm)
+        return mm;
+    mm =
+        oldCache.get(key)?.get(pattern) ??
+            new Minimatch(pattern, copyOptions(options));
+    const weight = cacheWeight(mm);
+    // too big to keep, so it is compiled again each time
+    if (weight > cacheMaxEntryWeight)
+        return mm;
+    if (cacheSize >= cacheMax ||
+        cacheTotalWeight + weight > cacheMaxWeight) {
+        oldCache = cache;
+        cache = new Map();
+        cacheSize = 0;
+        cacheTotalWeight = 0;
+    }
+    let byPattern = cache.get(key);
+    if (!byPattern)
+        cache.set(key, (byPattern = new Map()));
+    byPattern.set(pattern, mm);
+    cacheSize++;
+    cacheTotalWeight += weight;
+    return mm;
+};
+const defaultPlatform = (typeof process === 'object' && process ?
+    process.env?.__MINIMATCH_TESTING_PLATFORM__ || process.platform
+    // ubq: not measured: tests always run where process exists
+    : 'posix');
+const esm_path = {
+    win32: { sep: '\\' },
+    posix: { sep: '/' },
+};
+const sep = defaultPlatform === 'win32' ? esm_path.win32.sep : esm_path.posix.sep;
+minimatch.sep = sep;
+const GLOBSTAR = Symbol('globstar **');
+minimatch.GLOBSTAR = GLOBSTAR;
+const filter = (pattern, options) => {
+    let mm;
+    return (p) => (mm ??= cachedMinimatch(pattern, options)).match(p);
+};
+minimatch.filter = filter;
+const ext = (a, b = {}) => Object.assign({}, a, b);
+const defaults = (def) => {
+    if (!def || typeof def !== 'object' || !Object.keys(def).length) {
+        return minimatch;
+    }
+    const orig = minimatch;
+    const m = (p, pattern, options = {}) => orig(p, pattern, ext(def, options));
+    return Object.assign(m, {
+        Minimatch: class Minimatch extends orig.Minimatch {
+            constructor(pattern, options = {}) {
+                super(pattern, ext(def, options));
+            }
+            static defaults(options) {
+                return orig.defaults(ext(def, options)).Minimatch;
+            }
+        },
+        unescape: (s, options = {}) => orig.unescape(s, ext(def, options)),
+        escape: (s, options = {}) => orig.escape(s, ext(def, options)),
+        filter: (pattern, options = {}) => orig.filter(pattern, ext(def, options)),
+        defaults: (options) => orig.defaults(ext(def, options)),
+        braceExpand: (pattern, options = {}) => orig.braceExpand(pattern, ext(def, options)),
+        match: (list, pattern, options = {}) => orig.match(list, pattern, ext(def, options)),
+        sep: orig.sep,
+        GLOBSTAR: GLOBSTAR,
+    });
+};
+minimatch.defaults = defaults;
+// Brace expansion:
+// a{b,c}d -> abd acd
+// a{b,}c -> abc ac
+// a{0..3}d -> a0d a1d a2d a3d
+// a{b,c{d,e}f}g -> abg acdfg acefg
+// a{b,c}d{e,f}g -> abdeg acdeg abdeg abdfg
+//
+// Invalid sets are not expanded.
+// a{2..}b -> a{2..}b
+// a{b}c -> a{b}c
+const braceExpand = (pattern, options = {}) => {
+    assertValidPattern(pattern);
+    // Thanks to Yeting Li <https://github.com/yetingli> for
+    // improving this regexp to avoid a ReDOS vulnerability.
+    if (options.nobrace || !/\{(?:(?!\{).)*\}/.test(pattern)) {
+        // shortcut. no need to expand.
+        return [pattern];
+    }
+    // brace-expansion turns each escaped backslash '\\' into a single '\',
+    // which then escapes the next character instead, and can turn an
+    // escaped magic character (for example '\\\*') into a live one.
+    // Double every pair, so an escaped backslash comes back out still
+    // escaped. The parity of each run of backslashes is unchanged.
+    let p = pattern.replace(/\\\\/g, '\\\\\\\\');
+    // brace-expansion does not know about [...] classes. In
+    // windowsPathsNoEscape mode, escape() writes a literal brace as '[{]'
+    // or '[}]'. Escape the brace for brace-expansion, which removes that
+    // backslash again, leaving '[{]' or '[}]'.
+    if (options.windowsPathsNoEscape || options[AWE_KEY] === false) {
+        p = p.replace(/\[([{}])\]/g, '[\\$1]');
+    }
+    return expand(p, { max: options.braceExpandMax });
+};
+minimatch.braceExpand = braceExpand;
+// A numeric range with at least this many values is matched as one
+// pattern portion, rather than expanded. For a glob walk, that is
+// one directory read, in place of a stat for each value.
+const RANGE_MIN = 100;
+// a {lo..hi} range that is not escaped, and not a ${...} variable
+const rangeRe = /(?<![\\$])\{(-?\d+)\.\.(-?\d+)\}/g;
+// true if a range mark in this portion is inside a `!(...)`,
+// `*(...)` or `+(...)` extglob. Those repeat or negate their
+// contents, so one Matcher for the whole range does not match the
+// same strings as the union of one pattern per value. For example,
+// `*({1..100})` would match `510` as `5` then `10`, and `!({1..100})`
+// would not match `5`, but every expanded pattern except `!(5)` does.
+// `@(...)` and `?(...)` are fine: they pick one value at most.
+const inRepeatOrNegExt = (portion, mark) => {
+    const stack = [];
+    for (let i = 0; i < portion.length; i++) {
+        const c = portion.charAt(i);
+        if (c === '\\') {
+            i++;
+        }
+        else if (c === mark) {
+            if (stack.some(t => t !== '@' && t !== '?'))
+                return true;
+        }
+        else if (portion.charAt(i + 1) === '(' && '!?+*@'.includes(c)) {
+            stack.push(c);
+            i++;
+        }
+        else if (c === ')') {
+            stack.pop();
+        }
+    }
+    return false;
+};
+const match = (list, pattern, options = {}) => {
+    const mm = new Minimatch(pattern, options);
+    list = list.filter(f => mm.match(f));
+    if (mm.options.nonull && !list.length) {
+        list.push(pattern);
+    }
+    return list;
+};
+minimatch.match = match;
+const globMagic = /[?*]|[+@!]\(.*?\)|\[|\]/;
+// Index of the `]` that closes the class that starts at `start`,
+// or -1 if it is not closed. Posix classes such as `[:alpha:]` are
+// not skipped, so this can find a `]` before the real end. That
+// only makes a class look less like a literal.
+const classEnd = (pattern, start) => {
+    let i = start + 1;
+    if (pattern.charAt(i) === '!' || pattern.charAt(i) === '^')
+        i++;
+    let sawStart = false;
+    for (; i < pattern.length; i++) {
+        const c = pattern.charAt(i);
+        if (c === ']' && sawStart)
+            return i;
+        sawStart = true;
+        if (c === '\\')
+            i++;
+    }
+    return -1;
+};
+// If a path portion pattern has no magic, return the string it
+// matches. Otherwise, return undefined. This can report magic for
+// a pattern that is in fact literal (eg, `[]`), but never the
+// reverse, so a string result is always safe to compare directly.
+const literal = (pattern, noext) => {
+    if (!noext && (pattern === '+()' || pattern === '@()'))
+        return pattern;
+    let lit = '';
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern.charAt(i);
+        if (c === '\\') {
+            // a trailing \ is a literal \
+            lit += pattern.charAt(++i) || c;
+        }
+        else if (c === '*' || c === '?') {
+            return undefined;
+        }
+        else if (c === '[') {
+            const close = classEnd(pattern, i);
+            if (close === -1) {
+                // not closed, so the [ is a literal
+                lit += c;
+                continue;
+            }
+            // a class of one char, such as `[*]` or `[\b]`, is a literal
+            let body = pattern.slice(i + 1, close);
+            if (body.startsWith('\\'))
+                body = body.slice(1);
+            if ([...body].length !== 1 || '!^'.includes(pattern.charAt(i + 1))) {
+                return undefined;
+            }
+            lit += body;
+            i = close;
+        }
+        else if (!noext &&
+            '+@!'.includes(c) &&
+            pattern.charAt(i + 1) === '(' &&
+            pattern.includes(')', i + 2)) {
+            return undefined;
+        }
+        else {
+            lit += c;
+        }
+    }
+    return lit;
+};
+// The matching engine compiles and walks extglobs recursively, so a
+// path portion with very many extglobs (nested, such as `*(*(*(a)))`,
+// or in a row, such as `?(a)?(a)?(a)`) can exhaust the call stack.
+// Portions with more than this many extglobs are rejected.
+const MAX_EXTGLOBS = 256;
+// The number of extglob openers, such as `*(`, in a path portion
+// pattern. Chars in a class are counted too, so this can be more than
+// the number of extglobs, but never less.
+const extglobCount = (pattern) => {
+    let n = 0;
+    for (let i = 0; i < pattern.length - 1; i++) {
+        const c = pattern.charAt(i);
+        if (c === '\\') {
+            i++;
+        }
+        else if ('+@!?*'.includes(c) && pattern.charAt(i + 1) === '(') {
+            n++;
+            i++;
+        }
+    }
+    return n;
+};
+const assertValidExtglobs = (pattern) => {
+    if (extglobCount(pattern) > MAX_EXTGLOBS) {
+        throw new TypeError('pattern has too many extglobs');
+    }
+};
+// True if the portion pattern has the same meaning as an alternative
+// inside `@(...)`. It must not have a `|` or `)` that is not in a
+// closed extglob (those are literal at the top level), an extglob
+// that is not closed (the `)` of the `@(...)` would close it), or a
+// trailing `\` (it would escape the next `|`). A pattern that is
+// only an empty extglob, such as `?()`, is literal on its own, but
+// not in `@(...)`. Posix classes such as `[:alpha:]` can hide a `]`
+// from classEnd, so patterns with them are not merged.
+const extSafe = (pattern) => {
+    if (/^[?*+@]\(\)$/.test(pattern) || pattern.includes('[:'))
+        return false;
+    let depth = 0;
+    for (let i = 0; i < pattern.length; i++) {
+        const c = pattern.charAt(i);
+        if (c === '\\') {
+            if (++i === pattern.length)
+                return false;
+        }
+        else if (c === '[') {
+            const close = classEnd(pattern, i);
+            if (close !== -1)
+                i = close;
+        }
+        else if ('+@!?*'.includes(c) && pattern.charAt(i + 1) === '(') {
+            depth++;
+            i++;
+        }
+        else if (c === ')') {
+            if (!depth--)
+                return false;
+        }
+        else if (c === '|' && !depth) {
+            return false;
+        }
+    }
+    return !depth;
+};
+// The last path that Minimatch#match split, and its parts. A path is
+// often tested against many patterns in a row (such as a list of
+// ignore patterns), so this saves splitting it again. The parts are
+// never changed, so they can be shared.
+let lastSplit;
+// The last path that Minimatch#match checked before splitting it. If
+// the same path is checked again, it is being tested against many
+// patterns, so it is split and the parts are kept for the others.
+let lastChecked;
+// true if a pattern portion that is not ** matches a path portion.
+// An empty path portion only matches an empty pattern portion. A path
+// portion never has a `/`, so the Matcher does not need to check it.
+const portionMatch = (p, f) => typeof p === 'string' ? f === p : f !== '' && p.testUnchecked(f);
+// Where the last portion of a row matches in a path: the start of the
+// last portion of the path, or of the one before a trailing `/`. -1 if
+// it matches neither.
+const endIndex = (p, last, lastStart, prev, prevStart) => portionMatch(p, last) ? lastStart
+    : prev !== undefined && portionMatch(p, prev) ? prevStart
+        : -1;
+const isDots = (p) => p === '.' || p === '..';
+// a Windows drive letter portion, like `c:`
+const isDrive = (p) => typeof p === 'string' && /^[a-z]:$/i.test(p);
+// true for the `UNC` portion of a long UNC root, //?/UNC/host/share
+const isLongUNC = (p) => typeof p === 'string' && /^unc$/i.test(p);
+// The index of the host in a row or split path that starts with a
+// Windows UNC root: 2 for `//host/share`, and 4 for
+// `//?/UNC/host/share`. Otherwise -1. `//?/c:` is not one.
+const uncHost = (p) => {
+    if (p[0] !== '' || p[1] !== '')
+        return -1;
+    const h = p[2] !== '?' ? 2
+        : isLongUNC(p[3]) ? 4
+            : -1;
+    const host = p[h];
+    const share = p[h + 1];
+    return (h !== -1 &&
+        host !== undefined &&
+        host !== '' &&
+        host !== GLOBSTAR &&
+        share !== undefined &&
+        share !== '' &&
+        share !== GLOBSTAR) ?
+        h
+        : -1;
+};
+// true if ** can walk the path portion: not `.` or `..`, and not a
+// dotfile unless `dot` is set
+const walkable = (p, dot) => !isDots(p) && (dot || !p.startsWith('.'));
+// True if a portion of the path from `start` to `end` can not be
+// walked by **: one that starts with `.`, or with `dot`, one that is
+// `.` or `..`. `start` is the start of a portion, and `end` is the end
+// of the path, or just after a separator.
+const dotPortion = (f, start, end, dot, sep) => {
+    for (let k = start; k < end;) {
+        if (f.charCodeAt(k) === 46) {
+            if (!dot)
+                return true;
+            const n = f.charCodeAt(k + 1) === 46 ? k + 2 : k + 1;
+            if (n >= end || isSep(f.charCodeAt(n), sep))
+                return true;
+        }
+        // the start of the next portion, after any run of separators
+        const s = nextSep(f, k, sep);
+        if (s === -1)
+            return false;
+        k = s + 1;
+        while (k < end && isSep(f.charCodeAt(k), sep))
+            k++;
+    }
+    return false;
+};
+const isSep = (c, sep) => sep === '/' ? c === 47
+    : sep === '\\' ? c === 92
+        : c === 47 || c === 92;
+// the index of the first separator at or after `from`, or -1
+const nextSep = (f, from, sep) => {
+    if (sep !== 'both')
+        return f.indexOf(sep, from);
+    const s = f.indexOf('/', from);
+    const b = f.indexOf('\\', from);
+    return (s === -1 ? b
+        : b === -1 ? s
+            : Math.min(s, b));
+};
+// the index of the last separator at or before `from`, or -1
+const lastSep = (f, from, sep) => sep !== 'both' ?
+    f.lastIndexOf(sep, from)
+    : Math.max(f.lastIndexOf('/', from), f.lastIndexOf('\\', from));
+// What parse() returns in place of a Matcher while make() builds and
+// merges the rows. Most of the Matchers in rows that are merged would
+// never be used, so they are only made for the rows that are left.
+const PENDING = {};
+class Minimatch {
+    options;
+    set;
+    pattern;
+    windowsPathsNoEscape;
+    nonegate;
+    negate;
+    comment;
+    empty;
+    preserveMultipleSlashes;
+    partial;
+    globSet;
+    globParts;
+    nocase;
+    isWindows;
+    platform;
+    windowsNoMagicRoot;
+    maxGlobstarRecursion;
+    // the path can be checked against the last portion, and the string
+    // portions, of each row before it is split. See #canMatch.
+    #endCheck;
+    #literalCheck;
+    // level 2 resolves `.` and `..` portions in the path
+    #level2;
+    // the unicode normalization form, if any
+    #form;
+    // the string portions of each row in the set
+    #literals = [];
+    // the rows that #canMatch can match without splitting the path
+    #shapes = [];
+    // the rows whose last portion can be checked against the path's
+    #endRows = [];
+    // brace expansion can make the same portion in many rows, so they
+    // share one Matcher, and the states that it caches
+    #matchers = new Map();
+    // parse() returns PENDING in place of a Matcher
+    #pending = false;
+    // the char that marks numeric ranges in globSet, if any
+    #rangeMark;
+    // the GlobstarParts of each pattern row, by start index and partial
+    #globstarParts = new WeakMap();
+    constructor(pattern, options = {}) {
+        assertValidPattern(pattern);
+        options = options || {};
+        this.options = options;
+        this.maxGlobstarRecursion =
+            options.maxGlobstarRecursion ?? DEFAULT_GLOB_STAR_RECURSION_MAX;
+        this.pattern = pattern;
+        this.platform = options.platform || defaultPlatform;
+        this.isWindows = this.platform === 'win32';
+        this.windowsPathsNoEscape =
+            !!options.windowsPathsNoEscape || options[AWE_KEY] === false;
+        if (this.windowsPathsNoEscape) {
+            this.pattern = this.pattern.replace(/\\/g, '/');
+        }
+        this.preserveMultipleSlashes = !!options.preserveMultipleSlashes;
+        this.negate = false;
+        this.nonegate = !!options.nonegate;
+        this.comment = false;
+        this.empty = false;
+        this.partial = !!options.partial;
+        this.nocase = !!this.options.nocase;
+        this.windowsNoMagicRoot =
+            options.windowsNoMagicRoot !== undefined ?
+                options.windowsNoMagicRoot
+                : !!(this.isWindows && this.nocase);
+        this.globSet = [];
+        this.globParts = [];
+        this.set = [];
+        this.#endCheck = !this.preserveMultipleSlashes;
+        this.#level2 = (options.optimizationLevel ?? 1) >= 2;
+        const n = options.normalize;
+        this.#form = n === true ? 'NFC' : n || undefined;
+        // make the set of Matchers etc.
+        this.make();
+        // On Windows, the portions of a row up to its drive letter or UNC
+        // share are skipped or compared without case, if the path has one
+        // too. So the checks only use the portions after it.
+        const drives = this.set.map(row => this.#rootIndex(row));
+        this.#endRows = this.set.map((row, r) => this.#endCheck && row.length - 1 > drives[r]);
+        // with the end check, the last portion is already checked
+        this.#literals = this.set.map((row, r) => {
+            const end = this.#endRows[r] ? row.length - 1 : row.length;
+            const lits = row
+                .slice(drives[r] + 1, end)
+                .filter((p) => typeof p === 'string' && !!p);
+            return [...new Set(lits)];
+        });
+        this.#literalCheck = this.#literals.some(l => l.length);
+        this.#shapes = this.set.map((row, r) => {
+            const [p0, p1, p2] = row;
+            if (this.#endRows[r] && row.length === 2) {
+                if (p0 === GLOBSTAR && p1 !== GLOBSTAR)
+                    return 'tail';
+            }
+            // the basename of a path that is split on / is its last portion,
+            // or the one before a trailing /, the same as the end check
+            if (this.#endRows[r] &&
+                options.matchBase &&
+                row.length === 1 &&
+                p0 !== GLOBSTAR &&
+                p0 !== '') {
+                return 'base';
+            }
+            // the portion must not be a root, or '', which can be a
+            // different portion on Windows (where //x paths get an extra '')
+            if (!this.#endCheck || drives[r] !== -1)
+                return undefined;
+            if (row.length === 3 &&
+                p0 === GLOBSTAR &&
+                p2 === GLOBSTAR &&
+                p1 !== GLOBSTAR &&
+                p1 !== '' &&
+                // the portion between is only matched below this limit
+                this.maxGlobstarRecursion > 0) {
+                return 'mid';
+            }
+            if (row.length === 2 &&
+                p1 === GLOBSTAR &&
+                p0 !== GLOBSTAR &&
+                p0 !== '') {
+                return 'head';
+            }
+            return undefined;
+        });
+    }
+    // a string portion of a pattern, normalized if the option is set
+    #norm(p) {
+        return this.#form ? p.normalize(this.#form) : p;
+    }
+    // On Windows, the index of the last root portion of a row, as
+    // #matchRow finds it: 0 for `c:/...`, 3 for `//?/c:/...` and
+    // `//host/share/...`, and 5 for `//?/UNC/host/share/...`. Otherwise
+    // -1.
+    #rootIndex(row) {
+        if (!this.isWindows)
+            return -1;
+        if (isDrive(row[0]))
+            return 0;
+        const uncDrive = row[0] === '' && row[1] === '' && row[2] === '?' && isDrive(row[3]);
+        if (uncDrive)
+            return 3;
+        const h = uncHost(row);
+        return h === -1 ? -1 : h + 1;
+    }
+    hasMagic() {
+        if (this.options.magicalBraces && this.set.length > 1) {
+            return true;
+        }
+        for (const pattern of this.set) {
+            for (const part of pattern) {
+                if (typeof part !== 'string')
+                    return true;
+            }
+        }
+        return false;
+    }
+    make() {
+        const pattern = this.pattern;
+        const options = this.options;
+        // empty patterns and comments match nothing.
+        if (!options.nocomment && pattern.charAt(0) === '#') {
+            this.comment = true;
+            return;
+        }
+        if (!pattern) {
+            this.empty = true;
+            return;
+        }
+        // step 1: figure out negation, etc.
+        this.parseNegate();
+        // step 2: expand braces
+        this.globSet = [...new Set(this.#expandBraces())];
+        // step 3: now we have a set, so turn each one into a series of
+        // path-portion matching patterns.
+        // These will be Matchers, except in the case of "**", which is
+        // set to the GLOBSTAR object for globstar behavior,
+        // and will not contain any / characters
+        //
+        // First, we preprocess to make the glob pattern sets a bit simpler
+        // and deduped.  There are some perf-killing patterns that can cause
+        // problems with a glob walk, but we can simplify them down a bit.
+        const rawGlobParts = this.globSet.map(s => this.#slashSplit(s));
+        this.globParts = this.preprocess(rawGlobParts);
+        // glob --> Matchers
+        this.#pending = true;
+        let set = this.globParts.map((s, _, __) => {
+            if (this.isWindows && this.windowsNoMagicRoot) {
+                // check if it's a drive or unc path. The root of a long UNC
+                // path, //?/UNC/host/share, is 6 portions.
+                const n = s[2] === '?' && isLongUNC(s[3]) ? 6 : 4;
+                const isUNC = s[0] === '' &&
+                    s[1] === '' &&
+                    (s[2] === '?' || !globMagic.test(s[2])) &&
+                    s.slice(3, n).every(p => !globMagic.test(p));
+                const isDrive = /^[a-z]:/i.test(s[0]);
+                if (isUNC) {
+                    return [
+                        ...s.slice(0, n).map(p => this.#norm(p)),
+                        ...s.slice(n).map(ss => this.parse(ss)),
+                    ];
+                }
+                else if (isDrive) {
+                    return [
+                        this.#norm(s[0]),
+                        ...s.slice(1).map(ss => this.parse(ss)),
+                    ];
+                }
+            }
+            return s.map(ss => this.parse(ss));
+        });
+        // filter out everything that didn't compile properly.
+        this.set = set.filter(s => s.indexOf(false) === -1);
+        // do not treat the ? in UNC paths as magic
+        if (this.isWindows) {
+            for (let i = 0; i < this.set.length; i++) {
+                const p = this.set[i];
+                if (p[0] === '' &&
+                    p[1] === '' &&
+                    this.globParts[i][2] === '?' &&
+                    (isDrive(p[3]) || isLongUNC(this.globParts[i][3]))) {
+                    if (isLongUNC(this.globParts[i][3]))
+                        p[3] = 'UNC';
+                    p[2] = '?';
+                }
+            }
+        }
+        // with noext, `@(...)` would be literal
+        if (!options.noext)
+            this.mergeRows();
+        this.#pending = false;
+        this.set.forEach((row, i) => {
+            for (let k = 0; k < row.length; k++) {
+                if (row[k] === PENDING) {
+                    row[k] = this.parse(this.globParts[i][k]);
+                }
+            }
+        });
+    }
+    // Merge rows that only differ in one portion, where each of them
+    // is a Matcher, into one row that matches any of them with
+    // `@(a|b|...)`. Then a path is only walked once for all of them,
+    // for example with `**/*.{js,ts}`.
+    mergeRows() {
+        let merged = true;
+        while (merged) {
+            merged = false;
+            // a single row cannot be merged with anything
+            if (this.set.length < 2)
+                return;
+            let keys = this.#mergeKeys();
+            const len = Math.max(0, ...this.set.map(r => r.length));
+            for (let k = 0; k < len; k++) {
+                // the rows that are the same other than at portion k, keyed
+                // by the ids of the parts before k and the parts after k,
+                // which are at most the number of rows
+                const groups = new Map();
+                const R = this.set.length + 1;
+                this.set.forEach((row, i) => {
+                    if (!(row[k] instanceof Matcher || row[k] === PENDING) ||
+                        !extSafe(this.globParts[i][k])) {
+                        return;
+                    }
+                    const { pre, suf } = keys[i];
+                    const key = pre[k] * R + suf[k + 1];
+                    const g = groups.get(key);
+                    if (g)
+                        g.push(i);
+                    else
+                        groups.set(key, [i]);
+                });
+                const drop = new Set();
+                for (const g of groups.values()) {
+                    if (g.length < 2)
+                        continue;
+                    const [first, ...rest] = g;
+                    const alts = g.map(i => this.globParts[i][k]);
+                    const glob = `@(${alts.join('|')})`;
+                    // merging is only an optimization, so leave the rows as they
+                    // are if the merged portion would have too many extglobs
+                    if (extglobCount(glob) > MAX_EXTGLOBS)
+                        continue;
+                    this.globParts[first][k] = glob;
+                    this.set[first][k] = this.parse(glob);
+                    for (const i of rest)
+                        drop.add(i);
+                }
+                if (drop.size) {
+                    merged = true;
+                    this.set = this.set.filter((_, i) => !drop.has(i));
+                    this.globParts = this.globParts.filter((_, i) => !drop.has(i));
+                    // every merge drops a row, so this happens at most once per row
+                    if (this.set.length < 2)
+                        return;
+                    keys = this.#mergeKeys();
+                }
+            }
+        }
+    }
+    // For each row, number ids for its prefixes and suffixes, such that
+    // pre[k] identifies parts[0..k) and suf[k] identifies parts[k..n).
+    // Two rows are the same other than at portion k exactly when they
+    // have the same pre[k] and suf[k + 1]. This is linear in the size of
+    // the rows, where joining the whole row for every k was quadratic.
+    #mergeKeys() {
+        const partIds = new Map();
+        const ids = this.globParts.map(parts => parts.map(s => {
+            let id = partIds.get(s);
+            if (id === undefined)
+                partIds.set(s, (id = partIds.size));
+            return id;
+        }));
+        // ids are only compared at the same k, so they are numbered per
+        // portion, with 0 for the empty prefix or suffix. Then they are
+        // at most the number of rows, and id * P + part id is a safe
+        // integer key for any set that fits in memory.
+        const P = partIds.size;
+        const len = Math.max(0, ...ids.map(r => r.length));
+        const keys = ids.map(r => ({
+            pre: [0],
+            suf: new Array(r.length + 1).fill(0),
+        }));
+        for (let k = 0; k < len; k++) {
+            const m = new Map();
+            ids.forEach((r, i) => {
+                if (k >= r.length)
+                    return;
+                const { pre } = keys[i];
+                const key = pre[k] * P + r[k];
+                let id = m.get(key);
+                if (id === undefined)
+                    m.set(key, (id = m.size + 1));
+                pre.push(id);
+            });
+        }
+        for (let k = len - 1; k >= 0; k--) {
+            const m = new Map();
+            ids.forEach((r, i) => {
+                if (k >= r.length)
+                    return;
+                const { suf } = keys[i];
+                const key = suf[k + 1] * P + r[k];
+                let id = m.get(key);
+                if (id === undefined)
+                    m.set(key, (id = m.size + 1));
+                suf[k] = id;
+            });
+        }
+        return keys;
+    }
+    // various transforms to equivalent pattern sets that are
+    // faster to process in a filesystem walk.  The goal is to
+    // eliminate what we can, and push all ** patterns as far
+    // to the right as possible, even if it increases the number
+    // of patterns that we have to process.
+    preprocess(globParts) {
+        // if we're not in globstar mode, then turn ** into *
+        if (this.options.noglobstar) {
+            for (const partset of globParts) {
+                for (let j = 0; j < partset.length; j++) {
+                    if (partset[j] === '**') {
+                        partset[j] = '*';
+                    }
+                }
+            }
+        }
+        const { optimizationLevel = 1 } = this.options;
+        if (optimizationLevel >= 2) {
+            // aggressive optimization for the purpose of fs walking
+            globParts = this.firstPhasePreProcess(globParts);
+            globParts = this.secondPhasePreProcess(globParts);
+        }
+        else if (optimizationLevel >= 1) {
+            // just basic optimizations to remove some .. parts
+            globParts = this.levelOneOptimize(globParts);
+        }
+        else {
+            // just collapse multiple ** portions into one
+            globParts = this.adjascentGlobstarOptimize(globParts);
+        }
+        return globParts;
+    }
+    // just get rid of adjascent ** portions
+    adjascentGlobstarOptimize(globParts) {
+        return globParts.map(parts => {
+            let gs = -1;
+            while (-1 !== (gs = parts.indexOf('**', gs + 1))) {
+                let i = gs;
+                while (parts[i + 1] === '**') {
+                    i++;
+                }
+                if (i !== gs) {
+                    parts.splice(gs, i - gs);
+                }
+            }
+            return parts;
+        });
+    }
+    // get rid of adjascent ** and resolve .. portions
+    levelOneOptimize(globParts) {
+        return globParts.map(parts => {
+            // .. can not remove the root of a Windows path
+            const root = this.#rootIndex(parts) + 1;
+            parts = parts.reduce((set, part) => {
+                const prev = set[set.length - 1];
+                if (part === '**' && prev === '**') {
+                    return set;
+                }
+                if (part === '..') {
+                    if (set.length > root &&
+                        prev &&
+                        prev !== '..' &&
+                        prev !== '.' &&
+                        prev !== '**') {
+                        set.pop();
+                        return set;
+                    }
+                }
+                set.push(part);
+                return set;
+            }, []);
+            return parts.length === 0 ? [''] : parts;
+        });
+    }
+    // Check the path against each row before it is split. 'no' if no
+    // row can match, so it does not need to be split. 'yes' if a row of
+    // `**` and one more portion matches. 'maybe' if it must be split to
+    // know. None of this applies with partial, where the path can end
+    // before the row does.
+    //
+    // On Windows, `\` is a separator in the path too, and the portions of
+    // a row up to its drive letter or UNC share are not checked (see
+    // #rootIndex).
+    //
+    // Each string portion of a row must be a portion of the path, so the
+    // path must contain it. Level 2 can only take portions out of the
+    // path, so this is still true then.
+    //
+    // The last portion of a row must match the last portion of the path,
+    // or the one before a trailing `/` (as a/* and a/**/* match a/b/).
+    // This does not apply to rows that end in **, rows that end in a
+    // root, or preserveMultipleSlashes (which can leave more
+    // than one '' at the end). At level 2, it does not apply if that
+    // portion is `.` or `..`, which can be
+    // resolved away. Level 2 only takes other portions out of the
+    // middle of the path.
+    //
+    // A row of `**/x` then matches if the ** can walk the portions
+    // before the one that x matches, the same as #matchGlobstar. At
+    // level 2, this is only known if none of them are `.` or `..`, so
+    // that the path does not change when it is resolved.
+    #canMatch(f) {
+        const sep = !this.isWindows || !f.includes('\\') ? '/'
+            : f.includes('/') ? 'both'
+                : '\\';
+        // the portions that f.split(/\/+/) would end with, and where they
+        // start in f, found when a row needs them. `ends` is 0 until they
+        // are found, then 1, or -1 if they can not be used.
+        let ends = this.#endCheck ? 0 : -1;
+        let last = '';
+        let lastStart = 0;
+        let prev;
+        let prevStart = 0;
+        const dot = !!this.options.dot;
+        // A string compare is cheaper than includes(), and a Matcher test
+        // costs more, so the cheaper check goes first.
+        ROWS: for (let r = 0; r < this.set.length; r++) {
+            const row = this.set[r];
+            const p = row[row.length - 1];
+            let end = ends !== -1 && this.#endRows[r] && p !== GLOBSTAR;
+            if (end && ends === 0) {
+                const i = lastSep(f, f.length, sep);
+                lastStart = i + 1;
+                last = f.slice(lastStart);
+                if (last === '' && i >= 0) {
+                    let j = i;
+                    while (j > 0 && isSep(f.charCodeAt(j - 1), sep))
+                        j--;
+                    prevStart = j === 0 ? 0 : lastSep(f, j - 1, sep) + 1;
+                    prev = f.slice(prevStart, j);
+                }
+                const resolves = this.#level2 &&
+                    (isDots(last) ||
+                        (last === '' && prev !== undefined && isDots(prev)));
+                ends = resolves ? -1 : 1;
+                end = !resolves;
+            }
+            let tailStart = -1;
+            if (end && typeof p === 'string') {
+                tailStart = endIndex(p, last, lastStart, prev, prevStart);
+                if (tailStart === -1)
+                    continue;
+            }
+            if (this.#literalCheck) {
+                for (const l of this.#literals[r]) {
+                    if (!f.includes(l))
+                        continue ROWS;
+                }
+            }
+            if (end && typeof p === 'object') {
+                tailStart = endIndex(p, last, lastStart, prev, prevStart);
+                if (tailStart === -1)
+                    continue;
+            }
+            const shape = this.#shapes[r];
+            if (shape === 'base' && end)
+                return 'yes';
+            if (shape === 'tail' && end) {
+                if (this.#level2 && dotPortion(f, 0, tailStart, true, sep)) {
+                    return 'maybe';
+                }
+                if (!dotPortion(f, 0, tailStart, dot, sep))
+                    return 'yes';
+                continue;
+            }
+            if (shape === 'mid' || shape === 'head') {
+                const m = this.#walk(f, row, shape === 'head', dot, sep);
+                if (m !== 'no')
+                    return m;
+                continue;
+            }
+            return 'maybe';
+        }
+        return 'no';
+    }
+    // Match a row of a known shape against the split path, the same as
+    // #matchGlobstar and #matchGlobStarBodySections do. None of these
+    // rows have a drive letter, so they start at the first portion.
+    #matchShape(file, row, shape) {
+        const dot = !!this.options.dot;
+        const n = file.length;
+        if (shape === 'head') {
+            // x, then at least one portion that ** can walk
+            if (n < 2 || !portionMatch(row[0], file[0])) {
+                return false;
+            }
+            for (let i = 1; i < n; i++)
+                if (!walkable(file[i], dot))
+                    return false;
+            return true;
+        }
+        const x = row[1];
+        if (shape === 'tail') {
+            // x is the last portion, or the one before a trailing ''
+            let t = n - 1;
+            if (!portionMatch(x, file[t])) {
+                if (file[t] !== '' || n === 1 || !portionMatch(x, file[--t])) {
+                    return false;
+                }
+            }
+            for (let i = 0; i < t; i++)
+                if (!walkable(file[i], dot))
+                    return false;
+            return true;
+        }
+        // mid: the first x that ** can walk to, with a portion after it,
+        // and ** can walk all of those
+        for (let k = 0; k < n; k++) {
+            if (portionMatch(x, file[k]) && k + 1 < n) {
+                let i = k + 1;
+                while (i < n && walkable(file[i], dot))
+                    i++;
+                if (i === n)
+                    return true;
+            }
+            if (!walkable(file[k], dot))
+                return false;
+        }
+        return false;
+    }
+    // Match a row of `**/x/**` or `x/**` against the path, the same as
+    // #matchGlobstar and #matchGlobStarBodySections do once it is split.
+    // x must match a portion (the first one, for `x/**`), the ** before
+    // it must be able to walk the portions before that one, and there
+    // must be a portion after it, which the ** after it can walk. At
+    // level 2, this is only known if no portion is `.` or `..`.
+    #walk(f, row, head, dot, sep) {
+        if (this.#level2 && dotPortion(f, 0, f.length, true, sep))
+            return 'maybe';
+        const x = row[head ? 0 : 1];
+        // the last portion has none after it, so it can not be x
+        let s = 0;
+        for (let e = nextSep(f, s, sep); e !== -1; e = nextSep(f, s, sep)) {
+            // the start of the next portion
+            let next = e + 1;
+            while (next < f.length && isSep(f.charCodeAt(next), sep))
+                next++;
+            const hit = typeof x === 'string' ?
+                e - s === x.length && f.startsWith(x, s)
+                : e > s && x.testUnchecked(f.slice(s, e));
+            if (hit && !dotPortion(f, next, f.length, dot, sep))
+                return 'yes';
+            if (head || dotPortion(f, s, next, dot, sep))
+                return 'no';
+            s = next;
+        }
+        return 'no';
+    }
+    // the last split, if it was the same path with the same split
+    // settings
+    #cachedSplit(f) {
+        const last = lastSplit;
+        return (last?.f === f &&
+            last.isWindows === this.isWindows &&
+            last.preserveMultipleSlashes === this.preserveMultipleSlashes &&
+            last.normalize === this.#form) ?
+            last
+            : undefined;
+    }
+    // split a path for match(), and keep the parts for the next call
+    #split(f) {
+        const { isWindows, preserveMultipleSlashes } = this;
+        // windows: need to use /, not \
+        let parts = this.#slashSplit(isWindows ? f.split('\\').join('/') : f);
+        // normalize each portion, so that a char that normalizes to `/`
+        // does not make a new portion
+        const normalize = this.#form;
+        if (normalize)
+            parts = parts.map(p => p.normalize(normalize));
+        lastSplit = {
+            f,
+            isWindows,
+            preserveMultipleSlashes,
+            normalize,
+            parts,
+        };
+        return lastSplit;
+    }
+    // resolve `.` and `..` portions of a path, for level 2
+    #levelTwoFileOptimize(file) {
+        // work on a copy, so that the cached parts do not change
+        const parts = [...file];
+        let didSomething = false;
+        do {
+            didSomething = false;
+            // <pre>/<e>/<rest> -> <pre>/<rest>
+            if (!this.preserveMultipleSlashes) {
+                for (let i = 1; i < parts.length - 1; i++) {
+                    const p = parts[i];
+                    // don't squeeze out UNC patterns
+                    if (i === 1 && p === '' && parts[0] === '')
+                        continue;
+                    if (p === '.' || p === '') {
+                        didSomething = true;
+                        parts.splice(i, 1);
+                        i--;
+                    }
+                }
+                if (parts[0] === '.' &&
+                    parts.length === 2 &&
+                    (parts[1] === '.' || parts[1] === '')) {
+                    didSomething = true;
+                    parts.pop();
+                }
+            }
+            // <pre>/<p>/../<rest> -> <pre>/<rest>
+            // .. can not remove the root of a Windows path
+            const root = this.#rootIndex(parts) + 1;
+            let dd = root;
+            while (-1 !== (dd = parts.indexOf('..', dd + 1))) {
+                const p = parts[dd - 1];
+                if (p && p !== '.' && p !== '..' && p !== '**') {
+                    didSomething = true;
+                    parts.splice(dd - 1, 2);
+                    dd = Math.max(dd - 2, root);
+                }
+            }
+        } while (didSomething);
+        return parts.length === 0 ? [''] : parts;
+    }
+    // First phase: single-pattern processing
+    // <pre> is 1 or more portions
+    // <rest> is 1 or more portions
+    // <p> is any portion other than ., .., '', or **
+    // <e> is . or ''
+    //
+    // **/.. is *brutal* for filesystem walking performance, because
+    // it effectively resets the recursive walk each time it occurs,
+    // and ** cannot be reduced out by a .. pattern part like a regexp
+    // or most strings (other than .., ., and '') can be.
+    //
+    // <pre>/**/../<p>/<p>/<rest> -> {<pre>/../<p>/<p>/<rest>,<pre>/**/<p>/<p>/<rest>}
+    // <pre>/<e>/<rest> -> <pre>/<rest>
+    // <pre>/<p>/../<rest> -> <pre>/<rest>
+    // **/**/<rest> -> **/<rest>
+    //
+    // **/*/<rest> -> */**/<rest> <== not valid because ** doesn't follow
+    // this WOULD be allowed if ** did follow symlinks, or * didn't
+    firstPhasePreProcess(globParts) {
+        // each **/.. split doubles the patterns, and adds a copy of the
+        // whole pattern. Throw if either gets too large. A partial split
+        // would match some paths and not others, depending on which rows
+        // the pass reached first.
+        const { braceExpandMax = DEFAULT_BRACE_EXPAND_MAX } = this.options;
+        let splitCells = 0;
+        const maxSplitCells = 1_000_000;
+        let didSomething = false;
+        do {
+            didSomething = false;
+            // <pre>/**/../<p>/<p>/<rest> -> {<pre>/../<p>/<p>/<rest>,<pre>/**/<p>/<p>/<rest>}
+            for (let parts of globParts) {
+                let gs = -1;
+                while (-1 !== (gs = parts.indexOf('**', gs + 1))) {
+                    let gss = gs;
+                    while (parts[gss + 1] === '**') {
+                        // <pre>/**/**/<rest> -> <pre>/**/<rest>
+                        gss++;
+                    }
+                    // eg, if gs is 2 and gss is 4, that means we have 3 **
+                    // parts, and can remove 2 of them.
+                    if (gss > gs) {
+                        parts.splice(gs + 1, gss - gs);
+                    }
+                    let next = parts[gs + 1];
+                    const p = parts[gs + 2];
+                    const p2 = parts[gs + 3];
+                    if (next !== '..')
+                        continue;
+                    if (!p ||
+                        p === '.' ||
+                        p === '..' ||
+                        !p2 ||
+                        p2 === '.' ||
+                        p2 === '..') {
+                        continue;
+                    }
+                    // Check before changing parts or allocating the new row.
+                    const addedCells = parts.length - 1;
+                    if (globParts.length >= braceExpandMax ||
+                        splitCells + addedCells > maxSplitCells) {
+                        throw new RangeError(`optimizationLevel 2: too many patterns from '**/..'`);
+                    }
+                    didSomething = true;
+                    // edit parts in place, and push the new one
+                    parts.splice(gs, 1);
+                    const other = parts.slice(0);
+                    other[gs] = '**';
+                    splitCells += addedCells;
+                    globParts.push(other);
+                    gs--;
+                }
+                // <pre>/<e>/<rest> -> <pre>/<rest>
+                if (!this.preserveMultipleSlashes) {
+                    for (let i = 1; i < parts.length - 1; i++) {
+                        const p = parts[i];
+                        // don't squeeze out UNC patterns
+                        if (i === 1 && p === '' && parts[0] === '')
+                            continue;
+                        if (p === '.' || p === '') {
+                            didSomething = true;
+                            parts.splice(i, 1);
+                            i--;
+                        }
+                    }
+                    if (parts[0] === '.' &&
+                        parts.length === 2 &&
+                        (parts[1] === '.' || parts[1] === '')) {
+                        didSomething = true;
+                        parts.pop();
+                    }
+                }
+                // <pre>/<p>/../<rest> -> <pre>/<rest>
+                // .. can not remove the root of a Windows path
+                const root = this.#rootIndex(parts) + 1;
+                let dd = root;
+                while (-1 !== (dd = parts.indexOf('..', dd + 1))) {
+                    const p = parts[dd - 1];
+                    if (p && p !== '.' && p !== '..' && p !== '**') {
+                        didSomething = true;
+                        const needDot = dd === 1 && parts[dd + 1] === '**';
+                        const splin = needDot ? ['.'] : [];
+                        parts.splice(dd - 1, 2, ...splin);
+                        if (parts.length === 0)
+                            parts.push('');
+                        dd = Math.max(dd - 2, root);
+                    }
+                }
+            }
+        } while (didSomething);
+        return globParts;
+    }
+    // second phase: multi-pattern dedupes
+    // {<pre>/<rest>,<pre>/<rest>} -> <pre>/<rest>
+    // {<pre>/*/<rest>,<pre>/<p>/<rest>} -> <pre>/*/<rest>
+    secondPhasePreProcess(globParts) {
+        const keys = new Set();
+        const rows = globParts.filter(parts => {
+            const key = parts.join('/');
+            if (keys.has(key))
+                return false;
+            keys.add(key);
+            return true;
+        });
+        // A row is covered by another row that has `*` at some positions,
+        // and is the same at all others. Collect each distinct set of `*`
+        // positions, then look up each row with `*` put at those positions.
+        const stars = new Map();
+        for (const parts of rows) {
+            const s = [];
+            for (let i = 0; i < parts.length; i++) {
+                if (parts[i] === '*')
+                    s.push(i);
+            }
+            if (s.length)
+                stars.set(s.join(','), s);
+        }
+        // Each row is checked against each set of `*` positions, so skip
+        // this if there are too many. The patterns match the same paths
+        // either way.
+        if (!stars.size || rows.length * stars.size > 100_000)
+            return rows;
+        const { dot } = this.options;
+        return rows.filter(parts => {
+            for (const s of stars.values()) {
+                if (s[s.length - 1] >= parts.length)
+                    continue;
+                const c = [...parts];
+                let ok = true;
+                let changed = false;
+                for (const i of s) {
+                    const p = parts[i];
+                    if (p === '*')
+                        continue;
+                    if (!p || p === '**' || (!dot && p.startsWith('.'))) {
+                        ok = false;
+                        break;
+                    }
+                    c[i] = '*';
+                    changed = true;
+                }
+                if (ok && changed && keys.has(c.join('/')))
+                    return false;
+            }
+            return true;
+        });
+    }
+    parseNegate() {
+        if (this.nonegate)
+            return;
+        const pattern = this.pattern;
+        let negate = false;
+        let negateOffset = 0;
+        for (let i = 0; i < pattern.length && pattern.charAt(i) === '!'; i++) {
+            negate = !negate;
+            negateOffset++;
+        }
+        if (negateOffset)
+            this.pattern = pattern.slice(negateOffset);
+        this.negate = negate;
+    }
+    // Match the parts of a path against one row of the set. `resolved`
+    // is the parts after level 2 resolves `.` and `..` in them, or the
+    // same parts below level 2. Set partial to true to test if, for
+    // example, "/a/b" matches the start of "/*/b/*/d". Partial means, if
+    // you run out of file before you run out of pattern, then that's
+    // fine, as long as all the parts match.
+    #matchRow(file, resolved, pattern, partial) {
+        let fileStartIndex = 0;
+        let patternStartIndex = 0;
+        // UNC paths like //?/X:/... can match X:/... and vice versa, and
+        // //?/UNC/host/share/... can match //host/share/... and vice versa.
+        // Drive letters in absolute drive or unc paths, and the host and
+        // share of UNC paths, are always compared case-insensitively.
+        const fh = this.isWindows ? uncHost(resolved) : -1;
+        const ph = fh === -1 ? -1 : uncHost(pattern);
+        if (ph !== -1) {
+            const host = pattern[ph];
+            const share = pattern[ph + 1];
+            if (typeof host !== 'string' || typeof share !== 'string') {
+                // a host or share with magic is matched as usual
+                fileStartIndex = fh;
+                patternStartIndex = ph;
+            }
+            else if (resolved[fh].toLowerCase() === host.toLowerCase() &&
+                resolved[fh + 1].toLowerCase() === share.toLowerCase()) {
+                fileStartIndex = fh + 2;
+                patternStartIndex = ph + 2;
+            }
+        }
+        else if (this.isWindows) {
+            const fileDrive = typeof file[0] === 'string' && /^[a-z]:$/i.test(file[0]);
+            const fileUNC = !fileDrive &&
+                file[0] === '' &&
+                file[1] === '' &&
+                file[2] === '?' &&
+                /^[a-z]:$/i.test(file[3]);
+            const patternDrive = typeof pattern[0] === 'string' && /^[a-z]:$/i.test(pattern[0]);
+            const patternUNC = !patternDrive &&
+                pattern[0] === '' &&
+                pattern[1] === '' &&
+                pattern[2] === '?' &&
+                typeof pattern[3] === 'string' &&
+                /^[a-z]:$/i.test(pattern[3]);
+            const fdi = fileUNC ? 3
+                : fileDrive ? 0
+                    : undefined;
+            const pdi = patternUNC ? 3
+                : patternDrive ? 0
+                    : undefined;
+            if (typeof fdi === 'number' && typeof pdi === 'number') {
+                const [fd, pd] = [
+                    file[fdi],
+                    pattern[pdi],
+                ];
+                // the drives match, so start matching after them
+                if (fd.toLowerCase() === pd.toLowerCase()) {
+                    patternStartIndex = pdi + 1;
+                    fileStartIndex = fdi + 1;
+                }
+            }
+        }
+        // the drive letters are found in the parts before level 2 resolves
+        // them, and the match uses the resolved parts
+        file = resolved;
+        if (pattern.includes(GLOBSTAR)) {
+            return this.#matchGlobstar(file, pattern, partial, fileStartIndex, patternStartIndex);
+        }
+        return this.#matchOne(file, pattern, partial, fileStartIndex, patternStartIndex);
+    }
+    #matchGlobstar(file, pattern, partial, fileIndex, patternIndex) {
+        const { head, body, tail, segments } = this.#getGlobstarParts(pattern, partial, patternIndex);
+        // check the head, from the current file/pattern index.
+        if (head.length) {
+            const headEnd = fileIndex + head.length;
+            if (!this.#matchOne(file, head, partial, fileIndex, 0, headEnd)) {
+                return false;
+            }
+            fileIndex += head.length;
+            patternIndex += head.length;
+        }
+        // now we know the head matches!
+        // if the last portion is not empty, it MUST match the end
+        // check the tail
+        let fileTailMatch = 0;
+        if (tail.length) {
+            // if head + tail > file, then we cannot possibly match
+            if (tail.length + fileIndex > file.length)
+                return false;
+            // try to match the tail
+            let tailStart = file.length - tail.length;
+            if (this.#matchOne(file, tail, partial, tailStart, 0)) {
+                fileTailMatch = tail.length;
+            }
+            else {
+                // affordance for stuff like a/**/* matching a/b/
+                // if the last file portion is '', and there's more to the pattern
+                // then try without the '' bit.
+                if (file[file.length - 1] !== '' ||
+                    fileIndex + tail.length === file.length) {
+                    return false;
+                }
+                tailStart--;
+                if (!this.#matchOne(file, tail, partial, tailStart, 0)) {
+                    return false;
+                }
+                fileTailMatch = tail.length + 1;
+            }
+        }
+        // now we know the tail matches!
+        // the middle is zero or more portions wrapped in **, possibly
+        // containing more ** sections.
+        // so a/**/b/**/c/**/d has become **/b/**/c/**
+        // if it's empty, it means a/**/b, just verify we have no bad dots
+        // if there's no tail, so it ends on /**, then we must have *something*
+        // after the head, or it's not a matc
+        if (!body.length) {
+            let sawSome = !!fileTailMatch;
+            for (let i = fileIndex; i < file.length - fileTailMatch; i++) {
+                const f = String(file[i]);
+                sawSome = true;
+                if (f === '.' ||
+                    f === '..' ||
+                    (!this.options.dot && f.startsWith('.'))) {
+                    return false;
+                }
+            }
+            // in partial mode, we just need to get past all file parts
+            return partial || sawSome;
+        }
+        // now we know that there's one or more body sections, which can
+        // be matched anywhere from the 0 index (because the head was pruned)
+        // through to the length-fileTailMatch index.
+        return !!this.#matchGlobStarBodySections(file, segments, file.length - fileTailMatch, fileIndex, 0, partial, 0, !!fileTailMatch, new Set());
+    }
+    // Split the pattern into head, tail, and middle of ** delimited
+    // parts. The tail has to be at the end, and the others just have to
+    // be found in order from the head. These only depend on the pattern
+    // row, so they are kept for the next path.
+    #getGlobstarParts(pattern, partial, patternIndex) {
+        let byStart = this.#globstarParts.get(pattern);
+        if (!byStart) {
+            byStart = [];
+            this.#globstarParts.set(pattern, byStart);
+        }
+        const key = patternIndex * 2 + (partial ? 1 : 0);
+        const found = byStart[key];
+        if (found)
+            return found;
+        const firstgs = pattern.indexOf(GLOBSTAR, patternIndex);
+        const lastgs = pattern.lastIndexOf(GLOBSTAR);
+        const head = pattern.slice(patternIndex, firstgs);
+        const body = pattern.slice(firstgs + 1, partial ? undefined : lastgs);
+        const tail = partial ? [] : pattern.slice(lastgs + 1);
+        // split the body up into sections, and note the number of
+        // portions that must come after the start of each one
+        const segments = [[[], 0]];
+        let current = segments[0];
+        let nonGsParts = 0;
+        const nonGsPartsSums = [0];
+        for (const b of body) {
+            if (b === GLOBSTAR) {
+                nonGsPartsSums.push(nonGsParts);
+                current = [[], 0];
+                segments.push(current);
+            }
+            else {
+                current[0].push(b);
+                nonGsParts++;
+            }
+        }
+        // the portions in this section and the ones after it
+        segments.forEach((b, i) => {
+            b[1] = nonGsParts - nonGsPartsSums[i];
+        });
+        const parts = { head, body, tail, segments };
+        byStart[key] = parts;
+        return parts;
+    }
+    // return false for "nope, not matching"
+    // return null for "not matching, cannot keep trying"
+    #matchGlobStarBodySections(file, 
+    // pattern section, and the portions that it and the rest need
+    bodySegments, 
+    // the end of the file portions that the body can match
+    fileLength, fileIndex, bodyIndex, partial, globStarDepth, sawTail, 
+    // the places that a walk has already tried, as
+    // bodyIndex * (file.length + 1) + fileIndex. A walk from a place
+    // does the same no matter how it got there, and it only comes back
+    // if it found no match, so a walk that gets to one stops.
+    tried) {
+        // take the first body segment, and walk from fileIndex to its "after"
+        // value at the end
+        // If it doesn't match at that position, we increment, until we hit
+        // that final possible position, and give up.
+        // If it does match, then advance and try to rest.
+        // If any of them fail we keep walking forward.
+        // this is still a bit recursively painful, but it's more constrained
+        // than previous implementations, because we never test something that
+        // can't possibly be a valid matching condition.
+        const bs = bodySegments[bodyIndex];
+        if (!bs) {
+            // with partial, the body is the rest of the pattern, so it
+            // matches if no portions are left, or only the '' of a trailing
+            // / (as a/* matches a/b/). A ** at the end walks them as its own
+            // empty section.
+            if (partial) {
+                return (fileIndex >= fileLength ||
+                    (fileIndex === fileLength - 1 && file[fileIndex] === ''));
+            }
+            // just make sure that there's no bad dots before the tail
+            for (let i = fileIndex; i < fileLength; i++) {
+                sawTail = true;
+                const f = file[i];
+                if (f === '.' ||
+                    f === '..' ||
+                    (!this.options.dot && f.startsWith('.'))) {
+                    return false;
+                }
+            }
+            return sawTail;
+        }
+        // have a non-globstar body section to test, up to the last index
+        // where it can start
+        const [body, need] = bs;
+        // with partial, the path can end before the body does
+        const after = partial ? fileLength : fileLength - need;
+        while (fileIndex <= after) {
+            const key = bodyIndex * (file.length + 1) + fileIndex;
+            if (tried.has(key))
+                return false;
+            tried.add(key);
+            const m = this.#matchOne(file, body, partial, fileIndex, 0, fileIndex + body.length);
+            // if limit exceeded, no match. intentional false negative,
+            // acceptable break in correctness for security.
+            if (m && globStarDepth < this.maxGlobstarRecursion) {
+                // match! see if the rest match. if so, we're done!
+                const sub = this.#matchGlobStarBodySections(file, bodySegments, fileLength, fileIndex + body.length, bodyIndex + 1, partial, globStarDepth + 1, sawTail, tried);
+                if (sub !== false) {
+                    return sub;
+                }
+            }
+            // the ** does not walk past the last place the body can start
+            if (fileIndex === after)
+                break;
+            const f = file[fileIndex];
+            if (f === '.' ||
+                f === '..' ||
+                (!this.options.dot && f.startsWith('.'))) {
+                return false;
+            }
+            fileIndex++;
+        }
+        // walked off. no point continuing
+        return partial || null;
+    }
+    #matchOne(file, pattern, partial, fileIndex, patternIndex, 
+    // only match the file portions before this index
+    fileEnd = file.length) {
+        let fi;
+        let pi;
+        let pl;
+        let fl;
+        for (fi = fileIndex,
+            pi = patternIndex,
+            fl = Math.min(fileEnd, file.length),
+            pl = pattern.length; fi < fl && pi < pl; fi++, pi++) {
+            let p = pattern[pi];
+            let f = file[fi];
+            // ubq: not measured: should be impossible
+            if (p === false || p === GLOBSTAR) {
+                return false;
+            }
+            // something other than **
+            // non-magic patterns just have to match exactly
+            // patterns with magic have been turned into Matchers.
+            if (!portionMatch(p, f))
+                return false;
+        }
+        // Note: ending in / means that we'll get a final ""
+        // at the end of the pattern.  This can only match a
+        // corresponding "" at the end of the file.
+        // If the file ends in /, then it can only match a
+        // a pattern that ends in /, unless the pattern just
+        // doesn't have any more for it. But, a/b/ should *not*
+        // match "a/b/*", even though * can match "", except in
+        // partial mode, where it might simply not be reached yet.
+        // However, a/b/ should still satisfy a/*
+        // now either we fell off the end of the pattern, or we're done.
+        if (fi === fl && pi === pl) {
+            // ran out of pattern and filename at the same time.
+            // an exact hit!
+            return true;
+        }
+        else if (fi === fl) {
+            // ran out of file, but still had pattern left.
+            // this is ok if we're doing the match as part of
+            // a glob fs traversal.
+            return partial;
+        }
+        else if (pi === pl) {
+            // ran out of pattern, still have file left.
+            // this is only acceptable if we're on the very last
+            // empty segment of a file with a trailing slash.
+            // a/* should match a/b/
+            return fi === fl - 1 && file[fi] === '';
+        }
+        else {
+            // ubq: not measured: should be unreachable
+            throw new Error('wtf?');
+        }
+    }
+    braceExpand() {
+        return braceExpand(this.pattern, this.options);
+    }
+    // Expand braces, except numeric ranges such as {0..999} with at
+    // least RANGE_MIN values. Each of those stays in its pattern as
+    // `<mark>0..999<mark>`, for the Matcher to test. If a range might
+    // be inside a [...] class, expand all of them instead.
+    #expandBraces() {
+        const { pattern } = this;
+        if (this.options.nobrace)
+            return this.braceExpand();
+        let code = 0xe000;
+        while (pattern.includes(String.fromCharCode(code))) {
+            if (++code > 0xf8ff)
+                return this.braceExpand();
+        }
+        const mark = String.fromCharCode(code);
+        let found = false;
+        const marked = pattern.replace(rangeRe, (m, lo, hi) => {
+            const a = Number(lo);
+            const b = Number(hi);
+            if (!Number.isSafeInteger(a) ||
+                !Number.isSafeInteger(b) ||
+                Math.abs(a - b) + 1 < RANGE_MIN) {
+                return m;
+            }
+            found = true;
+            return `${mark}${lo}..${hi}${mark}`;
+        });
+        if (!found)
+            return this.braceExpand();
+        const set = braceExpand(marked, this.options);
+        for (const p of set) {
+            for (const portion of p.split('/')) {
+                const c = portion.indexOf('[');
+                if (c !== -1 && c < portion.lastIndexOf(mark)) {
+                    return this.braceExpand();
+                }
+                if (!this.options.noext && inRepeatOrNegExt(portion, mark)) {
+                    return this.braceExpand();
+                }
+            }
+        }
+        this.#rangeMark = mark;
+        return set;
+    }
+    parse(pattern) {
+        assertValidPattern(pattern);
+        const options = this.options;
+        // shortcuts
+        if (pattern === '**')
+            return GLOBSTAR;
+        if (pattern === '')
+            return '';
+        const { nocase, nocaseMagicOnly, noext = false, dot, normalize, } = options;
+        const rangeMark = this.#rangeMark;
+        const lit = rangeMark && pattern.includes(rangeMark) ?
+            undefined
+            : literal(pattern, noext);
+        // in nocase mode, a literal with cased chars still needs a
+        // Matcher, unless nocaseMagicOnly is set.
+        if (lit !== undefined &&
+            !(nocase &&
+                !nocaseMagicOnly &&
+                pattern.toUpperCase() !== pattern.toLowerCase())) {
+            return this.#norm(lit);
+        }
+        if (this.#pending)
+            return PENDING;
+        let m = this.#matchers.get(pattern);
+        if (!m) {
+            if (!noext)
+                assertValidExtglobs(pattern);
+            m = new Matcher(pattern, {
+                nocase,
+                noext,
+                dot,
+                normalize,
+                ...(rangeMark && { rangeMark }),
+            });
+            this.#matchers.set(pattern, m);
+        }
+        return m;
+    }
+    #slashSplit(p) {
+        // if p starts with // on windows, we preserve that
+        // so that UNC paths aren't broken.  Otherwise, any number of
+        // / characters are coalesced into one, unless
+        // preserveMultipleSlashes is set to true.
+        if (this.preserveMultipleSlashes) {
+            return p.split('/');
+        }
+        else if (this.isWindows && /^\/\/[^/]+/.test(p)) {
+            // add an extra '' for the one we lose
+            return ['', ...p.split(/\/+/)];
+        }
+        else {
+            return p.split(/\/+/);
+        }
+    }
+    match(f, partial = this.partial) {
+        // short-circuit in the case of busted things.
+        // comments, etc.
+        if (this.comment) {
+            return false;
+        }
+        if (this.empty) {
+            return f === '';
+        }
+        if (f === '/' && partial) {
+            return true;
+        }
+        const options = this.options;
+        // treat the test path as a set of pathparts. If it was not just
+        // split or checked, check that it can match before splitting it.
+        let split = this.#cachedSplit(f);
+        if (!split) {
+            // the checks look at the path as given, so not if it is
+            // normalized
+            if (!partial &&
+                !this.#form &&
+                (this.#endCheck || this.#literalCheck) &&
+                lastChecked !== f) {
+                lastChecked = f;
+                const can = this.#canMatch(f);
+                if (can === 'no')
+                    return options.flipNegate ? false : this.negate;
+                if (can === 'yes')
+                    return options.flipNegate ? true : !this.negate;
+            }
+            split = this.#split(f);
+        }
+        const ff = split.parts;
+        // the parts after level 2 resolves them, kept for the next pattern
+        // that tests the same path
+        const resolved = this.#level2 ?
+            (split.resolved ??= this.#levelTwoFileOptimize(ff))
+            : ff;
+        // just ONE of the pattern sets in this.set needs to match
+        // in order for it to be valid.  If negating, then just one
+        // match means that we have failed.
+        // Either way, return on the first hit.
+        const set = this.set;
+        // Find the basename of the path by looking for the last non-empty segment
+        let filename = ff[ff.length - 1];
+        if (!filename) {
+            for (let i = ff.length - 2; !filename && i >= 0; i--) {
+                filename = ff[i];
+            }
+        }
+        for (let r = 0; r < set.length; r++) {
+            const pattern = set[r];
+            const shape = partial ? undefined : this.#shapes[r];
+            // level 2 does not change a path of one portion
+            const hit = shape === 'base' ?
+                portionMatch(pattern[0], filename)
+                : shape ? this.#matchShape(resolved, pattern, shape)
+                    : options.matchBase && pattern.length === 1 ?
+                        this.#matchRow([filename], [filename], pattern, partial)
+                        : this.#matchRow(ff, resolved, pattern, partial);
+            if (hit) {
+                if (options.flipNegate) {
+                    return true;
+                }
+                return !this.negate;
+            }
+        }
+        // didn't get any hits.  this is success if it's a negative
+        // pattern, failure otherwise.
+        if (options.flipNegate) {
+            return false;
+        }
+        return this.negate;
+    }
+    static defaults(def) {
+        return minimatch.defaults(def).Minimatch;
+    }
+}
+
+
+minimatch.Minimatch = Minimatch;
+minimatch.escape = escape_escape;
+minimatch.unescape = unescape_unescape;
+//# sourceMappingURL=index.js.map
+;// CONCATENATED MODULE: ./src/base/glob.ts
+
+/**
+ * Upload `from`/`exclude` globs and the merge's `files`, matched by minimatch (maintained, and from 11.0
+ * free of the backtracking that made `*a*a*a…b` against a long name run for minutes in picomatch 4 and
+ * minimatch 3). `*` and `?` stay within a path segment, `**` as a whole segment spans any number of them,
+ * `[abc]` is a character class. Options, each for a reason:
+ * - `nobrace`: `{a,b}` is literal. Expanding it is exponential in the pattern (`{a,b}` ×30 took 2.4 s
+ *   and 250 MB even with brace-expansion's 100,000 cap), and a capped expansion would leave an exclude
+ *   silently incomplete; several sources or excludes are a YAML list.
+ * - `noext`: `+(a|b)` and kin are literal (`file*(1).txt` is a name people write), as in @actions/glob.
+ * - `nocomment`, `nonegate`: a leading `#` or `!` is part of a name; an exclude list says what to leave out.
+ * - `dot`: `*` matches `.env` too, so `exclude: "*.env"` leaves out the hidden file it names.
+ * - `platform: 'linux'`: paths here always use `/`, so every runner matches alike.
+ */
+const OPTIONS = { nobrace: true, noext: true, nocomment: true, nonegate: true, dot: true, platform: 'linux' };
+/** Whether a path segment or pattern has glob syntax (`*`, `?`, a `[…]` class); a plain name needs no matching. */
+function isGlob(pattern) {
+    return new Minimatch(pattern, OPTIONS).hasMagic();
+}
+/**
+ * A test for whole `/`-separated relative paths. `**` inside a segment (`**.map`) is refused, naming both
+ * readings: minimatch and .gitignore take it as `*.map` (one segment), picomatch and this action's own
+ * matcher before took it as any depth; an exclude that silently changed meaning could ship a secret.
+ */
+function globMatcher(pattern) {
+    const inside = pattern.split('/').find((s) => s.includes('**') && s !== '**');
+    if (inside !== undefined) {
+        const one = inside.replace(/\*{2,}/g, '*');
+        throw new Error(`'${pattern}': ** spans directories only as a whole path segment; write ${pattern.replace(inside, `**/${one}`)} for any depth, or ${pattern.replace(inside, one)} for one segment`);
+    }
+    const mm = new Minimatch(pattern, OPTIONS);
+    return (path) => mm.match(path);
+}
+/**
+ * A test for whether a path or a directory it is in is covered by one of `patterns` (`cache` and
+ * `cache/**` both cover `cache/a/b`; `logs/**` covers what is below logs/, not logs itself). A path that
+ * is a pattern as written is covered (`site/[lang]` names that directory, as a source that exists as
+ * written is taken as written). Each directory is judged once, however many files it holds.
+ */
+function globCoverer(patterns) {
+    const literal = new Set(patterns);
+    const matchers = patterns.map(globMatcher);
+    const dirs = new Map();
+    const covered = (path) => {
+        const cut = path.lastIndexOf('/');
+        if (cut > 0) {
+            const parent = path.slice(0, cut);
+            let inCovered = dirs.get(parent);
+            if (inCovered === undefined)
+                dirs.set(parent, (inCovered = covered(parent)));
+            if (inCovered)
+                return true;
+        }
+        return literal.has(path) || matchers.some((match) => match(path));
+    };
+    return covered;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/local-files.ts
 
 
 
-/**
- * The glob syntax (see globMatch): `*`, `?` and `**`. Brackets are no syntax here, so `site/[lang]` is a
- * name; and a path that exists as written is taken as written before any glob reading (`a*b` may be a file).
- */
-const MAGIC = /[*?]/;
 function toPosix(path) {
     return external_node_path_namespaceObject.sep === '/' ? path : path.split(external_node_path_namespaceObject.sep).join('/');
 }
@@ -66914,8 +71361,7 @@ function resolveUpload(from, to, workspace, exclude = []) {
  * directory it is in matches (so `cache` and `cache/**` both leave out everything below cache/).
  */
 function excludes(globs) {
-    const patterns = globs.map((g) => g.replace(/\/+$/, ''));
-    return (path) => patterns.some((p) => globCovers(p, path));
+    return globCoverer(globs.map((g) => g.replace(/\/+$/, '')));
 }
 function resolveFrom(from, to, workspace) {
     const path = workspace.resolve(from);
@@ -66924,7 +71370,7 @@ function resolveFrom(from, to, workspace) {
         stat = (0,external_node_fs_namespaceObject.statSync)(path);
     }
     catch {
-        if (MAGIC.test(from))
+        if (isGlob(from))
             return resolveGlob(from, workspace);
         throw new Error(`'${from}' does not exist (resolved to ${path})${from.includes(',') ? SEVERAL_SOURCES : ''}`);
     }
@@ -66946,23 +71392,30 @@ function resolveFrom(from, to, workspace) {
 }
 /** A comma is part of a name (a file may have one in it): several sources are a YAML list. */
 const SEVERAL_SOURCES = '; for several sources write a YAML list: from: [a, b]';
+/**
+ * A glob's matches below its directory part: the leading segments that are plain names, or that exist
+ * as written (`site/[lang]/*.html` looks in the directory `site/[lang]`), checked like any path (`..` or
+ * a link leading out is refused); the rest is matched against the paths below it.
+ */
 function resolveGlob(from, workspace) {
     const segments = toPosix(from).split('/');
-    const firstMagic = segments.findIndex((s) => MAGIC.test(s));
-    // The glob's directory part, checked like any path: `..` or a link leading out is refused here.
-    const base = workspace.resolve(firstMagic === 0 ? '.' : `${segments.slice(0, firstMagic).join('/')}/`);
-    const pattern = segments.slice(firstMagic).join('/');
-    let isDir = false;
-    try {
-        isDir = (0,external_node_fs_namespaceObject.statSync)(base).isDirectory();
-    }
-    catch {
-        // named below
-    }
-    if (!isDir)
+    const isDir = (path) => {
+        try {
+            return (0,external_node_fs_namespaceObject.statSync)(path).isDirectory();
+        }
+        catch {
+            return false;
+        }
+    };
+    const dirOf = (n) => workspace.resolve(n === 0 ? '.' : `${segments.slice(0, n).join('/')}/`);
+    let n = 0;
+    while (n < segments.length - 1 && (!isGlob(segments[n]) || isDir(dirOf(n + 1))))
+        n++;
+    const base = dirOf(n);
+    const match = globMatcher(segments.slice(n).join('/'));
+    if (!isDir(base))
         throw new Error(`'${from}' matches nothing: ${workspace.show(base)} is not a directory`);
-    const found = walk(base, from);
-    const files = found.files.filter((f) => globMatch(pattern, f.relative));
+    const files = walk(base, from).files.filter((f) => match(f.relative));
     if (files.length === 0)
         throw new Error(`'${from}' matches no file (looked in ${base})`);
     return { files, dirs: [] };
@@ -67125,6 +71578,43 @@ class SessionSlots {
     }
 }
 
+;// CONCATENATED MODULE: ./src/steps/byte-budget.ts
+/**
+ * Bytes an upload holds at once on one host: file data read from the runner and sent, not yet
+ * acknowledged by the host. Its files in flight share it, first come first served, so memory stays
+ * bounded per host whatever the tree (2,000 small files or a few of 20 MB).
+ */
+class ByteBudget {
+    total;
+    free;
+    waiting = [];
+    constructor(total) {
+        this.total = total;
+        this.free = total;
+    }
+    /** Waits until `bytes` (at most `total`) are free and takes them; resolves to their release. */
+    async take(bytes) {
+        if (bytes > this.total)
+            throw new RangeError(`${bytes} bytes asked of a budget of ${this.total}`);
+        if (this.waiting.length === 0 && this.free >= bytes)
+            this.free -= bytes;
+        else
+            await new Promise((go) => this.waiting.push({ bytes, go }));
+        let released = false;
+        return () => {
+            if (released)
+                return;
+            released = true;
+            this.free += bytes;
+            for (let head = this.waiting[0]; head && this.free >= head.bytes; head = this.waiting[0]) {
+                this.free -= head.bytes;
+                this.waiting.shift();
+                head.go();
+            }
+        };
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/steps/remote-files.ts
 
 
@@ -67132,10 +71622,24 @@ class SessionSlots {
 
 
 
-/** Write requests in flight per file over SFTP (as ssh2's fastPut pipelines). */
-const REQUESTS_PER_FILE = 64;
-/** Bytes per SFTP write request: fastPut's size, within every server's limit (OpenSSH takes 255 KiB). */
-const WRITE_CHUNK = 32 * 1024;
+
+
+/**
+ * Bytes per SFTP write request: what the server says it takes (OpenSSH's limits@openssh.com: 255 KiB,
+ * which ssh2 reads at the start), at most this much. Large requests halve the host's work per byte.
+ */
+const WRITE_MAX = 256 * 1024;
+/** Bytes per SFTP write request where the server says nothing: every server takes 32 KiB (fastPut's size). */
+const WRITE_SAFE = 32 * 1024;
+/**
+ * File data an SFTP upload holds per host (read, sent, not yet acknowledged): twice OpenSSH's channel
+ * window (2 MiB), so the window never runs dry, and the memory one host's upload can take.
+ */
+const BYTES_IN_FLIGHT = 4 * 1024 * 1024;
+/** Write requests in flight per file: a large file cannot take the whole budget from the small ones beside it. */
+const REQUESTS_PER_FILE = 8;
+/** Bytes read at a time to hash a file, on the runner and on the host (`compare: checksum`). */
+const HASH_BLOCK = 256 * 1024;
 /** What an exec command may print on stderr before the rest is dropped: its last line names the failure. */
 const EXEC_STDERR_CAP = 4 * 1024;
 /** What an exec command may print on stdout, but for the tree listing. */
@@ -67144,10 +71648,31 @@ const EXEC_STDOUT_CAP = 4 * 1024;
 const TREE_LISTING_CAP = 8 * 1024 * 1024;
 /** Directories an upload creates, set after each is made whatever the host's umask (existing ones keep theirs). */
 const DIR_MODE = 0o755;
+/** SFTP's SSH_FX_EOF: a directory listing's end. */
+const SFTP_EOF = 1;
+/**
+ * Entries of one directory listed to compare an upload's files with (about 100 bytes each): past it,
+ * a directory that large or a host answering without end, each file is looked up alone.
+ */
+const LISTING_CAP = 100_000;
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2;
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
 const remote_files_CLOSE_WAIT_MS = 1000;
+/** SHA-256 (hex) of the first `size` bytes of an open file, read at offsets in blocks (the fd may be shared). */
+async function localSha256(source) {
+    const hash = (0,external_node_crypto_.createHash)('sha256');
+    const buf = Buffer.allocUnsafe(HASH_BLOCK);
+    for (let at = 0; at < source.size;) {
+        const len = Math.min(HASH_BLOCK, source.size - at);
+        const got = await new Promise((res, rej) => (0,external_node_fs_namespaceObject.read)(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))));
+        if (got === 0)
+            break;
+        hash.update(buf.subarray(0, got));
+        at += got;
+    }
+    return hash.digest('hex');
+}
 function remote_files_parent(path) {
     const i = path.lastIndexOf('/');
     return i > 0 ? path.slice(0, i) : i === 0 ? '/' : '.';
@@ -67186,36 +71711,46 @@ class SftpFiles {
     sftp;
     connection;
     transport = 'sftp';
+    // Enough to hide each small file's round trips (open, close, rename) behind the others' bytes.
+    filesAtOnce = 16;
     mkdirs;
+    /** File data in flight on this host, shared by its files. */
+    budget = new ByteBudget(BYTES_IN_FLIGHT);
+    listings = new Map();
+    /** Buffers of one write request's size, free for the next block read. */
+    spare = [];
     constructor(sftp, connection) {
         this.sftp = sftp;
         this.connection = connection;
         this.mkdirs = onceEach(async (dir) => {
             await this.mkdirs(remote_files_parent(dir));
             try {
-                await call((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
+                await this.ask((cb) => sftp.mkdir(dir, { mode: DIR_MODE }, cb));
             }
             catch (err) {
-                const stat = await call((cb) => sftp.stat(dir, cb)).catch(() => undefined);
+                const stat = await this.ask((cb) => sftp.stat(dir, cb)).catch(() => undefined);
                 if (!stat?.isDirectory())
                     throw new Error(`cannot create directory ${dir}: ${err.message}`);
                 return; // it was there: left as it is
             }
             // The server's umask (internal-sftp -u, pam_umask) cut the mode mkdir asked for; setstat is not cut.
-            await call((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err) => {
+            await this.ask((cb) => sftp.chmod(dir, DIR_MODE, cb)).catch((err) => {
                 throw new Error(`cannot set mode ${DIR_MODE.toString(8)} on new directory ${dir}: ${err.message}`);
             });
         });
+    }
+    /** One SFTP request, sent with the others of the same tick in one write (Link#coalesced); its answer. */
+    ask(send) {
+        return call((cb) => this.connection.coalesced(() => send(cb)));
     }
     async put(source, part, target, mode) {
         const { sftp } = this;
         try {
             await this.write(source, part, mode);
-            await call((cb) => sftp.chmod(part, mode, cb));
             // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
-            await call((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
-                await call((cb) => sftp.unlink(target, cb)).catch(() => undefined);
-                await call((cb) => sftp.rename(part, target, cb));
+            await this.ask((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
+                await this.ask((cb) => sftp.unlink(target, cb)).catch(() => undefined);
+                await this.ask((cb) => sftp.rename(part, target, cb));
             });
         }
         catch (err) {
@@ -67224,46 +71759,136 @@ class SftpFiles {
             throw err;
         }
     }
-    /** Sends the source's bytes to a new file `part`: REQUESTS_PER_FILE writes in flight, each read from the fd at its offset. */
+    /**
+     * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
+     * upload; undefined when it cannot be listed (then each file is looked at alone).
+     */
+    listing(dir) {
+        let pending = this.listings.get(dir);
+        if (!pending)
+            this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)));
+        return pending;
+    }
+    /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
+    async list(dir) {
+        const handle = await this.ask((cb) => this.sftp.opendir(dir, cb));
+        const entries = new Map();
+        try {
+            for (;;) {
+                const batch = await this.ask((cb) => this.sftp.readdir(handle, cb)).catch((err) => {
+                    if (err.code === SFTP_EOF)
+                        return undefined;
+                    throw err;
+                });
+                if (batch === undefined)
+                    return entries;
+                for (const e of batch)
+                    entries.set(e.filename, e.attrs);
+                if (entries.size > LISTING_CAP)
+                    return undefined;
+            }
+        }
+        finally {
+            this.sftp.close(handle, () => { });
+        }
+    }
+    async unchanged(target, wanted) {
+        const listed = wanted.listed ? await this.listing(remote_files_parent(target)) : undefined;
+        const stat = listed
+            ? listed.get(target.slice(target.lastIndexOf('/') + 1))
+            : await this.ask((cb) => this.sftp.lstat(target, cb)).catch(() => undefined);
+        if (!stat?.isFile() || stat.size !== wanted.size)
+            return false;
+        const mtime = Math.floor(wanted.mtimeMs / 1000);
+        if (wanted.by === 'mtime' && stat.mtime !== mtime)
+            return false;
+        if (wanted.by === 'checksum') {
+            if (!wanted.source)
+                throw new Error('no runner file to compare with');
+            const [here, there] = await Promise.all([localSha256(wanted.source), this.sha256(target)]);
+            if (here !== there)
+                return false;
+        }
+        if ((stat.mode & 0o7777) !== wanted.mode || stat.mtime !== mtime)
+            await this.ask((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb));
+        return true;
+    }
+    /** SHA-256 (hex) of a file on the host, read over SFTP in blocks. */
+    sha256(path) {
+        return new Promise((resolve, reject) => {
+            const hash = (0,external_node_crypto_.createHash)('sha256');
+            this.sftp
+                .createReadStream(path, { highWaterMark: HASH_BLOCK })
+                .on('data', (d) => hash.update(d))
+                .on('error', reject)
+                .on('end', () => resolve(hash.digest('hex')));
+        });
+    }
+    /**
+     * Sends the source's bytes to a new file `part`, then sets its mode (not cut by the umask, as open's
+     * is) and modification time: up to REQUESTS_PER_FILE writes in flight, each read from the fd at its
+     * offset into a buffer of its own, within the host's ByteBudget.
+     */
     async write(source, part, mode) {
-        const { sftp } = this;
-        const handle = await call((cb) => sftp.open(part, 'w', { mode }, cb));
+        const { sftp, budget } = this;
+        const handle = await this.ask((cb) => sftp.open(part, 'w', { mode }, cb));
+        const chunk = Math.min(WRITE_MAX, sftp._maxWriteLen ?? WRITE_SAFE);
         let next = 0;
         const sender = async () => {
-            const buf = Buffer.allocUnsafe(WRITE_CHUNK);
             while (next < source.size) {
                 const at = next;
-                const len = Math.min(WRITE_CHUNK, source.size - at);
+                const len = Math.min(chunk, source.size - at);
                 next += len;
-                const got = await new Promise((res, rej) => (0,external_node_fs_namespaceObject.read)(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))));
-                if (got !== len)
-                    throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`);
-                // ssh2 copies the bytes into its packet before this returns, and calls back once the host wrote them.
-                await call((cb) => sftp.write(handle, buf, 0, len, at, cb));
+                const release = await budget.take(len);
+                // Full blocks reuse the host's spare buffers (at most its budget's worth exist): no garbage per request.
+                const full = len === chunk;
+                let buf = (full && this.spare.pop()) || Buffer.allocUnsafe(len);
+                try {
+                    const got = await new Promise((res, rej) => (0,external_node_fs_namespaceObject.read)(source.fd, buf, 0, len, at, (err, n) => (err ? rej(err) : res(n))));
+                    if (got !== len)
+                        throw new Error(`the file shrank while it was sent (${at + got} of ${source.size} bytes)`);
+                    // ssh2 copies the bytes into its packet before write returns (the buffer is free again), and calls
+                    // back once the host wrote them; the request's SSH packets go out as one write.
+                    const written = this.ask((cb) => sftp.write(handle, buf, 0, len, at, cb));
+                    if (full)
+                        this.spare.push(buf);
+                    buf = undefined;
+                    await written;
+                }
+                finally {
+                    if (full && buf)
+                        this.spare.push(buf);
+                    release();
+                }
             }
         };
-        const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / WRITE_CHUNK));
+        const senders = Math.min(REQUESTS_PER_FILE, Math.ceil(source.size / chunk));
         const sent = await Promise.allSettled(Array.from({ length: senders }, sender));
-        const closing = call((cb) => sftp.close(handle, cb));
         const failed = sent.find((r) => r.status === 'rejected');
+        // Asked together with the close (one round trip): the server answers them in order.
+        const seconds = Math.floor(source.mtimeMs / 1000);
+        const stamped = failed
+            ? Promise.resolve()
+            : this.ask((cb) => sftp.fsetstat(handle, { mode, atime: Math.floor(Date.now() / 1000), mtime: seconds }, cb));
+        const closing = this.ask((cb) => sftp.close(handle, cb));
         if (failed) {
             closing.catch(() => undefined);
             throw failed.reason;
         }
-        await closing;
+        await Promise.all([stamped, closing]);
     }
     isDirectory(path) {
-        return call((cb) => this.sftp.stat(path, cb)).then((stat) => stat.isDirectory(), () => false);
+        return this.ask((cb) => this.sftp.stat(path, cb)).then((stat) => stat.isDirectory(), () => false);
     }
     realpath(dir) {
-        return call((cb) => this.sftp.realpath(dir, cb));
+        return this.ask((cb) => this.sftp.realpath(dir, cb));
     }
     async tree(dir, rel = '') {
         const tree = { files: [], dirs: [] };
         let entries;
         const path = rel ? `${dir}/${rel}` : dir;
         try {
-            entries = await call((cb) => this.sftp.readdir(path, cb));
+            entries = await this.ask((cb) => this.sftp.readdir(path, cb));
         }
         catch (err) {
             // Only a missing directory is empty: one that cannot be read would make its stale files look gone.
@@ -67285,10 +71910,10 @@ class SftpFiles {
         return tree;
     }
     async remove(root, files, dirs) {
-        for (const f of files)
-            await call((cb) => this.sftp.unlink(`${root}/${f}`, cb));
+        // Files all asked at once (the server answers each); directories one by one, deepest first.
+        await Promise.all(files.map((f) => this.ask((cb) => this.sftp.unlink(`${root}/${f}`, cb))));
         for (const d of dirs)
-            await call((cb) => this.sftp.rmdir(`${root}/${d}`, cb));
+            await this.ask((cb) => this.sftp.rmdir(`${root}/${d}`, cb));
     }
     close() {
         // dropbear refuses a new exec while this channel is still closing: wait for its close.
@@ -67303,6 +71928,7 @@ function levels(dir) {
 class ExecFiles {
     connection;
     transport = 'exec';
+    filesAtOnce = 4;
     mkdirs;
     /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
     slots = new SessionSlots();
@@ -67374,7 +72000,10 @@ class ExecFiles {
     async put(source, part, target, mode) {
         const p = shellQuote(part);
         // The size check keeps a cut stream (EOF before the end) from being renamed into place.
-        const script = `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && mv -f -- ${p} ${shellQuote(target)} ` +
+        // The modification time as POSIX touch takes it (UTC); a touch that cannot set it costs only a later skip.
+        const stamp = new Date(source.mtimeMs).toISOString().replace(/^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+).*/, '$1$2$3$4$5.$6');
+        const script = `umask 077; cat >${p} && n=$(wc -c <${p}) && [ $n -eq ${source.size} ] && chmod ${mode.toString(8)} ${p} && ` +
+            `{ TZ=UTC0 touch -m -t ${stamp} ${p} 2>/dev/null || :; } && mv -f -- ${p} ${shellQuote(target)} ` +
             `|| { rm -f -- ${p}; echo "could not write ${target.replace(/[^\w./-]/g, '?')}" >&2; exit 1; }`;
         // The opened file's first `size` bytes, from its fd. Its close is a no-op: the fd is the caller's
         // (a stream's destroy closes its fd whatever autoClose says).
@@ -67388,6 +72017,10 @@ class ExecFiles {
             if (typeof stream !== 'string')
                 stream.destroy();
         }
+    }
+    /** POSIX sh has no portable way to read a file's modification time: over exec every file is sent. */
+    async unchanged() {
+        return false;
     }
     async isDirectory(path) {
         const { answer } = await this.must(`if [ -d ${shellQuote(path)} ]; then echo dir; fi`, `cannot look at ${path}`);
@@ -67443,9 +72076,9 @@ async function openRemoteFiles(connection, note) {
     // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
     const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`);
     note(noise.bytes().length === 0
-        ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh`
+        ? `no SFTP on this host (${failed.message}): uploading over exec channels with POSIX sh, every file sent (none compared)`
         : `SFTP unusable: the login shell printed text before the SFTP stream (${shownNoise(noise)}): make it print nothing for ` +
-            `non-interactive sessions; uploading over exec channels, that text ignored (SFTP said: ${failed.message})`);
+            `non-interactive sessions; uploading over exec channels, that text ignored, every file sent (SFTP said: ${failed.message})`);
     return exec;
 }
 
@@ -67481,8 +72114,10 @@ function size(bytes) {
 /** The job was cancelled while files were moving. */
 class CancelledError extends Error {
 }
-/** Files in flight per host. */
-const FILES_AT_ONCE = 4;
+/** Files being compared with the host's copy at once (no local file held open). */
+const LOOKS_AT_ONCE = 64;
+/** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
+const LISTED_FROM = 8;
 /** Joins remote path parts with /, `to` first. */
 function remote(to, rel) {
     // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
@@ -67561,7 +72196,8 @@ async function upload(step, connection, workspace, status, signal) {
         if (step.timeoutMs > 0)
             timer = setTimeout(() => reject(new Error(`timed out after ${step.timeoutMs / 1000}s`)), Math.max(0, started + step.timeoutMs - Date.now()));
     });
-    const bytes = step.files.reduce((n, f) => n + f.size, 0);
+    /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
+    const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 };
     const work = async () => {
         const single = step.files.length === 1 && step.files[0].relative === '';
         // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -67573,33 +72209,75 @@ async function upload(step, connection, workspace, status, signal) {
         // Before anything is written: a refused mirror leaves the host as it was.
         if (step.delete && !single)
             await refuseWipe(files, step.to, remote(step.to, ''));
-        for (const dir of step.dirs)
-            await files.mkdirs(remote(step.to, dir));
-        const limit = pLimit(FILES_AT_ONCE);
-        await Promise.all(placed.map((file) => limit(async () => {
-            const target = remote(step.to, file.relative);
-            const dir = remote_files_parent(target);
-            await files.mkdirs(dir);
-            // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
-            const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
-            const name = file.relative || (0,external_node_path_namespaceObject.basename)(file.local);
-            let source;
+        // Over SFTP as many at once as files are sent; over exec one by one, as before (each a channel, and a
+        // host that closes its connection after each session takes them best one at a time).
+        const making = pLimit(files.transport === 'sftp' ? files.filesAtOnce : 1);
+        await Promise.all(step.dirs.map((dir) => making(() => files.mkdirs(remote(step.to, dir)))));
+        // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
+        const crowd = new Map();
+        for (const file of placed) {
+            const dir = remote_files_parent(remote(step.to, file.relative));
+            crowd.set(dir, (crowd.get(dir) ?? 0) + 1);
+        }
+        const looking = pLimit(LOOKS_AT_ONCE);
+        const sending = pLimit(files.filesAtOnce);
+        /** Opens a file of the upload through the workspace, its errors naming it. */
+        const open = (file, name) => {
             try {
-                source = workspace.open(file.local);
+                return workspace.open(file.local);
             }
             catch (err) {
                 throw new Error(`${name}: ${err.message}`);
             }
-            try {
-                await files.put(source, part, target, step.mode ?? file.mode);
+        };
+        await Promise.all(placed.map(async (file) => {
+            const target = remote(step.to, file.relative);
+            const dir = remote_files_parent(target);
+            const name = file.relative || (0,external_node_path_namespaceObject.basename)(file.local);
+            const mode = step.mode ?? file.mode;
+            const same = await looking(async () => {
+                await files.mkdirs(dir);
+                const by = step.compare;
+                if (by === 'none')
+                    return false;
+                const compare = (seen, source) => files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err) => {
+                    throw new Error(`${name} → ${target}: ${err.message}`);
+                });
+                if (by === 'checksum') {
+                    // Hashed as it would be sent: opened through the workspace, held open only for that.
+                    const source = open(file, name);
+                    try {
+                        return await compare(source, source);
+                    }
+                    finally {
+                        (0,external_node_fs_namespaceObject.closeSync)(source.fd);
+                    }
+                }
+                // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
+                const seen = workspace.peek(file.local);
+                return seen !== undefined && (await compare(seen));
+            });
+            if (same) {
+                moved.unchanged++;
+                return;
             }
-            catch (err) {
-                throw new Error(`${name} → ${target}: ${err.message}`);
-            }
-            finally {
-                (0,external_node_fs_namespaceObject.closeSync)(source.fd);
-            }
-        })));
+            await sending(async () => {
+                // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
+                const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}.part`;
+                const source = open(file, name);
+                try {
+                    await files.put(source, part, target, mode);
+                    moved.files++;
+                    moved.bytes += source.size;
+                }
+                catch (err) {
+                    throw new Error(`${name} → ${target}: ${err.message}`);
+                }
+                finally {
+                    (0,external_node_fs_namespaceObject.closeSync)(source.fd);
+                }
+            });
+        }));
         if (step.delete && !single) {
             const root = remote(step.to, '');
             const keepFiles = new Set(step.files.map((f) => f.relative));
@@ -67621,6 +72299,7 @@ async function upload(step, connection, workspace, status, signal) {
             const stale = tree.files.filter((f) => !keepFiles.has(f) && !excluded(f));
             const staleDirs = tree.dirs.filter((d) => !keepDirs.has(d) && !excluded(d));
             await files.remove(root, stale, staleDirs);
+            moved.deleted = stale.length;
             if (stale.length + staleDirs.length > 0)
                 status(`removed ${stale.length} files and ${staleDirs.length} directories not in ${step.from}`);
         }
@@ -67637,12 +72316,13 @@ async function upload(step, connection, workspace, status, signal) {
         });
         await Promise.race([work(), timeout, lost, cancelled]);
         const ms = Date.now() - started;
-        const rate = bytes / Math.max(ms / 1000, 0.001);
-        status(`uploaded ${step.files.length} files, ${size(bytes)} in ${output_seconds(ms)} (${size(rate)}/s) over ${files.transport}`);
+        const rate = moved.bytes / Math.max(ms / 1000, 0.001);
+        const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : '';
+        status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${output_seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`);
         return stepResult(step.name, started, {
             status: 'success',
             exitCode: 0,
-            transfer: { files: step.files.length, bytes, bytesPerSecond: Math.round(rate), transport: files.transport }
+            transfer: { ...moved, bytesPerSecond: Math.round(rate), transport: files.transport }
         });
     }
     catch (err) {
@@ -67686,6 +72366,8 @@ function dispatchStep(step, ctx) {
 }
 
 ;// CONCATENATED MODULE: ./src/run/host-runner.ts
+
+
 
 
 
@@ -67823,7 +72505,7 @@ class HostRun {
         for (const note of notes)
             if (!this.result.warnings.includes(note))
                 this.result.warnings.push(note);
-        log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}`);
+        log.status(host, `connected as ${host.user} in ${output_seconds(Date.now() - started)}${outcome.attempts > 1 ? ` (attempt ${outcome.attempts})` : ''}; ${outcome.connection?.hostKey}${keyExchangeNote(outcome.connection?.keyExchange ?? '')}`);
         return undefined;
     }
     /** What a step may use on this host. */
@@ -67905,12 +72587,7 @@ class HostRun {
             const failure = step.kind === 'local' ? undefined : await this.ensureConnected();
             if (failure) {
                 const first = this.connection === undefined;
-                result.status =
-                    failure.kind === 'cancelled'
-                        ? 'cancelled'
-                        : failure.kind === 'auth' || failure.kind === 'host-key' || !first
-                            ? 'failed'
-                            : 'unreachable';
+                result.status = failure.kind === 'cancelled' ? 'cancelled' : refusedByHost(failure) || !first ? 'failed' : 'unreachable';
                 result.error = first ? failure.message : `could not reconnect before step '${step.name}': ${failure.message}`;
                 if (!first)
                     result.failedStep = step.name;
@@ -68213,7 +72890,7 @@ function escapeChars(text, chars) {
     }
     return text;
 }
-function match(pattern, text) {
+function glob_match(pattern, text) {
     pattern = escapeChars(pattern, '\\()[]{}.+^$|');
     pattern = pattern
         .replace(/\*/g, '.*')
@@ -68233,10 +72910,10 @@ function glob(patternList, text) {
     let result = false;
     for (const pattern of patterns) {
         const negate = pattern[0] == '!';
-        if (negate && match(pattern.slice(1), text)) {
+        if (negate && glob_match(pattern.slice(1), text)) {
             return false;
         }
-        else if (match(pattern, text)) {
+        else if (glob_match(pattern, text)) {
             // wait until all of the pattern match results because there might be a negated pattern
             result = true;
         }
@@ -68952,7 +73629,7 @@ function parseSshConfig(configText) {
                     visit(line.config);
                 continue;
             }
-            if (!(param in HONOURED) && param !== 'identityfile')
+            if (!(param in HONOURED) && param !== 'identityfile' && param !== 'certificatefile')
                 unsupported.add(line.param);
             sections[sections.length - 1].lines.push(line);
         }
@@ -68964,7 +73641,12 @@ function parseSshConfig(configText) {
         warnings,
         resolve(alias, user) {
             // Every field present (undefined when the config says nothing), the given user first.
-            const found = { identityFiles: [], ...Object.fromEntries(Object.values(HONOURED).map((f) => [f, undefined])), user };
+            const found = {
+                identityFiles: [],
+                certificateFiles: [],
+                ...Object.fromEntries(Object.values(HONOURED).map((f) => [f, undefined])),
+                user
+            };
             for (const section of sections) {
                 if (!section.applies({ alias, hostname: found.hostname, user: found.user }))
                     continue;
@@ -68973,6 +73655,8 @@ function parseSshConfig(configText) {
                     const value = ssh_config_text(line.value);
                     if (param === 'identityfile')
                         found.identityFiles.push(expand(value));
+                    else if (param === 'certificatefile')
+                        found.certificateFiles.push(expand(value));
                     else if (param in HONOURED) {
                         const field = HONOURED[param];
                         found[field] ??= field === 'hostname' ? value.replace(/%h/g, alias) : value;
@@ -68990,6 +73674,7 @@ var dist = __nccwpck_require__(8815);
 
 
 
+
 function scalar(value, what) {
     if (typeof value === 'string')
         return value;
@@ -69003,6 +73688,12 @@ function flag(value) {
     if (value === false || value === 'false')
         return false;
     throw new Error(`must be true or false, not ${JSON.stringify(value)}`);
+}
+/** An upload's `compare`: how a file already on the host is found to be the same, so it is not sent. */
+function compareMode(value) {
+    if (value === 'mtime' || value === 'checksum' || value === 'none')
+        return value;
+    throw new Error(`must be mtime, checksum or none, not ${JSON.stringify(value)}`);
 }
 function envMap(value) {
     if (value === null || typeof value !== 'object' || Array.isArray(value))
@@ -69032,14 +73723,15 @@ const KINDS = {
 /** The keys that name a step's kind: a run step's script is inline (`run`) or in a file (`run-file`). */
 const KIND_KEYS = { run: ['run', 'run-file'], reboot: ['reboot'], local: ['local'], upload: ['upload'] };
 const REBOOT_OPTIONS = ['command', 'timeout', 'boot-id-command', 'test-command', 'pre-delay', 'post-delay'];
-const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude'];
-/** Upload excludes: one glob or a list of them, relative to `from`. */
+const UPLOAD_OPTIONS = ['from', 'to', 'mode', 'delete', 'exclude', 'compare'];
+/** Upload excludes: one glob or a list of them, relative to `from`, each compiled here so a bad one is named. */
 function globList(value) {
     const list = Array.isArray(value) ? value : [value];
     return list.map((v) => {
         const glob = scalar(v, 'exclude').trim();
         if (glob === '' || glob.startsWith('/') || glob.split('/').includes('..'))
             throw new Error(`'${glob}' is not a glob relative to from (no leading / or ..)`);
+        globMatcher(glob);
         return glob;
     });
 }
@@ -69232,7 +73924,8 @@ function parseSteps(text, defaults, parsers) {
                 ...found,
                 exclude,
                 mode: option('mode', fileMode, undefined),
-                delete: mirror
+                delete: mirror,
+                compare: option('compare', compareMode, 'mtime')
             };
         }
         return {
@@ -69304,6 +73997,102 @@ function shardHosts(hosts, shard) {
     return shard ? hosts.filter((h) => inventory_shardOf(h.index, shard.count) === shard.index) : hosts;
 }
 
+;// CONCATENATED MODULE: ./src/plan/certified-key.ts
+/**
+ * A private key paired with its OpenSSH user certificate (`-cert.pub`), as the key ssh2 authenticates
+ * with. Here in plan, not ssh, so inputs can pair them up front; the connection code takes it as any key.
+ *
+ * Interface (issue 26; ssh2 as patched by patches/ssh2+1.17.0.patch):
+ * - `certifiedKey(privateKey, certText)` returns a ParsedKey whose `type` is the certificate's
+ *   (`ssh-ed25519-cert-v01@openssh.com`, `ecdsa-sha2-nistp256-cert-v01@openssh.com`,
+ *   `ssh-rsa-cert-v01@openssh.com`, …), whose `getPublicSSH()` is the certificate blob, and which signs
+ *   with the private key. ssh2 then offers the certificate's algorithm (an RSA certificate as
+ *   `rsa-sha2-256-cert-v01@openssh.com`, then `rsa-sha2-512-cert-v01@openssh.com`, as the server lists
+ *   them), the blob as public key, and a signature under the plain algorithm.
+ * - It throws when the text is not a certificate or certifies another key. It reads nothing else of the
+ *   certificate (validity, principals, type): that is the certificate parser's job.
+ * - Hand it to ssh2 through an auth handler (src/ssh/auth.ts's `privateKey`), never ssh2's `privateKey`
+ *   option, which takes only text.
+ * - An agent's certificates need nothing: the patched ssh2 reads them as such keys.
+ */
+
+
+const CERT = /-cert-v01@openssh\.com$/;
+/** The key's public half as SPKI DER, to compare keys whatever form ssh2 holds them in. */
+const spki = (key) => (0,external_node_crypto_.createPublicKey)(key.getPublicPEM()).export({ type: 'spki', format: 'der' });
+function certifiedKey(privateKey, certText) {
+    const cert = lib.utils.parseKey(certText);
+    if (cert instanceof Error || Array.isArray(cert) || !CERT.test(cert.type)) {
+        throw new Error('is not an OpenSSH certificate (a `-cert.pub` line: `ssh-ed25519-cert-v01@openssh.com AAAA…`)');
+    }
+    if (!spki(cert).equals(spki(privateKey)))
+        throw new Error('certifies another key than the private key');
+    // ssh2 reads a key through `type`, `getPublicSSH()` and `sign()`; the rest (the private half) is the key's.
+    const blob = cert.getPublicSSH();
+    return Object.create(privateKey, { type: { value: cert.type }, getPublicSSH: { value: () => blob } });
+}
+
+;// CONCATENATED MODULE: ./src/plan/user-certificate.ts
+/**
+ * A user certificate (the `certificate` input, a `-cert.pub` file from ssh-config) checked against its
+ * private key before anything connects: unreadable, a host certificate, for another key, or outside
+ * its validity window is an input error naming where it came from, not a refused login on every host.
+ */
+
+
+
+
+/**
+ * Reads a user certificate for `key`, and pairs them. `input` names it in errors (an input, or
+ * `ssh-config`, with the file's path in `where`); `origin` says where it came from, for the log.
+ * The CA's signature must verify (a SHA-1 one included: whether the server takes it is its
+ * CASignatureAlgorithms' say); whether its principals name the login user is for the server to
+ * decide (AuthorizedPrincipalsFile maps them). With `agent` for key, the agent's matching key signs:
+ * whether it holds one is known only when connecting.
+ */
+function readUserCertificate(input, text, key, nowMs, origin, where = '') {
+    const problem = (why) => new InputError(input, `${where}${why}`);
+    if (!key)
+        throw problem('a certificate needs its private key: give private-key, an IdentityFile for the host in ssh-config, or agent');
+    let cert;
+    try {
+        cert = parseCertificateText(text);
+        verifyCertificateSignature(cert, true);
+    }
+    catch (err) {
+        if (err instanceof CertificateError)
+            throw problem(`the certificate could not be read: ${err.message}`);
+        throw err;
+    }
+    if (cert.kind !== 'user')
+        throw problem('this is a host certificate (ssh-keygen -h); a login needs a user certificate');
+    if (key !== 'agent' && !cert.publicKey.equals(key.getPublicSSH()))
+        throw problem('the certificate is for another key than the private key given with it (ssh-keygen -L shows its Public key)');
+    try {
+        checkValidity(cert, nowMs);
+    }
+    catch (err) {
+        if (err instanceof CertificateError)
+            throw problem(`the certificate is ${err.message} (${validityText(cert)})`);
+        throw err;
+    }
+    if (key === 'agent')
+        return { cert, key: certificateAsKey(text), origin, agent: true };
+    try {
+        return { cert, key: certifiedKey(key, text), origin };
+    }
+    catch (err) {
+        throw problem(`the certificate ${err.message}`);
+    }
+}
+/** The certificate as ssh2 reads a key (its public half only): the agent signs for it. */
+function certificateAsKey(text) {
+    const key = lib.utils.parseKey(text);
+    if (key instanceof Error || Array.isArray(key))
+        throw new Error('a certificate that parsed did not read as a key');
+    return key;
+}
+
 ;// CONCATENATED MODULE: ./src/plan/input-names.ts
 /** The inputs of each action by name, as its action.yml declares them; code reads an input only by these. */
 /** The inputs of ssh-fleet (action.yml). */
@@ -69313,6 +74102,7 @@ var Inputs;
     Inputs["Username"] = "username";
     Inputs["Port"] = "port";
     Inputs["PrivateKey"] = "private-key";
+    Inputs["Certificate"] = "certificate";
     Inputs["Passphrase"] = "passphrase";
     Inputs["Password"] = "password";
     Inputs["Agent"] = "agent";
@@ -69346,6 +74136,7 @@ var Inputs;
     Inputs["ProxyCommand"] = "proxy-command";
     Inputs["SshConfig"] = "ssh-config";
     Inputs["ProxyPrivateKey"] = "proxy-private-key";
+    Inputs["ProxyCertificate"] = "proxy-certificate";
     Inputs["Timeout"] = "timeout";
     Inputs["Retries"] = "retries";
     Inputs["RetryDelay"] = "retry-delay";
@@ -69419,7 +74210,7 @@ const OPENSSH_BLOCK = 8;
 /** OpenSSH wraps the base64 of its key files at 70 columns. */
 const OPENSSH_LINE = 70;
 /** An SSH wire `string`: a 32-bit length, then the bytes. */
-function sshString(data) {
+function private_key_sshString(data) {
     const bytes = Buffer.from(data);
     const length = Buffer.alloc(4);
     length.writeUInt32BE(bytes.length);
@@ -69433,18 +74224,18 @@ function openSshEd25519(key) {
     const jwk = key.export({ format: 'jwk' });
     const seed = Buffer.from(jwk.d, 'base64url');
     const pub = Buffer.from(jwk.x, 'base64url');
-    const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
+    const publicBlob = Buffer.concat([private_key_sshString('ssh-ed25519'), private_key_sshString(pub)]);
     const check = (0,external_node_crypto_.randomBytes)(4);
-    const section = Buffer.concat([check, check, publicBlob, sshString(Buffer.concat([seed, pub])), sshString('')]);
+    const section = Buffer.concat([check, check, publicBlob, private_key_sshString(Buffer.concat([seed, pub])), private_key_sshString('')]);
     const padding = Buffer.from(Array.from({ length: (OPENSSH_BLOCK - (section.length % OPENSSH_BLOCK)) % OPENSSH_BLOCK }, (_, i) => i + 1));
     const body = Buffer.concat([
         Buffer.from('openssh-key-v1\0'),
-        sshString('none'),
-        sshString('none'),
-        sshString(''),
+        private_key_sshString('none'),
+        private_key_sshString('none'),
+        private_key_sshString(''),
         Buffer.from([0, 0, 0, 1]),
-        sshString(publicBlob),
-        sshString(Buffer.concat([section, padding]))
+        private_key_sshString(publicBlob),
+        private_key_sshString(Buffer.concat([section, padding]))
     ]);
     const lines = body.toString('base64').match(new RegExp(`.{1,${OPENSSH_LINE}}`, 'g')) ?? [];
     return ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n');
@@ -69693,11 +74484,25 @@ class Workspace {
             const now = real && this.inside(real) ? (0,external_node_fs_namespaceObject.statSync)(real) : undefined;
             if (!now || now.ino !== st.ino || now.dev !== st.dev)
                 throw new WorkspaceError(`'${path}': ${this.show(abs)} changed while it was opened (a link swapped in?): refused`);
-            return { fd, size: st.size, mode: st.mode, path: abs };
+            return { fd, size: st.size, mode: st.mode, mtimeMs: st.mtimeMs, path: abs };
         }
         catch (err) {
             (0,external_node_fs_namespaceObject.closeSync)(fd);
             throw err;
+        }
+    }
+    /**
+     * The size and modification time of the regular file at `path` (relative to the workspace), its last
+     * component not followed (a link, or anything but a regular file, gives undefined): for comparing with
+     * a host's copy only, cheaper than open. Bytes are read only through open, which checks the whole path.
+     */
+    peek(path) {
+        try {
+            const st = (0,external_node_fs_namespaceObject.lstatSync)((0,external_node_path_namespaceObject.resolve)(this.dir, path));
+            return st.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined;
+        }
+        catch {
+            return undefined;
         }
     }
     /** Reads a regular file as UTF-8, at most `maxBytes` (more is an error naming the size and the limit). */
@@ -69767,6 +74572,8 @@ class Workspace {
 }
 
 ;// CONCATENATED MODULE: ./src/plan/inputs.ts
+
+
 
 
 
@@ -69863,18 +74670,23 @@ function readAgent(inputs, env, platform) {
  * The hosts' `password` goes to a bastion only when it shares the hosts' credentials (no
  * proxy-private-key): a credential goes only where its input says.
  * `required`: without an ssh config to name IdentityFiles, no credential at all is an input error.
+ * `config`: an ssh config is given, so a certificate without a key input waits for the host's IdentityFile.
  */
-function readAuth(inputs, env, keyInput, required, platform) {
+function readAuth(inputs, env, keyInput, required, config, platform) {
     const keyFrom = inputs.given(keyInput) ? keyInput : Inputs.PrivateKey;
     const keyText = inputs.text(keyFrom).trim();
     const passphrase = inputs.text(Inputs.Passphrase);
     const password = keyInput === Inputs.PrivateKey ? inputs.text(Inputs.Password) : '';
     const agent = readAgent(inputs, env, platform);
+    const certFrom = keyInput === Inputs.PrivateKey ? Inputs.Certificate : Inputs.ProxyCertificate;
     // With an ssh config (credentials not required here) the passphrase may be for an IdentityFile.
     if (passphrase && !keyText && required)
         throw new InputError(Inputs.Passphrase, 'given without private-key');
+    const privateKey = keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined;
+    const certificate = inputCertificate(certFrom, inputs.text(certFrom), privateKey, agent, config);
     const auth = {
-        privateKey: keyText ? parsePrivateKey(keyFrom, keyText, passphrase) : undefined,
+        privateKey,
+        ...(certificate ? { certificate } : {}),
         password: password || undefined,
         agent
     };
@@ -69882,6 +74694,16 @@ function readAuth(inputs, env, keyInput, required, platform) {
         throw new InputError(keyInput, 'no credentials: set private-key, password, or agent (with SSH_AUTH_SOCK set)');
     }
     return auth;
+}
+/**
+ * A certificate input, checked against its key now: the key input's, else (no ssh config to name an
+ * IdentityFile for it) the agent's. Undefined when there is none, or when it waits for each host's
+ * IdentityFile (`deferred`: an ssh config is given and no key input), paired by `withIdentity`.
+ */
+function inputCertificate(input, text, key, agent, deferred) {
+    if (!text || (!key && deferred))
+        return undefined;
+    return readUserCertificate(input, text, key ?? (agent ? 'agent' : undefined), Date.now(), input);
 }
 /** The most of an IdentityFile read: an RSA key of 16384 bits is about 13 KiB. */
 const KEY_FILE_BYTES = 256 * 1024;
@@ -69896,11 +74718,46 @@ function identityFile(paths, name, passphrase) {
         // A key file's text is as secret as the private-key input's, though no one typed it into a secret.
         const text = readRegularFile(path, KEY_FILE_BYTES);
         registerSecretLines(text);
-        return parsePrivateKey(Inputs.SshConfig, text, passphrase);
+        return { key: parsePrivateKey(Inputs.SshConfig, text, passphrase), path };
     }
     catch (err) {
         const problem = err instanceof InputError ? err.problem : err.message;
         throw new InputError(Inputs.SshConfig, `IdentityFile ${path} of ${name}: ${problem}`);
+    }
+}
+/**
+ * The user certificate of a host's key from its ssh config: its CertificateFiles that exist, then
+ * `<IdentityFile>-cert.pub` beside the key file, as OpenSSH loads them, tried in that order: the first
+ * for the host's key (the agent's key, when no key is in memory: ssh_config(5) lets the agent hold
+ * it). One for another key, or with no key to go with it, is skipped with a warning naming it.
+ * Checked as the input is.
+ */
+function certificateFile(paths, keyPath, name, key, warnings) {
+    for (const path of [...paths, ...(keyPath ? [`${keyPath}-cert.pub`] : [])].filter((p) => (0,external_node_fs_namespaceObject.existsSync)(p))) {
+        const origin = `CertificateFile ${path} of ${name}`;
+        if (!key) {
+            warnings.push(`ssh-config: ${origin} was skipped: no private key goes with it (no IdentityFile, private-key or agent)`);
+            continue;
+        }
+        // A -cert.pub file is the certificate in base64 (4/3 of its bytes) and a comment.
+        const text = wrap(Inputs.SshConfig, () => readRegularFile(path, CERTIFICATE_BYTES * 2));
+        if (key !== 'agent' && !certifies(text, key)) {
+            warnings.push(`ssh-config: ${origin} was skipped: it certifies another key than ${keyPath ?? 'private-key'}`);
+            continue;
+        }
+        return readUserCertificate(Inputs.SshConfig, text, key, Date.now(), `ssh-config ${origin}`, `${origin}: `);
+    }
+    return undefined;
+}
+/** Whether a certificate's text certifies `key`; an unreadable one is left for readUserCertificate to name. */
+function certifies(text, key) {
+    try {
+        return parseCertificateText(text).publicKey.equals(key.getPublicSSH());
+    }
+    catch (err) {
+        if (err instanceof CertificateError)
+            return true;
+        throw err;
     }
 }
 /**
@@ -69909,7 +74766,7 @@ function identityFile(paths, name, passphrase) {
  * resolved through the config too, `none` for direct); IdentityFile when private-key is not given,
  * ConnectTimeout and ServerAlive* when their inputs are not given.
  */
-function resolveRoutes(inputs, hosts, config, auth, hopAuth, username) {
+function resolveRoutes(inputs, hosts, config, auth, hopAuth, username, warnings) {
     const command = inputs.text(Inputs.ProxyCommand);
     const jump = inputs.text(Inputs.ProxyJump);
     if (command && jump)
@@ -69927,18 +74784,33 @@ function resolveRoutes(inputs, hosts, config, auth, hopAuth, username) {
             };
             hops = (input === Inputs.ProxyJump ? inputs.field(Inputs.ProxyJump, parse, '') : wrap(input, parse)).map((host) => ({
                 host,
-                auth: withIdentity(host, hopAuth, inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey))
+                auth: withIdentity(host, hopAuth, inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.PrivateKey), 
+                // A bastion with credentials of its own takes only its own certificate input.
+                inputs.given(Inputs.ProxyPrivateKey) || inputs.given(Inputs.ProxyCertificate) ? Inputs.ProxyCertificate : Inputs.Certificate)
             }));
             chains.set(text, hops);
         }
         return hops;
     };
-    const withIdentity = (host, base, keyGiven) => {
-        if (keyGiven || !config)
+    /**
+     * The host's IdentityFile when no key input is given, paired with the certificate input (`certInput`)
+     * when one is given, else with its CertificateFile.
+     */
+    const withIdentity = (host, base, keyGiven, certInput) => {
+        if (!config)
             return base;
-        const files = config.resolve(parseHostEntry(host.name).hostname, host.user).identityFiles;
-        const key = identityFile(files, host.name, inputs.text(Inputs.Passphrase));
-        return key ? { ...base, privateKey: key } : base;
+        const entry = config.resolve(parseHostEntry(host.name).hostname, host.user);
+        const found = keyGiven ? undefined : identityFile(entry.identityFiles, host.name, inputs.text(Inputs.Passphrase));
+        let auth = found ? { ...base, privateKey: found.key, certificate: undefined } : base;
+        const key = auth.privateKey ?? (auth.agent ? 'agent' : undefined);
+        const certText = inputs.text(certInput);
+        const certificate = certText
+            ? (auth.certificate ??
+                readUserCertificate(certInput, certText, key, Date.now(), certInput, found ? `with IdentityFile ${found.path} of ${host.name}: ` : ''))
+            : certificateFile(entry.certificateFiles, found?.path, host.name, key, warnings);
+        if (certificate)
+            auth = { ...auth, certificate };
+        return auth;
     };
     return hosts.map((host) => {
         const entry = config?.resolve(parseHostEntry(host.name).hostname, host.user);
@@ -69951,7 +74823,7 @@ function resolveRoutes(inputs, hosts, config, auth, hopAuth, username) {
             route = { via: 'command', command: entry.proxyCommand };
         else if (entry?.proxyJump && entry.proxyJump !== 'none')
             route = { via: 'jump', hops: chain(entry.proxyJump, `ssh-config ProxyJump of ${host.name}`) };
-        const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey));
+        const hostAuth = withIdentity(host, auth, inputs.given(Inputs.PrivateKey), Inputs.Certificate);
         if (!hostAuth.privateKey && !hostAuth.password && !hostAuth.agent) {
             throw new InputError(Inputs.PrivateKey, `no credentials for ${host.name}: set private-key, password, agent, or an IdentityFile for it in ssh-config`);
         }
@@ -70069,10 +74941,18 @@ function getSettings(env = process.env, platform = process.platform) {
     const config = inputs.field(Inputs.SshConfig, (t) => (t.trim() === '' ? undefined : parseSshConfig(t)), '');
     // The port input wins over the ssh config only when it is given.
     const port = inputs.field(Inputs.Port, (t) => (t === '' ? undefined : parsePort(t)), '');
-    const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, platform);
-    const hopAuth = inputs.given(Inputs.ProxyPrivateKey) ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, platform) : auth;
+    const auth = readAuth(inputs, env, Inputs.PrivateKey, config === undefined, config !== undefined, platform);
+    const hopAuth = inputs.given(Inputs.ProxyPrivateKey)
+        ? readAuth(inputs, env, Inputs.ProxyPrivateKey, false, config !== undefined, platform)
+        : inputs.given(Inputs.ProxyCertificate)
+            ? {
+                ...auth,
+                certificate: inputCertificate(Inputs.ProxyCertificate, inputs.text(Inputs.ProxyCertificate), auth.privateKey, auth.agent, config !== undefined)
+            }
+            : auth;
     const parsed = inputs.field(Inputs.Hosts, (t) => parseHosts(t, { user: username, port, config }), '');
-    const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username);
+    const certificateWarnings = [];
+    const allHosts = resolveRoutes(inputs, parsed, config, auth, hopAuth, username, certificateWarnings);
     const shard = inputs.field(Inputs.Shard, (t) => (t === '' ? undefined : parseShard(t)), '');
     const hosts = shardHosts(allHosts, shard);
     const workspace = Workspace.fromEnv(env);
@@ -70101,7 +74981,7 @@ function getSettings(env = process.env, platform = process.platform) {
         strategy: inputs.field(Inputs.Strategy, oneOf(['host', 'step']), 'host'),
         maxFailures: inputs.field(Inputs.MaxFailures, (t) => (t === '' ? Infinity : parseMaxFailures(t, hosts.length)), batchSpec ? '0' : ''),
         dryRun: flagInput(inputs, Inputs.DryRun),
-        sshConfigWarnings: config?.warnings ?? [],
+        sshConfigWarnings: [...(config?.warnings ?? []), ...new Set(certificateWarnings)],
         auth,
         hostKeys,
         steps,
@@ -70125,6 +75005,7 @@ function getSettings(env = process.env, platform = process.platform) {
 }
 
 ;// CONCATENATED MODULE: ./src/ssh/jump-host.ts
+
 
 /** SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, the reason code of a channel the server will not open. */
 const OPEN_ADMINISTRATIVELY_PROHIBITED = 1;
@@ -70161,7 +75042,7 @@ class JumpHost {
         if (this.connecting === pending) {
             this.connecting = connect(this.jump.host, { ...this.options, auth: this.jump.auth }, this.deps).then((r) => {
                 if (r.connection)
-                    this.onConnected(`${this.label}: connected; ${r.connection.hostKey}`);
+                    this.onConnected(`${this.label}: connected; ${r.connection.hostKey}${keyExchangeNote(r.connection.keyExchange)}`);
                 return r.connection ?? r.failure;
             });
         }
@@ -70432,7 +75313,9 @@ class Router {
             let jump = this.hops.get(key);
             if (!jump) {
                 const through = previous;
-                jump = new JumpHost(hop, this.options, { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined }, (m) => this.note(undefined, m), { index: i + 1, of: route.hops.length });
+                // A hop after the first is reached through the ones before it: its route says so (its gate's key, its errors).
+                const reached = i === 0 ? hop : { ...hop, host: { ...hop.host, route: { via: 'jump', hops: route.hops.slice(0, i) } } };
+                jump = new JumpHost(reached, this.options, { ...this.deps, tunnel: through ? (h) => through.tunnel(h) : undefined }, (m) => this.note(undefined, m), { index: i + 1, of: route.hops.length });
                 this.hops.set(key, jump);
             }
             previous = jump;
@@ -70884,9 +75767,12 @@ function hostColumns(results, steps) {
             (r) => {
                 const moved = r.steps.flatMap((s) => (s.transfer ? [s.transfer] : []));
                 const overExec = moved.some((t) => t.transport === 'exec') ? ' (exec, no SFTP)' : '';
-                return moved.length
-                    ? `${moved.reduce((n, t) => n + t.files, 0)} files, ${size(moved.reduce((n, t) => n + t.bytes, 0))}${overExec}`
-                    : '';
+                const sum = (key) => moved.reduce((n, t) => n + t[key], 0);
+                const also = [
+                    sum('unchanged') > 0 ? `, ${sum('unchanged')} unchanged` : '',
+                    sum('deleted') > 0 ? `, ${sum('deleted')} deleted` : ''
+                ];
+                return moved.length ? `${sum('files')} files, ${size(sum('bytes'))}${also.join('')}${overExec}` : '';
             }
         ]
     ];
@@ -71176,7 +76062,14 @@ function hostJson(r, forFile = false) {
             stderrTail: s.stderrTail,
             ...(s.reboot ? { downtimeMs: s.reboot.downtimeMs, rebootMs: s.reboot.totalMs } : {}),
             ...(s.transfer
-                ? { files: s.transfer.files, bytes: s.transfer.bytes, bytesPerSecond: s.transfer.bytesPerSecond, transport: s.transfer.transport }
+                ? {
+                    files: s.transfer.files,
+                    bytes: s.transfer.bytes,
+                    unchanged: s.transfer.unchanged,
+                    deleted: s.transfer.deleted,
+                    bytesPerSecond: s.transfer.bytesPerSecond,
+                    transport: s.transfer.transport
+                }
                 : {})
         }))
     };
@@ -71246,6 +76139,9 @@ function results_json_hostFromJson(value) {
                         transfer: {
                             files: num(raw.files, `${at}: files`),
                             bytes: num(raw.bytes, `${at}: bytes`),
+                            // Absent from the results files of releases before them.
+                            unchanged: raw.unchanged === undefined ? 0 : num(raw.unchanged, `${at}: unchanged`),
+                            deleted: raw.deleted === undefined ? 0 : num(raw.deleted, `${at}: deleted`),
                             bytesPerSecond: num(raw.bytesPerSecond, `${at}: bytesPerSecond`),
                             transport: raw.transport === 'exec' ? 'exec' : 'sftp'
                         }

@@ -130,7 +130,8 @@ class Reader {
   }
 }
 
-function sshString(data: Buffer | string): Buffer {
+/** An SSH wire `string`: a 32-bit length, then the bytes. */
+export function sshString(data: Buffer | string): Buffer {
   const bytes = Buffer.from(data)
   const length = Buffer.alloc(4)
   length.writeUInt32BE(bytes.length)

@@ -7,6 +7,7 @@
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto'
 import { utils, type ParsedKey } from 'ssh2'
 import { registerSecretLines } from '../base/secrets'
+import { sshString } from '../base/ssh-certificate'
 import { InputError } from './input-error'
 
 const PKCS8 = /-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/
@@ -18,14 +19,6 @@ const SSH_CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'sec
 const OPENSSH_BLOCK = 8
 /** OpenSSH wraps the base64 of its key files at 70 columns. */
 const OPENSSH_LINE = 70
-
-/** An SSH wire `string`: a 32-bit length, then the bytes. */
-function sshString(data: Buffer | string): Buffer {
-  const bytes = Buffer.from(data)
-  const length = Buffer.alloc(4)
-  length.writeUInt32BE(bytes.length)
-  return Buffer.concat([length, bytes])
-}
 
 /**
  * An ed25519 key as an unencrypted openssh-key-v1 file (PROTOCOL.key in OpenSSH), the only ed25519
