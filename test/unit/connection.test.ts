@@ -1,9 +1,11 @@
 import { describe, expect, test } from 'vitest'
 import { EventEmitter } from 'node:events'
+import { connect } from 'node:net'
 import { PassThrough } from 'node:stream'
-import type { Client } from 'ssh2'
-import { Connection } from '../../src/ssh/connection'
+import { Client } from 'ssh2'
+import { commandExit, Connection } from '../../src/ssh/connection'
 import { Link } from '../../src/ssh/link'
+import { startSsh2Server } from '../helpers/ssh2-server'
 
 describe('Connection.onLost', () => {
   // A stand-in for ssh2's Client: the link only listens to its 'error', 'close' and 'ready' events.
@@ -31,5 +33,45 @@ describe('Connection.onLost', () => {
     expect(heard).toEqual([])
     await Promise.resolve()
     expect(heard).toEqual(['connection closed by the remote host'])
+  })
+})
+
+describe('commandExit', () => {
+  test("a command that ends at once: its exit status, read in the same chunk as the exec's reply, still reaches the caller", async () => {
+    // ssh2's Server, in process: the test holds the client's socket while the server answers the exec
+    // (reply, exit status, close), so all of it arrives in one read, as it does from a fast host under load.
+    let hold: () => void = () => {}
+    const server = await startSsh2Server((session) =>
+      session.on('exec', (accept) => {
+        hold()
+        const channel = accept()
+        channel.exit(0)
+        channel.end()
+      })
+    )
+    const sock = connect({ host: '127.0.0.1', port: server.port })
+    const client = new Client()
+    try {
+      await new Promise<void>((resolve, reject) => {
+        client.on('ready', resolve).on('error', reject)
+        client.connect({ sock, username: 'u', hostVerifier: () => true })
+      })
+      const conn = new Connection(new Link(client, sock, { intervalMs: 0, countMax: 3 }))
+      hold = () => {
+        sock.pause()
+        setTimeout(() => sock.resume(), 200)
+      }
+      const channel = await conn.exec('true')
+      let heard: unknown
+      channel.on('exit', (code: number) => (heard = code))
+      channel.resume()
+      await new Promise((resolve) => channel.on('close', resolve))
+      // Too late for a listener added once the channel was handed over: what the upload's commands did.
+      expect(heard).toBeUndefined()
+      expect(commandExit(channel)).toEqual({ code: 0 })
+    } finally {
+      client.end()
+      server.close()
+    }
   })
 })
