@@ -10,7 +10,7 @@ import { startSsh2Server } from '../helpers/ssh2-server'
 describe('Connection.onLost', () => {
   // A stand-in for ssh2's Client: the link only listens to its 'error', 'close' and 'ready' events.
   const connection = (): { conn: Connection; client: EventEmitter } => {
-    const client = new EventEmitter()
+    const client = Object.assign(new EventEmitter(), { end: () => {}, destroy: () => {} })
     return { conn: new Connection(new Link(client as unknown as Client, new PassThrough(), { intervalMs: 1000, countMax: 3 })), client }
   }
 
@@ -23,6 +23,14 @@ describe('Connection.onLost', () => {
     client.emit('close')
     client.emit('error', Object.assign(new Error('later'), { level: 'client-socket' }))
     expect(heard).toEqual(['a: connection closed by the remote host'])
+  })
+
+  test('our own close right after a session ended teaches nothing about the server (not "closes after each session")', () => {
+    const { conn } = connection()
+    // A session that ended a moment ago: a close by the server now would mean it closes after each one.
+    Object.assign(conn['link'], { sessionsEnded: 1, lastSessionEnd: Date.now() })
+    conn.close()
+    expect(conn.limits.closesAfterSession).toBe(false)
   })
 
   test('a listener added after the loss hears it soon, not during the call', async () => {
