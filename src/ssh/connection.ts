@@ -32,6 +32,26 @@ const CHANNEL_RETRIES = 6
  */
 const SESSION_END_CLOSE_MS = 250
 
+/** How a command on an exec channel ended, as the server reported it (RFC 4254 6.10). */
+export interface CommandExit {
+  code: number | null
+  /** The signal's name as the host sent it (untrusted text); undefined when it exited with a code. */
+  signal?: string
+}
+
+/** Each exec channel's exit, recorded from the moment ssh2 hands the channel over. */
+const exits = new WeakMap<ClientChannel, CommandExit>()
+
+/**
+ * How the command of a channel from Connection#exec ended; undefined while it runs, or when the
+ * server never said. Read this, not the channel's 'exit' event: a command that ends at once has its
+ * exit status in the same read as the exec's reply, and ssh2 emits it before an awaiting caller can
+ * listen.
+ */
+export function commandExit(channel: ClientChannel): CommandExit | undefined {
+  return exits.get(channel)
+}
+
 /** What a host's server was seen to allow; learned on one connection, kept for the host's next ones. */
 export class SessionLimits {
   /** It refused a channel opened ahead (MaxSessions 1, tinysshd): none are opened ahead. */
@@ -86,7 +106,8 @@ export class Connection {
    * connection is lost.
    */
   private linkEnded(link: Link, reason: string): void {
-    if (link !== this.link) return
+    // Ended by our own close: it says nothing of the server.
+    if (link !== this.link || this.lost !== undefined) return
     if (link.idle && link.sessionsEnded > 0 && Date.now() - link.lastSessionEnd < SESSION_END_CLOSE_MS)
       this.limits.closesAfterSession = true
     if (link.idle && this.redial && (this.limits.closesAfterSession || this.opens > 0)) return
@@ -205,7 +226,17 @@ export class Connection {
   exec(command: string, once = false, pty?: PseudoTtyOptions): Promise<ClientChannel> {
     // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
     const options = { ...(this.forwardAgent ? { agentForward: true } : {}), ...(pty ? { pty } : {}) } as ExecOptions
-    return this.channel<ClientChannel>((client, cb) => client.exec(command, options, cb), once)
+    return this.channel<ClientChannel>(
+      (client, cb) =>
+        client.exec(command, options, (err, channel) => {
+          if (!err)
+            channel.once('exit', (code: number | null, signal?: string) =>
+              exits.set(channel, { code: code ?? null, ...(signal === undefined || signal === null ? {} : { signal }) })
+            )
+          cb(err, channel)
+        }),
+      once
+    )
   }
 
   /**

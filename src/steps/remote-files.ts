@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { createReadStream, open, read } from 'node:fs'
 import type { ClientChannel, SFTPWrapper, Stats } from 'ssh2'
 import { BoundedBytes } from '../base/bounded'
-import { ChannelOpenError, type Connection } from '../ssh/connection'
+import { ChannelOpenError, commandExit, type Connection } from '../ssh/connection'
 import { answerMarker, FramedAnswer, shownNoise } from './framed-answer'
 import { shellQuote } from './remote-shell'
 import { SessionSlots } from './session-slots'
@@ -411,16 +411,14 @@ class ExecFiles implements RemoteFiles {
         new Promise<Answer>((resolve, reject) => {
           const out = new FramedAnswer(marker, stdoutCap)
           const err = new BoundedBytes(EXEC_STDERR_CAP)
-          let code: number | null = null
           channel.on('data', (d: Buffer) => out.push(d))
           channel.stderr.on('data', (d: Buffer) => err.push(d))
-          channel.on('exit', (c: number | null) => (code = c ?? null))
           channel.on('error', () => {})
           // Cut at the cap, the last line kept is partial: end at the last whole one.
           const stderr = (text: string): string => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim()
           channel.on('close', () => {
             out.end()
-            resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped })
+            resolve({ code: commandExit(channel)?.code ?? null, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped })
           })
           if (input === undefined || typeof input === 'string') channel.end(input)
           else

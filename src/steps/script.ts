@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { ClientChannel, PseudoTtyOptions } from 'ssh2'
-import { ChannelOpenError, type Connection } from '../ssh/connection'
+import { ChannelOpenError, commandExit, type Connection } from '../ssh/connection'
 import { clipText } from '../base/bounded'
 import { Capture, streamOutput } from '../report/output'
 import type { RunStep } from '../plan/settings'
@@ -75,7 +75,11 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
     const { stdout, stderr } = streamOutput({ stdout: channel, stderr: channel.stderr }, ctx)
     const capture = step.capture ? new Capture() : undefined
     if (capture) channel.on('data', (chunk: Buffer) => capture.push(chunk))
-    let exit: { code: number | null; signal: string | null } | undefined
+    /** How the command ended, once the server said (the name is the host's text: a signal name is a short word, RFC 4254 6.10, anything else is cut). */
+    const ended = (): { code: number | null; signal: string | null } | undefined => {
+      const exit = commandExit(channel)
+      return exit && { code: exit.code, signal: exit.signal === undefined ? null : clipText(exit.signal, SIGNAL_NAME_CHARS) }
+    }
     /** Why the step is being stopped, and then whether what it started is known to have ended. */
     let stop: { why: 'timeout' | 'cancel'; stopped?: boolean; exitedFirst?: string } | undefined
     let closed = false
@@ -90,6 +94,7 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
       stdout.end()
       stderr.end()
       const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) }
+      const exit = ended()
       const exitCode = exit?.code ?? null
       const signal = exit?.signal ?? null
       if (stop?.stopped !== undefined) {
@@ -110,10 +115,6 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
     }
     let whenClosed: () => void = () => {}
     const channelClosed = new Promise<void>((r) => (whenClosed = r))
-    channel.on('exit', (code: number | null, signal?: string) => {
-      // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
-      exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) }
-    })
     // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
     channel.on('error', () => {})
     channel.on('close', () => {
@@ -132,6 +133,7 @@ export async function runScriptOn(step: RunStep, ctx: ScriptContext): Promise<St
      */
     const stopRemote = async (why: 'timeout' | 'cancel'): Promise<void> => {
       if (stop || done) return
+      const exit = ended()
       stop = { why, exitedFirst: exit ? (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) : undefined }
       const grace = why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS
       /** Sends `name` by step id; true when a look found none of the step's processes left. */
