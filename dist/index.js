@@ -64500,6 +64500,7 @@ class Reader {
         return this.at === this.buf.length;
     }
 }
+/** An SSH wire `string`: a 32-bit length, then the bytes. */
 function sshString(data) {
     const bytes = Buffer.from(data);
     const length = Buffer.alloc(4);
@@ -65672,6 +65673,17 @@ const CHANNEL_RETRIES = 6;
  * costs nothing when an open is under way: that open goes to a new link.
  */
 const SESSION_END_CLOSE_MS = 250;
+/** Each exec channel's exit, recorded from the moment ssh2 hands the channel over. */
+const exits = new WeakMap();
+/**
+ * How the command of a channel from Connection#exec ended; undefined while it runs, or when the
+ * server never said. Read this, not the channel's 'exit' event: a command that ends at once has its
+ * exit status in the same read as the exec's reply, and ssh2 emits it before an awaiting caller can
+ * listen.
+ */
+function commandExit(channel) {
+    return exits.get(channel);
+}
 /** What a host's server was seen to allow; learned on one connection, kept for the host's next ones. */
 class SessionLimits {
     /** It refused a channel opened ahead (MaxSessions 1, tinysshd): none are opened ahead. */
@@ -65721,7 +65733,8 @@ class Connection {
      * connection is lost.
      */
     linkEnded(link, reason) {
-        if (link !== this.link)
+        // Ended by our own close: it says nothing of the server.
+        if (link !== this.link || this.lost !== undefined)
             return;
         if (link.idle && link.sessionsEnded > 0 && Date.now() - link.lastSessionEnd < SESSION_END_CLOSE_MS)
             this.limits.closesAfterSession = true;
@@ -65832,7 +65845,11 @@ class Connection {
     exec(command, once = false, pty) {
         // ssh2 takes agentForward on exec (its types do not list it): the channel asks for the agent first.
         const options = { ...(this.forwardAgent ? { agentForward: true } : {}), ...(pty ? { pty } : {}) };
-        return this.channel((client, cb) => client.exec(command, options, cb), once);
+        return this.channel((client, cb) => client.exec(command, options, (err, channel) => {
+            if (!err)
+                channel.once('exit', (code, signal) => exits.set(channel, { code: code ?? null, ...(signal === undefined || signal === null ? {} : { signal }) }));
+            cb(err, channel);
+        }), once);
     }
     /**
      * Exec channels opened ahead of need, by command, with their commands already started (waiting on
@@ -67344,7 +67361,11 @@ async function runScriptOn(step, ctx) {
         const capture = step.capture ? new Capture() : undefined;
         if (capture)
             channel.on('data', (chunk) => capture.push(chunk));
-        let exit;
+        /** How the command ended, once the server said (the name is the host's text: a signal name is a short word, RFC 4254 6.10, anything else is cut). */
+        const ended = () => {
+            const exit = commandExit(channel);
+            return exit && { code: exit.code, signal: exit.signal === undefined ? null : clipText(exit.signal, SIGNAL_NAME_CHARS) };
+        };
         /** Why the step is being stopped, and then whether what it started is known to have ended. */
         let stop;
         let closed = false;
@@ -67360,6 +67381,7 @@ async function runScriptOn(step, ctx) {
             stdout.end();
             stderr.end();
             const tails = { stdoutTail: stdout.tailText(), stderrTail: stderr.tailText(), ...(capture ? { stdout: capture.text() } : {}) };
+            const exit = ended();
             const exitCode = exit?.code ?? null;
             const signal = exit?.signal ?? null;
             if (stop?.stopped !== undefined) {
@@ -67380,10 +67402,6 @@ async function runScriptOn(step, ctx) {
         };
         let whenClosed = () => { };
         const channelClosed = new Promise((r) => (whenClosed = r));
-        channel.on('exit', (code, signal) => {
-            // The name is the host's text: a signal name is a short word (RFC 4254 6.10), anything else is cut.
-            exit = { code: code ?? null, signal: signal === undefined ? null : clipText(signal, SIGNAL_NAME_CHARS) };
-        });
         // Write errors (EPIPE when the session dies) end as 'close'; they must not be unhandled.
         channel.on('error', () => { });
         channel.on('close', () => {
@@ -67404,6 +67422,7 @@ async function runScriptOn(step, ctx) {
         const stopRemote = async (why) => {
             if (stop || done)
                 return;
+            const exit = ended();
             stop = { why, exitedFirst: exit ? (exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`) : undefined };
             const grace = why === 'cancel' ? CANCEL_GRACE_MS : KILL_GRACE_MS;
             /** Sends `name` by step id; true when a look found none of the step's processes left. */
@@ -71954,16 +71973,14 @@ class ExecFiles {
         return this.slots.with(open, (channel) => new Promise((resolve, reject) => {
             const out = new FramedAnswer(marker, stdoutCap);
             const err = new BoundedBytes(EXEC_STDERR_CAP);
-            let code = null;
             channel.on('data', (d) => out.push(d));
             channel.stderr.on('data', (d) => err.push(d));
-            channel.on('exit', (c) => (code = c ?? null));
             channel.on('error', () => { });
             // Cut at the cap, the last line kept is partial: end at the last whole one.
             const stderr = (text) => (err.cut ? text.slice(0, Math.max(0, text.lastIndexOf('\n'))) : text).trim();
             channel.on('close', () => {
                 out.end();
-                resolve({ code, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped });
+                resolve({ code: commandExit(channel)?.code ?? null, stdout: out, stderr: stderr(err.text()), stderrDropped: err.dropped });
             });
             if (input === undefined || typeof input === 'string')
                 channel.end(input);
@@ -74202,6 +74219,7 @@ class InputValues {
 
 
 
+
 const PKCS8 = /-----BEGIN (ENCRYPTED )?PRIVATE KEY-----/;
 /** The curves ssh2 has ECDSA keys for (ecdsa-sha2-nistp256/384/521), by Node's names for them. */
 const SSH_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
@@ -74209,13 +74227,6 @@ const SSH_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 const OPENSSH_BLOCK = 8;
 /** OpenSSH wraps the base64 of its key files at 70 columns. */
 const OPENSSH_LINE = 70;
-/** An SSH wire `string`: a 32-bit length, then the bytes. */
-function private_key_sshString(data) {
-    const bytes = Buffer.from(data);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(bytes.length);
-    return Buffer.concat([length, bytes]);
-}
 /**
  * An ed25519 key as an unencrypted openssh-key-v1 file (PROTOCOL.key in OpenSSH), the only ed25519
  * form ssh2 reads, built from the key's raw halves (Node exports them as JWK).
@@ -74224,18 +74235,18 @@ function openSshEd25519(key) {
     const jwk = key.export({ format: 'jwk' });
     const seed = Buffer.from(jwk.d, 'base64url');
     const pub = Buffer.from(jwk.x, 'base64url');
-    const publicBlob = Buffer.concat([private_key_sshString('ssh-ed25519'), private_key_sshString(pub)]);
+    const publicBlob = Buffer.concat([sshString('ssh-ed25519'), sshString(pub)]);
     const check = (0,external_node_crypto_.randomBytes)(4);
-    const section = Buffer.concat([check, check, publicBlob, private_key_sshString(Buffer.concat([seed, pub])), private_key_sshString('')]);
+    const section = Buffer.concat([check, check, publicBlob, sshString(Buffer.concat([seed, pub])), sshString('')]);
     const padding = Buffer.from(Array.from({ length: (OPENSSH_BLOCK - (section.length % OPENSSH_BLOCK)) % OPENSSH_BLOCK }, (_, i) => i + 1));
     const body = Buffer.concat([
         Buffer.from('openssh-key-v1\0'),
-        private_key_sshString('none'),
-        private_key_sshString('none'),
-        private_key_sshString(''),
+        sshString('none'),
+        sshString('none'),
+        sshString(''),
         Buffer.from([0, 0, 0, 1]),
-        private_key_sshString(publicBlob),
-        private_key_sshString(Buffer.concat([section, padding]))
+        sshString(publicBlob),
+        sshString(Buffer.concat([section, padding]))
     ]);
     const lines = body.toString('base64').match(new RegExp(`.{1,${OPENSSH_LINE}}`, 'g')) ?? [];
     return ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n');

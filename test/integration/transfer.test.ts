@@ -1,6 +1,6 @@
 /**
  * upload and local steps against a real sshd: a tree with nested directories, binary files, unicode
- * names and modes; a 200 MB file with flat memory; mirroring with delete; a connection cut
+ * names and modes; a 250 MB file with flat memory; mirroring with delete; a connection cut
  * mid-upload (our TCP proxy); local commands seeing their host, in order with the plan.
  */
 import { createHash, randomBytes } from 'node:crypto'
@@ -156,19 +156,33 @@ describe('upload', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
-  test('a 200 MB file streams through with flat memory', async () => {
-    const big = join(workspace, 'big.bin')
-    bigFile(big, 200)
-    const dir = remoteDir('big')
-    const run = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: big.bin, to: ${dir}/ }` }, { ...env(), rusage: true })
-    expect(run.code).toBe(0)
-    expect(sha(join(dir, 'big.bin'))).toBe(sha(big))
-    const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
-    console.log(
-      `200 MB upload: peak RSS ${rssMb.toFixed(0)} MB, ${hostResult(run, name(sshd.ports[0])).steps[0].bytesPerSecond / 1e6} MB/s`
-    )
-    expect(rssMb).toBeLessThan(150)
-    rmSync(big)
+  // Memory must not follow file size: the file is never held whole. Peak RSS is compared between a 50 MB
+  // and a 250 MB upload, not held to one figure: Node 24 collects ssh2's spent packet buffers later than
+  // Node 20 (measured: 107 → 108 MB on Node 20, 161 → 190 MB on Node 24 for 200 → 800 MB), a lag that is
+  // not data held. Holding the file whole would add its 200 MB difference; the bound is a quarter of it.
+  test('a 250 MB file streams through with flat memory: peak RSS barely moves from a 50 MB one', async () => {
+    const peak = async (mb: number): Promise<number> => {
+      const file = join(workspace, `big-${mb}.bin`)
+      bigFile(file, mb)
+      const dir = remoteDir(`big-${mb}`)
+      const run = await runAction(
+        { ...base([sshd.ports[0]]), steps: `- upload: { from: big-${mb}.bin, to: ${dir}/ }` },
+        { ...env(), rusage: true }
+      )
+      expect(run.code).toBe(0)
+      expect(sha(join(dir, `big-${mb}.bin`))).toBe(sha(file))
+      rmSync(file)
+      rmSync(join(dir, `big-${mb}.bin`))
+      const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
+      console.log(
+        `${mb} MB upload: peak RSS ${rssMb.toFixed(0)} MB, ${hostResult(run, name(sshd.ports[0])).steps[0].bytesPerSecond / 1e6} MB/s`
+      )
+      return rssMb
+    }
+    const small = await peak(50)
+    const large = await peak(250)
+    expect(large - small).toBeLessThan(50)
+    expect(large).toBeLessThan(250)
   })
 
   test('delete: true mirrors: remote files and directories not in from are removed', async () => {

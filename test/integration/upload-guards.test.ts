@@ -107,7 +107,9 @@ describe('exec answers are bounded', () => {
         /^could not start SFTP: Unable to start subsystem: sftp, nor run commands over exec: noise line \(\d+ more bytes of stderr dropped\)$/
       )
       expect(run.summary).toContain(inline(`127.0.0.1:${server.port}`))
-      expect(rssMb).toBeLessThan(160)
+      // Below the answer's 256 MB, so an answer held whole fails; above Node 24's lag in collecting ssh2's
+      // spent buffers (peaks of 161 and 165 MB seen there, ~110 MB on Node 20).
+      expect(rssMb).toBeLessThan(224)
     } finally {
       server.close()
     }
