@@ -244,24 +244,47 @@ class SftpFiles implements RemoteFiles {
     if (wanted.by === 'mtime' && stat.mtime !== mtime) return false
     if (wanted.by === 'checksum') {
       if (!wanted.source) throw new Error('no runner file to compare with')
-      const [here, there] = await Promise.all([localSha256(wanted.source), this.sha256(target)])
-      if (here !== there) return false
+      const { source } = wanted
+      // Both blocks come out of the host's budget: 64 lookups at once hold no more than its writes may.
+      const release = await this.budget.take(2 * HASH_BLOCK)
+      try {
+        // A host copy that cannot be read (mode 000, gone meanwhile) is sent: the rename replaces it.
+        const [here, there] = await Promise.all([localSha256(source), this.sha256(target, source.size).catch(() => undefined)])
+        if (here !== there) return false
+      } finally {
+        release()
+      }
     }
+    // A mode or time the login user may not set (another owner's file) is sent too: the rename replaces it.
     if ((stat.mode & 0o7777) !== wanted.mode || stat.mtime !== mtime)
-      await this.ask<void>((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb))
+      return this.ask<void>((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb)).then(
+        () => true,
+        () => false
+      )
     return true
   }
 
-  /** SHA-256 (hex) of a file on the host, read over SFTP in blocks. */
-  private sha256(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const hash = createHash('sha256')
-      this.sftp
-        .createReadStream(path, { highWaterMark: HASH_BLOCK })
-        .on('data', (d: Buffer) => hash.update(d))
-        .on('error', reject)
-        .on('end', () => resolve(hash.digest('hex')))
-    })
+  /**
+   * SHA-256 (hex) of a file's first `size` bytes on the host, read over SFTP in blocks: a file growing
+   * meanwhile is not read past them (it then differs: its size no longer matches).
+   */
+  private async sha256(path: string, size: number): Promise<string> {
+    const { sftp } = this
+    const hash = createHash('sha256')
+    const handle = await this.ask<Buffer>((cb) => sftp.open(path, 'r', cb))
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(HASH_BLOCK, size))
+      for (let at = 0; at < size; ) {
+        const len = Math.min(HASH_BLOCK, size - at)
+        const got = await this.ask<number>((cb) => sftp.read(handle, buf, 0, len, at, cb))
+        if (!got) break // shorter than it was listed: the hash differs
+        hash.update(buf.subarray(0, got))
+        at += got
+      }
+    } finally {
+      sftp.close(handle, () => {})
+    }
+    return hash.digest('hex')
   }
 
   /**

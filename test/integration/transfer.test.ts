@@ -334,6 +334,30 @@ describe('upload: files already on the host', () => {
     expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
   })
 
+  test('a host copy the login user cannot read (checksum) or cannot chmod (not its own) is sent, not a failure', async () => {
+    const src = join(workspace, 'unreadable')
+    mkdirSync(src, { recursive: true })
+    for (const f of ['a.txt', 'b.txt']) writeFileSync(join(src, f), `${f} one\n`)
+    const dir = remoteDir('unreadable')
+    expect((await upload(dir, 'unreadable')).code).toBe(0)
+    // a.txt: the host's copy unreadable to the login user (mode 000), in a directory it may write.
+    chmodSync(join(dir, 'a.txt'), 0)
+    const checked = await upload(dir, 'unreadable', ', compare: checksum')
+    expect(stepOf(checked), checked.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(statSync(join(dir, 'a.txt')).mode & 0o777).toBe(0o644)
+    // b.txt: the same bytes and time, but root's and 0600: its mode cannot be set, the rename replaces it.
+    const was = statSync(join(dir, 'b.txt'))
+    rmSync(join(dir, 'b.txt'))
+    writeFileSync(join(dir, 'b.txt'), 'b.txt one\n', { mode: 0o600 })
+    chmodSync(join(dir, 'b.txt'), 0o600)
+    utimesSync(join(dir, 'b.txt'), was.atime, was.mtime)
+    const quick = await upload(dir, 'unreadable')
+    expect(stepOf(quick), quick.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(statSync(join(dir, 'b.txt')).mode & 0o777).toBe(0o644)
+    expect(statSync(join(dir, 'b.txt')).uid).toBe(statSync(join(dir, 'a.txt')).uid)
+    expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+  })
+
   test('delete: true with files left unchanged: what is gone from from is removed, the rest is the tree', async () => {
     const src = join(workspace, 'mirror-skips')
     randomTree(src, 40)
