@@ -39,6 +39,11 @@ const SFTP_EOF = 1
  * a directory that large or a host answering without end, each file is looked up alone.
  */
 const LISTING_CAP = 100_000
+/**
+ * Bytes of names (each entry's name and its `ls -l` line) read in one such listing: LISTING_CAP entries
+ * of a 100-byte name and its 100-byte line. Past it, as past LISTING_CAP, each file is looked up alone.
+ */
+const LISTING_BYTES = LISTING_CAP * 200
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -66,8 +71,11 @@ export interface Wanted {
   by: 'mtime' | 'checksum'
   /** The runner's file, open, for `checksum`. */
   source?: Source
-  /** Many files of the upload go into its directory: looked up in one listing of it, not asked for alone. */
-  listed: boolean
+  /**
+   * The names of the upload's files in its directory, when many: looked up in one listing of it (only
+   * these kept), not asked for alone.
+   */
+  listed?: ReadonlySet<string>
 }
 
 /** SHA-256 (hex) of the first `size` bytes of an open file, read at offsets in blocks (the fd may be shared). */
@@ -207,27 +215,36 @@ class SftpFiles implements RemoteFiles {
    * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
    * upload; undefined when it cannot be listed (then each file is looked at alone).
    */
-  private listing(dir: string): Promise<Map<string, Stats> | undefined> {
+  private listing(dir: string, wanted: ReadonlySet<string>): Promise<Map<string, Stats> | undefined> {
     let pending = this.listings.get(dir)
-    if (!pending) this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)))
+    if (!pending) this.listings.set(dir, (pending = this.list(dir, wanted).catch(() => undefined)))
     return pending
   }
 
-  /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
-  private async list(dir: string): Promise<Map<string, Stats> | undefined> {
+  /**
+   * Reads a directory's entries batch by batch, keeping those `wanted`; undefined past LISTING_CAP
+   * entries or LISTING_BYTES of names (a host answering without end, or with huge names).
+   */
+  private async list(dir: string, wanted: ReadonlySet<string>): Promise<Map<string, Stats> | undefined> {
     const handle = await this.ask<Buffer>((cb) => this.sftp.opendir(dir, cb))
     const entries = new Map<string, Stats>()
+    let count = 0
+    let bytes = 0
     try {
       for (;;) {
-        const batch = await this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(handle, cb)).catch(
-          (err: { code?: unknown }) => {
-            if (err.code === SFTP_EOF) return undefined
-            throw err
-          }
-        )
+        const batch = await this.ask<Array<{ filename: string; longname: string; attrs: Stats }>>((cb) =>
+          this.sftp.readdir(handle, cb)
+        ).catch((err: { code?: unknown }) => {
+          if (err.code === SFTP_EOF) return undefined
+          throw err
+        })
         if (batch === undefined) return entries
-        for (const e of batch) entries.set(e.filename, e.attrs)
-        if (entries.size > LISTING_CAP) return undefined
+        for (const e of batch) {
+          bytes += e.filename.length + e.longname.length
+          if (wanted.has(e.filename)) entries.set(e.filename, e.attrs)
+        }
+        count += batch.length
+        if (count > LISTING_CAP || bytes > LISTING_BYTES) return undefined
       }
     } finally {
       this.sftp.close(handle, () => {})
@@ -235,7 +252,7 @@ class SftpFiles implements RemoteFiles {
   }
 
   async unchanged(target: string, wanted: Wanted): Promise<boolean> {
-    const listed = wanted.listed ? await this.listing(parent(target)) : undefined
+    const listed = wanted.listed ? await this.listing(parent(target), wanted.listed) : undefined
     const stat = listed
       ? listed.get(target.slice(target.lastIndexOf('/') + 1))
       : await this.ask<Stats>((cb) => this.sftp.lstat(target, cb)).catch(() => undefined)
@@ -274,7 +291,7 @@ class SftpFiles implements RemoteFiles {
     const handle = await this.ask<Buffer>((cb) => sftp.open(path, 'r', cb))
     try {
       const buf = Buffer.allocUnsafe(Math.min(HASH_BLOCK, size))
-      for (let at = 0; at < size; ) {
+      for (let at = 0; at < size;) {
         const len = Math.min(HASH_BLOCK, size - at)
         const got = await this.ask<number>((cb) => sftp.read(handle, buf, 0, len, at, cb))
         if (!got) break // shorter than it was listed: the hash differs

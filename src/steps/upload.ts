@@ -21,6 +21,11 @@ const LOOKS_AT_ONCE = 64
 /** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
 const LISTED_FROM = 8
 
+/** A directory's names of the upload when it is listed for the comparison: LISTED_FROM of them or more. */
+function listedFrom(names: ReadonlySet<string> | undefined): ReadonlySet<string> | undefined {
+  return names !== undefined && names.size >= LISTED_FROM ? names : undefined
+}
+
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
   // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
@@ -129,10 +134,11 @@ async function upload(
     const making = pLimit(files.transport === 'sftp' ? files.filesAtOnce : 1)
     await Promise.all(step.dirs.map((dir) => making(() => files.mkdirs(remote(step.to, dir)))))
     // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
-    const crowd = new Map<string, number>()
+    const crowd = new Map<string, Set<string>>()
     for (const file of placed) {
-      const dir = parent(remote(step.to, file.relative))
-      crowd.set(dir, (crowd.get(dir) ?? 0) + 1)
+      const target = remote(step.to, file.relative)
+      const dir = parent(target)
+      crowd.set(dir, (crowd.get(dir) ?? new Set()).add(target.slice(target.lastIndexOf('/') + 1)))
     }
     const looking = pLimit(LOOKS_AT_ONCE)
     const sending = pLimit(files.filesAtOnce)
@@ -155,7 +161,7 @@ async function upload(
           const by = step.compare
           if (by === 'none') return false
           const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
-            files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err: Error) => {
+            files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err: Error) => {
               throw new Error(`${name} → ${target}: ${err.message}`)
             })
           if (by === 'checksum') {
