@@ -100,8 +100,8 @@ export interface RemoteFiles {
   mkdirs(dir: string): Promise<void>
   /**
    * Writes `source`'s `size` bytes to `part` with `mode` and the source's modification time, then
-   * renames it over `target`; removes `part` on failure. Reads the fd at offsets (it may be shared),
-   * and leaves it open: the caller closes it.
+   * renames it over `target`; removes `part` on failure (and once the upload is stopped: its signal is
+   * checked before each request). Reads the fd at offsets (it may be shared), and leaves it open: the caller closes it.
    */
   put(source: Source, part: string, target: string, mode: number): Promise<void>
   /**
@@ -172,7 +172,9 @@ class SftpFiles implements RemoteFiles {
 
   constructor(
     private readonly sftp: SFTPWrapper,
-    private readonly connection: Connection
+    private readonly connection: Connection,
+    /** Aborted when the upload failed or ended: no file is started, written on or renamed into place after it. */
+    private readonly stop: AbortSignal
   ) {
     this.mkdirs = onceEach(async (dir) => {
       await this.mkdirs(parent(dir))
@@ -196,17 +198,19 @@ class SftpFiles implements RemoteFiles {
   }
 
   async put(source: Source, part: string, target: string, mode: number): Promise<void> {
-    const { sftp } = this
+    const { sftp, stop } = this
+    stop.throwIfAborted()
     try {
       await this.write(source, part, mode)
+      stop.throwIfAborted()
       // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
       await this.ask<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
         await this.ask<void>((cb) => sftp.unlink(target, cb)).catch(() => undefined)
         await this.ask<void>((cb) => sftp.rename(part, target, cb))
       })
     } catch (err) {
-      // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
-      sftp.unlink(part, () => {})
+      // On a live connection the partial file goes (waited for: the session closes after); on a lost one it stays (documented).
+      await this.ask<void>((cb) => sftp.unlink(part, cb)).catch(() => undefined)
       throw err
     }
   }
@@ -316,6 +320,7 @@ class SftpFiles implements RemoteFiles {
     let next = 0
     const sender = async (): Promise<void> => {
       while (next < source.size) {
+        this.stop.throwIfAborted()
         const at = next
         const len = Math.min(chunk, source.size - at)
         next += len
@@ -392,6 +397,7 @@ class SftpFiles implements RemoteFiles {
   }
 
   async remove(root: string, files: string[], dirs: string[]): Promise<void> {
+    this.stop.throwIfAborted()
     // Files all asked at once (the server answers each); directories one by one, deepest first.
     await Promise.all(files.map((f) => this.ask<void>((cb) => this.sftp.unlink(`${root}/${f}`, cb))))
     for (const d of dirs) await this.ask<void>((cb) => this.sftp.rmdir(`${root}/${d}`, cb))
@@ -425,7 +431,11 @@ class ExecFiles implements RemoteFiles {
   /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
   private readonly slots = new SessionSlots()
 
-  constructor(private readonly connection: Connection) {
+  constructor(
+    private readonly connection: Connection,
+    /** Aborted when the upload failed or ended: no command is started after it. */
+    private readonly stop: AbortSignal
+  ) {
     this.mkdirs = onceEach(async (dir) => {
       // Level by level, each one made here (and only those) set to DIR_MODE: `mkdir -p -m` sets the last
       // one only, and the umask cuts the rest. A level another command makes meanwhile is that one's to set.
@@ -443,8 +453,11 @@ class ExecFiles implements RemoteFiles {
    * is counted, not held.
    */
   private sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
+    this.stop.throwIfAborted()
     const { marker, print } = answerMarker()
-    const open = (once: boolean): Promise<ClientChannel> => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once)
+    // Checked again when a channel frees up: a command queued for one is not started once the upload stopped.
+    const open = (once: boolean): Promise<ClientChannel> =>
+      this.stop.aborted ? Promise.reject(this.stop.reason) : this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once)
     return this.slots.with(
       open,
       (channel) =>
@@ -564,16 +577,16 @@ class ExecFiles implements RemoteFiles {
  * refused or exits at once, as on dropbear without sftp-server, or its stream is garbled by a login
  * shell that prints for every session). `note` says why when it falls back.
  */
-export async function openRemoteFiles(connection: Connection, note: (message: string) => void): Promise<RemoteFiles> {
+export async function openRemoteFiles(connection: Connection, note: (message: string) => void, stop: AbortSignal): Promise<RemoteFiles> {
   let failed: ChannelOpenError
   try {
-    return new SftpFiles(await connection.sftp(), connection)
+    return new SftpFiles(await connection.sftp(), connection, stop)
   } catch (err) {
     // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
     if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined) throw err
     failed = err
   }
-  const exec = new ExecFiles(connection)
+  const exec = new ExecFiles(connection, stop)
   // sftp-server runs through the login shell: what the shell prints for every session lands first in the
   // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
   const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`)

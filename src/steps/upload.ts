@@ -18,6 +18,11 @@ class CancelledError extends Error {}
 
 /** Files being compared with the host's copy at once (no local file held open). */
 const LOOKS_AT_ONCE = 64
+/**
+ * What a failed upload waits for its files in flight to stop (their temporary files removed) before its
+ * session closes: a host that answers none of it is left after this.
+ */
+const SETTLE_MS = 5000
 /** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
 const LISTED_FROM = 8
 
@@ -86,7 +91,9 @@ async function upload(
 ): Promise<StepResult> {
   const started = Date.now()
   let files: RemoteFiles | undefined
-  const opening = openRemoteFiles(connection, status)
+  // Aborted once the upload failed, timed out or was cancelled: nothing more is started on the host.
+  const stop = new AbortController()
+  const opening = openRemoteFiles(connection, status, stop.signal)
   try {
     // The timeout covers starting SFTP too: a server may take the login and never answer.
     files = await withinTimeout(opening, step.timeoutMs, signal)
@@ -98,6 +105,7 @@ async function upload(
     })
   }
   if (files === undefined) {
+    stop.abort()
     void opening.then(
       (late) => late.close(),
       () => undefined
@@ -150,53 +158,66 @@ async function upload(
         throw new Error(`${name}: ${(err as Error).message}`)
       }
     }
-    await Promise.all(
-      placed.map(async (file) => {
-        const target = remote(step.to, file.relative)
-        const dir = parent(target)
-        const name = file.relative || basename(file.local)
-        const mode = step.mode ?? file.mode
-        const same = await looking(async () => {
-          await files.mkdirs(dir)
-          const by = step.compare
-          if (by === 'none') return false
-          const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
-            files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err: Error) => {
-              throw new Error(`${name} → ${target}: ${err.message}`)
-            })
-          if (by === 'checksum') {
-            // Hashed as it would be sent: opened through the workspace, held open only for that.
+    /** The first file's failure: the one reported, the others stopped by it. */
+    let failure: { error: unknown } | undefined
+    // Every file's work ended (sent, stopped, failed) before the step ends: none goes on behind its result.
+    await Promise.allSettled(
+      placed
+        .map(async (file) => {
+          const target = remote(step.to, file.relative)
+          const dir = parent(target)
+          const name = file.relative || basename(file.local)
+          const mode = step.mode ?? file.mode
+          const same = await looking(async () => {
+            stop.signal.throwIfAborted()
+            await files.mkdirs(dir)
+            const by = step.compare
+            if (by === 'none') return false
+            const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
+              files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err: Error) => {
+                throw new Error(`${name} → ${target}: ${err.message}`)
+              })
+            if (by === 'checksum') {
+              // Hashed as it would be sent: opened through the workspace, held open only for that.
+              const source = open(file, name)
+              try {
+                return await compare(source, source)
+              } finally {
+                closeSync(source.fd)
+              }
+            }
+            // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
+            const seen = workspace.peek(file.local)
+            return seen !== undefined && (await compare(seen))
+          })
+          if (same) {
+            moved.unchanged++
+            return
+          }
+          await sending(async () => {
+            // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
+            const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
             const source = open(file, name)
             try {
-              return await compare(source, source)
+              await files.put(source, part, target, mode)
+              moved.files++
+              moved.bytes += source.size
+            } catch (err) {
+              throw new Error(`${name} → ${target}: ${(err as Error).message}`)
             } finally {
               closeSync(source.fd)
             }
-          }
-          // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
-          const seen = workspace.peek(file.local)
-          return seen !== undefined && (await compare(seen))
+          })
         })
-        if (same) {
-          moved.unchanged++
-          return
-        }
-        await sending(async () => {
-          // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
-          const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const source = open(file, name)
-          try {
-            await files.put(source, part, target, mode)
-            moved.files++
-            moved.bytes += source.size
-          } catch (err) {
-            throw new Error(`${name} → ${target}: ${(err as Error).message}`)
-          } finally {
-            closeSync(source.fd)
-          }
-        })
-      })
+        .map((done) =>
+          done.catch((err: unknown) => {
+            // No new file is started; those in flight stop and remove their temporary files.
+            failure ??= { error: err }
+            stop.abort()
+          })
+        )
     )
+    if (failure) throw failure.error
     if (step.delete && !single) {
       const root = remote(step.to, '')
       const keepFiles = new Set(step.files.map((f) => f.relative))
@@ -227,6 +248,7 @@ async function upload(
   }
   let onCancel = (): void => {}
   let unwatch = (): void => {}
+  let working: Promise<void> = Promise.resolve()
   try {
     const lost = new Promise<never>((_, reject) => (unwatch = connection.onLost((reason) => reject(new Error(reason)))))
     const cancelled = new Promise<never>((_, reject) => {
@@ -234,7 +256,8 @@ async function upload(
       if (signal?.aborted) onCancel()
       signal?.addEventListener('abort', onCancel, { once: true })
     })
-    await Promise.race([work(), timeout, lost, cancelled])
+    working = work()
+    await Promise.race([working, timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = moved.bytes / Math.max(ms / 1000, 0.001)
     const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : ''
@@ -261,6 +284,12 @@ async function upload(
     clearTimeout(timer)
     unwatch()
     signal?.removeEventListener('abort', onCancel)
+    // Failed, timed out or cancelled: nothing more starts, and what is in flight ends (its temporary files
+    // removed on the live session) before the session closes and the step's result is given.
+    stop.abort()
+    let limit: NodeJS.Timeout | undefined
+    await Promise.race([working.catch(() => undefined), new Promise((done) => (limit = setTimeout(done, SETTLE_MS)))])
+    clearTimeout(limit)
     await files.close()
   }
 }

@@ -232,6 +232,41 @@ describe('upload', () => {
     }
   })
 
+  test('a failed or timed-out upload leaves no temporary file on the host: those in flight are stopped and removed', async () => {
+    const src = join(workspace, 'in-flight')
+    mkdirSync(src, { recursive: true })
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, `f${String(i).padStart(2, '0')}.bin`), randomBytes(2 * 1024 * 1024))
+    const temporary = (dir: string): string[] => readdirSync(dir).filter((f) => f.includes('.ssh-fleet-'))
+    // A rename that fails (the destination is a directory) while 15 others are in flight.
+    const dir = remoteDir('in-flight')
+    mkdirSync(join(dir, 'f05.bin/inside'), { recursive: true })
+    const failed = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: in-flight, to: ${dir} }` }, env())
+    const step = hostResult(failed, name(sshd.ports[0])).steps[0]
+    expect(step.status).toBe('failed')
+    expect(step.error).toMatch(/^upload failed: f05\.bin → /)
+    expect(temporary(dir)).toEqual([])
+    // A step timeout with 16 files in flight on a slow path (each chunk delayed).
+    const proxy = await startProxy(sshd.ports[0], { delayMs: 30 })
+    const known = `[127.0.0.1]:${proxy.port} ${sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')}`
+    try {
+      const slow = remoteDir('in-flight-slow')
+      const run = await runAction(
+        {
+          hosts: name(proxy.port),
+          'private-key': sshd.clientKey,
+          'known-hosts': known,
+          steps: `- upload: { from: in-flight, to: ${slow} }\n  timeout: 2s`
+        },
+        env()
+      )
+      expect(hostResult(run, name(proxy.port)).steps[0].error).toMatch(/^upload failed: timed out after 2s/)
+      expect(temporary(slow)).toEqual([])
+    } finally {
+      await proxy.close()
+      rmSync(src, { recursive: true })
+    }
+  })
+
   test('globs (minimatch): a class, a directory named [lang] taken as written, excludes; ** inside a segment refused before connecting', async () => {
     const files = ['site/[lang]/index.html', 'site/[lang]/en/a.html', 'site/l/b.html', 'site/de/c.html', 'site/.env', 'site/cache/x.bin']
     for (const f of [...files, 'site/app.js.map', 'site/lib/deep/d.js.map']) {
@@ -358,7 +393,7 @@ describe('upload: files already on the host', () => {
     expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
   })
 
-  test('compare: checksum of 64 unchanged 4 MiB files hashes within the upload\'s byte budget', async () => {
+  test("compare: checksum of 64 unchanged 4 MiB files hashes within the upload's byte budget", async () => {
     const src = join(workspace, 'hashed')
     mkdirSync(src, { recursive: true })
     for (let i = 0; i < 64; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(4 * 1024 * 1024))
