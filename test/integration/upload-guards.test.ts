@@ -4,7 +4,7 @@
  * answer, or mirror with `delete: true` over the login home (any spelling of it).
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { utils } from 'ssh2'
@@ -159,6 +159,36 @@ describe('exec answers are bounded', () => {
     } finally {
       server.close()
     }
+  })
+})
+
+describe('an exec upload stops with its step', () => {
+  let exec: Sshd
+  useSshd({ ports: 1, config: ['Subsystem sftp /nonexistent/sftp-server'] }, (started) => (exec = started))
+
+  test('timed out with continue-on-error: no file lands after the step failed', async () => {
+    const app = join(workspace, 'exec-stops')
+    mkdirSync(app, { recursive: true })
+    for (let i = 0; i < 400; i++) writeFileSync(join(app, `f${i}.txt`), `${i}\n`)
+    const dir = join(exec.shared, `exec-stops-${Math.random().toString(36).slice(2)}`)
+    mkdirSync(dir, { mode: 0o777 })
+    chmodSync(dir, 0o777)
+    const steps = [
+      `- upload: { from: exec-stops, to: ${dir} }`,
+      '  timeout: 1s',
+      '  continue-on-error: true',
+      `- run: ls -A ${dir} | wc -l > ${dir}.before; sleep 3; ls -A ${dir} | wc -l > ${dir}.after`
+    ].join('\n')
+    const run = await runAction(
+      { hosts: hostName(exec, exec.ports[0]), 'private-key': exec.clientKey, 'known-hosts': exec.knownHosts, steps },
+      { env }
+    )
+    const [upload, after] = hostResult(run, hostName(exec, exec.ports[0])).steps
+    expect(upload.error, run.stdout).toMatch(/^upload failed: timed out after 1s/)
+    expect(after.status).toBe('success')
+    const before = Number(readFileSync(`${dir}.before`, 'utf8'))
+    expect(before).toBeLessThan(400)
+    expect(Number(readFileSync(`${dir}.after`, 'utf8'))).toBe(before)
   })
 })
 
