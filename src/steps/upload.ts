@@ -31,6 +31,23 @@ function listedFrom(names: ReadonlySet<string> | undefined): ReadonlySet<string>
   return names !== undefined && names.size >= LISTED_FROM ? names : undefined
 }
 
+/** 1980-01-02 UTC (ms): no file is made before it but by a tool setting a fixed time (Nix's 1, zip's floor of 1980-01-01 local). */
+const FIXED_BEFORE_MS = Date.UTC(1980, 0, 2)
+/** A time shared by all the files older than this is a fixed one (SOURCE_DATE_EPOCH), not a fresh checkout's. */
+const FIXED_AGE_MS = 24 * 3600 * 1000
+
+/**
+ * Why `compare: mtime` cannot go by the runner's files' times, when they look fixed (any before 1980, or
+ * one second older than a day shared by all of several): a change keeping the size would look unchanged.
+ */
+function fixedTime(mtimes: number[]): string | undefined {
+  if (mtimes.some((ms) => ms < FIXED_BEFORE_MS)) return 'before 1980'
+  const second = (ms: number): number => Math.floor(ms / 1000)
+  if (mtimes.length > 1 && mtimes[0] < Date.now() - FIXED_AGE_MS && mtimes.every((ms) => second(ms) === second(mtimes[0])))
+    return `the same for all (${new Date(second(mtimes[0]) * 1000).toISOString()})`
+  return undefined
+}
+
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
   // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
@@ -127,6 +144,7 @@ async function upload(
   })
   /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
   const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 }
+  let comparedBy = step.compare
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
     // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -148,6 +166,12 @@ async function upload(
       const dir = parent(target)
       crowd.set(dir, (crowd.get(dir) ?? new Set()).add(target.slice(target.lastIndexOf('/') + 1)))
     }
+    // Times fixed by the build (SOURCE_DATE_EPOCH, Nix) say nothing of content: the bytes are compared instead.
+    const fixed = step.compare === 'mtime' ? fixedTime(placed.flatMap((f) => workspace.peek(f.local)?.mtimeMs ?? [])) : undefined
+    const by = fixed === undefined ? step.compare : 'checksum'
+    if (fixed !== undefined)
+      status(`compare: mtime, but the files' modification times are ${fixed}, set by the build: comparing by checksum instead`)
+    comparedBy = by
     const looking = pLimit(LOOKS_AT_ONCE)
     const sending = pLimit(files.filesAtOnce)
     /** Opens a file of the upload through the workspace, its errors naming it. */
@@ -171,7 +195,6 @@ async function upload(
           const same = await looking(async () => {
             stop.signal.throwIfAborted()
             await files.mkdirs(dir)
-            const by = step.compare
             if (by === 'none') return false
             const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
               files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err: Error) => {
@@ -260,7 +283,8 @@ async function upload(
     await Promise.race([working, timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = moved.bytes / Math.max(ms / 1000, 0.001)
-    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : ''
+    const same = comparedBy === 'checksum' ? 'same size and SHA-256' : 'same size and modification time'
+    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (${same}), not sent` : ''
     status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`)
     return stepResult(step.name, started, {
       status: 'success',

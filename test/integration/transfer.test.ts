@@ -411,6 +411,28 @@ describe('upload: files already on the host', () => {
     rmSync(src, { recursive: true })
   })
 
+  test('compare: mtime with fixed times (Nix: every mtime 1) compares by checksum instead, and says so', async () => {
+    const src = join(workspace, 'fixed-times')
+    mkdirSync(src, { recursive: true })
+    const fix = (): void => {
+      for (const f of ['a.txt', 'b.txt']) utimesSync(join(src, f), 1, 1)
+    }
+    for (const f of ['a.txt', 'b.txt']) writeFileSync(join(src, f), `${f} one\n`)
+    fix()
+    const dir = remoteDir('fixed-times')
+    expect((await upload(dir, 'fixed-times')).code).toBe(0)
+    // The next build: a.txt's content changed, its size and (fixed) time kept.
+    writeFileSync(join(src, 'a.txt'), 'a.txt two\n')
+    fix()
+    const run = await upload(dir, 'fixed-times')
+    expect(stepOf(run), run.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('a.txt two\n')
+    expect(run.stdout).toContain(
+      "compare: mtime, but the files' modification times are before 1980, set by the build: comparing by checksum instead"
+    )
+    expect(run.stdout).toMatch(/; 1 unchanged \(same size and SHA-256\), not sent/)
+  })
+
   test('delete: true with files left unchanged: what is gone from from is removed, the rest is the tree', async () => {
     const src = join(workspace, 'mirror-skips')
     randomTree(src, 40)
