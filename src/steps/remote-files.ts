@@ -39,6 +39,11 @@ const SFTP_EOF = 1
  * a directory that large or a host answering without end, each file is looked up alone.
  */
 const LISTING_CAP = 100_000
+/**
+ * Bytes of names (each entry's name and its `ls -l` line) read in one such listing: LISTING_CAP entries
+ * of a 100-byte name and its 100-byte line. Past it, as past LISTING_CAP, each file is looked up alone.
+ */
+const LISTING_BYTES = LISTING_CAP * 200
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -66,8 +71,11 @@ export interface Wanted {
   by: 'mtime' | 'checksum'
   /** The runner's file, open, for `checksum`. */
   source?: Source
-  /** Many files of the upload go into its directory: looked up in one listing of it, not asked for alone. */
-  listed: boolean
+  /**
+   * The names of the upload's files in its directory, when many: looked up in one listing of it (only
+   * these kept), not asked for alone.
+   */
+  listed?: ReadonlySet<string>
 }
 
 /** SHA-256 (hex) of the first `size` bytes of an open file, read at offsets in blocks (the fd may be shared). */
@@ -92,8 +100,8 @@ export interface RemoteFiles {
   mkdirs(dir: string): Promise<void>
   /**
    * Writes `source`'s `size` bytes to `part` with `mode` and the source's modification time, then
-   * renames it over `target`; removes `part` on failure. Reads the fd at offsets (it may be shared),
-   * and leaves it open: the caller closes it.
+   * renames it over `target`; removes `part` on failure (and once the upload is stopped: its signal is
+   * checked before each request). Reads the fd at offsets (it may be shared), and leaves it open: the caller closes it.
    */
   put(source: Source, part: string, target: string, mode: number): Promise<void>
   /**
@@ -164,7 +172,9 @@ class SftpFiles implements RemoteFiles {
 
   constructor(
     private readonly sftp: SFTPWrapper,
-    private readonly connection: Connection
+    private readonly connection: Connection,
+    /** Aborted when the upload failed or ended: no file is started, written on or renamed into place after it. */
+    private readonly stop: AbortSignal
   ) {
     this.mkdirs = onceEach(async (dir) => {
       await this.mkdirs(parent(dir))
@@ -188,17 +198,19 @@ class SftpFiles implements RemoteFiles {
   }
 
   async put(source: Source, part: string, target: string, mode: number): Promise<void> {
-    const { sftp } = this
+    const { sftp, stop } = this
+    stop.throwIfAborted()
     try {
       await this.write(source, part, mode)
+      stop.throwIfAborted()
       // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
       await this.ask<void>((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
         await this.ask<void>((cb) => sftp.unlink(target, cb)).catch(() => undefined)
         await this.ask<void>((cb) => sftp.rename(part, target, cb))
       })
     } catch (err) {
-      // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
-      sftp.unlink(part, () => {})
+      // On a live connection the partial file goes (waited for: the session closes after); on a lost one it stays (documented).
+      await this.ask<void>((cb) => sftp.unlink(part, cb)).catch(() => undefined)
       throw err
     }
   }
@@ -207,27 +219,36 @@ class SftpFiles implements RemoteFiles {
    * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
    * upload; undefined when it cannot be listed (then each file is looked at alone).
    */
-  private listing(dir: string): Promise<Map<string, Stats> | undefined> {
+  private listing(dir: string, wanted: ReadonlySet<string>): Promise<Map<string, Stats> | undefined> {
     let pending = this.listings.get(dir)
-    if (!pending) this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)))
+    if (!pending) this.listings.set(dir, (pending = this.list(dir, wanted).catch(() => undefined)))
     return pending
   }
 
-  /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
-  private async list(dir: string): Promise<Map<string, Stats> | undefined> {
+  /**
+   * Reads a directory's entries batch by batch, keeping those `wanted`; undefined past LISTING_CAP
+   * entries or LISTING_BYTES of names (a host answering without end, or with huge names).
+   */
+  private async list(dir: string, wanted: ReadonlySet<string>): Promise<Map<string, Stats> | undefined> {
     const handle = await this.ask<Buffer>((cb) => this.sftp.opendir(dir, cb))
     const entries = new Map<string, Stats>()
+    let count = 0
+    let bytes = 0
     try {
       for (;;) {
-        const batch = await this.ask<Array<{ filename: string; attrs: Stats }>>((cb) => this.sftp.readdir(handle, cb)).catch(
-          (err: { code?: unknown }) => {
-            if (err.code === SFTP_EOF) return undefined
-            throw err
-          }
-        )
+        const batch = await this.ask<Array<{ filename: string; longname: string; attrs: Stats }>>((cb) =>
+          this.sftp.readdir(handle, cb)
+        ).catch((err: { code?: unknown }) => {
+          if (err.code === SFTP_EOF) return undefined
+          throw err
+        })
         if (batch === undefined) return entries
-        for (const e of batch) entries.set(e.filename, e.attrs)
-        if (entries.size > LISTING_CAP) return undefined
+        for (const e of batch) {
+          bytes += e.filename.length + e.longname.length
+          if (wanted.has(e.filename)) entries.set(e.filename, e.attrs)
+        }
+        count += batch.length
+        if (count > LISTING_CAP || bytes > LISTING_BYTES) return undefined
       }
     } finally {
       this.sftp.close(handle, () => {})
@@ -235,7 +256,7 @@ class SftpFiles implements RemoteFiles {
   }
 
   async unchanged(target: string, wanted: Wanted): Promise<boolean> {
-    const listed = wanted.listed ? await this.listing(parent(target)) : undefined
+    const listed = wanted.listed ? await this.listing(parent(target), wanted.listed) : undefined
     const stat = listed
       ? listed.get(target.slice(target.lastIndexOf('/') + 1))
       : await this.ask<Stats>((cb) => this.sftp.lstat(target, cb)).catch(() => undefined)
@@ -244,24 +265,47 @@ class SftpFiles implements RemoteFiles {
     if (wanted.by === 'mtime' && stat.mtime !== mtime) return false
     if (wanted.by === 'checksum') {
       if (!wanted.source) throw new Error('no runner file to compare with')
-      const [here, there] = await Promise.all([localSha256(wanted.source), this.sha256(target)])
-      if (here !== there) return false
+      const { source } = wanted
+      // Both blocks come out of the host's budget: 64 lookups at once hold no more than its writes may.
+      const release = await this.budget.take(2 * HASH_BLOCK)
+      try {
+        // A host copy that cannot be read (mode 000, gone meanwhile) is sent: the rename replaces it.
+        const [here, there] = await Promise.all([localSha256(source), this.sha256(target, source.size).catch(() => undefined)])
+        if (here !== there) return false
+      } finally {
+        release()
+      }
     }
+    // A mode or time the login user may not set (another owner's file) is sent too: the rename replaces it.
     if ((stat.mode & 0o7777) !== wanted.mode || stat.mtime !== mtime)
-      await this.ask<void>((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb))
+      return this.ask<void>((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb)).then(
+        () => true,
+        () => false
+      )
     return true
   }
 
-  /** SHA-256 (hex) of a file on the host, read over SFTP in blocks. */
-  private sha256(path: string): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const hash = createHash('sha256')
-      this.sftp
-        .createReadStream(path, { highWaterMark: HASH_BLOCK })
-        .on('data', (d: Buffer) => hash.update(d))
-        .on('error', reject)
-        .on('end', () => resolve(hash.digest('hex')))
-    })
+  /**
+   * SHA-256 (hex) of a file's first `size` bytes on the host, read over SFTP in blocks: a file growing
+   * meanwhile is not read past them (it then differs: its size no longer matches).
+   */
+  private async sha256(path: string, size: number): Promise<string> {
+    const { sftp } = this
+    const hash = createHash('sha256')
+    const handle = await this.ask<Buffer>((cb) => sftp.open(path, 'r', cb))
+    try {
+      const buf = Buffer.allocUnsafe(Math.min(HASH_BLOCK, size))
+      for (let at = 0; at < size;) {
+        const len = Math.min(HASH_BLOCK, size - at)
+        const got = await this.ask<number>((cb) => sftp.read(handle, buf, 0, len, at, cb))
+        if (!got) break // shorter than it was listed: the hash differs
+        hash.update(buf.subarray(0, got))
+        at += got
+      }
+    } finally {
+      sftp.close(handle, () => {})
+    }
+    return hash.digest('hex')
   }
 
   /**
@@ -276,6 +320,7 @@ class SftpFiles implements RemoteFiles {
     let next = 0
     const sender = async (): Promise<void> => {
       while (next < source.size) {
+        this.stop.throwIfAborted()
         const at = next
         const len = Math.min(chunk, source.size - at)
         next += len
@@ -352,6 +397,7 @@ class SftpFiles implements RemoteFiles {
   }
 
   async remove(root: string, files: string[], dirs: string[]): Promise<void> {
+    this.stop.throwIfAborted()
     // Files all asked at once (the server answers each); directories one by one, deepest first.
     await Promise.all(files.map((f) => this.ask<void>((cb) => this.sftp.unlink(`${root}/${f}`, cb))))
     for (const d of dirs) await this.ask<void>((cb) => this.sftp.rmdir(`${root}/${d}`, cb))
@@ -385,7 +431,11 @@ class ExecFiles implements RemoteFiles {
   /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
   private readonly slots = new SessionSlots()
 
-  constructor(private readonly connection: Connection) {
+  constructor(
+    private readonly connection: Connection,
+    /** Aborted when the upload failed or ended: no command is started after it. */
+    private readonly stop: AbortSignal
+  ) {
     this.mkdirs = onceEach(async (dir) => {
       // Level by level, each one made here (and only those) set to DIR_MODE: `mkdir -p -m` sets the last
       // one only, and the umask cuts the rest. A level another command makes meanwhile is that one's to set.
@@ -403,8 +453,11 @@ class ExecFiles implements RemoteFiles {
    * is counted, not held.
    */
   private sh(script: string, input?: NodeJS.ReadableStream | string, stdoutCap = EXEC_STDOUT_CAP): Promise<Answer> {
+    this.stop.throwIfAborted()
     const { marker, print } = answerMarker()
-    const open = (once: boolean): Promise<ClientChannel> => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once)
+    // Checked again when a channel frees up: a command queued for one is not started once the upload stopped.
+    const open = (once: boolean): Promise<ClientChannel> =>
+      this.stop.aborted ? Promise.reject(this.stop.reason) : this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once)
     return this.slots.with(
       open,
       (channel) =>
@@ -522,16 +575,16 @@ class ExecFiles implements RemoteFiles {
  * refused or exits at once, as on dropbear without sftp-server, or its stream is garbled by a login
  * shell that prints for every session). `note` says why when it falls back.
  */
-export async function openRemoteFiles(connection: Connection, note: (message: string) => void): Promise<RemoteFiles> {
+export async function openRemoteFiles(connection: Connection, note: (message: string) => void, stop: AbortSignal): Promise<RemoteFiles> {
   let failed: ChannelOpenError
   try {
-    return new SftpFiles(await connection.sftp(), connection)
+    return new SftpFiles(await connection.sftp(), connection, stop)
   } catch (err) {
     // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
     if (!(err instanceof ChannelOpenError) || err.refused || connection.lostReason !== undefined) throw err
     failed = err
   }
-  const exec = new ExecFiles(connection)
+  const exec = new ExecFiles(connection, stop)
   // sftp-server runs through the login shell: what the shell prints for every session lands first in the
   // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
   const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`)

@@ -18,8 +18,35 @@ class CancelledError extends Error {}
 
 /** Files being compared with the host's copy at once (no local file held open). */
 const LOOKS_AT_ONCE = 64
+/**
+ * What a failed upload waits for its files in flight to stop (their temporary files removed) before its
+ * session closes: a host that answers none of it is left after this.
+ */
+const SETTLE_MS = 5000
 /** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
 const LISTED_FROM = 8
+
+/** A directory's names of the upload when it is listed for the comparison: LISTED_FROM of them or more. */
+function listedFrom(names: ReadonlySet<string> | undefined): ReadonlySet<string> | undefined {
+  return names !== undefined && names.size >= LISTED_FROM ? names : undefined
+}
+
+/** 1980-01-02 UTC (ms): no file is made before it but by a tool setting a fixed time (Nix's 1, zip's floor of 1980-01-01 local). */
+const FIXED_BEFORE_MS = Date.UTC(1980, 0, 2)
+/** A time shared by all the files older than this is a fixed one (SOURCE_DATE_EPOCH), not a fresh checkout's. */
+const FIXED_AGE_MS = 24 * 3600 * 1000
+
+/**
+ * Why `compare: mtime` cannot go by the runner's files' times, when they look fixed (any before 1980, or
+ * one second older than a day shared by all of several): a change keeping the size would look unchanged.
+ */
+function fixedTime(mtimes: number[]): string | undefined {
+  if (mtimes.some((ms) => ms < FIXED_BEFORE_MS)) return 'before 1980'
+  const second = (ms: number): number => Math.floor(ms / 1000)
+  if (mtimes.length > 1 && mtimes[0] < Date.now() - FIXED_AGE_MS && mtimes.every((ms) => second(ms) === second(mtimes[0])))
+    return `the same for all (${new Date(second(mtimes[0]) * 1000).toISOString()})`
+  return undefined
+}
 
 /** Joins remote path parts with /, `to` first. */
 function remote(to: string, rel: string): string {
@@ -81,7 +108,9 @@ async function upload(
 ): Promise<StepResult> {
   const started = Date.now()
   let files: RemoteFiles | undefined
-  const opening = openRemoteFiles(connection, status)
+  // Aborted once the upload failed, timed out or was cancelled: nothing more is started on the host.
+  const stop = new AbortController()
+  const opening = openRemoteFiles(connection, status, stop.signal)
   try {
     // The timeout covers starting SFTP too: a server may take the login and never answer.
     files = await withinTimeout(opening, step.timeoutMs, signal)
@@ -93,6 +122,7 @@ async function upload(
     })
   }
   if (files === undefined) {
+    stop.abort()
     void opening.then(
       (late) => late.close(),
       () => undefined
@@ -114,6 +144,7 @@ async function upload(
   })
   /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
   const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 }
+  let comparedBy = step.compare
   const work = async (): Promise<void> => {
     const single = step.files.length === 1 && step.files[0].relative === ''
     // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -129,11 +160,18 @@ async function upload(
     const making = pLimit(files.transport === 'sftp' ? files.filesAtOnce : 1)
     await Promise.all(step.dirs.map((dir) => making(() => files.mkdirs(remote(step.to, dir)))))
     // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
-    const crowd = new Map<string, number>()
+    const crowd = new Map<string, Set<string>>()
     for (const file of placed) {
-      const dir = parent(remote(step.to, file.relative))
-      crowd.set(dir, (crowd.get(dir) ?? 0) + 1)
+      const target = remote(step.to, file.relative)
+      const dir = parent(target)
+      crowd.set(dir, (crowd.get(dir) ?? new Set()).add(target.slice(target.lastIndexOf('/') + 1)))
     }
+    // Times fixed by the build (SOURCE_DATE_EPOCH, Nix) say nothing of content: the bytes are compared instead.
+    const fixed = step.compare === 'mtime' ? fixedTime(placed.flatMap((f) => workspace.peek(f.local)?.mtimeMs ?? [])) : undefined
+    const by = fixed === undefined ? step.compare : 'checksum'
+    if (fixed !== undefined)
+      status(`compare: mtime, but the files' modification times are ${fixed}, set by the build: comparing by checksum instead`)
+    comparedBy = by
     const looking = pLimit(LOOKS_AT_ONCE)
     const sending = pLimit(files.filesAtOnce)
     /** Opens a file of the upload through the workspace, its errors naming it. */
@@ -144,53 +182,65 @@ async function upload(
         throw new Error(`${name}: ${(err as Error).message}`)
       }
     }
-    await Promise.all(
-      placed.map(async (file) => {
-        const target = remote(step.to, file.relative)
-        const dir = parent(target)
-        const name = file.relative || basename(file.local)
-        const mode = step.mode ?? file.mode
-        const same = await looking(async () => {
-          await files.mkdirs(dir)
-          const by = step.compare
-          if (by === 'none') return false
-          const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
-            files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err: Error) => {
-              throw new Error(`${name} → ${target}: ${err.message}`)
-            })
-          if (by === 'checksum') {
-            // Hashed as it would be sent: opened through the workspace, held open only for that.
+    /** The first file's failure: the one reported, the others stopped by it. */
+    let failure: { error: unknown } | undefined
+    // Every file's work ended (sent, stopped, failed) before the step ends: none goes on behind its result.
+    await Promise.allSettled(
+      placed
+        .map(async (file) => {
+          const target = remote(step.to, file.relative)
+          const dir = parent(target)
+          const name = file.relative || basename(file.local)
+          const mode = step.mode ?? file.mode
+          const same = await looking(async () => {
+            stop.signal.throwIfAborted()
+            await files.mkdirs(dir)
+            if (by === 'none') return false
+            const compare = (seen: { size: number; mtimeMs: number }, source?: Source): Promise<boolean> =>
+              files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err: Error) => {
+                throw new Error(`${name} → ${target}: ${err.message}`)
+              })
+            if (by === 'checksum') {
+              // Hashed as it would be sent: opened through the workspace, held open only for that.
+              const source = open(file, name)
+              try {
+                return await compare(source, source)
+              } finally {
+                closeSync(source.fd)
+              }
+            }
+            // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
+            const seen = workspace.peek(file.local)
+            return seen !== undefined && (await compare(seen))
+          })
+          if (same) {
+            moved.unchanged++
+            return
+          }
+          await sending(async () => {
+            // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
+            const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
             const source = open(file, name)
             try {
-              return await compare(source, source)
+              await files.put(source, part, target, mode)
+              moved.files++
+              moved.bytes += source.size
+            } catch (err) {
+              throw new Error(`${name} → ${target}: ${(err as Error).message}`)
             } finally {
               closeSync(source.fd)
             }
-          }
-          // Its size and time as they are now; a link or a vanished file goes to the sending, where open names it.
-          const seen = workspace.peek(file.local)
-          return seen !== undefined && (await compare(seen))
+          })
         })
-        if (same) {
-          moved.unchanged++
-          return
-        }
-        await sending(async () => {
-          // A name of this attempt's own: hosts sharing a filesystem (NFS) must not write into each other's.
-          const part = `${dir === '.' ? '' : `${dir}/`}.${target.slice(dir.length + 1) || target}.ssh-fleet-${randomBytes(4).toString('hex')}.part`
-          const source = open(file, name)
-          try {
-            await files.put(source, part, target, mode)
-            moved.files++
-            moved.bytes += source.size
-          } catch (err) {
-            throw new Error(`${name} → ${target}: ${(err as Error).message}`)
-          } finally {
-            closeSync(source.fd)
-          }
-        })
-      })
+        .map((done) =>
+          done.catch((err: unknown) => {
+            // No new file is started; those in flight stop and remove their temporary files.
+            failure ??= { error: err }
+            stop.abort()
+          })
+        )
     )
+    if (failure) throw failure.error
     if (step.delete && !single) {
       const root = remote(step.to, '')
       const keepFiles = new Set(step.files.map((f) => f.relative))
@@ -221,6 +271,7 @@ async function upload(
   }
   let onCancel = (): void => {}
   let unwatch = (): void => {}
+  let working: Promise<void> = Promise.resolve()
   try {
     const lost = new Promise<never>((_, reject) => (unwatch = connection.onLost((reason) => reject(new Error(reason)))))
     const cancelled = new Promise<never>((_, reject) => {
@@ -228,10 +279,12 @@ async function upload(
       if (signal?.aborted) onCancel()
       signal?.addEventListener('abort', onCancel, { once: true })
     })
-    await Promise.race([work(), timeout, lost, cancelled])
+    working = work()
+    await Promise.race([working, timeout, lost, cancelled])
     const ms = Date.now() - started
     const rate = moved.bytes / Math.max(ms / 1000, 0.001)
-    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : ''
+    const same = comparedBy === 'checksum' ? 'same size and SHA-256' : 'same size and modification time'
+    const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (${same}), not sent` : ''
     status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`)
     return stepResult(step.name, started, {
       status: 'success',
@@ -255,6 +308,12 @@ async function upload(
     clearTimeout(timer)
     unwatch()
     signal?.removeEventListener('abort', onCancel)
+    // Failed, timed out or cancelled: nothing more starts, and what is in flight ends (its temporary files
+    // removed on the live session) before the session closes and the step's result is given.
+    stop.abort()
+    let limit: NodeJS.Timeout | undefined
+    await Promise.race([working.catch(() => undefined), new Promise((done) => (limit = setTimeout(done, SETTLE_MS)))])
+    clearTimeout(limit)
     await files.close()
   }
 }

@@ -246,6 +246,41 @@ describe('upload', () => {
     }
   })
 
+  test('a failed or timed-out upload leaves no temporary file on the host: those in flight are stopped and removed', async () => {
+    const src = join(workspace, 'in-flight')
+    mkdirSync(src, { recursive: true })
+    for (let i = 0; i < 40; i++) writeFileSync(join(src, `f${String(i).padStart(2, '0')}.bin`), randomBytes(2 * 1024 * 1024))
+    const temporary = (dir: string): string[] => readdirSync(dir).filter((f) => f.includes('.ssh-fleet-'))
+    // A rename that fails (the destination is a directory) while 15 others are in flight.
+    const dir = remoteDir('in-flight')
+    mkdirSync(join(dir, 'f05.bin/inside'), { recursive: true })
+    const failed = await runAction({ ...base([sshd.ports[0]]), steps: `- upload: { from: in-flight, to: ${dir} }` }, env())
+    const step = hostResult(failed, name(sshd.ports[0])).steps[0]
+    expect(step.status).toBe('failed')
+    expect(step.error).toMatch(/^upload failed: f05\.bin → /)
+    expect(temporary(dir)).toEqual([])
+    // A step timeout with 16 files in flight on a slow path (each chunk delayed).
+    const proxy = await startProxy(sshd.ports[0], { delayMs: 30 })
+    const known = `[127.0.0.1]:${proxy.port} ${sshd.knownHosts.split('\n')[0].split(' ').slice(1).join(' ')}`
+    try {
+      const slow = remoteDir('in-flight-slow')
+      const run = await runAction(
+        {
+          hosts: name(proxy.port),
+          'private-key': sshd.clientKey,
+          'known-hosts': known,
+          steps: `- upload: { from: in-flight, to: ${slow} }\n  timeout: 2s`
+        },
+        env()
+      )
+      expect(hostResult(run, name(proxy.port)).steps[0].error).toMatch(/^upload failed: timed out after 2s/)
+      expect(temporary(slow)).toEqual([])
+    } finally {
+      await proxy.close()
+      rmSync(src, { recursive: true })
+    }
+  })
+
   test('globs (minimatch): a class, a directory named [lang] taken as written, excludes; ** inside a segment refused before connecting', async () => {
     const files = ['site/[lang]/index.html', 'site/[lang]/en/a.html', 'site/l/b.html', 'site/de/c.html', 'site/.env', 'site/cache/x.bin']
     for (const f of [...files, 'site/app.js.map', 'site/lib/deep/d.js.map']) {
@@ -346,6 +381,70 @@ describe('upload: files already on the host', () => {
     expect(stepOf(checked)).toMatchObject({ status: 'success', files: 1, unchanged: 2, bytes: 10 })
     expect(readFileSync(join(dir, 'b.txt'), 'utf8')).toBe('b.txt one\n')
     expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+  })
+
+  test('a host copy the login user cannot read (checksum) or cannot chmod (not its own) is sent, not a failure', async () => {
+    const src = join(workspace, 'unreadable')
+    mkdirSync(src, { recursive: true })
+    for (const f of ['a.txt', 'b.txt']) writeFileSync(join(src, f), `${f} one\n`)
+    const dir = remoteDir('unreadable')
+    expect((await upload(dir, 'unreadable')).code).toBe(0)
+    // a.txt: the host's copy unreadable to the login user (mode 000), in a directory it may write.
+    chmodSync(join(dir, 'a.txt'), 0)
+    const checked = await upload(dir, 'unreadable', ', compare: checksum')
+    expect(stepOf(checked), checked.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(statSync(join(dir, 'a.txt')).mode & 0o777).toBe(0o644)
+    // b.txt: the same bytes and time, but root's and 0600: its mode cannot be set, the rename replaces it.
+    const was = statSync(join(dir, 'b.txt'))
+    rmSync(join(dir, 'b.txt'))
+    writeFileSync(join(dir, 'b.txt'), 'b.txt one\n', { mode: 0o600 })
+    chmodSync(join(dir, 'b.txt'), 0o600)
+    utimesSync(join(dir, 'b.txt'), was.atime, was.mtime)
+    const quick = await upload(dir, 'unreadable')
+    expect(stepOf(quick), quick.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(statSync(join(dir, 'b.txt')).mode & 0o777).toBe(0o644)
+    expect(statSync(join(dir, 'b.txt')).uid).toBe(statSync(join(dir, 'a.txt')).uid)
+    expect(tree(dir)).toEqual(Object.fromEntries(Object.entries(tree(src)).map(([k, v]) => [k, { ...v, mode: 0o644 }])))
+  })
+
+  test("compare: checksum of 64 unchanged 4 MiB files hashes within the upload's byte budget", async () => {
+    const src = join(workspace, 'hashed')
+    mkdirSync(src, { recursive: true })
+    for (let i = 0; i < 64; i++) writeFileSync(join(src, `f${i}.bin`), randomBytes(4 * 1024 * 1024))
+    const dir = remoteDir('hashed')
+    expect((await upload(dir, 'hashed')).code).toBe(0)
+    const run = await runAction(
+      { ...base([sshd.ports[0]]), steps: `- upload: { from: hashed, to: ${dir}, compare: checksum }` },
+      { ...env(), rusage: true }
+    )
+    const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
+    console.log(`checksum compare of 64 × 4 MiB: peak RSS ${rssMb.toFixed(0)} MB`)
+    expect(stepOf(run), run.stdout).toMatchObject({ status: 'success', files: 0, unchanged: 64 })
+    // Hash blocks come out of the 4 MiB budget; the rest is the 256 MB read through ssh2, not yet collected.
+    expect(rssMb).toBeLessThan(150)
+    rmSync(src, { recursive: true })
+  })
+
+  test('compare: mtime with fixed times (Nix: every mtime 1) compares by checksum instead, and says so', async () => {
+    const src = join(workspace, 'fixed-times')
+    mkdirSync(src, { recursive: true })
+    const fix = (): void => {
+      for (const f of ['a.txt', 'b.txt']) utimesSync(join(src, f), 1, 1)
+    }
+    for (const f of ['a.txt', 'b.txt']) writeFileSync(join(src, f), `${f} one\n`)
+    fix()
+    const dir = remoteDir('fixed-times')
+    expect((await upload(dir, 'fixed-times')).code).toBe(0)
+    // The next build: a.txt's content changed, its size and (fixed) time kept.
+    writeFileSync(join(src, 'a.txt'), 'a.txt two\n')
+    fix()
+    const run = await upload(dir, 'fixed-times')
+    expect(stepOf(run), run.stdout).toMatchObject({ status: 'success', files: 1, unchanged: 1 })
+    expect(readFileSync(join(dir, 'a.txt'), 'utf8')).toBe('a.txt two\n')
+    expect(run.stdout).toContain(
+      "compare: mtime, but the files' modification times are before 1980, set by the build: comparing by checksum instead"
+    )
+    expect(run.stdout).toMatch(/; 1 unchanged \(same size and SHA-256\), not sent/)
   })
 
   test('delete: true with files left unchanged: what is gone from from is removed, the rest is the tree', async () => {

@@ -4,9 +4,10 @@
  * answer, or mirror with `delete: true` over the login home (any spelling of it).
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { utils } from 'ssh2'
 import { describe, expect, test } from 'vitest'
 import { inline } from '../../src/report/markdown'
 import { hostResult, runAction } from '../helpers/action'
@@ -157,6 +158,85 @@ describe('exec answers are bounded', () => {
       )
       expect(commands.some((c) => c.includes('find .'))).toBe(true)
       expect(commands.filter((c) => c.includes('rm -f') && !c.includes('cat >'))).toEqual([])
+    } finally {
+      server.close()
+    }
+  })
+})
+
+describe('an exec upload stops with its step', () => {
+  let exec: Sshd
+  useSshd({ ports: 1, config: ['Subsystem sftp /nonexistent/sftp-server'] }, (started) => (exec = started))
+
+  test('timed out with continue-on-error: no file lands after the step failed', async () => {
+    const app = join(workspace, 'exec-stops')
+    mkdirSync(app, { recursive: true })
+    for (let i = 0; i < 400; i++) writeFileSync(join(app, `f${i}.txt`), `${i}\n`)
+    const dir = join(exec.shared, `exec-stops-${Math.random().toString(36).slice(2)}`)
+    mkdirSync(dir, { mode: 0o777 })
+    chmodSync(dir, 0o777)
+    const steps = [
+      `- upload: { from: exec-stops, to: ${dir} }`,
+      '  timeout: 1s',
+      '  continue-on-error: true',
+      `- run: ls -A ${dir} | wc -l > ${dir}.before; sleep 3; ls -A ${dir} | wc -l > ${dir}.after`
+    ].join('\n')
+    const run = await runAction(
+      { hosts: hostName(exec, exec.ports[0]), 'private-key': exec.clientKey, 'known-hosts': exec.knownHosts, steps },
+      { env }
+    )
+    const [upload, after] = hostResult(run, hostName(exec, exec.ports[0])).steps
+    expect(upload.error, run.stdout).toMatch(/^upload failed: timed out after 1s/)
+    expect(after.status).toBe('success')
+    const before = Number(readFileSync(`${dir}.before`, 'utf8'))
+    expect(before).toBeLessThan(400)
+    expect(Number(readFileSync(`${dir}.after`, 'utf8'))).toBe(before)
+  })
+})
+
+describe('SFTP answers are bounded', () => {
+  test('a comparison listing of huge names stops at its byte cap: each file is looked up alone, memory stays flat', async () => {
+    // ssh2's Server: no real sftp-server lists 30 KB names without end.
+    const { STATUS_CODE } = utils.sftp
+    let readdirs = 0
+    const server = await startSsh2Server((session) => {
+      session.on('sftp', (accept) => {
+        const sftp = accept()
+        const ok = (reqid: number): void => void sftp.status(reqid, STATUS_CODE.OK)
+        for (const op of ['MKDIR', 'SETSTAT', 'FSETSTAT', 'WRITE', 'CLOSE', 'REMOVE', 'RENAME'] as const) sftp.on(op, ok)
+        sftp.on('LSTAT', (reqid: number) => sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE))
+        sftp.on('STAT', (reqid: number) => sftp.status(reqid, STATUS_CODE.NO_SUCH_FILE))
+        sftp.on('OPEN', (reqid: number) => sftp.handle(reqid, Buffer.from('f')))
+        sftp.on('OPENDIR', (reqid: number) => sftp.handle(reqid, Buffer.from('d')))
+        sftp.on('READDIR', (reqid: number) => {
+          readdirs++
+          const attrs = { mode: 0o100644, uid: 0, gid: 0, size: 1, atime: 0, mtime: 0 }
+          sftp.name(
+            reqid,
+            Array.from({ length: 4 }, (_, i) => ({ filename: `${'n'.repeat(30_000)}${readdirs}-${i}`, longname: 'x', attrs }))
+          )
+        })
+      })
+    })
+    const app = join(workspace, 'huge-names')
+    mkdirSync(app, { recursive: true })
+    for (let i = 0; i < 20; i++) writeFileSync(join(app, `f${i}.txt`), `${i}\n`)
+    try {
+      const run = await runAction(
+        {
+          hosts: `u@127.0.0.1:${server.port}`,
+          password: 'any-password',
+          'known-hosts': server.known,
+          steps: '- upload: { from: huge-names, to: /srv/app }\n  timeout: 60s'
+        },
+        { env, rusage: true, timeoutMs: 120_000 }
+      )
+      const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
+      console.log(`30 KB names listing: peak RSS ${rssMb.toFixed(0)} MB, ${readdirs} READDIRs, ${run.durationMs} ms`)
+      expect(run.results[0].steps[0], run.stdout).toMatchObject({ status: 'success', files: 20, unchanged: 0 })
+      // 20 MB of names at 120 KB a batch: about 170 batches, then lookups one by one.
+      expect(readdirs).toBeLessThan(400)
+      expect(rssMb).toBeLessThan(160)
     } finally {
       server.close()
     }
