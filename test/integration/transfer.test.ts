@@ -159,7 +159,8 @@ describe('upload', () => {
   // Memory must not follow file size: the file is never held whole. Peak RSS is compared between a 50 MB
   // and a 250 MB upload, not held to one figure: Node 24 collects ssh2's spent packet buffers later than
   // Node 20 (measured: 107 → 108 MB on Node 20, 161 → 190 MB on Node 24 for 200 → 800 MB), a lag that is
-  // not data held. Holding the file whole would add its 200 MB difference; the bound is a quarter of it.
+  // not data held, and up to 51 MB between the two sizes there. Holding the file whole would add its 200 MB
+  // difference; the bound is half of it.
   test('a 250 MB file streams through with flat memory: peak RSS barely moves from a 50 MB one', async () => {
     const peak = async (mb: number): Promise<number> => {
       const file = join(workspace, `big-${mb}.bin`)
@@ -181,7 +182,7 @@ describe('upload', () => {
     }
     const small = await peak(50)
     const large = await peak(250)
-    expect(large - small).toBeLessThan(50)
+    expect(large - small).toBeLessThan(100)
     expect(large).toBeLessThan(250)
   })
 
