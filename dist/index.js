@@ -71674,6 +71674,11 @@ const SFTP_EOF = 1;
  * a directory that large or a host answering without end, each file is looked up alone.
  */
 const LISTING_CAP = 100_000;
+/**
+ * Bytes of names (each entry's name and its `ls -l` line) read in one such listing: LISTING_CAP entries
+ * of a 100-byte name and its 100-byte line. Past it, as past LISTING_CAP, each file is looked up alone.
+ */
+const LISTING_BYTES = LISTING_CAP * 200;
 /** SFTP's SSH_FX_NO_SUCH_FILE (draft-ietf-secsh-filexfer-02): the one readdir failure that means "nothing there". */
 const SFTP_NO_SUCH_FILE = 2;
 /** A closing SFTP channel gets this long to confirm before the next step opens its own (dropbear confirms at once). */
@@ -71729,6 +71734,7 @@ function remote_files_closed(channel, connection) {
 class SftpFiles {
     sftp;
     connection;
+    stop;
     transport = 'sftp';
     // Enough to hide each small file's round trips (open, close, rename) behind the others' bytes.
     filesAtOnce = 16;
@@ -71738,9 +71744,12 @@ class SftpFiles {
     listings = new Map();
     /** Buffers of one write request's size, free for the next block read. */
     spare = [];
-    constructor(sftp, connection) {
+    constructor(sftp, connection, 
+    /** Aborted when the upload failed or ended: no file is started, written on or renamed into place after it. */
+    stop) {
         this.sftp = sftp;
         this.connection = connection;
+        this.stop = stop;
         this.mkdirs = onceEach(async (dir) => {
             await this.mkdirs(remote_files_parent(dir));
             try {
@@ -71763,9 +71772,11 @@ class SftpFiles {
         return call((cb) => this.connection.coalesced(() => send(cb)));
     }
     async put(source, part, target, mode) {
-        const { sftp } = this;
+        const { sftp, stop } = this;
+        stop.throwIfAborted();
         try {
             await this.write(source, part, mode);
+            stop.throwIfAborted();
             // Over an existing file: atomically with OpenSSH's posix-rename, else remove then rename.
             await this.ask((cb) => sftp.ext_openssh_rename(part, target, cb)).catch(async () => {
                 await this.ask((cb) => sftp.unlink(target, cb)).catch(() => undefined);
@@ -71773,8 +71784,8 @@ class SftpFiles {
             });
         }
         catch (err) {
-            // Best effort: on a live connection the partial file goes; on a lost one it stays (documented).
-            sftp.unlink(part, () => { });
+            // On a live connection the partial file goes (waited for: the session closes after); on a lost one it stays (documented).
+            await this.ask((cb) => sftp.unlink(part, cb)).catch(() => undefined);
             throw err;
         }
     }
@@ -71782,16 +71793,21 @@ class SftpFiles {
      * A directory's entries (name → attributes, as lstat gives them: a link is a link), listed once per
      * upload; undefined when it cannot be listed (then each file is looked at alone).
      */
-    listing(dir) {
+    listing(dir, wanted) {
         let pending = this.listings.get(dir);
         if (!pending)
-            this.listings.set(dir, (pending = this.list(dir).catch(() => undefined)));
+            this.listings.set(dir, (pending = this.list(dir, wanted).catch(() => undefined)));
         return pending;
     }
-    /** Reads a directory's entries batch by batch; undefined past LISTING_CAP (a host answering without end). */
-    async list(dir) {
+    /**
+     * Reads a directory's entries batch by batch, keeping those `wanted`; undefined past LISTING_CAP
+     * entries or LISTING_BYTES of names (a host answering without end, or with huge names).
+     */
+    async list(dir, wanted) {
         const handle = await this.ask((cb) => this.sftp.opendir(dir, cb));
         const entries = new Map();
+        let count = 0;
+        let bytes = 0;
         try {
             for (;;) {
                 const batch = await this.ask((cb) => this.sftp.readdir(handle, cb)).catch((err) => {
@@ -71801,9 +71817,13 @@ class SftpFiles {
                 });
                 if (batch === undefined)
                     return entries;
-                for (const e of batch)
-                    entries.set(e.filename, e.attrs);
-                if (entries.size > LISTING_CAP)
+                for (const e of batch) {
+                    bytes += e.filename.length + e.longname.length;
+                    if (wanted.has(e.filename))
+                        entries.set(e.filename, e.attrs);
+                }
+                count += batch.length;
+                if (count > LISTING_CAP || bytes > LISTING_BYTES)
                     return undefined;
             }
         }
@@ -71812,7 +71832,7 @@ class SftpFiles {
         }
     }
     async unchanged(target, wanted) {
-        const listed = wanted.listed ? await this.listing(remote_files_parent(target)) : undefined;
+        const listed = wanted.listed ? await this.listing(remote_files_parent(target), wanted.listed) : undefined;
         const stat = listed
             ? listed.get(target.slice(target.lastIndexOf('/') + 1))
             : await this.ask((cb) => this.sftp.lstat(target, cb)).catch(() => undefined);
@@ -71824,24 +71844,47 @@ class SftpFiles {
         if (wanted.by === 'checksum') {
             if (!wanted.source)
                 throw new Error('no runner file to compare with');
-            const [here, there] = await Promise.all([localSha256(wanted.source), this.sha256(target)]);
-            if (here !== there)
-                return false;
+            const { source } = wanted;
+            // Both blocks come out of the host's budget: 64 lookups at once hold no more than its writes may.
+            const release = await this.budget.take(2 * HASH_BLOCK);
+            try {
+                // A host copy that cannot be read (mode 000, gone meanwhile) is sent: the rename replaces it.
+                const [here, there] = await Promise.all([localSha256(source), this.sha256(target, source.size).catch(() => undefined)]);
+                if (here !== there)
+                    return false;
+            }
+            finally {
+                release();
+            }
         }
+        // A mode or time the login user may not set (another owner's file) is sent too: the rename replaces it.
         if ((stat.mode & 0o7777) !== wanted.mode || stat.mtime !== mtime)
-            await this.ask((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb));
+            return this.ask((cb) => this.sftp.setstat(target, { mode: wanted.mode, atime: stat.atime, mtime }, cb)).then(() => true, () => false);
         return true;
     }
-    /** SHA-256 (hex) of a file on the host, read over SFTP in blocks. */
-    sha256(path) {
-        return new Promise((resolve, reject) => {
-            const hash = (0,external_node_crypto_.createHash)('sha256');
-            this.sftp
-                .createReadStream(path, { highWaterMark: HASH_BLOCK })
-                .on('data', (d) => hash.update(d))
-                .on('error', reject)
-                .on('end', () => resolve(hash.digest('hex')));
-        });
+    /**
+     * SHA-256 (hex) of a file's first `size` bytes on the host, read over SFTP in blocks: a file growing
+     * meanwhile is not read past them (it then differs: its size no longer matches).
+     */
+    async sha256(path, size) {
+        const { sftp } = this;
+        const hash = (0,external_node_crypto_.createHash)('sha256');
+        const handle = await this.ask((cb) => sftp.open(path, 'r', cb));
+        try {
+            const buf = Buffer.allocUnsafe(Math.min(HASH_BLOCK, size));
+            for (let at = 0; at < size;) {
+                const len = Math.min(HASH_BLOCK, size - at);
+                const got = await this.ask((cb) => sftp.read(handle, buf, 0, len, at, cb));
+                if (!got)
+                    break; // shorter than it was listed: the hash differs
+                hash.update(buf.subarray(0, got));
+                at += got;
+            }
+        }
+        finally {
+            sftp.close(handle, () => { });
+        }
+        return hash.digest('hex');
     }
     /**
      * Sends the source's bytes to a new file `part`, then sets its mode (not cut by the umask, as open's
@@ -71855,6 +71898,7 @@ class SftpFiles {
         let next = 0;
         const sender = async () => {
             while (next < source.size) {
+                this.stop.throwIfAborted();
                 const at = next;
                 const len = Math.min(chunk, source.size - at);
                 next += len;
@@ -71929,6 +71973,7 @@ class SftpFiles {
         return tree;
     }
     async remove(root, files, dirs) {
+        this.stop.throwIfAborted();
         // Files all asked at once (the server answers each); directories one by one, deepest first.
         await Promise.all(files.map((f) => this.ask((cb) => this.sftp.unlink(`${root}/${f}`, cb))));
         for (const d of dirs)
@@ -71946,13 +71991,17 @@ function levels(dir) {
 }
 class ExecFiles {
     connection;
+    stop;
     transport = 'exec';
     filesAtOnce = 4;
     mkdirs;
     /** A channel per command: several at once, one at a time once the server refuses one (MaxSessions). */
     slots = new SessionSlots();
-    constructor(connection) {
+    constructor(connection, 
+    /** Aborted when the upload failed or ended: no command is started after it. */
+    stop) {
         this.connection = connection;
+        this.stop = stop;
         this.mkdirs = onceEach(async (dir) => {
             // Level by level, each one made here (and only those) set to DIR_MODE: `mkdir -p -m` sets the last
             // one only, and the umask cuts the rest. A level another command makes meanwhile is that one's to set.
@@ -71968,8 +72017,10 @@ class ExecFiles {
      * is counted, not held.
      */
     sh(script, input, stdoutCap = EXEC_STDOUT_CAP) {
+        this.stop.throwIfAborted();
         const { marker, print } = answerMarker();
-        const open = (once) => this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once);
+        // Checked again when a channel frees up: a command queued for one is not started once the upload stopped.
+        const open = (once) => this.stop.aborted ? Promise.reject(this.stop.reason) : this.connection.exec(`sh -c ${shellQuote(`${print}; ${script}`)}`, once);
         return this.slots.with(open, (channel) => new Promise((resolve, reject) => {
             const out = new FramedAnswer(marker, stdoutCap);
             const err = new BoundedBytes(EXEC_STDERR_CAP);
@@ -72077,10 +72128,10 @@ class ExecFiles {
  * refused or exits at once, as on dropbear without sftp-server, or its stream is garbled by a login
  * shell that prints for every session). `note` says why when it falls back.
  */
-async function openRemoteFiles(connection, note) {
+async function openRemoteFiles(connection, note, stop) {
     let failed;
     try {
-        return new SftpFiles(await connection.sftp(), connection);
+        return new SftpFiles(await connection.sftp(), connection, stop);
     }
     catch (err) {
         // A refused channel (MaxSessions) or a lost connection is not a missing SFTP server.
@@ -72088,7 +72139,7 @@ async function openRemoteFiles(connection, note) {
             throw err;
         failed = err;
     }
-    const exec = new ExecFiles(connection);
+    const exec = new ExecFiles(connection, stop);
     // sftp-server runs through the login shell: what the shell prints for every session lands first in the
     // SFTP stream (ssh2 reads "Welc" as a packet length). A command framed by a marker shows that text apart.
     const noise = await exec.loginNoise(`${failed.message}, nor run commands over exec`);
@@ -72133,8 +72184,33 @@ class CancelledError extends Error {
 }
 /** Files being compared with the host's copy at once (no local file held open). */
 const LOOKS_AT_ONCE = 64;
+/**
+ * What a failed upload waits for its files in flight to stop (their temporary files removed) before its
+ * session closes: a host that answers none of it is left after this.
+ */
+const SETTLE_MS = 5000;
 /** Files of an upload going into one directory from which it is listed once rather than each file looked up. */
 const LISTED_FROM = 8;
+/** A directory's names of the upload when it is listed for the comparison: LISTED_FROM of them or more. */
+function listedFrom(names) {
+    return names !== undefined && names.size >= LISTED_FROM ? names : undefined;
+}
+/** 1980-01-02 UTC (ms): no file is made before it but by a tool setting a fixed time (Nix's 1, zip's floor of 1980-01-01 local). */
+const FIXED_BEFORE_MS = Date.UTC(1980, 0, 2);
+/** A time shared by all the files older than this is a fixed one (SOURCE_DATE_EPOCH), not a fresh checkout's. */
+const FIXED_AGE_MS = 24 * 3600 * 1000;
+/**
+ * Why `compare: mtime` cannot go by the runner's files' times, when they look fixed (any before 1980, or
+ * one second older than a day shared by all of several): a change keeping the size would look unchanged.
+ */
+function fixedTime(mtimes) {
+    if (mtimes.some((ms) => ms < FIXED_BEFORE_MS))
+        return 'before 1980';
+    const second = (ms) => Math.floor(ms / 1000);
+    if (mtimes.length > 1 && mtimes[0] < Date.now() - FIXED_AGE_MS && mtimes.every((ms) => second(ms) === second(mtimes[0])))
+        return `the same for all (${new Date(second(mtimes[0]) * 1000).toISOString()})`;
+    return undefined;
+}
 /** Joins remote path parts with /, `to` first. */
 function remote(to, rel) {
     // `~` and `~/…` are the login home, where SFTP and exec channels start: relative paths.
@@ -72187,7 +72263,9 @@ const runUpload = async (step, ctx) => {
 async function upload(step, connection, workspace, status, signal) {
     const started = Date.now();
     let files;
-    const opening = openRemoteFiles(connection, status);
+    // Aborted once the upload failed, timed out or was cancelled: nothing more is started on the host.
+    const stop = new AbortController();
+    const opening = openRemoteFiles(connection, status, stop.signal);
     try {
         // The timeout covers starting SFTP too: a server may take the login and never answer.
         files = await withinTimeout(opening, step.timeoutMs, signal);
@@ -72200,6 +72278,7 @@ async function upload(step, connection, workspace, status, signal) {
         });
     }
     if (files === undefined) {
+        stop.abort();
         void opening.then((late) => late.close(), () => undefined);
         if (signal?.aborted)
             return stepResult(step.name, started, { status: 'failed', cancelled: true, error: 'cancelled before the upload started' });
@@ -72215,6 +72294,7 @@ async function upload(step, connection, workspace, status, signal) {
     });
     /** What this upload did: files and bytes sent, files already so on the host, files removed by `delete`. */
     const moved = { files: 0, bytes: 0, unchanged: 0, deleted: 0 };
+    let comparedBy = step.compare;
     const work = async () => {
         const single = step.files.length === 1 && step.files[0].relative === '';
         // One file to a `to` that is a directory on the host goes inside it by its name, as scp and cp put it.
@@ -72233,9 +72313,16 @@ async function upload(step, connection, workspace, status, signal) {
         // Directories many files go into are listed once for the comparison (a request per ~100 files, not one each).
         const crowd = new Map();
         for (const file of placed) {
-            const dir = remote_files_parent(remote(step.to, file.relative));
-            crowd.set(dir, (crowd.get(dir) ?? 0) + 1);
+            const target = remote(step.to, file.relative);
+            const dir = remote_files_parent(target);
+            crowd.set(dir, (crowd.get(dir) ?? new Set()).add(target.slice(target.lastIndexOf('/') + 1)));
         }
+        // Times fixed by the build (SOURCE_DATE_EPOCH, Nix) say nothing of content: the bytes are compared instead.
+        const fixed = step.compare === 'mtime' ? fixedTime(placed.flatMap((f) => workspace.peek(f.local)?.mtimeMs ?? [])) : undefined;
+        const by = fixed === undefined ? step.compare : 'checksum';
+        if (fixed !== undefined)
+            status(`compare: mtime, but the files' modification times are ${fixed}, set by the build: comparing by checksum instead`);
+        comparedBy = by;
         const looking = pLimit(LOOKS_AT_ONCE);
         const sending = pLimit(files.filesAtOnce);
         /** Opens a file of the upload through the workspace, its errors naming it. */
@@ -72247,17 +72334,21 @@ async function upload(step, connection, workspace, status, signal) {
                 throw new Error(`${name}: ${err.message}`);
             }
         };
-        await Promise.all(placed.map(async (file) => {
+        /** The first file's failure: the one reported, the others stopped by it. */
+        let failure;
+        // Every file's work ended (sent, stopped, failed) before the step ends: none goes on behind its result.
+        await Promise.allSettled(placed
+            .map(async (file) => {
             const target = remote(step.to, file.relative);
             const dir = remote_files_parent(target);
             const name = file.relative || (0,external_node_path_namespaceObject.basename)(file.local);
             const mode = step.mode ?? file.mode;
             const same = await looking(async () => {
+                stop.signal.throwIfAborted();
                 await files.mkdirs(dir);
-                const by = step.compare;
                 if (by === 'none')
                     return false;
-                const compare = (seen, source) => files.unchanged(target, { ...seen, mode, by, source, listed: (crowd.get(dir) ?? 0) >= LISTED_FROM }).catch((err) => {
+                const compare = (seen, source) => files.unchanged(target, { ...seen, mode, by, source, listed: listedFrom(crowd.get(dir)) }).catch((err) => {
                     throw new Error(`${name} → ${target}: ${err.message}`);
                 });
                 if (by === 'checksum') {
@@ -72294,7 +72385,14 @@ async function upload(step, connection, workspace, status, signal) {
                     (0,external_node_fs_namespaceObject.closeSync)(source.fd);
                 }
             });
-        }));
+        })
+            .map((done) => done.catch((err) => {
+            // No new file is started; those in flight stop and remove their temporary files.
+            failure ??= { error: err };
+            stop.abort();
+        })));
+        if (failure)
+            throw failure.error;
         if (step.delete && !single) {
             const root = remote(step.to, '');
             const keepFiles = new Set(step.files.map((f) => f.relative));
@@ -72323,6 +72421,7 @@ async function upload(step, connection, workspace, status, signal) {
     };
     let onCancel = () => { };
     let unwatch = () => { };
+    let working = Promise.resolve();
     try {
         const lost = new Promise((_, reject) => (unwatch = connection.onLost((reason) => reject(new Error(reason)))));
         const cancelled = new Promise((_, reject) => {
@@ -72331,10 +72430,12 @@ async function upload(step, connection, workspace, status, signal) {
                 onCancel();
             signal?.addEventListener('abort', onCancel, { once: true });
         });
-        await Promise.race([work(), timeout, lost, cancelled]);
+        working = work();
+        await Promise.race([working, timeout, lost, cancelled]);
         const ms = Date.now() - started;
         const rate = moved.bytes / Math.max(ms / 1000, 0.001);
-        const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (same size and modification time), not sent` : '';
+        const same = comparedBy === 'checksum' ? 'same size and SHA-256' : 'same size and modification time';
+        const unchanged = moved.unchanged > 0 ? `; ${moved.unchanged} unchanged (${same}), not sent` : '';
         status(`uploaded ${moved.files} files, ${size(moved.bytes)} in ${output_seconds(ms)} (${size(rate)}/s) over ${files.transport}${unchanged}`);
         return stepResult(step.name, started, {
             status: 'success',
@@ -72360,6 +72461,12 @@ async function upload(step, connection, workspace, status, signal) {
         clearTimeout(timer);
         unwatch();
         signal?.removeEventListener('abort', onCancel);
+        // Failed, timed out or cancelled: nothing more starts, and what is in flight ends (its temporary files
+        // removed on the live session) before the session closes and the step's result is given.
+        stop.abort();
+        let limit;
+        await Promise.race([working.catch(() => undefined), new Promise((done) => (limit = setTimeout(done, SETTLE_MS)))]);
+        clearTimeout(limit);
         await files.close();
     }
 }
