@@ -421,8 +421,11 @@ describe('upload: files already on the host', () => {
     const rssMb = (run.usage as { maxRssKb: number }).maxRssKb / 1024
     console.log(`checksum compare of 64 × 4 MiB: peak RSS ${rssMb.toFixed(0)} MB`)
     expect(stepOf(run), run.stdout).toMatchObject({ status: 'success', files: 0, unchanged: 64 })
-    // Hash blocks come out of the 4 MiB budget; the rest is the 256 MB read through ssh2, not yet collected.
-    expect(rssMb).toBeLessThan(150)
+    // Hash blocks come out of the 4 MiB budget; the rest is the 256 MB read through ssh2, not yet collected
+    // (125-132 MB on Node 20, up to 177 MB on Node 24, which collects later). The bound is below the 256 MB
+    // the host's copies hold, so reading them whole into memory fails it; it does not tell 4 MiB in flight
+    // from 16 MiB (RSS is dominated by that lag), so hashing within the budget is not proven here.
+    expect(rssMb).toBeLessThan(224)
     rmSync(src, { recursive: true })
   })
 
